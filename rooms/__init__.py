@@ -1,0 +1,1 @@
+"""The consultation domain: check-in, queues, presence, pairing, rooms, invites, consent, audit."""

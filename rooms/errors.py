@@ -1,0 +1,39 @@
+"""Domain errors with fixed codes. ``signaling.errors`` is the only place that turns them into wire payloads."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error the consultation domain raises on purpose."""
+
+    code = "domain_error"
+    default_message = "the request could not be carried out"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.default_message)
+        self.message = message or self.default_message
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    default_message = "no such consultation, invite or recording"
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+    default_message = "this role may not do that"
+
+
+class InvalidState(DomainError):
+    code = "invalid_state"
+    default_message = "the consultation is not in a state that allows this"
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    default_message = "someone else changed this first"
+
+
+class Expired(DomainError):
+    code = "expired"
+    default_message = "this has expired"

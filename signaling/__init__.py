@@ -1,0 +1,1 @@
+"""The Socket.IO wire protocol: authentication, event validation, dispatch to rooms and media."""

@@ -1,0 +1,105 @@
+"""The python-socketio server: authenticated connections and one entry point for every event."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+import socketio
+
+from signaling.auth import AuthError, Identity, TokenAuthority
+from signaling.dispatch import Dispatcher, EventSpec
+
+logger = logging.getLogger(__name__)
+
+_IDENTITY = "identity"
+# Socket.IO frames above this are dropped by engine.io itself; between the per-event cap and this
+# limit the client gets a clear ``payload_too_large`` ack instead.
+_TRANSPORT_HEADROOM = 4
+
+
+class ConnectionListener(Protocol):
+    """Told when an authenticated client connects or its connection goes away."""
+
+    async def on_connect(self, sid: str, identity: Identity) -> None: ...
+
+    async def on_disconnect(self, sid: str, identity: Identity) -> None: ...
+
+
+def create_socket_server(redis_url: str | None, max_event_bytes: int) -> socketio.AsyncServer:
+    """Build the Socket.IO server; with Redis, emits are shared between server processes."""
+    manager = socketio.AsyncRedisManager(redis_url) if redis_url else None
+    return socketio.AsyncServer(
+        async_mode="aiohttp",
+        client_manager=manager,
+        max_http_buffer_size=max_event_bytes * _TRANSPORT_HEADROOM,
+        cors_allowed_origins=[],
+        logger=False,
+        engineio_logger=False,
+    )
+
+
+class SignalingGateway:
+    """Authenticates connections and hands every event to the :class:`Dispatcher`."""
+
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        authority: TokenAuthority,
+        max_event_bytes: int,
+        on_event_result: Any = None,
+    ) -> None:
+        self.sio = sio
+        self._authority = authority
+        self._listeners: list[ConnectionListener] = []
+        self.dispatcher = Dispatcher(
+            self.identity_of,
+            max_event_bytes,
+            **({"on_result": on_event_result} if on_event_result else {}),
+        )
+        sio.on("connect", self._on_connect)
+        sio.on("disconnect", self._on_disconnect)
+        sio.on("*", self._on_any_event)
+
+    def add_events(self, specs: Iterable[EventSpec[Any]]) -> None:
+        self.dispatcher.register(specs)
+
+    def add_listener(self, listener: ConnectionListener) -> None:
+        self._listeners.append(listener)
+
+    async def identity_of(self, sid: str) -> Identity | None:
+        try:
+            session = await self.sio.get_session(sid)
+        except KeyError:
+            return None
+        identity = session.get(_IDENTITY)
+        return identity if isinstance(identity, Identity) else None
+
+    async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            identity = self._authority.verify(token)
+        except AuthError as exc:
+            logger.info("connection refused sid=%s code=%s", sid, exc.code)
+            raise socketio.exceptions.ConnectionRefusedError(
+                exc.message, {"code": exc.code}
+            ) from None
+        await self.sio.save_session(sid, {_IDENTITY: identity})
+        logger.info("connected sid=%s role=%s subject=%s", sid, identity.role.value, identity.subject)
+        for listener in self._listeners:
+            await listener.on_connect(sid, identity)
+
+    async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
+        identity = await self.identity_of(sid)
+        if identity is None:
+            return
+        logger.info("disconnected sid=%s role=%s subject=%s", sid, identity.role.value, identity.subject)
+        for listener in self._listeners:
+            try:
+                await listener.on_disconnect(sid, identity)
+            except Exception:
+                logger.exception("disconnect listener failed sid=%s", sid)
+
+    async def _on_any_event(self, event_name: str, sid: str, *args: Any) -> dict[str, Any]:
+        return await self.dispatcher.dispatch(event_name, sid, args)

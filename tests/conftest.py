@@ -1,0 +1,130 @@
+"""Shared fixtures: a real redis-server, a running teleconsult app, token helpers."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from rooms.roles import Role
+from signaling.auth import TokenAuthority
+from web.app import create_app
+from web.settings import Settings
+
+TEST_SECRET = "test-secret-" + "x" * 40
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RedisServer:
+    """A redis-server process this test session started, stopped by its PID."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+def start_redis(tmp: Path) -> RedisServer:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed (.ci/run installs it with apt-get)")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return RedisServer(port, process)
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    pytest.fail("redis-server did not start")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.process.terminate()
+    server.process.wait(timeout=10)
+
+
+@pytest.fixture
+def test_settings(tmp_path: Path) -> Settings:
+    return Settings(
+        secret=TEST_SECRET,
+        port=free_port(),
+        media_ips=("127.0.0.1",),
+        recordings_dir=tmp_path / "recordings",
+        offer_timeout_s=2.0,
+        rejoin_grace_s=2.0,
+        empty_room_grace_s=2.0,
+        presence_timeout_s=2.0,
+    )
+
+
+@pytest.fixture
+def authority() -> TokenAuthority:
+    return TokenAuthority(TEST_SECRET)
+
+
+@dataclass
+class RunningServer:
+    """An app served on 127.0.0.1 by this test, with helpers to mint tokens."""
+
+    app: web.Application
+    runner: web.AppRunner
+    settings: Settings
+    authority: TokenAuthority
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.port}"
+
+    def token(self, role: Role, subject: str, **kwargs: Any) -> str:
+        return self.authority.issue(role, subject, **kwargs)
+
+
+async def start_server(settings: Settings) -> RunningServer:
+    app = create_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", settings.port)
+    await site.start()
+    return RunningServer(app, runner, settings, TokenAuthority(settings.secret))
+
+
+@pytest.fixture
+async def server(test_settings: Settings) -> AsyncIterator[RunningServer]:
+    running = await start_server(test_settings)
+    yield running
+    await running.runner.cleanup()
+
+
+@pytest.fixture
+def with_store(test_settings: Settings, redis_server: RedisServer) -> Any:
+    """Settings using the real Redis server (flushed) instead of memory."""
+    return replace(test_settings, store_url=redis_server.url)

@@ -1,0 +1,128 @@
+"""The ``teleconsult`` command: ``serve``, ``token`` and ``bench``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rooms.roles import Role
+from signaling.auth import TokenAuthority
+from web.settings import Settings, SettingsError, load_settings
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``15m``, ``8h`` or ``2d`` in seconds."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 90s, 15m, 8h)")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _settings_from(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "store_url": getattr(args, "store", None),
+        "secret": getattr(args, "secret", None),
+        "media_ips": tuple(args.media_ip) if getattr(args, "media_ip", None) else None,
+        "announced_ip": getattr(args, "announced_ip", None),
+        "ice_servers": list(args.ice_server) if getattr(args, "ice_server", None) else None,
+        "recordings_dir": getattr(args, "recordings", None),
+        "production": True if getattr(args, "production", False) else None,
+        "log_level": getattr(args, "log_level", None),
+    }
+    return load_settings(overrides, config_file=args.config)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from web.server import run_server
+
+    try:
+        settings = _settings_from(args).validated()
+    except SettingsError as exc:
+        print(f"teleconsult: {exc}", file=sys.stderr)
+        return 2
+    run_server(settings)
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    settings = _settings_from(args)
+    if not settings.secret:
+        print("teleconsult: no secret: pass --secret or set TELECONSULT_SECRET", file=sys.stderr)
+        return 2
+    role = Role(args.role)
+    services = [s for s in (args.services or "").split(",") if s]
+    try:
+        token = TokenAuthority(settings.secret).issue(
+            role, args.sub, args.name, services, args.ttl, args.consultation
+        )
+    except ValueError as exc:
+        print(f"teleconsult: {exc}", file=sys.stderr)
+        return 2
+    print(token)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    try:
+        module = importlib.import_module(f"benchmarks.{args.name}")
+    except ModuleNotFoundError:
+        print(f"teleconsult: no benchmark named {args.name!r}", file=sys.stderr)
+        return 2
+    result = module.main(args.bench_args)
+    return int(asyncio.run(result) if asyncio.iscoroutine(result) else result or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="teleconsult", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the signaling, media and web server")
+    serve.add_argument("--config", type=Path, help="TOML file with settings")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="HTTP port (default 8080)")
+    serve.add_argument("--store", help="store URL: redis://host:port/db (default: in memory)")
+    serve.add_argument("--secret", help="token secret (default: generated for this process)")
+    serve.add_argument("--media-ip", action="append", help="IP media binds to (repeatable)")
+    serve.add_argument("--announced-ip", help="IP announced in ICE candidates (behind 1:1 NAT)")
+    serve.add_argument("--ice-server", action="append", help="STUN/TURN URL handed to clients")
+    serve.add_argument("--recordings", type=Path, help="folder for recordings")
+    serve.add_argument("--production", action="store_true", help="refuse weak or missing secrets")
+    serve.add_argument("--log-level", help="DEBUG, INFO, WARNING")
+    serve.set_defaults(func=_serve)
+
+    token = commands.add_parser("token", help="print a signed access token")
+    token.add_argument("--config", type=Path, help="TOML file with settings")
+    token.add_argument("--secret", help="token secret (default: TELECONSULT_SECRET)")
+    token.add_argument("--role", required=True, choices=[r.value for r in Role])
+    token.add_argument("--sub", required=True, help="subject id (outlet id, staff id, ...)")
+    token.add_argument("--name", help="display name")
+    token.add_argument("--services", help="comma-separated services a clinician covers")
+    token.add_argument("--consultation", help="the one consultation a guest may join")
+    token.add_argument("--ttl", type=parse_duration, default=8 * 3600.0, help="lifetime, e.g. 8h")
+    token.set_defaults(func=_token)
+
+    bench = commands.add_parser("bench", help="run a benchmark from benchmarks/")
+    bench.add_argument("name", help="benchmark name, e.g. relay or record")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments for the benchmark")
+    bench.set_defaults(func=_bench, config=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

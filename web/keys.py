@@ -1,0 +1,18 @@
+"""Typed application state keys, declared in one place."""
+
+from __future__ import annotations
+
+import socketio
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from signaling.auth import TokenAuthority
+from signaling.server import SignalingGateway
+from web.settings import Settings
+
+settings_key = web.AppKey("settings", Settings)
+authority_key = web.AppKey("authority", TokenAuthority)
+registry_key = web.AppKey("metrics_registry", CollectorRegistry)
+sio_key = web.AppKey("sio", socketio.AsyncServer)
+gateway_key = web.AppKey("gateway", SignalingGateway)
+started_at_key = web.AppKey("started_at", float)

@@ -1,0 +1,53 @@
+"""Run the application on uvloop until interrupted, then shut everything down cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from signaling.auth import TokenAuthority
+from rooms.roles import Role
+from web.app import create_app
+from web.logging_setup import configure_logging
+from web.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def _print_dev_links(settings: Settings) -> None:
+    """In dev mode nobody else knows the secret, so hand out ready-made page links."""
+    authority = TokenAuthority(settings.secret)
+    base = settings.public_url or f"http://{settings.host}:{settings.port}"
+    samples = [
+        ("outlet", Role.OUTLET, "outlet-demo", ()),
+        ("specialist", Role.SPECIALIST, "specialist-demo", ("ophthalmology", "paediatrics")),
+        ("counsellor", Role.COUNSELLOR, "counsellor-demo", ("counselling",)),
+        ("admin", Role.ADMIN, "admin-demo", ()),
+    ]
+    print("Dev mode: the secret was generated for this process. Open these pages:", flush=True)
+    for page, role, subject, services in samples:
+        token = authority.issue(role, subject, subject, services, ttl_s=12 * 3600)
+        print(f"  {page:<11} {base}/{page}#token={token}", flush=True)
+
+
+def run_server(settings: Settings) -> None:
+    """Serve until SIGINT/SIGTERM; cleanup contexts close peers, tasks and the store."""
+    configure_logging(settings.log_level)
+    loop = _new_event_loop()
+    asyncio.set_event_loop(loop)
+    app = create_app(settings)
+    if settings.secret_generated:
+        _print_dev_links(settings)
+    web.run_app(app, host=settings.host, port=settings.port, loop=loop, print=None,
+                access_log=None, shutdown_timeout=5.0)
+    loop.close()

@@ -1,0 +1,146 @@
+"""Server settings: one frozen object built from defaults, a TOML file, the environment and flags.
+
+Only the composition root (``web.app``/``web.cli``) reads these; everything else receives plain
+values or small config objects.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "TELECONSULT_"
+MIN_SECRET_BYTES = 32
+_WEAK_SECRETS = frozenset({"secret", "changeme", "password", "teleconsult", "dev", "test"})
+
+
+class SettingsError(ValueError):
+    """The configuration cannot be used (weak secret in production, bad value)."""
+
+
+@dataclass(frozen=True)
+class IceServer:
+    """A STUN/TURN server handed to browser clients and used by the server's own ICE agent."""
+
+    urls: str
+    username: str | None = None
+    credential: str | None = None
+
+    def as_client_dict(self) -> dict[str, str]:
+        entry = {"urls": self.urls}
+        if self.username is not None:
+            entry["username"] = self.username
+        if self.credential is not None:
+            entry["credential"] = self.credential
+        return entry
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server can be configured with."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    store_url: str | None = None
+    secret: str = ""
+    secret_generated: bool = False
+    production: bool = False
+    public_url: str | None = None
+    media_ips: tuple[str, ...] = ()
+    announced_ip: str | None = None
+    ice_servers: tuple[IceServer, ...] = ()
+    recordings_dir: Path = Path("recordings")
+    recording_key: str | None = None
+    retention_days: int = 30
+    offer_timeout_s: float = 30.0
+    rejoin_grace_s: float = 60.0
+    empty_room_grace_s: float = 60.0
+    presence_timeout_s: float = 10.0
+    max_event_bytes: int = 64 * 1024
+    stats_interval_s: float = 3.0
+    log_level: str = "INFO"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def store_backend(self) -> str:
+        """The store backend's name as shown on /healthz."""
+        return "redis" if self.store_url and self.store_url.startswith("redis") else "memory"
+
+    def validated(self) -> Settings:
+        """Return settings with a secret in place; refuse weak secrets in production."""
+        if not self.secret:
+            if self.production:
+                raise SettingsError("production mode needs TELECONSULT_SECRET (32+ random bytes)")
+            return replace(self, secret=secrets.token_urlsafe(48), secret_generated=True)
+        if self.production and (
+            len(self.secret.encode()) < MIN_SECRET_BYTES or self.secret.lower() in _WEAK_SECRETS
+        ):
+            raise SettingsError(
+                f"production mode refuses a weak secret: use at least {MIN_SECRET_BYTES} random bytes"
+            )
+        return self
+
+
+_CONVERTERS: dict[str, Any] = {
+    "port": int,
+    "retention_days": int,
+    "max_event_bytes": int,
+    "offer_timeout_s": float,
+    "rejoin_grace_s": float,
+    "empty_room_grace_s": float,
+    "presence_timeout_s": float,
+    "stats_interval_s": float,
+    "recordings_dir": Path,
+    "production": lambda v: v if isinstance(v, bool) else str(v).lower() in {"1", "true", "yes"},
+    "media_ips": lambda v: tuple(v) if isinstance(v, list | tuple) else _split(str(v)),
+    "ice_servers": lambda v: tuple(_ice_server(x) for x in (v if isinstance(v, list) else _split(str(v)))),
+}
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _ice_server(value: Any) -> IceServer:
+    if isinstance(value, IceServer):
+        return value
+    if isinstance(value, Mapping):
+        return IceServer(str(value["urls"]), value.get("username"), value.get("credential"))
+    return IceServer(str(value))
+
+
+def _convert(name: str, value: Any) -> Any:
+    convert = _CONVERTERS.get(name)
+    try:
+        return convert(value) if convert else value
+    except (TypeError, ValueError, KeyError) as exc:
+        raise SettingsError(f"bad value for {name}: {value!r}") from exc
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge defaults < TOML file < environment < explicit overrides (flags)."""
+    known = {f.name for f in fields(Settings)} - {"secret_generated", "extra"}
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        with config_file.open("rb") as handle:
+            data = tomllib.load(handle)
+        unknown = set(data) - known
+        if unknown:
+            raise SettingsError(f"unknown settings in {config_file}: {', '.join(sorted(unknown))}")
+        values.update(data)
+    env = os.environ if environ is None else environ
+    for name in known:
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None and raw != "":
+            values[name] = raw
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return Settings(**{name: _convert(name, value) for name, value in values.items()})
