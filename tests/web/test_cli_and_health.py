@@ -1,0 +1,91 @@
+"""The console command and the health endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+
+import aiohttp
+import pytest
+
+from rooms.roles import Role
+from signaling.auth import TokenAuthority
+from tests.conftest import TEST_SECRET, RunningServer, free_port
+from web.cli import main, parse_duration
+
+
+def test_token_command_prints_a_verifiable_token(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["token", "--secret", TEST_SECRET, "--role", "specialist", "--sub", "dr-li",
+                 "--name", "Dr Li", "--services", "ophthalmology,paediatrics", "--ttl", "2h"])
+    assert code == 0
+    identity = TokenAuthority(TEST_SECRET).verify(capsys.readouterr().out.strip())
+    assert identity.role is Role.SPECIALIST
+    assert identity.services == {"ophthalmology", "paediatrics"}
+
+
+def test_token_command_refuses_guest_without_consultation(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["token", "--secret", TEST_SECRET, "--role", "guest", "--sub", "g"]) == 2
+    assert "consultation" in capsys.readouterr().err
+
+
+def test_durations() -> None:
+    assert parse_duration("90") == 90
+    assert parse_duration("15m") == 900
+    assert parse_duration("8h") == 8 * 3600
+
+
+async def test_healthz_reports_status_version_store_uptime(server: RunningServer) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{server.url}/healthz") as response:
+            body = await response.json()
+    assert response.status == 200
+    assert body["status"] == "ok"
+    assert body["store"] == "memory"
+    assert body["version"]
+    assert body["uptime_s"] >= 0
+
+
+async def test_metrics_are_exposed(server: RunningServer) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{server.url}/metrics") as response:
+            text = await response.text()
+    assert response.status == 200
+    assert "teleconsult_signaling_events" in text
+
+
+async def test_serve_runs_and_stops_cleanly_on_interrupt() -> None:
+    port = free_port()
+    env = {**os.environ, "TELECONSULT_SECRET": TEST_SECRET}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "web.cli", "serve", "--port", str(port), "--media-ip", "127.0.0.1",
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        body = None
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                        body = await response.json()
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+        assert body is not None and body["status"] == "ok"
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=15)
+    assert process.returncode == 0, output.decode()
+    assert b"Traceback" not in output
+
+
+async def test_serve_refuses_weak_secret_in_production() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "web.cli", "serve", "--production", "--secret", "changeme",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), timeout=15)
+    assert process.returncode == 2
+    assert b"weak secret" in err
