@@ -1,0 +1,320 @@
+"""Hooks into aiortc that forward encoded RTP between peer connections, with no codec in between.
+
+Written for and tested with **aiortc 1.16.x** (aioice 0.13); ``pyproject.toml`` pins
+``aiortc>=1.16,<1.17``. This is the only module that reaches into aiortc internals;
+:func:`check_internals` verifies each one and ``tests/media/test_forwarding_internals.py`` fails
+loudly if an upgrade moves them. What it relies on:
+
+* ``RTCPeerConnection._RTCPeerConnection__createTransceiver`` (name-mangled, private): wrapped by
+  :class:`ForwardingPeerConnection` to swap every new transceiver's receiver/sender class and set
+  codec preferences before codecs are negotiated.
+* ``RTCRtpReceiver._handle_rtp_packet``: runs REMB estimation, stats, RTX unwrap, NACK generation
+  and ``depayload()``, then ``self._RTCRtpReceiver__jitter_buffer.add(packet)``; we replace that
+  jitter buffer with a pass-through, so each packet is forwarded as soon as it arrives instead of
+  one frame later, and nothing is ever queued to a decoder.
+* ``RTCRtpReceiver.receive`` starts a decoder thread (``_RTCRtpReceiver__decoder_thread``); we stop
+  it at once with ``_RTCRtpReceiver__stop_decoder`` (the decoder object itself is created lazily
+  by that thread and therefore never is). ``_send_rtcp_pli`` sends picture-loss requests upstream.
+* ``RTCRtpSender._run_rtp(codec)`` pulls frames from a track and encodes them; we override it to
+  wait (setting ``_RTCRtpSender__rtp_started``/``__rtp_exited``, which ``stop()`` waits on) while
+  the router pushes packets in. Forwarded packets are serialised with
+  ``_RTCRtpSender__rtp_header_extensions_map``, stamped with ``_RTCRtpSender__mid``, stored in
+  ``_RTCRtpSender__rtp_history`` (so the subscriber's NACKs are served by ``_retransmit``) and
+  counted in ``__ntp_timestamp``/``__rtp_timestamp``/``__octet_count``/``__packet_count`` (the
+  sender reports). ``_send_keyframe`` (PLI/FIR from the subscriber) and ``_handle_rtcp_packet``
+  (REMB) are overridden. Packets go out through ``RTCDtlsTransport._send_rtp``.
+* For the transcoding fallback only: ``aiortc.jitterbuffer.JitterBuffer`` and
+  ``aiortc.codecs.get_decoder`` (see :class:`FrameAssembler`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, clock
+from aiortc.codecs import get_decoder
+from aiortc.jitterbuffer import JitterBuffer
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTP_HISTORY_SIZE,
+    AnyRtcpPacket,
+    RtcpPsfbPacket,
+    RtpPacket,
+    unpack_remb_fci,
+)
+
+logger = logging.getLogger(__name__)
+
+AIORTC_TESTED = "1.16"
+
+PacketSink = Callable[[RtpPacket], Awaitable[None]]
+
+
+class CodecPolicy(Protocol):
+    """Chooses codec preferences for a transceiver as aiortc creates it."""
+
+    def preferences_for(self, kind: str) -> list[Any]: ...
+
+
+class ForwardingPeerConnection(RTCPeerConnection):
+    """An ``RTCPeerConnection`` whose receivers and senders forward encoded packets."""
+
+    def __init__(self, configuration: Any, codec_policy: CodecPolicy) -> None:
+        super().__init__(configuration)
+        self._codec_policy = codec_policy
+
+    def _RTCPeerConnection__createTransceiver(  # noqa: N802 - overrides aiortc's private method
+        self, direction: str, kind: str, sender_track: MediaStreamTrack | None = None
+    ) -> RTCRtpTransceiver:
+        transceiver: RTCRtpTransceiver = super()._RTCPeerConnection__createTransceiver(  # type: ignore[misc]
+            direction, kind, sender_track
+        )
+        ForwardingReceiver.adopt(transceiver.receiver)
+        ForwardingSender.adopt(transceiver.sender)
+        preferences = self._codec_policy.preferences_for(kind)
+        if preferences:
+            transceiver.setCodecPreferences(preferences)
+        return transceiver
+
+
+class _PassThroughBuffer:
+    """Stands in for aiortc's jitter buffer: hands every packet on, never assembles frames."""
+
+    def __init__(self, receiver: ForwardingReceiver) -> None:
+        self._receiver = receiver
+
+    def add(self, packet: RtpPacket) -> tuple[bool, None]:
+        self._receiver._arrived.append(packet)
+        return False, None
+
+
+class ForwardingReceiver(RTCRtpReceiver):
+    """Receives a publisher's RTP and hands each packet, depayloaded, to a sink at once."""
+
+    _arrived: list[RtpPacket]
+    _sink: PacketSink | None
+    _codecs_by_pt: dict[int, RTCRtpCodecParameters]
+    _media_ssrc: int | None
+
+    @classmethod
+    def adopt(cls, receiver: RTCRtpReceiver) -> ForwardingReceiver:
+        receiver.__class__ = cls
+        adopted: ForwardingReceiver = receiver  # type: ignore[assignment]
+        adopted._arrived = []
+        adopted._sink = None
+        adopted._codecs_by_pt = {}
+        adopted._media_ssrc = None
+        adopted._RTCRtpReceiver__jitter_buffer = _PassThroughBuffer(adopted)  # type: ignore[attr-defined]
+        return adopted
+
+    def set_sink(self, sink: PacketSink | None) -> None:
+        """Where packets go; ``None`` drops them (no subscriber, no tap)."""
+        self._sink = sink
+
+    def codec_for(self, payload_type: int) -> RTCRtpCodecParameters | None:
+        return self._codecs_by_pt.get(payload_type)
+
+    @property
+    def decoder_running(self) -> bool:
+        return self._RTCRtpReceiver__decoder_thread is not None  # type: ignore[attr-defined]
+
+    async def receive(self, parameters: RTCRtpReceiveParameters) -> None:
+        self._codecs_by_pt = {codec.payloadType: codec for codec in parameters.codecs}
+        await super().receive(parameters)
+        # The thread exits on its first queue item; no decoder object was created yet.
+        self._RTCRtpReceiver__stop_decoder()  # type: ignore[attr-defined]
+
+    async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        await super()._handle_rtp_packet(packet, arrival_time_ms)
+        if not self._arrived:
+            return
+        arrived, self._arrived = self._arrived, []
+        sink = self._sink
+        for item in arrived:
+            self._media_ssrc = item.ssrc
+            if sink is not None:
+                await sink(item)
+
+    async def request_keyframe(self) -> bool:
+        """Send a PLI to the publisher; ``False`` if no media arrived yet to address it to."""
+        if self._media_ssrc is None:
+            return False
+        await self._send_rtcp_pli(self._media_ssrc)
+        return True
+
+
+class ForwardingSender(RTCRtpSender):
+    """Sends packets pushed into it, rewritten for this subscriber; never encodes unless told to."""
+
+    _codec: RTCRtpCodecParameters | None
+    _codec_ready: asyncio.Event
+    _transcode: asyncio.Event
+    _on_keyframe_request: Callable[[], None] | None
+    _remb_bps: int | None
+
+    @classmethod
+    def adopt(cls, sender: RTCRtpSender) -> ForwardingSender:
+        sender.__class__ = cls
+        adopted: ForwardingSender = sender  # type: ignore[assignment]
+        adopted._codec = None
+        adopted._codec_ready = asyncio.Event()
+        adopted._transcode = asyncio.Event()
+        adopted._on_keyframe_request = None
+        adopted._remb_bps = None
+        return adopted
+
+    @property
+    def codec(self) -> RTCRtpCodecParameters | None:
+        """The codec negotiated with the subscriber, once sending has started."""
+        return self._codec
+
+    @property
+    def remb_bps(self) -> int | None:
+        """The subscriber's latest bandwidth estimate (recorded, never passed upstream)."""
+        return self._remb_bps
+
+    def on_keyframe_request(self, callback: Callable[[], None] | None) -> None:
+        self._on_keyframe_request = callback
+
+    def set_stream(self, stream_id: str, track_id: str) -> None:
+        """Label the msid the subscriber sees: stream = publisher, track = ``<participant>:<source>``."""
+        self._stream_id = stream_id
+        self._track_id = track_id
+
+    def start_transcoding(self, track: MediaStreamTrack) -> None:
+        """Fall back to aiortc's encoder fed by ``track`` (codec mismatch, or benchmark baseline)."""
+        self.replaceTrack(track)
+        self._transcode.set()
+
+    @property
+    def transcoding(self) -> bool:
+        return self._transcode.is_set()
+
+    async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
+        self._codec = codec
+        self._codec_ready.set()
+        self._RTCRtpSender__rtp_started.set()  # type: ignore[attr-defined]
+        try:
+            await self._transcode.wait()
+        except asyncio.CancelledError:
+            self._RTCRtpSender__rtp_exited.set()  # type: ignore[attr-defined]
+            return
+        await super()._run_rtp(codec)
+
+    def _send_keyframe(self) -> None:
+        if self._on_keyframe_request is not None:
+            self._on_keyframe_request()
+        super()._send_keyframe()
+
+    async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                bitrate, ssrcs = 0, []
+            if self._ssrc in ssrcs:
+                self._remb_bps = bitrate
+        await super()._handle_rtcp_packet(packet)
+
+    async def send_forwarded(
+        self, source: RtpPacket, payload_type: int, sequence_number: int, timestamp: int
+    ) -> None:
+        """Send one publisher packet with this subscriber's SSRC, payload type, sequence and timestamp."""
+        packet = RtpPacket(
+            payload_type=payload_type,
+            marker=source.marker,
+            sequence_number=sequence_number,
+            timestamp=timestamp,
+            ssrc=self._ssrc,
+            payload=source.payload,
+        )
+        packet.padding_size = source.padding_size
+        packet.extensions.abs_send_time = (clock.current_ntp_time() >> 14) & 0x00FFFFFF
+        packet.extensions.mid = self._RTCRtpSender__mid  # type: ignore[attr-defined]
+        packet.extensions.audio_level = source.extensions.audio_level
+        history: dict[int, RtpPacket] = self._RTCRtpSender__rtp_history  # type: ignore[attr-defined]
+        history[sequence_number % RTP_HISTORY_SIZE] = packet
+        data = packet.serialize(self._RTCRtpSender__rtp_header_extensions_map)  # type: ignore[attr-defined]
+        try:
+            await self.transport._send_rtp(data)
+        except ConnectionError:
+            return
+        self._RTCRtpSender__ntp_timestamp = clock.current_ntp_time()
+        self._RTCRtpSender__rtp_timestamp = timestamp
+        self._RTCRtpSender__octet_count += len(source.payload)
+        self._RTCRtpSender__packet_count += 1
+
+
+class FrameAssembler:
+    """Transcoding fallback only: reassembles encoded frames from packets and decodes them.
+
+    Uses aiortc's own jitter buffer and decoder factory; ``decode`` is blocking (run it in a
+    worker thread).
+    """
+
+    def __init__(self, codec: RTCRtpCodecParameters) -> None:
+        self.codec = codec
+        video = codec.mimeType.lower().startswith("video/")
+        self._buffer = (
+            JitterBuffer(capacity=512, is_video=True) if video else JitterBuffer(capacity=16, prefetch=4)
+        )
+        self._decoder = get_decoder(codec)
+
+    def add(self, packet: RtpPacket) -> tuple[bool, Any]:
+        """Feed one depayloaded packet; returns ``(picture_lost, encoded_frame_or_None)``."""
+        return self._buffer.add(packet)
+
+    def decode(self, encoded_frame: Any) -> list[Any]:
+        return list(self._decoder.decode(encoded_frame))
+
+
+def check_internals() -> list[str]:
+    """Names of the aiortc internals this module needs that are missing (empty when all good)."""
+    problems: list[str] = []
+    create = getattr(RTCPeerConnection, "_RTCPeerConnection__createTransceiver", None)
+    if create is None or list(inspect.signature(create).parameters)[:4] != [
+        "self", "direction", "kind", "sender_track"
+    ]:
+        problems.append("RTCPeerConnection.__createTransceiver(direction, kind, sender_track)")
+    receiver_source = inspect.getsource(RTCRtpReceiver)
+    for needle in (
+        "self.__jitter_buffer.add(packet)",
+        "packet._data = depayload(codec, packet.payload)",
+        "self.__decoder_thread = threading.Thread(",
+        "def __stop_decoder(self)",
+        "async def _send_rtcp_pli(self, media_ssrc: int)",
+        "async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int)",
+    ):
+        if needle not in receiver_source:
+            problems.append(f"RTCRtpReceiver: {needle}")
+    if receiver_source.count("__jitter_buffer.") != 1:
+        problems.append("RTCRtpReceiver uses its jitter buffer beyond add()")
+    sender_source = inspect.getsource(RTCRtpSender)
+    for needle in (
+        "async def _run_rtp(self, codec: RTCRtpCodecParameters)",
+        "self.__rtp_started = asyncio.Event()",
+        "self.__rtp_exited = asyncio.Event()",
+        "self.__rtp_history: dict[int, RtpPacket] = {}",
+        "self.__rtp_header_extensions_map = rtp.HeaderExtensionsMap()",
+        "self.__mid: Optional[str] = None",
+        "self.__ntp_timestamp = 0",
+        "self.__rtp_timestamp = 0",
+        "self.__octet_count = 0",
+        "self.__packet_count = 0",
+        "def _send_keyframe(self)",
+        "async def _retransmit(self, sequence_number: int)",
+        "self.__rtp_task = asyncio.ensure_future(self._run_rtp(parameters.codecs[0]))",
+    ):
+        if needle not in sender_source:
+            problems.append(f"RTCRtpSender: {needle}")
+    if not inspect.iscoroutinefunction(getattr(RTCDtlsTransport, "_send_rtp", None)):
+        problems.append("RTCDtlsTransport._send_rtp")
+    return problems

@@ -1,0 +1,646 @@
+"""``MediaRouter``: one consultation's publishers and subscriptions on this node.
+
+Every participant holds one peer connection (:class:`~media.peer.MediaPeer`). Each track it
+publishes is forwarded, as encoded RTP, to one sendonly transceiver on every other participant's
+connection. Subscriber slots are keyed by ``(subscriber, "<publisher>:<source>")`` and survive the
+publisher leaving, so a publisher that reconnects is picked up again without renegotiating the
+others. ``MediaRegistry`` holds the routers of this node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
+from aiortc.sdp import SessionDescription
+
+from media.config import MediaConfig
+from media.errors import BadSdp, NoMediaSession, RoomFull, UnknownTrack
+from media.forwarding import ForwardingReceiver, ForwardingSender
+from media.keyframes import starts_keyframe
+from media.metrics import MediaMetrics
+from media.peer import CodecPreferences, MediaPeer, OfferSummary, summarize_offer
+from media.stats import ParticipantStats, StatsSampler
+from media.taps import PacketTap, TrackInfo
+from media.transcode import RelayedTrack, TranscodeSource
+
+logger = logging.getLogger(__name__)
+
+Source = Literal["camera", "microphone", "screen"]
+SOURCE_KINDS: dict[str, str] = {"camera": "video", "screen": "video", "microphone": "audio"}
+_SEQ_HALF = 0x8000
+_BASE_REFRESH = 0x4000
+
+
+class RouterSignals(Protocol):
+    """How a router reaches participants (Socket.IO in production, direct calls in tests)."""
+
+    async def send_offer(self, consultation_id: str, participant_id: str, sdp: str) -> None: ...
+
+    async def send_tracks(
+        self, consultation_id: str, participant_id: str, tracks: list[dict[str, Any]]
+    ) -> None: ...
+
+    async def send_stats(self, consultation_id: str, stats: list[ParticipantStats]) -> None: ...
+
+
+class PublishedTrack:
+    """One track a participant sends to the server."""
+
+    def __init__(self, router: MediaRouter, info: TrackInfo, mid: str,
+                 receiver: ForwardingReceiver) -> None:
+        self.info = info
+        self.mid = mid
+        self.receiver = receiver
+        self.muted = False
+        self.subscriptions: list[Subscription] = []
+        self._router = router
+        self._transcoder: TranscodeSource | None = None
+        self._last_keyframe_request = 0.0
+        self._ended = False
+        receiver.set_sink(self._on_packet)
+
+    async def _on_packet(self, packet: RtpPacket) -> None:
+        codec = self.receiver.codec_for(packet.payload_type)
+        if codec is None or self._ended:
+            return
+        payload: bytes = getattr(packet, "_data", b"")
+        for tap in self._router.taps:
+            try:
+                tap.on_rtp(self.info, packet, payload)
+            except Exception:
+                logger.exception("tap failed consultation=%s track=%s",
+                                  self._router.consultation_id, self.info.track_id)
+        if self._transcoder is not None and self._transcoder.feed(packet):
+            self.request_keyframe()
+        if not self.subscriptions:
+            return
+        keyframe = starts_keyframe(codec.mimeType, packet.payload)
+        for subscription in self.subscriptions:
+            await subscription.forward(packet, codec, keyframe)
+
+    def request_keyframe(self, force: bool = False) -> None:
+        """Ask the publisher for a keyframe (PLI), at most once per throttle interval."""
+        if self.info.kind != "video" or self._ended:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_keyframe_request < self._router.config.keyframe_request_interval_s:
+            return
+        self._last_keyframe_request = now
+        self._router.metrics.keyframe_requests.inc()
+        self._router.spawn(self.receiver.request_keyframe())
+
+    def transcoder(self, codec: RTCRtpCodecParameters) -> TranscodeSource:
+        if self._transcoder is None:
+            self._transcoder = TranscodeSource(self.info.track_id, self.info.kind, codec)
+            self.request_keyframe(force=True)
+        return self._transcoder
+
+    def release_transcoder(self, output: RelayedTrack) -> None:
+        if self._transcoder is None:
+            return
+        self._transcoder.unsubscribe(output)
+        if self._transcoder.idle:
+            self._transcoder.close()
+            self._transcoder = None
+
+    def end(self) -> None:
+        """The publisher left or stopped sending this track."""
+        if self._ended:
+            return
+        self._ended = True
+        self.receiver.set_sink(None)
+        for subscription in list(self.subscriptions):
+            subscription.detach()
+        if self._transcoder is not None:
+            self._transcoder.close()
+            self._transcoder = None
+        for tap in self._router.taps:
+            try:
+                tap.on_track_ended(self.info)
+            except Exception:
+                logger.exception("tap failed consultation=%s track=%s",
+                                 self._router.consultation_id, self.info.track_id)
+
+
+@dataclass
+class Subscription:
+    """One publisher track forwarded to one subscriber, with its own RTP numbering."""
+
+    router: MediaRouter
+    subscriber_id: str
+    track_id: str
+    kind: str
+    sender: ForwardingSender
+    transceiver: Any
+    track: PublishedTrack | None = None
+    paused: bool = False
+    needs_keyframe: bool = True
+    _seq_offset: int = 0
+    _ts_offset: int = 0
+    _base_seq: int = 0
+    _highest_seq: int = 0
+    _last_out_seq: int | None = None
+    _last_out_ts: int = 0
+    _last_out_at: float = 0.0
+    _relayed: RelayedTrack | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.sender.on_keyframe_request(self._on_subscriber_pli)
+
+    @property
+    def mid(self) -> str | None:
+        return str(self.transceiver.mid) if self.transceiver.mid is not None else None
+
+    def attach(self, track: PublishedTrack) -> None:
+        self.detach()
+        self.track = track
+        self.needs_keyframe = True
+        track.subscriptions.append(self)
+        track.request_keyframe()
+
+    def detach(self) -> None:
+        track, self.track = self.track, None
+        if track is None:
+            return
+        if self in track.subscriptions:
+            track.subscriptions.remove(self)
+        if self._relayed is not None:
+            track.release_transcoder(self._relayed)
+
+    def set_paused(self, paused: bool) -> None:
+        if paused == self.paused:
+            return
+        self.paused = paused
+        if self._relayed is not None:
+            self._relayed.paused = paused
+        if not paused:
+            self.needs_keyframe = True
+            if self.track is not None:
+                self.track.request_keyframe(force=True)
+
+    def _on_subscriber_pli(self) -> None:
+        if self.track is not None:
+            self.track.request_keyframe()
+
+    async def forward(self, packet: RtpPacket, codec: RTCRtpCodecParameters, keyframe: bool) -> None:
+        sender_codec = self.sender.codec
+        if sender_codec is None or self.paused:
+            return
+        if self._relayed is not None:
+            if self.track is not None:
+                self.track.transcoder(codec).subscribe(self._relayed)
+            return
+        if self.router.config.force_transcode or sender_codec.mimeType.lower() != codec.mimeType.lower():
+            self._start_transcoding(codec)
+            return
+        sequence = packet.sequence_number
+        if self.needs_keyframe:
+            if not keyframe:
+                if self.track is not None:
+                    self.track.request_keyframe()
+                return
+            self._rebase(packet, codec.clockRate)
+        elif (sequence - self._base_seq) & 0xFFFF >= _SEQ_HALF:
+            return  # from before this subscription (re)started: the subscriber never saw its frame
+        out_sequence = (sequence + self._seq_offset) & 0xFFFF
+        out_timestamp = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
+        await self.sender.send_forwarded(packet, sender_codec.payloadType, out_sequence, out_timestamp)
+        if (sequence - self._highest_seq) & 0xFFFF < _SEQ_HALF:
+            self._highest_seq = sequence
+            self._last_out_seq = out_sequence
+            self._last_out_ts = out_timestamp
+            self._last_out_at = time.monotonic()
+            if (self._highest_seq - self._base_seq) & 0xFFFF > _BASE_REFRESH:
+                self._base_seq = (self._highest_seq - _BASE_REFRESH // 2) & 0xFFFF
+        metrics = self.router.metrics
+        metrics.forwarded_packets.labels(self.kind).inc()
+        metrics.forwarded_bytes.labels(self.kind).inc(len(packet.payload))
+
+    def _rebase(self, packet: RtpPacket, clock_rate: int) -> None:
+        """Continue this subscriber's numbering from ``packet`` (start, rejoin, resume)."""
+        if self._last_out_seq is None:
+            start_sequence = random.randrange(_SEQ_HALF)
+            start_timestamp = random.randrange(1 << 32)
+        else:
+            elapsed = max(1, int((time.monotonic() - self._last_out_at) * clock_rate))
+            start_sequence = (self._last_out_seq + 1) & 0xFFFF
+            start_timestamp = (self._last_out_ts + elapsed) & 0xFFFFFFFF
+        self._seq_offset = (start_sequence - packet.sequence_number) & 0xFFFF
+        self._ts_offset = (start_timestamp - packet.timestamp) & 0xFFFFFFFF
+        self._base_seq = packet.sequence_number
+        self._highest_seq = packet.sequence_number
+        self.needs_keyframe = False
+        logger.info("subscription started consultation=%s subscriber=%s track=%s",
+                    self.router.consultation_id, self.subscriber_id, self.track_id)
+
+    def _start_transcoding(self, codec: RTCRtpCodecParameters) -> None:
+        if self.track is None or self._relayed is not None:
+            return
+        self._relayed = RelayedTrack(self.kind)
+        self._relayed.paused = self.paused
+        self.track.transcoder(codec).subscribe(self._relayed)
+        self.sender.start_transcoding(self._relayed)
+        self.router.metrics.transcoding_subscriptions.labels(self.kind).inc()
+        self.router.metrics.transcoding_active.inc()
+        logger.warning(
+            "transcoding fallback consultation=%s subscriber=%s track=%s from=%s to=%s",
+            self.router.consultation_id, self.subscriber_id, self.track_id, codec.mimeType,
+            self.sender.codec.mimeType if self.sender.codec else "-",
+        )
+
+    def close(self) -> None:
+        self.detach()
+        if self._relayed is not None:
+            self._relayed.end()
+            self.router.metrics.transcoding_active.dec()
+        self.sender.on_keyframe_request(None)
+
+
+class MediaRouter:
+    """Publishers, subscriptions and renegotiation for one consultation on this node."""
+
+    def __init__(self, consultation_id: str, config: MediaConfig, metrics: MediaMetrics,
+                 signals: RouterSignals) -> None:
+        self.consultation_id = consultation_id
+        self.config = config
+        self.metrics = metrics
+        self.taps: list[PacketTap] = []
+        self._signals = signals
+        self._codecs = CodecPreferences(config)
+        self._peers: dict[str, MediaPeer] = {}
+        self._tracks: dict[str, PublishedTrack] = {}
+        self._slots: dict[tuple[str, str], Subscription] = {}
+        self._muted: dict[str, bool] = {}
+        self._video_receive: dict[str, bool] = {}
+        self._samplers: dict[str, StatsSampler] = {}
+        self._renegotiating: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stats_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- participants -------------------------------------------------------------------------
+
+    @property
+    def participant_ids(self) -> list[str]:
+        return sorted(self._peers)
+
+    def peer(self, participant_id: str) -> MediaPeer:
+        peer = self._peers.get(participant_id)
+        if peer is None:
+            raise NoMediaSession()
+        return peer
+
+    def published(self) -> list[TrackInfo]:
+        return [track.info for track in self._tracks.values()]
+
+    async def handle_offer(self, participant_id: str, sdp: str,
+                           sources: dict[str, str] | None = None) -> str:
+        """Answer a client offer: publish its tracks, subscribe it to everyone else's."""
+        summary = summarize_offer(sdp)
+        labelled = _label_sources(summary, sources or {})
+        peer = self._peers.get(participant_id)
+        if peer is not None and peer.session_id not in (None, summary.session_id):
+            logger.info("new media session replaces old consultation=%s participant=%s",
+                        self.consultation_id, participant_id)
+            await self._drop_peer(participant_id)
+            peer = None
+        if peer is None:
+            peer = self._open_peer(participant_id)
+        try:
+            answer = await peer.answer(sdp)
+        except BadSdp:
+            if peer.session_id is None:
+                await self._drop_peer(participant_id)
+            raise
+        self._publish(participant_id, peer, labelled)
+        self._subscribe_missing()
+        await self._announce_tracks()
+        for other in self._peers:
+            self._schedule_renegotiation(other)
+        return answer
+
+    async def handle_answer(self, participant_id: str, sdp: str) -> None:
+        """Apply a client's answer to the server's offer; renegotiate again if more changed."""
+        peer = self.peer(participant_id)
+        await peer.accept_answer(sdp)
+        self._schedule_renegotiation(participant_id)
+
+    async def add_candidate(self, participant_id: str, candidate: dict[str, Any] | None) -> None:
+        """A trickled client candidate; buffered until the offer is applied."""
+        peer = self._peers.get(participant_id)
+        if peer is None:
+            peer = self._open_peer(participant_id)
+        await peer.add_candidate(candidate)
+
+    def set_muted(self, participant_id: str, source: str, muted: bool) -> None:
+        """Record mute/camera-off so late joiners see it in ``rtc.tracks``."""
+        track_id = f"{participant_id}:{source}"
+        if track_id not in self._tracks:
+            raise UnknownTrack(f"participant does not publish {source!r}")
+        self._tracks[track_id].muted = muted
+        self._muted[track_id] = muted
+
+    def set_video_receive(self, participant_id: str, enabled: bool) -> None:
+        """Audio-only receive (``False``) pauses every video forwarded to this participant."""
+        self.peer(participant_id)
+        self._video_receive[participant_id] = enabled
+        for (subscriber, _), subscription in self._slots.items():
+            if subscriber == participant_id and subscription.kind == "video":
+                subscription.set_paused(not enabled)
+        logger.info("video receive=%s consultation=%s participant=%s",
+                    enabled, self.consultation_id, participant_id)
+
+    async def remove_participant(self, participant_id: str) -> None:
+        """Close a participant's peer and its subscriptions; others keep a slot for its return."""
+        if participant_id not in self._peers:
+            return
+        await self._drop_peer(participant_id)
+        self._video_receive.pop(participant_id, None)
+        await self._announce_tracks()
+
+    # -- recording taps ------------------------------------------------------------------------
+
+    def add_tap(self, tap: PacketTap) -> None:
+        """``tap.on_rtp`` gets every packet of every current and future track."""
+        if tap not in self.taps:
+            self.taps.append(tap)
+
+    def remove_tap(self, tap: PacketTap) -> None:
+        if tap in self.taps:
+            self.taps.remove(tap)
+
+    def request_keyframes(self) -> None:
+        """Ask every video publisher for a keyframe now (e.g. a recording starts)."""
+        for track in self._tracks.values():
+            track.request_keyframe(force=True)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        """Run a short job owned by this router (cancelled on close)."""
+        if self._closed:
+            coroutine.close()
+            return
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("router job failed consultation=%s error=%r",
+                         self.consultation_id, task.exception())
+
+    async def close(self) -> None:
+        """Close every peer and subscription (idempotent)."""
+        if self._closed:
+            return
+        for participant_id in list(self._peers):
+            await self._drop_peer(participant_id)
+        self._closed = True
+        tasks = [t for t in (*self._tasks, *self._renegotiating.values(), self._stats_task) if t]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._renegotiating.clear()
+        for subscription in self._slots.values():
+            subscription.close()
+        self._slots.clear()
+        logger.info("router closed consultation=%s", self.consultation_id)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _open_peer(self, participant_id: str) -> MediaPeer:
+        if len(self._peers) >= self.config.max_participants:
+            raise RoomFull()
+        peer = MediaPeer(self.consultation_id, participant_id, self.config, self._codecs)
+        self._peers[participant_id] = peer
+        self._samplers[participant_id] = StatsSampler(participant_id)
+        self.metrics.peers.inc()
+        if self._stats_task is None:
+            self._stats_task = asyncio.create_task(self._report_stats())
+
+        @peer.pc.on("connectionstatechange")
+        def _state_changed() -> None:
+            logger.info("peer state=%s consultation=%s participant=%s",
+                        peer.connection_state, self.consultation_id, participant_id)
+
+        return peer
+
+    async def _drop_peer(self, participant_id: str) -> None:
+        peer = self._peers.pop(participant_id, None)
+        if peer is None:
+            return
+        self._samplers.pop(participant_id, None)
+        task = self._renegotiating.pop(participant_id, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        for track_id, track in list(self._tracks.items()):
+            if track.info.participant_id == participant_id:
+                track.end()
+                del self._tracks[track_id]
+        for key, subscription in list(self._slots.items()):
+            if key[0] == participant_id:
+                subscription.close()
+                del self._slots[key]
+        await peer.close()
+        self.metrics.peers.dec()
+
+    def _publish(self, participant_id: str, peer: MediaPeer, labelled: dict[str, str]) -> None:
+        codecs = _answered_codecs(peer)
+        for transceiver, receiver in peer.receivers():
+            source = labelled.get(str(transceiver.mid))
+            if source is None:
+                continue
+            track_id = f"{participant_id}:{source}"
+            existing = self._tracks.get(track_id)
+            if existing is not None and existing.receiver is receiver:
+                continue
+            if existing is not None:
+                existing.end()
+            codec = codecs.get(str(transceiver.mid))
+            info = TrackInfo(
+                track_id=track_id,
+                participant_id=participant_id,
+                kind="video" if transceiver.kind == "video" else "audio",
+                source=source,  # type: ignore[arg-type]
+                codec_mime=codec.mimeType if codec else "",
+                clock_rate=codec.clockRate if codec else 0,
+            )
+            track = PublishedTrack(self, info, str(transceiver.mid), receiver)
+            track.muted = self._muted.get(track_id, False)
+            self._tracks[track_id] = track
+            for (_, slot_track), subscription in self._slots.items():
+                if slot_track == track_id:
+                    subscription.attach(track)
+            logger.info("published consultation=%s track=%s codec=%s",
+                        self.consultation_id, track_id, info.codec_mime)
+
+    def _subscribe_missing(self) -> None:
+        for subscriber_id, peer in self._peers.items():
+            if peer.pc.remoteDescription is None:
+                continue
+            for track_id, track in self._tracks.items():
+                if track.info.participant_id == subscriber_id or (subscriber_id, track_id) in self._slots:
+                    continue
+                transceiver, sender = peer.add_sendonly(track.info.kind, track.info.codec_mime)
+                sender.set_stream(track.info.participant_id, track_id)
+                subscription = Subscription(self, subscriber_id, track_id, track.info.kind,
+                                            sender, transceiver)
+                subscription.paused = track.info.kind == "video" and not self._video_receive.get(
+                    subscriber_id, True)
+                self._slots[(subscriber_id, track_id)] = subscription
+                subscription.attach(track)
+
+    def _schedule_renegotiation(self, participant_id: str) -> None:
+        peer = self._peers.get(participant_id)
+        if peer is None or not peer.renegotiation_needed or self._closed:
+            return
+        running = self._renegotiating.get(participant_id)
+        if running is not None and not running.done():
+            return
+        self._renegotiating[participant_id] = asyncio.create_task(self._renegotiate(participant_id))
+
+    async def _renegotiate(self, participant_id: str) -> None:
+        peer = self._peers.get(participant_id)
+        if peer is None:
+            return
+        sdp = await peer.create_offer()
+        if sdp is None:
+            return
+        await self._signals.send_tracks(self.consultation_id, participant_id,
+                                        self._tracks_for(participant_id))
+        await self._signals.send_offer(self.consultation_id, participant_id, sdp)
+
+    def _tracks_for(self, subscriber_id: str) -> list[dict[str, Any]]:
+        tracks = []
+        for (subscriber, track_id), subscription in self._slots.items():
+            track = self._tracks.get(track_id)
+            if subscriber != subscriber_id or track is None:
+                continue
+            tracks.append({
+                "stream_id": track.info.participant_id,
+                "track_id": track_id,
+                "participant_id": track.info.participant_id,
+                "kind": track.info.kind,
+                "source": track.info.source,
+                "mid": subscription.mid,
+                "muted": track.muted,
+            })
+        return sorted(tracks, key=lambda t: str(t["track_id"]))
+
+    async def _announce_tracks(self) -> None:
+        for participant_id, peer in list(self._peers.items()):
+            if peer.pc.remoteDescription is not None and not peer.renegotiation_needed:
+                await self._signals.send_tracks(self.consultation_id, participant_id,
+                                                self._tracks_for(participant_id))
+
+    async def _report_stats(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.stats_interval_s)
+            try:
+                report = await self.collect_stats()
+                if report:
+                    await self._signals.send_stats(self.consultation_id, report)
+            except Exception:
+                logger.exception("stats failed consultation=%s", self.consultation_id)
+
+    async def collect_stats(self) -> list[ParticipantStats]:
+        """One sample per connected participant (also sent every ``stats_interval_s``)."""
+        figures = []
+        for participant_id, peer in list(self._peers.items()):
+            sampler = self._samplers.get(participant_id)
+            if sampler is None or peer.pc.remoteDescription is None:
+                continue
+            report = await peer.pc.getStats()
+            estimates = [s.sender.remb_bps for (sub, _), s in self._slots.items()
+                         if sub == participant_id and s.sender.remb_bps]
+            figures.append(sampler.sample(dict(report), [int(e) for e in estimates if e]))
+        return figures
+
+
+def _label_sources(summary: OfferSummary, sources: dict[str, str]) -> dict[str, str]:
+    """Map each sending mid to camera/microphone/screen; unknown mids or kinds are refused."""
+    sending = {m.mid: m for m in summary.sending}
+    labelled: dict[str, str] = {}
+    for mid, source in sources.items():
+        media = sending.get(mid)
+        if media is None:
+            raise UnknownTrack(f"mid {mid!r} is not a sending media section of this offer")
+        if SOURCE_KINDS.get(source) != media.kind:
+            raise UnknownTrack(f"source {source!r} cannot be a {media.kind} track")
+        labelled[mid] = source
+    defaults = {"audio": ["microphone"], "video": ["camera", "screen"]}
+    for media in summary.sending:
+        if media.mid in labelled:
+            continue
+        free = [s for s in defaults[media.kind] if s not in labelled.values()]
+        if not free:
+            raise UnknownTrack(f"too many {media.kind} tracks: one microphone, one camera, one screen")
+        labelled[media.mid] = free[0]
+    if len(set(labelled.values())) != len(labelled):
+        raise UnknownTrack("each source may be published once")
+    return labelled
+
+
+def _answered_codecs(peer: MediaPeer) -> dict[str, RTCRtpCodecParameters]:
+    """The first codec of each m-line in our answer: what the publisher will send."""
+    description = peer.pc.localDescription
+    if description is None:
+        return {}
+    parsed = SessionDescription.parse(description.sdp)
+    return {m.rtp.muxId: m.rtp.codecs[0] for m in parsed.media if m.rtp.codecs}
+
+
+class MediaRegistry:
+    """All media routers of this node, one per consultation with media here."""
+
+    def __init__(self, config: MediaConfig, metrics: MediaMetrics, signals: RouterSignals) -> None:
+        self.config = config
+        self.metrics = metrics
+        self._signals = signals
+        self._routers: dict[str, MediaRouter] = {}
+
+    def get(self, consultation_id: str) -> MediaRouter | None:
+        return self._routers.get(consultation_id)
+
+    def router(self, consultation_id: str) -> MediaRouter:
+        """The consultation's router, created on first use."""
+        router = self._routers.get(consultation_id)
+        if router is None:
+            router = MediaRouter(consultation_id, self.config, self.metrics, self._signals)
+            self._routers[consultation_id] = router
+            self.metrics.routers.inc()
+        return router
+
+    async def remove_participant(self, consultation_id: str, participant_id: str) -> None:
+        router = self._routers.get(consultation_id)
+        if router is None:
+            return
+        await router.remove_participant(participant_id)
+        if not router.participant_ids:
+            await self.close_router(consultation_id)
+
+    async def close_router(self, consultation_id: str) -> None:
+        router = self._routers.pop(consultation_id, None)
+        if router is not None:
+            await router.close()
+            self.metrics.routers.dec()
+
+    async def close(self) -> None:
+        """Close every router (server shutdown)."""
+        for consultation_id in list(self._routers):
+            await self.close_router(consultation_id)
+
+    def __len__(self) -> int:
+        return len(self._routers)

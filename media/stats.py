@@ -1,0 +1,85 @@
+"""Per-participant link quality from aiortc's stats: RTT, loss, jitter and bitrates."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+_CLOCK_RATES = {"audio": 48000, "video": 90000}
+
+
+@dataclass(frozen=True)
+class ParticipantStats:
+    """One participant's link as seen by the server, over the last sampling interval."""
+
+    participant_id: str
+    rtt_ms: float | None
+    loss_pct: float
+    jitter_ms: float
+    inbound_kbps: float
+    outbound_kbps: float
+    subscriber_estimate_kbps: float | None
+
+    def as_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Snapshot:
+    at: float
+    bytes_received: int
+    bytes_sent: int
+    packets_received: int
+    packets_lost: int
+
+
+class StatsSampler:
+    """Turns cumulative aiortc counters of one peer connection into per-interval figures."""
+
+    def __init__(self, participant_id: str) -> None:
+        self.participant_id = participant_id
+        self._previous = _Snapshot(time.monotonic(), 0, 0, 0, 0)
+
+    def sample(self, report: dict[str, Any], remb_bps: list[int]) -> ParticipantStats:
+        """Figures since the previous sample, from ``await pc.getStats()``."""
+        now = time.monotonic()
+        rtts: list[float] = []
+        downlink_loss = 0.0
+        jitter_ms = 0.0
+        received = lost = 0
+        bytes_received = bytes_sent = 0
+        for stats in report.values():
+            kind = getattr(stats, "type", "")
+            if kind == "inbound-rtp":
+                received += stats.packetsReceived
+                lost += max(0, stats.packetsLost)
+                clock = _CLOCK_RATES.get(stats.kind, 90000)
+                jitter_ms = max(jitter_ms, 1000.0 * stats.jitter / clock)
+            elif kind == "remote-inbound-rtp":
+                if stats.roundTripTime is not None:
+                    rtts.append(stats.roundTripTime * 1000.0)
+                downlink_loss = max(downlink_loss, 100.0 * (stats.fractionLost or 0) / 256.0)
+            elif kind == "transport":
+                bytes_received = max(bytes_received, stats.bytesReceived)
+                bytes_sent = max(bytes_sent, stats.bytesSent)
+        current = _Snapshot(now, bytes_received, bytes_sent, received, lost)
+        previous, self._previous = self._previous, current
+        elapsed = now - previous.at
+        uplink_expected = (received - previous.packets_received) + (lost - previous.packets_lost)
+        uplink_loss = (
+            100.0 * max(0, lost - previous.packets_lost) / uplink_expected if uplink_expected > 0 else 0.0
+        )
+        return ParticipantStats(
+            participant_id=self.participant_id,
+            rtt_ms=round(sum(rtts) / len(rtts), 1) if rtts else None,
+            loss_pct=round(max(uplink_loss, downlink_loss), 2),
+            jitter_ms=round(jitter_ms, 1),
+            inbound_kbps=_kbps(bytes_received - previous.bytes_received, elapsed),
+            outbound_kbps=_kbps(bytes_sent - previous.bytes_sent, elapsed),
+            subscriber_estimate_kbps=round(min(remb_bps) / 1000.0, 1) if remb_bps else None,
+        )
+
+
+def _kbps(octets: int, elapsed_s: float) -> float:
+    return round(8.0 * octets / elapsed_s / 1000.0, 1) if elapsed_s > 0 else 0.0

@@ -1,0 +1,213 @@
+"""Real aiortc client peers for media tests: each publishes a solid colour and a pure tone."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+import numpy as np
+from aiortc import (
+    MediaStreamTrack,
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError
+
+from media.ice import restrict_host_addresses
+from media.stats import ParticipantStats
+
+VIDEO_RATE = 90000
+FPS = 30
+AUDIO_RATE = 48000
+AUDIO_SAMPLES = 960
+
+
+class ColourTrack(MediaStreamTrack):
+    """Solid-colour 320x240 video at 30 fps."""
+
+    kind = "video"
+
+    def __init__(self, rgb: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.rgb = rgb
+        self._image = np.full((240, 320, 3), rgb, dtype=np.uint8)
+        self._frames = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.VideoFrame:
+        loop = asyncio.get_running_loop()
+        if self._start is None:
+            self._start = loop.time()
+        due = self._start + self._frames / FPS
+        await asyncio.sleep(max(0.0, due - loop.time()))
+        frame = av.VideoFrame.from_ndarray(self._image, format="rgb24")
+        frame.pts = self._frames * VIDEO_RATE // FPS
+        frame.time_base = fractions.Fraction(1, VIDEO_RATE)
+        self._frames += 1
+        return frame
+
+
+class ToneTrack(MediaStreamTrack):
+    """A pure sine tone, 20 ms mono frames."""
+
+    kind = "audio"
+
+    def __init__(self, hz: float) -> None:
+        super().__init__()
+        self.hz = hz
+        self._sent = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        loop = asyncio.get_running_loop()
+        if self._start is None:
+            self._start = loop.time()
+        due = self._start + self._sent / AUDIO_RATE
+        await asyncio.sleep(max(0.0, due - loop.time()))
+        t = (np.arange(AUDIO_SAMPLES) + self._sent) / AUDIO_RATE
+        samples = (np.sin(2 * math.pi * self.hz * t) * 12000).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = self._sent
+        frame.time_base = fractions.Fraction(1, AUDIO_RATE)
+        self._sent += AUDIO_SAMPLES
+        return frame
+
+
+def dominant_hz(frames: list[av.AudioFrame]) -> float:
+    """The strongest frequency of decoded audio (first channel)."""
+    chunks = []
+    for frame in frames:
+        data = frame.to_ndarray()
+        channels = len(frame.layout.channels)
+        chunks.append(data.reshape(-1)[::channels] if data.shape[0] == 1 else data[0])
+    signal = np.concatenate(chunks).astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(signal * np.hanning(len(signal))))
+    rate = frames[0].sample_rate
+    return float(np.argmax(spectrum[1:]) + 1) * rate / len(signal)
+
+
+def mean_rgb(frame: av.VideoFrame) -> tuple[int, int, int]:
+    array = frame.to_ndarray(format="rgb24")
+    h, w, _ = array.shape
+    centre = array[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4]
+    r, g, b = (int(v) for v in centre.reshape(-1, 3).mean(axis=0))
+    return r, g, b
+
+
+@dataclass
+class Received:
+    """What a client got on one remote track."""
+
+    track: MediaStreamTrack
+    frames: list[Any] = field(default_factory=list)
+    first_at: float | None = None
+
+
+class ClientPeer:
+    """A participant's browser stand-in: publishes colour + tone, decodes everything it receives."""
+
+    def __init__(self, participant_id: str, rgb: tuple[int, int, int] = (200, 30, 30),
+                 hz: float = 440.0, audio: bool = True, video: bool = True,
+                 keep_frames: int = 30) -> None:
+        self.participant_id = participant_id
+        self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self.video = ColourTrack(rgb) if video else None
+        self.audio = ToneTrack(hz) if audio else None
+        self.received: dict[str, Received] = {}
+        self.tracks_events: list[list[dict[str, Any]]] = []
+        self.stats_events: list[list[ParticipantStats]] = []
+        self.answer_to: Callable[[str], Awaitable[None]] | None = None
+        self._keep = keep_frames
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._negotiation = asyncio.Lock()
+        for track in (self.audio, self.video):
+            if track is not None:
+                self.pc.addTrack(track)
+        self.pc.on("track", self._on_track)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        received = Received(track)
+        self.received[track.id] = received
+        self._spawn(self._consume(received))
+
+    async def _consume(self, received: Received) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                frame = await received.track.recv()
+            except MediaStreamError:
+                return
+            if received.first_at is None:
+                received.first_at = loop.time()
+            received.frames.append(frame)
+            del received.frames[: -self._keep]
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def negotiate(self, exchange: Callable[[str], Awaitable[str]]) -> None:
+        """Offer, let ``exchange`` deliver it and return the answer, apply the answer.
+
+        Server offers wait meanwhile, as in a browser where the ack arrives before the next event.
+        """
+        async with self._negotiation:
+            offer = await self.pc.createOffer()
+            restrict_host_addresses(self.pc, ("127.0.0.1",))
+            await self.pc.setLocalDescription(offer)
+            answer = await exchange(self.pc.localDescription.sdp)
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+
+    async def answer_offer(self, sdp: str) -> str:
+        async with self._negotiation:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            answer = await self.pc.createAnswer()
+            restrict_host_addresses(self.pc, ("127.0.0.1",))
+            await self.pc.setLocalDescription(answer)
+            return self.pc.localDescription.sdp
+
+    def on_server_offer(self, sdp: str) -> None:
+        """Answer a server offer in the background (as a browser's event handler would)."""
+
+        async def respond() -> None:
+            answer = await self.answer_offer(sdp)
+            assert self.answer_to is not None
+            await self.answer_to(answer)
+
+        self._spawn(respond())
+
+    def by_participant(self, participant_id: str, kind: str) -> Received | None:
+        """The received track labelled as coming from ``participant_id`` (via ``rtc.tracks``)."""
+        for received in self.received.values():
+            if received.track.kind == kind and received.track.id.startswith(f"{participant_id}:"):
+                return received
+        return None
+
+    async def wait_for(self, participant_id: str, kind: str, frames: int = 5,
+                       timeout: float = 15.0) -> Received:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            received = self.by_participant(participant_id, kind)
+            if received is not None and len(received.frames) >= frames:
+                return received
+            await asyncio.sleep(0.05)
+        raise AssertionError(
+            f"{self.participant_id} got no {kind} from {participant_id} within {timeout}s: "
+            f"{[(r.track.id, len(r.frames)) for r in self.received.values()]}"
+        )
+
+    async def close(self) -> None:
+        await self.pc.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
