@@ -6,6 +6,7 @@ import socketio
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from media.router import MediaRegistry
 from signaling.auth import TokenAuthority
 from signaling.server import SignalingGateway
 from web.settings import Settings
@@ -16,3 +17,4 @@ registry_key = web.AppKey("metrics_registry", CollectorRegistry)
 sio_key = web.AppKey("sio", socketio.AsyncServer)
 gateway_key = web.AppKey("gateway", SignalingGateway)
 started_at_key = web.AppKey("started_at", float)
+media_registry_key = web.AppKey("media_registry", MediaRegistry)
