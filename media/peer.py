@@ -76,7 +76,10 @@ def summarize_offer(sdp: str) -> OfferSummary:
         if item.ice is None or item.dtls is None:
             raise BadSdp("a media section lacks ICE credentials or a DTLS fingerprint")
         media.append(OfferedMedia(item.rtp.muxId, item.kind, item.direction or "sendrecv"))
-    return OfferSummary(match.group(1), tuple(media))
+    # aiortc's origin line is time based (two peers made in one second share it), so the ICE
+    # username fragment, new for every peer connection and ICE restart, tells sessions apart.
+    ufrag = description.media[0].ice.usernameFragment
+    return OfferSummary(f"{match.group(1)}/{ufrag}", tuple(media))
 
 
 class CodecPreferences:

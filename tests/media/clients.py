@@ -179,6 +179,8 @@ class ClientPeer:
         """Answer a server offer in the background (as a browser's event handler would)."""
 
         async def respond() -> None:
+            if self.pc.signalingState == "closed":
+                return
             answer = await self.answer_offer(sdp)
             assert self.answer_to is not None
             await self.answer_to(answer)
