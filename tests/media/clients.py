@@ -16,6 +16,7 @@ from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCPeerConnection,
+    RTCRtpSender,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError
@@ -94,6 +95,32 @@ def dominant_hz(frames: list[av.AudioFrame]) -> float:
     return float(np.argmax(spectrum[1:]) + 1) * rate / len(signal)
 
 
+def strip_codec(sdp: str, codec_name: str) -> str:
+    """Remove a codec (and its RTX) from an SDP, as a client that does not support it would."""
+    lines = sdp.splitlines()
+    removed = {
+        line.split()[0].split(":")[1]
+        for line in lines
+        if line.startswith("a=rtpmap:") and line.split()[1].split("/")[0].lower() == codec_name.lower()
+    }
+    removed |= {
+        line.split()[0].split(":")[1]
+        for line in lines
+        if line.startswith("a=fmtp:") and any(f"apt={pt}" == p for pt in removed
+                                               for p in line.split()[1].split(";"))
+    }
+    kept = []
+    for line in lines:
+        if line.startswith("m="):
+            parts = line.split()
+            line = " ".join(parts[:3] + [pt for pt in parts[3:] if pt not in removed])
+        elif line.startswith(("a=rtpmap:", "a=fmtp:", "a=rtcp-fb:")):
+            if line.split()[0].split(":")[1] in removed:
+                continue
+        kept.append(line)
+    return "\r\n".join(kept) + "\r\n"
+
+
 def mean_rgb(frame: av.VideoFrame) -> tuple[int, int, int]:
     array = frame.to_ndarray(format="rgb24")
     h, w, _ = array.shape
@@ -116,7 +143,8 @@ class ClientPeer:
 
     def __init__(self, participant_id: str, rgb: tuple[int, int, int] = (200, 30, 30),
                  hz: float = 440.0, audio: bool = True, video: bool = True,
-                 keep_frames: int = 30) -> None:
+                 keep_frames: int = 30, publish_codec: str | None = None,
+                 refuse_codec: str | None = None) -> None:
         self.participant_id = participant_id
         self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.video = ColourTrack(rgb) if video else None
@@ -128,9 +156,17 @@ class ClientPeer:
         self._keep = keep_frames
         self._tasks: set[asyncio.Task[Any]] = set()
         self._negotiation = asyncio.Lock()
+        self._refuse_codec = refuse_codec
         for track in (self.audio, self.video):
             if track is not None:
                 self.pc.addTrack(track)
+        if publish_codec is not None:
+            for transceiver in self.pc.getTransceivers():
+                if transceiver.kind == "video":
+                    transceiver.setCodecPreferences([
+                        c for c in RTCRtpSender.getCapabilities("video").codecs
+                        if c.mimeType.lower() in (publish_codec.lower(), "video/rtx")
+                    ])
         self.pc.on("track", self._on_track)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
@@ -168,6 +204,8 @@ class ClientPeer:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
 
     async def answer_offer(self, sdp: str) -> str:
+        if self._refuse_codec is not None:
+            sdp = strip_codec(sdp, self._refuse_codec)
         async with self._negotiation:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             answer = await self.pc.createAnswer()
