@@ -51,7 +51,8 @@ class Room:
         self.signals.clients[client.participant_id] = client
 
         async def answer(sdp: str) -> None:
-            await self.router.handle_answer(client.participant_id, sdp)
+            if self.signals.clients.get(client.participant_id) is client:  # not left meanwhile
+                await self.router.handle_answer(client.participant_id, sdp)
 
         client.answer_to = answer
         async def exchange(offer: str) -> str:

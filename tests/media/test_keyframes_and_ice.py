@@ -1,0 +1,73 @@
+"""Keyframe detection on real encoder output, and ICE address control."""
+
+from __future__ import annotations
+
+import fractions
+import re
+
+import av
+import numpy as np
+from aiortc import RTCPeerConnection, RTCRtpSender
+from aiortc.codecs import get_encoder
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+from media.ice import announce_address, restrict_host_addresses
+from media.keyframes import starts_keyframe
+from tests.media.clients import ColourTrack
+
+
+def frames(count: int) -> list[av.VideoFrame]:
+    out = []
+    for index in range(count):
+        image = np.full((240, 320, 3), (index * 20) % 255, dtype=np.uint8)
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts = index * 3000
+        frame.time_base = fractions.Fraction(1, 90000)
+        out.append(frame)
+    return out
+
+
+def encoded(mime: str, clock: int = 90000, **parameters: object) -> list[list[bytes]]:
+    encoder = get_encoder(RTCRtpCodecParameters(mimeType=mime, clockRate=clock,
+                                                payloadType=96, parameters=dict(parameters)))
+    return [encoder.encode(frame, force_keyframe=False)[0] for frame in frames(4)]
+
+
+def test_vp8_keyframe_starts_only_at_the_first_packet_of_a_keyframe() -> None:
+    payloads = encoded("video/VP8")
+    assert starts_keyframe("video/VP8", payloads[0][0])
+    assert not any(starts_keyframe("video/VP8", p) for p in payloads[0][1:])
+    assert not any(starts_keyframe("video/VP8", p) for frame in payloads[1:] for p in frame)
+
+
+def test_h264_idr_is_recognised() -> None:
+    payloads = encoded("video/H264", **{"packetization-mode": "1",
+                                        "profile-level-id": "42e01f"})
+    assert any(starts_keyframe("video/H264", p) for p in payloads[0])
+    assert not any(starts_keyframe("video/H264", p) for frame in payloads[1:] for p in frame)
+
+
+def test_audio_packets_always_start() -> None:
+    assert starts_keyframe("audio/opus", b"\x01\x02")
+    assert not starts_keyframe("video/VP8", b"")
+
+
+async def test_host_candidates_only_on_configured_addresses() -> None:
+    pc = RTCPeerConnection()
+    try:
+        pc.addTrack(ColourTrack((1, 2, 3)))
+        restrict_host_addresses(pc, ("127.0.0.1",))
+        await pc.setLocalDescription(await pc.createOffer())
+        hosts = re.findall(r"a=candidate:\S+ \d+ udp \d+ (\S+) \d+ typ host", pc.localDescription.sdp)
+        assert hosts == ["127.0.0.1"]
+        announced = announce_address(pc.localDescription.sdp, "203.0.113.7")
+        assert re.findall(r"a=candidate:\S+ \d+ udp \d+ (\S+) \d+ typ host", announced) == [
+            "203.0.113.7"]
+        assert "c=IN IP4 203.0.113.7" in announced and "127.0.0.1" not in announced
+    finally:
+        await pc.close()
+
+
+def test_codec_capabilities_include_vp8_h264_opus() -> None:
+    video = {c.mimeType for c in RTCRtpSender.getCapabilities("video").codecs}
+    assert {"video/VP8", "video/H264"} <= video
