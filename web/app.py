@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter
 from signaling.auth import TokenAuthority
 from signaling.server import SignalingGateway, create_socket_server
 from web.keys import authority_key, gateway_key, registry_key, settings_key, sio_key, started_at_key
+from web.pages import add_page_routes
 from web.routes import add_operational_routes
 from web.settings import Settings
 
@@ -46,6 +47,7 @@ def create_app(settings: Settings) -> web.Application:
     app[gateway_key] = gateway
     app[started_at_key] = time.monotonic()
     add_operational_routes(app)
+    add_page_routes(app)
     if settings.secret_generated:
         logger.warning("no secret configured: generated one for this process (dev mode); "
                        "tokens from other processes will not verify")

@@ -1,0 +1,107 @@
+"""The browser pages: kiosk, clinician console, guest and admin HTML, their static files, the
+vendored socket.io client and the small network-check endpoints the kiosk measures against."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from aiohttp import web
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+VENDOR_DIR = Path(__file__).parent / "node_modules" / "socket.io-client" / "dist"
+VENDOR_URL = "/vendor/socket.io"
+# Bounds of the network check: enough bytes to see a rural link's bitrate, never a load generator.
+MAX_PROBE_KIB = 1024
+MAX_UPLOAD_BYTES = 1024 * 1024
+
+_PAGES = {
+    "/outlet": "outlet.html",
+    "/specialist": "console.html",
+    "/counsellor": "console.html",
+    "/admin": "admin.html",
+}
+
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    # Invite codes live in the /join/<code> path: never leak it to other origins.
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(self)",
+    "Content-Security-Policy": (
+        "default-src 'self'; media-src 'self' blob: mediastream:; img-src 'self' data: blob:; "
+        "connect-src 'self' ws: wss:; style-src 'self'; script-src 'self'; object-src 'none'; "
+        "base-uri 'none'; frame-ancestors 'none'"
+    ),
+}
+
+
+def _page(file_name: str) -> web.Handler:
+    path = STATIC_DIR / file_name
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(path, headers=_PAGE_HEADERS)
+
+    return handler
+
+
+async def vendor_file(request: web.Request) -> web.StreamResponse:
+    """The npm-installed socket.io client; a clear 503 when ``npm ci`` was not run in ``web/``."""
+    name = request.match_info["name"]
+    if "/" in name or name.startswith("."):
+        raise web.HTTPNotFound()
+    path = VENDOR_DIR / name
+    if not VENDOR_DIR.is_dir():
+        logger.error("socket.io-client is not installed: run `npm ci` in web/ (scripts/setup does)")
+        return web.Response(
+            status=503,
+            text="socket.io-client is not installed on the server: run `npm ci` in web/",
+        )
+    if not path.is_file():
+        raise web.HTTPNotFound()
+    return web.FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})
+
+
+async def netcheck_ping(request: web.Request) -> web.Response:
+    """A tiny uncached reply: the kiosk times several of these for the round trip."""
+    return web.json_response({"ok": True}, headers={"Cache-Control": "no-store"})
+
+
+async def netcheck_download(request: web.Request) -> web.Response:
+    """``?kib=N`` random (incompressible) bytes for measuring the downlink bitrate."""
+    try:
+        kib = int(request.query.get("kib", "256"))
+    except ValueError:
+        raise web.HTTPBadRequest(text="kib must be a whole number") from None
+    if not 1 <= kib <= MAX_PROBE_KIB:
+        raise web.HTTPBadRequest(text=f"kib must be between 1 and {MAX_PROBE_KIB}")
+    return web.Response(
+        body=os.urandom(kib * 1024),
+        content_type="application/octet-stream",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def netcheck_upload(request: web.Request) -> web.Response:
+    """Count the bytes of an upload (up to 1 MiB) for measuring the uplink bitrate."""
+    received = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        received += len(chunk)
+        if received > MAX_UPLOAD_BYTES:
+            raise web.HTTPRequestEntityTooLarge(MAX_UPLOAD_BYTES, received)
+    return web.json_response({"received": received}, headers={"Cache-Control": "no-store"})
+
+
+def add_page_routes(app: web.Application) -> None:
+    """Serve the pages, ``/static``, the vendored socket.io client and the network check."""
+    for url, file_name in _PAGES.items():
+        app.router.add_get(url, _page(file_name))
+    app.router.add_get("/join/{code}", _page("guest.html"))
+    app.router.add_get(f"{VENDOR_URL}/{{name}}", vendor_file)
+    app.router.add_get("/api/netcheck/ping", netcheck_ping)
+    app.router.add_get("/api/netcheck/download", netcheck_download)
+    app.router.add_post("/api/netcheck/upload", netcheck_upload)
+    app.router.add_static("/static", STATIC_DIR, append_version=False)

@@ -1,0 +1,144 @@
+// Admin overview: queues and waits per service, clinicians online, live consultations and each
+// consultation's audit trail. Refreshed on every queue/consultation push and every few seconds.
+
+import { I18n } from "./i18n.js";
+import { connect } from "./session.js";
+import { claimsOf, forgetToken, storeToken, takeToken } from "./token.js";
+import { $, el, formatDuration, Screens, showAlert } from "./ui.js";
+
+const TOKEN_KEY = "teleconsult.admin.token";
+const REFRESH_MS = 3000;
+
+const i18n = new I18n("en");
+const t = (key, vars) => i18n.t(key, vars);
+const screens = new Screens(document, { signin: ["overview"], overview: ["signin"] });
+const admin = { signal: null, timer: null, overview: null, auditFor: null };
+
+function cells(...values) {
+  return values.map((value) => el("td", {}, value));
+}
+
+function render() {
+  const overview = admin.overview;
+  if (!overview) return;
+  const queues = Object.entries(overview.queues || {});
+  $("#queue-rows").replaceChildren(...queues.map(([service, entries]) => {
+    const longest = Math.max(0, ...entries.map((e) => e.waiting_s || 0));
+    const estimates = entries.map((e) => e.estimated_wait_s).filter((v) => v !== null && v !== undefined);
+    return el("tr", { dataset: { service } }, cells(
+      t(`service.${service}`),
+      String(entries.length),
+      formatDuration(longest, t),
+      estimates.length ? formatDuration(Math.max(...estimates), t) : "–",
+    ));
+  }));
+  if (!queues.length) $("#queue-rows").replaceChildren(el("tr", {}, el("td", { colspan: "4" }, t("console.queue.empty"))));
+  $("#clinician-rows").replaceChildren(...(overview.clinicians || []).map((c) =>
+    el("tr", { dataset: { clinician: c.clinician_id } }, cells(
+      c.name,
+      t(`role.${c.role}`),
+      el("span", { class: `status status-${c.status}` }, t(`presence.${c.status}`)),
+      c.services.map((s) => t(`service.${s}`)).join(", "),
+    ))));
+  const live = overview.active || [];
+  $("#live-empty").hidden = live.length > 0;
+  $("#live-rows").replaceChildren(...live.map((c) =>
+    el("tr", { dataset: { consultation: c.id } }, cells(
+      c.id,
+      t(`service.${c.service}`),
+      c.outlet_id,
+      c.clinician_id || "–",
+      (c.participants || []).map((p) => `${p.name} (${t(`role.${p.role}`)}${p.connected ? "" : ", " + t("admin.away")})`).join(", "),
+      c.recording ? t("app.yes") : t("app.no"),
+      el("button", { type: "button", class: "small", onclick: () => showAudit(c.id) }, t("admin.audit_show")),
+    ))));
+  $("#updated").textContent = t("admin.updated", { time: new Date().toLocaleTimeString("en-GB") });
+}
+
+async function refresh() {
+  try {
+    admin.overview = await admin.signal.request("admin.overview", {});
+    render();
+    if (admin.auditFor) await loadAudit(admin.auditFor);
+  } catch (err) {
+    showAlert(t("error.generic", { message: err.message }));
+  }
+}
+
+async function showAudit(consultationId) {
+  admin.auditFor = consultationId;
+  $("#audit-card").hidden = false;
+  $("#audit-input").value = consultationId;
+  await loadAudit(consultationId);
+  $("#audit-card h2").setAttribute("tabindex", "-1");
+  $("#audit-card h2").focus();
+}
+
+async function loadAudit(consultationId) {
+  try {
+    const result = await admin.signal.request("audit.list", { consultation_id: consultationId });
+    const events = Array.isArray(result) ? result : result.events || [];
+    $("#audit-id").textContent = consultationId;
+    $("#audit-rows").replaceChildren(...events.map((e) =>
+      el("tr", {}, cells(
+        new Date(e.at).toLocaleString("en-GB"),
+        e.actor,
+        e.role,
+        e.action,
+        Object.entries(e.details || {}).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join("; "),
+      ))));
+  } catch (err) {
+    showAlert(t("error.generic", { message: err.message }));
+  }
+}
+
+async function start(token) {
+  const claims = claimsOf(token);
+  if (!claims || claims.role !== "admin") {
+    showAlert(t("error.wrong_role"));
+    screens.go("signin");
+    return;
+  }
+  screens.go("overview");
+  admin.signal = await connect(token, i18n, {
+    onRefused: () => {
+      forgetToken(TOKEN_KEY);
+      clearInterval(admin.timer);
+      admin.signal.close();
+      screens.go("signin");
+    },
+  });
+  admin.signal.on("session.ready", refresh);
+  for (const event of ["queue.changed", "consultation.updated", "consultation.ended"]) {
+    admin.signal.on(event, refresh);
+  }
+  admin.timer = setInterval(() => {
+    if (admin.signal.connected) refresh();
+  }, REFRESH_MS);
+}
+
+function boot() {
+  i18n.bindSwitch();
+  i18n.addEventListener("change", render);
+  $("#audit-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const id = $("#audit-input").value.trim();
+    if (id) showAudit(id);
+  });
+  $("#sign-out").addEventListener("click", () => {
+    forgetToken(TOKEN_KEY);
+    window.location.reload();
+  });
+  $("#signin-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const token = $("#token-input").value.trim();
+    if (!token) return;
+    storeToken(TOKEN_KEY, token);
+    start(token);
+  });
+  const token = takeToken(TOKEN_KEY);
+  if (token) start(token);
+  else screens.go("signin");
+}
+
+boot();

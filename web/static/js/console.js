@@ -1,0 +1,425 @@
+// Specialist and counsellor console: presence, queue, offers, the call with quality per
+// participant, invites, the door, transfer, notes and recording. /counsellor uses a group layout.
+
+import { openMedia, stopMedia } from "./devices.js";
+import { I18n } from "./i18n.js";
+import { MediaSession } from "./rtc.js";
+import { connect, resumable } from "./session.js";
+import { Tiles } from "./tiles.js";
+import { claimsOf, forgetToken, storeToken, takeToken } from "./token.js";
+import { $, $$, chime, el, formatDuration, playStream, Screens, showAlert } from "./ui.js";
+
+const MODE = window.location.pathname.startsWith("/counsellor") ? "counsellor" : "specialist";
+const TOKEN_KEY = `teleconsult.${MODE}.token`;
+
+const i18n = new I18n("en");
+const t = (key, vars) => i18n.t(key, vars);
+const screens = new Screens(document, { signin: ["desk"], desk: ["signin"] });
+
+const desk = {
+  signal: null,
+  identity: null,
+  iceServers: [],
+  queues: new Map(),
+  offer: null,
+  offerTimer: null,
+  consultation: null,
+  stream: null,
+  media: null,
+};
+
+const tiles = new Tiles($("#tiles"), {
+  t,
+  mainRoles: ["outlet"],
+  onAutoplayBlocked: () => ($("#sound-button").hidden = false),
+});
+
+// ----- queue --------------------------------------------------------------------------------
+
+function setQueue(service, entries) {
+  desk.queues.set(service, entries);
+  renderQueue();
+}
+
+function renderQueue() {
+  const entries = [...desk.queues.values()].flat().filter((e) => e.state !== "active");
+  entries.sort((a, b) => Number(b.urgent) - Number(a.urgent) || b.waiting_s - a.waiting_s);
+  $("#queue-empty").hidden = entries.length > 0;
+  $("#queue-table").hidden = entries.length === 0;
+  const rows = entries.map((entry) =>
+    el("tr", { dataset: { consultation: entry.consultation_id }, class: entry.urgent ? "urgent" : null },
+      el("td", {}, String(entry.position)),
+      el("td", {}, t(`service.${entry.service}`)),
+      el("td", {}, entry.outlet_id),
+      el("td", {}, formatDuration(entry.waiting_s, t)),
+      el("td", {}, entry.urgent ? t("console.queue.urgent") : t("console.queue.routine")),
+      el("td", {}, entry.state === "offered"
+        ? t("console.queue.offered")
+        : el("button", {
+          type: "button",
+          class: "small",
+          disabled: desk.consultation ? true : null,
+          "aria-label": t("console.queue.take_label", { outlet: entry.outlet_id }),
+          onclick: () => take(entry.consultation_id),
+        }, t("console.queue.take"))),
+    ));
+  $("#queue-rows").replaceChildren(...rows);
+}
+
+async function loadQueue() {
+  try {
+    const result = await desk.signal.request("queue.list", {});
+    const entries = Array.isArray(result) ? result : result.entries || [];
+    desk.queues.clear();
+    for (const service of desk.identity.services) setQueue(service, entries.filter((e) => e.service === service));
+    renderQueue();
+  } catch (err) {
+    showAlert(t("error.generic", { message: err.message }));
+  }
+}
+
+async function take(consultationId) {
+  try {
+    const consultation = await desk.signal.request("consultation.pick", { consultation_id: consultationId });
+    await enterCall(consultation.consultation || consultation);
+  } catch (err) {
+    showAlert(t("error.generic", { message: err.message }));
+  }
+}
+
+// ----- presence and offers ------------------------------------------------------------------
+
+async function setPresence(status) {
+  try {
+    await desk.signal.request("presence.set", { status });
+    showPresence(status);
+  } catch (err) {
+    showAlert(t("error.generic", { message: err.message }));
+  }
+}
+
+function showPresence(status) {
+  for (const button of $$("[data-presence]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.presence === status));
+  }
+}
+
+function showOffer({ consultation, expires_in_s: expiresIn }) {
+  desk.offer = consultation;
+  $("#offer-details").textContent = t("console.offer.details", {
+    service: t(`service.${consultation.service}`),
+    outlet: consultation.outlet_id,
+    patient: consultation.patient_ref,
+    urgent: consultation.urgent ? t("console.queue.urgent") : t("console.queue.routine"),
+  });
+  let left = Math.max(0, Math.round(expiresIn || 30));
+  const tick = () => {
+    $("#offer-countdown").textContent = t("console.offer.countdown", { n: left });
+    left -= 1;
+    if (left < 0) closeOffer();
+  };
+  clearInterval(desk.offerTimer);
+  tick();
+  desk.offerTimer = setInterval(tick, 1000);
+  const dialog = $("#offer-dialog");
+  if (!dialog.open) dialog.showModal();
+  $("#offer-accept").focus();
+  chime();
+}
+
+function closeOffer() {
+  clearInterval(desk.offerTimer);
+  desk.offer = null;
+  const dialog = $("#offer-dialog");
+  if (dialog.open) dialog.close();
+}
+
+async function answerOffer(accept) {
+  const offer = desk.offer;
+  closeOffer();
+  if (!offer) return;
+  try {
+    const event = accept ? "consultation.accept" : "consultation.decline";
+    const result = await desk.signal.request(event, { consultation_id: offer.id });
+    if (accept) await enterCall(result.consultation || result);
+  } catch (err) {
+    showAlert(t("error.generic", { message: err.message }));
+  }
+}
+
+// ----- the call -----------------------------------------------------------------------------
+
+async function enterCall(consultation) {
+  const joined = await desk.signal.request("consultation.join", { consultation_id: consultation.id });
+  showConsultation((joined && joined.consultation) || joined || consultation);
+  $("#idle").hidden = true;
+  $("#call").hidden = false;
+  document.body.dataset.inCall = "true";
+  renderQueue();
+  if (!desk.stream) desk.stream = await openMedia({ video: true });
+  playStream($("#self-view"), desk.stream);
+  if (desk.media) desk.media.close();
+  desk.media = new MediaSession({
+    signal: desk.signal,
+    consultationId: consultation.id,
+    iceServers: desk.iceServers,
+    localStream: desk.stream,
+  });
+  desk.media.addEventListener("stream", (e) => {
+    tiles.show(e.detail.participantId, e.detail.stream);
+    $("#call-waiting").hidden = true;
+  });
+  desk.media.addEventListener("streamremoved", (e) => tiles.remove(e.detail.participantId));
+  desk.media.addEventListener("state", (e) => {
+    $("#reconnecting").hidden = !["disconnected", "failed", "reconnecting"].includes(e.detail.state);
+  });
+  desk.media.start();
+}
+
+function showConsultation(consultation) {
+  desk.consultation = consultation;
+  $("#call-service").textContent = t(`service.${consultation.service}`);
+  $("#call-patient").textContent = consultation.patient_ref;
+  $("#call-facts").textContent = t("console.call.facts", {
+    outlet: consultation.outlet_id,
+    guardian: consultation.guardian_present ? t("app.yes") : t("app.no"),
+    consent: consultation.consent ? t("console.call.consent_given") : t("console.call.consent_none"),
+  });
+  if (typeof consultation.notes === "string" && document.activeElement !== $("#notes")) {
+    $("#notes").value = consultation.notes;
+  }
+  $("#record").disabled = !consultation.consent;
+  setRecording(Boolean(consultation.recording));
+  tiles.setParticipants(consultation.participants || []);
+  renderDoor(consultation.participants || []);
+}
+
+function renderDoor(participants) {
+  const waiting = participants.filter((p) => p.role === "guest" && p.admitted === false);
+  $("#door-empty").hidden = waiting.length > 0;
+  $("#door-list").replaceChildren(...waiting.map((guest) =>
+    el("li", { dataset: { guest: guest.participant_id } },
+      el("span", {}, guest.name),
+      el("button", { type: "button", class: "primary small", onclick: () => admit(guest.participant_id, true) }, t("console.door.admit")),
+      el("button", { type: "button", class: "secondary small", onclick: () => admit(guest.participant_id, false) }, t("console.door.refuse")),
+    )));
+}
+
+async function admit(guestId, yes) {
+  try {
+    const result = await desk.signal.request("consultation.admit", {
+      consultation_id: desk.consultation.id, guest_id: guestId, admit: yes,
+    });
+    showConsultation(result.consultation || result);
+  } catch (err) {
+    showAlert(t("error.generic", { message: err.message }));
+  }
+}
+
+async function invite(guestRole) {
+  try {
+    const result = await desk.signal.request("consultation.invite", {
+      consultation_id: desk.consultation.id, guest_role: guestRole,
+    });
+    $("#invite-url").value = new URL(result.url, window.location.origin).href;
+    $("#invite-expiry").textContent = t("console.invite.expires", {
+      time: new Date(result.expires_at).toLocaleTimeString(i18n.lang === "zh" ? "zh-CN" : "en-GB"),
+    });
+    $("#invite-result").hidden = false;
+    $("#invite-url").select();
+  } catch (err) {
+    showAlert(t("error.generic", { message: err.message }));
+  }
+}
+
+async function transfer() {
+  const service = $("#transfer-service").value;
+  try {
+    await desk.signal.request("consultation.transfer", { consultation_id: desk.consultation.id, service });
+    leaveCall();
+  } catch (err) {
+    showAlert(t("error.generic", { message: err.message }));
+  }
+}
+
+async function saveNotes() {
+  $("#notes-status").textContent = t("console.notes.saving");
+  try {
+    await desk.signal.request("consultation.notes", { consultation_id: desk.consultation.id, notes: $("#notes").value });
+    $("#notes-status").textContent = t("console.notes.saved", { time: new Date().toLocaleTimeString("en-GB") });
+  } catch (err) {
+    $("#notes-status").textContent = t("error.generic", { message: err.message });
+  }
+}
+
+async function toggleRecording() {
+  const active = $("#record").getAttribute("aria-pressed") === "true";
+  try {
+    await desk.signal.request(active ? "recording.stop" : "recording.start", { consultation_id: desk.consultation.id });
+    setRecording(!active);
+  } catch (err) {
+    showAlert(t("error.generic", { message: err.message }));
+  }
+}
+
+function setRecording(active) {
+  $("#record").setAttribute("aria-pressed", String(active));
+  $("#record").textContent = t(active ? "console.call.stop_record" : "console.call.record");
+  $("#recording-indicator").hidden = !active;
+}
+
+async function endCall() {
+  if (!desk.consultation) return;
+  if (!window.confirm(t("console.call.confirm_end"))) return;
+  try {
+    await desk.signal.request("consultation.end", { consultation_id: desk.consultation.id, reason: "completed" });
+  } catch (err) {
+    showAlert(t("error.generic", { message: err.message }));
+  }
+  leaveCall();
+}
+
+function leaveCall() {
+  if (desk.media) desk.media.close();
+  desk.media = null;
+  stopMedia(desk.stream);
+  desk.stream = null;
+  tiles.clear();
+  desk.consultation = null;
+  document.body.dataset.inCall = "false";
+  $("#call").hidden = true;
+  $("#idle").hidden = false;
+  $("#invite-result").hidden = true;
+  $("#notes").value = "";
+  $("#notes-status").textContent = "";
+  $("#call-waiting").hidden = false;
+  $("#sound-button").hidden = true;
+  renderQueue();
+}
+
+function toggleMute(button, kind, onKey, offKey) {
+  const pressed = button.getAttribute("aria-pressed") !== "true";
+  button.setAttribute("aria-pressed", String(pressed));
+  button.textContent = t(pressed ? onKey : offKey);
+  if (desk.media) desk.media.setMuted(kind, pressed);
+}
+
+// ----- server pushes ------------------------------------------------------------------------
+
+function mine(payload) {
+  const id = payload && (payload.consultation_id || (payload.consultation && payload.consultation.id));
+  return desk.consultation && id === desk.consultation.id;
+}
+
+function onReady(ready) {
+  desk.identity = ready.identity;
+  desk.iceServers = ready.ice_servers || [];
+  $("#who").textContent = ready.identity.name;
+  if (ready.presence) showPresence(ready.presence.status || ready.presence);
+  loadQueue();
+  const active = resumable(ready).find((c) => c.state === "active");
+  if (active && desk.consultation && desk.consultation.id === active.id && desk.media) {
+    desk.signal.request("consultation.join", { consultation_id: active.id })
+      .then(() => desk.media.restart())
+      .catch((err) => showAlert(t("error.generic", { message: err.message })));
+  } else if (active && !desk.consultation) {
+    enterCall(active).catch((err) => showAlert(t("error.generic", { message: err.message })));
+  }
+}
+
+function bindSignal(signal) {
+  signal.on("session.ready", onReady);
+  signal.on("queue.changed", ({ service, entries }) => setQueue(service, entries || []));
+  signal.on("consultation.offered", showOffer);
+  signal.on("consultation.offer_withdrawn", (p) => {
+    if (desk.offer && desk.offer.id === p.consultation_id) closeOffer();
+  });
+  signal.on("consultation.updated", (p) => {
+    if (mine(p)) showConsultation(p.consultation);
+  });
+  signal.on("consultation.guest_waiting", (p) => {
+    if (!mine(p)) return;
+    chime();
+    const participants = (desk.consultation.participants || []).filter((x) => x.participant_id !== p.guest.participant_id);
+    desk.consultation.participants = [...participants, p.guest];
+    renderDoor(desk.consultation.participants);
+  });
+  signal.on("consultation.ended", (p) => {
+    if (mine(p)) {
+      showAlert(t("console.call.ended", { reason: p.reason || "" }));
+      leaveCall();
+    }
+  });
+  signal.on("rtc.stats", (p) => {
+    if (!mine(p)) return;
+    for (const stats of p.participants || []) tiles.setQuality(stats.participant_id, stats);
+  });
+  signal.on("rtc.media_state", (p) => tiles.setMediaState(p.participant_id, p.source, p.muted));
+  signal.on("recording.state", (p) => {
+    if (mine(p)) setRecording(Boolean(p.active));
+  });
+}
+
+// ----- wiring -------------------------------------------------------------------------------
+
+function bindControls() {
+  for (const button of $$("[data-presence]")) button.addEventListener("click", () => setPresence(button.dataset.presence));
+  $("#offer-accept").addEventListener("click", () => answerOffer(true));
+  $("#offer-decline").addEventListener("click", () => answerOffer(false));
+  $("#offer-dialog").addEventListener("cancel", (e) => e.preventDefault());
+  $("#mute").addEventListener("click", (e) => toggleMute(e.currentTarget, "audio", "call.unmute", "call.mute"));
+  $("#camera").addEventListener("click", (e) => toggleMute(e.currentTarget, "video", "call.camera_on", "call.camera_off"));
+  $("#record").addEventListener("click", toggleRecording);
+  $("#end").addEventListener("click", endCall);
+  for (const button of $$("[data-invite]")) button.addEventListener("click", () => invite(button.dataset.invite));
+  $("#invite-copy").addEventListener("click", () => navigator.clipboard.writeText($("#invite-url").value).catch(() => $("#invite-url").select()));
+  $("#transfer").addEventListener("click", transfer);
+  $("#notes-save").addEventListener("click", saveNotes);
+  $("#sound-button").addEventListener("click", () => {
+    tiles.resumePlayback();
+    $("#sound-button").hidden = true;
+  });
+  $("#sign-out").addEventListener("click", () => {
+    forgetToken(TOKEN_KEY);
+    window.location.reload();
+  });
+  $("#signin-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const token = $("#token-input").value.trim();
+    if (!token) return;
+    storeToken(TOKEN_KEY, token);
+    start(token);
+  });
+}
+
+async function start(token) {
+  const claims = claimsOf(token);
+  if (!claims || !["specialist", "counsellor"].includes(claims.role)) {
+    showAlert(t("error.wrong_role"));
+    screens.go("signin");
+    return;
+  }
+  screens.go("desk");
+  desk.signal = await connect(token, i18n, {
+    onRefused: () => {
+      forgetToken(TOKEN_KEY);
+      desk.signal.close();
+      screens.go("signin");
+    },
+  });
+  bindSignal(desk.signal);
+}
+
+function boot() {
+  document.body.dataset.mode = MODE;
+  $("#brand").dataset.i18n = `console.brand_${MODE}`;
+  $("#tiles").classList.toggle("group", MODE === "counsellor");
+  i18n.bindSwitch();
+  i18n.addEventListener("change", renderQueue);
+  bindControls();
+  const token = takeToken(TOKEN_KEY);
+  if (token) start(token);
+  else screens.go("signin");
+}
+
+boot();

@@ -1,0 +1,185 @@
+// Guest page (/join/<code>): check camera and microphone, redeem the invite for a guest token,
+// wait at the door until the specialist admits, then join the call.
+
+import { LevelMeter, openMedia, stopMedia } from "./devices.js";
+import { I18n } from "./i18n.js";
+import { MediaSession } from "./rtc.js";
+import { connect, resumable } from "./session.js";
+import { Tiles } from "./tiles.js";
+import { $, $$, playStream, Screens, showAlert } from "./ui.js";
+
+const CODE = decodeURIComponent(window.location.pathname.split("/").pop() || "");
+const TOKEN_KEY = `teleconsult.guest.${CODE}`;
+const browserLang = (navigator.language || "").toLowerCase().startsWith("zh") ? "zh" : "en";
+
+const i18n = new I18n(browserLang);
+const t = (key, vars) => i18n.t(key, vars);
+const screens = new Screens(document, {
+  check: ["door", "call", "done"],
+  door: ["call", "done"],
+  call: ["done", "door"],
+  done: [],
+});
+
+const guest = { signal: null, token: null, consultationId: null, stream: null, meter: null, media: null, iceServers: [] };
+const tiles = new Tiles($("#tiles"), {
+  t,
+  mainRoles: ["outlet"],
+  onAutoplayBlocked: () => ($("#sound-button").hidden = false),
+});
+
+async function check() {
+  screens.go("check");
+  try {
+    guest.stream = await openMedia({ video: true });
+    playStream($("#preview"), guest.stream);
+    guest.meter = new LevelMeter(guest.stream, (level) => ($("#mic-level").value = level));
+  } catch (err) {
+    showAlert(t("error.no_devices"));
+  }
+  $("#join").disabled = false;
+}
+
+async function redeem() {
+  const response = await fetch(`/api/invites/${encodeURIComponent(CODE)}/redeem`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ name: $("#guest-name").value.trim() || t("guest.default_name") }),
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const code = body.error ? body.error.code : `http_${response.status}`;
+    throw Object.assign(new Error(body.error ? body.error.message : response.statusText), { code });
+  }
+  const result = body.ok || body;
+  sessionStorage.setItem(TOKEN_KEY, JSON.stringify({ token: result.token, consultation_id: result.consultation_id }));
+  return result;
+}
+
+async function join() {
+  $("#join").disabled = true;
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(TOKEN_KEY) || "null") || (await redeem());
+    await open(saved);
+  } catch (err) {
+    showAlert(t(err.code === "expired" || err.code === "not_found" ? "guest.invite_invalid" : "error.generic", { message: err.message }));
+    $("#join").disabled = false;
+  }
+}
+
+async function open({ token, consultation_id: consultationId }) {
+  guest.token = token;
+  guest.consultationId = consultationId;
+  guest.signal = await connect(token, i18n, {
+    onRefused: () => {
+      sessionStorage.removeItem(TOKEN_KEY);
+      finish("guest.invite_invalid");
+    },
+  });
+  guest.signal.on("session.ready", onReady);
+  guest.signal.on("consultation.admitted", () => enterCall());
+  guest.signal.on("consultation.refused", () => finish("guest.done.refused"));
+  guest.signal.on("consultation.ended", () => finish("guest.done.ended"));
+  guest.signal.on("consultation.updated", ({ consultation }) => {
+    if (consultation.id !== guest.consultationId) return;
+    tiles.setParticipants(consultation.participants || []);
+    $("#recording-indicator").hidden = !consultation.recording;
+  });
+  guest.signal.on("rtc.media_state", (p) => tiles.setMediaState(p.participant_id, p.source, p.muted));
+  guest.signal.on("recording.state", (p) => ($("#recording-indicator").hidden = !p.active));
+}
+
+async function onReady(ready) {
+  guest.iceServers = ready.ice_servers || [];
+  try {
+    const joined = await guest.signal.request("consultation.join", { consultation_id: guest.consultationId });
+    const consultation = (joined && joined.consultation) || joined;
+    const me = (consultation.participants || []).find((p) => p.participant_id === ready.identity.subject);
+    tiles.setParticipants(consultation.participants || []);
+    if (me && me.admitted) enterCall();
+    else if (screens.current !== "door") {
+      screens.go("door");
+      playStream($("#door-self"), guest.stream);
+    }
+  } catch (err) {
+    if (["not_found", "invalid_state", "expired"].includes(err.code) || resumable(ready).length === 0 && err.code === "forbidden") {
+      finish("guest.done.ended");
+    } else {
+      showAlert(t("error.generic", { message: err.message }));
+    }
+  }
+}
+
+async function enterCall() {
+  if (guest.meter) guest.meter.stop();
+  guest.meter = null;
+  if (screens.current !== "call") screens.go("call");
+  if (!guest.stream) guest.stream = await openMedia({ video: true });
+  playStream($("#self-view"), guest.stream);
+  if (guest.media) {
+    guest.media.restart();
+    return;
+  }
+  guest.media = new MediaSession({
+    signal: guest.signal,
+    consultationId: guest.consultationId,
+    iceServers: guest.iceServers,
+    localStream: guest.stream,
+  });
+  guest.media.addEventListener("stream", (e) => {
+    tiles.show(e.detail.participantId, e.detail.stream);
+    $("#call-waiting").hidden = true;
+  });
+  guest.media.addEventListener("streamremoved", (e) => tiles.remove(e.detail.participantId));
+  guest.media.addEventListener("state", (e) => {
+    $("#reconnecting").hidden = !["disconnected", "failed", "reconnecting"].includes(e.detail.state);
+  });
+  guest.media.start();
+}
+
+async function leave() {
+  if (guest.signal && guest.consultationId) {
+    await guest.signal.request("consultation.leave", { consultation_id: guest.consultationId }).catch(() => {});
+  }
+  finish("guest.done.left");
+}
+
+function finish(messageKey) {
+  if (guest.media) guest.media.close();
+  guest.media = null;
+  if (guest.meter) guest.meter.stop();
+  guest.meter = null;
+  stopMedia(guest.stream);
+  guest.stream = null;
+  tiles.clear();
+  if (guest.signal) guest.signal.close();
+  sessionStorage.removeItem(TOKEN_KEY);
+  $("#done-text").dataset.i18n = messageKey;
+  $("#done-text").textContent = t(messageKey);
+  if (screens.current !== "done") screens.go("done");
+}
+
+function toggleMute(button, kind, onKey, offKey) {
+  const pressed = button.getAttribute("aria-pressed") !== "true";
+  button.setAttribute("aria-pressed", String(pressed));
+  button.textContent = t(pressed ? onKey : offKey);
+  if (guest.media) guest.media.setMuted(kind, pressed);
+}
+
+function boot() {
+  i18n.bindSwitch();
+  $("#join").addEventListener("click", join);
+  for (const button of $$("[data-action=leave]")) button.addEventListener("click", leave);
+  $("#mute").addEventListener("click", (e) => toggleMute(e.currentTarget, "audio", "call.unmute", "call.mute"));
+  $("#camera").addEventListener("click", (e) => toggleMute(e.currentTarget, "video", "call.camera_on", "call.camera_off"));
+  $("#sound-button").addEventListener("click", () => {
+    tiles.resumePlayback();
+    $("#sound-button").hidden = true;
+  });
+  const saved = JSON.parse(sessionStorage.getItem(TOKEN_KEY) || "null");
+  check().then(() => {
+    if (saved) open(saved).catch((err) => showAlert(t("error.generic", { message: err.message })));
+  });
+}
+
+boot();

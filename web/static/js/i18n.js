@@ -1,0 +1,58 @@
+// Text in one catalogue per language (i18n/en.js, i18n/zh.js); elements name their string with
+// data-i18n (text), data-i18n-label (aria-label) or data-i18n-placeholder.
+
+import en from "../i18n/en.js";
+import zh from "../i18n/zh.js";
+
+const CATALOGUES = { en, zh };
+const HTML_LANG = { en: "en", zh: "zh-CN" };
+const STORAGE_KEY = "teleconsult.lang";
+
+export class I18n extends EventTarget {
+  constructor(defaultLang) {
+    super();
+    this.defaultLang = defaultLang;
+    const saved = localStorage.getItem(STORAGE_KEY);
+    this.lang = CATALOGUES[saved] ? saved : defaultLang;
+  }
+
+  /** The string for `key` with `{name}` placeholders filled; English, then the key, as fallback. */
+  t(key, vars = {}) {
+    const text = CATALOGUES[this.lang][key] ?? CATALOGUES.en[key] ?? key;
+    return text.replace(/\{(\w+)\}/g, (_, name) => (name in vars ? String(vars[name]) : `{${name}}`));
+  }
+
+  has(key) {
+    return key in CATALOGUES[this.lang] || key in CATALOGUES.en;
+  }
+
+  setLang(lang, { remember = true } = {}) {
+    if (!CATALOGUES[lang]) return;
+    this.lang = lang;
+    if (remember) localStorage.setItem(STORAGE_KEY, lang);
+    this.apply();
+    this.dispatchEvent(new CustomEvent("change", { detail: { lang } }));
+  }
+
+  apply(root = document) {
+    document.documentElement.lang = HTML_LANG[this.lang];
+    for (const node of root.querySelectorAll("[data-i18n]")) node.textContent = this.t(node.dataset.i18n);
+    for (const node of root.querySelectorAll("[data-i18n-label]")) {
+      node.setAttribute("aria-label", this.t(node.dataset.i18nLabel));
+    }
+    for (const node of root.querySelectorAll("[data-i18n-placeholder]")) {
+      node.setAttribute("placeholder", this.t(node.dataset.i18nPlaceholder));
+    }
+    for (const button of root.querySelectorAll("[data-lang]")) {
+      button.setAttribute("aria-pressed", String(button.dataset.lang === this.lang));
+    }
+  }
+
+  /** Wire the page's language buttons ([data-lang]). */
+  bindSwitch(root = document) {
+    for (const button of root.querySelectorAll("[data-lang]")) {
+      button.addEventListener("click", () => this.setLang(button.dataset.lang));
+    }
+    this.apply(root);
+  }
+}

@@ -1,0 +1,408 @@
+// The outlet kiosk: start → device check → service → consent → waiting → call → end → start.
+// It runs unattended: every path leads back to the start screen.
+
+import { LevelMeter, measureLink, openMedia, stopMedia } from "./devices.js";
+import { I18n } from "./i18n.js";
+import { MediaSession } from "./rtc.js";
+import { connect, resumable } from "./session.js";
+import { Tiles } from "./tiles.js";
+import { takeToken } from "./token.js";
+import { $, $$, formatDuration, playStream, Screens, showAlert } from "./ui.js";
+
+const TOKEN_KEY = "teleconsult.outlet.token";
+const CONSULTATION_KEY = "teleconsult.outlet.consultation";
+const END_SCREEN_S = 12;
+const IDLE_RESET_S = 180;
+
+const i18n = new I18n("zh");
+const t = (key, vars) => i18n.t(key, vars);
+const screens = new Screens(document, {
+  start: ["check", "waiting", "call"],
+  check: ["start", "service"],
+  service: ["start", "check", "consent"],
+  consent: ["start", "service", "waiting"],
+  waiting: ["start", "call", "ended"],
+  call: ["ended", "start"],
+  ended: ["start"],
+});
+
+const kiosk = {
+  signal: null,
+  iceServers: [],
+  stream: null,
+  meter: null,
+  media: null,
+  service: null,
+  ticket: null,
+  consultation: null,
+  audioOnly: false,
+  endTimer: null,
+  idleTimer: null,
+  lastEntry: null,
+};
+
+const tiles = new Tiles($("#tiles"), {
+  t,
+  mainRoles: ["specialist", "counsellor"],
+  onAutoplayBlocked: () => ($("#sound-button").hidden = false),
+});
+
+// ----- start and device check ---------------------------------------------------------------
+
+async function startCheck() {
+  screens.go("check");
+  $("#check-next").disabled = true;
+  $("#net-advice").hidden = true;
+  $("#net-result").textContent = t("outlet.check.measuring");
+  try {
+    kiosk.stream = await openMedia({ video: true });
+  } catch (err) {
+    showAlert(t("error.no_devices"));
+    return;
+  }
+  const hasVideo = kiosk.stream.getVideoTracks().length > 0;
+  $("#audio-only").checked = !hasVideo;
+  $("#audio-only").disabled = !hasVideo;
+  playStream($("#preview"), kiosk.stream);
+  kiosk.meter = new LevelMeter(kiosk.stream, (level) => {
+    $("#mic-level").value = level;
+    if (level > 0.05) $("#mic-status").textContent = t("outlet.check.mic_ok");
+  });
+  try {
+    const link = await measureLink();
+    $("#net-result").textContent = t("outlet.check.net_figures", {
+      rtt: Math.round(link.rttMs),
+      down: Math.round(link.downKbps),
+      up: Math.round(link.upKbps),
+    });
+    $("#net-result").dataset.weak = String(link.weak);
+    if (link.weak && hasVideo) {
+      $("#net-advice").textContent = t("outlet.check.weak");
+      $("#net-advice").hidden = false;
+      $("#audio-only").checked = true;
+    }
+  } catch (err) {
+    $("#net-result").textContent = t("outlet.check.net_failed");
+  }
+  $("#check-next").disabled = false;
+}
+
+function stopCheck() {
+  if (kiosk.meter) kiosk.meter.stop();
+  kiosk.meter = null;
+}
+
+// ----- service, consent, check-in -----------------------------------------------------------
+
+function newTicket() {
+  const letters = "ACDEFGHJKLMNPQRTUVWXY";
+  const digits = crypto.getRandomValues(new Uint32Array(1))[0] % 1000;
+  const letter = letters[crypto.getRandomValues(new Uint8Array(1))[0] % letters.length];
+  return `${letter}${String(digits).padStart(3, "0")}`;
+}
+
+function chooseService(service) {
+  kiosk.service = service;
+  kiosk.ticket = kiosk.ticket || newTicket();
+  $("#consent-service").textContent = t(`service.${service}`);
+  $("#consent-service").dataset.i18n = `service.${service}`;
+  $("#ticket").textContent = kiosk.ticket;
+  for (const box of $$("[data-screen=consent] input[type=checkbox]")) box.checked = false;
+  updateCheckInButton();
+  screens.go("consent");
+}
+
+function updateCheckInButton() {
+  $("#check-in").disabled = !($("#guardian-present").checked && $("#consent-consult").checked);
+}
+
+async function checkIn() {
+  $("#check-in").disabled = true;
+  kiosk.audioOnly = $("#audio-only").checked;
+  try {
+    const result = await kiosk.signal.request("consultation.check_in", {
+      service: kiosk.service,
+      patient_ref: kiosk.ticket,
+      guardian_present: $("#guardian-present").checked,
+      urgent: false,
+    });
+    const consultation = result.consultation || result;
+    remember(consultation);
+    if ($("#consent-record").checked) {
+      await kiosk.signal.request("consultation.consent", {
+        consultation_id: consultation.id,
+        purpose: "medical record of the consultation",
+      }).catch((err) => console.warn("consent not stored", err.code));
+    }
+    stopCheck();
+    enterWaiting(result.entry || result.queue || result);
+  } catch (err) {
+    showAlert(t("error.check_in", { message: err.message }));
+    updateCheckInButton();
+  }
+}
+
+function remember(consultation) {
+  kiosk.consultation = consultation;
+  sessionStorage.setItem(CONSULTATION_KEY, consultation.id);
+}
+
+// ----- waiting ------------------------------------------------------------------------------
+
+function enterWaiting(entry) {
+  if (screens.current !== "waiting") screens.go("waiting");
+  $("#waiting-ticket").textContent = kiosk.consultation.patient_ref || kiosk.ticket || "";
+  showPosition(entry);
+}
+
+function showPosition(entry) {
+  if (!entry) return;
+  kiosk.lastEntry = entry;
+  if (entry.position !== undefined && entry.position !== null) {
+    $("#queue-position").textContent = String(entry.position);
+  }
+  const wait = entry.estimated_wait_s;
+  $("#queue-wait").textContent = wait === undefined || wait === null ? t("outlet.waiting.unknown") : formatDuration(wait, t);
+  $("#waiting-offered").hidden = entry.state !== "offered";
+}
+
+async function cancelWaiting() {
+  const consultation = kiosk.consultation;
+  if (consultation) {
+    await kiosk.signal.request("consultation.cancel", { consultation_id: consultation.id })
+      .catch((err) => console.warn("cancel failed", err.code));
+  }
+  resetKiosk();
+}
+
+// ----- call ---------------------------------------------------------------------------------
+
+async function enterCall(consultation) {
+  remember(consultation);
+  stopCheck();
+  let joined;
+  try {
+    joined = await kiosk.signal.request("consultation.join", { consultation_id: consultation.id });
+  } catch (err) {
+    showAlert(t("error.join", { message: err.message }));
+    resetKiosk();
+    return;
+  }
+  if (screens.current !== "call") screens.go("call");
+  tiles.setParticipants((joined && (joined.consultation || joined).participants) || consultation.participants || []);
+  if (!kiosk.stream) {
+    try {
+      kiosk.stream = await openMedia({ video: !kiosk.audioOnly });
+    } catch (err) {
+      showAlert(t("error.no_devices"));
+    }
+  }
+  if (kiosk.audioOnly) for (const track of kiosk.stream.getVideoTracks()) track.stop();
+  const local = kiosk.audioOnly ? new MediaStream(kiosk.stream.getAudioTracks()) : kiosk.stream;
+  playStream($("#self-view"), local);
+  $("#self-view").hidden = local.getVideoTracks().length === 0;
+  startMedia(consultation.id, local);
+}
+
+function startMedia(consultationId, local) {
+  if (kiosk.media) kiosk.media.close();
+  const media = new MediaSession({
+    signal: kiosk.signal,
+    consultationId,
+    iceServers: kiosk.iceServers,
+    localStream: local,
+  });
+  kiosk.media = media;
+  media.addEventListener("stream", (e) => {
+    tiles.show(e.detail.participantId, e.detail.stream);
+    $("#call-waiting").hidden = true;
+  });
+  media.addEventListener("streamremoved", (e) => tiles.remove(e.detail.participantId));
+  media.addEventListener("state", (e) => {
+    const state = e.detail.state;
+    $("#reconnecting").hidden = !["disconnected", "failed", "reconnecting"].includes(state);
+  });
+  media.start();
+  if (kiosk.audioOnly) media.setReceiveVideo(false).catch((err) => console.warn("receive mode", err.code));
+}
+
+function toggle(button, kind, onKey, offKey) {
+  const pressed = button.getAttribute("aria-pressed") !== "true";
+  button.setAttribute("aria-pressed", String(pressed));
+  button.dataset.i18n = pressed ? onKey : offKey;
+  button.textContent = t(button.dataset.i18n);
+  if (kiosk.media) kiosk.media.setMuted(kind, pressed);
+}
+
+async function endCall() {
+  $("#end").disabled = true;
+  const consultation = kiosk.consultation;
+  try {
+    if (consultation) await kiosk.signal.request("consultation.end", { consultation_id: consultation.id, reason: "outlet_ended" });
+  } catch (err) {
+    console.warn("end failed", err.code);
+  }
+  showEnded(null);
+}
+
+function showEnded(reason) {
+  closeCall();
+  sessionStorage.removeItem(CONSULTATION_KEY);
+  if (screens.current !== "ended") screens.go("ended");
+  $("#ended-reason").textContent = reason && i18n.has(`ended.${reason}`) ? t(`ended.${reason}`) : "";
+  let left = END_SCREEN_S;
+  const tick = () => {
+    $("#ended-countdown").textContent = t("outlet.ended.countdown", { n: left });
+    left -= 1;
+    if (left < 0) resetKiosk();
+  };
+  clearInterval(kiosk.endTimer);
+  tick();
+  kiosk.endTimer = setInterval(tick, 1000);
+}
+
+function closeCall() {
+  if (kiosk.media) kiosk.media.close();
+  kiosk.media = null;
+  tiles.clear();
+  $("#end").disabled = false;
+  $("#reconnecting").hidden = true;
+  $("#call-waiting").hidden = false;
+  $("#sound-button").hidden = true;
+  $("#recording-indicator").hidden = true;
+  for (const button of [$("#mute"), $("#camera")]) button.setAttribute("aria-pressed", "false");
+  $("#mute").dataset.i18n = "call.mute";
+  $("#camera").dataset.i18n = "call.camera_off";
+}
+
+/** Back to a clean start screen, ready for the next family. */
+function resetKiosk() {
+  clearInterval(kiosk.endTimer);
+  closeCall();
+  stopCheck();
+  stopMedia(kiosk.stream);
+  kiosk.stream = null;
+  kiosk.consultation = null;
+  kiosk.service = null;
+  kiosk.ticket = null;
+  kiosk.audioOnly = false;
+  sessionStorage.removeItem(CONSULTATION_KEY);
+  $("#preview").srcObject = null;
+  $("#self-view").srcObject = null;
+  $("#mic-level").value = 0;
+  $("#mic-status").textContent = t("outlet.check.mic_waiting");
+  i18n.setLang(i18n.defaultLang, { remember: false });
+  if (screens.current !== "start") screens.go("start");
+}
+
+// ----- server pushes ------------------------------------------------------------------------
+
+function isMine(payload) {
+  const id = payload && (payload.consultation_id || (payload.consultation && payload.consultation.id));
+  return kiosk.consultation && id === kiosk.consultation.id;
+}
+
+function onReady(ready) {
+  kiosk.iceServers = ready.ice_servers || [];
+  const open = resumable(ready).filter((c) => c.state !== "ended");
+  const active = open.find((c) => c.state === "active");
+  const queued = open.find((c) => c.state === "waiting" || c.state === "offered");
+  if (active) {
+    if (screens.current === "call" && kiosk.media && kiosk.consultation && kiosk.consultation.id === active.id) {
+      // The signaling connection dropped and came back: join again, then publish afresh.
+      kiosk.signal.request("consultation.join", { consultation_id: active.id })
+        .then(() => kiosk.media.restart())
+        .catch((err) => showAlert(t("error.join", { message: err.message })));
+    } else {
+      if (screens.current !== "start" && screens.current !== "waiting") resetKiosk();
+      enterCall(active);
+    }
+  } else if (queued) {
+    remember(queued);
+    if (screens.current === "start") enterWaiting({ state: queued.state });
+  } else if (screens.current === "call" || screens.current === "waiting") {
+    showEnded("expired");
+  }
+}
+
+function onUpdated({ consultation }) {
+  if (!isMine({ consultation })) return;
+  kiosk.consultation = consultation;
+  if (consultation.state === "active" && screens.current === "waiting") {
+    enterCall(consultation);
+  } else if (screens.current === "call") {
+    tiles.setParticipants(consultation.participants || []);
+    $("#recording-indicator").hidden = !consultation.recording;
+  } else if (screens.current === "waiting") {
+    $("#waiting-offered").hidden = consultation.state !== "offered";
+  }
+}
+
+function bindSignal(signal) {
+  signal.on("session.ready", onReady);
+  signal.on("queue.position", (entry) => {
+    if (isMine(entry) && screens.current === "waiting") showPosition(entry);
+  });
+  signal.on("consultation.updated", onUpdated);
+  signal.on("consultation.ended", (payload) => {
+    if (isMine(payload) && ["waiting", "call"].includes(screens.current)) showEnded(payload.reason);
+  });
+  signal.on("rtc.media_state", (p) => tiles.setMediaState(p.participant_id, p.source, p.muted));
+  signal.on("recording.state", (p) => {
+    if (isMine(p)) $("#recording-indicator").hidden = !p.active;
+  });
+  signal.on("status", ({ state }) => {
+    if (screens.current === "call" && state === "disconnected") $("#reconnecting").hidden = false;
+  });
+}
+
+// ----- wiring -------------------------------------------------------------------------------
+
+function resetIdleTimer() {
+  clearTimeout(kiosk.idleTimer);
+  kiosk.idleTimer = setTimeout(() => {
+    if (["check", "service", "consent"].includes(screens.current)) resetKiosk();
+  }, IDLE_RESET_S * 1000);
+}
+
+function bindControls() {
+  $("#start-button").addEventListener("click", startCheck);
+  $("#check-next").addEventListener("click", () => screens.go("service"));
+  for (const button of $$("[data-service]")) {
+    button.addEventListener("click", () => chooseService(button.dataset.service));
+  }
+  for (const box of [$("#guardian-present"), $("#consent-consult")]) box.addEventListener("change", updateCheckInButton);
+  $("#check-in").addEventListener("click", checkIn);
+  $("#cancel").addEventListener("click", cancelWaiting);
+  $("#mute").addEventListener("click", (e) => toggle(e.currentTarget, "audio", "call.unmute", "call.mute"));
+  $("#camera").addEventListener("click", (e) => toggle(e.currentTarget, "video", "call.camera_on", "call.camera_off"));
+  $("#end").addEventListener("click", endCall);
+  $("#ended-home").addEventListener("click", resetKiosk);
+  $("#sound-button").addEventListener("click", () => {
+    tiles.resumePlayback();
+    $("#sound-button").hidden = true;
+  });
+  for (const button of $$("[data-action=home]")) button.addEventListener("click", resetKiosk);
+  $("[data-action=back-check]").addEventListener("click", () => screens.go("check"));
+  $("[data-action=back-service]").addEventListener("click", () => screens.go("service"));
+  for (const type of ["pointerdown", "keydown"]) document.addEventListener(type, resetIdleTimer);
+  i18n.addEventListener("change", () => {
+    if (screens.current === "waiting") showPosition(kiosk.lastEntry);
+  });
+}
+
+async function boot() {
+  i18n.bindSwitch();
+  bindControls();
+  screens.go("start");
+  const token = takeToken(TOKEN_KEY);
+  if (!token) {
+    showAlert(t("error.no_token"));
+    $("#start-button").disabled = true;
+    return;
+  }
+  kiosk.signal = await connect(token, i18n, { onRefused: () => ($("#start-button").disabled = true) });
+  bindSignal(kiosk.signal);
+}
+
+boot();

@@ -1,0 +1,252 @@
+// One RTCPeerConnection with the server's SFU for one consultation (see docs/protocol.md, Media).
+// The client makes the first offer with its own tracks; the server re-offers when others' tracks
+// come and go. The client is the polite peer: a refused or colliding offer is rolled back and
+// sent again once the server's negotiation is done.
+
+const RETRY_DELAY_MS = 300;
+const MAX_OFFER_RETRIES = 20;
+
+export class MediaSession extends EventTarget {
+  constructor({ signal, consultationId, iceServers, localStream }) {
+    super();
+    this.signal = signal;
+    this.consultationId = consultationId;
+    this.iceServers = iceServers || [];
+    this.localStream = localStream;
+    this.pc = null;
+    this.remoteStreams = new Map();
+    this.tracksInfo = [];
+    this._chain = Promise.resolve();
+    this._unsubscribe = [];
+    this._closed = false;
+    this._offerRetries = 0;
+    this._retryTimer = null;
+  }
+
+  /** Open the peer connection and publish the local tracks. */
+  start() {
+    const own = (handler) => (payload) => {
+      if (payload && payload.consultation_id === this.consultationId) handler(payload);
+    };
+    this._unsubscribe.push(
+      this.signal.on("rtc.offer", own((p) => this._enqueue(() => this._answer(p.sdp)))),
+      this.signal.on("rtc.candidate", own((p) => this._remoteCandidate(p.candidate))),
+      this.signal.on("rtc.tracks", own((p) => this._tracks(p.tracks || []))),
+    );
+    this._openPeer();
+    this._enqueue(() => this._offer());
+  }
+
+  _openPeer() {
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle" });
+    this.pc = pc;
+    this._sources = new Map();
+    for (const track of this.localStream ? this.localStream.getTracks() : []) {
+      const transceiver = pc.addTransceiver(track, {
+        direction: "sendonly",
+        streams: [this.localStream],
+      });
+      this._sources.set(transceiver, track.kind === "audio" ? "microphone" : "camera");
+    }
+    pc.addEventListener("icecandidate", (e) => {
+      const candidate = e.candidate ? e.candidate.toJSON() : null;
+      this.signal
+        .request("rtc.candidate", { consultation_id: this.consultationId, candidate })
+        .catch((err) => this._warn("candidate", err));
+    });
+    pc.addEventListener("track", (e) => this._remoteTrack(e));
+    pc.addEventListener("connectionstatechange", () => {
+      this._emit("state", { state: pc.connectionState });
+      if (pc.connectionState === "failed" && !this._closed) this.restart();
+    });
+  }
+
+  _enqueue(step) {
+    this._chain = this._chain.then(step).catch((err) => this._warn("negotiation", err));
+    return this._chain;
+  }
+
+  async _offer() {
+    const pc = this.pc;
+    if (this._closed || pc.signalingState !== "stable") return;
+    await pc.setLocalDescription(await pc.createOffer());
+    const sources = [];
+    for (const [transceiver, source] of this._sources) {
+      if (transceiver.mid !== null) sources.push({ mid: transceiver.mid, source });
+    }
+    let answer;
+    try {
+      answer = await this.signal.request("rtc.offer", {
+        consultation_id: this.consultationId,
+        sdp: pc.localDescription.sdp,
+        sources,
+      });
+    } catch (err) {
+      if (pc.signalingState === "have-local-offer") {
+        await pc.setLocalDescription({ type: "rollback" });
+      }
+      this._retryOffer(err);
+      return;
+    }
+    if (pc !== this.pc || pc.signalingState !== "have-local-offer") {
+      // A server offer overtook ours and was answered: offer again from the new state.
+      this._retryOffer(null);
+      return;
+    }
+    this._offerRetries = 0;
+    await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+  }
+
+  _retryOffer(err) {
+    const retriable = !err || ["negotiation_in_progress", "timeout", "invalid_state"].includes(err.code);
+    if (!retriable || this._offerRetries >= MAX_OFFER_RETRIES || this._closed) {
+      this._emit("error", { code: err ? err.code : "negotiation", message: err ? err.message : "" });
+      return;
+    }
+    this._offerRetries += 1;
+    clearTimeout(this._retryTimer);
+    this._retryTimer = setTimeout(() => this._enqueue(() => this._offer()), RETRY_DELAY_MS);
+  }
+
+  async _answer(sdp) {
+    const pc = this.pc;
+    if (this._closed) return;
+    if (pc.signalingState === "have-local-offer") {
+      await pc.setLocalDescription({ type: "rollback" });
+      this._retryOffer(null);
+    }
+    await pc.setRemoteDescription({ type: "offer", sdp });
+    await pc.setLocalDescription(await pc.createAnswer());
+    await this.signal.request("rtc.answer", {
+      consultation_id: this.consultationId,
+      sdp: pc.localDescription.sdp,
+    });
+  }
+
+  async _remoteCandidate(candidate) {
+    if (!this.pc || !candidate) return;
+    try {
+      await this.pc.addIceCandidate(candidate);
+    } catch (err) {
+      this._warn("remote candidate", err);
+    }
+  }
+
+  _remoteTrack(event) {
+    const stream = event.streams[0];
+    if (!stream) return;
+    const participantId = stream.id;
+    const known = this.remoteStreams.get(participantId);
+    if (known !== stream) {
+      this.remoteStreams.set(participantId, stream);
+      stream.addEventListener("removetrack", () => {
+        if (stream.getTracks().length === 0) {
+          this.remoteStreams.delete(participantId);
+          this._emit("streamremoved", { participantId });
+        }
+      });
+    }
+    this._emit("stream", { participantId, stream, info: this._infoFor(participantId) });
+  }
+
+  _tracks(tracks) {
+    this.tracksInfo = tracks;
+    const present = new Set(tracks.map((t) => t.participant_id || t.stream_id));
+    for (const participantId of [...this.remoteStreams.keys()]) {
+      if (!present.has(participantId)) {
+        this.remoteStreams.delete(participantId);
+        this._emit("streamremoved", { participantId });
+      }
+    }
+    this._emit("tracks", { tracks });
+  }
+
+  _infoFor(participantId) {
+    return this.tracksInfo.filter((t) => (t.participant_id || t.stream_id) === participantId);
+  }
+
+  /** Mute or unmute a local source and tell the others. */
+  setMuted(kind, muted) {
+    if (!this.localStream) return;
+    for (const track of this.localStream.getTracks()) {
+      if (track.kind === kind) track.enabled = !muted;
+    }
+    const source = kind === "audio" ? "microphone" : "camera";
+    this.signal
+      .request("rtc.media_state", { consultation_id: this.consultationId, source, muted })
+      .catch((err) => this._warn("media state", err));
+  }
+
+  /** Receive audio only (weak link) or audio and video. */
+  setReceiveVideo(video) {
+    return this.signal.request("rtc.receive_mode", { consultation_id: this.consultationId, video });
+  }
+
+  /** Tear the peer connection down and publish again (ICE failure, rejoin after a drop). */
+  restart() {
+    if (this._closed) return;
+    this._emit("state", { state: "reconnecting" });
+    clearTimeout(this._retryTimer);
+    this._closePeer();
+    this._offerRetries = 0;
+    this._openPeer();
+    this._enqueue(() => this._offer());
+  }
+
+  _closePeer() {
+    if (!this.pc) return;
+    this.pc.close();
+    for (const participantId of this.remoteStreams.keys()) {
+      this._emit("streamremoved", { participantId });
+    }
+    this.remoteStreams.clear();
+  }
+
+  /** Own link quality from the browser's stats: round trip, loss and bitrates. */
+  async quality() {
+    if (!this.pc) return null;
+    const report = await this.pc.getStats();
+    const now = performance.now();
+    let rttMs = null;
+    let bytesSent = 0;
+    let bytesReceived = 0;
+    let packetsLost = 0;
+    let packetsReceived = 0;
+    report.forEach((s) => {
+      if (s.type === "candidate-pair" && s.nominated && s.currentRoundTripTime !== undefined) {
+        rttMs = s.currentRoundTripTime * 1000;
+      }
+      if (s.type === "outbound-rtp") bytesSent += s.bytesSent || 0;
+      if (s.type === "inbound-rtp") {
+        bytesReceived += s.bytesReceived || 0;
+        packetsLost += s.packetsLost || 0;
+        packetsReceived += s.packetsReceived || 0;
+      }
+    });
+    const previous = this._lastQuality;
+    this._lastQuality = { at: now, bytesSent, bytesReceived };
+    const seconds = previous ? (now - previous.at) / 1000 : 0;
+    return {
+      rttMs,
+      lossPct: packetsReceived + packetsLost > 0 ? (100 * packetsLost) / (packetsReceived + packetsLost) : 0,
+      outKbps: seconds > 0 ? (8 * (bytesSent - previous.bytesSent)) / 1000 / seconds : null,
+      inKbps: seconds > 0 ? (8 * (bytesReceived - previous.bytesReceived)) / 1000 / seconds : null,
+    };
+  }
+
+  close() {
+    if (this._closed) return;
+    this._closed = true;
+    clearTimeout(this._retryTimer);
+    for (const unsubscribe of this._unsubscribe) unsubscribe();
+    this._closePeer();
+  }
+
+  _emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  _warn(what, err) {
+    console.warn(`media ${what} failed`, err && (err.code || err.message || err));
+  }
+}

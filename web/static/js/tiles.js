@@ -1,0 +1,96 @@
+// Video tiles of the other participants: one <figure> per participant, labelled with name, role,
+// mute state and (for clinicians) link quality.
+
+import { el, playStream } from "./ui.js";
+
+export class Tiles {
+  constructor(container, { t, onAutoplayBlocked, mainRoles = [] }) {
+    this.container = container;
+    this.t = t;
+    this.onAutoplayBlocked = onAutoplayBlocked;
+    this.mainRoles = mainRoles;
+    this.tiles = new Map();
+    this.people = new Map();
+  }
+
+  /** Names and roles from the consultation's participant list. */
+  setParticipants(participants) {
+    this.people = new Map(participants.map((p) => [p.participant_id, p]));
+    for (const [id, tile] of this.tiles) this._label(id, tile);
+    this._layout();
+  }
+
+  show(participantId, stream) {
+    let tile = this.tiles.get(participantId);
+    if (!tile) {
+      const video = el("video", { autoplay: true, playsinline: true });
+      const name = el("span", { class: "tile-name" });
+      const flags = el("span", { class: "tile-flags" });
+      const quality = el("span", { class: "tile-quality", "aria-live": "off" });
+      tile = {
+        figure: el("figure", { class: "tile", dataset: { participant: participantId } }, video,
+          el("figcaption", {}, name, flags, quality)),
+        video, name, flags, quality, muted: new Set(),
+      };
+      this.tiles.set(participantId, tile);
+      this.container.append(tile.figure);
+      this._label(participantId, tile);
+    }
+    playStream(tile.video, stream, this.onAutoplayBlocked);
+    this._layout();
+  }
+
+  remove(participantId) {
+    const tile = this.tiles.get(participantId);
+    if (!tile) return;
+    tile.video.srcObject = null;
+    tile.figure.remove();
+    this.tiles.delete(participantId);
+    this._layout();
+  }
+
+  clear() {
+    for (const id of [...this.tiles.keys()]) this.remove(id);
+  }
+
+  setMediaState(participantId, source, muted) {
+    const tile = this.tiles.get(participantId);
+    if (!tile) return;
+    if (muted) tile.muted.add(source);
+    else tile.muted.delete(source);
+    this._label(participantId, tile);
+  }
+
+  setQuality(participantId, stats) {
+    const tile = this.tiles.get(participantId);
+    if (!tile) return;
+    const figure = (value, digits = 0) => (value === null || value === undefined ? "–" : Number(value).toFixed(digits));
+    tile.quality.textContent = this.t("quality.line", {
+      rtt: figure(stats.rtt_ms),
+      loss: figure(stats.loss_pct, 1),
+      kbps: figure(stats.inbound_kbps),
+    });
+    const poor = (stats.rtt_ms || 0) > 400 || (stats.loss_pct || 0) > 5;
+    tile.figure.classList.toggle("poor", poor);
+  }
+
+  resumePlayback() {
+    for (const tile of this.tiles.values()) tile.video.play().catch(() => {});
+  }
+
+  _label(participantId, tile) {
+    const person = this.people.get(participantId);
+    const role = person ? this.t(`role.${person.role}`) : "";
+    tile.name.textContent = person ? `${person.name} · ${role}` : participantId;
+    tile.flags.textContent = [
+      tile.muted.has("microphone") ? this.t("call.flag_muted") : "",
+      tile.muted.has("camera") ? this.t("call.flag_camera_off") : "",
+    ].filter(Boolean).join(" ");
+    tile.video.setAttribute("aria-label", this.t("call.video_of", { name: tile.name.textContent }));
+    tile.figure.classList.toggle("main", Boolean(person && this.mainRoles.includes(person.role)));
+  }
+
+  _layout() {
+    this.container.dataset.count = String(this.tiles.size);
+  }
+}
