@@ -80,7 +80,7 @@ async function loadQueue() {
 
 async function take(consultationId) {
   try {
-    const consultation = await desk.signal.request("consultation.pick", { consultation_id: consultationId });
+    const consultation = await desk.signal.request("consultation.accept", { consultation_id: consultationId, pick: true });
     await enterCall(consultation.consultation || consultation);
   } catch (err) {
     showAlert(t("error.generic", { message: err.message }));

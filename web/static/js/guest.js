@@ -4,7 +4,7 @@
 import { LevelMeter, openMedia, stopMedia } from "./devices.js";
 import { I18n } from "./i18n.js";
 import { MediaSession } from "./rtc.js";
-import { connect, resumable } from "./session.js";
+import { connect } from "./session.js";
 import { Tiles } from "./tiles.js";
 import { $, $$, playStream, Screens, showAlert } from "./ui.js";
 
@@ -94,15 +94,14 @@ async function onReady(ready) {
   try {
     const joined = await guest.signal.request("consultation.join", { consultation_id: guest.consultationId });
     const consultation = (joined && joined.consultation) || joined;
-    const me = (consultation.participants || []).find((p) => p.participant_id === ready.identity.subject);
     tiles.setParticipants(consultation.participants || []);
-    if (me && me.admitted) enterCall();
+    if (joined.admitted) enterCall();
     else if (screens.current !== "door") {
       screens.go("door");
       playStream($("#door-self"), guest.stream);
     }
   } catch (err) {
-    if (["not_found", "invalid_state", "expired"].includes(err.code) || resumable(ready).length === 0 && err.code === "forbidden") {
+    if (["not_found", "invalid_state", "expired", "forbidden"].includes(err.code)) {
       finish("guest.done.ended");
     } else {
       showAlert(t("error.generic", { message: err.message }));

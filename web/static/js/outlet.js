@@ -28,6 +28,7 @@ const screens = new Screens(document, {
 
 const kiosk = {
   signal: null,
+  identity: null,
   iceServers: [],
   stream: null,
   meter: null,
@@ -72,8 +73,8 @@ async function startCheck() {
     const link = await measureLink();
     $("#net-result").textContent = t("outlet.check.net_figures", {
       rtt: Math.round(link.rttMs),
-      down: Math.round(link.downKbps),
-      up: Math.round(link.upKbps),
+      down: rate(link.downKbps),
+      up: rate(link.upKbps),
     });
     $("#net-result").dataset.weak = String(link.weak);
     if (link.weak && hasVideo) {
@@ -85,6 +86,10 @@ async function startCheck() {
     $("#net-result").textContent = t("outlet.check.net_failed");
   }
   $("#check-next").disabled = false;
+}
+
+function rate(kbps) {
+  return kbps >= 1000 ? `${(kbps / 1000).toFixed(1)} Mbps` : `${Math.round(kbps)} kbps`;
 }
 
 function stopCheck() {
@@ -122,6 +127,7 @@ async function checkIn() {
   try {
     const result = await kiosk.signal.request("consultation.check_in", {
       service: kiosk.service,
+      outlet_id: kiosk.identity.subject,
       patient_ref: kiosk.ticket,
       guardian_present: $("#guardian-present").checked,
       urgent: false,
@@ -131,11 +137,12 @@ async function checkIn() {
     if ($("#consent-record").checked) {
       await kiosk.signal.request("consultation.consent", {
         consultation_id: consultation.id,
-        purpose: "medical record of the consultation",
+        given: true,
+        purpose: "recording for the medical record",
       }).catch((err) => console.warn("consent not stored", err.code));
     }
     stopCheck();
-    enterWaiting(result.entry || result.queue || result);
+    enterWaiting({ position: result.position, estimated_wait_s: result.estimated_wait_s, state: consultation.state });
   } catch (err) {
     showAlert(t("error.check_in", { message: err.message }));
     updateCheckInButton();
@@ -238,11 +245,11 @@ async function endCall() {
   $("#end").disabled = true;
   const consultation = kiosk.consultation;
   try {
-    if (consultation) await kiosk.signal.request("consultation.end", { consultation_id: consultation.id, reason: "outlet_ended" });
+    if (consultation) await kiosk.signal.request("consultation.end", { consultation_id: consultation.id, reason: "completed" });
   } catch (err) {
     console.warn("end failed", err.code);
   }
-  showEnded(null);
+  showEnded("outlet_ended");
 }
 
 function showEnded(reason) {
@@ -303,6 +310,7 @@ function isMine(payload) {
 }
 
 function onReady(ready) {
+  kiosk.identity = ready.identity;
   kiosk.iceServers = ready.ice_servers || [];
   const open = resumable(ready).filter((c) => c.state !== "ended");
   const active = open.find((c) => c.state === "active");

@@ -78,11 +78,11 @@ export class Screens {
     const allowed = this.current === null || (this.transitions[this.current] || []).includes(name);
     if (!allowed) throw new Error(`no transition from ${this.current} to ${name}`);
     this.current = name;
-    for (const section of $$("[data-screen]", this.root)) {
+    for (const section of $$("section[data-screen]", this.root)) {
       section.hidden = section.dataset.screen !== name;
     }
     document.body.dataset.screen = name;
-    const heading = $(`[data-screen="${name}"] h1, [data-screen="${name}"] h2`, this.root);
+    const heading = $(`section[data-screen="${name}"] h1, section[data-screen="${name}"] h2`, this.root);
     if (heading) {
       heading.setAttribute("tabindex", "-1");
       heading.focus({ preventScroll: true });

@@ -1,0 +1,82 @@
+"""Real Chromium through Playwright against the app served in-process on 127.0.0.1.
+
+One browser per test session (Playwright launches it with a fresh temporary profile); every page
+gets its own browser context, so the outlet, the clinician and the guest never share storage.
+The browser tests share one event loop (``loop_scope="session"``), because Playwright objects are
+bound to the loop that created them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, async_playwright
+
+from tests.conftest import RunningServer, free_port, start_server
+from tests.browser.harness import SCREENSHOT_DIR
+from web.settings import Settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    # Remote audio plays without a tap in tests; kiosks run Chromium with the same policy.
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"browser screenshots: {SCREENSHOT_DIR}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/browser/" in str(item.path).replace("\\", "/"):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail("/usr/bin/chromium is not installed (scripts/test installs it with apt-get)")
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        yield launched
+        await launched.close()
+    print(f"\nbrowser screenshots saved in {SCREENSHOT_DIR}")
+
+
+@pytest.fixture
+def browser_settings(tmp_path: Path) -> Settings:
+    """Media on 127.0.0.1; grace periods long enough for a page reload, offers long enough to click."""
+    return Settings(
+        secret="browser-test-secret-" + "y" * 40,
+        port=free_port(),
+        media_ips=("127.0.0.1",),
+        recordings_dir=tmp_path / "recordings",
+        offer_timeout_s=30.0,
+        rejoin_grace_s=30.0,
+        empty_room_grace_s=30.0,
+        presence_timeout_s=10.0,
+        stats_interval_s=1.0,
+    )
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def live_server(browser_settings: Settings) -> AsyncIterator[RunningServer]:
+    running = await start_server(browser_settings)
+    yield running
+    await running.runner.cleanup()
