@@ -65,11 +65,17 @@ class CodecPolicy(Protocol):
 
 
 class ForwardingPeerConnection(RTCPeerConnection):
-    """An ``RTCPeerConnection`` whose receivers and senders forward encoded packets."""
+    """An ``RTCPeerConnection`` whose receivers (and senders) forward encoded packets.
 
-    def __init__(self, configuration: Any, codec_policy: CodecPolicy) -> None:
+    ``forward_senders=False`` keeps aiortc's own senders (the benchmark's load clients publish
+    pre-encoded packets through them and receive without decoding).
+    """
+
+    def __init__(self, configuration: Any, codec_policy: CodecPolicy,
+                 forward_senders: bool = True) -> None:
         super().__init__(configuration)
         self._codec_policy = codec_policy
+        self._forward_senders = forward_senders
 
     def _RTCPeerConnection__createTransceiver(  # noqa: N802 - overrides aiortc's private method
         self, direction: str, kind: str, sender_track: MediaStreamTrack | None = None
@@ -78,7 +84,8 @@ class ForwardingPeerConnection(RTCPeerConnection):
             direction, kind, sender_track
         )
         ForwardingReceiver.adopt(transceiver.receiver)
-        ForwardingSender.adopt(transceiver.sender)
+        if self._forward_senders:
+            ForwardingSender.adopt(transceiver.sender)
         preferences = self._codec_policy.preferences_for(kind)
         if preferences:
             transceiver.setCodecPreferences(preferences)

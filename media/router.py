@@ -250,7 +250,8 @@ class Subscription:
         self.sender.start_transcoding(self._relayed)
         self.router.metrics.transcoding_subscriptions.labels(self.kind).inc()
         self.router.metrics.transcoding_active.inc()
-        logger.warning(
+        log = logger.info if self.router.config.force_transcode else logger.warning
+        log(
             "transcoding fallback consultation=%s subscriber=%s track=%s from=%s to=%s",
             self.router.consultation_id, self.subscriber_id, self.track_id, codec.mimeType,
             self.sender.codec.mimeType if self.sender.codec else "-",

@@ -1,0 +1,1 @@
+"""Benchmarks run by ``teleconsult bench <name>``; see each module."""

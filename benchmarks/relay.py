@@ -1,0 +1,283 @@
+"""``teleconsult bench relay``: CPU, frame rate, join time and added latency of the media relay.
+
+Simulated 1:1 consultations on 127.0.0.1: each side publishes a pre-encoded 640x480 VP8 clip
+(~500 kbit/s, keyframe every 2 s) and Opus at real time, and receives without decoding. The relay
+runs as its own process (its CPU is read from /proc/<pid>/stat); the load runs here. A direct
+peer-to-peer pair runs alongside as the latency baseline. ``--compare transcode`` repeats the
+same load against the relay in transcoding mode (decode + re-encode per subscriber).
+Everything is bounded: at most 32 consultations, at most 120 s per measuring window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from aiohttp import ClientSession
+
+from benchmarks._load import Clip, LoadPeer, direct_pair, make_clip, video_capability_check
+
+MAX_CONSULTATIONS = 32
+MAX_WINDOW_S = 120.0
+AUDIO_WINDOW_S = 5.0
+WARMUP_S = 3.0
+
+
+@dataclass
+class RunResult:
+    """Figures of one relay mode under the same load."""
+
+    mode: str
+    consultations: int
+    video_streams: int
+    audio_streams: int
+    window_s: float
+    server_cpu_pct: float
+    server_cpu_audio_only_pct: float
+    cpu_per_video_stream_pct: float
+    cpu_per_audio_stream_pct: float
+    cpu_per_stream_pair_pct: float
+    fps_min: float
+    fps_median: float
+    video_kbps_median: float
+    join_to_first_frame_ms_median: float | None
+    join_to_first_frame_ms_max: float | None
+    latency_ms_p50: float | None
+    latency_ms_p95: float | None
+    p2p_latency_ms_p50: float | None
+    p2p_latency_ms_p95: float | None
+    added_latency_ms_p50: float | None
+    added_latency_ms_p95: float | None
+    server_rss_mb: float
+    load_cpu_pct: float
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process, from the kernel's accounting."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 2)
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return round(a - b, 2) if a is not None and b is not None else None
+
+
+async def _start_relay(port: int, transcode: bool, bound_s: float) -> asyncio.subprocess.Process:
+    command = [sys.executable, "-m", "benchmarks._relay_server", "--port", str(port),
+               "--max-seconds", str(bound_s)] + (["--transcode"] if transcode else [])
+    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), 30)
+    if line.strip() != b"READY":
+        process.kill()
+        raise SystemExit("the relay process did not start")
+    return process
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), 20)
+        except asyncio.TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+async def measure(clip: Clip, consultations: int, window_s: float, transcode: bool) -> RunResult:
+    """Run the load against one relay process and return its figures."""
+    port = _free_port()
+    process = await _start_relay(port, transcode, window_s * 3 + 180)
+    peers: list[tuple[LoadPeer, LoadPeer]] = []
+    session = ClientSession()
+    publisher, subscriber = await direct_pair(clip)
+    try:
+        url = f"http://127.0.0.1:{port}/ws"
+        for index in range(consultations):
+            outlet = LoadPeer(f"outlet-{index}", clip, start_index=index * 7)
+            doctor = LoadPeer(f"doctor-{index}", clip, start_index=index * 11)
+            outlet.partner_log, doctor.partner_log = doctor.log, outlet.log
+            await outlet.join_relay(session, url, f"c-{index}")
+            await doctor.join_relay(session, url, f"c-{index}")
+            peers.append((outlet, doctor))
+        await asyncio.sleep(WARMUP_S)
+
+        everyone = [p for pair in peers for p in pair]
+        for peer in [*everyone, subscriber]:
+            for counter in peer.streams.values():
+                counter.reset_window()
+        load_cpu_start = time.process_time()
+        cpu_start, started = _process_cpu_s(process.pid), time.perf_counter()
+        await asyncio.sleep(window_s)
+        cpu_end, ended = _process_cpu_s(process.pid), time.perf_counter()
+        load_cpu = time.process_time() - load_cpu_start
+        elapsed = ended - started
+        rss = _rss_mb(process.pid)
+
+        video = [c for p in everyone for c in p.streams.values() if c.kind == "video"]
+        fps = [c.frames / elapsed for c in video]
+        kbps = [c.octets * 8 / elapsed / 1000 for c in video]
+        latencies = [ms for c in video for ms in c.latencies_ms]
+        p2p = [ms for c in subscriber.streams.values() if c.kind == "video" for ms in c.latencies_ms]
+        joins = []
+        for outlet, doctor in peers:
+            began = max(outlet.join_started, doctor.join_started)
+            for peer in (outlet, doctor):
+                first = [c.first_frame_at for c in peer.streams.values()
+                         if c.kind == "video" and c.first_frame_at is not None]
+                if first:
+                    joins.append((min(first) - began) * 1000)
+
+        for outlet, doctor in peers:  # audio only: what the audio streams cost on their own
+            outlet.video.paused.clear()
+            doctor.video.paused.clear()
+        await asyncio.sleep(1.0)
+        audio_start = _process_cpu_s(process.pid)
+        await asyncio.sleep(AUDIO_WINDOW_S)
+        audio_cpu = (_process_cpu_s(process.pid) - audio_start) / AUDIO_WINDOW_S * 100
+
+        streams = 2 * consultations
+        full_cpu = (cpu_end - cpu_start) / elapsed * 100
+        latency_p50, latency_p95 = _percentile(latencies, 0.5), _percentile(latencies, 0.95)
+        p2p_p50, p2p_p95 = _percentile(p2p, 0.5), _percentile(p2p, 0.95)
+        return RunResult(
+            mode="transcode" if transcode else "forward",
+            consultations=consultations,
+            video_streams=streams,
+            audio_streams=streams,
+            window_s=round(elapsed, 1),
+            server_cpu_pct=round(full_cpu, 1),
+            server_cpu_audio_only_pct=round(audio_cpu, 1),
+            cpu_per_video_stream_pct=round(max(0.0, full_cpu - audio_cpu) / streams, 2),
+            cpu_per_audio_stream_pct=round(audio_cpu / streams, 2),
+            cpu_per_stream_pair_pct=round(full_cpu / streams, 2),
+            fps_min=round(min(fps), 1) if fps else 0.0,
+            fps_median=round(statistics.median(fps), 1) if fps else 0.0,
+            video_kbps_median=round(statistics.median(kbps), 1) if kbps else 0.0,
+            join_to_first_frame_ms_median=round(statistics.median(joins), 1) if joins else None,
+            join_to_first_frame_ms_max=round(max(joins), 1) if joins else None,
+            latency_ms_p50=None if transcode else latency_p50,
+            latency_ms_p95=None if transcode else latency_p95,
+            p2p_latency_ms_p50=p2p_p50,
+            p2p_latency_ms_p95=p2p_p95,
+            added_latency_ms_p50=None if transcode else _minus(latency_p50, p2p_p50),
+            added_latency_ms_p95=None if transcode else _minus(latency_p95, p2p_p95),
+            server_rss_mb=round(rss, 1),
+            load_cpu_pct=round(load_cpu / elapsed * 100, 1),
+        )
+    finally:
+        for pair in peers:
+            for peer in pair:
+                await peer.close()
+        await publisher.close()
+        await subscriber.close()
+        await session.close()
+        await _stop(process)
+
+
+def _table(results: list[RunResult], clip: Clip) -> str:
+    rows = [
+        ("consultations", "consultations"), ("forwarded video / audio streams", "video_streams"),
+        ("server CPU, % of one core", "server_cpu_pct"),
+        ("server CPU, audio only", "server_cpu_audio_only_pct"),
+        ("CPU per video stream, %", "cpu_per_video_stream_pct"),
+        ("CPU per audio stream, %", "cpu_per_audio_stream_pct"),
+        ("CPU per video+audio stream pair, %", "cpu_per_stream_pair_pct"),
+        ("delivered fps, min", "fps_min"), ("delivered fps, median", "fps_median"),
+        ("video kbit/s per stream, median", "video_kbps_median"),
+        ("join to first frame, median ms", "join_to_first_frame_ms_median"),
+        ("join to first frame, max ms", "join_to_first_frame_ms_max"),
+        ("latency via relay p50 / p95 ms", ("latency_ms_p50", "latency_ms_p95")),
+        ("latency peer-to-peer p50 / p95 ms", ("p2p_latency_ms_p50", "p2p_latency_ms_p95")),
+        ("added latency p50 / p95 ms", ("added_latency_ms_p50", "added_latency_ms_p95")),
+        ("server RSS, MB", "server_rss_mb"), ("load process CPU, %", "load_cpu_pct"),
+    ]
+    width = max(len(label) for label, _ in rows) + 2
+    lines = [f"clip: 640x480 VP8 {clip.video_kbps:.0f} kbit/s, keyframe every 2 s; Opus 50 packets/s",
+             "".ljust(width) + "".join(r.mode.rjust(14) for r in results)]
+    for label, key in rows:
+        cells = []
+        for result in results:
+            data = asdict(result)
+            value = (" / ".join(str(data[k]) for k in key) if isinstance(key, tuple)
+                     else str(data[key]))
+            cells.append(value.replace("None", "-").rjust(14))
+        lines.append(label.ljust(width) + "".join(cells))
+    if len(results) == 2 and results[0].cpu_per_stream_pair_pct > 0:
+        ratio = results[1].cpu_per_stream_pair_pct / results[0].cpu_per_stream_pair_pct
+        lines.append(f"transcoding relay uses {ratio:.1f}x the CPU per stream of the forwarding relay")
+    return "\n".join(lines)
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="teleconsult bench relay", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--consultations", type=int, default=8, help="1:1 consultations (max 32)")
+    parser.add_argument("--duration", type=float, default=15.0, help="measuring window, s (max 120)")
+    parser.add_argument("--compare", choices=["transcode"], help="also run a transcoding relay")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    if not 1 <= args.consultations <= MAX_CONSULTATIONS:
+        parser.error(f"--consultations must be 1..{MAX_CONSULTATIONS}")
+    if not 1 <= args.duration <= MAX_WINDOW_S:
+        parser.error(f"--duration must be 1..{MAX_WINDOW_S:.0f}")
+    return args
+
+
+async def _run(args: argparse.Namespace) -> int:
+    video_capability_check()
+    clip = make_clip()
+    results = [await measure(clip, args.consultations, args.duration, transcode=False)]
+    if args.compare == "transcode":
+        results.append(await measure(clip, args.consultations, args.duration, transcode=True))
+    if args.json:
+        payload: dict[str, Any] = {"clip_video_kbps": round(clip.video_kbps, 1),
+                                   "results": [asdict(r) for r in results]}
+        if len(results) == 2 and results[0].cpu_per_stream_pair_pct > 0:
+            payload["transcode_cpu_ratio"] = round(
+                results[1].cpu_per_stream_pair_pct / results[0].cpu_per_stream_pair_pct, 2)
+        print(json.dumps(payload, indent=2))
+    else:
+        print(_table(results, clip))
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Entry point for ``teleconsult bench relay``; runs on uvloop when it is installed."""
+    args = _parse(argv)
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(_run(args))
+    return uvloop.run(_run(args))
