@@ -143,6 +143,7 @@ class Subscription:
     track: PublishedTrack | None = None
     paused: bool = False
     needs_keyframe: bool = True
+    _keyframe_asked: bool = False
     _seq_offset: int = 0
     _ts_offset: int = 0
     _base_seq: int = 0
@@ -163,8 +164,8 @@ class Subscription:
         self.detach()
         self.track = track
         self.needs_keyframe = True
+        self._keyframe_asked = False
         track.subscriptions.append(self)
-        track.request_keyframe()
 
     def detach(self) -> None:
         track, self.track = self.track, None
@@ -183,8 +184,7 @@ class Subscription:
             self._relayed.paused = paused
         if not paused:
             self.needs_keyframe = True
-            if self.track is not None:
-                self.track.request_keyframe(force=True)
+            self._keyframe_asked = False
 
     def _on_subscriber_pli(self) -> None:
         if self.track is not None:
@@ -205,7 +205,10 @@ class Subscription:
         if self.needs_keyframe:
             if not keyframe:
                 if self.track is not None:
-                    self.track.request_keyframe()
+                    # The first request of a subscription that just became ready skips the
+                    # throttle: it is what makes a joiner's video start within one round trip.
+                    self.track.request_keyframe(force=not self._keyframe_asked)
+                    self._keyframe_asked = True
                 return
             self._rebase(packet, codec.clockRate)
         elif (sequence - self._base_seq) & 0xFFFF >= _SEQ_HALF:
