@@ -187,7 +187,7 @@ class MediaPeer:
             text = text[len("candidate:"):] if text.startswith("candidate:") else text
             try:
                 parsed = candidate_from_sdp(text)
-            except (ValueError, IndexError) as exc:
+            except Exception as exc:  # aiortc's parser asserts, indexes and converts blindly
                 raise BadCandidate(f"the candidate could not be parsed ({type(exc).__name__})") from None
             parsed.sdpMid = candidate.get("sdpMid")
             parsed.sdpMLineIndex = candidate.get("sdpMLineIndex")
