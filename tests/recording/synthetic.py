@@ -1,0 +1,128 @@
+"""Real VP8 and Opus packets for recorder tests: PyAV-encoded synthetic media, packetised like RTP."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import numpy as np
+from aiortc.rtp import RtpPacket
+
+from media.taps import TrackInfo
+
+FPS = 30
+VIDEO_RATE = 90000
+AUDIO_RATE = 48000
+AUDIO_SAMPLES = 960
+MTU_PAYLOAD = 900
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One RTP packet as the tap sees it: arrival time, packet, depayloaded codec bytes."""
+
+    at: float
+    packet: RtpPacket
+    payload: bytes
+
+
+def video_track(participant: str = "p1") -> TrackInfo:
+    return TrackInfo(f"{participant}:camera", participant, "video", "camera", "video/VP8", VIDEO_RATE)
+
+
+def audio_track(participant: str = "p1") -> TrackInfo:
+    return TrackInfo(f"{participant}:microphone", participant, "audio", "microphone", "audio/opus", AUDIO_RATE)
+
+
+def colour_frames(rgb: tuple[int, int, int], count: int, size: tuple[int, int] = (320, 240),
+                  keyframe_every: int = 30) -> list[bytes]:
+    """``count`` VP8 frames of one solid colour (a keyframe every ``keyframe_every``)."""
+    encoder = av.CodecContext.create("libvpx", "w")
+    encoder.width, encoder.height = size
+    encoder.pix_fmt = "yuv420p"
+    encoder.time_base = Fraction(1, FPS)
+    encoder.bit_rate = 300_000
+    encoder.gop_size = keyframe_every
+    encoder.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+    image = np.full((size[1], size[0], 3), rgb, dtype=np.uint8)
+    frames: list[bytes] = []
+    for index in range(count):
+        noise = image.copy()
+        noise[index % size[1], :, :] = 255 - noise[index % size[1], :, :]  # some motion
+        frame = av.VideoFrame.from_ndarray(noise, format="rgb24").reformat(format="yuv420p")
+        frame.pts = index
+        frame.time_base = Fraction(1, FPS)
+        frames.extend(bytes(packet) for packet in encoder.encode(frame))
+    frames.extend(bytes(packet) for packet in encoder.encode(None))
+    return frames[:count]
+
+
+def tone_frames(hz: float, count: int) -> list[bytes]:
+    """``count`` 20 ms Opus frames of a sine tone."""
+    encoder = av.CodecContext.create("libopus", "w")
+    encoder.sample_rate = AUDIO_RATE
+    encoder.layout = "stereo"
+    encoder.format = "s16"
+    encoder.time_base = Fraction(1, AUDIO_RATE)
+    encoder.bit_rate = 64000
+    out: list[bytes] = []
+    for index in range(count + 2):
+        t = (np.arange(AUDIO_SAMPLES) + index * AUDIO_SAMPLES) / AUDIO_RATE
+        mono = (np.sin(2 * math.pi * hz * t) * 12000).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(np.repeat(mono, 2).reshape(1, -1), format="s16", layout="stereo")
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = index * AUDIO_SAMPLES
+        frame.time_base = Fraction(1, AUDIO_RATE)
+        out.extend(bytes(packet) for packet in encoder.encode(frame))
+    return out[:count]
+
+
+def vp8_packets(frames: list[bytes], ssrc: int = 1111, first_seq: int = 65500,
+                first_ts: int = 4294967000 - 90000, start_at: float = 0.0,
+                mtu: int = MTU_PAYLOAD) -> Iterator[Sent]:
+    """RFC 7741 packetisation: several fragments per frame, S bit on the first, marker on the last."""
+    sequence = first_seq
+    for index, data in enumerate(frames):
+        timestamp = (first_ts + index * VIDEO_RATE // FPS) & 0xFFFFFFFF
+        chunks = [data[i : i + mtu] for i in range(0, len(data), mtu)] or [b""]
+        for number, chunk in enumerate(chunks):
+            descriptor = b"\x10" if number == 0 else b"\x00"
+            packet = RtpPacket(payload_type=96, marker=number == len(chunks) - 1,
+                               sequence_number=sequence & 0xFFFF, timestamp=timestamp, ssrc=ssrc,
+                               payload=descriptor + chunk)
+            sequence += 1
+            yield Sent(start_at + index / FPS, packet, chunk)
+
+
+def opus_packets(frames: list[bytes], ssrc: int = 2222, first_seq: int = 100,
+                 first_ts: int = 123456, start_at: float = 0.0) -> Iterator[Sent]:
+    for index, data in enumerate(frames):
+        packet = RtpPacket(payload_type=111, marker=index == 0, sequence_number=(first_seq + index) & 0xFFFF,
+                           timestamp=(first_ts + index * AUDIO_SAMPLES) & 0xFFFFFFFF, ssrc=ssrc, payload=data)
+        yield Sent(start_at + index * AUDIO_SAMPLES / AUDIO_RATE, packet, data)
+
+
+class FakeClock:
+    """A controllable monotonic clock (the recorder takes wall-clock gaps from it on rebase)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def decoded_video(path: str) -> list[av.VideoFrame]:
+    with av.open(path) as container:
+        return list(container.decode(video=0))
+
+
+def mean_rgb(frame: av.VideoFrame) -> tuple[int, int, int]:
+    array = frame.to_ndarray(format="rgb24")
+    h, w, _ = array.shape
+    centre = array[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4]
+    r, g, b = (int(v) for v in centre.reshape(-1, 3).mean(axis=0))
+    return r, g, b
