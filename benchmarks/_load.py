@@ -75,8 +75,13 @@ def _encode_video(pictures: list[av.VideoFrame], gop: int) -> list[bytes]:
     codec.framerate = fractions.Fraction(FPS, 1)
     codec.bit_rate = VIDEO_BITRATE if gop > 1 else VIDEO_BITRATE * 4
     codec.gop_size = gop
-    codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0",
-                     "keyint_min": str(gop), "error-resilient": "1"}
+    codec.options = {
+        "deadline": "realtime",
+        "cpu-used": "8",
+        "lag-in-frames": "0",
+        "keyint_min": str(gop),
+        "error-resilient": "1",
+    }
     packets: list[bytes] = []
     for index, picture in enumerate(pictures):
         picture.pts = index
@@ -107,11 +112,13 @@ def _encode_audio() -> list[bytes]:
 
 def make_clip() -> Clip:
     pictures = _pictures()
-    return Clip(_encode_video(pictures, KEYFRAME_EVERY), _encode_video(pictures, 1), _encode_audio())
+    return Clip(
+        _encode_video(pictures, KEYFRAME_EVERY), _encode_video(pictures, 1), _encode_audio()
+    )
 
 
 class SendLog:
-    """When each video frame left its publisher, keyed by its first bytes (same clock, one process)."""
+    """When each video frame left its publisher, keyed by its first bytes."""
 
     def __init__(self) -> None:
         self.sent_at: dict[bytes, float] = {}
@@ -121,7 +128,7 @@ class SendLog:
 
 
 class PacedVideo(MediaStreamTrack):
-    """Pre-encoded VP8 at 30 fps; answers a keyframe request with the intra copy of the next frame."""
+    """Pre-encoded VP8 at 30 fps; answers a keyframe request at once."""
 
     kind = "video"
 
@@ -176,7 +183,9 @@ class PacedAudio(MediaStreamTrack):
         loop = asyncio.get_running_loop()
         if self._start is None:
             self._start = loop.time()
-        await asyncio.sleep(max(0.0, self._start + self._sent * AUDIO_FRAME / AUDIO_RATE - loop.time()))
+        await asyncio.sleep(
+            max(0.0, self._start + self._sent * AUDIO_FRAME / AUDIO_RATE - loop.time())
+        )
         packet = av.Packet(self._clip.audio[self._sent % len(self._clip.audio)])
         packet.pts = self._sent * AUDIO_FRAME
         packet.time_base = fractions.Fraction(1, AUDIO_RATE)
@@ -229,8 +238,10 @@ class LoadPeer:
         self.partner_log: SendLog | None = None
         config = MediaConfig(media_ips=("127.0.0.1",))
         self.pc = ForwardingPeerConnection(
-            RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE), CodecPreferences(config),
-            forward_senders=False)
+            RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE),
+            CodecPreferences(config),
+            forward_senders=False,
+        )
         self.video = PacedVideo(clip, self.log, start_index)
         self.audio = PacedAudio(clip)
         self.streams: dict[int, StreamCounter] = {}

@@ -39,8 +39,9 @@ class WebSocketSignals:
         if socket is not None and not socket.closed:
             await socket.send_json({"type": "offer", "sdp": sdp})
 
-    async def send_tracks(self, consultation_id: str, participant_id: str,
-                          tracks: list[dict[str, Any]]) -> None:
+    async def send_tracks(
+        self, consultation_id: str, participant_id: str, tracks: list[dict[str, Any]]
+    ) -> None:
         """Load clients need no labels."""
 
     async def send_stats(self, consultation_id: str, stats: list[ParticipantStats]) -> None:
@@ -76,7 +77,9 @@ async def serve(port: int, transcode: bool, max_seconds: float) -> None:
     signals = WebSocketSignals()
     registry = MediaRegistry(
         MediaConfig(media_ips=("127.0.0.1",), force_transcode=transcode, stats_interval_s=3600.0),
-        MediaMetrics(), signals)
+        MediaMetrics(),
+        signals,
+    )
     app = web.Application()
     app["registry"] = registry
     app["signals"] = signals

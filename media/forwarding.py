@@ -71,8 +71,9 @@ class ForwardingPeerConnection(RTCPeerConnection):
     pre-encoded packets through them and receive without decoding).
     """
 
-    def __init__(self, configuration: Any, codec_policy: CodecPolicy,
-                 forward_senders: bool = True) -> None:
+    def __init__(
+        self, configuration: Any, codec_policy: CodecPolicy, forward_senders: bool = True
+    ) -> None:
         super().__init__(configuration)
         self._codec_policy = codec_policy
         self._forward_senders = forward_senders
@@ -134,7 +135,9 @@ class ForwardingReceiver(RTCRtpReceiver):
         return self._RTCRtpReceiver__decoder_thread is not None  # type: ignore[attr-defined]
 
     async def receive(self, parameters: RTCRtpReceiveParameters) -> None:
-        self._codecs_by_pt = {codec.payloadType: codec for codec in parameters.codecs}
+        self._codecs_by_pt = {
+            codec.payloadType: codec for codec in parameters.codecs if codec.payloadType is not None
+        }
         await super().receive(parameters)
         # The thread exits on its first queue item; no decoder object was created yet.
         self._RTCRtpReceiver__stop_decoder()  # type: ignore[attr-defined]
@@ -192,12 +195,12 @@ class ForwardingSender(RTCRtpSender):
         self._on_keyframe_request = callback
 
     def set_stream(self, stream_id: str, track_id: str) -> None:
-        """Label the msid the subscriber sees: stream = publisher, track = ``<participant>:<source>``."""
+        """The msid the subscriber sees: publisher id, and ``<participant>:<source>``."""
         self._stream_id = stream_id
         self._track_id = track_id
 
     def start_transcoding(self, track: MediaStreamTrack) -> None:
-        """Fall back to aiortc's encoder fed by ``track`` (codec mismatch, or benchmark baseline)."""
+        """Fall back to aiortc's encoder fed by ``track`` (no shared codec)."""
         self.replaceTrack(track)
         self._transcode.set()
 
@@ -234,7 +237,7 @@ class ForwardingSender(RTCRtpSender):
     async def send_forwarded(
         self, source: RtpPacket, payload_type: int, sequence_number: int, timestamp: int
     ) -> None:
-        """Send one publisher packet with this subscriber's SSRC, payload type, sequence and timestamp."""
+        """Send one publisher packet with this subscriber's SSRC, PT, sequence, timestamp."""
         packet = RtpPacket(
             payload_type=payload_type,
             marker=source.marker,
@@ -256,8 +259,8 @@ class ForwardingSender(RTCRtpSender):
             return
         self._RTCRtpSender__ntp_timestamp = clock.current_ntp_time()
         self._RTCRtpSender__rtp_timestamp = timestamp
-        self._RTCRtpSender__octet_count += len(source.payload)
-        self._RTCRtpSender__packet_count += 1
+        self._RTCRtpSender__octet_count += len(source.payload)  # type: ignore[attr-defined]
+        self._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
 
 
 class FrameAssembler:
@@ -271,7 +274,9 @@ class FrameAssembler:
         self.codec = codec
         video = codec.mimeType.lower().startswith("video/")
         self._buffer = (
-            JitterBuffer(capacity=512, is_video=True) if video else JitterBuffer(capacity=16, prefetch=4)
+            JitterBuffer(capacity=512, is_video=True)
+            if video
+            else JitterBuffer(capacity=16, prefetch=4)
         )
         self._decoder = get_decoder(codec)
 
@@ -288,7 +293,10 @@ def check_internals() -> list[str]:
     problems: list[str] = []
     create = getattr(RTCPeerConnection, "_RTCPeerConnection__createTransceiver", None)
     if create is None or list(inspect.signature(create).parameters)[:4] != [
-        "self", "direction", "kind", "sender_track"
+        "self",
+        "direction",
+        "kind",
+        "sender_track",
     ]:
         problems.append("RTCPeerConnection.__createTransceiver(direction, kind, sender_track)")
     receiver_source = inspect.getsource(RTCRtpReceiver)

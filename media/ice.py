@@ -73,8 +73,14 @@ def check_internals() -> list[str]:
     connection = Connection(ice_controlling=False)
     problems = [
         name
-        for name in ("_local_candidates_start", "_local_candidates_end", "_local_candidates",
-                     "_components", "get_component_candidates", "gather_candidates")
+        for name in (
+            "_local_candidates_start",
+            "_local_candidates_end",
+            "_local_candidates",
+            "_components",
+            "get_component_candidates",
+            "gather_candidates",
+        )
         if not hasattr(connection, name)
     ]
     return problems

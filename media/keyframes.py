@@ -59,7 +59,7 @@ def starts_h264_keyframe(payload: bytes) -> bool:
 
 
 def starts_keyframe(mime_type: str, payload: bytes) -> bool:
-    """Whether a subscription may start at this packet: any audio packet, or a video keyframe's first."""
+    """Whether a subscription may start at this packet: audio, or a keyframe's first packet."""
     mime = mime_type.lower()
     if mime == "video/vp8":
         return starts_vp8_keyframe(payload)

@@ -72,13 +72,16 @@ def summarize_offer(sdp: str) -> OfferSummary:
     media = []
     for item in description.media:
         if item.kind not in ("audio", "video") or not item.rtp.muxId:
-            raise BadSdp(f"unsupported media section {item.kind!r} (audio and video with a mid only)")
+            raise BadSdp(
+                f"unsupported media section {item.kind!r} (audio and video with a mid only)"
+            )
         if item.ice is None or item.dtls is None:
             raise BadSdp("a media section lacks ICE credentials or a DTLS fingerprint")
         media.append(OfferedMedia(item.rtp.muxId, item.kind, item.direction or "sendrecv"))
     # aiortc's origin line is time based (two peers made in one second share it), so the ICE
     # username fragment, new for every peer connection and ICE restart, tells sessions apart.
-    ufrag = description.media[0].ice.usernameFragment
+    first_ice = description.media[0].ice
+    ufrag = first_ice.usernameFragment if first_ice is not None else ""
     return OfferSummary(f"{match.group(1)}/{ufrag}", tuple(media))
 
 
@@ -109,8 +112,13 @@ def _rtc_configuration(config: MediaConfig) -> RTCConfiguration:
 class MediaPeer:
     """The server side of one participant's peer connection."""
 
-    def __init__(self, consultation_id: str, participant_id: str, config: MediaConfig,
-                 codecs: CodecPreferences) -> None:
+    def __init__(
+        self,
+        consultation_id: str,
+        participant_id: str,
+        config: MediaConfig,
+        codecs: CodecPreferences,
+    ) -> None:
         self.consultation_id = consultation_id
         self.participant_id = participant_id
         self.session_id: str | None = None
@@ -142,11 +150,16 @@ class MediaPeer:
             answer = await self.pc.createAnswer()
             restrict_host_addresses(self.pc, self._config.media_ips)
             await self.pc.setLocalDescription(answer)
-            logger.info("answered offer consultation=%s participant=%s",
-                        self.consultation_id, self.participant_id)
+            logger.info(
+                "answered offer consultation=%s participant=%s",
+                self.consultation_id,
+                self.participant_id,
+            )
             return announce_address(self.pc.localDescription.sdp, self._config.announced_ip)
 
-    def add_sendonly(self, kind: str, publisher_mime: str) -> tuple[RTCRtpTransceiver, ForwardingSender]:
+    def add_sendonly(
+        self, kind: str, publisher_mime: str
+    ) -> tuple[RTCRtpTransceiver, ForwardingSender]:
         """A new transceiver that forwards one publisher track to this participant."""
         transceiver = self.pc.addTransceiver(kind, direction="sendonly")
         transceiver.setCodecPreferences(self._codecs.publisher_first(kind, publisher_mime))
@@ -167,8 +180,11 @@ class MediaPeer:
             restrict_host_addresses(self.pc, self._config.media_ips)
             await self.pc.setLocalDescription(offer)
             self._awaiting_answer = True
-            logger.info("server offer consultation=%s participant=%s",
-                        self.consultation_id, self.participant_id)
+            logger.info(
+                "server offer consultation=%s participant=%s",
+                self.consultation_id,
+                self.participant_id,
+            )
             return announce_address(self.pc.localDescription.sdp, self._config.announced_ip)
 
     async def accept_answer(self, sdp: str) -> None:
@@ -184,11 +200,13 @@ class MediaPeer:
         parsed = None
         if candidate is not None and candidate.get("candidate"):
             text = str(candidate["candidate"])
-            text = text[len("candidate:"):] if text.startswith("candidate:") else text
+            text = text[len("candidate:") :] if text.startswith("candidate:") else text
             try:
                 parsed = candidate_from_sdp(text)
             except Exception as exc:  # aiortc's parser asserts, indexes and converts blindly
-                raise BadCandidate(f"the candidate could not be parsed ({type(exc).__name__})") from None
+                raise BadCandidate(
+                    f"the candidate could not be parsed ({type(exc).__name__})"
+                ) from None
             parsed.sdpMid = candidate.get("sdpMid")
             parsed.sdpMLineIndex = candidate.get("sdpMLineIndex")
             if parsed.sdpMid is None and parsed.sdpMLineIndex is None:
@@ -206,7 +224,8 @@ class MediaPeer:
 
     def receivers(self) -> list[tuple[RTCRtpTransceiver, ForwardingReceiver]]:
         return [
-            (t, t.receiver) for t in self.pc.getTransceivers()
+            (t, t.receiver)
+            for t in self.pc.getTransceivers()
             if isinstance(t.receiver, ForwardingReceiver)
         ]
 
@@ -216,15 +235,21 @@ class MediaPeer:
             return
         self._closed = True
         await self.pc.close()
-        logger.info("peer closed consultation=%s participant=%s",
-                    self.consultation_id, self.participant_id)
+        logger.info(
+            "peer closed consultation=%s participant=%s", self.consultation_id, self.participant_id
+        )
 
     async def _set_remote(self, sdp: str, kind: str) -> None:
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
         except Exception as exc:  # aiortc raises ValueError, InvalidStateError, OperationError...
-            logger.info("remote %s refused consultation=%s participant=%s error=%s",
-                        kind, self.consultation_id, self.participant_id, type(exc).__name__)
+            logger.info(
+                "remote %s refused consultation=%s participant=%s error=%s",
+                kind,
+                self.consultation_id,
+                self.participant_id,
+                type(exc).__name__,
+            )
             raise BadSdp(f"the {kind} could not be applied: {exc}"[:200]) from None
         if kind == "offer":
             self.session_id = summarize_offer(sdp).session_id

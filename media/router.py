@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -54,8 +54,9 @@ class RouterSignals(Protocol):
 class PublishedTrack:
     """One track a participant sends to the server."""
 
-    def __init__(self, router: MediaRouter, info: TrackInfo, mid: str,
-                 receiver: ForwardingReceiver) -> None:
+    def __init__(
+        self, router: MediaRouter, info: TrackInfo, mid: str, receiver: ForwardingReceiver
+    ) -> None:
         self.info = info
         self.mid = mid
         self.receiver = receiver
@@ -76,8 +77,11 @@ class PublishedTrack:
             try:
                 tap.on_rtp(self.info, packet, payload)
             except Exception:
-                logger.exception("tap failed consultation=%s track=%s",
-                                  self._router.consultation_id, self.info.track_id)
+                logger.exception(
+                    "tap failed consultation=%s track=%s",
+                    self._router.consultation_id,
+                    self.info.track_id,
+                )
         if self._transcoder is not None and self._transcoder.feed(packet):
             self.request_keyframe()
         if not self.subscriptions:
@@ -91,7 +95,10 @@ class PublishedTrack:
         if self.info.kind != "video" or self._ended:
             return
         now = time.monotonic()
-        if not force and now - self._last_keyframe_request < self._router.config.keyframe_request_interval_s:
+        if (
+            not force
+            and now - self._last_keyframe_request < self._router.config.keyframe_request_interval_s
+        ):
             return
         self._last_keyframe_request = now
         self._router.metrics.keyframe_requests.inc()
@@ -126,8 +133,11 @@ class PublishedTrack:
             try:
                 tap.on_track_ended(self.info)
             except Exception:
-                logger.exception("tap failed consultation=%s track=%s",
-                                 self._router.consultation_id, self.info.track_id)
+                logger.exception(
+                    "tap failed consultation=%s track=%s",
+                    self._router.consultation_id,
+                    self.info.track_id,
+                )
 
 
 @dataclass
@@ -190,15 +200,20 @@ class Subscription:
         if self.track is not None:
             self.track.request_keyframe()
 
-    async def forward(self, packet: RtpPacket, codec: RTCRtpCodecParameters, keyframe: bool) -> None:
+    async def forward(
+        self, packet: RtpPacket, codec: RTCRtpCodecParameters, keyframe: bool
+    ) -> None:
         sender_codec = self.sender.codec
-        if sender_codec is None or self.paused:
+        if sender_codec is None or sender_codec.payloadType is None or self.paused:
             return
         if self._relayed is not None:
             if self.track is not None:
                 self.track.transcoder(codec).subscribe(self._relayed)
             return
-        if self.router.config.force_transcode or sender_codec.mimeType.lower() != codec.mimeType.lower():
+        if (
+            self.router.config.force_transcode
+            or sender_codec.mimeType.lower() != codec.mimeType.lower()
+        ):
             self._start_transcoding(codec)
             return
         sequence = packet.sequence_number
@@ -215,7 +230,9 @@ class Subscription:
             return  # from before this subscription (re)started: the subscriber never saw its frame
         out_sequence = (sequence + self._seq_offset) & 0xFFFF
         out_timestamp = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
-        await self.sender.send_forwarded(packet, sender_codec.payloadType, out_sequence, out_timestamp)
+        await self.sender.send_forwarded(
+            packet, sender_codec.payloadType, out_sequence, out_timestamp
+        )
         if (sequence - self._highest_seq) & 0xFFFF < _SEQ_HALF:
             self._highest_seq = sequence
             self._last_out_seq = out_sequence
@@ -241,8 +258,12 @@ class Subscription:
         self._base_seq = packet.sequence_number
         self._highest_seq = packet.sequence_number
         self.needs_keyframe = False
-        logger.info("subscription started consultation=%s subscriber=%s track=%s",
-                    self.router.consultation_id, self.subscriber_id, self.track_id)
+        logger.info(
+            "subscription started consultation=%s subscriber=%s track=%s",
+            self.router.consultation_id,
+            self.subscriber_id,
+            self.track_id,
+        )
 
     def _start_transcoding(self, codec: RTCRtpCodecParameters) -> None:
         if self.track is None or self._relayed is not None:
@@ -256,7 +277,10 @@ class Subscription:
         log = logger.info if self.router.config.force_transcode else logger.warning
         log(
             "transcoding fallback consultation=%s subscriber=%s track=%s from=%s to=%s",
-            self.router.consultation_id, self.subscriber_id, self.track_id, codec.mimeType,
+            self.router.consultation_id,
+            self.subscriber_id,
+            self.track_id,
+            codec.mimeType,
             self.sender.codec.mimeType if self.sender.codec else "-",
         )
 
@@ -271,8 +295,13 @@ class Subscription:
 class MediaRouter:
     """Publishers, subscriptions and renegotiation for one consultation on this node."""
 
-    def __init__(self, consultation_id: str, config: MediaConfig, metrics: MediaMetrics,
-                 signals: RouterSignals) -> None:
+    def __init__(
+        self,
+        consultation_id: str,
+        config: MediaConfig,
+        metrics: MediaMetrics,
+        signals: RouterSignals,
+    ) -> None:
         self.consultation_id = consultation_id
         self.config = config
         self.metrics = metrics
@@ -305,15 +334,19 @@ class MediaRouter:
     def published(self) -> list[TrackInfo]:
         return [track.info for track in self._tracks.values()]
 
-    async def handle_offer(self, participant_id: str, sdp: str,
-                           sources: dict[str, str] | None = None) -> str:
+    async def handle_offer(
+        self, participant_id: str, sdp: str, sources: Mapping[str, str] | None = None
+    ) -> str:
         """Answer a client offer: publish its tracks, subscribe it to everyone else's."""
         summary = summarize_offer(sdp)
         labelled = _label_sources(summary, sources or {})
         peer = self._peers.get(participant_id)
         if peer is not None and peer.session_id not in (None, summary.session_id):
-            logger.info("new media session replaces old consultation=%s participant=%s",
-                        self.consultation_id, participant_id)
+            logger.info(
+                "new media session replaces old consultation=%s participant=%s",
+                self.consultation_id,
+                participant_id,
+            )
             await self._drop_peer(participant_id)
             peer = None
         if peer is None:
@@ -359,8 +392,12 @@ class MediaRouter:
         for (subscriber, _), subscription in self._slots.items():
             if subscriber == participant_id and subscription.kind == "video":
                 subscription.set_paused(not enabled)
-        logger.info("video receive=%s consultation=%s participant=%s",
-                    enabled, self.consultation_id, participant_id)
+        logger.info(
+            "video receive=%s consultation=%s participant=%s",
+            enabled,
+            self.consultation_id,
+            participant_id,
+        )
 
     async def remove_participant(self, participant_id: str) -> None:
         """Close a participant's peer and its subscriptions; others keep a slot for its return."""
@@ -400,8 +437,9 @@ class MediaRouter:
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            logger.error("router job failed consultation=%s error=%r",
-                         self.consultation_id, task.exception())
+            logger.error(
+                "router job failed consultation=%s error=%r", self.consultation_id, task.exception()
+            )
 
     async def close(self) -> None:
         """Close every peer and subscription (idempotent)."""
@@ -435,8 +473,12 @@ class MediaRouter:
 
         @peer.pc.on("connectionstatechange")
         def _state_changed() -> None:
-            logger.info("peer state=%s consultation=%s participant=%s",
-                        peer.connection_state, self.consultation_id, participant_id)
+            logger.info(
+                "peer state=%s consultation=%s participant=%s",
+                peer.connection_state,
+                self.consultation_id,
+                participant_id,
+            )
 
         return peer
 
@@ -487,22 +529,31 @@ class MediaRouter:
             for (_, slot_track), subscription in self._slots.items():
                 if slot_track == track_id:
                     subscription.attach(track)
-            logger.info("published consultation=%s track=%s codec=%s",
-                        self.consultation_id, track_id, info.codec_mime)
+            logger.info(
+                "published consultation=%s track=%s codec=%s",
+                self.consultation_id,
+                track_id,
+                info.codec_mime,
+            )
 
     def _subscribe_missing(self) -> None:
         for subscriber_id, peer in self._peers.items():
             if peer.pc.remoteDescription is None:
                 continue
             for track_id, track in self._tracks.items():
-                if track.info.participant_id == subscriber_id or (subscriber_id, track_id) in self._slots:
+                if (
+                    track.info.participant_id == subscriber_id
+                    or (subscriber_id, track_id) in self._slots
+                ):
                     continue
                 transceiver, sender = peer.add_sendonly(track.info.kind, track.info.codec_mime)
                 sender.set_stream(track.info.participant_id, track_id)
-                subscription = Subscription(self, subscriber_id, track_id, track.info.kind,
-                                            sender, transceiver)
+                subscription = Subscription(
+                    self, subscriber_id, track_id, track.info.kind, sender, transceiver
+                )
                 subscription.paused = track.info.kind == "video" and not self._video_receive.get(
-                    subscriber_id, True)
+                    subscriber_id, True
+                )
                 self._slots[(subscriber_id, track_id)] = subscription
                 subscription.attach(track)
 
@@ -522,8 +573,9 @@ class MediaRouter:
         sdp = await peer.create_offer()
         if sdp is None:
             return
-        await self._signals.send_tracks(self.consultation_id, participant_id,
-                                        self._tracks_for(participant_id))
+        await self._signals.send_tracks(
+            self.consultation_id, participant_id, self._tracks_for(participant_id)
+        )
         await self._signals.send_offer(self.consultation_id, participant_id, sdp)
 
     def _tracks_for(self, subscriber_id: str) -> list[dict[str, Any]]:
@@ -532,22 +584,25 @@ class MediaRouter:
             track = self._tracks.get(track_id)
             if subscriber != subscriber_id or track is None:
                 continue
-            tracks.append({
-                "stream_id": track.info.participant_id,
-                "track_id": track_id,
-                "participant_id": track.info.participant_id,
-                "kind": track.info.kind,
-                "source": track.info.source,
-                "mid": subscription.mid,
-                "muted": track.muted,
-            })
+            tracks.append(
+                {
+                    "stream_id": track.info.participant_id,
+                    "track_id": track_id,
+                    "participant_id": track.info.participant_id,
+                    "kind": track.info.kind,
+                    "source": track.info.source,
+                    "mid": subscription.mid,
+                    "muted": track.muted,
+                }
+            )
         return sorted(tracks, key=lambda t: str(t["track_id"]))
 
     async def _announce_tracks(self) -> None:
         for participant_id, peer in list(self._peers.items()):
             if peer.pc.remoteDescription is not None and not peer.renegotiation_needed:
-                await self._signals.send_tracks(self.consultation_id, participant_id,
-                                                self._tracks_for(participant_id))
+                await self._signals.send_tracks(
+                    self.consultation_id, participant_id, self._tracks_for(participant_id)
+                )
 
     async def _report_stats(self) -> None:
         while True:
@@ -567,13 +622,16 @@ class MediaRouter:
             if sampler is None or peer.pc.remoteDescription is None:
                 continue
             report = await peer.pc.getStats()
-            estimates = [s.sender.remb_bps for (sub, _), s in self._slots.items()
-                         if sub == participant_id and s.sender.remb_bps]
+            estimates = [
+                s.sender.remb_bps
+                for (sub, _), s in self._slots.items()
+                if sub == participant_id and s.sender.remb_bps
+            ]
             figures.append(sampler.sample(dict(report), [int(e) for e in estimates if e]))
         return figures
 
 
-def _label_sources(summary: OfferSummary, sources: dict[str, str]) -> dict[str, str]:
+def _label_sources(summary: OfferSummary, sources: Mapping[str, str]) -> dict[str, str]:
     """Map each sending mid to camera/microphone/screen; unknown mids or kinds are refused."""
     sending = {m.mid: m for m in summary.sending}
     labelled: dict[str, str] = {}
@@ -590,7 +648,9 @@ def _label_sources(summary: OfferSummary, sources: dict[str, str]) -> dict[str, 
             continue
         free = [s for s in defaults[media.kind] if s not in labelled.values()]
         if not free:
-            raise UnknownTrack(f"too many {media.kind} tracks: one microphone, one camera, one screen")
+            raise UnknownTrack(
+                f"too many {media.kind} tracks: one microphone, one camera, one screen"
+            )
         labelled[media.mid] = free[0]
     if len(set(labelled.values())) != len(labelled):
         raise UnknownTrack("each source may be published once")

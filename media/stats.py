@@ -68,7 +68,9 @@ class StatsSampler:
         elapsed = now - previous.at
         uplink_expected = (received - previous.packets_received) + (lost - previous.packets_lost)
         uplink_loss = (
-            100.0 * max(0, lost - previous.packets_lost) / uplink_expected if uplink_expected > 0 else 0.0
+            100.0 * max(0, lost - previous.packets_lost) / uplink_expected
+            if uplink_expected > 0
+            else 0.0
         )
         return ParticipantStats(
             participant_id=self.participant_id,

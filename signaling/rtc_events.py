@@ -62,23 +62,38 @@ class RtcSignals:
 
     async def send_offer(self, consultation_id: str, participant_id: str, sdp: str) -> None:
         await self._emitter.to_subject(
-            participant_id, "rtc.offer", {"consultation_id": consultation_id, "sdp": sdp})
+            participant_id, "rtc.offer", {"consultation_id": consultation_id, "sdp": sdp}
+        )
 
-    async def send_tracks(self, consultation_id: str, participant_id: str,
-                          tracks: list[dict[str, Any]]) -> None:
+    async def send_tracks(
+        self, consultation_id: str, participant_id: str, tracks: list[dict[str, Any]]
+    ) -> None:
         await self._emitter.to_subject(
-            participant_id, "rtc.tracks", {"consultation_id": consultation_id, "tracks": tracks})
+            participant_id, "rtc.tracks", {"consultation_id": consultation_id, "tracks": tracks}
+        )
 
     async def send_stats(self, consultation_id: str, stats: list[ParticipantStats]) -> None:
-        payload = {"consultation_id": consultation_id,
-                   "participants": [figures.as_wire() for figures in stats]}
+        payload = {
+            "consultation_id": consultation_id,
+            "participants": [figures.as_wire() for figures in stats],
+        }
         for clinician in sorted(self._clinicians.get(consultation_id, ())):
             await self._emitter.to_subject(clinician, "rtc.stats", payload)
 
-    async def send_media_state(self, consultation_id: str, recipients: list[str],
-                               participant_id: str, source: str, muted: bool) -> None:
-        payload = {"consultation_id": consultation_id, "participant_id": participant_id,
-                   "source": source, "muted": muted}
+    async def send_media_state(
+        self,
+        consultation_id: str,
+        recipients: list[str],
+        participant_id: str,
+        source: str,
+        muted: bool,
+    ) -> None:
+        payload = {
+            "consultation_id": consultation_id,
+            "participant_id": participant_id,
+            "source": source,
+            "muted": muted,
+        }
         for recipient in recipients:
             await self._emitter.to_subject(recipient, "rtc.media_state", payload)
 
@@ -86,7 +101,9 @@ class RtcSignals:
 class RtcEvents:
     """Handlers of the client's ``rtc.*`` events, and the rooms listener that closes media."""
 
-    def __init__(self, registry: MediaRegistry, membership: Membership, signals: RtcSignals) -> None:
+    def __init__(
+        self, registry: MediaRegistry, membership: Membership, signals: RtcSignals
+    ) -> None:
         self._registry = registry
         self._membership = membership
         self._signals = signals
@@ -115,14 +132,16 @@ class RtcEvents:
     async def answer(self, caller: Caller, message: RtcAnswer) -> Ack:
         member = await self._member(message.consultation_id, caller.identity)
         await self._registry.router(message.consultation_id).handle_answer(
-            member.participant_id, message.sdp)
+            member.participant_id, message.sdp
+        )
         return {"ok": True}
 
     async def candidate(self, caller: Caller, message: RtcCandidate) -> Ack:
         member = await self._member(message.consultation_id, caller.identity)
         candidate = message.candidate.model_dump() if message.candidate else None
         await self._registry.router(message.consultation_id).add_candidate(
-            member.participant_id, candidate)
+            member.participant_id, candidate
+        )
         return {"ok": True}
 
     async def media_state(self, caller: Caller, message: RtcMediaState) -> Ack:
@@ -130,14 +149,16 @@ class RtcEvents:
         router = self._registry.router(message.consultation_id)
         router.set_muted(member.participant_id, message.source, message.muted)
         others = [p for p in router.participant_ids if p != member.participant_id]
-        await self._signals.send_media_state(message.consultation_id, others,
-                                             member.participant_id, message.source, message.muted)
+        await self._signals.send_media_state(
+            message.consultation_id, others, member.participant_id, message.source, message.muted
+        )
         return {"ok": True}
 
     async def receive_mode(self, caller: Caller, message: RtcReceiveMode) -> Ack:
         member = await self._member(message.consultation_id, caller.identity)
         self._registry.router(message.consultation_id).set_video_receive(
-            member.participant_id, message.video)
+            member.participant_id, message.video
+        )
         return {"ok": True}
 
     async def on_participant_left(self, consultation_id: str, participant_id: str) -> None:

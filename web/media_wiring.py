@@ -26,8 +26,9 @@ def media_config_from(settings: Settings) -> MediaConfig:
     return MediaConfig(
         media_ips=settings.media_ips,
         announced_ip=settings.announced_ip,
-        ice_servers=tuple(IceServerConfig(s.urls, s.username, s.credential)
-                          for s in settings.ice_servers),
+        ice_servers=tuple(
+            IceServerConfig(s.urls, s.username, s.credential) for s in settings.ice_servers
+        ),
         stats_interval_s=settings.stats_interval_s,
     )
 
@@ -76,8 +77,9 @@ def media_context(
             gateway.add_listener(rooms)
             emitter = rooms
         signals = RtcSignals(emitter)
-        registry = MediaRegistry(media_config_from(app[settings_key]),
-                                 MediaMetrics(app[registry_key]), signals)
+        registry = MediaRegistry(
+            media_config_from(app[settings_key]), MediaMetrics(app[registry_key]), signals
+        )
         events = RtcEvents(registry, membership, signals)
         gateway.add_events(events.specs())
         add_listener = getattr(membership, "add_listener", None)

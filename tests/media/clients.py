@@ -101,13 +101,14 @@ def strip_codec(sdp: str, codec_name: str) -> str:
     removed = {
         line.split()[0].split(":")[1]
         for line in lines
-        if line.startswith("a=rtpmap:") and line.split()[1].split("/")[0].lower() == codec_name.lower()
+        if line.startswith("a=rtpmap:")
+        and line.split()[1].split("/")[0].lower() == codec_name.lower()
     }
     removed |= {
         line.split()[0].split(":")[1]
         for line in lines
-        if line.startswith("a=fmtp:") and any(f"apt={pt}" == p for pt in removed
-                                               for p in line.split()[1].split(";"))
+        if line.startswith("a=fmtp:")
+        and any(f"apt={pt}" == p for pt in removed for p in line.split()[1].split(";"))
     }
     kept = []
     for line in lines:
@@ -141,10 +142,17 @@ class Received:
 class ClientPeer:
     """A participant's browser stand-in: publishes colour + tone, decodes everything it receives."""
 
-    def __init__(self, participant_id: str, rgb: tuple[int, int, int] = (200, 30, 30),
-                 hz: float = 440.0, audio: bool = True, video: bool = True,
-                 keep_frames: int = 30, publish_codec: str | None = None,
-                 refuse_codec: str | None = None) -> None:
+    def __init__(
+        self,
+        participant_id: str,
+        rgb: tuple[int, int, int] = (200, 30, 30),
+        hz: float = 440.0,
+        audio: bool = True,
+        video: bool = True,
+        keep_frames: int = 30,
+        publish_codec: str | None = None,
+        refuse_codec: str | None = None,
+    ) -> None:
         self.participant_id = participant_id
         self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.video = ColourTrack(rgb) if video else None
@@ -163,10 +171,13 @@ class ClientPeer:
         if publish_codec is not None:
             for transceiver in self.pc.getTransceivers():
                 if transceiver.kind == "video":
-                    transceiver.setCodecPreferences([
-                        c for c in RTCRtpSender.getCapabilities("video").codecs
-                        if c.mimeType.lower() in (publish_codec.lower(), "video/rtx")
-                    ])
+                    transceiver.setCodecPreferences(
+                        [
+                            c
+                            for c in RTCRtpSender.getCapabilities("video").codecs
+                            if c.mimeType.lower() in (publish_codec.lower(), "video/rtx")
+                        ]
+                    )
         self.pc.on("track", self._on_track)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
@@ -232,17 +243,18 @@ class ClientPeer:
                 return received
         return None
 
-    async def wait_for(self, participant_id: str, kind: str, frames: int = 5,
-                       timeout: float = 15.0) -> Received:
+    async def wait_for(
+        self, participant_id: str, kind: str, frames: int = 5, within_s: float = 15.0
+    ) -> Received:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within_s
         while loop.time() < deadline:
             received = self.by_participant(participant_id, kind)
             if received is not None and len(received.frames) >= frames:
                 return received
             await asyncio.sleep(0.05)
         raise AssertionError(
-            f"{self.participant_id} got no {kind} from {participant_id} within {timeout}s: "
+            f"{self.participant_id} got no {kind} from {participant_id} within {within_s}s: "
             f"{[(r.track.id, len(r.frames)) for r in self.received.values()]}"
         )
 

@@ -28,8 +28,9 @@ class DirectSignals:
         if client is not None:
             client.on_server_offer(sdp)
 
-    async def send_tracks(self, consultation_id: str, participant_id: str,
-                          tracks: list[dict[str, Any]]) -> None:
+    async def send_tracks(
+        self, consultation_id: str, participant_id: str, tracks: list[dict[str, Any]]
+    ) -> None:
         client = self.clients.get(participant_id)
         if client is not None:
             client.tracks_events.append(tracks)
@@ -55,6 +56,7 @@ class Room:
                 await self.router.handle_answer(client.participant_id, sdp)
 
         client.answer_to = answer
+
         async def exchange(offer: str) -> str:
             return await self.router.handle_offer(client.participant_id, offer, sources)
 

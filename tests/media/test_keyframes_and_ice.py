@@ -28,8 +28,11 @@ def frames(count: int) -> list[av.VideoFrame]:
 
 
 def encoded(mime: str, clock: int = 90000, **parameters: object) -> list[list[bytes]]:
-    encoder = get_encoder(RTCRtpCodecParameters(mimeType=mime, clockRate=clock,
-                                                payloadType=96, parameters=dict(parameters)))
+    encoder = get_encoder(
+        RTCRtpCodecParameters(
+            mimeType=mime, clockRate=clock, payloadType=96, parameters=dict(parameters)
+        )
+    )
     return [encoder.encode(frame, force_keyframe=False)[0] for frame in frames(4)]
 
 
@@ -41,8 +44,7 @@ def test_vp8_keyframe_starts_only_at_the_first_packet_of_a_keyframe() -> None:
 
 
 def test_h264_idr_is_recognised() -> None:
-    payloads = encoded("video/H264", **{"packetization-mode": "1",
-                                        "profile-level-id": "42e01f"})
+    payloads = encoded("video/H264", **{"packetization-mode": "1", "profile-level-id": "42e01f"})
     assert any(starts_keyframe("video/H264", p) for p in payloads[0])
     assert not any(starts_keyframe("video/H264", p) for frame in payloads[1:] for p in frame)
 
@@ -58,11 +60,14 @@ async def test_host_candidates_only_on_configured_addresses() -> None:
         pc.addTrack(ColourTrack((1, 2, 3)))
         restrict_host_addresses(pc, ("127.0.0.1",))
         await pc.setLocalDescription(await pc.createOffer())
-        hosts = re.findall(r"a=candidate:\S+ \d+ udp \d+ (\S+) \d+ typ host", pc.localDescription.sdp)
+        hosts = re.findall(
+            r"a=candidate:\S+ \d+ udp \d+ (\S+) \d+ typ host", pc.localDescription.sdp
+        )
         assert hosts == ["127.0.0.1"]
         announced = announce_address(pc.localDescription.sdp, "203.0.113.7")
         assert re.findall(r"a=candidate:\S+ \d+ udp \d+ (\S+) \d+ typ host", announced) == [
-            "203.0.113.7"]
+            "203.0.113.7"
+        ]
         assert "c=IN IP4 203.0.113.7" in announced and "127.0.0.1" not in announced
     finally:
         await pc.close()

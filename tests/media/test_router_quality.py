@@ -1,4 +1,4 @@
-"""Weak-network features with real aiortc peers: receive modes, stats, REMB, NACK, taps, fallback."""
+"""Weak-network features with real aiortc peers: receive modes, stats, NACK, taps..."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from tests.media.conftest import Room, media_config
 RED, GREEN = (220, 40, 40), (40, 200, 60)
 
 
-def close_to(actual: tuple[int, int, int], expected: tuple[int, int, int], tolerance: int = 45) -> bool:
+def close_to(
+    actual: tuple[int, int, int], expected: tuple[int, int, int], tolerance: int = 45
+) -> bool:
     return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True))
 
 
@@ -38,7 +40,7 @@ async def test_audio_only_receive_pauses_video_and_resumes(room: Room) -> None:
     assert await frames_in(doctor, "outlet-1", "video", 1.0) <= 1
     assert await frames_in(doctor, "outlet-1", "audio", 1.0) >= 30
     room.router.set_video_receive("dr-li", True)
-    video = await doctor.wait_for("outlet-1", "video", frames=10, timeout=3.0)
+    video = await doctor.wait_for("outlet-1", "video", frames=10, within_s=3.0)
     assert close_to(mean_rgb(video.frames[-1]), RED)
 
 
@@ -63,16 +65,26 @@ async def test_a_subscribers_low_estimate_does_not_reach_the_publisher(room: Roo
     doctor = await room.join(ClientPeer("dr-li", rgb=GREEN))
     await doctor.wait_for("outlet-1", "video")
     server_sender = next(
-        t.sender for t in room.router.peer("dr-li").pc.getTransceivers()
-        if isinstance(t.sender, ForwardingSender) and t.sender.kind == "video"
+        t.sender
+        for t in room.router.peer("dr-li").pc.getTransceivers()
+        if isinstance(t.sender, ForwardingSender)
+        and t.sender.kind == "video"
         and t.sender.codec is not None
     )
-    doctor_receiver = next(t.receiver for t in doctor.pc.getTransceivers()
-                           if t.receiver.track and t.receiver.track.id == "outlet-1:camera")
+    doctor_receiver = next(
+        t.receiver
+        for t in doctor.pc.getTransceivers()
+        if t.receiver.track and t.receiver.track.id == "outlet-1:camera"
+    )
     for _ in range(5):
-        await doctor_receiver._send_rtcp(RtcpPsfbPacket(
-            fmt=RTCP_PSFB_APP, ssrc=1234, media_ssrc=0,
-            fci=pack_remb_fci(30_000, [server_sender._ssrc])))
+        await doctor_receiver._send_rtcp(
+            RtcpPsfbPacket(
+                fmt=RTCP_PSFB_APP,
+                ssrc=1234,
+                media_ssrc=0,
+                fci=pack_remb_fci(30_000, [server_sender._ssrc]),
+            )
+        )
         await asyncio.sleep(0.1)
     assert server_sender.remb_bps == 30_000  # recorded for the console
     outlet_video = next(s for s in outlet.pc.getSenders() if s.kind == "video")
@@ -100,15 +112,18 @@ def drop_every(sender: Any, nth: int, dropped: list[int]) -> None:
     transport._send_rtp = lossy
 
 
-async def test_nack_recovers_losses_on_both_legs(room: Room, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_nack_recovers_losses_on_both_legs(
+    room: Room, monkeypatch: pytest.MonkeyPatch
+) -> None:
     retransmitted: list[tuple[str, int]] = []
     from aiortc import RTCRtpSender
 
     real = RTCRtpSender._retransmit
 
     async def counting(self: RTCRtpSender, sequence_number: int) -> None:
-        retransmitted.append(("server" if isinstance(self, ForwardingSender) else "client",
-                              sequence_number))
+        retransmitted.append(
+            ("server" if isinstance(self, ForwardingSender) else "client", sequence_number)
+        )
         await real(self, sequence_number)
 
     monkeypatch.setattr(RTCRtpSender, "_retransmit", counting)
@@ -118,9 +133,15 @@ async def test_nack_recovers_losses_on_both_legs(room: Room, monkeypatch: pytest
     upstream: list[int] = []
     downstream: list[int] = []
     drop_every(next(s for s in outlet.pc.getSenders() if s.kind == "video"), 25, upstream)
-    drop_every(next(s for s in room.router.peer("dr-li").pc.getSenders()
-                    if isinstance(s, ForwardingSender) and s.kind == "video" and s.codec),
-               25, downstream)
+    drop_every(
+        next(
+            s
+            for s in room.router.peer("dr-li").pc.getSenders()
+            if isinstance(s, ForwardingSender) and s.kind == "video" and s.codec
+        ),
+        25,
+        downstream,
+    )
     await asyncio.sleep(2.5)
     assert upstream and downstream
     client_fixed = {seq for who, seq in retransmitted if who == "client"}
@@ -159,11 +180,19 @@ async def test_taps_see_every_track_and_its_end(room: Room) -> None:
     doctor = await room.join(ClientPeer("dr-li", rgb=GREEN))
     await doctor.wait_for("outlet-1", "video")
     await asyncio.sleep(0.5)
-    assert set(tap.packets) == {"outlet-1:camera", "outlet-1:microphone",
-                                "dr-li:camera", "dr-li:microphone"}
+    assert set(tap.packets) == {
+        "outlet-1:camera",
+        "outlet-1:microphone",
+        "dr-li:camera",
+        "dr-li:microphone",
+    }
     info = tap.infos["outlet-1:camera"]
-    assert (info.kind, info.source, info.codec_mime, info.clock_rate) == ("video", "camera",
-                                                                          "video/VP8", 90000)
+    assert (info.kind, info.source, info.codec_mime, info.clock_rate) == (
+        "video",
+        "camera",
+        "video/VP8",
+        90000,
+    )
     assert tap.infos["dr-li:microphone"].codec_mime == "audio/opus"
     before = tap.keyframes.get("dr-li:camera", 0)
     await asyncio.sleep(0.5)
@@ -207,15 +236,21 @@ async def test_no_shared_codec_falls_back_to_transcoding_for_that_subscriber() -
     try:
         await harness.join(ClientPeer("outlet-1", rgb=RED, publish_codec="video/H264"))
         vp8_only = await harness.join(ClientPeer("dr-li", rgb=GREEN, refuse_codec="H264"))
-        video = await vp8_only.wait_for("outlet-1", "video", timeout=20)
+        video = await vp8_only.wait_for("outlet-1", "video", within_s=20)
         assert close_to(mean_rgb(video.frames[-1]), RED)
-        receiver = next(t.receiver for t in vp8_only.pc.getTransceivers()
-                        if t.receiver.track and t.receiver.track.id == "outlet-1:camera")
+        receiver = next(
+            t.receiver
+            for t in vp8_only.pc.getTransceivers()
+            if t.receiver.track and t.receiver.track.id == "outlet-1:camera"
+        )
         assert receiver._RTCRtpReceiver__codecs  # negotiated
-        assert {c.mimeType for c in receiver._RTCRtpReceiver__codecs.values()} <= {"video/VP8",
-                                                                                  "video/rtx"}
+        assert {c.mimeType for c in receiver._RTCRtpReceiver__codecs.values()} <= {
+            "video/VP8",
+            "video/rtx",
+        }
         counted = harness.registry.get_sample_value(
-            "teleconsult_media_transcoding_subscriptions_total", {"kind": "video"})
+            "teleconsult_media_transcoding_subscriptions_total", {"kind": "video"}
+        )
         assert counted == 1
     finally:
         await harness.close()

@@ -18,7 +18,9 @@ from tests.media.conftest import Room
 RED, GREEN, BLUE = (220, 40, 40), (40, 200, 60), (30, 60, 220)
 
 
-def close_to(actual: tuple[int, int, int], expected: tuple[int, int, int], tolerance: int = 45) -> bool:
+def close_to(
+    actual: tuple[int, int, int], expected: tuple[int, int, int], tolerance: int = 45
+) -> bool:
     return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True))
 
 
@@ -50,8 +52,11 @@ async def test_three_party_room_forwards_without_any_codec_on_the_server(
     outlet = await room.join(ClientPeer("outlet-1", rgb=RED, hz=440))
     doctor = await room.join(ClientPeer("dr-li", rgb=GREEN, hz=1000))
     parent = await room.join(ClientPeer("parent-1", rgb=BLUE, hz=700))
-    clients = {"outlet-1": (outlet, RED, 440), "dr-li": (doctor, GREEN, 1000),
-               "parent-1": (parent, BLUE, 700)}
+    clients = {
+        "outlet-1": (outlet, RED, 440),
+        "dr-li": (doctor, GREEN, 1000),
+        "parent-1": (parent, BLUE, 700),
+    }
 
     for viewer_id, (viewer, _, _) in clients.items():
         for sender_id, (_, colour, hz) in clients.items():
@@ -63,10 +68,16 @@ async def test_three_party_room_forwards_without_any_codec_on_the_server(
             assert abs(dominant_hz(audio.frames[-20:]) - hz) < 30, (viewer_id, sender_id)
 
     server_peers = [room.router.peer(pid).pc for pid in clients]
-    server_queues = {id(t.receiver._track._queue) for pc in server_peers for t in pc.getTransceivers()
-                     if t.receiver._track is not None}
+    server_queues = {
+        id(t.receiver._track._queue)
+        for pc in server_peers
+        for t in pc.getTransceivers()
+        if t.receiver._track is not None
+    }
     server_senders = {id(t.sender) for pc in server_peers for t in pc.getTransceivers()}
-    client_queues = {id(r.track._queue) for c, _, _ in clients.values() for r in c.received.values()}
+    client_queues = {
+        id(r.track._queue) for c, _, _ in clients.values() for r in c.received.values()
+    }
     client_senders = {id(s) for c, _, _ in clients.values() for s in c.pc.getSenders()}
 
     # The spy sees every client codec: each client decodes 2 others x (audio + video)...
@@ -80,8 +91,11 @@ async def test_three_party_room_forwards_without_any_codec_on_the_server(
         for transceiver in pc.getTransceivers():
             receiver = transceiver.receiver
             assert isinstance(receiver, ForwardingReceiver) and not receiver.decoder_running
-    assert not [t for t in threading.enumerate() if t.name.endswith("-decoder")
-                and t not in _client_decoder_threads(clients)]
+    assert not [
+        t
+        for t in threading.enumerate()
+        if t.name.endswith("-decoder") and t not in _client_decoder_threads(clients)
+    ]
 
 
 def _client_decoder_threads(clients: dict[str, Any]) -> set[threading.Thread]:
@@ -103,10 +117,10 @@ async def test_late_joiner_gets_video_within_a_keyframe_interval(room: Room) -> 
     loop = asyncio.get_running_loop()
     joined_at = loop.time()
     parent = await room.join(ClientPeer("parent-1", rgb=BLUE))
-    video = await parent.wait_for("outlet-1", "video", frames=1, timeout=2.0)
+    video = await parent.wait_for("outlet-1", "video", frames=1, within_s=2.0)
     assert video.first_at is not None and video.first_at - joined_at < 2.0
     assert close_to(mean_rgb(video.frames[-1]), RED)
-    await outlet.wait_for("parent-1", "video", frames=1, timeout=2.0)
+    await outlet.wait_for("parent-1", "video", frames=1, within_s=2.0)
 
 
 async def test_leave_and_rejoin_restores_media_for_everyone(room: Room) -> None:
@@ -124,8 +138,10 @@ async def test_leave_and_rejoin_restores_media_for_everyone(room: Room) -> None:
     video = await doctor.wait_for("outlet-1", "video", frames=3)
     assert close_to(mean_rgb(video.frames[-1]), BLUE)  # the returning participant's new picture
     assert len(doctor.tracks_events) > renegotiations
-    assert {t["track_id"] for t in doctor.tracks_events[-1]} == {"outlet-1:camera",
-                                                                  "outlet-1:microphone"}
+    assert {t["track_id"] for t in doctor.tracks_events[-1]} == {
+        "outlet-1:camera",
+        "outlet-1:microphone",
+    }
     await back.wait_for("dr-li", "video")
 
 

@@ -9,7 +9,9 @@ RED = (220, 40, 40)
 BLUE = (30, 60, 220)
 
 
-def close_to(actual: tuple[int, int, int], expected: tuple[int, int, int], tolerance: int = 45) -> bool:
+def close_to(
+    actual: tuple[int, int, int], expected: tuple[int, int, int], tolerance: int = 45
+) -> bool:
     return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True))
 
 

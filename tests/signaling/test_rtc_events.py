@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from aiohttp import web
@@ -26,8 +25,9 @@ RED, GREEN = (220, 40, 40), (40, 200, 60)
 async def rtc_server(test_settings: Settings) -> AsyncIterator[RunningServer]:
     app = create_app(test_settings)
     if not any(getattr(ctx, "__name__", "") == "run_media" for ctx in app.cleanup_ctx):
-        app.cleanup_ctx.append(media_context(lambda a: a[consultations_key],
-                                             lambda a: a[notifier_key]))
+        app.cleanup_ctx.append(
+            media_context(lambda a: a[consultations_key], lambda a: a[notifier_key])
+        )
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", test_settings.port).start()
@@ -71,15 +71,21 @@ class MediaClient:
             sdp = offer
             if trickle:
                 sdp = re.sub(r"a=candidate:[^\r\n]*\r\n|a=end-of-candidates\r\n", "", offer)
-            ack = await self.peer.ok("rtc.offer", {"consultation_id": self.consultation_id,
-                                                  "sdp": sdp})
+            ack = await self.peer.ok(
+                "rtc.offer", {"consultation_id": self.consultation_id, "sdp": sdp}
+            )
             if trickle:
                 for line in re.findall(r"a=(candidate:[^\r\n]*)", offer):
-                    await self.peer.ok("rtc.candidate", {
-                        "consultation_id": self.consultation_id,
-                        "candidate": {"candidate": line, "sdpMid": "0", "sdpMLineIndex": 0}})
-                await self.peer.ok("rtc.candidate", {"consultation_id": self.consultation_id,
-                                                     "candidate": None})
+                    await self.peer.ok(
+                        "rtc.candidate",
+                        {
+                            "consultation_id": self.consultation_id,
+                            "candidate": {"candidate": line, "sdpMid": "0", "sdpMLineIndex": 0},
+                        },
+                    )
+                await self.peer.ok(
+                    "rtc.candidate", {"consultation_id": self.consultation_id, "candidate": None}
+                )
             return str(ack["sdp"])
 
         await self.media.negotiate(exchange)
@@ -89,8 +95,9 @@ class MediaClient:
         while True:
             offer = await self.peer.next("rtc.offer", timeout=3600)
             answer = await self.media.answer_offer(offer["sdp"])
-            await self.peer.ok("rtc.answer", {"consultation_id": self.consultation_id,
-                                              "sdp": answer})
+            await self.peer.ok(
+                "rtc.answer", {"consultation_id": self.consultation_id, "sdp": answer}
+            )
 
     async def close(self) -> None:
         if self._answering is not None:
@@ -116,22 +123,40 @@ async def test_consultation_media_over_socketio(cast: Cast, rtc_server: RunningS
         assert close_to(mean_rgb(seen_by_outlet.frames[-1]), GREEN)
 
         tracks = await doctor.next("rtc.tracks", lambda p: len(p["tracks"]) == 2)
-        assert {t["track_id"] for t in tracks["tracks"]} == {"outlet-7:camera", "outlet-7:microphone"}
+        assert {t["track_id"] for t in tracks["tracks"]} == {
+            "outlet-7:camera",
+            "outlet-7:microphone",
+        }
         assert all(t["participant_id"] == "outlet-7" and t["mid"] for t in tracks["tracks"])
 
-        await outlet.ok("rtc.media_state", {"consultation_id": consultation_id,
-                                            "source": "camera", "muted": True})
+        await outlet.ok(
+            "rtc.media_state",
+            {"consultation_id": consultation_id, "source": "camera", "muted": True},
+        )
         state = await doctor.next("rtc.media_state")
-        assert state == {"consultation_id": consultation_id, "participant_id": "outlet-7",
-                         "source": "camera", "muted": True}
-        assert await outlet.refused("rtc.media_state", {"consultation_id": consultation_id,
-                                                        "source": "screen", "muted": True}) \
+        assert state == {
+            "consultation_id": consultation_id,
+            "participant_id": "outlet-7",
+            "source": "camera",
+            "muted": True,
+        }
+        assert (
+            await outlet.refused(
+                "rtc.media_state",
+                {"consultation_id": consultation_id, "source": "screen", "muted": True},
+            )
             == "unknown_track"
+        )
 
         stats = await doctor.next("rtc.stats", timeout=10)
         assert {p["participant_id"] for p in stats["participants"]} == {"outlet-7", "dr-li"}
-        assert set(stats["participants"][0]) >= {"rtt_ms", "loss_pct", "jitter_ms",
-                                                 "inbound_kbps", "outbound_kbps"}
+        assert set(stats["participants"][0]) >= {
+            "rtt_ms",
+            "loss_pct",
+            "jitter_ms",
+            "inbound_kbps",
+            "outbound_kbps",
+        }
         assert outlet.none_of("rtc.stats"), "stats go to the clinician only"
 
         await doctor.ok("rtc.receive_mode", {"consultation_id": consultation_id, "video": False})
@@ -155,13 +180,20 @@ async def test_bad_rtc_input_gets_clear_errors(cast: Cast) -> None:
     assert await outlet.refused("rtc.offer", {**base, "sdp": "v=0\r\nnot sdp"}) == "bad_sdp"
     assert await outlet.refused("rtc.offer", {**base, "sdp": 5}) == "bad_request"
     assert await outlet.refused("rtc.answer", {**base, "sdp": "v=0"}) == "no_media_session"
-    assert await outlet.refused("rtc.candidate", {**base, "candidate": {
-        "candidate": "candidate:garbage", "sdpMid": "0"}}) == "bad_candidate"
+    assert (
+        await outlet.refused(
+            "rtc.candidate",
+            {**base, "candidate": {"candidate": "candidate:garbage", "sdpMid": "0"}},
+        )
+        == "bad_candidate"
+    )
     media = ClientPeer("outlet-7", rgb=RED)
     try:
+
         async def bad_source(offer: str) -> str:
-            ack = await outlet.call("rtc.offer", {**base, "sdp": offer,
-                                                  "sources": [{"mid": "7", "source": "screen"}]})
+            ack = await outlet.call(
+                "rtc.offer", {**base, "sdp": offer, "sources": [{"mid": "7", "source": "screen"}]}
+            )
             assert ack["error"]["code"] == "unknown_track"
             raise LookupError
 
@@ -180,5 +212,3 @@ async def test_bad_rtc_input_gets_clear_errors(cast: Cast) -> None:
     finally:
         await good.close()
     del doctor
-
-

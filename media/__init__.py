@@ -1,0 +1,1 @@
+"""WebRTC media on this node: the forwarding SFU (and recording)."""
