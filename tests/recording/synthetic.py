@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from fractions import Fraction
 
 import av
@@ -126,3 +127,21 @@ def mean_rgb(frame: av.VideoFrame) -> tuple[int, int, int]:
     centre = array[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4]
     r, g, b = (int(v) for v in centre.reshape(-1, 3).mean(axis=0))
     return r, g, b
+
+
+def participant_media(participant: str, rgb: tuple[int, int, int], hz: float, seconds: float,
+                      start_at: float = 0.0) -> list[tuple[float, TrackInfo, Sent]]:
+    """A participant's camera and microphone packets, timed from ``start_at``."""
+    video = vp8_packets(colour_frames(rgb, int(seconds * FPS)), ssrc=hash(participant) & 0xFFFF,
+                        start_at=start_at)
+    audio = opus_packets(tone_frames(hz, int(seconds * 50)), ssrc=(hash(participant) & 0xFFFF) + 1,
+                         start_at=start_at)
+    vtrack, atrack = video_track(participant), audio_track(participant)
+    return [(s.at, vtrack, s) for s in video] + [(s.at, atrack, s) for s in audio]
+
+
+def feed_all(recorder: Any, clock: FakeClock, timed: list[tuple[float, TrackInfo, Sent]]) -> None:
+    """Deliver packets to a tap in time order, moving the clock along."""
+    for at, track, sent in sorted(timed, key=lambda item: (item[0], item[1].track_id)):
+        clock.now = at
+        recorder.on_rtp(track, sent.packet, sent.payload)
