@@ -38,7 +38,7 @@ async def test_audio_only_receive_pauses_video_and_resumes(room: Room) -> None:
     room.router.set_video_receive("dr-li", False)
     await asyncio.sleep(0.3)  # frames already in flight
     assert await frames_in(doctor, "outlet-1", "video", 1.0) <= 1
-    assert await frames_in(doctor, "outlet-1", "audio", 1.0) >= 30
+    assert await frames_in(doctor, "outlet-1", "audio", 1.0) >= 20  # 50 sent
     room.router.set_video_receive("dr-li", True)
     video = await doctor.wait_for("outlet-1", "video", frames=10, within_s=3.0)
     assert close_to(mean_rgb(video.frames[-1]), RED)
