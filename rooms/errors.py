@@ -37,3 +37,8 @@ class Conflict(DomainError):
 class Expired(DomainError):
     code = "expired"
     default_message = "this has expired"
+
+
+class Unavailable(DomainError):
+    code = "unavailable"
+    default_message = "nobody is available for that right now"

@@ -10,8 +10,20 @@ from prometheus_client import CollectorRegistry, Counter
 
 from signaling.auth import TokenAuthority
 from signaling.server import SignalingGateway, create_socket_server
-from web.keys import authority_key, gateway_key, registry_key, settings_key, sio_key, started_at_key
+from web.keys import (
+    authority_key,
+    consultations_key,
+    gateway_key,
+    notifier_key,
+    registry_key,
+    settings_key,
+    sio_key,
+    started_at_key,
+)
+from web.invite_routes import add_invite_routes
+from web.media_wiring import media_context
 from web.pages import add_page_routes
+from web.rooms_wiring import rooms_context
 from web.routes import add_operational_routes
 from web.settings import Settings
 
@@ -48,6 +60,9 @@ def create_app(settings: Settings) -> web.Application:
     app[started_at_key] = time.monotonic()
     add_operational_routes(app)
     add_page_routes(app)
+    add_invite_routes(app)
+    app.cleanup_ctx.append(rooms_context)
+    app.cleanup_ctx.append(media_context(lambda a: a[consultations_key], lambda a: a[notifier_key]))
     if settings.secret_generated:
         logger.warning("no secret configured: generated one for this process (dev mode); "
                        "tokens from other processes will not verify")

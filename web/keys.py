@@ -7,7 +7,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from media.router import MediaRegistry
+from rooms.service import ConsultationService
+from rooms.store import Store
 from signaling.auth import TokenAuthority
+from signaling.notifier import SocketNotifier
 from signaling.server import SignalingGateway
 from web.settings import Settings
 
@@ -18,3 +21,6 @@ sio_key = web.AppKey("sio", socketio.AsyncServer)
 gateway_key = web.AppKey("gateway", SignalingGateway)
 started_at_key = web.AppKey("started_at", float)
 media_registry_key = web.AppKey("media_registry", MediaRegistry)
+store_key = web.AppKey("store", Store)
+notifier_key = web.AppKey("notifier", SocketNotifier)
+consultations_key = web.AppKey("consultations", ConsultationService)

@@ -1,0 +1,75 @@
+"""Payload models of the consultation client events (see docs/protocol.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+Id = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9._:-]+$")]
+ServiceName = Annotated[str, Field(min_length=2, max_length=40, pattern=r"^[a-z][a-z0-9_-]+$")]
+# Pseudonymous: letters, digits and a few separators, no spaces, so a name does not fit easily.
+PatientRef = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+$")]
+EndReason = Literal["completed", "cancelled", "no_show", "technical", "referred", "other"]
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CheckInMessage(Message):
+    service: ServiceName
+    outlet_id: Id
+    patient_ref: PatientRef
+    guardian_present: bool
+    urgent: bool = False
+    appointment_at: AwareDatetime | None = None
+
+
+class ConsultationRef(Message):
+    consultation_id: Id
+
+
+class PresenceMessage(Message):
+    status: Literal["available", "busy", "away"]
+    services: Annotated[list[ServiceName], Field(max_length=20)] | None = None
+
+
+class QueueListMessage(Message):
+    service: ServiceName | None = None
+
+
+class AcceptMessage(ConsultationRef):
+    pick: bool = False
+
+
+class EndMessage(ConsultationRef):
+    reason: EndReason = "completed"
+
+
+class InviteMessage(ConsultationRef):
+    guest_role: Literal["parent", "interpreter", "guardian", "other"] = "parent"
+    ttl_s: Annotated[int, Field(ge=60, le=86400)] = 900
+
+
+class AdmitMessage(ConsultationRef):
+    guest_id: Id
+    admit: bool = True
+
+
+class TransferMessage(ConsultationRef):
+    service: ServiceName | None = None
+    clinician_id: Id | None = None
+
+
+class NotesMessage(ConsultationRef):
+    notes: Annotated[str, Field(max_length=20000)]
+
+
+class ConsentMessage(ConsultationRef):
+    given: bool
+    purpose: Annotated[str, Field(min_length=1, max_length=200)] = "recording"
+
+
+class EmptyMessage(Message):
+    pass

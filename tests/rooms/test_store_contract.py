@@ -1,0 +1,163 @@
+"""One behaviour contract for every store backend (memory and Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from rooms.models import (
+    AuditEvent,
+    ClinicianPresence,
+    Consent,
+    Consultation,
+    ConsultationState,
+    Invite,
+    Participant,
+    PresenceStatus,
+)
+from rooms.roles import Role
+from rooms.store import Store, create_store
+
+
+def consultation(cid: str = "c-1", **changes: object) -> Consultation:
+    now = time.time()
+    c = Consultation(id=cid, service="ophthalmology", outlet_id="outlet-1", patient_ref="P-1",
+                     guardian_present=True, urgent=False, appointment_at=None, created_at=now,
+                     queued_at=now,
+                     participants={"outlet-1": Participant("outlet-1", Role.OUTLET, "Outlet",
+                                                           connected=True)})
+    for key, value in changes.items():
+        setattr(c, key, value)
+    return c
+
+
+async def test_consultation_round_trip_keeps_every_field(store: Store) -> None:
+    original = consultation(urgent=True, appointment_at=1_800_000_000.5, declined_by=["dr-x"],
+                            consent=Consent("outlet-1", 1.5, "outlet-1", "recording"), notes="n")
+    written = await store.put_consultation(original, 0)
+    assert written is not None and written.version == 1
+    loaded = await store.get_consultation("c-1")
+    assert loaded is not None
+    assert loaded.to_dict() == {**original.to_dict(), "version": 1}
+    assert await store.get_consultation("c-missing") is None
+
+
+async def test_compare_and_set_refuses_stale_and_duplicate_writes(store: Store) -> None:
+    first = await store.put_consultation(consultation(), 0)
+    assert first is not None
+    assert await store.put_consultation(consultation(), 0) is None, "create must not overwrite"
+    changed = first.copy()
+    changed.state = ConsultationState.OFFERED
+    assert await store.put_consultation(changed, 1) is not None
+    stale = first.copy()
+    stale.state = ConsultationState.ACTIVE
+    assert await store.put_consultation(stale, 1) is None
+    loaded = await store.get_consultation("c-1")
+    assert loaded is not None and loaded.state is ConsultationState.OFFERED and loaded.version == 2
+    assert await store.put_consultation(consultation("c-new"), 3) is None, "missing needs version 0"
+
+
+async def test_concurrent_writers_on_one_version_exactly_one_wins(store: Store) -> None:
+    base = await store.put_consultation(consultation(), 0)
+    assert base is not None
+
+    async def claim(clinician: str) -> bool:
+        mine = base.copy()
+        mine.state = ConsultationState.ACTIVE
+        mine.clinician_id = clinician
+        return await store.put_consultation(mine, base.version) is not None
+
+    results = await asyncio.gather(*(claim(f"dr-{i}") for i in range(10)))
+    assert sum(results) == 1
+    winner = await store.get_consultation("c-1")
+    assert winner is not None and winner.clinician_id == f"dr-{results.index(True)}"
+
+
+async def test_open_consultations_excludes_ended(store: Store) -> None:
+    await store.put_consultation(consultation("c-a"), 0)
+    b = await store.put_consultation(consultation("c-b"), 0)
+    assert b is not None
+    b.state = ConsultationState.ENDED
+    assert await store.put_consultation(b, 1) is not None
+    assert [c.id for c in await store.open_consultations()] == ["c-a"]
+    ended = await store.get_consultation("c-b")
+    assert ended is not None and ended.state is ConsultationState.ENDED
+
+
+async def test_presence_is_stored_per_clinician(store: Store) -> None:
+    p = ClinicianPresence("dr-1", Role.SPECIALIST, "Dr One", PresenceStatus.AVAILABLE,
+                          ("ophthalmology", "paediatrics"), True, 10.0, 5.0)
+    await store.put_presence(p)
+    await store.put_presence(ClinicianPresence("c-2", Role.COUNSELLOR, "C", PresenceStatus.AWAY,
+                                               ("counselling",), False, 1.0, 1.0))
+    assert await store.get_presence("dr-1") == p
+    assert await store.get_presence("nobody") is None
+    assert {x.clinician_id for x in await store.all_presence()} == {"dr-1", "c-2"}
+
+
+async def test_invite_redeems_once(store: Store) -> None:
+    now = time.time()
+    invite = Invite("code-1", "c-1", "dr-1", "parent", now, now + 600)
+    await store.put_invite(invite)
+    assert await store.get_invite("code-1") == invite
+    results = await asyncio.gather(store.redeem_invite("code-1", "guest-a"),
+                                   store.redeem_invite("code-1", "guest-b"))
+    used = [r for r in results if r is not None]
+    assert len(used) == 1 and used[0].redeemed_by in {"guest-a", "guest-b"}
+    stored = await store.get_invite("code-1")
+    assert stored is not None and stored.redeemed_by == used[0].redeemed_by
+    assert await store.redeem_invite("unknown", "guest-c") is None
+    assert await store.get_invite("unknown") is None
+
+
+async def test_audit_log_keeps_order_per_consultation(store: Store) -> None:
+    for i, action in enumerate(["check_in", "offer", "accept"]):
+        await store.append_audit(AuditEvent("c-1", float(i), "x", "outlet", action, {"i": i}))
+    await store.append_audit(AuditEvent("c-2", 9.0, "y", "admin", "end", {}))
+    assert [e.action for e in await store.audit_for("c-1")] == ["check_in", "offer", "accept"]
+    assert (await store.audit_for("c-1"))[2].details == {"i": 2}
+    assert await store.audit_for("c-none") == []
+
+
+async def test_recent_durations_are_capped_newest_first(store: Store) -> None:
+    for seconds in range(25):
+        await store.add_duration("paediatrics", float(seconds))
+    recent = await store.recent_durations("paediatrics")
+    assert recent[0] == 24.0 and len(recent) == 20
+    assert await store.recent_durations("counselling") == []
+
+
+async def test_lock_excludes_other_owners_and_expires(store: Store) -> None:
+    assert await store.try_lock("rounds", "node-a", 0.3)
+    assert await store.try_lock("rounds", "node-a", 0.3), "the owner may extend"
+    assert not await store.try_lock("rounds", "node-b", 0.3)
+    await store.release_lock("rounds", "node-b")
+    assert not await store.try_lock("rounds", "node-b", 0.3), "others cannot release it"
+    await asyncio.sleep(0.4)
+    assert await store.try_lock("rounds", "node-b", 5)
+    await store.release_lock("rounds", "node-b")
+    assert await store.try_lock("rounds", "node-a", 5)
+
+
+async def test_recording_index(store: Store) -> None:
+    await store.save_recording({"recording_id": "r-1", "consultation_id": "c-1", "size": 10})
+    await store.save_recording({"recording_id": "r-2", "consultation_id": "c-1"})
+    await store.save_recording({"recording_id": "r-3", "consultation_id": "c-2"})
+    assert await store.get_recording("r-1") == {"recording_id": "r-1", "consultation_id": "c-1",
+                                                "size": 10}
+    assert {m["recording_id"] for m in await store.recordings_for("c-1")} == {"r-1", "r-2"}
+    assert len(await store.all_recordings()) == 3
+    await store.delete_recording("r-1")
+    await store.delete_recording("r-unknown")
+    assert await store.get_recording("r-1") is None
+    assert [m["recording_id"] for m in await store.recordings_for("c-1")] == ["r-2"]
+    with pytest.raises(ValueError):
+        await store.save_recording({"recording_id": "r-9"})
+
+
+def test_factory_picks_backend_and_refuses_unknown_schemes() -> None:
+    assert create_store(None).backend == "memory"
+    with pytest.raises(ValueError):
+        create_store("postgres://x")

@@ -1,0 +1,50 @@
+"""Wires the consultation domain into the app: store, service, events, connection hooks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from rooms.service import ConsultationService, ServiceConfig
+from rooms.store import create_store
+from signaling.consultation_events import ConsultationConnections, ConsultationEvents
+from signaling.notifier import SocketNotifier
+from web.keys import consultations_key, gateway_key, notifier_key, settings_key, sio_key, store_key
+from web.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def service_config_from(settings: Settings) -> ServiceConfig:
+    return ServiceConfig(
+        offer_timeout_s=settings.offer_timeout_s,
+        rejoin_grace_s=settings.rejoin_grace_s,
+        empty_room_grace_s=settings.empty_room_grace_s,
+        presence_timeout_s=settings.presence_timeout_s,
+    )
+
+
+async def rooms_context(app: web.Application) -> AsyncIterator[None]:
+    """Create the store and the consultation service; close both on shutdown."""
+    settings = app[settings_key]
+    sio = app[sio_key]
+    store = create_store(settings.store_url)
+    notifier = SocketNotifier(sio)
+    service = ConsultationService(store, notifier, service_config_from(settings))
+    gateway = app[gateway_key]
+    gateway.add_events(ConsultationEvents(service).specs())
+    gateway.add_listener(ConsultationConnections(
+        service, sio, [s.as_client_dict() for s in settings.ice_servers], settings.rejoin_grace_s))
+    app[store_key] = store
+    app[notifier_key] = notifier
+    app[consultations_key] = service
+    await service.start()
+    logger.info("consultation service started store=%s", store.backend)
+    try:
+        yield
+    finally:
+        await service.close()
+        await store.close()
+        logger.info("consultation service closed store=%s", store.backend)
