@@ -20,6 +20,7 @@ class MediaConfig:
 
     media_ips: tuple[str, ...] = ()
     announced_ip: str | None = None
+    udp_ports: tuple[int, int] | None = None
     ice_servers: tuple[IceServerConfig, ...] = ()
     stats_interval_s: float = 3.0
     keyframe_request_interval_s: float = 0.3

@@ -1,25 +1,40 @@
-"""ICE address control on top of aioice 0.13: which local IPs are gathered, which IP is announced.
+"""ICE address control on top of aioice 0.13: local IPs, UDP port range, announced IP.
 
-aioice's ``Connection.gather_candidates`` gathers on ``get_host_addresses()``, which leaves out
-loopback; we replace it per connection (``RTCIceGatherer._connection``, aioice's ``Connection``)
-with one that gathers host candidates only on the configured IPs through aioice's own
-``get_component_candidates(component, addresses)``, so STUN/TURN candidates still work.
+aioice's ``Connection.gather_candidates`` gathers on ``get_host_addresses()`` (which leaves out
+loopback) with sockets bound to port 0. We replace it per connection
+(``RTCIceGatherer._connection``, aioice's ``Connection``):
 
-UDP port range: aioice 0.13 binds every host socket to port 0 inside
-``get_component_candidates`` and has no option for a range; supporting one would mean
-re-implementing its candidate gathering, so it is not offered. Restrict ports with the firewall
-(or run media on a dedicated IP) instead.
+* without a port range, host candidates are gathered only on the configured IPs through aioice's
+  own ``get_component_candidates(component, addresses)`` (STUN and TURN work as usual);
+* with a port range (``udp_ports=(first, last)``, for a firewall that opens only those), host
+  sockets are bound here on a free port of the range, with aioice's ``StunProtocol`` and
+  ``Candidate``; server-reflexive candidates come from aioice's ``server_reflexive_candidate``
+  and relayed ones from ``get_component_candidates(component, addresses=[])``.
+
+Private aioice names used: ``Connection._local_candidates_start/_end``, ``_local_candidates``,
+``_components``, ``_protocols``, ``_use_ipv4``, ``_use_ipv6``, ``ice.StunProtocol``,
+``ice.server_reflexive_candidate``; :func:`check_internals` verifies them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import logging
+import random
 import re
 from collections.abc import Iterable
 from typing import Any
 
+from aioice import ice as aioice_ice
+from aioice.candidate import Candidate, candidate_foundation, candidate_priority
+from aioice.stun import TransactionError
 from aiortc import RTCPeerConnection
 
+logger = logging.getLogger(__name__)
+
 _MARK = "_teleconsult_restricted"
+_STUN_TIMEOUT_S = 5.0
 
 
 def _ice_connections(pc: RTCPeerConnection) -> Iterable[Any]:
@@ -27,29 +42,97 @@ def _ice_connections(pc: RTCPeerConnection) -> Iterable[Any]:
         yield transceiver.receiver.transport.transport.iceGatherer._connection
 
 
-def restrict_host_addresses(pc: RTCPeerConnection, addresses: tuple[str, ...]) -> None:
-    """Gather host candidates only on ``addresses`` (call before ``setLocalDescription``)."""
-    if not addresses:
+def restrict_host_addresses(
+    pc: RTCPeerConnection, addresses: tuple[str, ...], udp_ports: tuple[int, int] | None = None
+) -> None:
+    """Gather only on ``addresses`` (and ports ``udp_ports``); call before setLocalDescription."""
+    if not addresses and udp_ports is None:
         return
     for connection in _ice_connections(pc):
         if getattr(connection, _MARK, False):
             continue
         setattr(connection, _MARK, True)
-        connection.gather_candidates = _restricted_gather(connection, list(addresses))
+        connection.gather_candidates = _restricted_gather(connection, list(addresses), udp_ports)
 
 
-def _restricted_gather(connection: Any, addresses: list[str]) -> Any:
+def _restricted_gather(
+    connection: Any, addresses: list[str], udp_ports: tuple[int, int] | None
+) -> Any:
     async def gather_candidates() -> None:
         if connection._local_candidates_start:
             return
         connection._local_candidates_start = True
+        hosts = addresses or aioice_ice.get_host_addresses(
+            use_ipv4=connection._use_ipv4, use_ipv6=connection._use_ipv6
+        )
         for component in connection._components:
-            connection._local_candidates += await connection.get_component_candidates(
-                component=component, addresses=addresses
-            )
+            if udp_ports is None:
+                found = await connection.get_component_candidates(
+                    component=component, addresses=hosts
+                )
+            else:
+                found = await _candidates_in_range(connection, component, hosts, udp_ports)
+            connection._local_candidates += found
         connection._local_candidates_end = True
 
     return gather_candidates
+
+
+async def _candidates_in_range(
+    connection: Any, component: int, hosts: list[str], udp_ports: tuple[int, int]
+) -> list[Candidate]:
+    candidates: list[Candidate] = []
+    protocols = []
+    for host in hosts:
+        protocol = await _bind_in_range(connection, component, host, udp_ports)
+        if protocol is not None:
+            protocols.append(protocol)
+            candidates.append(protocol.local_candidate)
+    if connection.stun_server:
+        for protocol in protocols:
+            if ipaddress.ip_address(protocol.local_candidate.host).version != 4:
+                continue
+            try:
+                candidate, _ = await asyncio.wait_for(
+                    aioice_ice.server_reflexive_candidate(protocol, connection.stun_server),
+                    _STUN_TIMEOUT_S,
+                )
+            except (OSError, TimeoutError, TransactionError):
+                continue
+            candidates.append(candidate)
+    if connection.turn_server:
+        candidates += await connection.get_component_candidates(component=component, addresses=[])
+    return candidates
+
+
+async def _bind_in_range(
+    connection: Any, component: int, host: str, udp_ports: tuple[int, int]
+) -> Any:
+    """A STUN protocol bound to a free port of the range on ``host``; ``None`` if all are taken."""
+    loop = asyncio.get_running_loop()
+    first, last = udp_ports
+    ports = list(range(first, last + 1))
+    start = random.randrange(len(ports))
+    for port in ports[start:] + ports[:start]:
+        try:
+            _, protocol = await loop.create_datagram_endpoint(
+                lambda: aioice_ice.StunProtocol(connection), local_addr=(host, port)
+            )
+        except OSError:
+            continue
+        protocol.local_candidate = Candidate(
+            foundation=candidate_foundation("host", "udp", host),
+            component=component,
+            transport="udp",
+            priority=candidate_priority(component, "host"),
+            host=host,
+            port=port,
+            type="host",
+        )
+        connection._protocols.append(protocol)
+        return protocol
+    logger.warning("no free UDP port in %d-%d on %s", first, last, host)
+    return None
 
 
 _HOST_CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host)", re.MULTILINE)

@@ -148,7 +148,7 @@ class MediaPeer:
                 raise NegotiationInProgress()
             await self._set_remote(sdp, "offer")
             answer = await self.pc.createAnswer()
-            restrict_host_addresses(self.pc, self._config.media_ips)
+            restrict_host_addresses(self.pc, self._config.media_ips, self._config.udp_ports)
             await self.pc.setLocalDescription(answer)
             logger.info(
                 "answered offer consultation=%s participant=%s",
@@ -177,7 +177,7 @@ class MediaPeer:
                 return None
             self.renegotiation_needed = False
             offer = await self.pc.createOffer()
-            restrict_host_addresses(self.pc, self._config.media_ips)
+            restrict_host_addresses(self.pc, self._config.media_ips, self._config.udp_ports)
             await self.pc.setLocalDescription(offer)
             self._awaiting_answer = True
             logger.info(

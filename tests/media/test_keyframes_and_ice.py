@@ -76,3 +76,22 @@ async def test_host_candidates_only_on_configured_addresses() -> None:
 def test_codec_capabilities_include_vp8_h264_opus() -> None:
     video = {c.mimeType for c in RTCRtpSender.getCapabilities("video").codecs}
     assert {"video/VP8", "video/H264"} <= video
+
+
+async def test_udp_port_range_binds_inside_it_and_media_flows() -> None:
+    from tests.media.clients import ClientPeer, mean_rgb
+    from tests.media.conftest import Room, media_config
+
+    room = Room(media_config(udp_ports=(41000, 41009)))
+    try:
+        await room.join(ClientPeer("outlet-1", rgb=(220, 40, 40)))
+        doctor = await room.join(ClientPeer("dr-li"))
+        for participant in ("outlet-1", "dr-li"):
+            sdp = room.router.peer(participant).pc.localDescription.sdp
+            ports = {int(p) for p in re.findall(r"a=candidate:\S+ \d+ udp \d+ \S+ (\d+) typ", sdp)}
+            assert ports and all(41000 <= p <= 41009 for p in ports)
+        video = await doctor.wait_for("outlet-1", "video")
+        red, green, blue = mean_rgb(video.frames[-1])
+        assert red > 170 and green < 90 and blue < 90
+    finally:
+        await room.close()
