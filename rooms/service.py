@@ -635,6 +635,8 @@ class ConsultationService:
                 continue
             if actor.role is Role.OUTLET and consultation.state.queued:
                 consultation = await self._reconnect_waiting(actor, consultation)
+                entry = await self._entry_for(consultation)
+                await self._notifier.to_subject(actor.subject, "queue.position", entry.to_wire())
             resumable.append(consultation)
         self.wake()
         return resumable

@@ -89,7 +89,10 @@ class Cast:
         self.peers: list[Peer] = []
 
     async def join(self, role: Role, subject: str, **claims: Any) -> Peer:
-        peer = Peer(self.server.url, self.server.token(role, subject, **claims))
+        return await self.with_token(self.server.token(role, subject, **claims))
+
+    async def with_token(self, token: str) -> Peer:
+        peer = Peer(self.server.url, token)
         self.peers.append(peer)
         await peer.connect()
         return peer
