@@ -1,4 +1,4 @@
-"""The after-call composite: one side-by-side WebM (VP8 + mixed Opus) from a recording's track files.
+"""The after-call composite: one side-by-side WebM (VP8 + mixed Opus) of a recording's tracks.
 
 It decodes, composes and encodes, so it is far too heavy for the media path: it runs in its own
 process (``python -m media.composite`` reads a job as JSON on stdin and prints
@@ -76,13 +76,14 @@ class _AudioSource:
     offset_samples: int
     frames: Iterator[av.AudioFrame]
     resampler: av.AudioResampler = field(
-        default_factory=lambda: av.AudioResampler(format="fltp", layout="stereo", rate=SAMPLE_RATE))
+        default_factory=lambda: av.AudioResampler(format="fltp", layout="stereo", rate=SAMPLE_RATE)
+    )
     buffer: np.ndarray = field(default_factory=lambda: np.zeros((2, 0), dtype=np.float32))
     buffer_start: int = 0
     exhausted: bool = False
 
     def read(self, start: int, count: int) -> np.ndarray:
-        """Samples ``[start, start + count)`` of the composite timeline, silence where there are none."""
+        """Samples ``[start, start + count)`` of the composite timeline; silence where none."""
         if self.buffer.shape[1] == 0 and not self.exhausted:
             self.buffer_start = self.offset_samples
         while not self.exhausted and self.buffer_start + self.buffer.shape[1] < start + count:
@@ -101,7 +102,9 @@ class _AudioSource:
         lo = max(start, self.buffer_start)
         hi = min(start + count, self.buffer_start + self.buffer.shape[1])
         if hi > lo:
-            out[:, lo - start : hi - start] = self.buffer[:, lo - self.buffer_start : hi - self.buffer_start]
+            out[:, lo - start : hi - start] = self.buffer[
+                :, lo - self.buffer_start : hi - self.buffer_start
+            ]
         drop = max(0, min(self.buffer.shape[1], start + count - self.buffer_start))
         self.buffer = self.buffer[:, drop:]
         self.buffer_start += drop
@@ -116,38 +119,56 @@ def _decoded(container: Any, kind: str) -> Iterator[Any]:
         logger.warning("composite input ends early kind=%s error=%r", kind, exc)
 
 
-def make_composite(inputs: list[CompositeInput], output: Path, key: bytes | None,
-                   duration_s: float, progress: Callable[[float], None]) -> dict[str, Any]:
+def make_composite(
+    inputs: list[CompositeInput],
+    output: Path,
+    key: bytes | None,
+    duration_s: float,
+    progress: Callable[[float], None],
+) -> dict[str, Any]:
     """Compose ``inputs`` into ``output``; calls ``progress(percent)`` along the way (blocking)."""
-    readers = []
+    readers: list[Any] = []  # file readers and the containers reading them, closed in reverse
     tiles: dict[tuple[str, str], list[_VideoSource]] = {}
     voices: list[_AudioSource] = []
     try:
-        for item in sorted(inputs, key=lambda i: (i.offset_s, i.participant_id, i.source)):  # first in, leftmost
+        first_in_leftmost = sorted(inputs, key=lambda i: (i.offset_s, i.participant_id, i.source))
+        for item in first_in_leftmost:
             reader = open_plain(item.path, key)
             readers.append(reader)
             container = av.open(reader, "r")
             readers.append(container)
             if item.kind == "video":
                 tiles.setdefault((item.participant_id, item.source), []).append(
-                    _VideoSource(item.offset_s, _decoded(container, "video")))
+                    _VideoSource(item.offset_s, _decoded(container, "video"))
+                )
             else:
-                voices.append(_AudioSource(int(item.offset_s * SAMPLE_RATE), _decoded(container, "audio")))
+                voices.append(
+                    _AudioSource(int(item.offset_s * SAMPLE_RATE), _decoded(container, "audio"))
+                )
         return _compose(list(tiles.values()), voices, output, duration_s, progress)
     finally:
         for handle in reversed(readers):
             handle.close()
 
 
-def _compose(tiles: list[list[_VideoSource]], voices: list[_AudioSource], output: Path,
-             duration_s: float, progress: Callable[[float], None]) -> dict[str, Any]:
+def _compose(
+    tiles: list[list[_VideoSource]],
+    voices: list[_AudioSource],
+    output: Path,
+    duration_s: float,
+    progress: Callable[[float], None],
+) -> dict[str, Any]:
     width = TILE_WIDTH * max(1, len(tiles))
     frames = max(1, int(duration_s * FPS))
     with av.open(str(output), "w", format="webm") as container:
         video = container.add_stream("libvpx", rate=FPS)
         video.width, video.height, video.pix_fmt = width, TILE_HEIGHT, "yuv420p"
         video.bit_rate = 400_000 * max(1, len(tiles))
-        video.codec_context.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+        video.codec_context.options = {
+            "deadline": "realtime",
+            "cpu-used": "8",
+            "lag-in-frames": "0",
+        }
         audio = container.add_stream("libopus", rate=SAMPLE_RATE)
         audio.layout = "stereo"
         audio.format = "s16"
@@ -174,8 +195,14 @@ def _compose(tiles: list[list[_VideoSource]], voices: list[_AudioSource], output
                 progress(percent)
         container.mux(video.encode(None))
         container.mux(audio.encode(None))
-    return {"frames": frames, "width": width, "height": TILE_HEIGHT, "duration_s": frames / FPS,
-            "tiles": len(tiles), "voices": len(voices)}
+    return {
+        "frames": frames,
+        "width": width,
+        "height": TILE_HEIGHT,
+        "duration_s": frames / FPS,
+        "tiles": len(tiles),
+        "voices": len(voices),
+    }
 
 
 def _tile_picture(sources: list[_VideoSource], t: float) -> np.ndarray | None:
@@ -201,26 +228,43 @@ def _mixed(voices: list[_AudioSource], start: int) -> av.AudioFrame:
 # ----- the job as its own process --------------------------------------------------------------
 
 
-def job_payload(inputs: list[CompositeInput], output: Path, key: bytes | None,
-                duration_s: float) -> dict[str, Any]:
+def job_payload(
+    inputs: list[CompositeInput], output: Path, key: bytes | None, duration_s: float
+) -> dict[str, Any]:
     """The JSON job handed to the composite process on stdin (the key never goes on argv)."""
     return {
-        "inputs": [{"path": str(i.path), "kind": i.kind, "participant_id": i.participant_id,
-                    "source": i.source, "offset_s": i.offset_s} for i in inputs],
+        "inputs": [
+            {
+                "path": str(i.path),
+                "kind": i.kind,
+                "participant_id": i.participant_id,
+                "source": i.source,
+                "offset_s": i.offset_s,
+            }
+            for i in inputs
+        ],
         "output": str(output),
         "key": base64.b64encode(key).decode() if key else None,
         "duration_s": duration_s,
     }
 
 
-async def run_composite(job: dict[str, Any], on_progress: Callable[[float], Awaitable[None]],
-                        label: str) -> dict[str, Any]:
+async def run_composite(
+    job: dict[str, Any], on_progress: Callable[[float], Awaitable[None]], label: str
+) -> dict[str, Any]:
     """Run one job in a child process; relays progress; cancelling the caller kills the child."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "media.composite", stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "media.composite",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
-        assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+        assert (
+            process.stdin is not None and process.stdout is not None and process.stderr is not None
+        )
         process.stdin.write(json.dumps(job).encode())
         process.stdin.close()
         errors = asyncio.ensure_future(process.stderr.read())
@@ -247,8 +291,12 @@ async def run_composite(job: dict[str, Any], on_progress: Callable[[float], Awai
 def main() -> int:
     """Entry point of the composite process."""
     job = json.loads(sys.stdin.read())
-    inputs = [CompositeInput(Path(i["path"]), i["kind"], i["participant_id"], i["source"],
-                             float(i["offset_s"])) for i in job["inputs"]]
+    inputs = [
+        CompositeInput(
+            Path(i["path"]), i["kind"], i["participant_id"], i["source"], float(i["offset_s"])
+        )
+        for i in job["inputs"]
+    ]
     key = base64.b64decode(job["key"]) if job.get("key") else None
 
     def progress(percent: float) -> None:

@@ -37,8 +37,11 @@ _TS_HALF = 1 << 31
 _MAX_JUMP_S = 30.0
 _MAX_PENDING_FRAMES = 8
 _KEYFRAME_REQUEST_INTERVAL_S = 1.0
-_MUXER_OPTIONS = {"cluster_time_limit": "1000", "cluster_size_limit": str(2 * 1024 * 1024),
-                  "flush_packets": "1"}
+_MUXER_OPTIONS = {
+    "cluster_time_limit": "1000",
+    "cluster_size_limit": str(2 * 1024 * 1024),
+    "flush_packets": "1",
+}
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,7 @@ class Frame:
 
 
 class FrameAssembler:
-    """Joins the packets of one video track into complete frames, in order; drops incomplete ones."""
+    """Joins one video track's packets into complete frames, in order; drops incomplete ones."""
 
     def __init__(self, starts_frame: Callable[[bytes], bool]) -> None:
         self._starts_frame = starts_frame
@@ -216,7 +219,10 @@ class FrameAssembler:
             lost = True
         frame, first_sequence = self._complete(timestamp)
         if frame is not None:
-            if self._last_sequence is not None and first_sequence != (self._last_sequence + 1) & 0xFFFF:
+            if (
+                self._last_sequence is not None
+                and first_sequence != (self._last_sequence + 1) & 0xFFFF
+            ):
                 lost = True  # whole frames went missing in between
             self._last_sequence = self._markers[timestamp]
             for older in [ts for ts in self._pending if _ts_diff(ts, timestamp) < 0]:
@@ -285,10 +291,13 @@ class Timeline:
         return self._last_ms
 
     def position_ms(self, ssrc: int, rtp_timestamp: int, now: float) -> int | None:
-        """The frame's time in ms, or ``None`` when it would not move forward (late or duplicate)."""
+        """The frame's time in ms, or ``None`` if it would not move forward (late, duplicate)."""
         if self._ssrc is None:
             self._ticks = 0
-        elif ssrc != self._ssrc or abs(_ts_diff(rtp_timestamp, self._last_rtp)) > _MAX_JUMP_S * self._rate:
+        elif (
+            ssrc != self._ssrc
+            or abs(_ts_diff(rtp_timestamp, self._last_rtp)) > _MAX_JUMP_S * self._rate
+        ):
             self._ticks += max(1, int((now - self._last_at) * self._rate))
             logger.info("timeline rebased ssrc=%s after %.2f s", ssrc, now - self._last_at)
         else:
@@ -340,10 +349,14 @@ class RecordingWriter:
         self._containers: dict[str, tuple[Any, Any]] = {}
         self._failed: set[str] = set()
         self.errors: dict[str, str] = {}
-        self._thread = threading.Thread(target=self._run, name=f"recorder-{recording_id[:8]}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"recorder-{recording_id[:8]}", daemon=True
+        )
         self._thread.start()
 
-    def open(self, track_key: str, path: Path, spec: CodecSpec, size: tuple[int, int] | None) -> None:
+    def open(
+        self, track_key: str, path: Path, spec: CodecSpec, size: tuple[int, int] | None
+    ) -> None:
         self._queue.put(_Open(track_key, path, spec, size))
 
     def write(self, track_key: str, pts_ms: int, data: bytes, keyframe: bool) -> bool:
@@ -369,7 +382,9 @@ class RecordingWriter:
                 key = command.track_key
                 self._failed.add(key)
                 self.errors[key] = repr(exc)
-                logger.exception("recording write failed recording=%s track=%s", self.recording_id, key)
+                logger.exception(
+                    "recording write failed recording=%s track=%s", self.recording_id, key
+                )
             finally:
                 if isinstance(command, _Write):
                     self._room.release()
@@ -380,10 +395,14 @@ class RecordingWriter:
         if isinstance(command, _Open):
             self._close(command.track_key)
             self._failed.discard(command.track_key)
-            container = av.open(str(command.path), "w", format=command.spec.container,
-                                container_options=_MUXER_OPTIONS)
+            container = av.open(
+                str(command.path),
+                "w",
+                format=command.spec.container,
+                container_options=_MUXER_OPTIONS,
+            )
             stream = container.add_stream(command.spec.name, rate=30 if command.size else 48000)
-            if command.size is not None:
+            if isinstance(stream, av.VideoStream) and command.size is not None:
                 stream.width, stream.height = command.size
             stream.time_base = MS
             self._containers[command.track_key] = (container, stream)
@@ -521,13 +540,20 @@ class TrackRecorder:
         key = stem
         path = self._recording.folder / f"{stem}.{self.spec.extension}"
         if self.track.kind == "video" and size is None:
-            size = (640, 480)  # an H.264 keyframe without an in-band SPS; decoders use the SPS later
+            size = (
+                640,
+                480,
+            )  # an H.264 keyframe without an in-band SPS; decoders use the SPS later
         segment = TrackSegment(self.track, key, path, now - self._recording.started_at)
         self._recording.writer.open(key, path, self.spec, size)
         self.segments.append(segment)
         self._open_segment = segment
-        logger.info("recording track started recording=%s track=%s codec=%s",
-                    self._recording.recording_id, self.track.track_id, self.spec.name)
+        logger.info(
+            "recording track started recording=%s track=%s codec=%s",
+            self._recording.recording_id,
+            self.track.track_id,
+            self.spec.name,
+        )
         return segment
 
     def _wait_for_keyframe(self) -> None:
@@ -561,10 +587,16 @@ class RecordingResult:
 class ConsultationRecorder:
     """Records every track of one consultation into its own file (a :class:`PacketTap`)."""
 
-    def __init__(self, recording_id: str, consultation_id: str, folder: Path,
-                 request_keyframes: Callable[[], None], max_queued_frames: int = 1024,
-                 clock: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        recording_id: str,
+        consultation_id: str,
+        folder: Path,
+        request_keyframes: Callable[[], None],
+        max_queued_frames: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.recording_id = recording_id
         self.consultation_id = consultation_id
         self.folder = folder
@@ -602,8 +634,12 @@ class ConsultationRecorder:
         if spec is None:
             if track.track_id not in self._unsupported:
                 self._unsupported.add(track.track_id)
-                logger.warning("recording skips codec recording=%s track=%s codec=%s",
-                               self.recording_id, track.track_id, track.codec_mime)
+                logger.warning(
+                    "recording skips codec recording=%s track=%s codec=%s",
+                    self.recording_id,
+                    track.track_id,
+                    track.codec_mime,
+                )
             return None
         recorder = TrackRecorder(self, track, spec)
         if previous is not None:  # codec changed: keep the old segments, start a new one
@@ -618,13 +654,25 @@ class ConsultationRecorder:
         if not self._stopped:
             self._stopped = True
             await asyncio.to_thread(self.writer.stop)
-            logger.info("recording stopped recording=%s consultation=%s drops=%d",
-                        self.recording_id, self.consultation_id, self.queue_drops)
-        result = RecordingResult(self.recording_id, self.consultation_id, self.started_wall,
-                                 self._wall_clock(), queue_drops=self.queue_drops,
-                                 errors=dict(self.writer.errors))
+            logger.info(
+                "recording stopped recording=%s consultation=%s drops=%d",
+                self.recording_id,
+                self.consultation_id,
+                self.queue_drops,
+            )
+        result = RecordingResult(
+            self.recording_id,
+            self.consultation_id,
+            self.started_wall,
+            self._wall_clock(),
+            queue_drops=self.queue_drops,
+            errors=dict(self.writer.errors),
+        )
         for recorder in self._tracks.values():
             result.dropped_frames += recorder.dropped_frames
-            result.tracks.extend(segment.summary() for segment in recorder.segments
-                                 if segment.frames and segment.key not in self.writer.errors)
+            result.tracks.extend(
+                segment.summary()
+                for segment in recorder.segments
+                if segment.frames and segment.key not in self.writer.errors
+            )
         return result

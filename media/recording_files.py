@@ -55,11 +55,18 @@ class StoredFile:
     encrypted: bool
 
     def to_dict(self) -> dict[str, object]:
-        return {"file": self.name, "size": self.size, "sha256": self.sha256, "encrypted": self.encrypted}
+        return {
+            "file": self.name,
+            "size": self.size,
+            "sha256": self.sha256,
+            "encrypted": self.encrypted,
+        }
 
 
-def seal_file(plain: Path, key: bytes | None, root: Path, chunk_size: int = CHUNK_SIZE) -> StoredFile:
-    """Checksum ``plain`` and, with a key, replace it by its encrypted form (blocking: run in a thread)."""
+def seal_file(
+    plain: Path, key: bytes | None, root: Path, chunk_size: int = CHUNK_SIZE
+) -> StoredFile:
+    """Checksum ``plain``; with a key, replace it by its encrypted form (blocking: use a thread)."""
     digest = hashlib.sha256()
     size = plain.stat().st_size
     if key is None:
@@ -77,7 +84,9 @@ def seal_file(plain: Path, key: bytes | None, root: Path, chunk_size: int = CHUN
         for index in range(chunks):
             block = source.read(chunk_size)
             digest.update(block)
-            target.write(aead.encrypt(_nonce(header, index), block, _aad(header, index, index == chunks - 1)))
+            target.write(
+                aead.encrypt(_nonce(header, index), block, _aad(header, index, index == chunks - 1))
+            )
         target.flush()
         os.fsync(target.fileno())
     os.replace(partial, sealed)
@@ -153,8 +162,11 @@ class DecryptingReader(io.RawIOBase):
         self._file.seek(_HEADER.size + index * (self.chunk_size + _TAG_SIZE))
         box = self._file.read(self.chunk_size + _TAG_SIZE)
         try:
-            plain = self._aead.decrypt(_nonce(self._header, index), box,
-                                       _aad(self._header, index, index == self._chunks - 1))
+            plain = self._aead.decrypt(
+                _nonce(self._header, index),
+                box,
+                _aad(self._header, index, index == self._chunks - 1),
+            )
         except Exception as exc:  # cryptography raises InvalidTag without a message
             raise RecordingFileError(f"chunk {index} does not authenticate") from exc
         self._cached = (index, plain)
@@ -182,8 +194,9 @@ def plain_size(path: Path) -> int:
     return path.stat().st_size
 
 
-def read_range(path: Path, key: bytes | None, start: int, end: int,
-               block: int = CHUNK_SIZE) -> Iterator[bytes]:
+def read_range(
+    path: Path, key: bytes | None, start: int, end: int, block: int = CHUNK_SIZE
+) -> Iterator[bytes]:
     """Plaintext bytes ``[start, end)`` in blocks (blocking: iterate in a thread)."""
     with open_plain(path, key) as reader:
         reader.seek(start)

@@ -1,12 +1,12 @@
-"""Real VP8 and Opus packets for recorder tests: PyAV-encoded synthetic media, packetised like RTP."""
+"""Real VP8 and Opus packets for recorder tests: PyAV-encoded media, packetised like RTP."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 from fractions import Fraction
+from typing import Any
 
 import av
 import numpy as np
@@ -31,15 +31,23 @@ class Sent:
 
 
 def video_track(participant: str = "p1") -> TrackInfo:
-    return TrackInfo(f"{participant}:camera", participant, "video", "camera", "video/VP8", VIDEO_RATE)
+    return TrackInfo(
+        f"{participant}:camera", participant, "video", "camera", "video/VP8", VIDEO_RATE
+    )
 
 
 def audio_track(participant: str = "p1") -> TrackInfo:
-    return TrackInfo(f"{participant}:microphone", participant, "audio", "microphone", "audio/opus", AUDIO_RATE)
+    return TrackInfo(
+        f"{participant}:microphone", participant, "audio", "microphone", "audio/opus", AUDIO_RATE
+    )
 
 
-def colour_frames(rgb: tuple[int, int, int], count: int, size: tuple[int, int] = (320, 240),
-                  keyframe_every: int = 30) -> list[bytes]:
+def colour_frames(
+    rgb: tuple[int, int, int],
+    count: int,
+    size: tuple[int, int] = (320, 240),
+    keyframe_every: int = 30,
+) -> list[bytes]:
     """``count`` VP8 frames of one solid colour (a keyframe every ``keyframe_every``)."""
     encoder = av.CodecContext.create("libvpx", "w")
     encoder.width, encoder.height = size
@@ -73,7 +81,9 @@ def tone_frames(hz: float, count: int) -> list[bytes]:
     for index in range(count + 2):
         t = (np.arange(AUDIO_SAMPLES) + index * AUDIO_SAMPLES) / AUDIO_RATE
         mono = (np.sin(2 * math.pi * hz * t) * 12000).astype(np.int16)
-        frame = av.AudioFrame.from_ndarray(np.repeat(mono, 2).reshape(1, -1), format="s16", layout="stereo")
+        frame = av.AudioFrame.from_ndarray(
+            np.repeat(mono, 2).reshape(1, -1), format="s16", layout="stereo"
+        )
         frame.sample_rate = AUDIO_RATE
         frame.pts = index * AUDIO_SAMPLES
         frame.time_base = Fraction(1, AUDIO_RATE)
@@ -81,28 +91,49 @@ def tone_frames(hz: float, count: int) -> list[bytes]:
     return out[:count]
 
 
-def vp8_packets(frames: list[bytes], ssrc: int = 1111, first_seq: int = 65500,
-                first_ts: int = 4294967000 - 90000, start_at: float = 0.0,
-                mtu: int = MTU_PAYLOAD) -> Iterator[Sent]:
-    """RFC 7741 packetisation: several fragments per frame, S bit on the first, marker on the last."""
+def vp8_packets(
+    frames: list[bytes],
+    ssrc: int = 1111,
+    first_seq: int = 65500,
+    first_ts: int = 4294967000 - 90000,
+    start_at: float = 0.0,
+    mtu: int = MTU_PAYLOAD,
+) -> Iterator[Sent]:
+    """RFC 7741 packetisation: fragments per frame, S bit on the first, marker on the last."""
     sequence = first_seq
     for index, data in enumerate(frames):
         timestamp = (first_ts + index * VIDEO_RATE // FPS) & 0xFFFFFFFF
         chunks = [data[i : i + mtu] for i in range(0, len(data), mtu)] or [b""]
         for number, chunk in enumerate(chunks):
             descriptor = b"\x10" if number == 0 else b"\x00"
-            packet = RtpPacket(payload_type=96, marker=number == len(chunks) - 1,
-                               sequence_number=sequence & 0xFFFF, timestamp=timestamp, ssrc=ssrc,
-                               payload=descriptor + chunk)
+            packet = RtpPacket(
+                payload_type=96,
+                marker=number == len(chunks) - 1,
+                sequence_number=sequence & 0xFFFF,
+                timestamp=timestamp,
+                ssrc=ssrc,
+                payload=descriptor + chunk,
+            )
             sequence += 1
             yield Sent(start_at + index / FPS, packet, chunk)
 
 
-def opus_packets(frames: list[bytes], ssrc: int = 2222, first_seq: int = 100,
-                 first_ts: int = 123456, start_at: float = 0.0) -> Iterator[Sent]:
+def opus_packets(
+    frames: list[bytes],
+    ssrc: int = 2222,
+    first_seq: int = 100,
+    first_ts: int = 123456,
+    start_at: float = 0.0,
+) -> Iterator[Sent]:
     for index, data in enumerate(frames):
-        packet = RtpPacket(payload_type=111, marker=index == 0, sequence_number=(first_seq + index) & 0xFFFF,
-                           timestamp=(first_ts + index * AUDIO_SAMPLES) & 0xFFFFFFFF, ssrc=ssrc, payload=data)
+        packet = RtpPacket(
+            payload_type=111,
+            marker=index == 0,
+            sequence_number=(first_seq + index) & 0xFFFF,
+            timestamp=(first_ts + index * AUDIO_SAMPLES) & 0xFFFFFFFF,
+            ssrc=ssrc,
+            payload=data,
+        )
         yield Sent(start_at + index * AUDIO_SAMPLES / AUDIO_RATE, packet, data)
 
 
@@ -129,13 +160,16 @@ def mean_rgb(frame: av.VideoFrame) -> tuple[int, int, int]:
     return r, g, b
 
 
-def participant_media(participant: str, rgb: tuple[int, int, int], hz: float, seconds: float,
-                      start_at: float = 0.0) -> list[tuple[float, TrackInfo, Sent]]:
+def participant_media(
+    participant: str, rgb: tuple[int, int, int], hz: float, seconds: float, start_at: float = 0.0
+) -> list[tuple[float, TrackInfo, Sent]]:
     """A participant's camera and microphone packets, timed from ``start_at``."""
-    video = vp8_packets(colour_frames(rgb, int(seconds * FPS)), ssrc=hash(participant) & 0xFFFF,
-                        start_at=start_at)
-    audio = opus_packets(tone_frames(hz, int(seconds * 50)), ssrc=(hash(participant) & 0xFFFF) + 1,
-                         start_at=start_at)
+    video = vp8_packets(
+        colour_frames(rgb, int(seconds * FPS)), ssrc=hash(participant) & 0xFFFF, start_at=start_at
+    )
+    audio = opus_packets(
+        tone_frames(hz, int(seconds * 50)), ssrc=(hash(participant) & 0xFFFF) + 1, start_at=start_at
+    )
     vtrack, atrack = video_track(participant), audio_track(participant)
     return [(s.at, vtrack, s) for s in video] + [(s.at, atrack, s) for s in audio]
 

@@ -1,4 +1,4 @@
-"""The per-track recorder on real VP8/Opus packets: frames, timing, loss, reconnects, crash safety."""
+"""The per-track recorder on real VP8/Opus packets: frames, timing, loss, reconnects, crashes."""
 
 from __future__ import annotations
 
@@ -29,9 +29,13 @@ from tests.recording.synthetic import (
 )
 
 
-def feed(recorder: ConsultationRecorder, clock: FakeClock, video: list[Sent], audio: list[Sent]) -> None:
+def feed(
+    recorder: ConsultationRecorder, clock: FakeClock, video: list[Sent], audio: list[Sent]
+) -> None:
     vtrack, atrack = video_track(), audio_track()
-    merged = sorted([(s.at, 0, s) for s in video] + [(s.at, 1, s) for s in audio], key=lambda x: (x[0], x[1]))
+    merged = sorted(
+        [(s.at, 0, s) for s in video] + [(s.at, 1, s) for s in audio], key=lambda x: (x[0], x[1])
+    )
     for at, which, sent in merged:
         clock.now = at
         recorder.on_rtp(vtrack if which == 0 else atrack, sent.packet, sent.payload)
@@ -47,7 +51,9 @@ def dominant_hz(path: Path) -> float:
     return float(np.argmax(spectrum[1:]) + 1) * 48000 / len(mono)
 
 
-async def record(tmp_path: Path, video: list[Sent], audio: list[Sent]) -> tuple[dict[str, dict], list[int]]:
+async def record(
+    tmp_path: Path, video: list[Sent], audio: list[Sent]
+) -> tuple[dict[str, dict], list[int]]:
     clock = FakeClock()
     requests: list[int] = []
     recorder = ConsultationRecorder("r1", "c1", tmp_path, lambda: requests.append(1), clock=clock)
@@ -83,7 +89,10 @@ async def test_records_vp8_and_opus_as_they_were_sent(tmp_path: Path) -> None:
 async def test_waits_for_a_keyframe_and_drops_frames_after_a_lost_frame(tmp_path: Path) -> None:
     frames = colour_frames((200, 40, 40), 120, keyframe_every=30)
     video = list(vp8_packets(frames, mtu=60))
-    timestamps = sorted({s.packet.timestamp for s in video}, key=lambda ts: (ts - video[0].packet.timestamp) & 0xFFFFFFFF)
+    timestamps = sorted(
+        {s.packet.timestamp for s in video},
+        key=lambda ts: (ts - video[0].packet.timestamp) & 0xFFFFFFFF,
+    )
     # the recording starts mid-GOP (frames 0..4 never seen, 5..29 are useless) and frame 45 is lost
     arriving = [s for s in video if s.packet.timestamp not in (*timestamps[:5], timestamps[45])]
     keyframe_60 = [i for i, s in enumerate(arriving) if s.packet.timestamp == timestamps[60]]
@@ -115,8 +124,11 @@ async def test_reordered_and_duplicated_packets_still_make_whole_frames(tmp_path
 
 async def test_publisher_reconnect_continues_the_file_with_the_real_pause(tmp_path: Path) -> None:
     first = list(vp8_packets(colour_frames((200, 200, 40), 30), ssrc=1, first_ts=1000))
-    second = list(vp8_packets(colour_frames((40, 40, 200), 30), ssrc=2, first_ts=77_000_000,
-                              first_seq=5, start_at=3.0))  # 2 s of nothing, then a new stream
+    second = list(
+        vp8_packets(
+            colour_frames((40, 40, 200), 30), ssrc=2, first_ts=77_000_000, first_seq=5, start_at=3.0
+        )
+    )  # 2 s of nothing, then a new stream
     audio = list(opus_packets(tone_frames(440.0, 50)))
     muted = list(opus_packets(tone_frames(440.0, 50), first_ts=123456 + 200 * 960, start_at=4.0))
     tracks, _ = await record(tmp_path, first + second, audio + muted)
@@ -171,8 +183,9 @@ time.sleep(60)
 
 def test_a_killed_recorder_leaves_a_playable_file(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    process = subprocess.Popen([sys.executable, "-c", _CRASH_SCRIPT, str(tmp_path)],
-                               stdout=subprocess.PIPE, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-c", _CRASH_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE, env=env
+    )
     try:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == b"fed"

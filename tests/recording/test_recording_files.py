@@ -28,7 +28,9 @@ def plain(tmp_path: Path) -> tuple[Path, bytes]:
     return path, data
 
 
-def test_sealing_encrypts_and_reading_round_trips(tmp_path: Path, plain: tuple[Path, bytes]) -> None:
+def test_sealing_encrypts_and_reading_round_trips(
+    tmp_path: Path, plain: tuple[Path, bytes]
+) -> None:
     path, data = plain
     key = secrets.token_bytes(32)
     stored = seal_file(path, key, tmp_path)
@@ -38,11 +40,19 @@ def test_sealing_encrypts_and_reading_round_trips(tmp_path: Path, plain: tuple[P
     assert stored.sha256 == hashlib.sha256(data).hexdigest()
     assert data[:4096] not in sealed.read_bytes()
     assert b"".join(read_range(sealed, key, 0, len(data))) == data
-    for start, end in [(0, 1), (65530, 65546), (131072, 131073), (len(data) - 10, len(data)), (5, 200_000)]:
+    for start, end in [
+        (0, 1),
+        (65530, 65546),
+        (131072, 131073),
+        (len(data) - 10, len(data)),
+        (5, 200_000),
+    ]:
         assert b"".join(read_range(sealed, key, start, end)) == data[start:end]
 
 
-def test_without_a_key_files_stay_plain_with_a_checksum(tmp_path: Path, plain: tuple[Path, bytes]) -> None:
+def test_without_a_key_files_stay_plain_with_a_checksum(
+    tmp_path: Path, plain: tuple[Path, bytes]
+) -> None:
     path, data = plain
     stored = seal_file(path, None, tmp_path)
     assert not stored.encrypted and stored.name == "track.webm"
@@ -50,7 +60,9 @@ def test_without_a_key_files_stay_plain_with_a_checksum(tmp_path: Path, plain: t
     assert b"".join(read_range(path, None, 10, 20)) == data[10:20]
 
 
-def test_a_range_decrypts_only_the_chunks_it_touches(tmp_path: Path, plain: tuple[Path, bytes]) -> None:
+def test_a_range_decrypts_only_the_chunks_it_touches(
+    tmp_path: Path, plain: tuple[Path, bytes]
+) -> None:
     path, data = plain
     key = secrets.token_bytes(32)
     sealed = tmp_path / seal_file(path, key, tmp_path).name
@@ -62,11 +74,16 @@ def test_a_range_decrypts_only_the_chunks_it_touches(tmp_path: Path, plain: tupl
         b"".join(read_range(sealed, key, 0, 10))
 
 
-def test_wrong_key_truncation_and_swapped_chunks_are_refused(tmp_path: Path, plain: tuple[Path, bytes]) -> None:
+def test_wrong_key_truncation_and_swapped_chunks_are_refused(
+    tmp_path: Path, plain: tuple[Path, bytes]
+) -> None:
     path, _ = plain
     key = secrets.token_bytes(32)
     sealed = tmp_path / seal_file(path, key, tmp_path).name
-    with pytest.raises(RecordingFileError), DecryptingReader(sealed, secrets.token_bytes(32)) as reader:
+    with (
+        pytest.raises(RecordingFileError),
+        DecryptingReader(sealed, secrets.token_bytes(32)) as reader,
+    ):
         reader.read_at(0, 10)
     box = 65536 + 16
     raw = sealed.read_bytes()

@@ -1,0 +1,111 @@
+"""Retention: a periodic task that deletes recordings older than the retention period.
+
+A recording on legal hold, or one still being recorded or finalised, is never deleted. Every
+deletion is audited on its consultation before the index entry goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
+
+AuditFn = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+
+
+class RecordingIndex(Protocol):
+    """The part of the store that holds recording metadata."""
+
+    async def all_recordings(self) -> list[dict[str, Any]]: ...
+
+    async def delete_recording(self, recording_id: str) -> None: ...
+
+
+def recording_folder(root: Path, meta: dict[str, Any]) -> Path:
+    """Where a recording's files live: ``<root>/<consultation>/<recording>``."""
+    return root / str(meta["folder"])
+
+
+class RetentionSweeper:
+    """Deletes expired recordings every ``interval_s`` (or on :meth:`sweep`)."""
+
+    def __init__(
+        self,
+        index: RecordingIndex,
+        root: Path,
+        retention_s: float,
+        audit: AuditFn,
+        interval_s: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._index = index
+        self._root = root
+        self._retention_s = retention_s
+        self._audit = audit
+        self._interval_s = interval_s
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="recording-retention")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception:
+                logger.exception("retention sweep failed")
+            await asyncio.sleep(self._interval_s)
+
+    def expired(self, meta: dict[str, Any], now: float) -> bool:
+        """Whether a recording is past retention and may go."""
+        stopped_at = meta.get("stopped_at")
+        return (
+            meta.get("status") == "ready"
+            and not meta.get("legal_hold", False)
+            and isinstance(stopped_at, int | float)
+            and stopped_at + self._retention_s <= now
+        )
+
+    async def sweep(self) -> list[str]:
+        """Delete every expired recording now; returns their ids."""
+        now = self._clock()
+        deleted = []
+        for meta in await self._index.all_recordings():
+            if not self.expired(meta, now):
+                continue
+            recording_id = str(meta["recording_id"])
+            folder = recording_folder(self._root, meta)
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+            await self._audit(
+                str(meta["consultation_id"]),
+                "recording_deleted",
+                {
+                    "recording_id": recording_id,
+                    "reason": "retention",
+                    "age_days": round((now - float(meta["stopped_at"])) / 86400, 2),
+                },
+            )
+            await self._index.delete_recording(recording_id)
+            deleted.append(recording_id)
+            logger.info(
+                "recording deleted by retention recording=%s consultation=%s",
+                recording_id,
+                meta["consultation_id"],
+            )
+        return deleted

@@ -1,0 +1,383 @@
+"""The ``recording.*`` events and the recording lifecycle of consultations on this node.
+
+``recording.start`` (the consultation's own clinician, with the guardian's consent on file) puts a
+:class:`~media.recorder.ConsultationRecorder` tap on the consultation's media router; everyone in
+the room gets ``recording.state``. ``recording.stop``, the consultation ending or the consent being
+withdrawn stop it at once. Finalising (checksums, encryption at rest, the index entry, then the
+composite job in its own process) runs in the background, never on the media path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from media.composite import CompositeInput, job_payload, run_composite
+from media.recorder import ConsultationRecorder, RecordingResult
+from media.recording_files import seal_file
+from media.router import MediaRegistry, MediaRouter
+from rooms.errors import Forbidden, InvalidState
+from rooms.models import Consultation, iso
+from rooms.notify import Actor, Notifier
+from rooms.roles import Role
+from rooms.service import ConsultationService
+from rooms.store import Store
+from signaling.dispatch import Ack, Caller, EventSpec, event
+from signaling.recording_messages import RecordingRef
+
+logger = logging.getLogger(__name__)
+
+PARTICIPANT_ROLES = (Role.OUTLET, Role.SPECIALIST, Role.COUNSELLOR, Role.GUEST)
+
+
+@dataclass(frozen=True)
+class RecordingConfig:
+    """Where recordings go and how they are kept; built by the composition root."""
+
+    root: Path
+    key: bytes | None = None
+    composite: bool = True
+    reattach_interval_s: float = 1.0
+    max_queued_frames: int = 1024
+
+
+@dataclass(frozen=True)
+class SystemActor:
+    """The server itself, for audit entries of automatic actions (consent withdrawn, call ended)."""
+
+    subject: str = "system"
+    role: Role = Role.ADMIN
+    name: str = "system"
+    services: frozenset[str] = frozenset()
+    consultation_id: str | None = None
+
+
+@dataclass
+class _Active:
+    recorder: ConsultationRecorder
+    meta: dict[str, Any]
+    router: MediaRouter | None = None
+    watcher: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:100]
+
+
+class Recordings:
+    """Starts, stops and finalises the recordings of consultations whose media is on this node."""
+
+    def __init__(
+        self,
+        service: ConsultationService,
+        store: Store,
+        media: Callable[[], MediaRegistry | None],
+        notifier: Notifier,
+        config: RecordingConfig,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._service = service
+        self._store = store
+        self._media = media
+        self._notifier = notifier
+        self._config = config
+        self._clock = clock
+        self._active: dict[str, _Active] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._finalizing: set[asyncio.Task[None]] = set()
+        self._composites = asyncio.Semaphore(1)  # one composite at a time: it uses a whole core
+        self._closed = False
+
+    def specs(self) -> list[EventSpec[Any]]:
+        clinicians = (Role.SPECIALIST, Role.COUNSELLOR)
+        return [
+            event("recording.start", RecordingRef, clinicians, self._on_start),
+            event("recording.stop", RecordingRef, clinicians, self._on_stop),
+            event("recording.state", RecordingRef, PARTICIPANT_ROLES, self._on_state),
+            event("recording.acknowledge", RecordingRef, PARTICIPANT_ROLES, self._on_acknowledge),
+        ]
+
+    # ----- events ------------------------------------------------------------------------------
+
+    async def _on_start(self, caller: Caller, msg: RecordingRef) -> Ack:
+        return {"ok": await self.start(caller.identity, msg.consultation_id)}
+
+    async def _on_stop(self, caller: Caller, msg: RecordingRef) -> Ack:
+        consultation = await self._service.get(caller.identity, msg.consultation_id)
+        _require_own_clinician(caller.identity, consultation)
+        await self.stop(msg.consultation_id, caller.identity, "stopped")
+        return {"ok": self.state(msg.consultation_id)}
+
+    async def _on_state(self, caller: Caller, msg: RecordingRef) -> Ack:
+        await self._service.get(caller.identity, msg.consultation_id)
+        return {"ok": self.state(msg.consultation_id)}
+
+    async def _on_acknowledge(self, caller: Caller, msg: RecordingRef) -> Ack:
+        consultation = await self._service.get(caller.identity, msg.consultation_id)
+        await self._service.audit(
+            consultation.id,
+            caller.identity,
+            "recording_acknowledged",
+            {"recording": consultation.recording},
+        )
+        return {"ok": self.state(msg.consultation_id)}
+
+    # ----- lifecycle ---------------------------------------------------------------------------
+
+    def state(self, consultation_id: str) -> dict[str, Any]:
+        """The ``recording.state`` payload."""
+        active = self._active.get(consultation_id)
+        return {
+            "consultation_id": consultation_id,
+            "active": active is not None,
+            "started_at": iso(active.meta["started_at"]) if active else None,
+            "recording_id": active.meta["recording_id"] if active else None,
+        }
+
+    async def start(self, actor: Actor, consultation_id: str) -> dict[str, Any]:
+        """Start recording (idempotent) if ``actor`` is its clinician and consent is on file."""
+        async with self._lock(consultation_id):
+            await self._service.require_participant(consultation_id, actor)
+            consultation = await self._service.get(actor, consultation_id)
+            _require_own_clinician(actor, consultation)
+            if consultation_id in self._active:
+                return self.state(consultation_id)
+            if self._closed:
+                raise InvalidState("the server is shutting down")
+            consent = consultation.consent
+            if consent is None:
+                raise InvalidState("the guardian's consent to record is not on file")
+            registry = self._media()
+            if registry is None:
+                raise InvalidState("media is not available on this server")
+            recording_id = uuid.uuid4().hex
+            folder = Path(_safe(consultation_id)) / recording_id
+            now = self._clock()
+            meta: dict[str, Any] = {
+                "recording_id": recording_id,
+                "consultation_id": consultation_id,
+                "folder": str(folder),
+                "status": "recording",
+                "started_at": now,
+                "started_by": actor.subject,
+                "consent": consent.to_dict(),
+                "legal_hold": False,
+                "tracks": [],
+                "composite": None,
+            }
+            await self._store.save_recording(meta)
+            await self._service.audit(
+                consultation_id,
+                actor,
+                "recording_started",
+                {
+                    "recording_id": recording_id,
+                    "purpose": consent.purpose,
+                    "consent_by": consent.given_by,
+                },
+            )
+            router = registry.router(consultation_id)
+            recorder = ConsultationRecorder(
+                recording_id,
+                consultation_id,
+                self._config.root / folder,
+                router.request_keyframes,
+                max_queued_frames=self._config.max_queued_frames,
+            )
+            active = _Active(recorder, meta)
+            self._attach(active, router)
+            active.watcher = asyncio.create_task(
+                self._keep_attached(consultation_id, active),
+                name=f"recording-watch-{recording_id[:8]}",
+            )
+            self._active[consultation_id] = active
+            await self._service.set_recording(consultation_id, True)
+        await self._announce(consultation)
+        logger.info(
+            "recording started consultation=%s recording=%s by=%s",
+            consultation_id,
+            recording_id,
+            actor.subject,
+        )
+        return self.state(consultation_id)
+
+    async def stop(self, consultation_id: str, actor: Actor | None, reason: str) -> None:
+        """Stop at once (idempotent): detach the tap now, finalise in the background."""
+        async with self._lock(consultation_id):
+            active = self._active.pop(consultation_id, None)
+            if active is None:
+                return
+            if active.router is not None:
+                active.router.remove_tap(active.recorder)
+            if active.watcher is not None:
+                active.watcher.cancel()
+                await asyncio.gather(active.watcher, return_exceptions=True)
+            result = await active.recorder.stop()
+            who = actor or SystemActor()
+            await self._service.audit(
+                consultation_id,
+                who,
+                "recording_stopped",
+                {
+                    "recording_id": result.recording_id,
+                    "reason": reason,
+                    "tracks": len(result.tracks),
+                },
+            )
+            with_consultation = await self._service.set_recording(consultation_id, False)
+        logger.info(
+            "recording stopped consultation=%s recording=%s reason=%s",
+            consultation_id,
+            result.recording_id,
+            reason,
+        )
+        await self._announce(with_consultation)
+        task = asyncio.create_task(
+            self._finalize(active.meta, result),
+            name=f"recording-finalize-{result.recording_id[:8]}",
+        )
+        self._finalizing.add(task)
+        task.add_done_callback(self._finalizing.discard)
+
+    async def wait_finalized(self) -> None:
+        """Wait for background finalisation (tests, shutdown)."""
+        while self._finalizing:
+            await asyncio.gather(*list(self._finalizing), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop every recording, then let finalisation finish (idempotent)."""
+        self._closed = True
+        for consultation_id in list(self._active):
+            await self.stop(consultation_id, None, "server_shutdown")
+        await self.wait_finalized()
+
+    # consultation listener hooks
+
+    async def on_participant_left(self, consultation_id: str, participant_id: str) -> None:
+        return None  # the router ends that participant's tracks; the recording goes on
+
+    async def on_consultation_ended(self, consultation_id: str) -> None:
+        await self.stop(consultation_id, None, "consultation_ended")
+
+    async def on_consent_withdrawn(self, consultation_id: str) -> None:
+        await self.stop(consultation_id, None, "consent_withdrawn")
+
+    # ----- internals ---------------------------------------------------------------------------
+
+    def _lock(self, consultation_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(consultation_id, asyncio.Lock())
+
+    def _attach(self, active: _Active, router: MediaRouter) -> None:
+        if active.router is not None and active.router is not router:
+            active.router.remove_tap(active.recorder)
+        active.router = router
+        router.add_tap(active.recorder)
+        router.request_keyframes()
+
+    async def _keep_attached(self, consultation_id: str, active: _Active) -> None:
+        """A router closed when the room emptied and reopened on rejoin: follow it."""
+        while True:
+            await asyncio.sleep(self._config.reattach_interval_s)
+            registry = self._media()
+            router = registry.get(consultation_id) if registry is not None else None
+            if router is not None and router is not active.router:
+                logger.info(
+                    "recording follows new router consultation=%s recording=%s",
+                    consultation_id,
+                    active.recorder.recording_id,
+                )
+                self._attach(active, router)
+
+    async def _announce(self, consultation: Consultation) -> None:
+        payload = self.state(consultation.id)
+        for participant_id in sorted(consultation.participants):
+            await self._notifier.to_subject(participant_id, "recording.state", payload)
+
+    async def _finalize(self, meta: dict[str, Any], result: RecordingResult) -> None:
+        recording_id = result.recording_id
+        root = self._config.root
+        try:
+            tracks = []
+            for track in result.tracks:
+                stored = await asyncio.to_thread(
+                    seal_file, Path(track["path"]), self._config.key, root
+                )
+                entry = {k: v for k, v in track.items() if k != "path"}
+                tracks.append({**entry, **stored.to_dict()})
+            meta.update(
+                tracks=tracks,
+                stopped_at=result.stopped_at,
+                duration_s=round(result.stopped_at - result.started_at, 3),
+                dropped_frames=result.dropped_frames,
+                queue_drops=result.queue_drops,
+                status="compositing" if self._config.composite and tracks else "ready",
+            )
+            await self._store.save_recording(meta)
+            if meta["status"] == "compositing":
+                meta["composite"] = await self._composite(meta)
+                meta["status"] = "ready"
+                await self._store.save_recording(meta)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.exception("recording finalize failed recording=%s", recording_id)
+            meta.update(status="ready", error=repr(exc)[:300])
+            await self._store.save_recording(meta)
+        logger.info(
+            "recording ready recording=%s consultation=%s tracks=%d",
+            recording_id,
+            result.consultation_id,
+            len(meta["tracks"]),
+        )
+
+    async def _composite(self, meta: dict[str, Any]) -> dict[str, Any] | None:
+        root = self._config.root
+        consultation_id = meta["consultation_id"]
+        recording_id = meta["recording_id"]
+        inputs = [
+            CompositeInput(
+                root / t["file"], t["kind"], t["participant_id"], t["source"], float(t["offset_s"])
+            )
+            for t in meta["tracks"]
+        ]
+        duration = max(float(t["offset_s"]) + float(t["duration_s"]) for t in meta["tracks"])
+        output = root / meta["folder"] / "composite.webm"
+        started_by = meta["started_by"]
+
+        async def progress(percent: float) -> None:
+            await self._notifier.to_subject(
+                started_by,
+                "recording.composite_progress",
+                {
+                    "consultation_id": consultation_id,
+                    "recording_id": recording_id,
+                    "percent": round(percent, 1),
+                },
+            )
+
+        try:
+            async with self._composites:
+                summary = await run_composite(
+                    job_payload(inputs, output, self._config.key, duration),
+                    progress,
+                    f"recording={recording_id}",
+                )
+            stored = await asyncio.to_thread(seal_file, output, self._config.key, root)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.warning("composite failed recording=%s error=%r", recording_id, exc)
+            return {"error": "composite failed"}
+        return {**stored.to_dict(), "track_name": "composite", "duration_s": summary["duration_s"]}
+
+
+def _require_own_clinician(actor: Actor, consultation: Consultation) -> None:
+    if not actor.role.is_clinician or consultation.clinician_id != actor.subject:
+        raise Forbidden("only this consultation's clinician may control its recording")

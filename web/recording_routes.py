@@ -1,0 +1,256 @@
+"""Recording HTTP API: list, download with Range (playback in the browser), legal hold.
+
+Only the consultation's own clinician and admins get in; every access is audited. Encrypted
+files are decrypted on the fly, chunk by chunk, for exactly the range asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from media.recording_files import open_plain, plain_size
+from rooms.errors import DomainError, Forbidden, NotFound
+from rooms.models import iso
+from rooms.service import ConsultationService
+from rooms.store import Store
+from signaling.auth import AuthError, Identity, TokenAuthority
+from signaling.errors import error_payload
+from signaling.recording_events import RecordingConfig
+from web.keys import authority_key, consultations_key, store_key
+
+logger = logging.getLogger(__name__)
+
+_BLOCK = 64 * 1024
+_STATUS = {"forbidden": 403, "not_found": 404, "invalid_state": 409, "bad_request": 400}
+
+
+class RecordingRoutes:
+    """Handlers of ``/api/recordings``; dependencies come from the composition root."""
+
+    def __init__(self, config: RecordingConfig) -> None:
+        self._config = config
+
+    def add_to(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/api/recordings", self.list_recordings)
+        router.add_get("/api/recordings/{recording_id}/tracks/{track_name}", self.download)
+        router.add_post("/api/recordings/{recording_id}/legal_hold", self.legal_hold)
+
+    async def list_recordings(self, request: web.Request) -> web.StreamResponse:
+        deps = _Deps(request.app)
+        try:
+            identity = deps.identity(request)
+            consultation_id = request.query.get("consultation_id", "")
+            if not consultation_id:
+                raise _BadRequest("consultation_id is required")
+            await deps.authorize(identity, consultation_id)
+            recordings = await deps.store.recordings_for(consultation_id)
+            await deps.service.audit(
+                consultation_id, identity, "recordings_listed", {"count": len(recordings)}
+            )
+        except _Refusal as refusal:
+            return refusal.response()
+        return web.json_response(
+            {
+                "consultation_id": consultation_id,
+                "recordings": [_public(meta) for meta in recordings],
+            }
+        )
+
+    async def download(self, request: web.Request) -> web.StreamResponse:
+        deps = _Deps(request.app)
+        track_name = request.match_info["track_name"]
+        try:
+            identity = deps.identity(request)
+            meta = await deps.recording(request.match_info["recording_id"])
+            await deps.authorize(identity, meta["consultation_id"])
+            stored = _find_file(meta, track_name)
+            path = self._config.root / stored["file"]
+            size = await asyncio.to_thread(plain_size, path)
+            start, end = _byte_range(request, size)
+            await deps.service.audit(
+                meta["consultation_id"],
+                identity,
+                "recording_accessed",
+                {"recording_id": meta["recording_id"], "track": track_name, "range": [start, end]},
+            )
+        except _Refusal as refusal:
+            return refusal.response()
+        except FileNotFoundError:
+            return _Refusal(404, "not_found", "the recording file is gone").response()
+        logger.info(
+            "recording download recording=%s track=%s by=%s bytes=%d-%d",
+            meta["recording_id"],
+            track_name,
+            identity.subject,
+            start,
+            end,
+        )
+        partial = request.http_range.start is not None or request.http_range.stop is not None
+        response = web.StreamResponse(
+            status=206 if partial else 200,
+            headers={
+                "Content-Type": "video/webm"
+                if ".webm" in str(stored["file"])
+                else "video/x-matroska",
+                "Accept-Ranges": "bytes",
+                "Content-Length": str(end - start),
+                "Cache-Control": "no-store",
+            },
+        )
+        if partial:
+            response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        await response.prepare(request)
+        await self._stream(path, start, end, response)
+        await response.write_eof()
+        return response
+
+    async def legal_hold(self, request: web.Request) -> web.StreamResponse:
+        deps = _Deps(request.app)
+        try:
+            identity = deps.identity(request)
+            if identity.role.value != "admin":
+                raise _Refusal(403, "forbidden", "only admins may set a legal hold")
+            meta = await deps.recording(request.match_info["recording_id"])
+            try:
+                body = await request.json()
+            except ValueError as exc:
+                raise _BadRequest('send JSON {"hold": true|false}') from exc
+            hold = body.get("hold") if isinstance(body, dict) else None
+            if not isinstance(hold, bool):
+                raise _BadRequest('send JSON {"hold": true|false}')
+            meta["legal_hold"] = hold
+            await deps.store.save_recording(meta)
+            await deps.service.audit(
+                meta["consultation_id"],
+                identity,
+                "recording_legal_hold",
+                {"recording_id": meta["recording_id"], "hold": hold},
+            )
+        except _Refusal as refusal:
+            return refusal.response()
+        return web.json_response(_public(meta))
+
+    async def _stream(self, path: Path, start: int, end: int, response: web.StreamResponse) -> None:
+        reader = await asyncio.to_thread(open_plain, path, self._config.key)
+        try:
+            await asyncio.to_thread(reader.seek, start)
+            remaining = end - start
+            while remaining > 0:
+                data = await asyncio.to_thread(reader.read, min(_BLOCK, remaining))
+                if not data:
+                    break
+                remaining -= len(data)
+                await response.write(data)
+        finally:
+            reader.close()
+
+
+class _Deps:
+    """What a request needs from the app (created by the rooms context at startup)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.authority: TokenAuthority = app[authority_key]
+        self.store: Store = app[store_key]
+        self.service: ConsultationService = app[consultations_key]
+
+    def identity(self, request: web.Request) -> Identity:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise _Refusal(401, "token_missing", "send Authorization: Bearer <token>")
+        try:
+            return self.authority.verify(token.strip())
+        except AuthError as exc:
+            raise _Refusal(401, exc.code, exc.message) from exc
+
+    async def authorize(self, identity: Identity, consultation_id: str) -> None:
+        """The consultation's own clinician or an admin; anyone else is refused."""
+        consultation = await self.store.get_consultation(consultation_id)
+        if consultation is None:
+            raise _Refusal.of(NotFound("no such consultation"))
+        if identity.role.value == "admin":
+            return
+        if identity.role.is_clinician and consultation.clinician_id == identity.subject:
+            return
+        logger.info(
+            "recording access refused consultation=%s subject=%s role=%s",
+            consultation_id,
+            identity.subject,
+            identity.role.value,
+        )
+        raise _Refusal.of(
+            Forbidden("only the consultation's clinician and admins may access recordings")
+        )
+
+    async def recording(self, recording_id: str) -> dict[str, Any]:
+        meta = await self.store.get_recording(recording_id)
+        if meta is None:
+            raise _Refusal.of(NotFound("no such recording"))
+        return meta
+
+
+class _Refusal(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+    @classmethod
+    def of(cls, error: DomainError) -> _Refusal:
+        return cls(_STATUS.get(error.code, 400), error.code, error.message)
+
+    def response(self) -> web.Response:
+        return web.json_response(error_payload(self.code, self.message), status=self.status)
+
+
+class _BadRequest(_Refusal):
+    def __init__(self, message: str) -> None:
+        super().__init__(400, "bad_request", message)
+
+
+def _find_file(meta: dict[str, Any], track_name: str) -> dict[str, Any]:
+    if meta.get("status") == "recording":
+        raise _Refusal(409, "invalid_state", "this recording is still running")
+    if track_name == "composite":
+        composite = meta.get("composite")
+        if isinstance(composite, dict) and composite.get("file"):
+            return composite
+    for track in meta.get("tracks", []):
+        if track.get("track_name") == track_name:
+            return dict(track)
+    raise _Refusal.of(NotFound("no such track in this recording"))
+
+
+def _byte_range(request: web.Request, size: int) -> tuple[int, int]:
+    """``[start, end)`` from the Range header (whole file without one); 416 if unsatisfiable."""
+    try:
+        wanted = request.http_range
+    except ValueError as exc:
+        raise _Refusal(416, "bad_range", "malformed Range header") from exc
+    start, stop = wanted.start, wanted.stop
+    if start is None and stop is None:
+        return 0, size
+    if start is not None and start < 0:  # suffix range: the last -start bytes
+        start, stop = max(0, size + start), size
+    start = start or 0
+    stop = size if stop is None else min(stop, size)
+    if start >= size or stop <= start:
+        raise _Refusal(416, "bad_range", f"range not satisfiable for {size} bytes")
+    return start, stop
+
+
+def _public(meta: dict[str, Any]) -> dict[str, Any]:
+    """Index entry as shown to clients: times as ISO strings, no server paths."""
+    shown = {k: v for k, v in meta.items() if k != "folder"}
+    for name in ("started_at", "stopped_at"):
+        if isinstance(shown.get(name), int | float):
+            shown[name] = iso(shown[name])
+    if isinstance(shown.get("consent"), dict) and isinstance(
+        shown["consent"].get("given_at"), int | float
+    ):
+        shown["consent"] = {**shown["consent"], "given_at": iso(shown["consent"]["given_at"])}
+    return shown
