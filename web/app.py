@@ -23,6 +23,7 @@ from web.keys import (
 from web.invite_routes import add_invite_routes
 from web.media_wiring import media_context
 from web.pages import add_page_routes
+from web.recording_wiring import add_recording
 from web.rooms_wiring import rooms_context
 from web.routes import add_operational_routes
 from web.settings import Settings
@@ -63,6 +64,7 @@ def create_app(settings: Settings) -> web.Application:
     add_invite_routes(app)
     app.cleanup_ctx.append(rooms_context)
     app.cleanup_ctx.append(media_context(lambda a: a[consultations_key], lambda a: a[notifier_key]))
+    add_recording(app)
     if settings.secret_generated:
         logger.warning("no secret configured: generated one for this process (dev mode); "
                        "tokens from other processes will not verify")

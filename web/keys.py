@@ -11,6 +11,7 @@ from rooms.service import ConsultationService
 from rooms.store import Store
 from signaling.auth import TokenAuthority
 from signaling.notifier import SocketNotifier
+from signaling.recording_events import Recordings
 from signaling.server import SignalingGateway
 from web.settings import Settings
 
@@ -24,3 +25,4 @@ media_registry_key = web.AppKey("media_registry", MediaRegistry)
 store_key = web.AppKey("store", Store)
 notifier_key = web.AppKey("notifier", SocketNotifier)
 consultations_key = web.AppKey("consultations", ConsultationService)
+recordings_key = web.AppKey("recordings", Recordings)
