@@ -261,3 +261,35 @@ async def test_guests_acknowledge_and_others_cannot_control_recording(
     await outlet.ok("recording.acknowledge", ref)
     audit = await rec_server.app[store_key].audit_for(consultation_id)
     assert any(e.action == "recording_acknowledged" and e.actor == "outlet-7" for e in audit)
+
+
+async def test_only_admins_set_a_legal_hold(cast: Cast, rec_server: RunningServer) -> None:
+    consultation_id, _, _ = await active_consultation(cast)
+    store = rec_server.app[store_key]
+    await store.save_recording(
+        {
+            "recording_id": "r-hold",
+            "consultation_id": consultation_id,
+            "folder": "x/r-hold",
+            "status": "ready",
+            "legal_hold": False,
+            "tracks": [],
+        }
+    )
+    url = rec_server.url + "/api/recordings/r-hold/legal_hold"
+    doctor = rec_server.token(Role.SPECIALIST, "dr-li", services=("ophthalmology",))
+    admin = rec_server.token(Role.ADMIN, "admin-1")
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            url, json={"hold": True}, headers={"Authorization": f"Bearer {doctor}"}
+        ) as r:
+            assert r.status == 403
+        async with session.post(url, data="{", headers={"Authorization": f"Bearer {admin}"}) as r:
+            assert r.status == 400 and (await r.json())["error"]["code"] == "bad_request"
+        async with session.post(
+            url, json={"hold": True}, headers={"Authorization": f"Bearer {admin}"}
+        ) as r:
+            assert r.status == 200 and (await r.json())["legal_hold"] is True
+    assert (await store.get_recording("r-hold"))["legal_hold"] is True
+    audit = await store.audit_for(consultation_id)
+    assert any(e.action == "recording_legal_hold" and e.actor == "admin-1" for e in audit)
