@@ -77,7 +77,9 @@ class MemoryStore:
         self._audit[event.consultation_id].append(json.dumps(event.to_dict()))
 
     async def audit_for(self, consultation_id: str) -> list[AuditEvent]:
-        return [AuditEvent.from_dict(json.loads(raw)) for raw in self._audit.get(consultation_id, [])]
+        return [
+            AuditEvent.from_dict(json.loads(raw)) for raw in self._audit.get(consultation_id, [])
+        ]
 
     async def add_duration(self, service: str, seconds: float) -> None:
         recent = self._durations[service]

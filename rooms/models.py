@@ -235,13 +235,23 @@ class ClinicianPresence:
     available_since: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "role": self.role.value, "status": self.status.value,
-                "services": list(self.services)}
+        return {
+            **asdict(self),
+            "role": self.role.value,
+            "status": self.status.value,
+            "services": list(self.services),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ClinicianPresence:
-        return cls(**{**data, "role": Role(data["role"]), "status": PresenceStatus(data["status"]),
-                      "services": tuple(data["services"])})
+        return cls(
+            **{
+                **data,
+                "role": Role(data["role"]),
+                "status": PresenceStatus(data["status"]),
+                "services": tuple(data["services"]),
+            }
+        )
 
     def is_live(self, now: float, timeout_s: float) -> bool:
         return self.online and now - self.seen_at <= timeout_s
@@ -280,6 +290,7 @@ class QueueEntry:
             "waiting_s": round(self.waiting_s, 1),
             "position": self.position,
             "state": self.state.value,
-            "estimated_wait_s": (None if self.estimated_wait_s is None
-                                 else round(self.estimated_wait_s)),
+            "estimated_wait_s": (
+                None if self.estimated_wait_s is None else round(self.estimated_wait_s)
+            ),
         }

@@ -26,7 +26,9 @@ class QueuePolicy:
     appointment_head_start_s: float = 15 * 60.0
 
 
-def priority(consultation: Consultation, now: float, policy: QueuePolicy) -> tuple[int, float, float]:
+def priority(
+    consultation: Consultation, now: float, policy: QueuePolicy
+) -> tuple[int, float, float]:
     """Sort key (smaller first): front tier, then negative score, then arrival."""
     score = now - consultation.queued_at
     if consultation.urgent:
@@ -78,8 +80,9 @@ def queue_entries(
             waiting_s=max(0.0, now - c.queued_at),
             position=index,
             state=c.state,
-            estimated_wait_s=estimate_wait(index, recent_durations, free_clinicians,
-                                           online_clinicians),
+            estimated_wait_s=estimate_wait(
+                index, recent_durations, free_clinicians, online_clinicians
+            ),
         )
         for index, c in enumerate(ordered, start=1)
     ]

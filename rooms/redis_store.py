@@ -31,7 +31,11 @@ elseif expected ~= 0 then
   return 0
 end
 redis.call('SET', KEYS[1], ARGV[2])
-if ARGV[3] == '1' then redis.call('SADD', KEYS[2], ARGV[4]) else redis.call('SREM', KEYS[2], ARGV[4]) end
+if ARGV[3] == '1' then
+  redis.call('SADD', KEYS[2], ARGV[4])
+else
+  redis.call('SREM', KEYS[2], ARGV[4])
+end
 return 1
 """
 
@@ -77,8 +81,12 @@ class RedisStore:
         written.version = expected_version + 1
         done = await self._put_consultation(
             keys=[_consultation_key(written.id), _OPEN],
-            args=[expected_version, json.dumps(written.to_dict()),
-                  "1" if written.is_open else "0", written.id],
+            args=[
+                expected_version,
+                json.dumps(written.to_dict()),
+                "1" if written.is_open else "0",
+                written.id,
+            ],
         )
         return written if done == 1 else None
 
@@ -87,7 +95,7 @@ class RedisStore:
         return Consultation.from_dict(json.loads(raw)) if raw else None
 
     async def open_consultations(self) -> list[Consultation]:
-        ids = sorted(await self._redis.smembers(_OPEN))
+        ids = sorted(str(i) for i in await self._redis.smembers(_OPEN))
         if not ids:
             return []
         raws = await self._redis.mget([_consultation_key(i) for i in ids])
@@ -126,7 +134,9 @@ class RedisStore:
         return await self.get_invite(code)
 
     async def append_audit(self, event: AuditEvent) -> None:
-        await self._redis.rpush(f"{_PREFIX}audit:{event.consultation_id}", json.dumps(event.to_dict()))
+        await self._redis.rpush(
+            f"{_PREFIX}audit:{event.consultation_id}", json.dumps(event.to_dict())
+        )
 
     async def audit_for(self, consultation_id: str) -> list[AuditEvent]:
         raws = await self._redis.lrange(f"{_PREFIX}audit:{consultation_id}", 0, -1)
@@ -143,8 +153,9 @@ class RedisStore:
         return [float(v) for v in await self._redis.lrange(f"{_PREFIX}durations:{service}", 0, -1)]
 
     async def try_lock(self, name: str, owner: str, ttl_s: float) -> bool:
-        taken = await self._take_lock(keys=[f"{_PREFIX}lock:{name}"],
-                                      args=[owner, max(1, int(ttl_s * 1000))])
+        taken = await self._take_lock(
+            keys=[f"{_PREFIX}lock:{name}"], args=[owner, max(1, int(ttl_s * 1000))]
+        )
         return bool(taken)
 
     async def release_lock(self, name: str, owner: str) -> None:
@@ -162,7 +173,7 @@ class RedisStore:
         return dict(json.loads(raw)) if raw else None
 
     async def recordings_for(self, consultation_id: str) -> list[dict[str, Any]]:
-        ids = sorted(await self._redis.smembers(f"{_RECORDINGS}:{consultation_id}"))
+        ids = sorted(str(i) for i in await self._redis.smembers(f"{_RECORDINGS}:{consultation_id}"))
         if not ids:
             return []
         raws = await self._redis.hmget(_RECORDINGS, ids)

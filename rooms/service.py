@@ -59,8 +59,12 @@ class ServiceConfig:
     @property
     def round_interval_s(self) -> float:
         """How often deadlines are checked: a quarter of the shortest one, within 50 ms..1 s."""
-        shortest = min(self.offer_timeout_s, self.rejoin_grace_s, self.empty_room_grace_s,
-                       self.presence_timeout_s)
+        shortest = min(
+            self.offer_timeout_s,
+            self.rejoin_grace_s,
+            self.empty_room_grace_s,
+            self.presence_timeout_s,
+        )
         return min(1.0, max(0.05, shortest / 4))
 
 
@@ -107,7 +111,9 @@ class ConsultationService:
     async def start(self) -> None:
         """Start the background round (deadlines, pairing, queue updates)."""
         if self._task is None:
-            self._task = asyncio.create_task(self._run_rounds(), name=f"consultation-rounds-{self._node[:8]}")
+            self._task = asyncio.create_task(
+                self._run_rounds(), name=f"consultation-rounds-{self._node[:8]}"
+            )
 
     async def close(self) -> None:
         """Stop the round and record still-open local connections as dropped (idempotent)."""
@@ -127,7 +133,7 @@ class ConsultationService:
         self._closed = True
 
     def add_listener(self, listener: ConsultationListener) -> None:
-        """Register media/recording hooks (participant left, consultation ended, consent withdrawn)."""
+        """Register media/recording hooks (participant left, ended, consent withdrawn)."""
         self._listeners.append(listener)
 
     def wake(self) -> None:
@@ -152,17 +158,32 @@ class ConsultationService:
             appointment_at=request.appointment_at,
             created_at=now,
             queued_at=now,
-            participants={actor.subject: Participant(actor.subject, Role.OUTLET, actor.name,
-                                                     connected=True, joined_at=now)},
+            participants={
+                actor.subject: Participant(
+                    actor.subject, Role.OUTLET, actor.name, connected=True, joined_at=now
+                )
+            },
         )
         written = await self._store.put_consultation(consultation, 0)
         if written is None:
             raise Conflict("consultation id collision; try again")
-        await self.audit(written.id, actor, "check_in",
-                         {"service": written.service, "urgent": written.urgent,
-                          "appointment_at": written.appointment_at})
-        logger.info("checked in consultation=%s outlet=%s service=%s urgent=%s",
-                    written.id, written.outlet_id, written.service, written.urgent)
+        await self.audit(
+            written.id,
+            actor,
+            "check_in",
+            {
+                "service": written.service,
+                "urgent": written.urgent,
+                "appointment_at": written.appointment_at,
+            },
+        )
+        logger.info(
+            "checked in consultation=%s outlet=%s service=%s urgent=%s",
+            written.id,
+            written.outlet_id,
+            written.service,
+            written.urgent,
+        )
         entry = await self._entry_for(written)
         self.wake()
         return written, entry
@@ -193,8 +214,11 @@ class ConsultationService:
             raise Forbidden("you may only cover services your token grants")
         now = self._clock()
         previous = await self._store.get_presence(actor.subject)
-        keeps_availability = (previous is not None and previous.status is status
-                              and previous.is_live(now, self._config.presence_timeout_s))
+        keeps_availability = (
+            previous is not None
+            and previous.status is status
+            and previous.is_live(now, self._config.presence_timeout_s)
+        )
         presence = ClinicianPresence(
             clinician_id=actor.subject,
             role=actor.role,
@@ -206,8 +230,12 @@ class ConsultationService:
             available_since=previous.available_since if previous and keeps_availability else now,
         )
         await self._store.put_presence(presence)
-        logger.info("presence clinician=%s status=%s services=%s", actor.subject, status.value,
-                    ",".join(chosen))
+        logger.info(
+            "presence clinician=%s status=%s services=%s",
+            actor.subject,
+            status.value,
+            ",".join(chosen),
+        )
         self.wake()
         return presence
 
@@ -313,10 +341,16 @@ class ConsultationService:
             return True
 
         _, after = await self._update(consultation_id, change)
-        await self.audit(after.id, actor, "transfer",
-                         {"service": after.service, "clinician_id": clinician_id})
-        logger.info("transferred consultation=%s from=%s service=%s to=%s", after.id,
-                    actor.subject, after.service, clinician_id or "-")
+        await self.audit(
+            after.id, actor, "transfer", {"service": after.service, "clinician_id": clinician_id}
+        )
+        logger.info(
+            "transferred consultation=%s from=%s service=%s to=%s",
+            after.id,
+            actor.subject,
+            after.service,
+            clinician_id or "-",
+        )
         await self._tell_left(after.id, actor.subject)
         if after.state is OFFERED and after.offered_to:
             await self._announce_offer(after)
@@ -359,12 +393,22 @@ class ConsultationService:
 
         _, after = await self._update(consultation_id, change)
         me = after.participants[actor.subject]
-        await self.audit(after.id, actor, "rejoin" if rejoined else "join", {"admitted": me.admitted})
-        logger.info("joined consultation=%s participant=%s admitted=%s rejoin=%s", after.id,
-                    actor.subject, me.admitted, rejoined)
+        await self.audit(
+            after.id, actor, "rejoin" if rejoined else "join", {"admitted": me.admitted}
+        )
+        logger.info(
+            "joined consultation=%s participant=%s admitted=%s rejoin=%s",
+            after.id,
+            actor.subject,
+            me.admitted,
+            rejoined,
+        )
         if not me.admitted and after.clinician_id:
-            await self._notifier.to_subject(after.clinician_id, "consultation.guest_waiting", {
-                "consultation_id": after.id, "guest": me.to_wire()})
+            await self._notifier.to_subject(
+                after.clinician_id,
+                "consultation.guest_waiting",
+                {"consultation_id": after.id, "guest": me.to_wire()},
+            )
         await self._notify_consultation(after, "consultation.updated", skip=actor.subject)
         return after
 
@@ -428,10 +472,18 @@ class ConsultationService:
             expires_at=now + (ttl_s or self._config.default_invite_ttl_s),
         )
         await self._store.put_invite(invite)
-        await self.audit(consultation.id, actor, "invite",
-                         {"guest_role": guest_role, "expires_at": invite.expires_at})
-        logger.info("invite created consultation=%s by=%s guest_role=%s", consultation.id,
-                    actor.subject, guest_role)
+        await self.audit(
+            consultation.id,
+            actor,
+            "invite",
+            {"guest_role": guest_role, "expires_at": invite.expires_at},
+        )
+        logger.info(
+            "invite created consultation=%s by=%s guest_role=%s",
+            consultation.id,
+            actor.subject,
+            guest_role,
+        )
         return invite
 
     async def redeem_invite(self, code: str, name: str) -> tuple[Invite, Participant]:
@@ -457,14 +509,22 @@ class ConsultationService:
             return True
 
         await self._update(invite.consultation_id, change)
-        await self._store.append_audit(AuditEvent(invite.consultation_id, self._clock(), guest_id,
-                                                  Role.GUEST.value, "invite_redeemed",
-                                                  {"guest_role": invite.guest_role,
-                                                   "invited_by": invite.created_by}))
+        await self._store.append_audit(
+            AuditEvent(
+                invite.consultation_id,
+                self._clock(),
+                guest_id,
+                Role.GUEST.value,
+                "invite_redeemed",
+                {"guest_role": invite.guest_role, "invited_by": invite.created_by},
+            )
+        )
         logger.info("invite redeemed consultation=%s guest=%s", invite.consultation_id, guest_id)
         return redeemed, guest
 
-    async def admit(self, actor: Actor, consultation_id: str, guest_id: str, admit: bool) -> Consultation:
+    async def admit(
+        self, actor: Actor, consultation_id: str, guest_id: str, admit: bool
+    ) -> Consultation:
         """The treating clinician lets a waiting guest in, or turns it away."""
         _require_clinician(actor)
 
@@ -483,14 +543,21 @@ class ConsultationService:
 
         _, after = await self._update(consultation_id, change)
         await self.audit(after.id, actor, "admit" if admit else "refuse", {"guest_id": guest_id})
-        logger.info("%s consultation=%s guest=%s by=%s", "admitted" if admit else "refused",
-                    after.id, guest_id, actor.subject)
+        logger.info(
+            "%s consultation=%s guest=%s by=%s",
+            "admitted" if admit else "refused",
+            after.id,
+            guest_id,
+            actor.subject,
+        )
         if admit:
-            await self._notifier.to_subject(guest_id, "consultation.admitted",
-                                            {"consultation": after.to_wire()})
+            await self._notifier.to_subject(
+                guest_id, "consultation.admitted", {"consultation": after.to_wire()}
+            )
         else:
-            await self._notifier.to_subject(guest_id, "consultation.refused",
-                                            {"consultation_id": after.id})
+            await self._notifier.to_subject(
+                guest_id, "consultation.refused", {"consultation_id": after.id}
+            )
             await self._tell_left(after.id, guest_id)
         await self._notify_consultation(after, "consultation.updated")
         return after
@@ -566,7 +633,7 @@ class ConsultationService:
         return after
 
     async def require_participant(self, consultation_id: str, identity: Actor) -> Participant:
-        """The identity's participant in that active consultation, if it has joined and is admitted."""
+        """The identity's participant in that active consultation, once joined and admitted."""
         consultation = await self._get(consultation_id)
         self._authorize_view(identity, consultation)
         if consultation.state is not ACTIVE:
@@ -582,8 +649,11 @@ class ConsultationService:
         self, consultation_id: str, actor: Actor, action: str, details: dict[str, Any]
     ) -> None:
         """Append one event to the consultation's audit log."""
-        await self._store.append_audit(AuditEvent(consultation_id, self._clock(), actor.subject,
-                                                  actor.role.value, action, details))
+        await self._store.append_audit(
+            AuditEvent(
+                consultation_id, self._clock(), actor.subject, actor.role.value, action, details
+            )
+        )
 
     # ----- reading ---------------------------------------------------------------------------
 
@@ -607,9 +677,13 @@ class ConsultationService:
         services = sorted({c.service for c in open_ if c.state.queued})
         timeout = self._config.presence_timeout_s
         return {
-            "queues": {s: [e.to_wire() for e in await self._entries(s, open_, presences, now)]
-                       for s in services},
-            "clinicians": [p.to_wire(now, timeout) for p in sorted(presences, key=lambda p: p.clinician_id)],
+            "queues": {
+                s: [e.to_wire() for e in await self._entries(s, open_, presences, now)]
+                for s in services
+            },
+            "clinicians": [
+                p.to_wire(now, timeout) for p in sorted(presences, key=lambda p: p.clinician_id)
+            ],
             "active": [c.to_wire() for c in open_ if c.state is ACTIVE],
             "store": self._store.backend,
         }
@@ -626,8 +700,15 @@ class ConsultationService:
         if actor.role.is_clinician:
             previous = await self._store.get_presence(actor.subject)
             presence = previous or ClinicianPresence(
-                actor.subject, actor.role, actor.name, PresenceStatus.AWAY,
-                tuple(sorted(actor.services)), True, now, now)
+                actor.subject,
+                actor.role,
+                actor.name,
+                PresenceStatus.AWAY,
+                tuple(sorted(actor.services)),
+                True,
+                now,
+                now,
+            )
             await self._store.put_presence(replace(presence, online=True, seen_at=now))
         resumable: list[Consultation] = []
         for consultation in await self._store.open_consultations():
@@ -717,18 +798,25 @@ class ConsultationService:
                 lost_at = participant.disconnected_at
                 if lost_at is not None and lost_at + config.rejoin_grace_s <= now:
                     await self._grace_expired(c.id, participant.participant_id)
-            if c.state is ACTIVE and c.empty_since is not None \
-                    and c.empty_since + config.empty_room_grace_s <= now:
+            if (
+                c.state is ACTIVE
+                and c.empty_since is not None
+                and c.empty_since + config.empty_room_grace_s <= now
+            ):
                 await self._end_if_still_empty(c.id)
 
     async def _pair(self) -> None:
         now = self._clock()
         open_ = await self._store.open_consultations()
         engaged = {c.offered_to for c in open_ if c.state is OFFERED} | {
-            c.clinician_id for c in open_ if c.state is ACTIVE}
+            c.clinician_id for c in open_ if c.state is ACTIVE
+        }
         free = sorted(
-            (p for p in (await self._live_clinicians(now)).values()
-             if p.status is PresenceStatus.AVAILABLE and p.clinician_id not in engaged),
+            (
+                p
+                for p in (await self._live_clinicians(now)).values()
+                if p.status is PresenceStatus.AVAILABLE and p.clinician_id not in engaged
+            ),
             key=lambda p: p.available_since,
         )
         for c in order_queue(open_, now, self._config.policy):
@@ -737,8 +825,14 @@ class ConsultationService:
             outlet = c.participants.get(c.outlet_id)
             if c.state is not WAITING or outlet is None or not outlet.connected:
                 continue
-            chosen = next((p for p in free if c.service in p.services
-                           and p.clinician_id not in c.declined_by), None)
+            chosen = next(
+                (
+                    p
+                    for p in free
+                    if c.service in p.services and p.clinician_id not in c.declined_by
+                ),
+                None,
+            )
             if chosen is not None and await self._offer(c, chosen.clinician_id):
                 free.remove(chosen)
 
@@ -761,11 +855,15 @@ class ConsultationService:
                 self._published_queues.pop(service, None)
             for entry in entries:
                 seen.add(entry.consultation_id)
-                minutes = None if entry.estimated_wait_s is None else int(entry.estimated_wait_s // 60)
+                minutes = (
+                    None if entry.estimated_wait_s is None else int(entry.estimated_wait_s // 60)
+                )
                 key = (entry.position, entry.state.value, minutes)
                 if self._published_positions.get(entry.consultation_id) != key:
                     self._published_positions[entry.consultation_id] = key
-                    await self._notifier.to_subject(entry.outlet_id, "queue.position", entry.to_wire())
+                    await self._notifier.to_subject(
+                        entry.outlet_id, "queue.position", entry.to_wire()
+                    )
         for gone in set(self._published_positions) - seen:
             del self._published_positions[gone]
 
@@ -788,8 +886,11 @@ class ConsultationService:
             return False
         if after.version == before.version:
             return False
-        await self._store.append_audit(AuditEvent(after.id, self._clock(), "system", "system",
-                                                  "offer", {"clinician_id": clinician_id}))
+        await self._store.append_audit(
+            AuditEvent(
+                after.id, self._clock(), "system", "system", "offer", {"clinician_id": clinician_id}
+            )
+        )
         logger.info("offered consultation=%s clinician=%s", after.id, clinician_id)
         await self._announce_offer(after)
         await self._notify_consultation(after, "consultation.updated")
@@ -797,10 +898,14 @@ class ConsultationService:
 
     async def _announce_offer(self, consultation: Consultation) -> None:
         assert consultation.offered_to and consultation.offer_expires_at
-        await self._notifier.to_subject(consultation.offered_to, "consultation.offered", {
-            "consultation": consultation.to_wire(),
-            "expires_in_s": round(consultation.offer_expires_at - self._clock(), 1),
-        })
+        await self._notifier.to_subject(
+            consultation.offered_to,
+            "consultation.offered",
+            {
+                "consultation": consultation.to_wire(),
+                "expires_in_s": round(consultation.offer_expires_at - self._clock(), 1),
+            },
+        )
 
     async def _offer_timed_out(self, consultation: Consultation) -> None:
         clinician_id = consultation.offered_to
@@ -824,13 +929,24 @@ class ConsultationService:
         before, after = await self._update(consultation.id, change)
         if after.version == before.version or clinician_id is None:
             return False
-        await self._store.append_audit(AuditEvent(after.id, self._clock(), "system", "system",
-                                                  "offer_withdrawn",
-                                                  {"clinician_id": clinician_id, "reason": reason}))
-        logger.info("offer withdrawn consultation=%s clinician=%s reason=%s", after.id,
-                    clinician_id, reason)
-        await self._notifier.to_subject(clinician_id, "consultation.offer_withdrawn",
-                                        {"consultation_id": after.id, "reason": reason})
+        await self._store.append_audit(
+            AuditEvent(
+                after.id,
+                self._clock(),
+                "system",
+                "system",
+                "offer_withdrawn",
+                {"clinician_id": clinician_id, "reason": reason},
+            )
+        )
+        logger.info(
+            "offer withdrawn consultation=%s clinician=%s reason=%s", after.id, clinician_id, reason
+        )
+        await self._notifier.to_subject(
+            clinician_id,
+            "consultation.offer_withdrawn",
+            {"consultation_id": after.id, "reason": reason},
+        )
         await self._notify_consultation(after, "consultation.updated")
         self.wake()
         return True
@@ -863,8 +979,12 @@ class ConsultationService:
         if after.version == before.version:
             return
         await self.audit(after.id, actor, "disconnected", {})
-        logger.info("dropped consultation=%s participant=%s grace_s=%s", after.id, actor.subject,
-                    self._config.rejoin_grace_s)
+        logger.info(
+            "dropped consultation=%s participant=%s grace_s=%s",
+            after.id,
+            actor.subject,
+            self._config.rejoin_grace_s,
+        )
         await self._notify_consultation(after, "consultation.updated")
 
     async def _grace_expired(self, consultation_id: str, participant_id: str) -> None:
@@ -873,8 +993,11 @@ class ConsultationService:
 
         def change(c: Consultation) -> bool:
             participant = c.participants.get(participant_id)
-            if participant is None or participant.disconnected_at is None \
-                    or participant.disconnected_at + grace > now:
+            if (
+                participant is None
+                or participant.disconnected_at is None
+                or participant.disconnected_at + grace > now
+            ):
                 return False
             if participant_id == c.outlet_id and c.state.queued:
                 _finish(c, now, "outlet_disconnected")
@@ -888,8 +1011,11 @@ class ConsultationService:
         if after.version == before.version:
             return
         role = before.participants[participant_id].role.value
-        await self._store.append_audit(AuditEvent(after.id, now, participant_id, role, "leave",
-                                                  {"reason": "rejoin_grace_expired"}))
+        await self._store.append_audit(
+            AuditEvent(
+                after.id, now, participant_id, role, "leave", {"reason": "rejoin_grace_expired"}
+            )
+        )
         logger.info("grace expired consultation=%s participant=%s", after.id, participant_id)
         if after.state is ENDED:
             await self._after_end(None, before, after)
@@ -945,8 +1071,9 @@ class ConsultationService:
         c.offer_expires_at = None
         c.front = False
         c.started_at = now
-        c.participants[actor.subject] = Participant(actor.subject, actor.role, actor.name,
-                                                    connected=True, joined_at=now)
+        c.participants[actor.subject] = Participant(
+            actor.subject, actor.role, actor.name, connected=True, joined_at=now
+        )
         c.empty_since = None
 
     async def _after_activate(self, actor: Actor, after: Consultation, action: str) -> None:
@@ -955,31 +1082,54 @@ class ConsultationService:
         await self._notify_consultation(after, "consultation.updated", skip=actor.subject)
         self.wake()
 
-    async def _after_end(self, actor: Actor | None, before: Consultation, after: Consultation) -> None:
+    async def _after_end(
+        self, actor: Actor | None, before: Consultation, after: Consultation
+    ) -> None:
         if actor is not None:
             await self.audit(after.id, actor, "end", {"reason": after.ended_reason})
         else:
-            await self._store.append_audit(AuditEvent(after.id, self._clock(), "system", "system",
-                                                      "end", {"reason": after.ended_reason}))
-        logger.info("ended consultation=%s reason=%s by=%s", after.id, after.ended_reason,
-                    actor.subject if actor else "system")
+            await self._store.append_audit(
+                AuditEvent(
+                    after.id,
+                    self._clock(),
+                    "system",
+                    "system",
+                    "end",
+                    {"reason": after.ended_reason},
+                )
+            )
+        logger.info(
+            "ended consultation=%s reason=%s by=%s",
+            after.id,
+            after.ended_reason,
+            actor.subject if actor else "system",
+        )
         if before.started_at is not None and after.ended_at is not None and before.state is ACTIVE:
             await self._store.add_duration(after.service, after.ended_at - before.started_at)
         if before.state is OFFERED and before.offered_to:
-            await self._notifier.to_subject(before.offered_to, "consultation.offer_withdrawn",
-                                            {"consultation_id": after.id, "reason": "ended"})
+            await self._notifier.to_subject(
+                before.offered_to,
+                "consultation.offer_withdrawn",
+                {"consultation_id": after.id, "reason": "ended"},
+            )
         for listener in self._listeners:
             await _safely(listener.on_consultation_ended(after.id), "consultation_ended", after.id)
-        payload = {"consultation_id": after.id, "reason": after.ended_reason,
-                   "consultation": after.to_wire()}
+        payload = {
+            "consultation_id": after.id,
+            "reason": after.ended_reason,
+            "consultation": after.to_wire(),
+        }
         for subject in _audience(before):
             await self._notifier.to_subject(subject, "consultation.ended", payload)
         self.wake()
 
     async def _tell_left(self, consultation_id: str, participant_id: str) -> None:
         for listener in self._listeners:
-            await _safely(listener.on_participant_left(consultation_id, participant_id),
-                          "participant_left", consultation_id)
+            await _safely(
+                listener.on_participant_left(consultation_id, participant_id),
+                "participant_left",
+                consultation_id,
+            )
 
     async def _notify_consultation(
         self, consultation: Consultation, event: str, skip: str | None = None
@@ -991,26 +1141,43 @@ class ConsultationService:
 
     async def _live_clinicians(self, now: float) -> dict[str, ClinicianPresence]:
         timeout = self._config.presence_timeout_s
-        return {p.clinician_id: p for p in await self._store.all_presence() if p.is_live(now, timeout)}
+        return {
+            p.clinician_id: p for p in await self._store.all_presence() if p.is_live(now, timeout)
+        }
 
     async def _entries(
-        self, service: str, open_: list[Consultation], presences: list[ClinicianPresence], now: float
+        self,
+        service: str,
+        open_: list[Consultation],
+        presences: list[ClinicianPresence],
+        now: float,
     ) -> list[QueueEntry]:
         timeout = self._config.presence_timeout_s
         engaged = {c.offered_to for c in open_ if c.state is OFFERED} | {
-            c.clinician_id for c in open_ if c.state is ACTIVE}
-        covering = [p for p in presences if p.is_live(now, timeout) and service in p.services
-                    and p.status is not PresenceStatus.AWAY]
-        free = [p for p in covering if p.status is PresenceStatus.AVAILABLE
-                and p.clinician_id not in engaged]
+            c.clinician_id for c in open_ if c.state is ACTIVE
+        }
+        covering = [
+            p
+            for p in presences
+            if p.is_live(now, timeout)
+            and service in p.services
+            and p.status is not PresenceStatus.AWAY
+        ]
+        free = [
+            p
+            for p in covering
+            if p.status is PresenceStatus.AVAILABLE and p.clinician_id not in engaged
+        ]
         ordered = order_queue((c for c in open_ if c.service == service), now, self._config.policy)
-        return queue_entries(ordered, now, await self._store.recent_durations(service), len(free),
-                             len(covering))
+        return queue_entries(
+            ordered, now, await self._store.recent_durations(service), len(free), len(covering)
+        )
 
     async def _entry_for(self, consultation: Consultation) -> QueueEntry:
         open_ = await self._store.open_consultations()
-        entries = await self._entries(consultation.service, open_, await self._store.all_presence(),
-                                      self._clock())
+        entries = await self._entries(
+            consultation.service, open_, await self._store.all_presence(), self._clock()
+        )
         return next(e for e in entries if e.consultation_id == consultation.id)
 
     def _authorize_view(self, actor: Actor, c: Consultation) -> None:
@@ -1018,7 +1185,9 @@ class ConsultationService:
             return
         if actor.role is Role.OUTLET and c.outlet_id == actor.subject:
             return
-        if actor.role.is_clinician and (c.service in actor.services or c.clinician_id == actor.subject):
+        if actor.role.is_clinician and (
+            c.service in actor.services or c.clinician_id == actor.subject
+        ):
             return
         if actor.role is Role.GUEST and actor.consultation_id == c.id:
             return
@@ -1087,8 +1256,11 @@ def _audience(c: Consultation) -> list[str]:
     """Who hears about a consultation: its outlet, clinician and admitted participants."""
     subjects = [c.outlet_id]
     subjects += [s for s in (c.clinician_id,) if s]
-    subjects += [p.participant_id for p in c.participants.values()
-                 if p.admitted and p.participant_id not in subjects]
+    subjects += [
+        p.participant_id
+        for p in c.participants.values()
+        if p.admitted and p.participant_id not in subjects
+    ]
     return list(dict.fromkeys(subjects))
 
 

@@ -84,16 +84,23 @@ class ConsultationEvents:
             appointment_at=msg.appointment_at.timestamp() if msg.appointment_at else None,
         )
         consultation, entry = await self._service.check_in(caller.identity, request)
-        return _ok({"consultation_id": consultation.id, "consultation": consultation.to_wire(),
-                    "position": entry.position, "estimated_wait_s": entry.to_wire()["estimated_wait_s"]})
+        return _ok(
+            {
+                "consultation_id": consultation.id,
+                "consultation": consultation.to_wire(),
+                "position": entry.position,
+                "estimated_wait_s": entry.to_wire()["estimated_wait_s"],
+            }
+        )
 
     async def cancel(self, caller: Caller, msg: ConsultationRef) -> Ack:
         consultation = await self._service.cancel(caller.identity, msg.consultation_id)
         return _ok({"consultation": consultation.to_wire()})
 
     async def set_presence(self, caller: Caller, msg: PresenceMessage) -> Ack:
-        presence = await self._service.set_presence(caller.identity, PresenceStatus(msg.status),
-                                                    msg.services)
+        presence = await self._service.set_presence(
+            caller.identity, PresenceStatus(msg.status), msg.services
+        )
         return _ok({"status": presence.status.value, "services": list(presence.services)})
 
     async def queue_list(self, caller: Caller, msg: QueueListMessage) -> Ack:
@@ -112,8 +119,13 @@ class ConsultationEvents:
     async def join(self, caller: Caller, msg: ConsultationRef) -> Ack:
         consultation = await self._service.join(caller.identity, msg.consultation_id)
         me = consultation.participants[caller.identity.subject]
-        return _ok({"consultation": _view(consultation, caller), "admitted": me.admitted,
-                    "participant_id": me.participant_id})
+        return _ok(
+            {
+                "consultation": _view(consultation, caller),
+                "admitted": me.admitted,
+                "participant_id": me.participant_id,
+            }
+        )
 
     async def leave(self, caller: Caller, msg: ConsultationRef) -> Ack:
         await self._service.leave(caller.identity, msg.consultation_id)
@@ -124,19 +136,28 @@ class ConsultationEvents:
         return _ok({"consultation": consultation.to_wire()})
 
     async def invite(self, caller: Caller, msg: InviteMessage) -> Ack:
-        invite = await self._service.invite(caller.identity, msg.consultation_id, msg.guest_role,
-                                            float(msg.ttl_s))
-        return _ok({"invite_code": invite.code, "url": f"/join/{invite.code}",
-                    "expires_at": iso(invite.expires_at), "guest_role": invite.guest_role})
+        invite = await self._service.invite(
+            caller.identity, msg.consultation_id, msg.guest_role, float(msg.ttl_s)
+        )
+        return _ok(
+            {
+                "invite_code": invite.code,
+                "url": f"/join/{invite.code}",
+                "expires_at": iso(invite.expires_at),
+                "guest_role": invite.guest_role,
+            }
+        )
 
     async def admit(self, caller: Caller, msg: AdmitMessage) -> Ack:
-        consultation = await self._service.admit(caller.identity, msg.consultation_id, msg.guest_id,
-                                                 msg.admit)
+        consultation = await self._service.admit(
+            caller.identity, msg.consultation_id, msg.guest_id, msg.admit
+        )
         return _ok({"consultation": _view(consultation, caller)})
 
     async def transfer(self, caller: Caller, msg: TransferMessage) -> Ack:
-        consultation = await self._service.transfer(caller.identity, msg.consultation_id,
-                                                    msg.service, msg.clinician_id)
+        consultation = await self._service.transfer(
+            caller.identity, msg.consultation_id, msg.service, msg.clinician_id
+        )
         return _ok({"consultation": consultation.to_wire()})
 
     async def notes(self, caller: Caller, msg: NotesMessage) -> Ack:
@@ -145,15 +166,18 @@ class ConsultationEvents:
 
     async def consent(self, caller: Caller, msg: ConsentMessage) -> Ack:
         if msg.given:
-            consent = await self._service.record_consent(caller.identity, msg.consultation_id,
-                                                         msg.purpose)
+            consent = await self._service.record_consent(
+                caller.identity, msg.consultation_id, msg.purpose
+            )
             return _ok({"consent": consent.to_wire()})
         await self._service.withdraw_consent(caller.identity, msg.consultation_id)
         return _ok({"consent": None})
 
     async def audit_list(self, caller: Caller, msg: ConsultationRef) -> Ack:
         events = await self._service.audit_log(caller.identity, msg.consultation_id)
-        return _ok({"consultation_id": msg.consultation_id, "events": [e.to_wire() for e in events]})
+        return _ok(
+            {"consultation_id": msg.consultation_id, "events": [e.to_wire() for e in events]}
+        )
 
     async def overview(self, caller: Caller, msg: EmptyMessage) -> Ack:
         return _ok(await self._service.overview(caller.identity))

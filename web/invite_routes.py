@@ -29,22 +29,34 @@ async def redeem_invite(request: web.Request) -> web.Response:
     try:
         payload = await request.json()
     except ValueError:
-        return web.json_response(error_payload("bad_request", 'send a JSON object {"name": "..."}'),
-                                 status=400)
+        return web.json_response(
+            error_payload("bad_request", 'send a JSON object {"name": "..."}'), status=400
+        )
     try:
         body = RedeemRequest.model_validate(payload)
     except ValidationError as exc:
         return web.json_response(to_wire(exc), status=400)
     try:
         invite, guest = await request.app[consultations_key].redeem_invite(
-            request.match_info["code"], body.name.strip() or "Guest")
+            request.match_info["code"], body.name.strip() or "Guest"
+        )
     except DomainError as exc:
         return web.json_response(to_wire(exc), status=_STATUS.get(exc.code, 400))
     token = request.app[authority_key].issue(
-        Role.GUEST, guest.participant_id, guest.name, ttl_s=GUEST_TOKEN_TTL_S,
-        consultation_id=invite.consultation_id)
-    return web.json_response({"token": token, "consultation_id": invite.consultation_id,
-                              "guest_id": guest.participant_id, "guest_role": invite.guest_role})
+        Role.GUEST,
+        guest.participant_id,
+        guest.name,
+        ttl_s=GUEST_TOKEN_TTL_S,
+        consultation_id=invite.consultation_id,
+    )
+    return web.json_response(
+        {
+            "token": token,
+            "consultation_id": invite.consultation_id,
+            "guest_id": guest.participant_id,
+            "guest_role": invite.guest_role,
+        }
+    )
 
 
 def add_invite_routes(app: web.Application) -> None:

@@ -35,8 +35,14 @@ async def rooms_context(app: web.Application) -> AsyncIterator[None]:
     service = ConsultationService(store, notifier, service_config_from(settings))
     gateway = app[gateway_key]
     gateway.add_events(ConsultationEvents(service).specs())
-    gateway.add_listener(ConsultationConnections(
-        service, sio, [s.as_client_dict() for s in settings.ice_servers], settings.rejoin_grace_s))
+    gateway.add_listener(
+        ConsultationConnections(
+            service,
+            sio,
+            [s.as_client_dict() for s in settings.ice_servers],
+            settings.rejoin_grace_s,
+        )
+    )
     app[store_key] = store
     app[notifier_key] = notifier
     app[consultations_key] = service

@@ -10,9 +10,17 @@ POLICY = QueuePolicy(urgent_head_start_s=1800, appointment_head_start_s=900)
 
 
 def waiting(cid: str, waited_s: float, **changes: object) -> Consultation:
-    c = Consultation(id=cid, service="paediatrics", outlet_id="o-" + cid, patient_ref="P",
-                     guardian_present=True, urgent=False, appointment_at=None,
-                     created_at=NOW - waited_s, queued_at=NOW - waited_s)
+    c = Consultation(
+        id=cid,
+        service="paediatrics",
+        outlet_id="o-" + cid,
+        patient_ref="P",
+        guardian_present=True,
+        urgent=False,
+        appointment_at=None,
+        created_at=NOW - waited_s,
+        queued_at=NOW - waited_s,
+    )
     for key, value in changes.items():
         setattr(c, key, value)
     return c
@@ -38,15 +46,21 @@ def test_urgent_does_not_starve_long_waiters() -> None:
 
 
 def test_due_appointment_goes_ahead_but_future_one_does_not() -> None:
-    queue = [waiting("walk-in", 300), waiting("due", 10, appointment_at=NOW - 1),
-             waiting("later", 20, appointment_at=NOW + 3600)]
+    queue = [
+        waiting("walk-in", 300),
+        waiting("due", 10, appointment_at=NOW - 1),
+        waiting("later", 20, appointment_at=NOW + 3600),
+    ]
     assert ids(order_queue(queue, NOW, POLICY)) == ["due", "walk-in", "later"]
 
 
 def test_transferred_goes_to_the_front_and_ended_or_active_are_left_out() -> None:
-    queue = [waiting("urgent", 999, urgent=True), waiting("moved", 1, front=True),
-             waiting("active", 5000, state=ConsultationState.ACTIVE),
-             waiting("offered", 50, state=ConsultationState.OFFERED)]
+    queue = [
+        waiting("urgent", 999, urgent=True),
+        waiting("moved", 1, front=True),
+        waiting("active", 5000, state=ConsultationState.ACTIVE),
+        waiting("offered", 50, state=ConsultationState.OFFERED),
+    ]
     assert ids(order_queue(queue, NOW, POLICY)) == ["moved", "urgent", "offered"]
 
 

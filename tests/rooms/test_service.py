@@ -82,9 +82,14 @@ class Rig:
 @pytest.fixture
 async def rig(store: Store) -> AsyncIterator[Rig]:
     clock, inbox, hooks = Clock(), Inbox(), Hooks()
-    service = ConsultationService(store, inbox, ServiceConfig(offer_timeout_s=30, rejoin_grace_s=60,
-                                                              empty_room_grace_s=60,
-                                                              presence_timeout_s=10), clock)
+    service = ConsultationService(
+        store,
+        inbox,
+        ServiceConfig(
+            offer_timeout_s=30, rejoin_grace_s=60, empty_room_grace_s=60, presence_timeout_s=10
+        ),
+        clock,
+    )
     service.add_listener(hooks)
     yield Rig(service, inbox, hooks, clock)
     await service.close()
@@ -117,7 +122,8 @@ async def test_offer_times_out_back_to_queue_and_clinician_goes_away(rig: Rig) -
     rig.clock.now += 2
     await rig.service.run_round()
     assert rig.inbox.events_for("dr-1", "consultation.offer_withdrawn") == [
-        {"consultation_id": cid, "reason": "timeout"}]
+        {"consultation_id": cid, "reason": "timeout"}
+    ]
     consultation = await rig.service.get(ADMIN, cid)
     assert consultation.state is ConsultationState.WAITING
     assert consultation.queued_at == rig.clock.now - 31, "the queue place is kept"

@@ -23,19 +23,31 @@ from rooms.store import Store, create_store
 
 def consultation(cid: str = "c-1", **changes: object) -> Consultation:
     now = time.time()
-    c = Consultation(id=cid, service="ophthalmology", outlet_id="outlet-1", patient_ref="P-1",
-                     guardian_present=True, urgent=False, appointment_at=None, created_at=now,
-                     queued_at=now,
-                     participants={"outlet-1": Participant("outlet-1", Role.OUTLET, "Outlet",
-                                                           connected=True)})
+    c = Consultation(
+        id=cid,
+        service="ophthalmology",
+        outlet_id="outlet-1",
+        patient_ref="P-1",
+        guardian_present=True,
+        urgent=False,
+        appointment_at=None,
+        created_at=now,
+        queued_at=now,
+        participants={"outlet-1": Participant("outlet-1", Role.OUTLET, "Outlet", connected=True)},
+    )
     for key, value in changes.items():
         setattr(c, key, value)
     return c
 
 
 async def test_consultation_round_trip_keeps_every_field(store: Store) -> None:
-    original = consultation(urgent=True, appointment_at=1_800_000_000.5, declined_by=["dr-x"],
-                            consent=Consent("outlet-1", 1.5, "outlet-1", "recording"), notes="n")
+    original = consultation(
+        urgent=True,
+        appointment_at=1_800_000_000.5,
+        declined_by=["dr-x"],
+        consent=Consent("outlet-1", 1.5, "outlet-1", "recording"),
+        notes="n",
+    )
     written = await store.put_consultation(original, 0)
     assert written is not None and written.version == 1
     loaded = await store.get_consultation("c-1")
@@ -87,11 +99,22 @@ async def test_open_consultations_excludes_ended(store: Store) -> None:
 
 
 async def test_presence_is_stored_per_clinician(store: Store) -> None:
-    p = ClinicianPresence("dr-1", Role.SPECIALIST, "Dr One", PresenceStatus.AVAILABLE,
-                          ("ophthalmology", "paediatrics"), True, 10.0, 5.0)
+    p = ClinicianPresence(
+        "dr-1",
+        Role.SPECIALIST,
+        "Dr One",
+        PresenceStatus.AVAILABLE,
+        ("ophthalmology", "paediatrics"),
+        True,
+        10.0,
+        5.0,
+    )
     await store.put_presence(p)
-    await store.put_presence(ClinicianPresence("c-2", Role.COUNSELLOR, "C", PresenceStatus.AWAY,
-                                               ("counselling",), False, 1.0, 1.0))
+    await store.put_presence(
+        ClinicianPresence(
+            "c-2", Role.COUNSELLOR, "C", PresenceStatus.AWAY, ("counselling",), False, 1.0, 1.0
+        )
+    )
     assert await store.get_presence("dr-1") == p
     assert await store.get_presence("nobody") is None
     assert {x.clinician_id for x in await store.all_presence()} == {"dr-1", "c-2"}
@@ -102,8 +125,9 @@ async def test_invite_redeems_once(store: Store) -> None:
     invite = Invite("code-1", "c-1", "dr-1", "parent", now, now + 600)
     await store.put_invite(invite)
     assert await store.get_invite("code-1") == invite
-    results = await asyncio.gather(store.redeem_invite("code-1", "guest-a"),
-                                   store.redeem_invite("code-1", "guest-b"))
+    results = await asyncio.gather(
+        store.redeem_invite("code-1", "guest-a"), store.redeem_invite("code-1", "guest-b")
+    )
     used = [r for r in results if r is not None]
     assert len(used) == 1 and used[0].redeemed_by in {"guest-a", "guest-b"}
     stored = await store.get_invite("code-1")
@@ -145,8 +169,11 @@ async def test_recording_index(store: Store) -> None:
     await store.save_recording({"recording_id": "r-1", "consultation_id": "c-1", "size": 10})
     await store.save_recording({"recording_id": "r-2", "consultation_id": "c-1"})
     await store.save_recording({"recording_id": "r-3", "consultation_id": "c-2"})
-    assert await store.get_recording("r-1") == {"recording_id": "r-1", "consultation_id": "c-1",
-                                                "size": 10}
+    assert await store.get_recording("r-1") == {
+        "recording_id": "r-1",
+        "consultation_id": "c-1",
+        "size": 10,
+    }
     assert {m["recording_id"] for m in await store.recordings_for("c-1")} == {"r-1", "r-2"}
     assert len(await store.all_recordings()) == 3
     await store.delete_recording("r-1")

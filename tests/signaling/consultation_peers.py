@@ -33,8 +33,9 @@ class Peer:
 
     async def connect(self) -> dict[str, Any]:
         """Connect and return the ``session.ready`` payload."""
-        await self.client.connect(self.url, auth={"token": self.token}, transports=["websocket"],
-                                  wait_timeout=5)
+        await self.client.connect(
+            self.url, auth={"token": self.token}, transports=["websocket"], wait_timeout=5
+        )
         return dict(await self.next("session.ready"))
 
     async def disconnect(self) -> None:
@@ -55,11 +56,11 @@ class Peer:
         return str(ack["error"]["code"])
 
     async def next(
-        self, event: str, where: Callable[[Any], bool] = lambda _: True, timeout: float = WAIT_S
+        self, event: str, where: Callable[[Any], bool] = lambda _: True, within_s: float = WAIT_S
     ) -> Any:
         """The next push of ``event`` (not returned before) that satisfies ``where``."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within_s
         while True:
             items = self.pushes[event]
             while self._seen[event] < len(items):
@@ -69,7 +70,7 @@ class Peer:
                     return item
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise AssertionError(f"no {event} push within {timeout}s; got {dict(self.pushes)}")
+                raise AssertionError(f"no {event} push within {within_s}s; got {dict(self.pushes)}")
             self._arrived.clear()
             try:
                 await asyncio.wait_for(self._arrived.wait(), remaining)
@@ -78,7 +79,7 @@ class Peer:
 
     def none_of(self, event: str, where: Callable[[Any], bool] = lambda _: True) -> bool:
         """True if no unseen push of ``event`` matches (does not consume)."""
-        return not any(where(item) for item in self.pushes[event][self._seen[event]:])
+        return not any(where(item) for item in self.pushes[event][self._seen[event] :])
 
 
 class Cast:
@@ -109,5 +110,10 @@ class Cast:
 
 
 def check_in_payload(outlet: str, service: str = "ophthalmology", **extra: Any) -> dict[str, Any]:
-    return {"service": service, "outlet_id": outlet, "patient_ref": "P-" + outlet,
-            "guardian_present": True, **extra}
+    return {
+        "service": service,
+        "outlet_id": outlet,
+        "patient_ref": "P-" + outlet,
+        "guardian_present": True,
+        **extra,
+    }

@@ -58,22 +58,30 @@ async def test_fair_pairing_accept_and_end(cast: Cast) -> None:
     assert offer["consultation"]["id"] == urgent["consultation_id"]
     accepted = await dr_a.ok("consultation.accept", {"consultation_id": urgent["consultation_id"]})
     assert accepted["consultation"]["state"] == "active"
-    update = await outlets[2].next("consultation.updated",
-                                   lambda p: p["consultation"]["state"] == "active")
+    update = await outlets[2].next(
+        "consultation.updated", lambda p: p["consultation"]["state"] == "active"
+    )
     assert update["consultation"]["clinician_id"] == "dr-a"
 
     await dr_b.ok("presence.set", {"status": "available"})
     offer_b = await dr_b.next("consultation.offered")
     assert offer_b["consultation"]["id"] == first["consultation_id"], "then the longest waiting"
-    await outlets[0].next("queue.position", lambda p: p["state"] == "offered" and p["position"] == 1)
+    await outlets[0].next(
+        "queue.position", lambda p: p["state"] == "offered" and p["position"] == 1
+    )
 
-    joined = await outlets[2].ok("consultation.join", {"consultation_id": urgent["consultation_id"]})
+    joined = await outlets[2].ok(
+        "consultation.join", {"consultation_id": urgent["consultation_id"]}
+    )
     assert joined["admitted"] is True
     ended = await outlets[2].ok("consultation.end", {"consultation_id": urgent["consultation_id"]})
     assert ended["consultation"]["state"] == "ended"
     push = await dr_a.next("consultation.ended")
-    assert push == {"consultation_id": urgent["consultation_id"], "reason": "completed",
-                    "consultation": push["consultation"]}
+    assert push == {
+        "consultation_id": urgent["consultation_id"],
+        "reason": "completed",
+        "consultation": push["consultation"],
+    }
     # dr-a is free again and the remaining request goes to it.
     offer_again = await dr_a.next("consultation.offered")
     assert offer_again["consultation"]["id"] == second["consultation_id"]
@@ -97,12 +105,15 @@ async def test_decline_and_timeout_requeue_keeping_place(cast: Cast) -> None:
     assert (await dr_b.next("consultation.offered"))["consultation"]["id"] == cid
     withdrawn = await dr_b.next("consultation.offer_withdrawn")  # not answered within 2 s
     assert withdrawn == {"consultation_id": cid, "reason": "timeout"}
-    position = await outlet.next("queue.position",
-                                 lambda p: p["state"] == "waiting" and p["position"] == 1)
+    position = await outlet.next(
+        "queue.position", lambda p: p["state"] == "waiting" and p["position"] == 1
+    )
     assert position["consultation_id"] == cid, "the request kept the head of the queue"
     assert await dr_b.refused("consultation.accept", {"consultation_id": cid}) == "conflict"
-    overview_clinicians = {c["clinician_id"]: c["status"] for c in
-                           (await (await cast.join(Role.ADMIN, "admin-1")).ok("admin.overview"))["clinicians"]}
+    overview_clinicians = {
+        c["clinician_id"]: c["status"]
+        for c in (await (await cast.join(Role.ADMIN, "admin-1")).ok("admin.overview"))["clinicians"]
+    }
     assert overview_clinicians["dr-b"] == "away", "a lapsed offer sets the clinician away"
 
     dr_c = await cast.specialist("dr-c")
@@ -112,16 +123,21 @@ async def test_decline_and_timeout_requeue_keeping_place(cast: Cast) -> None:
 
 async def test_pick_from_queue_list_and_concurrent_pick_has_one_winner(cast: Cast) -> None:
     outlets = [await cast.outlet(f"outlet-{i}") for i in range(4)]
-    ids = [(await o.ok("consultation.check_in", check_in_payload(f"outlet-{i}")))["consultation_id"]
-           for i, o in enumerate(outlets)]
+    ids = [
+        (await o.ok("consultation.check_in", check_in_payload(f"outlet-{i}")))["consultation_id"]
+        for i, o in enumerate(outlets)
+    ]
     doctors = [await cast.specialist(f"dr-{i}") for i in range(3)]
     listing = await doctors[0].ok("queue.list", {})
     assert [e["consultation_id"] for e in listing["entries"]] == ids
     assert [e["position"] for e in listing["entries"]] == [1, 2, 3, 4]
     for cid in ids:
-        acks = await asyncio.gather(*(d.call("consultation.accept", {"consultation_id": cid,
-                                                                     "pick": True})
-                                      for d in doctors))
+        acks = await asyncio.gather(
+            *(
+                d.call("consultation.accept", {"consultation_id": cid, "pick": True})
+                for d in doctors
+            )
+        )
         winners = [a for a in acks if "ok" in a]
         assert len(winners) == 1, acks
         assert sorted(a["error"]["code"] for a in acks if "error" in a) == ["conflict", "conflict"]
@@ -131,7 +147,9 @@ async def test_pick_from_queue_list_and_concurrent_pick_has_one_winner(cast: Cas
 async def test_reconnection_within_and_after_grace(cast: Cast, running: RunningServer) -> None:
     outlet = await cast.outlet("outlet-1")
     other = await cast.outlet("outlet-2")
-    mine = (await outlet.ok("consultation.check_in", check_in_payload("outlet-1")))["consultation_id"]
+    mine = (await outlet.ok("consultation.check_in", check_in_payload("outlet-1")))[
+        "consultation_id"
+    ]
     await other.ok("consultation.check_in", check_in_payload("outlet-2"))
     await outlet.disconnect()
     await asyncio.sleep(0.5)
@@ -152,36 +170,54 @@ async def test_reconnection_within_and_after_grace(cast: Cast, running: RunningS
 
 async def test_active_participant_rejoins_within_grace_and_is_removed_after(cast: Cast) -> None:
     outlet = await cast.outlet("outlet-1")
-    cid = (await outlet.ok("consultation.check_in", check_in_payload("outlet-1")))["consultation_id"]
+    cid = (await outlet.ok("consultation.check_in", check_in_payload("outlet-1")))[
+        "consultation_id"
+    ]
     dr = await cast.specialist("dr-a")
     await dr.ok("consultation.accept", {"consultation_id": cid, "pick": True})
     await outlet.ok("consultation.join", {"consultation_id": cid})
     await dr.disconnect()
-    dropped = await outlet.next("consultation.updated", lambda p: any(
-        x["participant_id"] == "dr-a" and not x["connected"] for x in p["consultation"]["participants"]))
+    dropped = await outlet.next(
+        "consultation.updated",
+        lambda p: any(
+            x["participant_id"] == "dr-a" and not x["connected"]
+            for x in p["consultation"]["participants"]
+        ),
+    )
     assert dropped["consultation"]["state"] == "active"
     dr_back = await cast.specialist("dr-a")
     ready = dr_back.pushes["session.ready"][0]
     assert ready["resume"]["consultation"]["id"] == cid and ready["rejoin_grace_s"] == 2.0
     await dr_back.ok("consultation.join", {"consultation_id": cid})
-    await outlet.next("consultation.updated", lambda p: any(
-        x["participant_id"] == "dr-a" and x["connected"] for x in p["consultation"]["participants"]))
+    await outlet.next(
+        "consultation.updated",
+        lambda p: any(
+            x["participant_id"] == "dr-a" and x["connected"]
+            for x in p["consultation"]["participants"]
+        ),
+    )
 
     await outlet.disconnect()
-    gone = await dr_back.next("consultation.updated", lambda p: all(
-        x["participant_id"] != "outlet-1" for x in p["consultation"]["participants"]), timeout=5)
+    gone = await dr_back.next(
+        "consultation.updated",
+        lambda p: all(x["participant_id"] != "outlet-1" for x in p["consultation"]["participants"]),
+        within_s=5,
+    )
     assert gone["consultation"]["state"] == "active"
 
 
 async def test_invite_redeem_wait_admit_and_refuse(cast: Cast, running: RunningServer) -> None:
     outlet = await cast.outlet("outlet-1")
-    cid = (await outlet.ok("consultation.check_in", check_in_payload("outlet-1")))["consultation_id"]
+    cid = (await outlet.ok("consultation.check_in", check_in_payload("outlet-1")))[
+        "consultation_id"
+    ]
     dr = await cast.specialist("dr-a")
     await dr.ok("consultation.accept", {"consultation_id": cid, "pick": True})
     invite = await dr.ok("consultation.invite", {"consultation_id": cid, "guest_role": "parent"})
     assert invite["url"] == f"/join/{invite['invite_code']}" and invite["expires_at"].endswith("Z")
-    by_outlet = await outlet.ok("consultation.invite", {"consultation_id": cid,
-                                                        "guest_role": "interpreter", "ttl_s": 120})
+    by_outlet = await outlet.ok(
+        "consultation.invite", {"consultation_id": cid, "guest_role": "interpreter", "ttl_s": 120}
+    )
 
     async with aiohttp.ClientSession() as http:
         redeem = f"{running.url}/api/invites/{invite['invite_code']}/redeem"
@@ -190,7 +226,9 @@ async def test_invite_redeem_wait_admit_and_refuse(cast: Cast, running: RunningS
             guest_grant = await response.json()
         async with http.post(redeem, json={"name": "Someone else"}) as response:
             assert response.status == 409, "an invite is single-use"
-        async with http.post(f"{running.url}/api/invites/nope/redeem", json={"name": "x"}) as response:
+        async with http.post(
+            f"{running.url}/api/invites/nope/redeem", json={"name": "x"}
+        ) as response:
             assert response.status == 404
         async with http.post(redeem, json={"name": "x", "extra": 1}) as response:
             assert response.status == 400
@@ -212,8 +250,10 @@ async def test_invite_redeem_wait_admit_and_refuse(cast: Cast, running: RunningS
     interpreter = await cast.with_token(interpreter_grant["token"])
     await interpreter.ok("consultation.join", {"consultation_id": cid})
     await dr.next("consultation.guest_waiting")
-    await dr.ok("consultation.admit", {"consultation_id": cid,
-                                       "guest_id": interpreter_grant["guest_id"], "admit": False})
+    await dr.ok(
+        "consultation.admit",
+        {"consultation_id": cid, "guest_id": interpreter_grant["guest_id"], "admit": False},
+    )
     assert (await interpreter.next("consultation.refused")) == {"consultation_id": cid}
     assert await interpreter.refused("consultation.join", {"consultation_id": cid}) == "forbidden"
 
@@ -222,11 +262,16 @@ async def test_transfer_goes_to_front_of_the_other_queue(cast: Cast) -> None:
     waiting_outlet = await cast.outlet("outlet-w")
     await waiting_outlet.ok("consultation.check_in", check_in_payload("outlet-w", "counselling"))
     outlet = await cast.outlet("outlet-1")
-    cid = (await outlet.ok("consultation.check_in", check_in_payload("outlet-1")))["consultation_id"]
+    cid = (await outlet.ok("consultation.check_in", check_in_payload("outlet-1")))[
+        "consultation_id"
+    ]
     dr = await cast.specialist("dr-a")
     await dr.ok("consultation.accept", {"consultation_id": cid, "pick": True})
     moved = await dr.ok("consultation.transfer", {"consultation_id": cid, "service": "counselling"})
-    assert moved["consultation"]["state"] == "waiting" and moved["consultation"]["service"] == "counselling"
+    assert (
+        moved["consultation"]["state"] == "waiting"
+        and moved["consultation"]["service"] == "counselling"
+    )
     counsellor = await cast.join(Role.COUNSELLOR, "co-1", services=["counselling"])
     listing = await counsellor.ok("queue.list", {})
     assert listing["entries"][0]["consultation_id"] == cid, "a transfer goes to the front"
@@ -245,19 +290,23 @@ async def test_transfer_goes_to_front_of_the_other_queue(cast: Cast) -> None:
 
 async def test_empty_room_ends_after_grace(cast: Cast) -> None:
     outlet = await cast.outlet("outlet-1")
-    cid = (await outlet.ok("consultation.check_in", check_in_payload("outlet-1")))["consultation_id"]
+    cid = (await outlet.ok("consultation.check_in", check_in_payload("outlet-1")))[
+        "consultation_id"
+    ]
     dr = await cast.specialist("dr-a")
     await dr.ok("consultation.accept", {"consultation_id": cid, "pick": True})
     await outlet.ok("consultation.join", {"consultation_id": cid})
     await outlet.ok("consultation.leave", {"consultation_id": cid})
     await dr.ok("consultation.leave", {"consultation_id": cid})
-    ended = await outlet.next("consultation.ended", timeout=5)
+    ended = await outlet.next("consultation.ended", within_s=5)
     assert ended["reason"] == "empty"
 
 
 async def test_audit_log_records_the_flow_for_admins_only(cast: Cast) -> None:
     outlet = await cast.outlet("outlet-1")
-    cid = (await outlet.ok("consultation.check_in", check_in_payload("outlet-1")))["consultation_id"]
+    cid = (await outlet.ok("consultation.check_in", check_in_payload("outlet-1")))[
+        "consultation_id"
+    ]
     dr = await cast.specialist("dr-a")
     await dr.ok("presence.set", {"status": "available"})
     await dr.next("consultation.offered")

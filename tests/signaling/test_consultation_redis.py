@@ -39,14 +39,22 @@ async def test_concurrent_acceptors_on_two_nodes_exactly_one_wins(
     on_a, on_b = Cast(node_a), Cast(node_b)
     try:
         outlet = await on_a.outlet("outlet-1")
-        doctors = [await on_a.specialist("dr-a1"), await on_a.specialist("dr-a2"),
-                   await on_b.specialist("dr-b1"), await on_b.specialist("dr-b2")]
+        doctors = [
+            await on_a.specialist("dr-a1"),
+            await on_a.specialist("dr-a2"),
+            await on_b.specialist("dr-b1"),
+            await on_b.specialist("dr-b2"),
+        ]
         for round_ in range(8):
             cid = (await outlet.ok("consultation.check_in", check_in_payload("outlet-1")))[
-                "consultation_id"]
-            acks = await asyncio.gather(*(
-                d.call("consultation.accept", {"consultation_id": cid, "pick": True})
-                for d in doctors))
+                "consultation_id"
+            ]
+            acks = await asyncio.gather(
+                *(
+                    d.call("consultation.accept", {"consultation_id": cid, "pick": True})
+                    for d in doctors
+                )
+            )
             winners = [a["ok"]["consultation"]["clinician_id"] for a in acks if "ok" in a]
             assert len(winners) == 1, (round_, acks)
             assert [a["error"]["code"] for a in acks if "error" in a] == ["conflict"] * 3
@@ -54,11 +62,16 @@ async def test_concurrent_acceptors_on_two_nodes_exactly_one_wins(
             seen = await doctors[3].call("queue.list", {})
             assert cid not in [e["consultation_id"] for e in seen["ok"]["entries"]]
         # Pushes cross nodes: the outlet on node A hears of a clinician on node B.
-        cid = (await outlet.ok("consultation.check_in", check_in_payload("outlet-1")))["consultation_id"]
+        cid = (await outlet.ok("consultation.check_in", check_in_payload("outlet-1")))[
+            "consultation_id"
+        ]
         await doctors[2].ok("consultation.accept", {"consultation_id": cid, "pick": True})
-        update = await outlet.next("consultation.updated",
-                                   lambda p: p["consultation"]["id"] == cid
-                                   and p["consultation"]["clinician_id"] == "dr-b1")
+        update = await outlet.next(
+            "consultation.updated",
+            lambda p: (
+                p["consultation"]["id"] == cid and p["consultation"]["clinician_id"] == "dr-b1"
+            ),
+        )
         assert update["consultation"]["state"] == "active"
     finally:
         await on_a.close()
@@ -70,9 +83,12 @@ async def test_restart_keeps_queue_and_consultations(redis_settings: Settings) -
     cast = Cast(before)
     try:
         outlets = [await cast.outlet(f"outlet-{i}") for i in range(3)]
-        ids = [(await o.ok("consultation.check_in",
-                           check_in_payload(f"outlet-{i}", urgent=(i == 2))))["consultation_id"]
-               for i, o in enumerate(outlets)]
+        ids = [
+            (await o.ok("consultation.check_in", check_in_payload(f"outlet-{i}", urgent=(i == 2))))[
+                "consultation_id"
+            ]
+            for i, o in enumerate(outlets)
+        ]
         dr = await cast.specialist("dr-a")
         await dr.ok("consultation.accept", {"consultation_id": ids[0], "pick": True})
         order_before = [e["consultation_id"] for e in (await dr.ok("queue.list", {}))["entries"]]
@@ -91,8 +107,9 @@ async def test_restart_keeps_queue_and_consultations(redis_settings: Settings) -
         outlet = await cast.outlet("outlet-1")
         resumed = outlet.pushes["session.ready"][0]["resume"]["consultation"]
         assert resumed["id"] == ids[1] and resumed["state"] == "waiting"
-        await outlet.next("queue.position", lambda p: p["consultation_id"] == ids[1]
-                          and p["position"] == 2)
+        await outlet.next(
+            "queue.position", lambda p: p["consultation_id"] == ids[1] and p["position"] == 2
+        )
         admin = await cast.join(Role.ADMIN, "admin-1")
         events = (await admin.ok("audit.list", {"consultation_id": ids[0]}))["events"]
         assert [e["action"] for e in events][:2] == ["check_in", "pick"]
