@@ -973,6 +973,8 @@ class ConsultationService:
                 return False
             participant.connected = False
             participant.disconnected_at = now
+            if c.state is ACTIVE:
+                _mark_if_empty(c, now)
             return True
 
         before, after = await self._update(consultation_id, change)

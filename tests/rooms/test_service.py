@@ -203,3 +203,20 @@ async def test_transfer_to_a_colleague_offers_it_directly(rig: Rig) -> None:
     await rig.service.accept(DR2, cid)
     with pytest.raises(Forbidden):
         await rig.service.join(DR, cid)
+
+
+async def test_room_everyone_dropped_from_ends_after_the_empty_grace(rig: Rig) -> None:
+    cid = await active(rig)
+    await rig.service.disconnected(OUTLET, "sid-o")
+    await rig.service.disconnected(DR, "sid-d")
+    rig.clock.now += 30
+    await rig.service.connected(DR, "sid-d2")
+    await rig.service.join(DR, cid)
+    rig.clock.now += 31
+    await rig.service.run_round()
+    assert (await rig.service.get(ADMIN, cid)).state is ConsultationState.ACTIVE, "dr came back"
+    await rig.service.disconnected(DR, "sid-d2")
+    rig.clock.now += 61
+    await rig.service.run_round()
+    ended = await rig.service.get(ADMIN, cid)
+    assert ended.state is ConsultationState.ENDED and ended.ended_reason == "empty"
