@@ -688,12 +688,10 @@ class MediaRegistry:
         return router
 
     async def remove_participant(self, consultation_id: str, participant_id: str) -> None:
+        """Close one participant's media; the router (and its taps) stays until the end."""
         router = self._routers.get(consultation_id)
-        if router is None:
-            return
-        await router.remove_participant(participant_id)
-        if not router.participant_ids:
-            await self.close_router(consultation_id)
+        if router is not None:
+            await router.remove_participant(participant_id)
 
     async def close_router(self, consultation_id: str) -> None:
         router = self._routers.pop(consultation_id, None)

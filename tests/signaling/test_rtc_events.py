@@ -93,7 +93,7 @@ class MediaClient:
 
     async def _answer_offers(self) -> None:
         while True:
-            offer = await self.peer.next("rtc.offer", timeout=3600)
+            offer = await self.peer.next("rtc.offer", within_s=3600)
             answer = await self.media.answer_offer(offer["sdp"])
             await self.peer.ok(
                 "rtc.answer", {"consultation_id": self.consultation_id, "sdp": answer}
@@ -148,7 +148,7 @@ async def test_consultation_media_over_socketio(cast: Cast, rtc_server: RunningS
             == "unknown_track"
         )
 
-        stats = await doctor.next("rtc.stats", timeout=10)
+        stats = await doctor.next("rtc.stats", within_s=10)
         assert {p["participant_id"] for p in stats["participants"]} == {"outlet-7", "dr-li"}
         assert set(stats["participants"][0]) >= {
             "rtt_ms",
@@ -212,3 +212,26 @@ async def test_bad_rtc_input_gets_clear_errors(cast: Cast) -> None:
     finally:
         await good.close()
     del doctor
+
+
+async def test_leaving_closes_the_participants_media(cast: Cast, rtc_server: RunningServer) -> None:
+    consultation_id, outlet, doctor = await active_consultation(cast)
+    outlet_media = MediaClient(outlet, ClientPeer("outlet-7", rgb=RED), consultation_id)
+    doctor_media = MediaClient(doctor, ClientPeer("dr-li", rgb=GREEN), consultation_id)
+    try:
+        await outlet_media.start()
+        await doctor_media.start()
+        await doctor_media.media.wait_for("outlet-7", "video")
+        router = rtc_server.app[media_registry_key].get(consultation_id)
+        assert router is not None and router.participant_ids == ["dr-li", "outlet-7"]
+        server_peer = router.peer("outlet-7")
+
+        await outlet.ok("consultation.leave", {"consultation_id": consultation_id})
+        await doctor.next("rtc.tracks", lambda p: p["tracks"] == [])
+        assert router.participant_ids == ["dr-li"]
+        assert server_peer.pc.connectionState == "closed"
+        assert await outlet.refused("rtc.receive_mode", {"consultation_id": consultation_id,
+                                                         "video": False}) == "forbidden"
+    finally:
+        await outlet_media.close()
+        await doctor_media.close()
