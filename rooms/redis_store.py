@@ -18,6 +18,9 @@ _PREFIX = "tc:"
 _OPEN = _PREFIX + "open"
 _PRESENCE = _PREFIX + "presence"
 _RECORDINGS = _PREFIX + "recordings"
+# A burst (hundreds of outlets reconnecting) waits for a pooled connection instead of failing.
+_MAX_CONNECTIONS = 32
+_POOL_WAIT_S = 10.0
 # Invites stay readable for a day after they expire, so a late guest hears "expired", not "unknown".
 _INVITE_AFTERLIFE_S = 86400
 
@@ -66,7 +69,10 @@ class RedisStore:
     backend = "redis"
 
     def __init__(self, url: str) -> None:
-        self._redis: redis.Redis = redis.Redis.from_url(url, decode_responses=True)
+        pool = redis.BlockingConnectionPool.from_url(
+            url, max_connections=_MAX_CONNECTIONS, timeout=_POOL_WAIT_S, decode_responses=True
+        )
+        self._redis: redis.Redis = redis.Redis.from_pool(pool)
         self._put_consultation = self._redis.register_script(_PUT_CONSULTATION)
         self._take_lock = self._redis.register_script(_TAKE_LOCK)
         self._release_lock = self._redis.register_script(_RELEASE_LOCK)
