@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from rooms.models import AuditEvent, ClinicianPresence, Consultation, Invite
@@ -19,6 +20,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._consultations: dict[str, str] = {}
         self._presence: dict[str, str] = {}
+        self._seen: dict[str, float] = {}
         self._invites: dict[str, str] = {}
         self._audit: defaultdict[str, list[str]] = defaultdict(list)
         self._durations: defaultdict[str, list[float]] = defaultdict(list)
@@ -57,6 +59,12 @@ class MemoryStore:
 
     async def all_presence(self) -> list[ClinicianPresence]:
         return [ClinicianPresence.from_dict(json.loads(raw)) for raw in self._presence.values()]
+
+    async def mark_seen(self, subjects: Iterable[str], at: float) -> None:
+        self._seen.update(dict.fromkeys(subjects, float(at)))
+
+    async def seen_at(self, subjects: Iterable[str]) -> dict[str, float]:
+        return {s: self._seen[s] for s in subjects if s in self._seen}
 
     async def put_invite(self, invite: Invite) -> None:
         self._invites[invite.code] = json.dumps(invite.to_dict())

@@ -7,6 +7,7 @@ they are atomic however many processes share the database.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import redis.asyncio as redis
@@ -17,6 +18,7 @@ from rooms.store import RECENT_DURATIONS, check_recording_meta
 _PREFIX = "tc:"
 _OPEN = _PREFIX + "open"
 _PRESENCE = _PREFIX + "presence"
+_SEEN = _PREFIX + "seen"
 _RECORDINGS = _PREFIX + "recordings"
 # A burst (hundreds of outlets reconnecting) waits for a pooled connection instead of failing.
 _MAX_CONNECTIONS = 32
@@ -118,6 +120,20 @@ class RedisStore:
     async def all_presence(self) -> list[ClinicianPresence]:
         raws = await self._redis.hvals(_PRESENCE)
         return [ClinicianPresence.from_dict(json.loads(raw)) for raw in raws]
+
+    async def mark_seen(self, subjects: Iterable[str], at: float) -> None:
+        items: list[str | float] = []
+        for subject in subjects:
+            items += [subject, float(at)]
+        if items:
+            await self._redis.hset(_SEEN, items=items)
+
+    async def seen_at(self, subjects: Iterable[str]) -> dict[str, float]:
+        wanted = list(dict.fromkeys(subjects))
+        if not wanted:
+            return {}
+        values = await self._redis.hmget(_SEEN, wanted)
+        return {s: float(v) for s, v in zip(wanted, values, strict=True) if v is not None}
 
     async def put_invite(self, invite: Invite) -> None:
         ttl = max(1, int(invite.expires_at - invite.created_at) + _INVITE_AFTERLIFE_S)

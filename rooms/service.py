@@ -102,7 +102,7 @@ class ConsultationService:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._stopping = False
-        self._presence_refreshed_at = 0.0
+        self._heartbeat_at = 0.0
         self._published_queues: dict[str, tuple[tuple[str, int, str], ...]] = {}
         self._published_positions: dict[str, tuple[int, str, int | None]] = {}
 
@@ -710,6 +710,7 @@ class ConsultationService:
                 now,
             )
             await self._store.put_presence(replace(presence, online=True, seen_at=now))
+        await self._store.mark_seen([actor.subject], now)
         resumable: list[Consultation] = []
         for consultation in await self._store.open_consultations():
             if not _concerns(actor, consultation):
@@ -742,7 +743,7 @@ class ConsultationService:
                 await self._withdraw_offer(consultation, "disconnected")
             participant = consultation.participants.get(actor.subject)
             if participant is not None and participant.connected:
-                await self._mark_disconnected(actor, consultation.id, now)
+                await self._mark_disconnected(consultation.id, actor.subject, now, "disconnected")
         self.wake()
 
     # ----- the background round --------------------------------------------------------------
@@ -763,7 +764,7 @@ class ConsultationService:
 
         Only one process runs a round at a time (a store lock); the others skip it.
         """
-        await self._refresh_presence()
+        await self._heartbeat()
         if not await self._store.try_lock(_ROUND_LOCK, self._node, 10.0):
             return
         try:
@@ -773,11 +774,13 @@ class ConsultationService:
         finally:
             await self._store.release_lock(_ROUND_LOCK, self._node)
 
-    async def _refresh_presence(self) -> None:
+    async def _heartbeat(self) -> None:
+        """Tell the store this process's connections are alive, so others can spot a crash."""
         now = self._clock()
-        if now - self._presence_refreshed_at < self._config.presence_timeout_s / 3:
+        if now - self._heartbeat_at < self._config.presence_timeout_s / 3:
             return
-        self._presence_refreshed_at = now
+        self._heartbeat_at = now
+        await self._store.mark_seen(list(self._actors), now)
         for subject, actor in list(self._actors.items()):
             if not actor.role.is_clinician:
                 continue
@@ -789,7 +792,9 @@ class ConsultationService:
         now = self._clock()
         config = self._config
         live = await self._live_clinicians(now)
-        for c in await self._store.open_consultations():
+        open_ = await self._store.open_consultations()
+        await self._drop_silent_participants(open_, now)
+        for c in open_:
             if c.state is OFFERED and c.offer_expires_at is not None and c.offer_expires_at <= now:
                 await self._offer_timed_out(c)
             elif c.state is OFFERED and c.offered_to not in live:
@@ -966,9 +971,23 @@ class ConsultationService:
             logger.info("outlet back consultation=%s participant=%s", after.id, actor.subject)
         return after
 
-    async def _mark_disconnected(self, actor: Actor, consultation_id: str, now: float) -> None:
+    async def _drop_silent_participants(self, open_: list[Consultation], now: float) -> None:
+        """Participants marked connected whose process stopped its heartbeat (it crashed)."""
+        connected = {p.participant_id for c in open_ for p in c.participants.values()
+                     if p.connected}
+        seen = await self._store.seen_at(connected)
+        cutoff = now - self._config.presence_timeout_s
+        for c in open_:
+            for p in c.participants.values():
+                last_seen = seen.get(p.participant_id, now)
+                if p.connected and last_seen < cutoff:
+                    await self._mark_disconnected(c.id, p.participant_id, last_seen, "silent")
+
+    async def _mark_disconnected(
+        self, consultation_id: str, participant_id: str, now: float, reason: str
+    ) -> None:
         def change(c: Consultation) -> bool:
-            participant = c.participants.get(actor.subject)
+            participant = c.participants.get(participant_id)
             if participant is None or not participant.connected:
                 return False
             participant.connected = False
@@ -980,11 +999,15 @@ class ConsultationService:
         before, after = await self._update(consultation_id, change)
         if after.version == before.version:
             return
-        await self.audit(after.id, actor, "disconnected", {})
+        role = after.participants[participant_id].role.value
+        await self._store.append_audit(
+            AuditEvent(after.id, now, participant_id, role, "disconnected", {"reason": reason})
+        )
         logger.info(
-            "dropped consultation=%s participant=%s grace_s=%s",
+            "dropped consultation=%s participant=%s reason=%s grace_s=%s",
             after.id,
-            actor.subject,
+            participant_id,
+            reason,
             self._config.rejoin_grace_s,
         )
         await self._notify_consultation(after, "consultation.updated")

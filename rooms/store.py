@@ -7,6 +7,7 @@ backend (a Lua script in Redis), so two server processes can never both claim a 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from rooms.models import AuditEvent, ClinicianPresence, Consultation, Invite
@@ -41,6 +42,14 @@ class Store(Protocol):
     async def get_presence(self, clinician_id: str) -> ClinicianPresence | None: ...
 
     async def all_presence(self) -> list[ClinicianPresence]: ...
+
+    async def mark_seen(self, subjects: Iterable[str], at: float) -> None:
+        """Record that these subjects still have a live connection (a process heartbeat)."""
+        ...
+
+    async def seen_at(self, subjects: Iterable[str]) -> dict[str, float]:
+        """When each subject was last seen connected; unknown subjects are left out."""
+        ...
 
     async def put_invite(self, invite: Invite) -> None: ...
 

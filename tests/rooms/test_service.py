@@ -220,3 +220,21 @@ async def test_room_everyone_dropped_from_ends_after_the_empty_grace(rig: Rig) -
     await rig.service.run_round()
     ended = await rig.service.get(ADMIN, cid)
     assert ended.state is ConsultationState.ENDED and ended.ended_reason == "empty"
+
+
+async def test_a_crashed_process_connections_are_noticed_by_another(rig: Rig, store: Store) -> None:
+    cid = await checked_in(rig)  # outlet connected to the first process, which then dies silently
+    config = ServiceConfig(rejoin_grace_s=60, presence_timeout_s=10)
+    survivor = ConsultationService(store, rig.inbox, config, rig.clock)
+    rig.clock.now += 5
+    await survivor.run_round()
+    assert (await survivor.get(ADMIN, cid)).participants["outlet-1"].connected
+    rig.clock.now += 6
+    await survivor.run_round()
+    dropped = (await survivor.get(ADMIN, cid)).participants["outlet-1"]
+    assert not dropped.connected and dropped.disconnected_at == rig.clock.now - 11
+    rig.clock.now += 50
+    await survivor.run_round()
+    ended = await survivor.get(ADMIN, cid)
+    assert ended.state is ConsultationState.ENDED and ended.ended_reason == "outlet_disconnected"
+    await survivor.close()

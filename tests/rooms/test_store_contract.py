@@ -188,3 +188,11 @@ def test_factory_picks_backend_and_refuses_unknown_schemes() -> None:
     assert create_store(None).backend == "memory"
     with pytest.raises(ValueError):
         create_store("postgres://x")
+
+
+async def test_seen_heartbeat(store: Store) -> None:
+    await store.mark_seen(["outlet-1", "dr-1"], 100.5)
+    await store.mark_seen(["dr-1"], 200.0)
+    await store.mark_seen([], 300.0)
+    assert await store.seen_at(["outlet-1", "dr-1", "nobody"]) == {"outlet-1": 100.5, "dr-1": 200.0}
+    assert await store.seen_at([]) == {}
