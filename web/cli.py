@@ -35,6 +35,7 @@ def _settings_from(args: argparse.Namespace) -> Settings:
         "secret": getattr(args, "secret", None),
         "media_ips": tuple(args.media_ip) if getattr(args, "media_ip", None) else None,
         "announced_ip": getattr(args, "announced_ip", None),
+        "media_udp_ports": getattr(args, "media_udp_ports", None),
         "ice_servers": list(args.ice_server) if getattr(args, "ice_server", None) else None,
         "recordings_dir": getattr(args, "recordings", None),
         "production": True if getattr(args, "production", False) else None,
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--secret", help="token secret (default: generated for this process)")
     serve.add_argument("--media-ip", action="append", help="IP media binds to (repeatable)")
     serve.add_argument("--announced-ip", help="IP announced in ICE candidates (behind 1:1 NAT)")
+    serve.add_argument("--media-udp-ports", help="UDP port range for media, e.g. 40000-40999")
     serve.add_argument("--ice-server", action="append", help="STUN/TURN URL handed to clients")
     serve.add_argument("--recordings", type=Path, help="folder for recordings")
     serve.add_argument("--production", action="store_true", help="refuse weak or missing secrets")

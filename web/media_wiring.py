@@ -26,6 +26,7 @@ def media_config_from(settings: Settings) -> MediaConfig:
     return MediaConfig(
         media_ips=settings.media_ips,
         announced_ip=settings.announced_ip,
+        udp_ports=settings.media_udp_ports,
         ice_servers=tuple(
             IceServerConfig(s.urls, s.username, s.credential) for s in settings.ice_servers
         ),

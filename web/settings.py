@@ -53,6 +53,7 @@ class Settings:
     public_url: str | None = None
     media_ips: tuple[str, ...] = ()
     announced_ip: str | None = None
+    media_udp_ports: tuple[int, int] | None = None
     ice_servers: tuple[IceServer, ...] = ()
     recordings_dir: Path = Path("recordings")
     recording_key: str | None = None
@@ -98,12 +99,22 @@ _CONVERTERS: dict[str, Any] = {
     "recordings_dir": Path,
     "production": lambda v: v if isinstance(v, bool) else str(v).lower() in {"1", "true", "yes"},
     "media_ips": lambda v: tuple(v) if isinstance(v, list | tuple) else _split(str(v)),
+    "media_udp_ports": lambda v: _port_range(v),
     "ice_servers": lambda v: tuple(_ice_server(x) for x in (v if isinstance(v, list) else _split(str(v)))),
 }
 
 
 def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _port_range(value: Any) -> tuple[int, int]:
+    """``"40000-40999"`` or ``[40000, 40999]`` as ``(first, last)``."""
+    parts = value.split("-") if isinstance(value, str) else list(value)
+    first, last = (int(p) for p in parts)
+    if not 1024 <= first <= last <= 65535:
+        raise ValueError(f"bad UDP port range {value!r}")
+    return first, last
 
 
 def _ice_server(value: Any) -> IceServer:

@@ -55,3 +55,12 @@ def test_production_refuses_missing_or_weak_secret(secret: str) -> None:
 def test_production_accepts_a_strong_secret() -> None:
     strong = "k" * 48
     assert Settings(production=True, secret=strong).validated().secret == strong
+
+
+def test_media_udp_port_range() -> None:
+    assert load_settings(environ={"TELECONSULT_MEDIA_UDP_PORTS": "40000-40100"}).media_udp_ports == (
+        40000,
+        40100,
+    )
+    with pytest.raises(SettingsError, match="media_udp_ports"):
+        load_settings(environ={"TELECONSULT_MEDIA_UDP_PORTS": "9-5"})
