@@ -225,7 +225,7 @@ class ConsultationService:
             name=actor.name,
             status=status,
             services=chosen,
-            online=previous.online if previous else actor.subject in self._connections,
+            online=True,
             seen_at=now,
             available_since=previous.available_since if previous and keeps_availability else now,
         )

@@ -326,3 +326,21 @@ async def test_audit_log_records_the_flow_for_admins_only(cast: Cast) -> None:
     assert "6/9" not in str(events), "notes never reach the audit log"
     assert await dr.refused("audit.list", {"consultation_id": cid}) == "forbidden"
     assert await outlet.refused("audit.list", {"consultation_id": cid}) == "forbidden"
+
+
+async def test_clinician_going_offline_is_noticed_and_its_offer_moves_on(cast: Cast) -> None:
+    outlet = await cast.outlet("outlet-1")
+    cid = await outlet.ok("consultation.check_in", check_in_payload("outlet-1"))
+    dr_a = await cast.specialist("dr-a")
+    await dr_a.ok("presence.set", {"status": "available"})
+    assert (await dr_a.next("consultation.offered"))["consultation"]["id"] == cid["consultation_id"]
+    dr_b = await cast.specialist("dr-b")
+    await dr_b.ok("presence.set", {"status": "available"})
+    await dr_a.disconnect()
+    offer = await dr_b.next("consultation.offered", within_s=2)
+    assert offer["consultation"]["id"] == cid["consultation_id"]
+    admin = await cast.join(Role.ADMIN, "admin-1")
+    statuses = {
+        c["clinician_id"]: c["status"] for c in (await admin.ok("admin.overview"))["clinicians"]
+    }
+    assert statuses == {"dr-a": "offline", "dr-b": "available"}
