@@ -27,10 +27,20 @@ class ConnectionListener(Protocol):
     async def on_disconnect(self, sid: str, identity: Identity) -> None: ...
 
 
-def create_socket_server(redis_url: str | None, max_event_bytes: int) -> socketio.AsyncServer:
-    """Build the Socket.IO server; with Redis, emits are shared between server processes."""
+def create_socket_server(
+    redis_url: str | None, max_event_bytes: int, liveness_timeout_s: float
+) -> socketio.AsyncServer:
+    """Build the Socket.IO server; with Redis, emits are shared between server processes.
+
+    Engine.IO pings every ``liveness_timeout_s / 2`` and gives up after as long again, so a
+    connection lost without a goodbye (network loss) is noticed within ``liveness_timeout_s``
+    instead of engine.io's default ~45 s.
+    """
     manager = socketio.AsyncRedisManager(redis_url) if redis_url else None
+    half = max(1.0, liveness_timeout_s / 2)
     return socketio.AsyncServer(
+        ping_interval=half,
+        ping_timeout=half,
         async_mode="aiohttp",
         client_manager=manager,
         max_http_buffer_size=max_event_bytes * _TRANSPORT_HEADROOM,

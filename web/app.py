@@ -43,8 +43,11 @@ def create_app(settings: Settings) -> web.Application:
         registry=registry,
     )
     authority = TokenAuthority(settings.secret)
-    sio = create_socket_server(settings.store_url if settings.store_backend == "redis" else None,
-                               settings.max_event_bytes)
+    sio = create_socket_server(
+        settings.store_url if settings.store_backend == "redis" else None,
+        settings.max_event_bytes,
+        settings.presence_timeout_s,
+    )
     gateway = SignalingGateway(
         sio,
         authority,
