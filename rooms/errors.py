@@ -1,4 +1,7 @@
-"""Domain errors with fixed codes. ``signaling.errors`` is the only place that turns them into wire payloads."""
+"""Domain errors with fixed codes.
+
+``signaling.errors`` is the only place that turns them into wire payloads.
+"""
 
 from __future__ import annotations
 

@@ -92,7 +92,9 @@ class Dispatcher:
             if identity is None:
                 raise ProtocolError("unauthenticated", "the connection has no valid identity")
             if identity.expires_at < time.time():
-                raise ProtocolError("token_expired", "the token has expired; reconnect with a new one")
+                raise ProtocolError(
+                    "token_expired", "the token has expired; reconnect with a new one"
+                )
             spec = self._specs.get(event_name)
             if spec is None:
                 raise unknown_event(event_name)

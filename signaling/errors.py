@@ -23,7 +23,9 @@ def unknown_event(event: str) -> ProtocolError:
 
 
 def payload_too_large(size: int, limit: int) -> ProtocolError:
-    return ProtocolError("payload_too_large", f"payload of {size} bytes exceeds the {limit} byte limit")
+    return ProtocolError(
+        "payload_too_large", f"payload of {size} bytes exceeds the {limit} byte limit"
+    )
 
 
 def role_forbidden(event: str, role: str) -> ProtocolError:

@@ -96,7 +96,9 @@ class SignalingGateway:
                 exc.message, {"code": exc.code}
             ) from None
         await self.sio.save_session(sid, {_IDENTITY: identity})
-        logger.info("connected sid=%s role=%s subject=%s", sid, identity.role.value, identity.subject)
+        logger.info(
+            "connected sid=%s role=%s subject=%s", sid, identity.role.value, identity.subject
+        )
         for listener in self._listeners:
             await listener.on_connect(sid, identity)
 
@@ -104,7 +106,9 @@ class SignalingGateway:
         identity = await self.identity_of(sid)
         if identity is None:
             return
-        logger.info("disconnected sid=%s role=%s subject=%s", sid, identity.role.value, identity.subject)
+        logger.info(
+            "disconnected sid=%s role=%s subject=%s", sid, identity.role.value, identity.subject
+        )
         for listener in self._listeners:
             try:
                 await listener.on_disconnect(sid, identity)

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from signaling.auth import TokenAuthority
 from signaling.server import SignalingGateway, create_socket_server
+from web.invite_routes import add_invite_routes
 from web.keys import (
     authority_key,
     consultations_key,
@@ -20,7 +21,6 @@ from web.keys import (
     sio_key,
     started_at_key,
 )
-from web.invite_routes import add_invite_routes
 from web.media_wiring import media_context
 from web.pages import add_page_routes
 from web.recording_wiring import add_recording
@@ -69,6 +69,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(media_context(lambda a: a[consultations_key], lambda a: a[notifier_key]))
     add_recording(app)
     if settings.secret_generated:
-        logger.warning("no secret configured: generated one for this process (dev mode); "
-                       "tokens from other processes will not verify")
+        logger.warning(
+            "no secret configured: generated one for this process (dev mode); "
+            "tokens from other processes will not verify"
+        )
     return app

@@ -7,8 +7,8 @@ import logging
 
 from aiohttp import web
 
-from signaling.auth import TokenAuthority
 from rooms.roles import Role
+from signaling.auth import TokenAuthority
 from web.app import create_app
 from web.logging_setup import configure_logging
 from web.settings import Settings
@@ -48,6 +48,13 @@ def run_server(settings: Settings) -> None:
     app = create_app(settings)
     if settings.secret_generated:
         _print_dev_links(settings)
-    web.run_app(app, host=settings.host, port=settings.port, loop=loop, print=None,
-                access_log=None, shutdown_timeout=5.0)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop=loop,
+        print=None,
+        access_log=None,
+        shutdown_timeout=5.0,
+    )
     loop.close()

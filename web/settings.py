@@ -82,7 +82,8 @@ class Settings:
             len(self.secret.encode()) < MIN_SECRET_BYTES or self.secret.lower() in _WEAK_SECRETS
         ):
             raise SettingsError(
-                f"production mode refuses a weak secret: use at least {MIN_SECRET_BYTES} random bytes"
+                "production mode refuses a weak secret: "
+                f"use at least {MIN_SECRET_BYTES} random bytes"
             )
         return self
 
@@ -100,7 +101,9 @@ _CONVERTERS: dict[str, Any] = {
     "production": lambda v: v if isinstance(v, bool) else str(v).lower() in {"1", "true", "yes"},
     "media_ips": lambda v: tuple(v) if isinstance(v, list | tuple) else _split(str(v)),
     "media_udp_ports": lambda v: _port_range(v),
-    "ice_servers": lambda v: tuple(_ice_server(x) for x in (v if isinstance(v, list) else _split(str(v)))),
+    "ice_servers": lambda v: tuple(
+        _ice_server(x) for x in (v if isinstance(v, list) else _split(str(v)))
+    ),
 }
 
 

@@ -50,7 +50,9 @@ async def echo_server(server: RunningServer) -> RunningServer:
 @pytest.fixture
 async def outlet(echo_server: RunningServer) -> AsyncIterator[socketio.AsyncClient]:
     client = socketio.AsyncClient(reconnection=False)
-    await client.connect(echo_server.url, auth={"token": echo_server.token(Role.OUTLET, "outlet-1")})
+    await client.connect(
+        echo_server.url, auth={"token": echo_server.token(Role.OUTLET, "outlet-1")}
+    )
     yield client
     await client.disconnect()
 
@@ -73,8 +75,17 @@ async def test_valid_event_is_acknowledged(outlet: socketio.AsyncClient) -> None
         ("test.missing", {"text": "a"}, "not_found"),
         ("test.crash", {"text": "a"}, "internal"),
     ],
-    ids=["unknown", "wrong-type", "out-of-range", "extra-field", "not-object", "oversized",
-         "role", "domain-error", "crash"],
+    ids=[
+        "unknown",
+        "wrong-type",
+        "out-of-range",
+        "extra-field",
+        "not-object",
+        "oversized",
+        "role",
+        "domain-error",
+        "crash",
+    ],
 )
 async def test_bad_input_gets_error_ack_and_connection_survives(
     outlet: socketio.AsyncClient, event_name: str, payload: Any, code: str
@@ -88,11 +99,15 @@ async def test_bad_input_gets_error_ack_and_connection_survives(
     assert again["ok"]["text"] == "still here"
 
 
-async def test_errors_reach_only_the_sender(echo_server: RunningServer, outlet: socketio.AsyncClient) -> None:
+async def test_errors_reach_only_the_sender(
+    echo_server: RunningServer, outlet: socketio.AsyncClient
+) -> None:
     bystander = socketio.AsyncClient(reconnection=False)
     received: list[Any] = []
     bystander.on("*", lambda *args: received.append(args))
-    await bystander.connect(echo_server.url, auth={"token": echo_server.token(Role.ADMIN, "admin-1")})
+    await bystander.connect(
+        echo_server.url, auth={"token": echo_server.token(Role.ADMIN, "admin-1")}
+    )
     await outlet.call("no.such.event", {}, timeout=5)
     await outlet.call("test.crash", {"text": "a"}, timeout=5)
     ack = await bystander.call("test.admin_only", {"text": "ok"}, timeout=5)
@@ -105,6 +120,8 @@ async def test_unexpected_failure_is_logged_once_without_client_data(
     outlet: socketio.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     await outlet.call("test.crash", {"text": "secret-patient-note"}, timeout=5)
-    failures = [r for r in caplog.records if r.name == "signaling.dispatch" and r.levelname == "ERROR"]
+    failures = [
+        r for r in caplog.records if r.name == "signaling.dispatch" and r.levelname == "ERROR"
+    ]
     assert len(failures) == 1
     assert "secret-patient-note" not in failures[0].getMessage()

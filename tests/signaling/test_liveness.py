@@ -31,8 +31,11 @@ async def test_silent_network_loss_is_noticed_within_the_presence_timeout(
     recorder = DisconnectRecorder()
     server.app[gateway_key].add_listener(recorder)
     client = socketio.AsyncClient(reconnection=False)
-    await client.connect(server.url, auth={"token": server.token(Role.SPECIALIST, "dr-quiet")},
-                         transports=["websocket"])
+    await client.connect(
+        server.url,
+        auth={"token": server.token(Role.SPECIALIST, "dr-quiet")},
+        transports=["websocket"],
+    )
 
     async def black_hole(packet: Any) -> None:
         """The client's network is gone: nothing it sends arrives any more (pongs included)."""

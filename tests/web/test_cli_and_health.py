@@ -18,15 +18,32 @@ from web.cli import main, parse_duration
 
 
 def test_token_command_prints_a_verifiable_token(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["token", "--secret", TEST_SECRET, "--role", "specialist", "--sub", "dr-li",
-                 "--name", "Dr Li", "--services", "ophthalmology,paediatrics", "--ttl", "2h"])
+    code = main(
+        [
+            "token",
+            "--secret",
+            TEST_SECRET,
+            "--role",
+            "specialist",
+            "--sub",
+            "dr-li",
+            "--name",
+            "Dr Li",
+            "--services",
+            "ophthalmology,paediatrics",
+            "--ttl",
+            "2h",
+        ]
+    )
     assert code == 0
     identity = TokenAuthority(TEST_SECRET).verify(capsys.readouterr().out.strip())
     assert identity.role is Role.SPECIALIST
     assert identity.services == {"ophthalmology", "paediatrics"}
 
 
-def test_token_command_refuses_guest_without_consultation(capsys: pytest.CaptureFixture[str]) -> None:
+def test_token_command_refuses_guest_without_consultation(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["token", "--secret", TEST_SECRET, "--role", "guest", "--sub", "g"]) == 2
     assert "consultation" in capsys.readouterr().err
 
@@ -60,8 +77,17 @@ async def test_serve_runs_and_stops_cleanly_on_interrupt() -> None:
     port = free_port()
     env = {**os.environ, "TELECONSULT_SECRET": TEST_SECRET}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "web.cli", "serve", "--port", str(port), "--media-ip", "127.0.0.1",
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "web.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--media-ip",
+        "127.0.0.1",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         body = None
@@ -83,8 +109,15 @@ async def test_serve_runs_and_stops_cleanly_on_interrupt() -> None:
 
 async def test_serve_refuses_weak_secret_in_production() -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "web.cli", "serve", "--production", "--secret", "changeme",
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "web.cli",
+        "serve",
+        "--production",
+        "--secret",
+        "changeme",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     _, err = await asyncio.wait_for(process.communicate(), timeout=15)
     assert process.returncode == 2

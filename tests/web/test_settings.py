@@ -58,7 +58,9 @@ def test_production_accepts_a_strong_secret() -> None:
 
 
 def test_media_udp_port_range() -> None:
-    assert load_settings(environ={"TELECONSULT_MEDIA_UDP_PORTS": "40000-40100"}).media_udp_ports == (
+    assert load_settings(
+        environ={"TELECONSULT_MEDIA_UDP_PORTS": "40000-40100"}
+    ).media_udp_ports == (
         40000,
         40100,
     )
