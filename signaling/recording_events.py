@@ -59,10 +59,55 @@ class SystemActor:
     consultation_id: str | None = None
 
 
+class _Admission:
+    """Whose media a recording may take: everyone but guests who have not acknowledged it.
+
+    Roles come from the stored consultation; a participant not known yet (joined after the
+    start) is looked up in the background and not recorded until then.
+    """
+
+    _REFRESH_INTERVAL_S = 0.5
+
+    def __init__(self, consultation: Consultation, store: Store, acknowledged: set[str]) -> None:
+        self._consultation_id = consultation.id
+        self._store = store
+        self._roles = {pid: p.role for pid, p in consultation.participants.items()}
+        self._acknowledged = acknowledged
+        self._refresh: asyncio.Task[None] | None = None
+        self._refreshed_at = 0.0
+
+    def admits(self, participant_id: str) -> bool:
+        role = self._roles.get(participant_id)
+        if role is None:
+            self._refresh_soon()
+            return False
+        return role is not Role.GUEST or participant_id in self._acknowledged
+
+    def _refresh_soon(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._refresh is not None and not self._refresh.done():
+            return
+        if loop.time() - self._refreshed_at < self._REFRESH_INTERVAL_S:
+            return
+        self._refreshed_at = loop.time()
+        self._refresh = loop.create_task(self._load(), name=f"recording-roles-{self._consultation_id}")
+
+    async def _load(self) -> None:
+        consultation = await self._store.get_consultation(self._consultation_id)
+        if consultation is not None:
+            self._roles = {pid: p.role for pid, p in consultation.participants.items()}
+
+    async def close(self) -> None:
+        if self._refresh is not None:
+            self._refresh.cancel()
+            await asyncio.gather(self._refresh, return_exceptions=True)
+
+
 @dataclass
 class _Active:
     recorder: ConsultationRecorder
     meta: dict[str, Any]
+    admission: _Admission
     router: MediaRouter | None = None
     watcher: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -90,6 +135,7 @@ class Recordings:
         self._config = config
         self._clock = clock
         self._active: dict[str, _Active] = {}
+        self._acknowledged: dict[str, set[str]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._finalizing: set[asyncio.Task[None]] = set()
         self._composites = asyncio.Semaphore(1)  # one composite at a time: it uses a whole core
@@ -121,6 +167,10 @@ class Recordings:
 
     async def _on_acknowledge(self, caller: Caller, msg: RecordingRef) -> Ack:
         consultation = await self._service.get(caller.identity, msg.consultation_id)
+        self._acknowledged.setdefault(consultation.id, set()).add(caller.identity.subject)
+        active = self._active.get(consultation.id)
+        if active is not None and active.router is not None:
+            active.router.request_keyframes()  # their video starts with a keyframe
         await self._service.audit(
             consultation.id,
             caller.identity,
@@ -184,14 +234,18 @@ class Recordings:
                 },
             )
             router = registry.router(consultation_id)
+            admission = _Admission(
+                consultation, self._store, self._acknowledged.setdefault(consultation_id, set())
+            )
             recorder = ConsultationRecorder(
                 recording_id,
                 consultation_id,
                 self._config.root / folder,
                 router.request_keyframes,
                 max_queued_frames=self._config.max_queued_frames,
+                admits=admission.admits,
             )
-            active = _Active(recorder, meta)
+            active = _Active(recorder, meta, admission)
             self._attach(active, router)
             active.watcher = asyncio.create_task(
                 self._keep_attached(consultation_id, active),
@@ -219,6 +273,7 @@ class Recordings:
             if active.watcher is not None:
                 active.watcher.cancel()
                 await asyncio.gather(active.watcher, return_exceptions=True)
+            await active.admission.close()
             result = await active.recorder.stop()
             who = actor or SystemActor()
             await self._service.audit(
@@ -265,6 +320,8 @@ class Recordings:
 
     async def on_consultation_ended(self, consultation_id: str) -> None:
         await self.stop(consultation_id, None, "consultation_ended")
+        self._acknowledged.pop(consultation_id, None)
+        self._locks.pop(consultation_id, None)
 
     async def on_consent_withdrawn(self, consultation_id: str) -> None:
         await self.stop(consultation_id, None, "consent_withdrawn")
