@@ -600,7 +600,7 @@ class TrackRecorder:
             self.dropped_frames += 1
             self._recording.queue_drops += 1
             if self.track.kind == "video":
-                self._wait_for_keyframe()
+                self._wait_for_keyframe(now)
             return
         if segment.first_ms < 0:
             segment.first_ms = position

@@ -198,3 +198,28 @@ def test_a_killed_recorder_leaves_a_playable_file(tmp_path: Path) -> None:
     assert len(frames) >= 100, "everything up to the last closed cluster plays"
     assert mean_rgb(frames[-1])[0] > 170
     assert pytest.approx(len(frames) / 30, abs=1.5) == 150 / 30
+
+
+async def test_a_writer_that_falls_behind_drops_and_counts_rather_than_queueing(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    requests: list[int] = []
+    recorder = ConsultationRecorder(
+        "r1", "c1", tmp_path, lambda: requests.append(1), max_queued_frames=4, clock=clock
+    )
+    video = list(vp8_packets(colour_frames((200, 200, 200), 90, keyframe_every=15)))
+    audio = list(opus_packets(tone_frames(440.0, 150)))
+    feed(recorder, clock, video, audio)
+    result = await recorder.stop()
+
+    assert result.queue_drops > 0 and result.dropped_frames >= result.queue_drops
+    assert requests, "video waits for a keyframe after a dropped frame"
+    tracks = {t["kind"]: t for t in result.tracks}
+    with av.open(tracks["video"]["path"]) as container:
+        packets = [p for p in container.demux(video=0) if p.size]
+        decoded = [f for p in packets for f in p.decode()]
+    assert packets[0].is_keyframe and len(decoded) == len(packets) == tracks["video"]["frames"] < 90
+    for before, after in zip(packets, packets[1:], strict=False):
+        if float((after.pts - before.pts) * after.time_base) > 0.04:  # frames were dropped here
+            assert after.is_keyframe, "after a drop the file resumes only at a keyframe"
