@@ -293,3 +293,48 @@ async def test_only_admins_set_a_legal_hold(cast: Cast, rec_server: RunningServe
     assert (await store.get_recording("r-hold"))["legal_hold"] is True
     audit = await store.audit_for(consultation_id)
     assert any(e.action == "recording_legal_hold" and e.actor == "admin-1" for e in audit)
+
+
+async def test_a_guest_is_recorded_only_after_acknowledging(
+    cast: Cast, rec_server: RunningServer
+) -> None:
+    consultation_id, outlet, doctor = await active_consultation(cast)
+    ref = {"consultation_id": consultation_id}
+    invite = await doctor.ok("consultation.invite", {**ref, "guest_role": "parent"})
+    async with aiohttp.ClientSession() as http:
+        redeem = f"{rec_server.url}/api/invites/{invite['invite_code']}/redeem"
+        async with http.post(redeem, json={"name": "Mum"}) as response:
+            grant = await response.json()
+    guest_id = grant["guest_id"]
+    guest = await cast.with_token(grant["token"])
+    await guest.ok("consultation.join", ref)
+    await doctor.ok("consultation.admit", {**ref, "guest_id": guest_id})
+    await guest.next("consultation.admitted")
+    joined = await guest.ok("consultation.join", ref)
+    assert joined["admitted"] is True
+
+    outlet_media = MediaClient(outlet, ClientPeer("outlet-7", rgb=RED), consultation_id)
+    guest_media = MediaClient(guest, ClientPeer(guest_id, rgb=GREEN, hz=DOCTOR_HZ), consultation_id)
+    try:
+        await outlet_media.start()
+        await guest_media.start()
+        await outlet_media.media.wait_for(guest_id, "video")
+        await outlet.ok("consultation.consent", {**ref, "given": True})
+        await doctor.ok("recording.start", ref)
+        state = await guest.next("recording.state", lambda p: p["active"])
+        assert state["consultation_id"] == consultation_id
+        await asyncio.sleep(1.5)  # the guest has been told but has not acknowledged yet
+        await guest.ok("recording.acknowledge", ref)
+        acknowledged_at = time.monotonic()
+        await asyncio.sleep(2.0)
+        await doctor.ok("recording.stop", ref)
+        stopped_at = time.monotonic()
+    finally:
+        await outlet_media.close()
+        await guest_media.close()
+    await rec_server.app[recordings_key].wait_finalized()
+    (meta,) = await rec_server.app[store_key].recordings_for(consultation_id)
+    tracks = {t["track_name"]: t for t in meta["tracks"]}
+    outlet_video, guest_video = tracks["outlet-7-camera"], tracks[f"{guest_id}-camera"]
+    assert outlet_video["offset_s"] < 0.5 and guest_video["offset_s"] > 1.4
+    assert guest_video["duration_s"] < stopped_at - acknowledged_at + 0.3
