@@ -179,3 +179,67 @@ def feed_all(recorder: Any, clock: FakeClock, timed: list[tuple[float, TrackInfo
     for at, track, sent in sorted(timed, key=lambda item: (item[0], item[1].track_id)):
         clock.now = at
         recorder.on_rtp(track, sent.packet, sent.payload)
+
+
+def h264_frames(
+    rgb: tuple[int, int, int], count: int, size: tuple[int, int] = (320, 240)
+) -> list[bytes]:
+    """``count`` H.264 access units (Annex-B, baseline, SPS/PPS in band before each IDR)."""
+    encoder = av.CodecContext.create("libx264", "w")
+    encoder.width, encoder.height = size
+    encoder.pix_fmt = "yuv420p"
+    encoder.time_base = Fraction(1, FPS)
+    encoder.gop_size = 30
+    encoder.options = {
+        "profile": "baseline",
+        "preset": "ultrafast",
+        "tune": "zerolatency",
+        "x264-params": "repeat-headers=1",
+    }
+    image = np.full((size[1], size[0], 3), rgb, dtype=np.uint8)
+    out: list[bytes] = []
+    for index in range(count):
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+        frame.pts, frame.time_base = index, Fraction(1, FPS)
+        out.extend(bytes(packet) for packet in encoder.encode(frame))
+    out.extend(bytes(packet) for packet in encoder.encode(None))
+    return out[:count]
+
+
+def h264_packets(frames: list[bytes], ssrc: int = 3333, mtu: int = 300) -> Iterator[Sent]:
+    """RFC 6184 packetisation (single NAL units and FU-A), with payloads as a depayloader gives them:
+    Annex-B start code + NAL unit, or FU-A fragments that continue the NAL unit."""
+    from media.recorder import annexb_nal_units
+
+    sequence = 0
+    for index, data in enumerate(frames):
+        units = annexb_nal_units(data)
+        packets: list[tuple[bytes, bytes]] = []  # (RTP payload, depayloaded bytes)
+        for unit in units:
+            if len(unit) <= mtu:
+                packets.append((unit, b"\x00\x00\x00\x01" + unit))
+                continue
+            header, body = unit[0], unit[1:]
+            pieces = [body[i : i + mtu] for i in range(0, len(body), mtu)]
+            for number, piece in enumerate(pieces):
+                fu_indicator = (header & 0xE0) | 28
+                fu_header = (
+                    (header & 0x1F)
+                    | (0x80 if number == 0 else 0)
+                    | (0x40 if number == len(pieces) - 1 else 0)
+                )
+                depayloaded = (
+                    (b"\x00\x00\x00\x01" + bytes([header]) + piece) if number == 0 else piece
+                )
+                packets.append((bytes([fu_indicator, fu_header]) + piece, depayloaded))
+        for number, (rtp_payload, depayloaded) in enumerate(packets):
+            packet = RtpPacket(
+                payload_type=102,
+                marker=number == len(packets) - 1,
+                sequence_number=sequence & 0xFFFF,
+                timestamp=(index * VIDEO_RATE // FPS) & 0xFFFFFFFF,
+                ssrc=ssrc,
+                payload=rtp_payload,
+            )
+            sequence += 1
+            yield Sent(index / FPS, packet, depayloaded)

@@ -223,3 +223,35 @@ async def test_a_writer_that_falls_behind_drops_and_counts_rather_than_queueing(
     for before, after in zip(packets, packets[1:], strict=False):
         if float((after.pts - before.pts) * after.time_base) > 0.04:  # frames were dropped here
             assert after.is_keyframe, "after a drop the file resumes only at a keyframe"
+
+
+async def test_records_h264_into_matroska_without_transcoding(tmp_path: Path) -> None:
+    from media.recorder import annexb_nal_units
+    from media.taps import TrackInfo
+    from tests.recording.synthetic import h264_frames, h264_packets
+
+    def length_prefixed_units(data: bytes) -> list[bytes]:
+        units, at = [], 0
+        while at < len(data):
+            size = int.from_bytes(data[at : at + 4], "big")
+            units.append(data[at + 4 : at + 4 + size])
+            at += 4 + size
+        return units
+
+    sent = h264_frames((250, 200, 20), 60)
+    track = TrackInfo("p1:camera", "p1", "video", "camera", "video/H264", 90000)
+    clock = FakeClock()
+    recorder = ConsultationRecorder("r1", "c1", tmp_path, lambda: None, clock=clock)
+    for item in h264_packets(sent):
+        clock.now = item.at
+        recorder.on_rtp(track, item.packet, item.payload)
+    (result,) = (await recorder.stop()).tracks
+    assert result["path"].endswith(".mkv")
+    with av.open(result["path"]) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and (stream.width, stream.height) == (320, 240)
+        written = [bytes(p) for p in container.demux(stream) if p.size]
+    # Matroska stores NAL units length-prefixed instead of with start codes; the units are unchanged
+    assert [length_prefixed_units(w) for w in written] == [annexb_nal_units(s) for s in sent]
+    frames = decoded_video(result["path"])
+    assert len(frames) == 60 and mean_rgb(frames[30])[0] > 200
