@@ -207,8 +207,10 @@ def h264_frames(
 
 
 def h264_packets(frames: list[bytes], ssrc: int = 3333, mtu: int = 300) -> Iterator[Sent]:
-    """RFC 6184 packetisation (single NAL units and FU-A), with payloads as a depayloader gives them:
-    Annex-B start code + NAL unit, or FU-A fragments that continue the NAL unit."""
+    """RFC 6184 packetisation (single NAL units and FU-A), payloads as a depayloader gives them.
+
+    A depayloaded payload is an Annex-B start code + NAL unit, or an FU-A fragment continuing one.
+    """
     from media.recorder import annexb_nal_units
 
     sequence = 0
