@@ -783,3 +783,46 @@ class ConsultationRecorder:
                 if segment.frames and segment.key not in self.writer.errors
             )
         return result
+
+
+def describe_track_file(path: Path) -> dict[str, Any] | None:
+    """Index facts of a track file found on disk after a crash (reads packets, never decodes).
+
+    A killed recorder leaves no duration in the header, so the last packet's time gives it; the
+    participant and source come from the file name (``<participant>-<source>[.<n>].<ext>``).
+    """
+    stem = path.name.split(".")[0]
+    participant_id, _, source = stem.rpartition("-")
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams[0]
+            codec, kind = stream.codec_context.name, stream.type  # read before closing
+            frames, last = _count_packets(container, stream)
+    except (av.error.FFmpegError, IndexError):
+        return None
+    if not frames:
+        return None
+    return {
+        "track_name": path.name[: -len(path.suffix)],
+        "participant_id": participant_id,
+        "kind": kind,
+        "source": source,
+        "codec": f"{kind}/{codec}",
+        "offset_s": 0.0,
+        "duration_s": round(last, 3),
+        "frames": frames,
+        "path": str(path),
+    }
+
+
+def _count_packets(container: Any, stream: Any) -> tuple[int, float]:
+    """Packets and the last one's time, up to where a damaged tail stops the demuxer."""
+    frames, last = 0, 0.0
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is not None and packet.time_base is not None:
+                frames += 1
+                last = float(packet.pts * packet.time_base)
+    except av.error.FFmpegError:
+        pass  # the cut-off cluster of a killed recorder: everything before it counts
+    return frames, last

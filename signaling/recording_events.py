@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from media.composite import CompositeInput, job_payload, run_composite
-from media.recorder import ConsultationRecorder, RecordingResult
+from media.recorder import ConsultationRecorder, RecordingResult, describe_track_file
 from media.recording_files import seal_file
 from media.router import MediaRegistry, MediaRouter
 from rooms.errors import Forbidden, InvalidState
@@ -35,6 +35,11 @@ from signaling.recording_messages import RecordingRef
 logger = logging.getLogger(__name__)
 
 PARTICIPANT_ROLES = (Role.OUTLET, Role.SPECIALIST, Role.COUNSELLOR, Role.GUEST)
+LOCK_TTL_S = 15.0  # a recording's owner refreshes its lock; a crashed owner's lock runs out
+
+
+def _lock_name(recording_id: str) -> str:
+    return f"recording:{recording_id}"
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,9 @@ class _Admission:
         if loop.time() - self._refreshed_at < self._REFRESH_INTERVAL_S:
             return
         self._refreshed_at = loop.time()
-        self._refresh = loop.create_task(self._load(), name=f"recording-roles-{self._consultation_id}")
+        self._refresh = loop.create_task(
+            self._load(), name=f"recording-roles-{self._consultation_id}"
+        )
 
     async def _load(self) -> None:
         consultation = await self._store.get_consultation(self._consultation_id)
@@ -137,8 +144,9 @@ class Recordings:
         self._active: dict[str, _Active] = {}
         self._acknowledged: dict[str, set[str]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._finalizing: set[asyncio.Task[None]] = set()
+        self._finalizing: set[asyncio.Task[Any]] = set()
         self._composites = asyncio.Semaphore(1)  # one composite at a time: it uses a whole core
+        self._node = uuid.uuid4().hex
         self._closed = False
 
     def specs(self) -> list[EventSpec[Any]]:
@@ -222,6 +230,7 @@ class Recordings:
                 "tracks": [],
                 "composite": None,
             }
+            await self._store.try_lock(_lock_name(recording_id), self._node, LOCK_TTL_S)
             await self._store.save_recording(meta)
             await self._service.audit(
                 consultation_id,
@@ -339,9 +348,19 @@ class Recordings:
         router.request_keyframes()
 
     async def _keep_attached(self, consultation_id: str, active: _Active) -> None:
-        """A router closed when the room emptied and reopened on rejoin: follow it."""
+        """Follow a router that closed when the room emptied and reopened on rejoin; keep the
+        recording's lock alive (so no other process takes it for a crashed one)."""
+        lock = _lock_name(active.recorder.recording_id)
         while True:
             await asyncio.sleep(self._config.reattach_interval_s)
+            try:
+                await self._store.try_lock(lock, self._node, LOCK_TTL_S)
+            except Exception as exc:  # the store is briefly unreachable: keep recording
+                logger.warning(
+                    "recording lock refresh failed recording=%s error=%r",
+                    active.recorder.recording_id,
+                    exc,
+                )
             registry = self._media()
             router = registry.get(consultation_id) if registry is not None else None
             if router is not None and router is not active.router:
@@ -357,7 +376,9 @@ class Recordings:
         for participant_id in sorted(consultation.participants):
             await self._notifier.to_subject(participant_id, "recording.state", payload)
 
-    async def _finalize(self, meta: dict[str, Any], result: RecordingResult) -> None:
+    async def _finalize(
+        self, meta: dict[str, Any], result: RecordingResult, composite: bool = True
+    ) -> None:
         recording_id = result.recording_id
         root = self._config.root
         try:
@@ -374,7 +395,9 @@ class Recordings:
                 duration_s=round(result.stopped_at - result.started_at, 3),
                 dropped_frames=result.dropped_frames,
                 queue_drops=result.queue_drops,
-                status="compositing" if self._config.composite and tracks else "ready",
+                status="compositing"
+                if composite and self._config.composite and tracks
+                else "ready",
             )
             await self._store.save_recording(meta)
             if meta["status"] == "compositing":
@@ -387,12 +410,60 @@ class Recordings:
             logger.exception("recording finalize failed recording=%s", recording_id)
             meta.update(status="ready", error=repr(exc)[:300])
             await self._store.save_recording(meta)
+        await self._store.release_lock(_lock_name(recording_id), self._node)
         logger.info(
             "recording ready recording=%s consultation=%s tracks=%d",
             recording_id,
             result.consultation_id,
             len(meta["tracks"]),
         )
+
+    def start_recovery(self) -> None:
+        """Run :meth:`recover` in the background (at startup)."""
+        task = asyncio.create_task(self.recover(), name="recording-recovery")
+        self._finalizing.add(task)
+        task.add_done_callback(self._finalizing.discard)
+
+    async def recover(self) -> list[str]:
+        """Finalise recordings whose process died mid-way (their files play up to the crash).
+
+        Only those whose lock has run out and whose folder is on this node's disk; they get
+        ``interrupted: true`` and no composite (the tracks' relative timing died with the process).
+        """
+        recovered = []
+        for meta in await self._store.all_recordings():
+            recording_id = str(meta["recording_id"])
+            if meta.get("status") != "recording" or any(
+                a.meta["recording_id"] == recording_id for a in self._active.values()
+            ):
+                continue
+            folder = self._config.root / str(meta["folder"])
+            if not folder.is_dir() or not await self._store.try_lock(
+                _lock_name(recording_id), self._node, LOCK_TTL_S
+            ):
+                continue
+            files = sorted(p for p in folder.iterdir() if p.suffix in (".webm", ".mkv"))
+            found = [await asyncio.to_thread(describe_track_file, p) for p in files]
+            tracks = [t for t in found if t is not None]
+            stopped_at = meta["started_at"] + max((t["duration_s"] for t in tracks), default=0.0)
+            result = RecordingResult(
+                recording_id, str(meta["consultation_id"]), meta["started_at"], stopped_at, tracks
+            )
+            meta["interrupted"] = True
+            await self._service.audit(
+                result.consultation_id,
+                SystemActor(),
+                "recording_recovered",
+                {"recording_id": recording_id, "tracks": len(tracks)},
+            )
+            logger.warning(
+                "recording interrupted by a crash, recovering recording=%s consultation=%s",
+                recording_id,
+                result.consultation_id,
+            )
+            await self._finalize(meta, result, composite=False)
+            recovered.append(recording_id)
+        return recovered
 
     async def _composite(self, meta: dict[str, Any]) -> dict[str, Any] | None:
         root = self._config.root

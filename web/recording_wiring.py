@@ -58,6 +58,7 @@ def add_recording(app: web.Application) -> None:
 
         sweeper = RetentionSweeper(store, config.root, settings.retention_days * _DAY_S, audit)
         sweeper.start()
+        recordings.start_recovery()
         app[recordings_key] = recordings
         logger.info(
             "recording ready encrypted=%s retention_days=%d",

@@ -14,7 +14,13 @@ import av
 import numpy as np
 import pytest
 
-from media.recorder import ConsultationRecorder, FrameAssembler, Timeline, vp8_packet_starts_frame
+from media.recorder import (
+    ConsultationRecorder,
+    FrameAssembler,
+    Timeline,
+    describe_track_file,
+    vp8_packet_starts_frame,
+)
 from tests.recording.synthetic import (
     FakeClock,
     Sent,
@@ -198,6 +204,10 @@ def test_a_killed_recorder_leaves_a_playable_file(tmp_path: Path) -> None:
     assert len(frames) >= 100, "everything up to the last closed cluster plays"
     assert mean_rgb(frames[-1])[0] > 170
     assert pytest.approx(len(frames) / 30, abs=1.5) == 150 / 30
+    described = describe_track_file(path)  # what crash recovery puts in the index
+    assert described is not None and described["participant_id"] == "p1"
+    assert described["frames"] == len(frames) and described["kind"] == "video"
+    assert abs(described["duration_s"] - (len(frames) - 1) / 30) < 0.1
 
 
 async def test_a_writer_that_falls_behind_drops_and_counts_rather_than_queueing(

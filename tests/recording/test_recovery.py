@@ -1,0 +1,77 @@
+"""A recording whose process died is finalised at the next start, unless its owner is alive."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from media.recorder import ConsultationRecorder
+from media.recording_files import DecryptingReader
+from rooms.service import ConsultationService, ServiceConfig
+from rooms.store import Store
+from signaling.recording_events import LOCK_TTL_S, RecordingConfig, Recordings
+from tests.recording.synthetic import FakeClock, feed_all, participant_media
+
+
+class Silent:
+    async def to_subject(self, subject: str, event: str, payload: dict[str, Any]) -> None:
+        return None
+
+    async def to_service(self, service: str, event: str, payload: dict[str, Any]) -> None:
+        return None
+
+    async def to_admins(self, event: str, payload: dict[str, Any]) -> None:
+        return None
+
+
+async def leftover(store: Store, root: Path, recording_id: str) -> None:
+    """Files and an index entry as a crashed process leaves them (status still ``recording``)."""
+    folder = Path("c1") / recording_id
+    clock = FakeClock()
+    recorder = ConsultationRecorder(recording_id, "c1", root / folder, lambda: None, clock=clock)
+    feed_all(recorder, clock, participant_media("outlet-7", (200, 20, 20), 440.0, 2.0))
+    await recorder.stop()
+    await store.save_recording(
+        {
+            "recording_id": recording_id,
+            "consultation_id": "c1",
+            "folder": str(folder),
+            "status": "recording",
+            "started_at": time.time() - 60,
+            "tracks": [],
+            "composite": None,
+        }
+    )
+
+
+async def test_recovery_finalises_dead_recordings_only(store: Store, tmp_path: Path) -> None:
+    key = secrets.token_bytes(32)
+    service = ConsultationService(store, Silent(), ServiceConfig())
+    recordings = Recordings(
+        service, store, lambda: None, Silent(), RecordingConfig(root=tmp_path, key=key)
+    )
+    await leftover(store, tmp_path, "dead")
+    await leftover(store, tmp_path, "alive")
+    assert await store.try_lock("recording:alive", "another-process", LOCK_TTL_S)
+
+    assert await recordings.recover() == ["dead"]
+
+    dead = await store.get_recording("dead")
+    assert dead is not None and dead["status"] == "ready" and dead["interrupted"] is True
+    tracks = {t["track_name"]: t for t in dead["tracks"]}
+    assert set(tracks) == {"outlet-7-camera", "outlet-7-microphone"}
+    camera = tracks["outlet-7-camera"]
+    assert camera["participant_id"] == "outlet-7" and camera["kind"] == "video"
+    assert camera["encrypted"] and abs(camera["duration_s"] - 2.0) < 0.2
+    with DecryptingReader(tmp_path / camera["file"], key) as reader:
+        assert reader.size == camera["size"]
+    alive = await store.get_recording("alive")
+    assert alive is not None and alive["status"] == "recording"
+    audit = await store.audit_for("c1")
+    assert [e.details["recording_id"] for e in audit if e.action == "recording_recovered"] == [
+        "dead"
+    ]
+    assert await recordings.recover() == []
+    await recordings.close()
