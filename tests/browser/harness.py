@@ -20,11 +20,14 @@ PHONE_VIEWPORT = {"width": 412, "height": 860}
 _VIDEO_PROGRESS = """
 async (selector) => {
   const video = document.querySelector(selector);
-  if (!video || video.videoWidth === 0) return {width: 0, frames: 0, advanced: false};
+  const tracks = video && video.srcObject
+    ? video.srcObject.getTracks().map((t) => `${t.kind}:${t.readyState}:${t.muted ? "muted" : "live"}`)
+    : [];
+  if (!video || video.videoWidth === 0) return {width: 0, frames: 0, advanced: false, tracks};
   const before = [video.getVideoPlaybackQuality().totalVideoFrames, video.currentTime];
   await new Promise((resolve) => setTimeout(resolve, 800));
   const after = [video.getVideoPlaybackQuality().totalVideoFrames, video.currentTime];
-  return {width: video.videoWidth, frames: after[0],
+  return {width: video.videoWidth, frames: after[0], tracks,
           advanced: after[0] > before[0] && after[1] > before[1]};
 }
 """

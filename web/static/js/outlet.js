@@ -11,7 +11,8 @@ import { $, $$, formatDuration, playStream, Screens, showAlert } from "./ui.js";
 
 const TOKEN_KEY = "teleconsult.outlet.token";
 const CONSULTATION_KEY = "teleconsult.outlet.consultation";
-const END_SCREEN_S = 12;
+// Seconds the end screen stays before the kiosk resets; a kiosk URL may set ?return_after=N.
+const END_SCREEN_S = Math.min(120, Math.max(1, Number(new URLSearchParams(window.location.search).get("return_after")) || 12));
 const IDLE_RESET_S = 180;
 
 const i18n = new I18n("zh");

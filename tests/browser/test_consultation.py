@@ -1,0 +1,187 @@
+"""Whole consultations in real Chromium: kiosk check-in to call and back to start, a guest joining
+by invite, and a kiosk reload that rejoins mid-call. Video must move and audio must be heard."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pytest
+from playwright.async_api import Browser, expect
+
+from rooms.roles import Role
+from tests.browser.harness import (
+    DESK_VIEWPORT,
+    KIOSK_VIEWPORT,
+    PHONE_VIEWPORT,
+    PageHandle,
+    open_page,
+    screenshot,
+    wait_audible,
+    wait_moving_video,
+)
+from tests.conftest import RunningServer
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+OUTLET_ID = "outlet-0042"
+SPECIALIST_ID = "dr-li"
+CALL_TIMEOUT_MS = 30_000
+
+
+def tile(participant_id: str) -> str:
+    return f'[data-participant="{participant_id}"] video'
+
+
+@dataclass
+class Call:
+    kiosk: PageHandle
+    desk: PageHandle
+
+    async def close(self) -> None:
+        for handle in (self.kiosk, self.desk):
+            await handle.context.close()
+
+
+async def open_desk(browser: Browser, server: RunningServer) -> PageHandle:
+    token = server.token(Role.SPECIALIST, SPECIALIST_ID, name="Dr Li", services=["ophthalmology"])
+    desk = await open_page(browser, "specialist", f"{server.url}/specialist#token={token}", DESK_VIEWPORT)
+    await expect(desk.page.locator("#connection")).to_have_attribute("data-state", "connected")
+    await desk.page.get_by_role("button", name="Available").click()
+    await expect(desk.page.get_by_role("button", name="Available")).to_have_attribute("aria-pressed", "true")
+    return desk
+
+
+async def check_in(browser: Browser, server: RunningServer, shots: bool) -> PageHandle:
+    """Walk the kiosk from its start screen to the waiting screen, in English."""
+    token = server.token(Role.OUTLET, OUTLET_ID, name="Xinhua Rd post office")
+    kiosk = await open_page(
+        browser, "outlet", f"{server.url}/outlet?return_after=3#token={token}", KIOSK_VIEWPORT
+    )
+    page = kiosk.page
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
+    await page.get_by_role("button", name="English").click()
+    if shots:
+        await screenshot(kiosk, "1-start")
+    await page.locator("#start-button").click()
+    await expect(page.locator("#check-next")).to_be_enabled(timeout=20_000)
+    await page.locator("#check-next").click()
+    await page.locator("[data-service=ophthalmology]").click()
+    await page.locator("#guardian-present").check()
+    await page.locator("#consent-consult").check()
+    await page.locator("#check-in").click()
+    await expect(page.locator("body")).to_have_attribute("data-screen", "waiting")
+    return kiosk
+
+
+async def start_call(browser: Browser, server: RunningServer, shots: bool = False) -> Call:
+    """Specialist available, kiosk checks in, the offer appears and is accepted, media flows."""
+    desk = await open_desk(browser, server)
+    kiosk = await check_in(browser, server, shots)
+    await expect(kiosk.page.locator("#queue-position")).to_have_text("1")
+    if shots:
+        await screenshot(kiosk, "5-waiting")
+    dialog = desk.page.locator("#offer-dialog")
+    await expect(dialog).to_be_visible(timeout=CALL_TIMEOUT_MS)
+    await expect(dialog).to_contain_text(OUTLET_ID)
+    if shots:
+        await screenshot(desk, "2-offer")
+    await desk.page.get_by_role("button", name="Accept").click()
+    await expect(kiosk.page.locator("body")).to_have_attribute("data-screen", "call", timeout=CALL_TIMEOUT_MS)
+    await wait_moving_video(kiosk, tile(SPECIALIST_ID))
+    await wait_moving_video(desk, tile(OUTLET_ID))
+    return Call(kiosk, desk)
+
+
+async def test_outlet_and_specialist_see_and_hear_each_other_then_kiosk_resets(
+    browser: Browser, live_server: RunningServer
+) -> None:
+    call = await start_call(browser, live_server, shots=True)
+    try:
+        assert await wait_audible(call.kiosk, tile(SPECIALIST_ID)) > 0.01
+        assert await wait_audible(call.desk, tile(OUTLET_ID)) > 0.01
+        await expect(call.desk.page.locator(f'[data-participant="{OUTLET_ID}"] .tile-quality')).to_contain_text(
+            "ms", timeout=15_000
+        )
+        await screenshot(call.kiosk, "6-call")
+        await screenshot(call.desk, "3-call")
+
+        await call.desk.page.get_by_role("button", name="End").click()
+        await expect(call.kiosk.page.locator("body")).to_have_attribute("data-screen", "ended")
+        await screenshot(call.kiosk, "7-ended")
+        await expect(call.kiosk.page.locator("body")).to_have_attribute("data-screen", "start", timeout=15_000)
+        await expect(call.kiosk.page.locator("#tiles video")).to_have_count(0)
+        await expect(call.desk.page.locator("#idle")).to_be_visible()
+    finally:
+        await call.close()
+
+
+async def test_guest_joins_by_invite_after_admission_and_sees_both(
+    browser: Browser, live_server: RunningServer
+) -> None:
+    call = await start_call(browser, live_server)
+    guest = None
+    try:
+        desk = call.desk.page
+        await desk.get_by_role("button", name="Invite a parent").click()
+        await expect(desk.locator("#invite-url")).to_have_value(re.compile(rf"^{re.escape(live_server.url)}/join/\S+$"))
+        invite_url = await desk.locator("#invite-url").input_value()
+        await screenshot(call.desk, "4-invite")
+
+        guest = await open_page(browser, "guest", invite_url, PHONE_VIEWPORT)
+        await wait_moving_video(guest, "#preview")
+        await guest.page.get_by_label("Your name").fill("Mother")
+        await screenshot(guest, "1-check")
+        await guest.page.get_by_role("button", name="Join").click()
+        await expect(guest.page.locator("body")).to_have_attribute("data-screen", "door")
+        await screenshot(guest, "2-door")
+
+        door = desk.locator("#door-list li")
+        await expect(door).to_contain_text("Mother")
+        await screenshot(call.desk, "5-door")
+        await door.get_by_role("button", name="Admit").click()
+        await expect(guest.page.locator("body")).to_have_attribute("data-screen", "call", timeout=CALL_TIMEOUT_MS)
+        guest_id = await door_guest_id(call)
+        await wait_moving_video(guest, tile(SPECIALIST_ID))
+        await wait_moving_video(guest, tile(OUTLET_ID))
+        assert await wait_audible(guest, tile(SPECIALIST_ID)) > 0.01
+        await wait_moving_video(call.desk, tile(guest_id))
+        await wait_moving_video(call.kiosk, tile(guest_id))
+        await screenshot(guest, "3-call")
+        await screenshot(call.desk, "6-call-with-guest")
+        await screenshot(call.kiosk, "8-call-with-guest")
+    finally:
+        if guest is not None:
+            await guest.context.close()
+        await call.close()
+
+
+async def door_guest_id(call: Call) -> str:
+    """The guest's participant id, from the tiles the specialist's page now shows."""
+    locator = call.desk.page.locator("#tiles [data-participant^='guest-']")
+    await expect(locator).to_have_count(1, timeout=CALL_TIMEOUT_MS)
+    value = await locator.get_attribute("data-participant")
+    assert value
+    return value
+
+
+async def test_kiosk_reload_mid_call_rejoins_and_video_resumes(
+    browser: Browser, live_server: RunningServer
+) -> None:
+    call = await start_call(browser, live_server)
+    try:
+        await call.kiosk.page.reload()
+        await expect(call.kiosk.page.locator("body")).to_have_attribute("data-screen", "call", timeout=CALL_TIMEOUT_MS)
+        await wait_moving_video(call.kiosk, tile(SPECIALIST_ID))
+        frames_before = await call.desk.page.evaluate(
+            "(s) => document.querySelector(s).getVideoPlaybackQuality().totalVideoFrames", tile(OUTLET_ID)
+        )
+        await wait_moving_video(call.desk, tile(OUTLET_ID))
+        frames_after = await call.desk.page.evaluate(
+            "(s) => document.querySelector(s).getVideoPlaybackQuality().totalVideoFrames", tile(OUTLET_ID)
+        )
+        assert frames_after > frames_before
+        assert await wait_audible(call.desk, tile(OUTLET_ID)) > 0.01
+        await screenshot(call.kiosk, "9-after-reload")
+    finally:
+        await call.close()
