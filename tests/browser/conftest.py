@@ -13,12 +13,9 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from aiohttp import web
 from playwright.async_api import Browser, async_playwright
 
-from signaling.auth import TokenAuthority
-from tests.conftest import RunningServer, free_port
-from web.app import create_app
+from tests.conftest import RunningServer, free_port, start_server
 from tests.browser.harness import SCREENSHOT_DIR
 from web.settings import Settings
 
@@ -78,23 +75,8 @@ def browser_settings(tmp_path: Path) -> Settings:
     )
 
 
-def _with_media_if_unwired(app: web.Application) -> None:
-    """TEMPORARY until web/app.py appends the media cleanup context: wire it here."""
-    if any(getattr(ctx, "__name__", "") == "run_media" for ctx in app.cleanup_ctx):
-        return
-    from web.keys import consultations_key, notifier_key
-    from web.media_wiring import media_context
-
-    app.cleanup_ctx.append(media_context(lambda a: a[consultations_key], lambda a: a[notifier_key]))
-
-
 @pytest_asyncio.fixture(loop_scope="session")
 async def live_server(browser_settings: Settings) -> AsyncIterator[RunningServer]:
-    app = create_app(browser_settings)
-    _with_media_if_unwired(app)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", browser_settings.port).start()
-    running = RunningServer(app, runner, browser_settings, TokenAuthority(browser_settings.secret))
+    running = await start_server(browser_settings)
     yield running
-    await runner.cleanup()
+    await running.runner.cleanup()

@@ -116,7 +116,7 @@ export default {
   "console.idle.title": "No consultation",
   "console.idle.hint": "Set yourself Available to receive the next family, or take one from the queue.",
   "console.offer.title": "New consultation",
-  "console.offer.details": "{service} · outlet {outlet} · number {patient} · {urgent}",
+  "console.offer.details": "{service} · from {outlet} · number {patient} · {urgent}",
   "console.offer.countdown": "Offer expires in {n} s",
   "console.offer.accept": "Accept",
   "console.offer.decline": "Decline",

@@ -116,7 +116,7 @@ export default {
   "console.idle.title": "当前没有问诊",
   "console.idle.hint": "把状态设为“空闲”以接收下一个家庭，或从等候列表中接诊。",
   "console.offer.title": "新的问诊",
-  "console.offer.details": "{service} · 网点 {outlet} · 号码 {patient} · {urgent}",
+  "console.offer.details": "{service} · 来自 {outlet} · 号码 {patient} · {urgent}",
   "console.offer.countdown": "{n} 秒后失效",
   "console.offer.accept": "接受",
   "console.offer.decline": "拒绝",
