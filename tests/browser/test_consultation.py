@@ -106,6 +106,25 @@ async def test_outlet_and_specialist_see_and_hear_each_other_then_kiosk_resets(
         await screenshot(call.kiosk, "6-call")
         await screenshot(call.desk, "3-call")
 
+        await call.desk.page.get_by_role("textbox", name="Session notes").fill("Visual acuity 6/9 both eyes; review in 3 months.")
+        await call.desk.page.get_by_role("button", name="Save notes").click()
+        await expect(call.desk.page.locator("#notes-status")).to_contain_text("Saved")
+
+        admin_token = live_server.token(Role.ADMIN, "admin-1", name="Admin")
+        admin = await open_page(browser, "admin", f"{live_server.url}/admin#token={admin_token}", DESK_VIEWPORT)
+        try:
+            live_row = admin.page.locator("#live-rows tr")
+            await expect(live_row).to_have_count(1)
+            await expect(live_row).to_contain_text(OUTLET_ID)
+            await expect(admin.page.locator(f'[data-clinician="{SPECIALIST_ID}"]')).to_contain_text("Dr Li")
+            await live_row.get_by_role("button", name="Audit trail").click()
+            audit = admin.page.locator("#audit-rows")
+            for action in ("check_in", "accept", "join", "notes"):
+                await expect(audit).to_contain_text(action)
+            await screenshot(admin, "1-overview-audit")
+        finally:
+            await admin.context.close()
+
         await call.desk.page.get_by_role("button", name="End").click()
         await expect(call.kiosk.page.locator("body")).to_have_attribute("data-screen", "ended")
         await screenshot(call.kiosk, "7-ended")

@@ -3,6 +3,8 @@ clear error when the socket.io client is missing."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.async_api import Browser, expect
 
@@ -91,6 +93,21 @@ async def test_clinician_signs_in_with_a_token_and_bad_tokens_are_refused(
         await screenshot(desk, "1-signed-in")
         await page.reload()
         await expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
+    finally:
+        await desk.context.close()
+
+
+async def test_counsellor_console_uses_the_group_layout(browser: Browser, live_server: RunningServer) -> None:
+    token = live_server.token(Role.COUNSELLOR, "cn-wang", name="Ms Wang", services=["counselling"])
+    desk = await open_page(browser, "counsellor", f"{live_server.url}/counsellor#token={token}", DESK_VIEWPORT)
+    try:
+        page = desk.page
+        await expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
+        await expect(page.locator("#brand")).to_have_text("Counsellor console")
+        await expect(page.locator("#tiles")).to_have_class(re.compile(r"\bgroup\b"))
+        await page.get_by_role("button", name="Available").click()
+        await expect(page.get_by_role("button", name="Available")).to_have_attribute("aria-pressed", "true")
+        await screenshot(desk, "1-desk")
     finally:
         await desk.context.close()
 
