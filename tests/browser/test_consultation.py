@@ -52,7 +52,7 @@ async def open_desk(browser: Browser, server: RunningServer) -> PageHandle:
     return desk
 
 
-async def check_in(browser: Browser, server: RunningServer, shots: bool) -> PageHandle:
+async def check_in(browser: Browser, server: RunningServer, shots: bool, record: bool) -> PageHandle:
     """Walk the kiosk from its start screen to the waiting screen, in English."""
     token = server.token(Role.OUTLET, OUTLET_ID, name="Xinhua Rd post office")
     kiosk = await open_page(
@@ -69,15 +69,19 @@ async def check_in(browser: Browser, server: RunningServer, shots: bool) -> Page
     await page.locator("[data-service=ophthalmology]").click()
     await page.locator("#guardian-present").check()
     await page.locator("#consent-consult").check()
+    if record:
+        await page.locator("#consent-record").check()
     await page.locator("#check-in").click()
     await expect(page.locator("body")).to_have_attribute("data-screen", "waiting")
     return kiosk
 
 
-async def start_call(browser: Browser, server: RunningServer, shots: bool = False) -> Call:
+async def start_call(
+    browser: Browser, server: RunningServer, shots: bool = False, record: bool = False
+) -> Call:
     """Specialist available, kiosk checks in, the offer appears and is accepted, media flows."""
     desk = await open_desk(browser, server)
-    kiosk = await check_in(browser, server, shots)
+    kiosk = await check_in(browser, server, shots, record)
     await expect(kiosk.page.locator("#queue-position")).to_have_text("1")
     if shots:
         await screenshot(kiosk, "5-waiting")
@@ -138,10 +142,15 @@ async def test_outlet_and_specialist_see_and_hear_each_other_then_kiosk_resets(
 async def test_guest_joins_by_invite_after_admission_and_sees_both(
     browser: Browser, live_server: RunningServer
 ) -> None:
-    call = await start_call(browser, live_server)
+    call = await start_call(browser, live_server, record=True)
     guest = None
     try:
         desk = call.desk.page
+        record = desk.get_by_role("button", name="Record")
+        await expect(record).to_be_enabled()
+        await record.click()
+        await expect(call.kiosk.page.locator("#recording-indicator")).to_be_visible()
+        await expect(desk.locator("#recording-indicator")).to_be_visible()
         await desk.get_by_role("button", name="Invite a parent").click()
         await expect(desk.locator("#invite-url")).to_have_value(re.compile(rf"^{re.escape(live_server.url)}/join/\S+$"))
         invite_url = await desk.locator("#invite-url").input_value()
@@ -160,13 +169,19 @@ async def test_guest_joins_by_invite_after_admission_and_sees_both(
         await screenshot(call.desk, "5-door")
         await door.get_by_role("button", name="Admit").click()
         await expect(guest.page.locator("body")).to_have_attribute("data-screen", "call", timeout=CALL_TIMEOUT_MS)
+        notice = guest.page.locator("#recording-notice")
+        await expect(notice).to_be_visible()
+        await screenshot(guest, "3-recording-notice")
+        await guest.page.get_by_role("button", name="I understand").click()
+        await expect(notice).to_be_hidden()
+        await expect(guest.page.locator("#recording-indicator")).to_be_visible()
         guest_id = await door_guest_id(call)
         await wait_moving_video(guest, tile(SPECIALIST_ID))
         await wait_moving_video(guest, tile(OUTLET_ID))
         assert await wait_audible(guest, tile(SPECIALIST_ID)) > 0.01
         await wait_moving_video(call.desk, tile(guest_id))
         await wait_moving_video(call.kiosk, tile(guest_id))
-        await screenshot(guest, "3-call")
+        await screenshot(guest, "4-call")
         await screenshot(call.desk, "6-call-with-guest")
         await screenshot(call.kiosk, "8-call-with-guest")
     finally:

@@ -160,6 +160,9 @@ export default {
   "guest.done.ended": "The consultation has ended.",
   "guest.done.left": "You left the consultation.",
   "guest.done.refused": "The specialist could not let you in this time.",
+  "guest.recording.title": "This consultation is being recorded",
+  "guest.recording.text": "The guardian agreed that the specialist may record it for the medical record. Your picture and voice are recorded only after you confirm.",
+  "guest.recording.ok": "I understand",
   "guest.invite_invalid": "This invite link is no longer valid. Please ask for a new one.",
 
   "admin.brand": "Service overview",

@@ -160,6 +160,9 @@ export default {
   "guest.done.ended": "问诊已结束。",
   "guest.done.left": "您已离开问诊。",
   "guest.done.refused": "医生这次无法让您进入。",
+  "guest.recording.title": "本次问诊正在录制",
+  "guest.recording.text": "监护人已同意医生为病历录制本次问诊。只有在您确认之后，才会录制您的画面和声音。",
+  "guest.recording.ok": "我知道了",
   "guest.invite_invalid": "此邀请链接已失效，请索取新的链接。",
 
   "admin.brand": "服务概览",

@@ -21,7 +21,7 @@ const screens = new Screens(document, {
   done: [],
 });
 
-const guest = { signal: null, token: null, consultationId: null, stream: null, meter: null, media: null, iceServers: [] };
+const guest = { acknowledged: false, signal: null, token: null, consultationId: null, stream: null, meter: null, media: null, iceServers: [] };
 const tiles = new Tiles($("#tiles"), {
   t,
   mainRoles: ["outlet"],
@@ -83,10 +83,10 @@ async function open({ token, consultation_id: consultationId }) {
   guest.signal.on("consultation.updated", ({ consultation }) => {
     if (consultation.id !== guest.consultationId) return;
     tiles.setParticipants(consultation.participants || []);
-    $("#recording-indicator").hidden = !consultation.recording;
+    showRecording(Boolean(consultation.recording));
   });
   guest.signal.on("rtc.media_state", (p) => tiles.setMediaState(p.participant_id, p.source, p.muted));
-  guest.signal.on("recording.state", (p) => ($("#recording-indicator").hidden = !p.active));
+  guest.signal.on("recording.state", (p) => showRecording(Boolean(p.active)));
 }
 
 async function onReady(ready) {
@@ -106,6 +106,23 @@ async function onReady(ready) {
     } else {
       showAlert(t("error.generic", { message: err.message }));
     }
+  }
+}
+
+/** Recording is shown to everyone; a guest confirms once before being recorded. */
+function showRecording(active) {
+  $("#recording-indicator").hidden = !active;
+  const notice = $("#recording-notice");
+  if (active && !guest.acknowledged && !notice.open && screens.current === "call") notice.showModal();
+}
+
+async function acknowledgeRecording() {
+  try {
+    await guest.signal.request("recording.acknowledge", { consultation_id: guest.consultationId });
+    guest.acknowledged = true;
+    $("#recording-notice").close();
+  } catch (err) {
+    showAlert(t("error.generic", { message: err.message }));
   }
 }
 
@@ -134,6 +151,8 @@ async function enterCall() {
     $("#reconnecting").hidden = !["disconnected", "failed", "reconnecting"].includes(e.detail.state);
   });
   guest.media.start();
+  const state = await guest.signal.request("recording.state", { consultation_id: guest.consultationId }).catch(() => null);
+  if (state) showRecording(Boolean(state.active));
 }
 
 async function leave() {
@@ -148,6 +167,7 @@ function finish(messageKey) {
   guest.media = null;
   if (guest.meter) guest.meter.stop();
   guest.meter = null;
+  if ($("#recording-notice").open) $("#recording-notice").close();
   stopMedia(guest.stream);
   guest.stream = null;
   tiles.clear();
@@ -168,6 +188,8 @@ function toggleMute(button, kind, onKey, offKey) {
 function boot() {
   i18n.bindSwitch();
   $("#join").addEventListener("click", join);
+  $("#recording-ok").addEventListener("click", acknowledgeRecording);
+  $("#recording-notice").addEventListener("cancel", (e) => e.preventDefault());
   for (const button of $$("[data-action=leave]")) button.addEventListener("click", leave);
   $("#mute").addEventListener("click", (e) => toggleMute(e.currentTarget, "audio", "call.unmute", "call.mute"));
   $("#camera").addEventListener("click", (e) => toggleMute(e.currentTarget, "video", "call.camera_on", "call.camera_off"));
