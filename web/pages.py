@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -39,7 +40,10 @@ _PAGE_HEADERS = {
 }
 
 
-def _page(file_name: str) -> web.Handler:
+PageHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _page(file_name: str) -> PageHandler:
     path = STATIC_DIR / file_name
 
     async def handler(request: web.Request) -> web.StreamResponse:

@@ -15,8 +15,8 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, async_playwright
 
-from tests.conftest import RunningServer, free_port, start_server
 from tests.browser.harness import SCREENSHOT_DIR
+from tests.conftest import RunningServer, free_port, start_server
 from web.settings import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -41,18 +41,23 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/browser/" in str(item.path).replace("\\", "/"):
+        if "browser" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def browser() -> AsyncIterator[Browser]:
+@pytest.fixture(scope="session")
+def chromium() -> Path:
     if not CHROMIUM.exists():
         pytest.fail("/usr/bin/chromium is not installed (scripts/test installs it with apt-get)")
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    return CHROMIUM
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def browser(chromium: Path) -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True
         )
         yield launched
         await launched.close()
@@ -61,7 +66,7 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 def browser_settings(tmp_path: Path) -> Settings:
-    """Media on 127.0.0.1; grace periods long enough for a page reload, offers long enough to click."""
+    """Media on 127.0.0.1; grace long enough for a page reload, offers long enough to click."""
     return Settings(
         secret="browser-test-secret-" + "y" * 40,
         port=free_port(),

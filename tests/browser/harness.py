@@ -21,7 +21,7 @@ _VIDEO_PROGRESS = """
 async (selector) => {
   const video = document.querySelector(selector);
   const tracks = video && video.srcObject
-    ? video.srcObject.getTracks().map((t) => `${t.kind}:${t.readyState}:${t.muted ? "muted" : "live"}`)
+    ? video.srcObject.getTracks().map((t) => `${t.kind}:${t.muted ? "muted" : "live"}`)
     : [];
   if (!video || video.videoWidth === 0) return {width: 0, frames: 0, advanced: false, tracks};
   const before = [video.getVideoPlaybackQuality().totalVideoFrames, video.currentTime];
@@ -93,7 +93,9 @@ async def screenshot(handle: PageHandle, step: str) -> Path:
     return path
 
 
-async def wait_moving_video(handle: PageHandle, selector: str, timeout_s: float = 30.0) -> dict[str, object]:
+async def wait_moving_video(
+    handle: PageHandle, selector: str, timeout_s: float = 30.0
+) -> dict[str, object]:
     """Wait until ``selector``'s <video> has a picture whose frames and clock advance."""
     deadline = time.monotonic() + timeout_s
     last: dict[str, object] = {}
@@ -122,4 +124,6 @@ async def wait_audible(handle: PageHandle, selector: str, timeout_s: float = 20.
         peak = await audio_peak(handle, selector)
         if peak > 0.01:
             return peak
-    raise AssertionError(f"{handle.name}: {selector} stayed silent (peak {peak})\n" + handle.log_tail())
+    raise AssertionError(
+        f"{handle.name}: {selector} stayed silent (peak {peak})\n" + handle.log_tail()
+    )

@@ -45,14 +45,20 @@ class Call:
 
 async def open_desk(browser: Browser, server: RunningServer) -> PageHandle:
     token = server.token(Role.SPECIALIST, SPECIALIST_ID, name="Dr Li", services=["ophthalmology"])
-    desk = await open_page(browser, "specialist", f"{server.url}/specialist#token={token}", DESK_VIEWPORT)
+    desk = await open_page(
+        browser, "specialist", f"{server.url}/specialist#token={token}", DESK_VIEWPORT
+    )
     await expect(desk.page.locator("#connection")).to_have_attribute("data-state", "connected")
     await desk.page.get_by_role("button", name="Available").click()
-    await expect(desk.page.get_by_role("button", name="Available")).to_have_attribute("aria-pressed", "true")
+    await expect(desk.page.get_by_role("button", name="Available")).to_have_attribute(
+        "aria-pressed", "true"
+    )
     return desk
 
 
-async def check_in(browser: Browser, server: RunningServer, shots: bool, record: bool) -> PageHandle:
+async def check_in(
+    browser: Browser, server: RunningServer, shots: bool, record: bool
+) -> PageHandle:
     """Walk the kiosk from its start screen to the waiting screen, in English."""
     token = server.token(Role.OUTLET, OUTLET_ID, name="Xinhua Rd post office")
     kiosk = await open_page(
@@ -91,7 +97,9 @@ async def start_call(
     if shots:
         await screenshot(desk, "2-offer")
     await desk.page.get_by_role("button", name="Accept").click()
-    await expect(kiosk.page.locator("body")).to_have_attribute("data-screen", "call", timeout=CALL_TIMEOUT_MS)
+    await expect(kiosk.page.locator("body")).to_have_attribute(
+        "data-screen", "call", timeout=CALL_TIMEOUT_MS
+    )
     await wait_moving_video(kiosk, tile(SPECIALIST_ID))
     await wait_moving_video(desk, tile(OUTLET_ID))
     return Call(kiosk, desk)
@@ -104,23 +112,29 @@ async def test_outlet_and_specialist_see_and_hear_each_other_then_kiosk_resets(
     try:
         assert await wait_audible(call.kiosk, tile(SPECIALIST_ID)) > 0.01
         assert await wait_audible(call.desk, tile(OUTLET_ID)) > 0.01
-        await expect(call.desk.page.locator(f'[data-participant="{OUTLET_ID}"] .tile-quality')).to_contain_text(
-            "ms", timeout=15_000
-        )
+        await expect(
+            call.desk.page.locator(f'[data-participant="{OUTLET_ID}"] .tile-quality')
+        ).to_contain_text("ms", timeout=15_000)
         await screenshot(call.kiosk, "6-call")
         await screenshot(call.desk, "3-call")
 
-        await call.desk.page.get_by_role("textbox", name="Session notes").fill("Visual acuity 6/9 both eyes; review in 3 months.")
+        await call.desk.page.get_by_role("textbox", name="Session notes").fill(
+            "Visual acuity 6/9 both eyes; review in 3 months."
+        )
         await call.desk.page.get_by_role("button", name="Save notes").click()
         await expect(call.desk.page.locator("#notes-status")).to_contain_text("Saved")
 
         admin_token = live_server.token(Role.ADMIN, "admin-1", name="Admin")
-        admin = await open_page(browser, "admin", f"{live_server.url}/admin#token={admin_token}", DESK_VIEWPORT)
+        admin = await open_page(
+            browser, "admin", f"{live_server.url}/admin#token={admin_token}", DESK_VIEWPORT
+        )
         try:
             live_row = admin.page.locator("#live-rows tr")
             await expect(live_row).to_have_count(1)
             await expect(live_row).to_contain_text(OUTLET_ID)
-            await expect(admin.page.locator(f'[data-clinician="{SPECIALIST_ID}"]')).to_contain_text("Dr Li")
+            await expect(admin.page.locator(f'[data-clinician="{SPECIALIST_ID}"]')).to_contain_text(
+                "Dr Li"
+            )
             await live_row.get_by_role("button", name="Audit trail").click()
             audit = admin.page.locator("#audit-rows")
             for action in ("check_in", "accept", "join", "notes"):
@@ -132,7 +146,9 @@ async def test_outlet_and_specialist_see_and_hear_each_other_then_kiosk_resets(
         await call.desk.page.get_by_role("button", name="End").click()
         await expect(call.kiosk.page.locator("body")).to_have_attribute("data-screen", "ended")
         await screenshot(call.kiosk, "7-ended")
-        await expect(call.kiosk.page.locator("body")).to_have_attribute("data-screen", "start", timeout=15_000)
+        await expect(call.kiosk.page.locator("body")).to_have_attribute(
+            "data-screen", "start", timeout=15_000
+        )
         await expect(call.kiosk.page.locator("#tiles video")).to_have_count(0)
         await expect(call.desk.page.locator("#idle")).to_be_visible()
     finally:
@@ -152,7 +168,9 @@ async def test_guest_joins_by_invite_after_admission_and_sees_both(
         await expect(call.kiosk.page.locator("#recording-indicator")).to_be_visible()
         await expect(desk.locator("#recording-indicator")).to_be_visible()
         await desk.get_by_role("button", name="Invite a parent").click()
-        await expect(desk.locator("#invite-url")).to_have_value(re.compile(rf"^{re.escape(live_server.url)}/join/\S+$"))
+        await expect(desk.locator("#invite-url")).to_have_value(
+            re.compile(rf"^{re.escape(live_server.url)}/join/\S+$")
+        )
         invite_url = await desk.locator("#invite-url").input_value()
         await screenshot(call.desk, "4-invite")
 
@@ -168,7 +186,9 @@ async def test_guest_joins_by_invite_after_admission_and_sees_both(
         await expect(door).to_contain_text("Mother")
         await screenshot(call.desk, "5-door")
         await door.get_by_role("button", name="Admit").click()
-        await expect(guest.page.locator("body")).to_have_attribute("data-screen", "call", timeout=CALL_TIMEOUT_MS)
+        await expect(guest.page.locator("body")).to_have_attribute(
+            "data-screen", "call", timeout=CALL_TIMEOUT_MS
+        )
         notice = guest.page.locator("#recording-notice")
         await expect(notice).to_be_visible()
         await screenshot(guest, "3-recording-notice")
@@ -205,14 +225,18 @@ async def test_kiosk_reload_mid_call_rejoins_and_video_resumes(
     call = await start_call(browser, live_server)
     try:
         await call.kiosk.page.reload()
-        await expect(call.kiosk.page.locator("body")).to_have_attribute("data-screen", "call", timeout=CALL_TIMEOUT_MS)
+        await expect(call.kiosk.page.locator("body")).to_have_attribute(
+            "data-screen", "call", timeout=CALL_TIMEOUT_MS
+        )
         await wait_moving_video(call.kiosk, tile(SPECIALIST_ID))
         frames_before = await call.desk.page.evaluate(
-            "(s) => document.querySelector(s).getVideoPlaybackQuality().totalVideoFrames", tile(OUTLET_ID)
+            "(s) => document.querySelector(s).getVideoPlaybackQuality().totalVideoFrames",
+            tile(OUTLET_ID),
         )
         await wait_moving_video(call.desk, tile(OUTLET_ID))
         frames_after = await call.desk.page.evaluate(
-            "(s) => document.querySelector(s).getVideoPlaybackQuality().totalVideoFrames", tile(OUTLET_ID)
+            "(s) => document.querySelector(s).getVideoPlaybackQuality().totalVideoFrames",
+            tile(OUTLET_ID),
         )
         assert frames_after > frames_before
         assert await wait_audible(call.desk, tile(OUTLET_ID)) > 0.01

@@ -25,7 +25,9 @@ async def test_kiosk_device_check_measures_camera_microphone_and_link(
     browser: Browser, live_server: RunningServer
 ) -> None:
     token = live_server.token(Role.OUTLET, "outlet-0042", name="Xinhua Rd")
-    kiosk = await open_page(browser, "outlet", f"{live_server.url}/outlet#token={token}", KIOSK_VIEWPORT)
+    kiosk = await open_page(
+        browser, "outlet", f"{live_server.url}/outlet#token={token}", KIOSK_VIEWPORT
+    )
     page = kiosk.page
     try:
         await expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
@@ -35,7 +37,9 @@ async def test_kiosk_device_check_measures_camera_microphone_and_link(
         await screenshot(kiosk, "1-start")
 
         await page.get_by_role("button", name="English").click()
-        await expect(page.locator("section[data-screen=start] h1")).to_have_text("See a specialist by video")
+        await expect(page.locator("section[data-screen=start] h1")).to_have_text(
+            "See a specialist by video"
+        )
         await page.locator("#start-button").click()
         await expect(page.locator("body")).to_have_attribute("data-screen", "check")
         await wait_moving_video(kiosk, "#preview")
@@ -53,7 +57,9 @@ async def test_kiosk_device_check_measures_camera_microphone_and_link(
         await screenshot(kiosk, "2-device-check")
 
         await page.get_by_role("button", name="中文").click()
-        await expect(page.locator("section[data-screen=check] h1")).to_have_text("检查摄像头、麦克风和网络")
+        await expect(page.locator("section[data-screen=check] h1")).to_have_text(
+            "检查摄像头、麦克风和网络"
+        )
         await page.locator("#check-next").click()
         await expect(page.locator("body")).to_have_attribute("data-screen", "service")
         await screenshot(kiosk, "3-service-zh")
@@ -85,7 +91,9 @@ async def test_clinician_signs_in_with_a_token_and_bad_tokens_are_refused(
         await expect(page.locator("#alert")).to_contain_text("not valid")
         await expect(page.locator("body")).to_have_attribute("data-screen", "signin")
 
-        token = live_server.token(Role.SPECIALIST, "dr-li", name="Dr Li", services=["ophthalmology"])
+        token = live_server.token(
+            Role.SPECIALIST, "dr-li", name="Dr Li", services=["ophthalmology"]
+        )
         await page.get_by_label("Access token").fill(token)
         await page.get_by_role("button", name="Sign in").click()
         await expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
@@ -97,27 +105,37 @@ async def test_clinician_signs_in_with_a_token_and_bad_tokens_are_refused(
         await desk.context.close()
 
 
-async def test_counsellor_console_uses_the_group_layout(browser: Browser, live_server: RunningServer) -> None:
+async def test_counsellor_console_uses_the_group_layout(
+    browser: Browser, live_server: RunningServer
+) -> None:
     token = live_server.token(Role.COUNSELLOR, "cn-wang", name="Ms Wang", services=["counselling"])
-    desk = await open_page(browser, "counsellor", f"{live_server.url}/counsellor#token={token}", DESK_VIEWPORT)
+    desk = await open_page(
+        browser, "counsellor", f"{live_server.url}/counsellor#token={token}", DESK_VIEWPORT
+    )
     try:
         page = desk.page
         await expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
         await expect(page.locator("#brand")).to_have_text("Counsellor console")
         await expect(page.locator("#tiles")).to_have_class(re.compile(r"\bgroup\b"))
         await page.get_by_role("button", name="Available").click()
-        await expect(page.get_by_role("button", name="Available")).to_have_attribute("aria-pressed", "true")
+        await expect(page.get_by_role("button", name="Available")).to_have_attribute(
+            "aria-pressed", "true"
+        )
         await screenshot(desk, "1-desk")
     finally:
         await desk.context.close()
 
 
-async def test_page_reports_a_missing_socketio_client(browser: Browser, live_server: RunningServer) -> None:
+async def test_page_reports_a_missing_socketio_client(
+    browser: Browser, live_server: RunningServer
+) -> None:
     token = live_server.token(Role.ADMIN, "admin-1")
     context = await browser.new_context()
     page = await context.new_page()
     try:
-        await page.route("**/vendor/socket.io/**", lambda route: route.fulfill(status=503, body="missing"))
+        await page.route(
+            "**/vendor/socket.io/**", lambda route: route.fulfill(status=503, body="missing")
+        )
         await page.goto(f"{live_server.url}/admin#token={token}")
         await expect(page.locator("#alert")).to_contain_text("npm ci")
     finally:
@@ -128,7 +146,9 @@ async def test_keyboard_reaches_every_kiosk_control_with_visible_focus(
     browser: Browser, live_server: RunningServer
 ) -> None:
     token = live_server.token(Role.OUTLET, "outlet-0043")
-    kiosk = await open_page(browser, "outlet-keyboard", f"{live_server.url}/outlet#token={token}", KIOSK_VIEWPORT)
+    kiosk = await open_page(
+        browser, "outlet-keyboard", f"{live_server.url}/outlet#token={token}", KIOSK_VIEWPORT
+    )
     page = kiosk.page
     try:
         await expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
@@ -137,7 +157,8 @@ async def test_keyboard_reaches_every_kiosk_control_with_visible_focus(
             await page.keyboard.press("Tab")
             focused = await page.evaluate(
                 "() => { const e = document.activeElement;"
-                " return [e.id || e.dataset.lang || e.className, getComputedStyle(e).outlineStyle]; }"
+                " return [e.id || e.dataset.lang || e.className,"
+                " getComputedStyle(e).outlineStyle]; }"
             )
             reached.add(focused[0])
             if focused[0] == "start-button":
