@@ -243,3 +243,25 @@ async def test_kiosk_reload_mid_call_rejoins_and_video_resumes(
         await screenshot(call.kiosk, "9-after-reload")
     finally:
         await call.close()
+
+
+async def test_kiosk_shows_reconnecting_after_a_network_drop_and_recovers(
+    browser: Browser, live_server: RunningServer
+) -> None:
+    call = await start_call(browser, live_server)
+    try:
+        await call.kiosk.context.set_offline(True)
+        await expect(call.kiosk.page.locator("#connection")).to_have_attribute(
+            "data-state", "disconnected", timeout=CALL_TIMEOUT_MS
+        )
+        await expect(call.kiosk.page.locator("#reconnecting")).to_be_visible()
+        await screenshot(call.kiosk, "10-reconnecting")
+        await call.kiosk.context.set_offline(False)
+        await expect(call.kiosk.page.locator("#connection")).to_have_attribute(
+            "data-state", "connected", timeout=CALL_TIMEOUT_MS
+        )
+        await expect(call.kiosk.page.locator("#reconnecting")).to_be_hidden(timeout=CALL_TIMEOUT_MS)
+        await wait_moving_video(call.kiosk, tile(SPECIALIST_ID))
+        await wait_moving_video(call.desk, tile(OUTLET_ID))
+    finally:
+        await call.close()
