@@ -57,7 +57,7 @@ async def open_desk(browser: Browser, server: RunningServer) -> PageHandle:
 
 
 async def check_in(
-    browser: Browser, server: RunningServer, shots: bool, record: bool
+    browser: Browser, server: RunningServer, shots: bool, record: bool, audio_only: bool = False
 ) -> PageHandle:
     """Walk the kiosk from its start screen to the waiting screen, in English."""
     token = server.token(Role.OUTLET, OUTLET_ID, name="Xinhua Rd post office")
@@ -71,6 +71,8 @@ async def check_in(
         await screenshot(kiosk, "1-start")
     await page.locator("#start-button").click()
     await expect(page.locator("#check-next")).to_be_enabled(timeout=20_000)
+    if audio_only:
+        await page.get_by_label("Voice only").check()
     await page.locator("#check-next").click()
     await page.locator("[data-service=ophthalmology]").click()
     await page.locator("#guardian-present").check()
@@ -265,3 +267,26 @@ async def test_kiosk_shows_reconnecting_after_a_network_drop_and_recovers(
         await wait_moving_video(call.desk, tile(OUTLET_ID))
     finally:
         await call.close()
+
+
+async def test_voice_only_kiosk_sends_and_receives_sound_without_video(
+    browser: Browser, live_server: RunningServer
+) -> None:
+    desk = await open_desk(browser, live_server)
+    kiosk = await check_in(browser, live_server, shots=False, record=False, audio_only=True)
+    try:
+        await expect(desk.page.locator("#offer-dialog")).to_be_visible(timeout=CALL_TIMEOUT_MS)
+        await desk.page.get_by_role("button", name="Accept").click()
+        await expect(kiosk.page.locator("body")).to_have_attribute("data-screen", "call")
+        assert await wait_audible(desk, tile(OUTLET_ID)) > 0.01
+        assert await wait_audible(kiosk, tile(SPECIALIST_ID)) > 0.01
+        await expect(kiosk.page.locator("#self-view")).to_be_hidden()
+        kinds = await desk.page.evaluate(
+            "(s) => document.querySelector(s).srcObject.getTracks().map((t) => t.kind)",
+            tile(OUTLET_ID),
+        )
+        assert kinds == ["audio"]
+        await screenshot(kiosk, "11-voice-only")
+    finally:
+        await kiosk.context.close()
+        await desk.context.close()

@@ -12,7 +12,7 @@ const REFRESH_MS = 3000;
 const i18n = new I18n("en");
 const t = (key, vars) => i18n.t(key, vars);
 const screens = new Screens(document, { signin: ["overview"], overview: ["signin"] });
-const admin = { signal: null, timer: null, overview: null, auditFor: null };
+const admin = { signal: null, timer: null, pushTimer: null, overview: null, auditFor: null };
 
 function cells(...values) {
   return values.map((value) => el("td", {}, value));
@@ -109,8 +109,12 @@ async function start(token) {
     },
   });
   admin.signal.on("session.ready", refresh);
+  // Pushes only say "something changed": coalesce bursts into one overview request.
   for (const event of ["queue.changed", "consultation.updated", "consultation.ended"]) {
-    admin.signal.on(event, refresh);
+    admin.signal.on(event, () => {
+      clearTimeout(admin.pushTimer);
+      admin.pushTimer = setTimeout(refresh, 300);
+    });
   }
   admin.timer = setInterval(() => {
     if (admin.signal.connected) refresh();
