@@ -286,6 +286,14 @@ async def test_voice_only_kiosk_sends_and_receives_sound_without_video(
             tile(OUTLET_ID),
         )
         assert kinds == ["audio"]
+        # The kiosk asked for sound only: the specialist's video is not forwarded to it.
+        count_frames = "(s) => document.querySelector(s).getVideoPlaybackQuality().totalVideoFrames"
+        frames_before = await kiosk.page.evaluate(count_frames, tile(SPECIALIST_ID))
+        await kiosk.page.wait_for_timeout(1500)
+        assert await kiosk.page.evaluate(count_frames, tile(SPECIALIST_ID)) == frames_before
+        await expect(
+            kiosk.page.locator(f'[data-participant="{SPECIALIST_ID}"] .tile-voice')
+        ).to_be_visible()
         await screenshot(kiosk, "11-voice-only")
     finally:
         await kiosk.context.close()

@@ -45,6 +45,7 @@ export default {
   "call.video_of": "Video of {name}",
   "call.tap_for_sound": "Tap to turn on sound",
   "call.flag_muted": "muted",
+  "call.voice_only": "Voice only – the specialist can hear you",
   "call.flag_camera_off": "camera off",
 
   "outlet.brand": "Video consultation",

@@ -45,6 +45,7 @@ export default {
   "call.video_of": "{name} 的视频",
   "call.tap_for_sound": "点击开启声音",
   "call.flag_muted": "已静音",
+  "call.voice_only": "仅语音：医生能听到您",
   "call.flag_camera_off": "摄像头已关闭",
 
   "outlet.brand": "视频问诊",

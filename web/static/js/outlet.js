@@ -209,6 +209,8 @@ async function enterCall(consultation) {
   const local = kiosk.audioOnly ? new MediaStream(kiosk.stream.getAudioTracks()) : kiosk.stream;
   playStream($("#self-view"), local);
   $("#self-view").hidden = local.getVideoTracks().length === 0;
+  $("#camera").hidden = local.getVideoTracks().length === 0;
+  $("#tiles").classList.toggle("voice-only", kiosk.audioOnly);
   startMedia(consultation.id, local);
 }
 
@@ -219,6 +221,7 @@ function startMedia(consultationId, local) {
     consultationId,
     iceServers: kiosk.iceServers,
     localStream: local,
+    receiveVideo: !kiosk.audioOnly,
   });
   kiosk.media = media;
   media.addEventListener("stream", (e) => {
@@ -231,7 +234,6 @@ function startMedia(consultationId, local) {
     $("#reconnecting").hidden = !["disconnected", "failed", "reconnecting"].includes(state);
   });
   media.start();
-  if (kiosk.audioOnly) media.setReceiveVideo(false).catch((err) => console.warn("receive mode", err.code));
 }
 
 function toggle(button, kind, onKey, offKey) {
@@ -278,6 +280,8 @@ function closeCall() {
   $("#call-waiting").hidden = false;
   $("#sound-button").hidden = true;
   $("#recording-indicator").hidden = true;
+  $("#camera").hidden = false;
+  $("#tiles").classList.remove("voice-only");
   for (const button of [$("#mute"), $("#camera")]) button.setAttribute("aria-pressed", "false");
   $("#mute").dataset.i18n = "call.mute";
   $("#camera").dataset.i18n = "call.camera_off";

@@ -81,8 +81,9 @@ export function alignHeaderExtensions(sdp) {
 const MAX_OFFER_RETRIES = 20;
 
 export class MediaSession extends EventTarget {
-  constructor({ signal, consultationId, iceServers, localStream }) {
+  constructor({ signal, consultationId, iceServers, localStream, receiveVideo = true }) {
     super();
+    this.receiveVideo = receiveVideo;
     this.signal = signal;
     this.consultationId = consultationId;
     this.iceServers = iceServers || [];
@@ -170,6 +171,7 @@ export class MediaSession extends EventTarget {
     }
     this._offerRetries = 0;
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+    await this._applyReceiveMode();
   }
 
   _retryOffer(err) {
@@ -196,6 +198,7 @@ export class MediaSession extends EventTarget {
       consultation_id: this.consultationId,
       sdp: pc.localDescription.sdp,
     });
+    await this._applyReceiveMode();
   }
 
   async _remoteCandidate(candidate) {
@@ -252,9 +255,18 @@ export class MediaSession extends EventTarget {
       .catch((err) => this._warn("media state", err));
   }
 
-  /** Receive audio only (weak link) or audio and video. */
+  /** Receive audio only (weak link) or audio and video; kept across renegotiations. */
   setReceiveVideo(video) {
-    return this.signal.request("rtc.receive_mode", { consultation_id: this.consultationId, video });
+    this.receiveVideo = video;
+    return this._applyReceiveMode(true);
+  }
+
+  async _applyReceiveMode(always = false) {
+    // Subscriptions are made during negotiation: repeat the choice so new ones follow it too.
+    if (this.receiveVideo && !always) return;
+    await this.signal
+      .request("rtc.receive_mode", { consultation_id: this.consultationId, video: this.receiveVideo })
+      .catch((err) => this._warn("receive mode", err));
   }
 
   /** Tear the peer connection down and publish again (ICE failure, rejoin after a drop). */

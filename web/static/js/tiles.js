@@ -27,8 +27,10 @@ export class Tiles {
       const name = el("span", { class: "tile-name" });
       const flags = el("span", { class: "tile-flags" });
       const quality = el("span", { class: "tile-quality", "aria-live": "off" });
+      // Shown instead of a black picture when this side receives sound only (weak link).
+      const voice = el("p", { class: "tile-voice", "data-i18n": "call.voice_only" }, this.t("call.voice_only"));
       tile = {
-        figure: el("figure", { class: "tile", dataset: { participant: participantId } }, video,
+        figure: el("figure", { class: "tile", dataset: { participant: participantId } }, video, voice,
           el("figcaption", {}, name, flags, quality)),
         video, name, flags, quality, muted: new Set(),
       };
