@@ -315,7 +315,6 @@ function onReady(ready) {
   desk.identity = ready.identity;
   desk.iceServers = ready.ice_servers || [];
   $("#who").textContent = ready.identity.name;
-  if (ready.presence) showPresence(ready.presence.status || ready.presence);
   loadQueue();
   const active = resumable(ready).find((c) => c.state === "active");
   if (active && desk.consultation && desk.consultation.id === active.id && desk.media) {
