@@ -35,8 +35,9 @@ CHROMIUM_ARGS = [
 ]
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    return f"browser screenshots: {SCREENSHOT_DIR}"
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if SCREENSHOT_DIR.is_dir() and any(SCREENSHOT_DIR.glob("*.png")):
+        terminalreporter.write_line(f"browser screenshots: {SCREENSHOT_DIR}")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -61,7 +62,6 @@ async def browser(chromium: Path) -> AsyncIterator[Browser]:
         )
         yield launched
         await launched.close()
-    print(f"\nbrowser screenshots saved in {SCREENSHOT_DIR}")
 
 
 @pytest.fixture
