@@ -298,3 +298,29 @@ async def test_voice_only_kiosk_sends_and_receives_sound_without_video(
     finally:
         await kiosk.context.close()
         await desk.context.close()
+
+
+async def test_declined_offer_stays_queued_and_can_be_taken_from_the_queue(
+    browser: Browser, live_server: RunningServer
+) -> None:
+    desk = await open_desk(browser, live_server)
+    kiosk = await check_in(browser, live_server, shots=False, record=False)
+    try:
+        dialog = desk.page.locator("#offer-dialog")
+        await expect(dialog).to_be_visible(timeout=CALL_TIMEOUT_MS)
+        await desk.page.get_by_role("button", name="Decline").click()
+        await expect(dialog).to_be_hidden()
+        await expect(kiosk.page.locator("body")).to_have_attribute("data-screen", "waiting")
+        row = desk.page.locator("#queue-rows tr", has_text=OUTLET_ID)
+        take = row.get_by_role("button", name=f"Take the consultation from {OUTLET_ID}")
+        await expect(take).to_be_visible(timeout=CALL_TIMEOUT_MS)
+        await screenshot(desk, "7-queue-after-decline")
+        await take.click()
+        await expect(kiosk.page.locator("body")).to_have_attribute(
+            "data-screen", "call", timeout=CALL_TIMEOUT_MS
+        )
+        await wait_moving_video(kiosk, tile(SPECIALIST_ID))
+        await wait_moving_video(desk, tile(OUTLET_ID))
+    finally:
+        await kiosk.context.close()
+        await desk.context.close()

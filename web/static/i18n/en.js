@@ -105,6 +105,7 @@ export default {
   "console.queue.empty": "Nobody is waiting.",
   "console.queue.position": "#",
   "console.queue.service": "Service",
+  "console.queue.who": "Outlet and service",
   "console.queue.outlet": "Outlet",
   "console.queue.wait": "Waiting",
   "console.queue.urgency": "Urgency",

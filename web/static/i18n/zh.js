@@ -105,6 +105,7 @@ export default {
   "console.queue.empty": "目前没有人等候。",
   "console.queue.position": "序号",
   "console.queue.service": "服务",
+  "console.queue.who": "网点和服务",
   "console.queue.outlet": "网点",
   "console.queue.wait": "已等候",
   "console.queue.urgency": "紧急程度",

@@ -11,6 +11,7 @@ import { $, $$, chime, el, formatDuration, playStream, Screens, showAlert } from
 
 const MODE = window.location.pathname.startsWith("/counsellor") ? "counsellor" : "specialist";
 const TOKEN_KEY = `teleconsult.${MODE}.token`;
+const QUEUE_TICK_MS = 5000;
 
 const i18n = new I18n("en");
 const t = (key, vars) => i18n.t(key, vars);
@@ -37,21 +38,22 @@ const tiles = new Tiles($("#tiles"), {
 // ----- queue --------------------------------------------------------------------------------
 
 function setQueue(service, entries) {
-  desk.queues.set(service, entries);
+  const receivedAt = performance.now();
+  desk.queues.set(service, entries.map((entry) => ({ ...entry, receivedAt })));
   renderQueue();
 }
 
 function renderQueue() {
   const entries = [...desk.queues.values()].flat().filter((e) => e.state !== "active");
   entries.sort((a, b) => Number(b.urgent) - Number(a.urgent) || b.waiting_s - a.waiting_s);
+
   $("#queue-empty").hidden = entries.length > 0;
   $("#queue-table").hidden = entries.length === 0;
   const rows = entries.map((entry) =>
     el("tr", { dataset: { consultation: entry.consultation_id }, class: entry.urgent ? "urgent" : null },
       el("td", {}, String(entry.position)),
-      el("td", {}, t(`service.${entry.service}`)),
-      el("td", {}, entry.outlet_id),
-      el("td", {}, formatDuration(entry.waiting_s, t)),
+      el("td", {}, el("strong", {}, entry.outlet_id), el("br"), el("span", { class: "muted small" }, t(`service.${entry.service}`))),
+      el("td", { class: "wait" }, formatDuration(waited(entry), t)),
       el("td", {}, entry.urgent ? t("console.queue.urgent") : t("console.queue.routine")),
       el("td", {}, entry.state === "offered"
         ? t("console.queue.offered")
@@ -64,6 +66,19 @@ function renderQueue() {
         }, t("console.queue.take"))),
     ));
   $("#queue-rows").replaceChildren(...rows);
+}
+
+// The server sends waits when the queue changes; count on between updates.
+function waited(entry) {
+  return entry.waiting_s + (performance.now() - entry.receivedAt) / 1000;
+}
+
+/** Refresh only the wait cells, so keyboard focus on a row's button is kept. */
+function tickWaits() {
+  for (const entry of [...desk.queues.values()].flat()) {
+    const cell = $(`#queue-rows tr[data-consultation="${entry.consultation_id}"] td.wait`);
+    if (cell) cell.textContent = formatDuration(waited(entry), t);
+  }
 }
 
 async function loadQueue() {
@@ -415,6 +430,7 @@ function boot() {
   $("#tiles").classList.toggle("group", MODE === "counsellor");
   i18n.bindSwitch();
   i18n.addEventListener("change", renderQueue);
+  setInterval(tickWaits, QUEUE_TICK_MS);
   bindControls();
   const token = takeToken(TOKEN_KEY);
   if (token) start(token);
