@@ -3,7 +3,7 @@
 
 import { I18n } from "./i18n.js";
 import { connect } from "./session.js";
-import { claimsOf, forgetToken, storeToken, takeToken } from "./token.js";
+import { claimsOf, forgetToken, takeToken, wireSignIn } from "./token.js";
 import { $, el, formatDuration, Screens, showAlert } from "./ui.js";
 
 const TOKEN_KEY = "teleconsult.admin.token";
@@ -129,17 +129,7 @@ function boot() {
     const id = $("#audit-input").value.trim();
     if (id) showAudit(id);
   });
-  $("#sign-out").addEventListener("click", () => {
-    forgetToken(TOKEN_KEY);
-    window.location.reload();
-  });
-  $("#signin-form").addEventListener("submit", (e) => {
-    e.preventDefault();
-    const token = $("#token-input").value.trim();
-    if (!token) return;
-    storeToken(TOKEN_KEY, token);
-    start(token);
-  });
+  wireSignIn(TOKEN_KEY, start);
   const token = takeToken(TOKEN_KEY);
   if (token) start(token);
   else screens.go("signin");

@@ -6,7 +6,7 @@ import { I18n } from "./i18n.js";
 import { MediaSession } from "./rtc.js";
 import { connect, resumable } from "./session.js";
 import { Tiles } from "./tiles.js";
-import { claimsOf, forgetToken, storeToken, takeToken } from "./token.js";
+import { claimsOf, forgetToken, takeToken, wireSignIn } from "./token.js";
 import { $, $$, chime, el, formatDuration, playStream, Screens, showAlert } from "./ui.js";
 
 const MODE = window.location.pathname.startsWith("/counsellor") ? "counsellor" : "specialist";
@@ -393,17 +393,7 @@ function bindControls() {
     tiles.resumePlayback();
     $("#sound-button").hidden = true;
   });
-  $("#sign-out").addEventListener("click", () => {
-    forgetToken(TOKEN_KEY);
-    window.location.reload();
-  });
-  $("#signin-form").addEventListener("submit", (e) => {
-    e.preventDefault();
-    const token = $("#token-input").value.trim();
-    if (!token) return;
-    storeToken(TOKEN_KEY, token);
-    start(token);
-  });
+  wireSignIn(TOKEN_KEY, start);
 }
 
 async function start(token) {

@@ -19,6 +19,21 @@ export function forgetToken(storageKey) {
   sessionStorage.removeItem(storageKey);
 }
 
+/** Wire the shared sign-in form and sign-out button of the staff pages to ``start(token)``. */
+export function wireSignIn(storageKey, start) {
+  document.querySelector("#sign-out").addEventListener("click", () => {
+    forgetToken(storageKey);
+    window.location.reload();
+  });
+  document.querySelector("#signin-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const token = document.querySelector("#token-input").value.trim();
+    if (!token) return;
+    storeToken(storageKey, token);
+    start(token);
+  });
+}
+
 /** The claims of a JWT, for display only: the server verifies the signature. */
 export function claimsOf(token) {
   try {
