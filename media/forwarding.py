@@ -8,6 +8,12 @@ loudly if an upgrade moves them. What it relies on:
 * ``RTCPeerConnection._RTCPeerConnection__createTransceiver`` (name-mangled, private): wrapped by
   :class:`ForwardingPeerConnection` to swap every new transceiver's receiver/sender class and set
   codec preferences before codecs are negotiated.
+* ``RTCPeerConnection.createOffer`` resets every transceiver's ``_codecs`` and
+  ``_headerExtensions`` (``RTCRtpTransceiver`` attributes) to aiortc's default numbering, also for
+  m-sections already negotiated with the browser's. :meth:`ForwardingPeerConnection.createOffer`
+  restores the negotiated ones, renumbers new ones around them (:class:`BundleNumbering`) and
+  rewrites the offer's m-sections to match, finding a new transceiver's m-section by
+  ``RTCRtpTransceiver._get_mline_index()``.
 * ``RTCRtpReceiver._handle_rtp_packet``: runs REMB estimation, stats, RTX unwrap, NACK generation
   and ``depayload()``, then ``self._RTCRtpReceiver__jitter_buffer.add(packet)``; we replace that
   jitter buffer with a pass-through, so each packet is forwarded as soon as it arrives instead of
@@ -30,19 +36,31 @@ loudly if an upgrade moves them. What it relies on:
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, clock
-from aiortc.codecs import get_decoder
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCSessionDescription,
+    clock,
+)
+from aiortc.codecs import get_decoder, is_rtx
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCDtlsTransport
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
+from aiortc.rtcrtpparameters import (
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+    RTCRtpReceiveParameters,
+)
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import (
+    DYNAMIC_PAYLOAD_TYPES,
     RTCP_PSFB_APP,
     RTP_HISTORY_SIZE,
     AnyRtcpPacket,
@@ -50,10 +68,13 @@ from aiortc.rtp import (
     RtpPacket,
     unpack_remb_fci,
 )
+from aiortc.sdp import MediaDescription, SessionDescription
 
 logger = logging.getLogger(__name__)
 
 AIORTC_TESTED = "1.16"
+
+_EXTENSION_IDS = range(1, 15)  # one-byte header extensions (RFC 8285)
 
 PacketSink = Callable[[RtpPacket], Awaitable[None]]
 
@@ -91,6 +112,138 @@ class ForwardingPeerConnection(RTCPeerConnection):
         if preferences:
             transceiver.setCodecPreferences(preferences)
         return transceiver
+
+    async def createOffer(self) -> RTCSessionDescription:  # noqa: N802 - aiortc's API name
+        """An offer that keeps the payload types and extension ids already negotiated.
+
+        JSEP (RFC 8829 5.2.2) has subsequent offers keep them for existing m-sections; aiortc
+        renumbers every m-section with its defaults, so the browser would switch numbers while
+        our receivers (and the transport's extension map) keep the old ones. New m-sections
+        reuse the numbers the BUNDLE group already has and take free ones otherwise.
+        """
+        negotiated = {
+            transceiver: (transceiver._codecs, transceiver._headerExtensions)
+            for transceiver in self.getTransceivers()
+            if transceiver.mid is not None
+        }
+        offer = await super().createOffer()
+        if not negotiated:
+            return offer
+        numbering = BundleNumbering()
+        for transceiver, (codecs, extensions) in negotiated.items():
+            transceiver._codecs = codecs
+            transceiver._headerExtensions = extensions
+            numbering.reserve(codecs, extensions)
+        description = SessionDescription.parse(offer.sdp)
+        for index, media in enumerate(description.media):
+            if media.kind not in ("audio", "video"):
+                continue
+            transceiver = self._offered_transceiver(media.rtp.muxId, index)
+            if transceiver.mid is None:
+                transceiver._codecs = numbering.codecs_for(transceiver._codecs)
+                transceiver._headerExtensions = numbering.extensions_for(
+                    transceiver._headerExtensions
+                )
+            _describe_rtp(media, transceiver)
+        return RTCSessionDescription(sdp=str(description), type="offer")
+
+    def _offered_transceiver(self, mid: str | None, index: int) -> RTCRtpTransceiver:
+        transceivers = self.getTransceivers()
+        known = next((t for t in transceivers if t.mid is not None and t.mid == mid), None)
+        if known is not None:
+            return known
+        return next(t for t in transceivers if t.mid is None and t._get_mline_index() == index)
+
+
+def _describe_rtp(media: MediaDescription, transceiver: RTCRtpTransceiver) -> None:
+    """Make an offer's m-section state the transceiver's codecs and extensions."""
+    media.fmt = [codec.payloadType for codec in transceiver._codecs]
+    media.rtp.codecs = transceiver._codecs
+    media.rtp.headerExtensions = transceiver._headerExtensions
+    if not any(is_rtx(codec) for codec in transceiver._codecs):
+        media.ssrc = media.ssrc[:1]
+        media.ssrc_group = []
+
+
+def _codec_identity(codec: RTCRtpCodecParameters) -> tuple[object, ...]:
+    return (
+        codec.mimeType.lower(),
+        codec.clockRate,
+        codec.channels,
+        tuple(sorted((str(k), str(v)) for k, v in codec.parameters.items())),
+    )
+
+
+class BundleNumbering:
+    """Payload types and header-extension ids in use in one BUNDLE group, and what they mean.
+
+    In a BUNDLE group a number must mean the same thing in every m-section (RFC 8843 7.5.1):
+    a new m-section reuses the number a codec or extension already has, keeps aiortc's default
+    if that is free, and takes the lowest free one otherwise (codecs without one are left out).
+    """
+
+    def __init__(self) -> None:
+        self._codecs: dict[int, tuple[object, ...]] = {}
+        self._extensions: dict[str, int] = {}
+
+    def reserve(
+        self,
+        codecs: list[RTCRtpCodecParameters],
+        extensions: list[RTCRtpHeaderExtensionParameters],
+    ) -> None:
+        """Record numbers already negotiated; they are never given another meaning."""
+        for codec in codecs:
+            if codec.payloadType is not None:
+                self._codecs.setdefault(codec.payloadType, _codec_identity(codec))
+        for extension in extensions:
+            self._extensions.setdefault(extension.uri, extension.id)
+
+    def codecs_for(self, codecs: list[RTCRtpCodecParameters]) -> list[RTCRtpCodecParameters]:
+        """Copies of ``codecs`` (RTX after its base codec) numbered to fit the group."""
+        renumbered: dict[int | None, int] = {}
+        numbered = []
+        for original in codecs:
+            codec = copy.deepcopy(original)
+            if is_rtx(codec):
+                apt = renumbered.get(codec.parameters.get("apt"))  # type: ignore[arg-type]
+                if apt is None:
+                    continue
+                codec.parameters["apt"] = apt
+            payload_type = self._payload_type_for(codec)
+            if payload_type is None:
+                continue
+            renumbered[original.payloadType] = payload_type
+            codec.payloadType = payload_type
+            self._codecs[payload_type] = _codec_identity(codec)
+            numbered.append(codec)
+        return numbered
+
+    def extensions_for(
+        self, extensions: list[RTCRtpHeaderExtensionParameters]
+    ) -> list[RTCRtpHeaderExtensionParameters]:
+        """``extensions`` with ids that fit the group."""
+        numbered = []
+        for extension in extensions:
+            extension_id = self._extensions.get(extension.uri)
+            if extension_id is None:
+                used = set(self._extensions.values())
+                free = [i for i in _EXTENSION_IDS if i not in used]
+                if not free:
+                    continue
+                extension_id = extension.id if extension.id in free else free[0]
+                self._extensions[extension.uri] = extension_id
+            numbered.append(RTCRtpHeaderExtensionParameters(id=extension_id, uri=extension.uri))
+        return numbered
+
+    def _payload_type_for(self, codec: RTCRtpCodecParameters) -> int | None:
+        identity = _codec_identity(codec)
+        for payload_type, known in self._codecs.items():
+            if known == identity:
+                return payload_type
+        if codec.payloadType is not None and codec.payloadType not in self._codecs:
+            return codec.payloadType
+        # aiortc keeps an answer's payload types only when dynamic, so allocate from those.
+        return next((pt for pt in DYNAMIC_PAYLOAD_TYPES if pt not in self._codecs), None)
 
 
 class _PassThroughBuffer:
@@ -135,9 +288,14 @@ class ForwardingReceiver(RTCRtpReceiver):
         return self._RTCRtpReceiver__decoder_thread is not None  # type: ignore[attr-defined]
 
     async def receive(self, parameters: RTCRtpReceiveParameters) -> None:
-        self._codecs_by_pt = {
-            codec.payloadType: codec for codec in parameters.codecs if codec.payloadType is not None
-        }
+        # aiortc fixes its payload-type map at the first call (later ones only re-run the
+        # connection); ours follows it. Re-offers keep the numbers (see createOffer above).
+        if not self._codecs_by_pt:
+            self._codecs_by_pt = {
+                codec.payloadType: codec
+                for codec in parameters.codecs
+                if codec.payloadType is not None
+            }
         await super().receive(parameters)
         # The thread exits on its first queue item; no decoder object was created yet.
         self._RTCRtpReceiver__stop_decoder()  # type: ignore[attr-defined]
@@ -302,6 +460,7 @@ def check_internals() -> list[str]:
     receiver_source = inspect.getsource(RTCRtpReceiver)
     for needle in (
         "self.__jitter_buffer.add(packet)",
+        "self.__codecs[codec.payloadType] = codec",
         "packet._data = depayload(codec, packet.payload)",
         "self.__decoder_thread = threading.Thread(",
         "def __stop_decoder(self)",
@@ -330,6 +489,23 @@ def check_internals() -> list[str]:
     ):
         if needle not in sender_source:
             problems.append(f"RTCRtpSender: {needle}")
+    transceiver_source = inspect.getsource(RTCRtpTransceiver)
+    for needle in (
+        "self._codecs: list[RTCRtpCodecParameters] = []",
+        "self._headerExtensions: list[RTCRtpHeaderExtensionParameters] = []",
+        "def _get_mline_index(self) -> Optional[int]",
+    ):
+        if needle not in transceiver_source:
+            problems.append(f"RTCRtpTransceiver: {needle}")
+    offer_source = inspect.getsource(RTCPeerConnection.createOffer)
+    for needle in (
+        "transceiver._codecs = filter_preferred_codecs(",
+        "transceiver._headerExtensions = HEADER_EXTENSIONS[transceiver.kind][:]",
+        "transceiver._set_mline_index(next_mline_index())",
+        "return wrap_session_description(description)",
+    ):
+        if needle not in offer_source:
+            problems.append(f"RTCPeerConnection.createOffer: {needle}")
     if not inspect.iscoroutinefunction(getattr(RTCDtlsTransport, "_send_rtp", None)):
         problems.append("RTCDtlsTransport._send_rtp")
     return problems

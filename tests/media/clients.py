@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError
+from aiortc.sdp import SessionDescription
 
 from media.ice import restrict_host_addresses
 from media.stats import ParticipantStats
@@ -122,6 +123,28 @@ def strip_codec(sdp: str, codec_name: str) -> str:
     return "\r\n".join(kept) + "\r\n"
 
 
+def renumber_sdp(
+    sdp: str, payload_types: Mapping[str, Mapping[int, int]], extension_ids: Mapping[str, int]
+) -> str:
+    """Give an SDP other payload types (per kind, RTX ``apt`` included) and extension ids.
+
+    Turns an aiortc offer into one numbered the way a browser numbers its first offer.
+    """
+    description = SessionDescription.parse(sdp)
+    for media in description.media:
+        mapping = payload_types.get(media.kind, {})
+        media.fmt = [mapping.get(pt, pt) for pt in media.fmt]
+        for codec in media.rtp.codecs:
+            if codec.payloadType is not None:
+                codec.payloadType = mapping.get(codec.payloadType, codec.payloadType)
+            apt = codec.parameters.get("apt")
+            if isinstance(apt, int):
+                codec.parameters["apt"] = mapping.get(apt, apt)
+        for extension in media.rtp.headerExtensions:
+            extension.id = extension_ids.get(extension.uri, extension.id)
+    return str(description)
+
+
 def mean_rgb(frame: av.VideoFrame) -> tuple[int, int, int]:
     array = frame.to_ndarray(format="rgb24")
     h, w, _ = array.shape
@@ -152,6 +175,7 @@ class ClientPeer:
         keep_frames: int = 30,
         publish_codec: str | None = None,
         refuse_codec: str | None = None,
+        munge_offer: Callable[[str], str] | None = None,
     ) -> None:
         self.participant_id = participant_id
         self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
@@ -165,6 +189,8 @@ class ClientPeer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._negotiation = asyncio.Lock()
         self._refuse_codec = refuse_codec
+        self._munge_offer = munge_offer
+        self.server_offers: list[str] = []
         for track in (self.audio, self.video):
             if track is not None:
                 self.pc.addTrack(track)
@@ -209,6 +235,9 @@ class ClientPeer:
         """
         async with self._negotiation:
             offer = await self.pc.createOffer()
+            if self._munge_offer is not None:
+                # aiortc sends with what the answer echoes, so only the SDP needs renumbering.
+                offer = RTCSessionDescription(sdp=self._munge_offer(offer.sdp), type="offer")
             restrict_host_addresses(self.pc, ("127.0.0.1",))
             await self.pc.setLocalDescription(offer)
             answer = await exchange(self.pc.localDescription.sdp)
@@ -226,6 +255,7 @@ class ClientPeer:
 
     def on_server_offer(self, sdp: str) -> None:
         """Answer a server offer in the background (as a browser's event handler would)."""
+        self.server_offers.append(sdp)
 
         async def respond() -> None:
             if self.pc.signalingState == "closed":
