@@ -4,80 +4,6 @@
 // sent again once the server's negotiation is done.
 
 const RETRY_DELAY_MS = 300;
-
-// The server (aiortc) numbers RTP header extensions mid=1, ssrc-audio-level=2, abs-send-time=3
-// in the offers it makes and keeps one id map for the whole BUNDLE transport, so the client's own
-// offer must use the same ids, or the server misreads the browser's packets. Extensions the server
-// does not negotiate anyway are left out.
-const SERVER_EXTENSION_IDS = new Map([
-  ["urn:ietf:params:rtp-hdrext:sdes:mid", 1],
-  ["urn:ietf:params:rtp-hdrext:ssrc-audio-level", 2],
-  ["http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", 3],
-]);
-
-// The server's re-offers also number codecs its own way (opus 96, VP8 97 with RTX 98) on every
-// m-line, including the ones the client publishes on; the browser then sends with those numbers.
-// So the client offers exactly these codecs under these numbers from the start.
-const SERVER_PAYLOAD_TYPES = new Map([
-  ["opus/48000/2", 96],
-  ["vp8/90000", 97],
-]);
-const SERVER_RTX_PAYLOAD_TYPE = 98;
-
-function alignSection(lines) {
-  const rtpmap = new Map();
-  for (const line of lines) {
-    const match = /^a=rtpmap:(\d+) (\S+)/.exec(line);
-    if (match) rtpmap.set(match[1], match[2].toLowerCase());
-  }
-  const mapping = new Map();
-  for (const [pt, codec] of rtpmap) {
-    if (SERVER_PAYLOAD_TYPES.has(codec)) mapping.set(pt, String(SERVER_PAYLOAD_TYPES.get(codec)));
-  }
-  for (const line of lines) {
-    const match = /^a=fmtp:(\d+) apt=(\d+)$/.exec(line);
-    if (match && rtpmap.get(match[1]) === "rtx/90000" && mapping.has(match[2]) && !mapping.has(match[1])) {
-      mapping.set(match[1], String(SERVER_RTX_PAYLOAD_TYPE));
-    }
-  }
-  if (mapping.size === 0) return lines;
-  return lines.flatMap((line) => {
-    if (line.startsWith("m=")) {
-      const [media, port, proto, ...pts] = line.split(" ");
-      const kept = pts.filter((pt) => mapping.has(pt)).map((pt) => mapping.get(pt));
-      return [[media, port, proto, ...kept].join(" ")];
-    }
-    const match = /^a=(rtpmap|fmtp|rtcp-fb):(\d+)( .*)$/.exec(line);
-    if (!match) return [line];
-    if (!mapping.has(match[2])) return [];
-    const rest = match[3].replace(/apt=(\d+)/, (_, apt) => `apt=${mapping.get(apt) || apt}`);
-    return [`a=${match[1]}:${mapping.get(match[2])}${rest}`];
-  });
-}
-
-export function alignPayloadTypes(sdp) {
-  const lines = sdp.split("\r\n");
-  const sections = [];
-  for (const line of lines) {
-    if (line.startsWith("m=") || sections.length === 0) sections.push([]);
-    sections[sections.length - 1].push(line);
-  }
-  return sections.map((section, i) => (i === 0 && !section[0].startsWith("m=") ? section : alignSection(section)))
-    .flat()
-    .join("\r\n");
-}
-
-export function alignHeaderExtensions(sdp) {
-  return sdp
-    .split("\r\n")
-    .flatMap((line) => {
-      const match = /^a=extmap:(\d+)(\/\w+)? (\S+)(.*)$/.exec(line);
-      if (!match) return [line];
-      const id = SERVER_EXTENSION_IDS.get(match[3]);
-      return id === undefined ? [] : [`a=extmap:${id}${match[2] || ""} ${match[3]}${match[4]}`];
-    })
-    .join("\r\n");
-}
 const MAX_OFFER_RETRIES = 20;
 
 export class MediaSession extends EventTarget {
@@ -144,8 +70,7 @@ export class MediaSession extends EventTarget {
   async _offer() {
     const pc = this.pc;
     if (this._closed || pc.signalingState !== "stable") return;
-    const offer = await pc.createOffer();
-    await pc.setLocalDescription({ type: "offer", sdp: alignPayloadTypes(alignHeaderExtensions(offer.sdp)) });
+    await pc.setLocalDescription(await pc.createOffer());
     const sources = [];
     for (const [transceiver, source] of this._sources) {
       if (transceiver.mid !== null) sources.push({ mid: transceiver.mid, source });
