@@ -1,0 +1,294 @@
+"""Clinician presence, local connections, queue views, pairing and offers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import replace
+
+from rooms.errors import Conflict, Forbidden
+from rooms.models import AuditEvent, ClinicianPresence, Consultation, PresenceStatus, QueueEntry
+from rooms.notify import Actor
+from rooms.queue import order_queue
+from rooms.roles import Role
+from rooms.rules import (
+    ACTIVE,
+    OFFERED,
+    WAITING,
+    concerns,
+    mark_if_empty,
+    requeue,
+    require_clinician,
+)
+from rooms.service_base import ServiceBase
+
+logger = logging.getLogger(__name__)
+
+
+class PresenceMixin(ServiceBase):
+    """Who is online and available, and offering waiting consultations to free clinicians."""
+
+    async def set_presence(
+        self, actor: Actor, status: PresenceStatus, services: Iterable[str] | None = None
+    ) -> ClinicianPresence:
+        """Set a clinician's status and the services it takes now (a subset of its token's)."""
+        require_clinician(actor)
+        chosen = tuple(sorted(set(services) if services is not None else actor.services))
+        if not set(chosen) <= actor.services:
+            raise Forbidden("you may only cover services your token grants")
+        now = self._clock()
+        previous = await self._store.get_presence(actor.subject)
+        keeps_availability = (
+            previous is not None
+            and previous.status is status
+            and previous.is_live(now, self._config.presence_timeout_s)
+        )
+        presence = ClinicianPresence(
+            clinician_id=actor.subject,
+            role=actor.role,
+            name=actor.name,
+            status=status,
+            services=chosen,
+            online=True,
+            seen_at=now,
+            available_since=previous.available_since if previous and keeps_availability else now,
+        )
+        await self._store.put_presence(presence)
+        logger.info(
+            "presence clinician=%s status=%s services=%s",
+            actor.subject,
+            status.value,
+            ",".join(chosen),
+        )
+        self.wake()
+        return presence
+
+    async def queue_list(self, actor: Actor, service: str | None = None) -> list[QueueEntry]:
+        """Waiting consultations a clinician (for covered services) or admin may see."""
+        if actor.role is Role.ADMIN:
+            wanted = None if service is None else {service}
+        else:
+            require_clinician(actor)
+            if service is not None and service not in actor.services:
+                raise Forbidden("you do not cover that service")
+            wanted = {service} if service is not None else set(actor.services)
+        open_ = await self._store.open_consultations()
+        services = {c.service for c in open_ if c.state.queued}
+        entries: list[QueueEntry] = []
+        presences = await self._store.all_presence()
+        for name in sorted(services if wanted is None else services & wanted):
+            entries.extend(await self._entries(name, open_, presences, self._clock()))
+        return entries
+
+    async def connected(self, actor: Actor, sid: str) -> list[Consultation]:
+        """A connection came up; returns the consultations this subject can resume."""
+        if self._closed:
+            return []
+        self._connections.setdefault(actor.subject, set()).add(sid)
+        self._actors[actor.subject] = actor
+        now = self._clock()
+        if actor.role.is_clinician:
+            previous = await self._store.get_presence(actor.subject)
+            presence = previous or ClinicianPresence(
+                actor.subject,
+                actor.role,
+                actor.name,
+                PresenceStatus.AWAY,
+                tuple(sorted(actor.services)),
+                True,
+                now,
+                now,
+            )
+            await self._store.put_presence(replace(presence, online=True, seen_at=now))
+        await self._store.mark_seen([actor.subject], now)
+        resumable: list[Consultation] = []
+        for consultation in await self._store.open_consultations():
+            if not concerns(actor, consultation):
+                continue
+            if actor.role is Role.OUTLET and consultation.state.queued:
+                consultation = await self._reconnect_waiting(actor, consultation)
+                entry = await self._entry_for(consultation)
+                await self._notifier.to_subject(actor.subject, "queue.position", entry.to_wire())
+            resumable.append(consultation)
+        self.wake()
+        return resumable
+
+    async def disconnected(self, actor: Actor, sid: str) -> None:
+        """A connection went away: presence goes offline, the rejoin grace period starts."""
+        if self._closed:
+            return
+        sids = self._connections.get(actor.subject, set())
+        sids.discard(sid)
+        if sids:
+            return
+        self._connections.pop(actor.subject, None)
+        self._actors.pop(actor.subject, None)
+        now = self._clock()
+        if actor.role.is_clinician:
+            presence = await self._store.get_presence(actor.subject)
+            if presence is not None:
+                await self._store.put_presence(replace(presence, online=False, seen_at=now))
+        for consultation in await self._store.open_consultations():
+            if consultation.state is OFFERED and consultation.offered_to == actor.subject:
+                await self._withdraw_offer(consultation, "disconnected")
+            participant = consultation.participants.get(actor.subject)
+            if participant is not None and participant.connected:
+                await self._mark_disconnected(consultation.id, actor.subject, now, "disconnected")
+        self.wake()
+
+    async def _reconnect_waiting(self, actor: Actor, consultation: Consultation) -> Consultation:
+        def change(c: Consultation) -> bool:
+            participant = c.participants.get(actor.subject)
+            if participant is None or participant.connected:
+                return False
+            participant.connected = True
+            participant.disconnected_at = None
+            return True
+
+        before, after = await self._update(consultation.id, change)
+        if after.version != before.version:
+            await self.audit(after.id, actor, "rejoin", {"state": after.state.value})
+            logger.info("outlet back consultation=%s participant=%s", after.id, actor.subject)
+        return after
+
+    async def _mark_disconnected(
+        self, consultation_id: str, participant_id: str, now: float, reason: str
+    ) -> None:
+        def change(c: Consultation) -> bool:
+            participant = c.participants.get(participant_id)
+            if participant is None or not participant.connected:
+                return False
+            participant.connected = False
+            participant.disconnected_at = now
+            if c.state is ACTIVE:
+                mark_if_empty(c, now)
+            return True
+
+        before, after = await self._update(consultation_id, change)
+        if after.version == before.version:
+            return
+        role = after.participants[participant_id].role.value
+        await self._store.append_audit(
+            AuditEvent(after.id, now, participant_id, role, "disconnected", {"reason": reason})
+        )
+        logger.info(
+            "dropped consultation=%s participant=%s reason=%s grace_s=%s",
+            after.id,
+            participant_id,
+            reason,
+            self._config.rejoin_grace_s,
+        )
+        await self._notify_consultation(after, "consultation.updated")
+
+    async def _pair(self) -> None:
+        now = self._clock()
+        open_ = await self._store.open_consultations()
+        engaged = {c.offered_to for c in open_ if c.state is OFFERED} | {
+            c.clinician_id for c in open_ if c.state is ACTIVE
+        }
+        free = sorted(
+            (
+                p
+                for p in (await self._live_clinicians(now)).values()
+                if p.status is PresenceStatus.AVAILABLE and p.clinician_id not in engaged
+            ),
+            key=lambda p: p.available_since,
+        )
+        for c in order_queue(open_, now, self._config.policy):
+            if not free:
+                return
+            outlet = c.participants.get(c.outlet_id)
+            if c.state is not WAITING or outlet is None or not outlet.connected:
+                continue
+            chosen = next(
+                (
+                    p
+                    for p in free
+                    if c.service in p.services and p.clinician_id not in c.declined_by
+                ),
+                None,
+            )
+            if chosen is not None and await self._offer(c, chosen.clinician_id):
+                free.remove(chosen)
+
+    async def _offer(self, consultation: Consultation, clinician_id: str) -> bool:
+        expires_at = self._clock() + self._config.offer_timeout_s
+
+        def change(c: Consultation) -> bool:
+            if c.state is not WAITING:
+                return False
+            c.state = OFFERED
+            c.offered_to = clinician_id
+            c.offer_expires_at = expires_at
+            return True
+
+        try:
+            before, after = await self._update(consultation.id, change)
+        except Conflict:
+            return False
+        if after.version == before.version:
+            return False
+        await self._store.append_audit(
+            AuditEvent(
+                after.id, self._clock(), "system", "system", "offer", {"clinician_id": clinician_id}
+            )
+        )
+        logger.info("offered consultation=%s clinician=%s", after.id, clinician_id)
+        await self._announce_offer(after)
+        await self._notify_consultation(after, "consultation.updated")
+        return True
+
+    async def _announce_offer(self, consultation: Consultation) -> None:
+        assert consultation.offered_to and consultation.offer_expires_at
+        await self._notifier.to_subject(
+            consultation.offered_to,
+            "consultation.offered",
+            {
+                "consultation": consultation.to_wire(),
+                "expires_in_s": round(consultation.offer_expires_at - self._clock(), 1),
+            },
+        )
+
+    async def _offer_timed_out(self, consultation: Consultation) -> None:
+        clinician_id = consultation.offered_to
+        if not await self._withdraw_offer(consultation, "timeout") or clinician_id is None:
+            return
+        presence = await self._store.get_presence(clinician_id)
+        if presence is not None and presence.status is PresenceStatus.AVAILABLE:
+            # Someone who lets an offer lapse is probably not at the desk: stop offering to them.
+            await self._store.put_presence(replace(presence, status=PresenceStatus.AWAY))
+            logger.info("presence clinician=%s status=away reason=offer_timeout", clinician_id)
+
+    async def _withdraw_offer(self, consultation: Consultation, reason: str) -> bool:
+        clinician_id = consultation.offered_to
+
+        def change(c: Consultation) -> bool:
+            if c.state is not OFFERED or c.offered_to != clinician_id:
+                return False
+            requeue(c)
+            return True
+
+        before, after = await self._update(consultation.id, change)
+        if after.version == before.version or clinician_id is None:
+            return False
+        await self._store.append_audit(
+            AuditEvent(
+                after.id,
+                self._clock(),
+                "system",
+                "system",
+                "offer_withdrawn",
+                {"clinician_id": clinician_id, "reason": reason},
+            )
+        )
+        logger.info(
+            "offer withdrawn consultation=%s clinician=%s reason=%s", after.id, clinician_id, reason
+        )
+        await self._notifier.to_subject(
+            clinician_id,
+            "consultation.offer_withdrawn",
+            {"consultation_id": after.id, "reason": reason},
+        )
+        await self._notify_consultation(after, "consultation.updated")
+        self.wake()
+        return True
