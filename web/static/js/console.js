@@ -5,7 +5,7 @@ import { openMedia, stopMedia } from "./devices.js";
 import { I18n } from "./i18n.js";
 import { MediaSession } from "./rtc.js";
 import { connect, resumable } from "./session.js";
-import { Tiles } from "./tiles.js";
+import { showCallMedia, Tiles } from "./tiles.js";
 import { claimsOf, forgetToken, takeToken, wireSignIn } from "./token.js";
 import { $, $$, chime, el, formatDuration, playStream, Screens, showAlert } from "./ui.js";
 
@@ -180,14 +180,7 @@ async function enterCall(consultation) {
     iceServers: desk.iceServers,
     localStream: desk.stream,
   });
-  desk.media.addEventListener("stream", (e) => {
-    tiles.show(e.detail.participantId, e.detail.stream);
-    $("#call-waiting").hidden = true;
-  });
-  desk.media.addEventListener("streamremoved", (e) => tiles.remove(e.detail.participantId));
-  desk.media.addEventListener("state", (e) => {
-    $("#reconnecting").hidden = !["disconnected", "failed", "reconnecting"].includes(e.detail.state);
-  });
+  showCallMedia(desk.media, tiles);
   desk.media.start();
 }
 

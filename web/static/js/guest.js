@@ -5,7 +5,7 @@ import { LevelMeter, openMedia, stopMedia } from "./devices.js";
 import { I18n } from "./i18n.js";
 import { MediaSession } from "./rtc.js";
 import { connect } from "./session.js";
-import { Tiles } from "./tiles.js";
+import { showCallMedia, Tiles } from "./tiles.js";
 import { $, $$, playStream, Screens, showAlert } from "./ui.js";
 
 const CODE = decodeURIComponent(window.location.pathname.split("/").pop() || "");
@@ -142,14 +142,7 @@ async function enterCall() {
     iceServers: guest.iceServers,
     localStream: guest.stream,
   });
-  guest.media.addEventListener("stream", (e) => {
-    tiles.show(e.detail.participantId, e.detail.stream);
-    $("#call-waiting").hidden = true;
-  });
-  guest.media.addEventListener("streamremoved", (e) => tiles.remove(e.detail.participantId));
-  guest.media.addEventListener("state", (e) => {
-    $("#reconnecting").hidden = !["disconnected", "failed", "reconnecting"].includes(e.detail.state);
-  });
+  showCallMedia(guest.media, tiles);
   guest.media.start();
   const state = await guest.signal.request("recording.state", { consultation_id: guest.consultationId }).catch(() => null);
   if (state) showRecording(Boolean(state.active));

@@ -5,7 +5,7 @@ import { LevelMeter, measureLink, openMedia, stopMedia } from "./devices.js";
 import { I18n } from "./i18n.js";
 import { MediaSession } from "./rtc.js";
 import { connect, resumable } from "./session.js";
-import { Tiles } from "./tiles.js";
+import { showCallMedia, Tiles } from "./tiles.js";
 import { takeToken } from "./token.js";
 import { $, $$, formatDuration, playStream, Screens, showAlert } from "./ui.js";
 
@@ -224,15 +224,7 @@ function startMedia(consultationId, local) {
     receiveVideo: !kiosk.audioOnly,
   });
   kiosk.media = media;
-  media.addEventListener("stream", (e) => {
-    tiles.show(e.detail.participantId, e.detail.stream);
-    $("#call-waiting").hidden = true;
-  });
-  media.addEventListener("streamremoved", (e) => tiles.remove(e.detail.participantId));
-  media.addEventListener("state", (e) => {
-    const state = e.detail.state;
-    $("#reconnecting").hidden = !["disconnected", "failed", "reconnecting"].includes(state);
-  });
+  showCallMedia(media, tiles);
   media.start();
 }
 

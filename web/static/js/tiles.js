@@ -1,7 +1,21 @@
 // Video tiles of the other participants: one <figure> per participant, labelled with name, role,
 // mute state and (for clinicians) link quality.
 
-import { el, playStream } from "./ui.js";
+import { $, el, playStream } from "./ui.js";
+
+const RECONNECTING_STATES = ["disconnected", "failed", "reconnecting"];
+
+/** Show a MediaSession's remote streams as tiles, and its reconnecting state on the call screen. */
+export function showCallMedia(media, tiles) {
+  media.addEventListener("stream", (e) => {
+    tiles.show(e.detail.participantId, e.detail.stream);
+    $("#call-waiting").hidden = true;
+  });
+  media.addEventListener("streamremoved", (e) => tiles.remove(e.detail.participantId));
+  media.addEventListener("state", (e) => {
+    $("#reconnecting").hidden = !RECONNECTING_STATES.includes(e.detail.state);
+  });
+}
 
 export class Tiles {
   constructor(container, { t, onAutoplayBlocked, mainRoles = [] }) {
