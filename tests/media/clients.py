@@ -145,6 +145,13 @@ def renumber_sdp(
     return str(description)
 
 
+def close_to(
+    actual: tuple[int, int, int], expected: tuple[int, int, int], tolerance: int = 45
+) -> bool:
+    """Whether a mean colour matches what was sent, allowing for VP8's lossy coding."""
+    return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True))
+
+
 def mean_rgb(frame: av.VideoFrame) -> tuple[int, int, int]:
     array = frame.to_ndarray(format="rgb24")
     h, w, _ = array.shape
@@ -178,6 +185,8 @@ class ClientPeer:
         munge_offer: Callable[[str], str] | None = None,
     ) -> None:
         self.participant_id = participant_id
+        self.rgb = rgb
+        self.hz = hz
         self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.video = ColourTrack(rgb) if video else None
         self.audio = ToneTrack(hz) if audio else None
@@ -293,3 +302,12 @@ class ClientPeer:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def assert_see_and_hear_each_other(first: ClientPeer, second: ClientPeer) -> None:
+    """Each peer decodes the other's colour and tone."""
+    for viewer, publisher in ((second, first), (first, second)):
+        seen = await viewer.wait_for(publisher.participant_id, "video")
+        assert close_to(mean_rgb(seen.frames[-1]), publisher.rgb)
+        heard = await viewer.wait_for(publisher.participant_id, "audio", frames=25)
+        assert abs(dominant_hz(heard.frames[-20:]) - publisher.hz) < 30

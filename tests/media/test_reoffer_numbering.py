@@ -17,7 +17,11 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtension
 from aiortc.sdp import MediaDescription, SessionDescription
 
 from media.forwarding import BundleNumbering
-from tests.media.clients import ClientPeer, dominant_hz, mean_rgb, renumber_sdp
+from tests.media.clients import (
+    ClientPeer,
+    assert_see_and_hear_each_other,
+    renumber_sdp,
+)
 from tests.media.conftest import Room
 
 RED = (220, 40, 40)
@@ -35,12 +39,6 @@ CHROME_EXTENSION_IDS = {AUDIO_LEVEL: 1, ABS_SEND_TIME: 2, MID: 4}
 
 def chrome_numbering(sdp: str) -> str:
     return renumber_sdp(sdp, CHROME_PAYLOAD_TYPES, CHROME_EXTENSION_IDS)
-
-
-def close_to(
-    actual: tuple[int, int, int], expected: tuple[int, int, int], tolerance: int = 45
-) -> bool:
-    return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True))
 
 
 def codec_key(codec: RTCRtpCodecParameters) -> tuple[object, ...]:
@@ -101,14 +99,7 @@ async def test_reoffer_keeps_browser_numbering_and_media_flows(
 
     doctor = await room.join(ClientPeer("dr-li", rgb=BLUE, hz=1000))
 
-    at_doctor = await doctor.wait_for("outlet-1", "video")
-    at_outlet = await outlet.wait_for("dr-li", "video")
-    assert close_to(mean_rgb(at_doctor.frames[-1]), RED)
-    assert close_to(mean_rgb(at_outlet.frames[-1]), BLUE)
-    heard_by_doctor = await doctor.wait_for("outlet-1", "audio", frames=25)
-    heard_by_outlet = await outlet.wait_for("dr-li", "audio", frames=25)
-    assert abs(dominant_hz(heard_by_doctor.frames[-20:]) - 440) < 30
-    assert abs(dominant_hz(heard_by_outlet.frames[-20:]) - 1000) < 30
+    await assert_see_and_hear_each_other(outlet, doctor)
 
     assert outlet.server_offers, "the server never re-offered to the first participant"
     for sdp in outlet.server_offers:

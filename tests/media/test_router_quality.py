@@ -11,16 +11,10 @@ from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, is_rtcp, pack_r
 from media.forwarding import ForwardingSender
 from media.keyframes import starts_keyframe
 from media.taps import TrackInfo
-from tests.media.clients import ClientPeer, mean_rgb
+from tests.media.clients import ClientPeer, close_to, mean_rgb
 from tests.media.conftest import Room, media_config
 
 RED, GREEN = (220, 40, 40), (40, 200, 60)
-
-
-def close_to(
-    actual: tuple[int, int, int], expected: tuple[int, int, int], tolerance: int = 45
-) -> bool:
-    return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True))
 
 
 async def frames_in(client: ClientPeer, participant_id: str, kind: str, seconds: float) -> int:

@@ -12,16 +12,10 @@ from aiortc import rtcrtpreceiver, rtcrtpsender
 
 from media.errors import BadSdp, NegotiationInProgress, UnknownTrack
 from media.forwarding import ForwardingReceiver
-from tests.media.clients import ClientPeer, dominant_hz, mean_rgb
+from tests.media.clients import ClientPeer, close_to, dominant_hz, mean_rgb
 from tests.media.conftest import Room
 
 RED, GREEN, BLUE = (220, 40, 40), (40, 200, 60), (30, 60, 220)
-
-
-def close_to(
-    actual: tuple[int, int, int], expected: tuple[int, int, int], tolerance: int = 45
-) -> bool:
-    return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True))
 
 
 class CodecSpy:

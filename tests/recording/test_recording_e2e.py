@@ -17,15 +17,12 @@ import aiohttp
 import av
 import numpy as np
 import pytest
-from aiohttp import web
 
 from rooms.roles import Role
-from signaling.auth import TokenAuthority
-from tests.conftest import RunningServer
-from tests.media.clients import ClientPeer, mean_rgb
+from tests.conftest import RunningServer, start_server
+from tests.media.clients import ClientPeer, close_to, mean_rgb
 from tests.signaling.consultation_peers import Cast
-from tests.signaling.test_rtc_events import MediaClient, active_consultation, close_to
-from web.app import create_app
+from tests.signaling.test_rtc_events import MediaClient, active_consultation
 from web.keys import recordings_key, store_key
 from web.settings import Settings
 
@@ -38,12 +35,9 @@ async def rec_server(test_settings: Settings) -> AsyncIterator[RunningServer]:
     settings = replace(
         test_settings, recording_key=base64.b64encode(secrets.token_bytes(32)).decode()
     )
-    app = create_app(settings)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", settings.port).start()
-    yield RunningServer(app, runner, settings, TokenAuthority(settings.secret))
-    await runner.cleanup()
+    running = await start_server(settings)
+    yield running
+    await running.runner.cleanup()
 
 
 @pytest.fixture

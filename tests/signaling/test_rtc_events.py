@@ -7,15 +7,12 @@ import re
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import web
 
 from rooms.roles import Role
-from tests.conftest import RunningServer
-from tests.media.clients import ClientPeer, mean_rgb
+from tests.conftest import RunningServer, start_server
+from tests.media.clients import ClientPeer, close_to, mean_rgb
 from tests.signaling.consultation_peers import Cast, Peer, check_in_payload
-from web.app import create_app
-from web.keys import consultations_key, media_registry_key, notifier_key
-from web.media_wiring import media_context
+from web.keys import media_registry_key
 from web.settings import Settings
 
 RED, GREEN = (220, 40, 40), (40, 200, 60)
@@ -23,18 +20,9 @@ RED, GREEN = (220, 40, 40), (40, 200, 60)
 
 @pytest.fixture
 async def rtc_server(test_settings: Settings) -> AsyncIterator[RunningServer]:
-    app = create_app(test_settings)
-    if not any(getattr(ctx, "__name__", "") == "run_media" for ctx in app.cleanup_ctx):
-        app.cleanup_ctx.append(
-            media_context(lambda a: a[consultations_key], lambda a: a[notifier_key])
-        )
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", test_settings.port).start()
-    from signaling.auth import TokenAuthority
-
-    yield RunningServer(app, runner, test_settings, TokenAuthority(test_settings.secret))
-    await runner.cleanup()
+    running = await start_server(test_settings)
+    yield running
+    await running.runner.cleanup()
 
 
 @pytest.fixture
@@ -104,10 +92,6 @@ class MediaClient:
             self._answering.cancel()
             await asyncio.gather(self._answering, return_exceptions=True)
         await self.media.close()
-
-
-def close_to(actual: tuple[int, int, int], expected: tuple[int, int, int]) -> bool:
-    return all(abs(a - e) <= 45 for a, e in zip(actual, expected, strict=True))
 
 
 async def test_consultation_media_over_socketio(cast: Cast, rtc_server: RunningServer) -> None:
@@ -230,8 +214,12 @@ async def test_leaving_closes_the_participants_media(cast: Cast, rtc_server: Run
         await doctor.next("rtc.tracks", lambda p: p["tracks"] == [])
         assert router.participant_ids == ["dr-li"]
         assert server_peer.pc.connectionState == "closed"
-        assert await outlet.refused("rtc.receive_mode", {"consultation_id": consultation_id,
-                                                         "video": False}) == "forbidden"
+        assert (
+            await outlet.refused(
+                "rtc.receive_mode", {"consultation_id": consultation_id, "video": False}
+            )
+            == "forbidden"
+        )
     finally:
         await outlet_media.close()
         await doctor_media.close()
