@@ -7,7 +7,6 @@ Handlers are thin: the dispatcher has validated the payload and the role; they c
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 import socketio
@@ -31,6 +30,7 @@ from signaling.consultation_messages import (
     TransferMessage,
 )
 from signaling.dispatch import Ack, Caller, EventSpec, event
+from signaling.ice_servers import IceServerIssuer
 from signaling.notifier import ADMINS_ROOM, service_room, subject_room
 
 logger = logging.getLogger(__name__)
@@ -190,12 +190,12 @@ class ConsultationConnections:
         self,
         service: ConsultationService,
         sio: socketio.AsyncServer,
-        ice_servers: Sequence[dict[str, str]],
+        ice_servers: IceServerIssuer,
         rejoin_grace_s: float,
     ) -> None:
         self._service = service
         self._sio = sio
-        self._ice_servers = list(ice_servers)
+        self._ice_servers = ice_servers
         self._rejoin_grace_s = rejoin_grace_s
 
     async def on_connect(self, sid: str, identity: Identity) -> None:
@@ -206,12 +206,16 @@ class ConsultationConnections:
         if identity.role is Role.ADMIN:
             await self._sio.enter_room(sid, ADMINS_ROOM)
         resumable = await self._service.connected(identity, sid)
-        await self._sio.emit("session.ready", self._ready(identity, resumable), to=sid)
+        await self._sio.emit("session.ready", self._ready(sid, identity, resumable), to=sid)
 
     async def on_disconnect(self, sid: str, identity: Identity) -> None:
+        self._ice_servers.forget(sid)
         await self._service.disconnected(identity, sid)
 
-    def _ready(self, identity: Identity, resumable: list[Consultation]) -> dict[str, Any]:
+    async def _emit_to(self, event: str, payload: dict[str, Any], sid: str) -> None:
+        await self._sio.emit(event, payload, to=sid)
+
+    def _ready(self, sid: str, identity: Identity, resumable: list[Consultation]) -> dict[str, Any]:
         # The most advanced consultation first: an active room matters more than a queue place.
         rank = {"active": 0, "offered": 1, "waiting": 2}
         ordered = sorted(resumable, key=lambda c: (rank.get(c.state.value, 3), c.created_at))
@@ -224,7 +228,7 @@ class ConsultationConnections:
                 "services": sorted(identity.services),
                 "consultation_id": identity.consultation_id,
             },
-            "ice_servers": self._ice_servers,
+            **self._ice_servers.ready_fields(sid, identity, self._emit_to),
             "rejoin_grace_s": self._rejoin_grace_s,
             "resume": {"consultation": views[0], "consultations": views} if views else None,
         }

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from rooms.roles import Role
 from signaling.auth import TokenAuthority
+from tests.coturn import Coturn, start_coturn
 from web.app import create_app
 from web.settings import Settings
 
@@ -139,3 +140,11 @@ async def server(test_settings: Settings) -> AsyncIterator[RunningServer]:
 def with_store(test_settings: Settings, redis_server: RedisServer) -> Any:
     """Settings using the real Redis server (flushed) instead of memory."""
     return replace(test_settings, store_url=redis_server.url)
+
+
+@pytest.fixture(scope="session")
+def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coturn]:
+    """A real coturn turnserver on 127.0.0.1 (UDP, TCP and TLS), shared by the test run."""
+    server = start_coturn(tmp_path_factory.mktemp("coturn"))
+    yield server
+    server.stop()

@@ -37,6 +37,10 @@ def _settings_from(args: argparse.Namespace) -> Settings:
         "announced_ip": getattr(args, "announced_ip", None),
         "media_udp_ports": getattr(args, "media_udp_ports", None),
         "ice_servers": list(args.ice_server) if getattr(args, "ice_server", None) else None,
+        "turn_urls": tuple(args.turn_url) if getattr(args, "turn_url", None) else None,
+        "turn_secret": getattr(args, "turn_secret", None),
+        "turn_ttl_s": getattr(args, "turn_ttl", None),
+        "ice_transport_policy": getattr(args, "ice_transport_policy", None),
         "recordings_dir": getattr(args, "recordings", None),
         "production": True if getattr(args, "production", False) else None,
         "log_level": getattr(args, "log_level", None),
@@ -98,6 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--announced-ip", help="IP announced in ICE candidates (behind 1:1 NAT)")
     serve.add_argument("--media-udp-ports", help="UDP port range for media, e.g. 40000-40999")
     serve.add_argument("--ice-server", action="append", help="STUN/TURN URL handed to clients")
+    serve.add_argument(
+        "--turn-url", action="append", help="TURN URL clients get credentials for (repeatable)"
+    )
+    serve.add_argument(
+        "--turn-secret", help="coturn static-auth-secret (prefer TELECONSULT_TURN_SECRET)"
+    )
+    serve.add_argument(
+        "--turn-ttl", type=parse_duration, help="TURN credential lifetime at most, e.g. 4h"
+    )
+    serve.add_argument(
+        "--ice-transport-policy", choices=["all", "relay"], help="relay: clients use TURN only"
+    )
     serve.add_argument("--recordings", type=Path, help="folder for recordings")
     serve.add_argument("--production", action="store_true", help="refuse weak or missing secrets")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING")

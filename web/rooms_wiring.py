@@ -10,7 +10,9 @@ from aiohttp import web
 from rooms.service import ConsultationService, ServiceConfig
 from rooms.store import create_store
 from signaling.consultation_events import ConsultationConnections, ConsultationEvents
+from signaling.ice_servers import IceServerIssuer
 from signaling.notifier import SocketNotifier
+from signaling.turn import TurnPolicy
 from web.keys import consultations_key, gateway_key, notifier_key, settings_key, sio_key, store_key
 from web.settings import Settings
 
@@ -26,6 +28,18 @@ def service_config_from(settings: Settings) -> ServiceConfig:
     )
 
 
+def ice_server_issuer_from(settings: Settings) -> IceServerIssuer:
+    """Static STUN/TURN servers plus per-connection TURN credentials when ``turn_urls`` is set."""
+    turn = (
+        TurnPolicy(settings.turn_urls, settings.turn_secret, settings.turn_ttl_s)
+        if settings.turn_urls
+        else None
+    )
+    return IceServerIssuer(
+        [s.as_client_dict() for s in settings.ice_servers], turn, settings.ice_transport_policy
+    )
+
+
 async def rooms_context(app: web.Application) -> AsyncIterator[None]:
     """Create the store and the consultation service; close both on shutdown."""
     settings = app[settings_key]
@@ -35,13 +49,9 @@ async def rooms_context(app: web.Application) -> AsyncIterator[None]:
     service = ConsultationService(store, notifier, service_config_from(settings))
     gateway = app[gateway_key]
     gateway.add_events(ConsultationEvents(service).specs())
+    ice_servers = ice_server_issuer_from(settings)
     gateway.add_listener(
-        ConsultationConnections(
-            service,
-            sio,
-            [s.as_client_dict() for s in settings.ice_servers],
-            settings.rejoin_grace_s,
-        )
+        ConsultationConnections(service, sio, ice_servers, settings.rejoin_grace_s)
     )
     app[store_key] = store
     app[notifier_key] = notifier
@@ -51,6 +61,7 @@ async def rooms_context(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await ice_servers.close()
         await service.close()
         await store.close()
         logger.info("consultation service closed store=%s", store.backend)

@@ -16,6 +16,9 @@ from typing import Any
 
 ENV_PREFIX = "TELECONSULT_"
 MIN_SECRET_BYTES = 32
+MIN_TURN_SECRET_BYTES = 32
+ICE_TRANSPORT_POLICIES = ("all", "relay")
+_TURN_SCHEMES = ("turn:", "turns:")
 _WEAK_SECRETS = frozenset({"secret", "changeme", "password", "teleconsult", "dev", "test"})
 
 
@@ -55,6 +58,10 @@ class Settings:
     announced_ip: str | None = None
     media_udp_ports: tuple[int, int] | None = None
     ice_servers: tuple[IceServer, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str = field(default="", repr=False)
+    turn_ttl_s: float = 4 * 3600.0
+    ice_transport_policy: str = "all"
     recordings_dir: Path = Path("recordings")
     recording_key: str | None = None
     retention_days: int = 30
@@ -74,6 +81,7 @@ class Settings:
 
     def validated(self) -> Settings:
         """Return settings with a secret in place; refuse weak secrets in production."""
+        self._check_ice()
         if not self.secret:
             if self.production:
                 raise SettingsError("production mode needs TELECONSULT_SECRET (32+ random bytes)")
@@ -87,6 +95,35 @@ class Settings:
             )
         return self
 
+    def _check_ice(self) -> None:
+        if self.ice_transport_policy not in ICE_TRANSPORT_POLICIES:
+            raise SettingsError(
+                f"ice_transport_policy must be one of {', '.join(ICE_TRANSPORT_POLICIES)}"
+            )
+        if self.turn_ttl_s <= 0:
+            raise SettingsError("turn_ttl_s must be positive")
+        bad = [url for url in self.turn_urls if not url.startswith(_TURN_SCHEMES)]
+        if bad:
+            raise SettingsError(f"turn_urls must be turn: or turns: URLs, not {bad[0]!r}")
+        if self.turn_urls and not self.turn_secret:
+            raise SettingsError("turn_urls need turn_secret (coturn's static-auth-secret)")
+        if (
+            self.production
+            and self.turn_urls
+            and (
+                len(self.turn_secret.encode()) < MIN_TURN_SECRET_BYTES
+                or self.turn_secret.lower() in _WEAK_SECRETS
+            )
+        ):
+            raise SettingsError(
+                "production mode refuses a weak turn_secret: "
+                f"use at least {MIN_TURN_SECRET_BYTES} random bytes"
+            )
+        if self.ice_transport_policy == "relay" and not (
+            self.turn_urls or any(s.urls.startswith(_TURN_SCHEMES) for s in self.ice_servers)
+        ):
+            raise SettingsError("ice_transport_policy = relay needs a TURN server (turn_urls)")
+
 
 _CONVERTERS: dict[str, Any] = {
     "port": int,
@@ -97,6 +134,8 @@ _CONVERTERS: dict[str, Any] = {
     "empty_room_grace_s": float,
     "presence_timeout_s": float,
     "stats_interval_s": float,
+    "turn_ttl_s": float,
+    "turn_urls": lambda v: tuple(v) if isinstance(v, list | tuple) else _split(str(v)),
     "recordings_dir": Path,
     "production": lambda v: v if isinstance(v, bool) else str(v).lower() in {"1", "true", "yes"},
     "media_ips": lambda v: tuple(v) if isinstance(v, list | tuple) else _split(str(v)),

@@ -66,3 +66,52 @@ def test_media_udp_port_range() -> None:
     )
     with pytest.raises(SettingsError, match="media_udp_ports"):
         load_settings(environ={"TELECONSULT_MEDIA_UDP_PORTS": "9-5"})
+
+
+def test_turn_settings_from_file_environment_and_flags(tmp_path: Path) -> None:
+    config = tmp_path / "turn.toml"
+    config.write_text(
+        'turn_urls = ["turn:turn.example.org:3478?transport=udp", '
+        '"turns:turn.example.org:443?transport=tcp"]\nturn_ttl_s = 7200\n'
+    )
+    settings = load_settings(
+        {"ice_transport_policy": "relay"},
+        config_file=config,
+        environ={"TELECONSULT_TURN_SECRET": "s" * 40},
+    ).validated()
+    assert settings.turn_urls == (
+        "turn:turn.example.org:3478?transport=udp",
+        "turns:turn.example.org:443?transport=tcp",
+    )
+    assert settings.turn_ttl_s == 7200.0
+    assert settings.turn_secret == "s" * 40
+    assert settings.ice_transport_policy == "relay"
+    assert "s" * 40 not in repr(settings)
+    env_urls = load_settings(
+        environ={"TELECONSULT_TURN_URLS": "turn:a:3478?transport=udp, turn:a:3478?transport=tcp"}
+    )
+    assert env_urls.turn_urls == ("turn:a:3478?transport=udp", "turn:a:3478?transport=tcp")
+    assert Settings().turn_ttl_s == 4 * 3600
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"turn_urls": ("turn:t:3478",)}, "turn_secret"),
+        ({"turn_urls": ("stun:t:3478",), "turn_secret": "s" * 40}, "turn_urls"),
+        ({"turn_urls": ("turn:t:3478",), "turn_secret": "x", "production": True}, "weak"),
+        ({"ice_transport_policy": "relay"}, "TURN"),
+        ({"ice_transport_policy": "direct"}, "ice_transport_policy"),
+        ({"turn_urls": ("turn:t:3478",), "turn_secret": "s" * 40, "turn_ttl_s": 0}, "turn_ttl_s"),
+    ],
+)
+def test_bad_turn_settings_are_refused(values: dict[str, object], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings(secret="k" * 48, **values).validated()  # type: ignore[arg-type]
+
+
+def test_production_accepts_a_strong_turn_secret() -> None:
+    settings = Settings(
+        production=True, secret="k" * 48, turn_urls=("turn:t:3478",), turn_secret="t" * 40
+    )
+    assert settings.validated().turn_secret == "t" * 40
