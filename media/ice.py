@@ -11,9 +11,12 @@ loopback) with sockets bound to port 0. We replace it per connection
   ``Candidate``; server-reflexive candidates come from aioice's ``server_reflexive_candidate``
   and relayed ones from ``get_component_candidates(component, addresses=[])``.
 
+:func:`selected_path` reads which candidate pair ICE nominated (aiortc has no public
+selected-pair API), to tell host, server-reflexive and relayed (TURN) paths apart.
+
 Private aioice names used: ``Connection._local_candidates_start/_end``, ``_local_candidates``,
-``_components``, ``_protocols``, ``_use_ipv4``, ``_use_ipv6``, ``ice.StunProtocol``,
-``ice.server_reflexive_candidate``; :func:`check_internals` verifies them.
+``_components``, ``_protocols``, ``_use_ipv4``, ``_use_ipv6``, ``_nominated``,
+``ice.StunProtocol``, ``ice.server_reflexive_candidate``; :func:`check_internals` verifies them.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import logging
 import random
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from aioice import ice as aioice_ice
@@ -40,6 +44,37 @@ _STUN_TIMEOUT_S = 5.0
 def _ice_connections(pc: RTCPeerConnection) -> Iterable[Any]:
     for transceiver in pc.getTransceivers():
         yield transceiver.receiver.transport.transport.iceGatherer._connection
+
+
+@dataclass(frozen=True)
+class CandidatePath:
+    """The nominated candidate pair of a peer connection, as this end sees it.
+
+    ``relay_protocol`` is how a local relayed candidate reaches its TURN server (``udp``,
+    ``tcp`` or ``tls``); ``None`` for other local candidates.
+    """
+
+    local_type: str
+    remote_type: str
+    protocol: str
+    relay_protocol: str | None
+
+
+def selected_path(pc: RTCPeerConnection) -> CandidatePath | None:
+    """The candidate pair ICE nominated (first component, bundled), ``None`` before that."""
+    for connection in _ice_connections(pc):
+        nominated = getattr(connection, "_nominated", {})
+        pair = nominated.get(1) if isinstance(nominated, dict) else None
+        if pair is None:
+            continue
+        local, remote = pair.local_candidate, pair.remote_candidate
+        relay_protocol = None
+        if local.type == "relay":
+            relay_protocol = "tls" if connection.turn_ssl else str(connection.turn_transport)
+        return CandidatePath(
+            str(local.type), str(remote.type), str(local.transport).lower(), relay_protocol
+        )
+    return None
 
 
 def restrict_host_addresses(
@@ -161,6 +196,9 @@ def check_internals() -> list[str]:
             "_local_candidates_end",
             "_local_candidates",
             "_components",
+            "_nominated",
+            "turn_ssl",
+            "turn_transport",
             "get_component_candidates",
             "gather_candidates",
         )

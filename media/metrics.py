@@ -37,6 +37,14 @@ class MediaMetrics:
             ["kind"],
             registry=registry,
         )
+        self.relayed_sessions = Counter(
+            "teleconsult_media_relayed_sessions",
+            "Media sessions whose selected ICE path runs through a TURN relay, by the protocol "
+            "the client uses to reach the relay (udp, tcp, tls; unreported: seen by the server "
+            "only)",
+            ["protocol"],
+            registry=registry,
+        )
         self.transcoding_active = Gauge(
             "teleconsult_media_transcoding_active",
             "Subscriptions transcoding now",

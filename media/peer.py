@@ -30,6 +30,7 @@ from media.config import MediaConfig
 from media.errors import BadCandidate, BadSdp, NegotiationInProgress
 from media.forwarding import ForwardingPeerConnection, ForwardingReceiver, ForwardingSender
 from media.ice import announce_address, restrict_host_addresses
+from media.stats import ClientPath
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +131,8 @@ class MediaPeer:
         self._awaiting_answer = False
         self._early_candidates: list[Any] = []
         self._closed = False
+        self.client_path: ClientPath | None = None
+        self.relay_counted = False
 
     @property
     def awaiting_answer(self) -> bool:

@@ -24,10 +24,11 @@ from aiortc.sdp import SessionDescription
 from media.config import MediaConfig
 from media.errors import BadSdp, NoMediaSession, RoomFull, UnknownTrack
 from media.forwarding import ForwardingReceiver, ForwardingSender
+from media.ice import selected_path
 from media.keyframes import starts_keyframe
 from media.metrics import MediaMetrics
 from media.peer import CodecPreferences, MediaPeer, OfferSummary, summarize_offer
-from media.stats import ParticipantStats, StatsSampler
+from media.stats import ClientPath, ParticipantStats, StatsSampler
 from media.taps import PacketTap, TrackInfo
 from media.transcode import RelayedTrack, TranscodeSource
 
@@ -399,6 +400,25 @@ class MediaRouter:
             participant_id,
         )
 
+    def set_client_path(self, participant_id: str, path: ClientPath) -> None:
+        """What the participant's browser says its selected candidate pair is (``rtc.path``).
+
+        A relayed media session is counted once, by how the browser reaches the TURN server.
+        """
+        peer = self.peer(participant_id)
+        peer.client_path = path
+        if path.relayed and not peer.relay_counted:
+            peer.relay_counted = True
+            self.metrics.relayed_sessions.labels(path.relay_protocol or "unknown").inc()
+        logger.info(
+            "client path=%s/%s relay=%s consultation=%s participant=%s",
+            path.candidate_type,
+            path.protocol,
+            path.relay_protocol or "-",
+            self.consultation_id,
+            participant_id,
+        )
+
     async def remove_participant(self, participant_id: str) -> None:
         """Close a participant's peer and its subscriptions; others keep a slot for its return."""
         if participant_id not in self._peers:
@@ -482,10 +502,18 @@ class MediaRouter:
 
         return peer
 
+    def _count_unreported_relay(self, peer: MediaPeer) -> None:
+        """A session the server saw relayed whose client never reported its path still counts."""
+        path = selected_path(peer.pc)
+        if path is not None and path.remote_type == "relay" and not peer.relay_counted:
+            peer.relay_counted = True
+            self.metrics.relayed_sessions.labels("unreported").inc()
+
     async def _drop_peer(self, participant_id: str) -> None:
         peer = self._peers.pop(participant_id, None)
         if peer is None:
             return
+        self._count_unreported_relay(peer)
         self._samplers.pop(participant_id, None)
         task = self._renegotiating.pop(participant_id, None)
         if task is not None and task is not asyncio.current_task():
@@ -627,7 +655,14 @@ class MediaRouter:
                 for (sub, _), s in self._slots.items()
                 if sub == participant_id and s.sender.remb_bps
             ]
-            figures.append(sampler.sample(dict(report), [int(e) for e in estimates if e]))
+            figures.append(
+                sampler.sample(
+                    dict(report),
+                    [int(e) for e in estimates if e],
+                    selected_path(peer.pc),
+                    peer.client_path,
+                )
+            )
         return figures
 
 

@@ -1,10 +1,26 @@
-"""Per-participant link quality from aiortc's stats: RTT, loss, jitter and bitrates."""
+"""Per-participant link quality from aiortc's stats: RTT, loss, jitter, bitrates and ICE path."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from media.ice import CandidatePath
+
+
+@dataclass(frozen=True)
+class ClientPath:
+    """The selected candidate pair as the participant's browser reports it (``rtc.path``)."""
+
+    candidate_type: str
+    protocol: str
+    relay_protocol: str | None = None
+
+    @property
+    def relayed(self) -> bool:
+        return self.candidate_type == "relay"
+
 
 _CLOCK_RATES = {"audio": 48000, "video": 90000}
 
@@ -20,6 +36,11 @@ class ParticipantStats:
     inbound_kbps: float
     outbound_kbps: float
     subscriber_estimate_kbps: float | None
+    candidate_type: str | None = None
+    candidate_protocol: str | None = None
+    client_candidate_type: str | None = None
+    client_protocol: str | None = None
+    client_relay_protocol: str | None = None
 
     def as_wire(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,8 +62,18 @@ class StatsSampler:
         self.participant_id = participant_id
         self._previous = _Snapshot(time.monotonic(), 0, 0, 0, 0)
 
-    def sample(self, report: dict[str, Any], remb_bps: list[int]) -> ParticipantStats:
-        """Figures since the previous sample, from ``await pc.getStats()``."""
+    def sample(
+        self,
+        report: dict[str, Any],
+        remb_bps: list[int],
+        server_path: CandidatePath | None = None,
+        client_path: ClientPath | None = None,
+    ) -> ParticipantStats:
+        """Figures since the previous sample, from ``await pc.getStats()``.
+
+        ``server_path`` is the pair the server's ICE agent nominated (its remote candidate is
+        the participant's side); ``client_path`` what the participant's browser reported.
+        """
         now = time.monotonic()
         rtts: list[float] = []
         downlink_loss = 0.0
@@ -80,6 +111,11 @@ class StatsSampler:
             inbound_kbps=_kbps(bytes_received - previous.bytes_received, elapsed),
             outbound_kbps=_kbps(bytes_sent - previous.bytes_sent, elapsed),
             subscriber_estimate_kbps=round(min(remb_bps) / 1000.0, 1) if remb_bps else None,
+            candidate_type=server_path.remote_type if server_path else None,
+            candidate_protocol=server_path.protocol if server_path else None,
+            client_candidate_type=client_path.candidate_type if client_path else None,
+            client_protocol=client_path.protocol if client_path else None,
+            client_relay_protocol=client_path.relay_protocol if client_path else None,
         )
 
 

@@ -12,11 +12,18 @@ import logging
 from typing import Any, Protocol
 
 from media.router import MediaRegistry
-from media.stats import ParticipantStats
+from media.stats import ClientPath, ParticipantStats
 from rooms.roles import Role
 from signaling.auth import Identity
 from signaling.dispatch import Ack, Caller, EventSpec, event
-from signaling.rtc_messages import RtcAnswer, RtcCandidate, RtcMediaState, RtcOffer, RtcReceiveMode
+from signaling.rtc_messages import (
+    RtcAnswer,
+    RtcCandidate,
+    RtcMediaState,
+    RtcOffer,
+    RtcPath,
+    RtcReceiveMode,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +122,7 @@ class RtcEvents:
             event("rtc.candidate", RtcCandidate, RTC_ROLES, self.candidate),
             event("rtc.media_state", RtcMediaState, RTC_ROLES, self.media_state),
             event("rtc.receive_mode", RtcReceiveMode, RTC_ROLES, self.receive_mode),
+            event("rtc.path", RtcPath, RTC_ROLES, self.path),
         ]
 
     async def _member(self, consultation_id: str, identity: Identity) -> MemberLike:
@@ -159,6 +167,12 @@ class RtcEvents:
         self._registry.router(message.consultation_id).set_video_receive(
             member.participant_id, message.video
         )
+        return {"ok": True}
+
+    async def path(self, caller: Caller, message: RtcPath) -> Ack:
+        member = await self._member(message.consultation_id, caller.identity)
+        path = ClientPath(message.candidate_type, message.protocol, message.relay_protocol)
+        self._registry.router(message.consultation_id).set_client_path(member.participant_id, path)
         return {"ok": True}
 
     async def on_participant_left(self, consultation_id: str, participant_id: str) -> None:

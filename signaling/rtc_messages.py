@@ -56,3 +56,12 @@ class RtcMediaState(_Strict):
 class RtcReceiveMode(_Strict):
     consultation_id: ConsultationId
     video: bool
+
+
+class RtcPath(_Strict):
+    """The browser's selected ICE candidate pair: its local candidate's type and transport."""
+
+    consultation_id: ConsultationId
+    candidate_type: Literal["host", "srflx", "prflx", "relay"]
+    protocol: Literal["udp", "tcp"]
+    relay_protocol: Literal["udp", "tcp", "tls"] | None = None

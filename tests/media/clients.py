@@ -15,6 +15,8 @@ from aiortc import (
     MediaStreamTrack,
     RTCBundlePolicy,
     RTCConfiguration,
+    RTCIceServer,
+    RTCIceTransportPolicy,
     RTCPeerConnection,
     RTCRtpSender,
     RTCSessionDescription,
@@ -183,11 +185,22 @@ class ClientPeer:
         publish_codec: str | None = None,
         refuse_codec: str | None = None,
         munge_offer: Callable[[str], str] | None = None,
+        ice_servers: list[RTCIceServer] | None = None,
+        relay_only: bool = False,
     ) -> None:
         self.participant_id = participant_id
         self.rgb = rgb
         self.hz = hz
-        self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self.relay_only = relay_only
+        self.pc = RTCPeerConnection(
+            RTCConfiguration(
+                iceServers=ice_servers,
+                bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+                iceTransportPolicy=(
+                    RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
+                ),
+            )
+        )
         self.video = ColourTrack(rgb) if video else None
         self.audio = ToneTrack(hz) if audio else None
         self.received: dict[str, Received] = {}
@@ -247,7 +260,7 @@ class ClientPeer:
             if self._munge_offer is not None:
                 # aiortc sends with what the answer echoes, so only the SDP needs renumbering.
                 offer = RTCSessionDescription(sdp=self._munge_offer(offer.sdp), type="offer")
-            restrict_host_addresses(self.pc, ("127.0.0.1",))
+            self._restrict_gathering()
             await self.pc.setLocalDescription(offer)
             answer = await exchange(self.pc.localDescription.sdp)
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
@@ -258,9 +271,14 @@ class ClientPeer:
         async with self._negotiation:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             answer = await self.pc.createAnswer()
-            restrict_host_addresses(self.pc, ("127.0.0.1",))
+            self._restrict_gathering()
             await self.pc.setLocalDescription(answer)
             return self.pc.localDescription.sdp
+
+    def _restrict_gathering(self) -> None:
+        """Host candidates on 127.0.0.1 only; a relay-only peer gathers TURN candidates alone."""
+        if not self.relay_only:
+            restrict_host_addresses(self.pc, ("127.0.0.1",))
 
     def on_server_offer(self, sdp: str) -> None:
         """Answer a server offer in the background (as a browser's event handler would)."""
