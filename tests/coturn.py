@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import re
 import shutil
 import socket
 import subprocess
@@ -46,6 +47,13 @@ class Coturn:
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+    def allocations(self, subject: str) -> set[str]:
+        """User names (``expiry:subject``) coturn granted a relayed address to, from its log."""
+        pattern = re.compile(
+            rf"user <(\d+:{re.escape(subject)})>: incoming packet ALLOCATE processed, success"
+        )
+        return set(pattern.findall(self.log()))
 
     def stop(self) -> None:
         self.process.terminate()
@@ -137,6 +145,7 @@ def start_coturn(directory: Path) -> Coturn:
         "--no-dtls",
         "--no-rfc5780",
         "--no-software-attribute",
+        "--verbose",  # session lines (user names, never passwords) for the tests to read
         "--no-stdout-log",
         "--simple-log",
         f"--log-file={log_file}",

@@ -93,6 +93,7 @@ async def test_relay_only_participants_see_and_hear_each_other_through_turn_tcp(
             types = set(re.findall(r"a=candidate:\S+ \d+ \S+ \d+ \S+ \d+ typ (\w+)", offer))
             assert types == {"relay"}
 
+        assert coturn.allocations("outlet-7") == {turn_entry["username"]}
         reports = [await report_path(c) for c in (outlet_media, doctor_media)]
         assert all(r["candidate_type"] == "relay" for r in reports)
         assert all(r["relay_protocol"] == "tcp" for r in reports)

@@ -2,6 +2,7 @@
 // participant, invites, the door, transfer, notes and recording. /counsellor uses a group layout.
 
 import { openMedia, stopMedia } from "./devices.js";
+import { IceConfig } from "./ice.js";
 import { I18n } from "./i18n.js";
 import { MediaSession } from "./rtc.js";
 import { connect, resumable } from "./session.js";
@@ -20,7 +21,7 @@ const screens = new Screens(document, { signin: ["desk"], desk: ["signin"] });
 const desk = {
   signal: null,
   identity: null,
-  iceServers: [],
+  ice: new IceConfig(),
   queues: new Map(),
   offer: null,
   offerTimer: null,
@@ -177,7 +178,7 @@ async function enterCall(consultation) {
   desk.media = new MediaSession({
     signal: desk.signal,
     consultationId: consultation.id,
-    iceServers: desk.iceServers,
+    ice: desk.ice,
     localStream: desk.stream,
   });
   showCallMedia(desk.media, tiles);
@@ -321,7 +322,6 @@ function mine(payload) {
 
 function onReady(ready) {
   desk.identity = ready.identity;
-  desk.iceServers = ready.ice_servers || [];
   $("#who").textContent = ready.identity.name;
   loadQueue();
   const active = resumable(ready).find((c) => c.state === "active");
@@ -335,6 +335,7 @@ function onReady(ready) {
 }
 
 function bindSignal(signal) {
+  desk.ice.bind(signal);
   signal.on("session.ready", onReady);
   signal.on("queue.changed", ({ service, entries }) => setQueue(service, entries || []));
   signal.on("consultation.offered", showOffer);

@@ -2,6 +2,7 @@
 // wait at the door until the specialist admits, then join the call.
 
 import { LevelMeter, openMedia, stopMedia } from "./devices.js";
+import { IceConfig } from "./ice.js";
 import { I18n } from "./i18n.js";
 import { MediaSession } from "./rtc.js";
 import { connect } from "./session.js";
@@ -21,7 +22,7 @@ const screens = new Screens(document, {
   done: [],
 });
 
-const guest = { acknowledged: false, signal: null, token: null, consultationId: null, stream: null, meter: null, media: null, iceServers: [] };
+const guest = { acknowledged: false, signal: null, token: null, consultationId: null, stream: null, meter: null, media: null, ice: new IceConfig() };
 const tiles = new Tiles($("#tiles"), {
   t,
   mainRoles: ["outlet"],
@@ -76,6 +77,7 @@ async function open({ token, consultation_id: consultationId }) {
       finish("guest.invite_invalid");
     },
   });
+  guest.ice.bind(guest.signal);
   guest.signal.on("session.ready", onReady);
   guest.signal.on("consultation.admitted", () => enterCall());
   guest.signal.on("consultation.refused", () => finish("guest.done.refused"));
@@ -90,7 +92,6 @@ async function open({ token, consultation_id: consultationId }) {
 }
 
 async function onReady(ready) {
-  guest.iceServers = ready.ice_servers || [];
   try {
     const joined = await guest.signal.request("consultation.join", { consultation_id: guest.consultationId });
     const consultation = (joined && joined.consultation) || joined;
@@ -139,7 +140,7 @@ async function enterCall() {
   guest.media = new MediaSession({
     signal: guest.signal,
     consultationId: guest.consultationId,
-    iceServers: guest.iceServers,
+    ice: guest.ice,
     localStream: guest.stream,
   });
   showCallMedia(guest.media, tiles);

@@ -1,5 +1,5 @@
 // Text in one catalogue per language (i18n/en.js, i18n/zh.js); elements name their string with
-// data-i18n (text), data-i18n-label (aria-label) or data-i18n-placeholder.
+// data-i18n (text, with placeholders from data-i18n-vars JSON), data-i18n-label (aria-label) or data-i18n-placeholder.
 
 import en from "../i18n/en.js";
 import zh from "../i18n/zh.js";
@@ -36,7 +36,10 @@ export class I18n extends EventTarget {
 
   apply(root = document) {
     document.documentElement.lang = HTML_LANG[this.lang];
-    for (const node of root.querySelectorAll("[data-i18n]")) node.textContent = this.t(node.dataset.i18n);
+    for (const node of root.querySelectorAll("[data-i18n]")) {
+      const vars = node.dataset.i18nVars ? JSON.parse(node.dataset.i18nVars) : undefined;
+      node.textContent = this.t(node.dataset.i18n, vars);
+    }
     for (const node of root.querySelectorAll("[data-i18n-label]")) {
       node.setAttribute("aria-label", this.t(node.dataset.i18nLabel));
     }

@@ -2,6 +2,7 @@
 // It runs unattended: every path leads back to the start screen.
 
 import { LevelMeter, measureLink, openMedia, stopMedia } from "./devices.js";
+import { checkRelay, IceConfig } from "./ice.js";
 import { I18n } from "./i18n.js";
 import { MediaSession } from "./rtc.js";
 import { connect, resumable } from "./session.js";
@@ -30,7 +31,7 @@ const screens = new Screens(document, {
 const kiosk = {
   signal: null,
   identity: null,
-  iceServers: [],
+  ice: new IceConfig(),
   stream: null,
   meter: null,
   media: null,
@@ -56,6 +57,7 @@ async function startCheck() {
   $("#check-next").disabled = true;
   $("#net-advice").hidden = true;
   $("#net-result").textContent = t("outlet.check.measuring");
+  $("#relay-result").hidden = true;
   try {
     kiosk.stream = await openMedia({ video: true });
   } catch (err) {
@@ -70,6 +72,7 @@ async function startCheck() {
     $("#mic-level").value = level;
     if (level > 0.05) $("#mic-status").textContent = t("outlet.check.mic_ok");
   });
+  const relay = showRelayCheck();
   try {
     const link = await measureLink();
     $("#net-result").textContent = t("outlet.check.net_figures", {
@@ -86,7 +89,22 @@ async function startCheck() {
   } catch (err) {
     $("#net-result").textContent = t("outlet.check.net_failed");
   }
+  await relay;
   $("#check-next").disabled = false;
+}
+
+/** Try the TURN server from this kiosk and say whether calls will need it. */
+async function showRelayCheck() {
+  const line = $("#relay-result");
+  if (kiosk.ice.turnServers().length === 0) return;
+  line.hidden = false;
+  line.dataset.i18n = "outlet.check.relay_testing";
+  line.textContent = t(line.dataset.i18n);
+  const { result, transport } = await checkRelay(kiosk.ice).catch(() => ({ result: "unreachable" }));
+  line.dataset.result = result;
+  line.dataset.i18n = `outlet.check.relay_${result === "relay" ? "needed" : result}`;
+  line.dataset.i18nVars = JSON.stringify({ transport: (transport || "").toUpperCase() });
+  line.textContent = t(line.dataset.i18n, { transport: (transport || "").toUpperCase() });
 }
 
 function rate(kbps) {
@@ -219,7 +237,7 @@ function startMedia(consultationId, local) {
   const media = new MediaSession({
     signal: kiosk.signal,
     consultationId,
-    iceServers: kiosk.iceServers,
+    ice: kiosk.ice,
     localStream: local,
     receiveVideo: !kiosk.audioOnly,
   });
@@ -308,7 +326,6 @@ function isMine(payload) {
 
 function onReady(ready) {
   kiosk.identity = ready.identity;
-  kiosk.iceServers = ready.ice_servers || [];
   const open = resumable(ready).filter((c) => c.state !== "ended");
   const active = open.find((c) => c.state === "active");
   const queued = open.find((c) => c.state === "waiting" || c.state === "offered");
@@ -344,6 +361,7 @@ function onUpdated({ consultation }) {
 }
 
 function bindSignal(signal) {
+  kiosk.ice.bind(signal);
   signal.on("session.ready", onReady);
   signal.on("queue.position", (entry) => {
     if (isMine(entry) && screens.current === "waiting") showPosition(entry);

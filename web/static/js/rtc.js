@@ -3,16 +3,20 @@
 // come and go. The client is the polite peer: a refused or colliding offer is rolled back and
 // sent again once the server's negotiation is done.
 
+// ICE servers and transport policy come from an IceConfig (ice.js); when the server renews the
+// TURN credentials, a call on a relayed path restarts ICE so new allocations use them.
+
 const RETRY_DELAY_MS = 300;
 const MAX_OFFER_RETRIES = 20;
+const PATH_CHECK_MS = 5000;
 
 export class MediaSession extends EventTarget {
-  constructor({ signal, consultationId, iceServers, localStream, receiveVideo = true }) {
+  constructor({ signal, consultationId, ice, localStream, receiveVideo = true }) {
     super();
     this.receiveVideo = receiveVideo;
     this.signal = signal;
     this.consultationId = consultationId;
-    this.iceServers = iceServers || [];
+    this.ice = ice;
     this.localStream = localStream;
     this.pc = null;
     this.remoteStreams = new Map();
@@ -22,6 +26,9 @@ export class MediaSession extends EventTarget {
     this._closed = false;
     this._offerRetries = 0;
     this._retryTimer = null;
+    this._pathTimer = null;
+    this._reportedPath = null;
+    this._onRenewed = () => this.renewIce().catch((err) => this._warn("ICE renewal", err));
   }
 
   /** Open the peer connection and publish the local tracks. */
@@ -34,12 +41,14 @@ export class MediaSession extends EventTarget {
       this.signal.on("rtc.candidate", own((p) => this._remoteCandidate(p.candidate))),
       this.signal.on("rtc.tracks", own((p) => this._tracks(p.tracks || []))),
     );
+    this.ice.addEventListener("renewed", this._onRenewed);
+    this._pathTimer = setInterval(() => this._reportPath(), PATH_CHECK_MS);
     this._openPeer();
     this._enqueue(() => this._offer());
   }
 
   _openPeer() {
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle" });
+    const pc = new RTCPeerConnection(this.ice.rtcConfiguration());
     this.pc = pc;
     this._sources = new Map();
     for (const track of this.localStream ? this.localStream.getTracks() : []) {
@@ -58,6 +67,7 @@ export class MediaSession extends EventTarget {
     pc.addEventListener("track", (e) => this._remoteTrack(e));
     pc.addEventListener("connectionstatechange", () => {
       this._emit("state", { state: pc.connectionState });
+      if (pc.connectionState === "connected") this._reportPath();
       if (pc.connectionState === "failed" && !this._closed) this.restart();
     });
   }
@@ -67,10 +77,10 @@ export class MediaSession extends EventTarget {
     return this._chain;
   }
 
-  async _offer() {
+  async _offer(options = {}) {
     const pc = this.pc;
     if (this._closed || pc.signalingState !== "stable") return;
-    await pc.setLocalDescription(await pc.createOffer());
+    await pc.setLocalDescription(await pc.createOffer(options));
     const sources = [];
     for (const [transceiver, source] of this._sources) {
       if (transceiver.mid !== null) sources.push({ mid: transceiver.mid, source });
@@ -194,6 +204,67 @@ export class MediaSession extends EventTarget {
       .catch((err) => this._warn("receive mode", err));
   }
 
+  /**
+   * Take renewed TURN credentials. A relayed call restarts ICE so that its new allocation on
+   * the TURN server uses them (the old allocation stops being refreshed once they expire).
+   */
+  async renewIce() {
+    const pc = this.pc;
+    if (this._closed || !pc) return;
+    pc.setConfiguration(this.ice.rtcConfiguration());
+    const path = await this.path();
+    if (path && path.candidateType === "relay") {
+      console.info("ICE restart with renewed TURN credentials");
+      this._emit("state", { state: "ice-restart" });
+      await this._enqueue(() => this._offer({ iceRestart: true }));
+      // The server starts a new media session for the new ICE credentials: report again.
+      this._reportedPath = null;
+    }
+  }
+
+  /** The selected candidate pair's local side: {candidateType, protocol, relayProtocol}. */
+  async path() {
+    if (!this.pc || this.pc.connectionState !== "connected") return null;
+    const report = await this.pc.getStats();
+    let pairId = null;
+    report.forEach((s) => {
+      if (s.type === "transport" && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
+    });
+    const pair = pairId && report.get(pairId);
+    const local = pair && report.get(pair.localCandidateId);
+    if (!local) return null;
+    return {
+      candidateType: local.candidateType,
+      protocol: local.protocol,
+      relayProtocol: local.candidateType === "relay" ? local.relayProtocol || null : null,
+    };
+  }
+
+  /** Tell the server which path this call takes (rtc.path), whenever it changes. */
+  async _reportPath() {
+    let path;
+    try {
+      path = await this.path();
+    } catch (err) {
+      return;
+    }
+    const key = path && `${path.candidateType}/${path.protocol}/${path.relayProtocol}`;
+    if (!path || key === this._reportedPath || this._closed) return;
+    this._reportedPath = key;
+    this._emit("path", path);
+    this.signal
+      .request("rtc.path", {
+        consultation_id: this.consultationId,
+        candidate_type: path.candidateType,
+        protocol: path.protocol,
+        relay_protocol: path.relayProtocol,
+      })
+      .catch((err) => {
+        this._reportedPath = null;
+        this._warn("path report", err);
+      });
+  }
+
   /** Tear the peer connection down and publish again (ICE failure, rejoin after a drop). */
   restart() {
     if (this._closed) return;
@@ -201,6 +272,7 @@ export class MediaSession extends EventTarget {
     clearTimeout(this._retryTimer);
     this._closePeer();
     this._offerRetries = 0;
+    this._reportedPath = null;
     this._openPeer();
     this._enqueue(() => this._offer());
   }
@@ -250,6 +322,8 @@ export class MediaSession extends EventTarget {
     if (this._closed) return;
     this._closed = true;
     clearTimeout(this._retryTimer);
+    clearInterval(this._pathTimer);
+    this.ice.removeEventListener("renewed", this._onRenewed);
     for (const unsubscribe of this._unsubscribe) unsubscribe();
     this._closePeer();
   }

@@ -17,6 +17,21 @@ export function showCallMedia(media, tiles) {
   });
 }
 
+/**
+ * The path a participant's call takes (docs/protocol.md, rtc.stats): the browser's own report
+ * when there is one (it knows how it reaches the TURN server), else what the server sees.
+ */
+function callPath(stats) {
+  if (stats.client_candidate_type) {
+    return {
+      type: stats.client_candidate_type,
+      protocol: stats.client_relay_protocol || stats.client_protocol || "",
+    };
+  }
+  if (stats.candidate_type) return { type: stats.candidate_type, protocol: stats.candidate_protocol || "" };
+  return null;
+}
+
 export class Tiles {
   constructor(container, { t, onAutoplayBlocked, mainRoles = [] }) {
     this.container = container;
@@ -41,12 +56,13 @@ export class Tiles {
       const name = el("span", { class: "tile-name" });
       const flags = el("span", { class: "tile-flags" });
       const quality = el("span", { class: "tile-quality", "aria-live": "off" });
+      const path = el("span", { class: "tile-path", "aria-live": "off" });
       // Shown instead of a black picture when this side receives sound only (weak link).
       const voice = el("p", { class: "tile-voice", "data-i18n": "call.voice_only" }, this.t("call.voice_only"));
       tile = {
         figure: el("figure", { class: "tile", dataset: { participant: participantId } }, video, voice,
-          el("figcaption", {}, name, flags, quality)),
-        video, name, flags, quality, muted: new Set(),
+          el("figcaption", {}, name, flags, quality, path)),
+        video, name, flags, quality, path, muted: new Set(),
       };
       this.tiles.set(participantId, tile);
       this.container.append(tile.figure);
@@ -88,6 +104,11 @@ export class Tiles {
     });
     const poor = (stats.rtt_ms || 0) > 400 || (stats.loss_pct || 0) > 5;
     tile.figure.classList.toggle("poor", poor);
+    const path = callPath(stats);
+    tile.path.dataset.path = path ? path.type : "";
+    tile.path.textContent = path
+      ? this.t("quality.path", { type: this.t(`quality.path_${path.type}`), protocol: path.protocol.toUpperCase() })
+      : "";
   }
 
   resumePlayback() {
