@@ -15,7 +15,14 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, expect
 
-from tests.browser.harness import screenshot, wait_audible, wait_moving_video
+from rooms.roles import Role
+from tests.browser.harness import (
+    KIOSK_VIEWPORT,
+    open_page,
+    screenshot,
+    wait_audible,
+    wait_moving_video,
+)
 from tests.browser.test_consultation import (
     CALL_TIMEOUT_MS,
     OUTLET_ID,
@@ -24,7 +31,7 @@ from tests.browser.test_consultation import (
     start_call,
     tile,
 )
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer, free_port, start_server
 from tests.coturn import Coturn
 from web.settings import Settings
 
@@ -127,3 +134,46 @@ async def test_relayed_call_survives_ice_restart_with_renewed_credentials(
         ).to_have_text("relay (TCP)", timeout=CALL_TIMEOUT_MS)
     finally:
         await call.close()
+
+
+@pytest.mark.parametrize(
+    ("transports", "zh_text", "en_text"),
+    [
+        (("udp", "tcp", "tls"), "可以直接连接", "Direct connection OK"),
+        (("closed",), "无法连接中转服务器", "No connection to the relay server"),
+    ],
+)
+async def test_kiosk_check_says_whether_calls_need_the_relay(
+    browser: Browser,
+    browser_settings: Settings,
+    coturn: Coturn,
+    transports: tuple[str, ...],
+    zh_text: str,
+    en_text: str,
+) -> None:
+    urls = tuple(
+        f"turn:127.0.0.1:{free_port()}?transport=tcp" if t == "closed" else coturn.url(t)
+        for t in transports
+    )
+    settings = replace(browser_settings, turn_urls=urls, turn_secret=coturn.secret)
+    server = await start_server(settings)
+    kiosk = None
+    try:
+        token = server.token(Role.OUTLET, OUTLET_ID, name="Xinhua Rd")
+        kiosk = await open_page(
+            browser, "outlet", f"{server.url}/outlet#token={token}", KIOSK_VIEWPORT
+        )
+        page = kiosk.page
+        await expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
+        await page.locator("#start-button").click()
+        await expect(page.locator("#check-next")).to_be_enabled(timeout=30_000)
+        result = page.locator("#relay-result")
+        await expect(result).to_be_visible()
+        await expect(result).to_contain_text(zh_text)
+        await screenshot(kiosk, f"2-relay-check-{transports[0]}")
+        await page.get_by_role("button", name="English").click()
+        await expect(result).to_contain_text(en_text)
+    finally:
+        if kiosk is not None:
+            await kiosk.context.close()
+        await server.runner.cleanup()
