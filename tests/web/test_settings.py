@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from web.cli import _settings_from as settings_from_args
+from web.cli import build_parser
 from web.settings import IceServer, Settings, SettingsError, load_settings
 
 
@@ -115,3 +117,26 @@ def test_production_accepts_a_strong_turn_secret() -> None:
         production=True, secret="k" * 48, turn_urls=("turn:t:3478",), turn_secret="t" * 40
     )
     assert settings.validated().turn_secret == "t" * 40
+
+
+def test_turn_flags_of_the_serve_command() -> None:
+    args = build_parser().parse_args(
+        [
+            "serve",
+            "--turn-url",
+            "turn:t.example.org:3478?transport=udp",
+            "--turn-url",
+            "turns:t.example.org:443?transport=tcp",
+            "--turn-ttl",
+            "2h",
+            "--ice-transport-policy",
+            "relay",
+        ]
+    )
+    settings = settings_from_args(args)
+    assert settings.turn_urls == (
+        "turn:t.example.org:3478?transport=udp",
+        "turns:t.example.org:443?transport=tcp",
+    )
+    assert settings.turn_ttl_s == 7200.0
+    assert settings.ice_transport_policy == "relay"
