@@ -12,6 +12,7 @@ import ipaddress
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class Coturn:
     tls_port: int
     secret: str
     realm: str
+    cert_file: Path
     log_file: Path
     process: subprocess.Popen[bytes]
 
@@ -44,6 +46,10 @@ class Coturn:
         if transport == "tls":
             return f"turns:{TURN_HOST}:{self.tls_port}?transport=tcp"
         return f"turn:{TURN_HOST}:{self.port}?transport={transport}"
+
+    def tls_context(self) -> ssl.SSLContext:
+        """A client context that trusts this server's self-signed certificate (and nothing else)."""
+        return ssl.create_default_context(cafile=str(self.cert_file))
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
@@ -154,7 +160,7 @@ def start_coturn(directory: Path) -> Coturn:
         "--relay-threads=1",
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    server = Coturn(port, tls_port, TURN_SECRET, TURN_REALM, log_file, process)
+    server = Coturn(port, tls_port, TURN_SECRET, TURN_REALM, cert, log_file, process)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -132,19 +132,21 @@ async def test_session_ready_credentials_are_never_logged(
 
 
 async def allocate(coturn: Coturn, username: str, password: str, transport: str) -> None:
-    """Ask coturn for a relayed address with these credentials (raises if refused)."""
+    """Ask coturn for a relayed address over udp, tcp or tls (``turns:``); raises if refused."""
+    tls = transport == "tls"
     relay_transport, _ = await turn.create_turn_endpoint(
         asyncio.DatagramProtocol,
-        ("127.0.0.1", coturn.port),
+        ("127.0.0.1", coturn.tls_port if tls else coturn.port),
         username=username,
         password=password,
-        transport=transport,
+        ssl=coturn.tls_context() if tls else None,
+        transport="tcp" if tls else transport,
     )
     relay_transport.close()
     await asyncio.sleep(0)
 
 
-@pytest.mark.parametrize("transport", ["udp", "tcp"])
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
 async def test_coturn_accepts_minted_credentials_and_refuses_forged_or_expired_ones(
     coturn: Coturn, transport: str
 ) -> None:
