@@ -27,6 +27,7 @@ export class MediaSession extends EventTarget {
     this._offerRetries = 0;
     this._retryTimer = null;
     this._pathTimer = null;
+    this._heldCandidates = null;
     this._reportedPath = null;
     this._onRenewed = () => this.renewIce().catch((err) => this._warn("ICE renewal", err));
   }
@@ -60,9 +61,8 @@ export class MediaSession extends EventTarget {
     }
     pc.addEventListener("icecandidate", (e) => {
       const candidate = e.candidate ? e.candidate.toJSON() : null;
-      this.signal
-        .request("rtc.candidate", { consultation_id: this.consultationId, candidate })
-        .catch((err) => this._warn("candidate", err));
+      if (this._heldCandidates) this._heldCandidates.push(candidate);
+      else this._sendCandidate(candidate);
     });
     pc.addEventListener("track", (e) => this._remoteTrack(e));
     pc.addEventListener("connectionstatechange", () => {
@@ -77,10 +77,13 @@ export class MediaSession extends EventTarget {
     return this._chain;
   }
 
-  async _offer(options = {}) {
+  async _offer() {
     const pc = this.pc;
     if (this._closed || pc.signalingState !== "stable") return;
-    await pc.setLocalDescription(await pc.createOffer(options));
+    // Candidates of a new ICE generation (first offer, ICE restart) wait for the answer: the
+    // server starts the media session they belong to only when it takes the offer.
+    this._heldCandidates = [];
+    await pc.setLocalDescription(await pc.createOffer());
     const sources = [];
     for (const [transceiver, source] of this._sources) {
       if (transceiver.mid !== null) sources.push({ mid: transceiver.mid, source });
@@ -93,6 +96,8 @@ export class MediaSession extends EventTarget {
         sources,
       });
     } catch (err) {
+      // A rolled-back offer's candidates are gathered again for the next one.
+      this._heldCandidates = null;
       if (pc.signalingState === "have-local-offer") {
         await pc.setLocalDescription({ type: "rollback" });
       }
@@ -101,12 +106,22 @@ export class MediaSession extends EventTarget {
     }
     if (pc !== this.pc || pc.signalingState !== "have-local-offer") {
       // A server offer overtook ours and was answered: offer again from the new state.
+      this._heldCandidates = null;
       this._retryOffer(null);
       return;
     }
     this._offerRetries = 0;
+    const held = this._heldCandidates || [];
+    this._heldCandidates = null;
+    for (const candidate of held) this._sendCandidate(candidate);
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
     await this._applyReceiveMode();
+  }
+
+  _sendCandidate(candidate) {
+    this.signal
+      .request("rtc.candidate", { consultation_id: this.consultationId, candidate })
+      .catch((err) => this._warn("candidate", err));
   }
 
   _retryOffer(err) {
@@ -216,7 +231,10 @@ export class MediaSession extends EventTarget {
     if (path && path.candidateType === "relay") {
       console.info("ICE restart with renewed TURN credentials");
       this._emit("state", { state: "ice-restart" });
-      await this._enqueue(() => this._offer({ iceRestart: true }));
+      // restartIce() keeps asking for new ICE credentials until an offer with them is
+      // answered, so a retried offer (negotiation_in_progress) still restarts.
+      pc.restartIce();
+      await this._enqueue(() => this._offer());
       // The server starts a new media session for the new ICE credentials: report again.
       this._reportedPath = null;
     }
