@@ -349,7 +349,8 @@ class MediaRouter:
                 participant_id,
             )
             await self._drop_peer(participant_id)
-            peer = None
+            # A candidate trickled meanwhile opens the new session's peer: use it, never two.
+            peer = self._peers.get(participant_id)
         if peer is None:
             peer = self._open_peer(participant_id)
         try:
