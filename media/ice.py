@@ -1,4 +1,4 @@
-"""ICE address control on top of aioice 0.13: local IPs, UDP port range, announced IP.
+"""ICE on top of aioice 0.13: local IPs, UDP port range, announced IP, and the selected path.
 
 aioice's ``Connection.gather_candidates`` gathers on ``get_host_addresses()`` (which leaves out
 loopback) with sockets bound to port 0. We replace it per connection
