@@ -10,6 +10,15 @@ _CLOCK_RATES = {"audio": 48000, "video": 90000}
 
 
 @dataclass(frozen=True)
+class DownlinkFigures:
+    """The server's congestion control of one participant's downlink."""
+
+    estimate_kbps: float
+    video_paused: bool
+    layer: str | None
+
+
+@dataclass(frozen=True)
 class ParticipantStats:
     """One participant's link as seen by the server, over the last sampling interval."""
 
@@ -20,6 +29,9 @@ class ParticipantStats:
     inbound_kbps: float
     outbound_kbps: float
     subscriber_estimate_kbps: float | None
+    downlink_estimate_kbps: float | None = None
+    video_paused: bool = False
+    layer: str | None = None
 
     def as_wire(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,7 +53,9 @@ class StatsSampler:
         self.participant_id = participant_id
         self._previous = _Snapshot(time.monotonic(), 0, 0, 0, 0)
 
-    def sample(self, report: dict[str, Any], remb_bps: list[int]) -> ParticipantStats:
+    def sample(
+        self, report: dict[str, Any], remb_bps: list[int], downlink: DownlinkFigures | None = None
+    ) -> ParticipantStats:
         """Figures since the previous sample, from ``await pc.getStats()``."""
         now = time.monotonic()
         rtts: list[float] = []
@@ -80,6 +94,9 @@ class StatsSampler:
             inbound_kbps=_kbps(bytes_received - previous.bytes_received, elapsed),
             outbound_kbps=_kbps(bytes_sent - previous.bytes_sent, elapsed),
             subscriber_estimate_kbps=round(min(remb_bps) / 1000.0, 1) if remb_bps else None,
+            downlink_estimate_kbps=downlink.estimate_kbps if downlink else None,
+            video_paused=downlink.video_paused if downlink else False,
+            layer=downlink.layer if downlink else None,
         )
 
 
