@@ -8,6 +8,10 @@ loudly if an upgrade moves them. What it relies on:
 * ``RTCPeerConnection._RTCPeerConnection__createTransceiver`` (name-mangled, private): wrapped by
   :class:`ForwardingPeerConnection` to swap every new transceiver's receiver/sender class and set
   codec preferences before codecs are negotiated.
+* Opus carries no ``fmtp`` in aiortc's codec table, so after aiortc sets ``_codecs`` (in
+  ``setRemoteDescription`` and ``createOffer``) every Opus entry is replaced by a copy with
+  ``useinbandfec=1;usedtx=1`` (:data:`OPUS_FMTP`), and every m-section of our offers is
+  described from those codecs: offers and answers, publisher and subscriber legs, say the same.
 * ``RTCPeerConnection.createOffer`` resets every transceiver's ``_codecs`` and
   ``_headerExtensions`` (``RTCRtpTransceiver`` attributes) to aiortc's default numbering, also for
   m-sections already negotiated with the browser's. :meth:`ForwardingPeerConnection.createOffer`
@@ -83,6 +87,13 @@ AIORTC_TESTED = "1.16"
 
 _EXTENSION_IDS = range(1, 15)  # one-byte header extensions (RFC 8285)
 
+# In-band FEC lets the listener rebuild a lost 20 ms frame from the next packet (what weak,
+# lossy links need); DTX sends one packet per 400 ms in silence instead of 50 a second, leaving
+# the link to the other party's speech and video. Both state what the server, as the receiver of
+# every publisher, wants; in one BUNDLE group one payload type has one meaning (RFC 8843), so
+# subscriber m-sections carry the same parameters.
+OPUS_FMTP: dict[str, int] = {"useinbandfec": 1, "usedtx": 1}
+
 PacketSink = Callable[[RtpPacket], Awaitable[None]]
 RembListener = Callable[[int, list[int]], None]
 
@@ -147,8 +158,8 @@ class ForwardingPeerConnection(RTCPeerConnection):
             if transceiver.mid is not None
         }
         offer = await super().createOffer()
-        if not negotiated:
-            return offer
+        for transceiver in self.getTransceivers():
+            transceiver._codecs = with_opus_fmtp(transceiver._codecs)
         numbering = BundleNumbering()
         for transceiver, (codecs, extensions) in negotiated.items():
             transceiver._codecs = codecs
@@ -167,12 +178,33 @@ class ForwardingPeerConnection(RTCPeerConnection):
             _describe_rtp(media, transceiver)
         return RTCSessionDescription(sdp=str(description), type="offer")
 
+    async def setRemoteDescription(  # noqa: N802 - aiortc's API name
+        self,
+        sessionDescription: RTCSessionDescription,  # noqa: N803
+    ) -> None:
+        await super().setRemoteDescription(sessionDescription)
+        for transceiver in self.getTransceivers():
+            transceiver._codecs = with_opus_fmtp(transceiver._codecs)
+
     def _offered_transceiver(self, mid: str | None, index: int) -> RTCRtpTransceiver:
         transceivers = self.getTransceivers()
         known = next((t for t in transceivers if t.mid is not None and t.mid == mid), None)
         if known is not None:
             return known
         return next(t for t in transceivers if t.mid is None and t._get_mline_index() == index)
+
+
+def with_opus_fmtp(codecs: list[RTCRtpCodecParameters]) -> list[RTCRtpCodecParameters]:
+    """``codecs`` with every Opus entry carrying :data:`OPUS_FMTP` (copies; others unchanged)."""
+    updated = []
+    for codec in codecs:
+        if codec.mimeType.lower() == "audio/opus" and any(
+            codec.parameters.get(k) != v for k, v in OPUS_FMTP.items()
+        ):
+            codec = copy.deepcopy(codec)
+            codec.parameters.update(OPUS_FMTP)
+        updated.append(codec)
+    return updated
 
 
 def _describe_rtp(media: MediaDescription, transceiver: RTCRtpTransceiver) -> None:
@@ -591,6 +623,10 @@ def check_internals() -> list[str]:
     ):
         if needle not in offer_source:
             problems.append(f"RTCPeerConnection.createOffer: {needle}")
+    if "transceiver._codecs = common" not in inspect.getsource(
+        RTCPeerConnection.setRemoteDescription
+    ):
+        problems.append("RTCPeerConnection.setRemoteDescription: transceiver._codecs = common")
     if not inspect.iscoroutinefunction(getattr(RTCDtlsTransport, "_send_rtp", None)):
         problems.append("RTCDtlsTransport._send_rtp")
     return problems

@@ -200,6 +200,7 @@ class ClientPeer:
         self._refuse_codec = refuse_codec
         self._munge_offer = munge_offer
         self.server_offers: list[str] = []
+        self.server_answers: list[str] = []
         for track in (self.audio, self.video):
             if track is not None:
                 self.pc.addTrack(track)
@@ -250,6 +251,7 @@ class ClientPeer:
             restrict_host_addresses(self.pc, ("127.0.0.1",))
             await self.pc.setLocalDescription(offer)
             answer = await exchange(self.pc.localDescription.sdp)
+            self.server_answers.append(answer)
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
 
     async def answer_offer(self, sdp: str) -> str:
