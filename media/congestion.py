@@ -125,6 +125,8 @@ class DownlinkEstimator:
         for key in [k for k in self._rembs if k & ssrcs]:
             del self._rembs[key]
         self._rembs[ssrcs] = (bps / 1000.0, now)
+        if self._remb_floor is not None and (self._fresh_remb_kbps(now) or 0.0) >= self._remb_floor:
+            self._remb_floor = None
 
     def on_report(
         self, fraction_lost: float, rtt_s: float | None, sent_kbps: float, now: float
@@ -146,18 +148,16 @@ class DownlinkEstimator:
 
     def remb_kbps(self, now: float) -> float | None:
         """The subscriber's video estimate (sum of its current REMBs), ``None`` if none is fresh."""
+        total = self._fresh_remb_kbps(now)
+        if total is None:
+            return None
+        return total if self._remb_floor is None else max(total, self._remb_floor)
+
+    def _fresh_remb_kbps(self, now: float) -> float | None:
         fresh = [
             kbps for kbps, at in self._rembs.values() if now - at <= self._config.remb_max_age_s
         ]
-        if not fresh:
-            return None
-        total = sum(fresh)
-        if self._remb_floor is None:
-            return total
-        if total >= self._remb_floor:
-            self._remb_floor = None
-            return total
-        return self._remb_floor
+        return sum(fresh) if fresh else None
 
     def estimate_kbps(self, audio_kbps: float, now: float) -> float:
         """The link estimate used for allocation: video REMB plus audio, bounded by loss."""
