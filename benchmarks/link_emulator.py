@@ -289,6 +289,7 @@ class LinkEmulator:
         self._participant_faces: dict[Address, _Port] = {}
         self.ignored_datagrams = 0
         self._started = False
+        self._closed = False
 
     async def __aenter__(self) -> LinkEmulator:
         self.start()
@@ -358,6 +359,8 @@ class LinkEmulator:
         peer: Address,
         on_datagram: Callable[[_Port, bytes, Address], None],
     ) -> _Port | None:
+        if self._closed:  # late signalling after the link went away crosses nothing
+            return None
         if not self._started:
             raise RuntimeError("start the link emulator before rewriting candidates")
         face = faces.get(peer)
@@ -384,9 +387,9 @@ class LinkEmulator:
         self.downlink.offer(data, lambda payload: back.send(payload, participant))
 
     async def close(self) -> None:
-        if not self._started:
+        if not self._started or self._closed:
             return
-        self._started = False
+        self._closed = True
         await self.uplink.close()
         await self.downlink.close()
         for face in [*self._server_faces.values(), *self._participant_faces.values()]:

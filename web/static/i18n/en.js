@@ -31,6 +31,9 @@ export default {
   "time.seconds": "{n} s",
   "time.minutes": "{n} min",
   "quality.line": "RTT {rtt} ms · loss {loss}% · {kbps} kbps",
+  "quality.estimate": "downlink ≈ {kbps} kbps",
+  "quality.layer": "layer {layer}",
+  "quality.video_paused": "video paused",
 
   "call.title": "Consultation",
   "call.mute": "Mute",
@@ -40,6 +43,7 @@ export default {
   "call.end": "End",
   "call.connecting": "Connecting the video…",
   "call.reconnecting": "Connection lost – reconnecting…",
+  "call.video_paused": "Video paused: weak connection",
   "call.recording": "● Recording",
   "call.self_view": "Your own camera",
   "call.video_of": "Video of {name}",

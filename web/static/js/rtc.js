@@ -33,6 +33,7 @@ export class MediaSession extends EventTarget {
       this.signal.on("rtc.offer", own((p) => this._enqueue(() => this._answer(p.sdp)))),
       this.signal.on("rtc.candidate", own((p) => this._remoteCandidate(p.candidate))),
       this.signal.on("rtc.tracks", own((p) => this._tracks(p.tracks || []))),
+      this.signal.on("rtc.link_state", own((p) => this._linkState(p))),
     );
     this._openPeer();
     this._enqueue(() => this._offer());
@@ -164,6 +165,14 @@ export class MediaSession extends EventTarget {
     this._emit("tracks", { tracks });
   }
 
+  _linkState(payload) {
+    this._emit("linkstate", {
+      videoPaused: Boolean(payload.video_paused),
+      reason: payload.reason ?? null,
+      estimateKbps: payload.estimate_kbps ?? null,
+    });
+  }
+
   _infoFor(participantId) {
     return this.tracksInfo.filter((t) => (t.participant_id || t.stream_id) === participantId);
   }
@@ -252,6 +261,7 @@ export class MediaSession extends EventTarget {
     clearTimeout(this._retryTimer);
     for (const unsubscribe of this._unsubscribe) unsubscribe();
     this._closePeer();
+    this._linkState({ video_paused: false });
   }
 
   _emit(type, detail) {

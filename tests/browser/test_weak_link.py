@@ -1,0 +1,189 @@
+"""Real Chromium behind an emulated weak link (benchmarks.link_emulator on 127.0.0.1): the kiosk's
+downlink at 250 kbit/s keeps moving video and clear sound; at 50 kbit/s its video pauses with a
+notice and its sound continues; a weak guest does not degrade the kiosk and the specialist."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import statistics
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, expect
+
+from benchmarks.browser_call import (
+    CALL_TIMEOUT_MS,
+    OUTLET_ID,
+    SPECIALIST_ID,
+    PageHandle,
+    media_snapshot,
+    start_call,
+    tile,
+)
+from benchmarks.link_emulator import LinkEmulator, LinkShape
+from benchmarks.receive_figures import (
+    concealment_pct,
+    fps_per_second,
+    longest_stall_s,
+    sample_media,
+)
+from tests.browser.harness import PHONE_VIEWPORT, open_page, screenshot, wait_moving_video
+from tests.conftest import RunningServer
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+WEAK = LinkShape(capacity_kbps=250, delay_ms=40, loss=0.01, queue_ms=500)
+STARVED = LinkShape(capacity_kbps=50, delay_ms=40, loss=0.01, queue_ms=500)
+UPLINK = LinkShape(delay_ms=40)
+NOTICE_EN = "Video paused: weak connection"
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def link() -> AsyncIterator[LinkEmulator]:
+    async with LinkEmulator(downlink=WEAK, uplink=UPLINK, seed=9) as emulator:
+        yield emulator
+
+
+async def received_rates(
+    handle: PageHandle, participant_id: str, seconds: float
+) -> tuple[float, float]:
+    """Video frames decoded and audio samples received per second from ``participant_id``."""
+    samples = await sample_media(handle, seconds, participant_id)
+    elapsed = samples[-1].at - samples[0].at
+    frames = samples[-1].value("video", "frames") - samples[0].value("video", "frames")
+    audio = samples[-1].value("audio", "samples") - samples[0].value("audio", "samples")
+    return frames / elapsed, audio / elapsed
+
+
+async def test_kiosk_on_a_weak_downlink_keeps_video_then_pauses_and_resumes_it(
+    browser: Browser, live_server: RunningServer, link: LinkEmulator
+) -> None:
+    call = await start_call(browser, live_server, link=link)
+    kiosk = call.kiosk
+    try:
+        assert kiosk.rewriter is not None and kiosk.rewriter.rewritten_sdps >= 2
+        notice = kiosk.page.locator("#link-notice")
+        # 250 kbit/s: moving video without long stalls once the first 5 s are over.
+        await asyncio.sleep(max(0.0, 5.0 - link.downlink.elapsed_s()))
+        samples = await sample_media(kiosk, 12.0, SPECIALIST_ID)
+        fps = fps_per_second(samples)
+        stall = longest_stall_s(samples)
+        concealed = concealment_pct(samples)
+        states = {s.snapshot["state"] for s in samples}
+        assert states == {"connected"}, states
+        assert samples[-1].value("video", "frames") > samples[0].value("video", "frames")
+        assert stall <= 2.0, (stall, fps)
+        assert concealed < 5.0, concealed
+        await expect(notice).to_have_text("")
+        await expect(kiosk.page.locator("#reconnecting")).to_be_hidden()
+        assert (
+            link.downlink.counters.bytes_delivered > 0 and link.uplink.counters.bytes_delivered > 0
+        )
+
+        # 50 kbit/s: the server pauses video to the kiosk, tells the page; sound continues.
+        link.set_shape(downlink=STARVED)
+        await expect(notice).to_have_text(NOTICE_EN, timeout=20_000)
+        await screenshot(kiosk, "12-video-paused")
+        await kiosk.page.get_by_role("button", name="中文").click()
+        await expect(notice).to_have_text("网络较弱，视频已暂停")
+        await kiosk.page.get_by_role("button", name="English").click()
+        await asyncio.sleep(1.0)  # frames already on the link drain
+        # Paused: at most a probing keyframe now and then; the sound keeps coming (48 kHz).
+        fps, audio_rate = await received_rates(kiosk, SPECIALIST_ID, 4.0)
+        assert fps < 1.5, fps
+        assert audio_rate > 20_000, audio_rate
+        assert (await media_snapshot(kiosk, SPECIALIST_ID))["state"] == "connected"
+
+        # Back to 250 kbit/s: video resumes within 10 s and the notice goes.
+        link.set_shape(downlink=WEAK)
+        await expect(notice).to_have_text("", timeout=10_000)
+        fps, _ = await received_rates(kiosk, SPECIALIST_ID, 2.0)
+        assert fps > 2, fps
+    finally:
+        await call.close()
+
+
+async def test_negotiated_opus_asks_for_inband_fec_on_both_legs(
+    browser: Browser, live_server: RunningServer
+) -> None:
+    call = await start_call(browser, live_server)
+    try:
+        descriptions = await call.kiosk.page.evaluate(
+            """() => window.__teleconsultPeers.filter((pc) => pc.connectionState !== "closed")
+                 .map((pc) => ({local: pc.currentLocalDescription.sdp,
+                                remote: pc.currentRemoteDescription.sdp}))"""
+        )
+        assert len(descriptions) == 1
+        sections = opus_sections(descriptions[0]["remote"])
+        # The server's SDP: the kiosk's own microphone (publisher leg, the server receives)
+        # and the specialist's microphone (subscriber leg, the server sends).
+        assert {direction for direction, _ in sections} == {"recvonly", "sendonly"}, sections
+        for direction, fmtp in sections:
+            assert "useinbandfec=1" in fmtp, (direction, fmtp)
+        for direction, fmtp in opus_sections(descriptions[0]["local"]):
+            assert "useinbandfec=1" in fmtp, (direction, fmtp)
+    finally:
+        await call.close()
+
+
+def opus_sections(sdp: str) -> list[tuple[str, str]]:
+    """``(direction, Opus fmtp line)`` of each audio m-line of an SDP."""
+    found = []
+    for section in sdp.split("m=")[1:]:
+        if not section.startswith("audio"):
+            continue
+        payload = re.search(r"a=rtpmap:(\d+) opus/48000", section, re.IGNORECASE)
+        direction = re.search(r"a=(sendrecv|sendonly|recvonly|inactive)", section)
+        assert payload and direction, section
+        fmtp = re.search(rf"a=fmtp:{payload.group(1)} (.*)", section)
+        found.append((direction.group(1), fmtp.group(1) if fmtp else ""))
+    return found
+
+
+async def test_a_guest_on_a_weak_link_does_not_degrade_the_kiosk_and_the_specialist(
+    browser: Browser, live_server: RunningServer, link: LinkEmulator
+) -> None:
+    call = await start_call(browser, live_server)
+    guest = None
+    try:
+        baseline_kiosk = await sample_media(call.kiosk, 4.0, SPECIALIST_ID)
+        baseline_desk = await sample_media(call.desk, 4.0, OUTLET_ID)
+
+        desk = call.desk.page
+        await desk.get_by_role("button", name="Invite a parent").click()
+        await expect(desk.locator("#invite-url")).to_have_value(re.compile(r"/join/\S+$"))
+        invite_url = await desk.locator("#invite-url").input_value()
+        link.set_shape(downlink=STARVED)
+        guest = await open_page(browser, "guest", invite_url, PHONE_VIEWPORT, link)
+        await guest.page.get_by_label("Your name").fill("Mother")
+        await guest.page.get_by_role("button", name="Join").click()
+        await desk.locator("#door-list li").get_by_role("button", name="Admit").click()
+        await expect(guest.page.locator("body")).to_have_attribute(
+            "data-screen", "call", timeout=CALL_TIMEOUT_MS
+        )
+        await expect(guest.page.locator("#link-notice")).to_have_text(NOTICE_EN, timeout=30_000)
+        guest_id = await desk.locator("#tiles [data-participant^='guest-']").get_attribute(
+            "data-participant"
+        )
+        assert guest_id is not None
+        # The weak guest still publishes: the others see it.
+        await wait_moving_video(call.kiosk, tile(guest_id))
+        await screenshot(guest, "5-video-paused")
+
+        during_kiosk = await sample_media(call.kiosk, 8.0, SPECIALIST_ID)
+        during_desk = await sample_media(call.desk, 8.0, OUTLET_ID)
+        for before, during in ((baseline_kiosk, during_kiosk), (baseline_desk, during_desk)):
+            before_fps = statistics.median(fps_per_second(before))
+            during_fps = statistics.median(fps_per_second(during))
+            assert during_fps >= 0.8 * before_fps, (before_fps, during_fps)
+            assert longest_stall_s(during) <= 1.0
+        await expect(
+            call.desk.page.locator(f'[data-participant="{guest_id}"] .tile-quality')
+        ).to_contain_text("video paused", timeout=15_000)
+        await screenshot(call.desk, "8-weak-guest-stats")
+    finally:
+        if guest is not None:
+            await guest.context.close()
+        await call.close()
