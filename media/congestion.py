@@ -8,7 +8,7 @@ it to aiortc. The model, per subscriber (one participant's peer connection with 
   carry abs-send-time, which the server only negotiates for video: it estimates what *video* may
   use. The server adds the audio it is sending (measured) to get the link estimate. A
   GCC-style loss controller runs beside it on the subscriber's receiver reports (more than 10 %
-  loss lowers it by half the loss, less than 2 % lets it grow 5 % a second, never far above what
+  loss lowers it by half the loss, less than 2 % lets it grow 8 % a second, never far above what
   is actually sent); the estimate used is the lower of the two, the loss one alone when the
   subscriber sends no REMB. No transport-wide feedback (transport-cc) is negotiated: aiortc has
   none, so the *subscriber* estimates (REMB) and the server corrects with loss.
@@ -16,7 +16,9 @@ it to aiortc. The model, per subscriber (one participant's peer connection with 
   retransmissions) is debited from a token bucket filled at the estimate. Audio is always sent
   (it may put the bucket in debt: audio first). A video frame starts only when the bucket is not
   in debt; a dropped frame makes the subscription wait for a keyframe (VP8 cannot skip a frame
-  safely). Retransmissions also need a second bucket filled at a share of the estimate.
+  safely). Video leaves through a pacer (:mod:`media.pacer`) at a little above the estimate, so a
+  keyframe does not hit the link as one burst. Retransmissions go first in the pacer, within a
+  second bucket filled at a share of the estimate.
 * **Retransmission** (:class:`RetransmitGate`). A NACKed packet is resent once per RTT at most,
   and not at all when older than an RTT-based horizon (capped at a fixed age).
 * **Pause** (:class:`PauseGate`). When the video the estimate leaves room for (estimate minus
@@ -47,11 +49,13 @@ class CongestionConfig:
     initial_kbps: float = 300.0
     max_kbps: float = 4000.0
     video_overhead: float = 0.06
-    retransmit_share: float = 0.15
+    retransmit_share: float = 0.3
+    pace_factor: float = 1.2
+    max_pacing_delay_s: float = 0.3
     burst_s: float = 0.25
     max_debt_s: float = 1.0
     remb_max_age_s: float = 6.0
-    nack_max_age_s: float = 1.0
+    nack_max_age_s: float = 2.0
     pause_hold_s: float = 2.0
     probe_hold_s: float = 1.0
     probe_confirm_s: float = 3.0
@@ -115,6 +119,8 @@ class DownlinkEstimator:
         self._config = config
         self._rembs: dict[frozenset[int], tuple[float, float]] = {}
         self._remb_floor: float | None = None
+        self._min_rtt_s: float | None = None
+        self._last_rtt_s: float | None = None
         self._loss_kbps = config.initial_kbps
         self._loss_at = now
         self.fraction_lost = 0.0
@@ -134,7 +140,12 @@ class DownlinkEstimator:
         """A receiver report block: loss fraction (0..1) since the last one, RTT if known."""
         if rtt_s is not None and rtt_s > 0:
             self.rtt_s = rtt_s if self.rtt_s is None else 0.8 * self.rtt_s + 0.2 * rtt_s
-        self.fraction_lost = fraction_lost
+            self._min_rtt_s = min(self._min_rtt_s or rtt_s, rtt_s)
+            self._last_rtt_s = rtt_s
+        # One report covers a second or so of one stream: a single lost packet of a slow
+        # stream reads as several percent, so decisions use a smoothed figure.
+        self.fraction_lost = 0.5 * self.fraction_lost + 0.5 * fraction_lost
+        fraction_lost = self.fraction_lost
         elapsed = now - self._loss_at
         if elapsed < 0.5:
             return
@@ -143,7 +154,7 @@ class DownlinkEstimator:
             self._loss_kbps *= 1.0 - 0.5 * fraction_lost
         elif fraction_lost < 0.02:
             ceiling = max(self._loss_kbps, 1.5 * sent_kbps + 10.0)
-            self._loss_kbps = min(ceiling, self._loss_kbps * (1.0 + 0.05 * min(elapsed, 2.0)))
+            self._loss_kbps = min(ceiling, self._loss_kbps * (1.0 + 0.08 * min(elapsed, 2.0)))
         self._loss_kbps = min(max(self._loss_kbps, 10.0), self._config.max_kbps)
 
     def remb_kbps(self, now: float) -> float | None:
@@ -159,11 +170,29 @@ class DownlinkEstimator:
         ]
         return sum(fresh) if fresh else None
 
-    def estimate_kbps(self, audio_kbps: float, now: float) -> float:
-        """The link estimate used for allocation: video REMB plus audio, bounded by loss."""
+    @property
+    def link_is_clear(self) -> bool:
+        """Little loss (under 5 %) and no standing queue (last RTT within 200 ms of the lowest)."""
+        return (
+            self.fraction_lost < 0.05
+            and self._last_rtt_s is not None
+            and self._min_rtt_s is not None
+            and self._last_rtt_s < self._min_rtt_s + 0.2
+        )
+
+    def estimate_kbps(self, audio_kbps: float, now: float, video_sent_kbps: float = 0.0) -> float:
+        """The link estimate used for allocation: video REMB plus audio, bounded by loss.
+
+        A REMB below the video the subscriber is receiving while the link is clear is not
+        followed down: a receive-side delay estimator also reacts to the receiver's own
+        scheduling jitter, and a relay that obeys it sends less, which it then measures as the
+        new throughput, and so on down to nothing.
+        """
         remb = self.remb_kbps(now)
         if remb is None:
             return self._loss_kbps
+        if self.link_is_clear:
+            remb = max(remb, video_sent_kbps / (1.0 + self._config.video_overhead))
         return min(self._loss_kbps, remb * (1.0 + self._config.video_overhead) + audio_kbps)
 
     def seed(self, kbps: float, video_kbps: float, now: float) -> None:
@@ -211,8 +240,8 @@ class SendBudget:
         return self._all.tokens(now) >= 0.0
 
     def retransmit_allowed(self, size: int, now: float) -> bool:
-        """Debit a retransmission if both buckets allow it."""
-        if self._all.tokens(now) < size or self._retransmit.tokens(now) < size:
+        """Debit a retransmission if the retransmission share allows it (it is sent at once)."""
+        if self._retransmit.tokens(now) < size:
             return False
         self._retransmit.spend(size, now)
         self._all.spend(size, now)
@@ -242,20 +271,24 @@ class RetransmitGate:
         self._sent[slot] = (sequence, now)
         self._resent.pop(slot, None)
 
-    def check(self, sequence: int, rtt_s: float | None, now: float) -> Resend:
-        """Whether to resend ``sequence`` (budget is checked by the caller after this)."""
+    def check(self, sequence: int, rtt_s: float | None, now: float) -> tuple[Resend, float]:
+        """Whether to resend ``sequence``, and until when it is worth it (budget comes later)."""
         slot = sequence % self._history
         sent = self._sent.get(slot)
         if sent is None or sent[0] != sequence:
-            return Resend.UNKNOWN
-        rtt = rtt_s if rtt_s is not None else 0.1
-        horizon = min(self._config.nack_max_age_s, max(0.25, 3.0 * rtt + 0.1))
-        if now - sent[1] > horizon:
-            return Resend.STALE
+            return Resend.UNKNOWN, now
+        if rtt_s is None:
+            horizon = self._config.nack_max_age_s
+        else:
+            horizon = min(self._config.nack_max_age_s, max(1.0, 4.0 * rtt_s + 0.2))
+        deadline = sent[1] + horizon
+        if now > deadline:
+            return Resend.STALE, deadline
         resent = self._resent.get(slot)
-        if resent is not None and resent[0] == sequence and now - resent[1] < max(rtt, 0.05):
-            return Resend.DUPLICATE
-        return Resend.SENT
+        repeat_s = max(rtt_s or 0.1, 0.05)
+        if resent is not None and resent[0] == sequence and now - resent[1] < repeat_s:
+            return Resend.DUPLICATE, deadline
+        return Resend.SENT, deadline
 
     def on_resent(self, sequence: int, now: float) -> None:
         self._resent[sequence % self._history] = (sequence, now)

@@ -10,6 +10,7 @@ state.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,9 @@ from media.congestion import (
     video_room_kbps,
 )
 from media.metrics import MediaMetrics
+from media.pacer import Pacer, Send
 
+Lost = Callable[[], None]
 SRTP_OVERHEAD = 10  # authentication tag added after serialisation (SRTP_AES128_CM_HMAC_SHA1_80)
 
 
@@ -63,6 +66,10 @@ class SubscriberLink:
         self.estimate_kbps = config.initial_kbps
         self.video_room_kbps = video_room_kbps(config.initial_kbps, 0.0, config)
         self.video_streams = 0
+        self.pacer = Pacer(
+            config.initial_kbps * config.pace_factor,
+            self._may_retransmit,
+        )
         self._dropping_since: float | None = None
 
     # -- what the subscriber reports (called by its ForwardingSenders) -------------------------
@@ -83,7 +90,10 @@ class SubscriberLink:
     def video_frame_allowed(self) -> bool:
         """Whether a new video frame may start now; a refusal is counted as a dropped frame."""
         now = time.monotonic()
-        if self.budget.video_frame_allowed(now):
+        if (
+            self.budget.video_frame_allowed(now)
+            and self.pacer.queued_s() < self.config.max_pacing_delay_s
+        ):
             return True
         self._dropping_since = now
         self._metrics.video_frames_dropped.inc()
@@ -108,19 +118,43 @@ class SubscriberLink:
             return self.config.congested_keyframe_interval_s
         return self._keyframe_interval_s
 
-    def sender_feedback(self, kind: str) -> SenderFeedback:
-        return SenderFeedback(self, kind)
+    def pace(self, size: int, send: Send) -> None:
+        """Send a video packet once the pacer lets it out."""
+        self.pacer.enqueue(size + SRTP_OVERHEAD, send)
 
-    def retransmit(self, gate: RetransmitGate, sequence: int, size: int) -> bool:
-        """Whether to resend ``sequence`` now (age, RTT de-duplication, then budget)."""
+    async def close(self) -> None:
+        await self.pacer.close()
+
+    def sender_feedback(self, kind: str, lost: Lost) -> SenderFeedback:
+        return SenderFeedback(self, kind, lost)
+
+    def retransmit(
+        self, gate: RetransmitGate, sequence: int, size: int, send: Send, lost: Lost
+    ) -> None:
+        """Queue a resend of ``sequence`` unless too old or just resent (budget: in the pacer).
+
+        ``lost()`` is called when the packet will not be resent (too old, or its deadline
+        passed waiting for budget): the subscriber cannot decode past it.
+        """
         now = time.monotonic()
-        outcome = gate.check(sequence, self.estimator.rtt_s, now)
-        if outcome is Resend.SENT and not self.budget.retransmit_allowed(size + SRTP_OVERHEAD, now):
-            outcome = Resend.BUDGET
-        self._metrics.retransmissions.labels(outcome.value).inc()
+        outcome, deadline = gate.check(sequence, self.estimator.rtt_s, now)
         if outcome is not Resend.SENT:
-            return False
+            self._metrics.retransmissions.labels(outcome.value).inc()
+            if outcome is Resend.STALE:
+                lost()
+            return
         gate.on_resent(sequence, now)
+
+        def expired() -> None:
+            self._metrics.retransmissions.labels(Resend.BUDGET.value).inc()
+            lost()
+
+        self.pacer.enqueue_retransmission(size + SRTP_OVERHEAD, send, deadline, expired)
+
+    def _may_retransmit(self, size: int) -> bool:
+        if not self.budget.retransmit_allowed(size, time.monotonic()):
+            return False
+        self._metrics.retransmissions.labels(Resend.SENT.value).inc()
         return True
 
     # -- the control loop -------------------------------------------------------------------
@@ -128,7 +162,8 @@ class SubscriberLink:
     def tick(self, now: float) -> GateState | None:
         """Update the estimate, the budget and the pause state; the new state if it changed."""
         audio = self.budget.audio.kbps(now)
-        self.estimate_kbps = self.estimator.estimate_kbps(audio, now)
+        video = self.budget.video.kbps(now)
+        self.estimate_kbps = self.estimator.estimate_kbps(audio, now, video)
         self.video_room_kbps = video_room_kbps(self.estimate_kbps, audio, self.config)
         change = self.gate.update(self.video_room_kbps, now) if self.video_streams else None
         if change is GateState.PROBING:
@@ -137,6 +172,7 @@ class SubscriberLink:
             self.estimate_kbps = audio + probe
             self.video_room_kbps = video_room_kbps(self.estimate_kbps, audio, self.config)
         self.budget.set_rate(self.estimate_kbps, now)
+        self.pacer.rate_kbps = self.estimate_kbps * self.config.pace_factor
         return change
 
     @property
@@ -156,9 +192,10 @@ class SubscriberLink:
 class SenderFeedback:
     """The hooks one ``ForwardingSender`` calls: its subscriber's link and its own NACK gate."""
 
-    def __init__(self, link: SubscriberLink, kind: str) -> None:
+    def __init__(self, link: SubscriberLink, kind: str, lost: Lost) -> None:
         self.kind = kind
         self._link = link
+        self._lost = lost
         self._gate = RetransmitGate(link.config, RTP_HISTORY_SIZE)
 
     def on_remb(self, ssrcs: frozenset[int], bitrate_bps: int) -> None:
@@ -171,5 +208,5 @@ class SenderFeedback:
         self._gate.on_sent(sequence, time.monotonic())
         self._link.on_sent(self.kind, size)
 
-    def allow_retransmit(self, sequence: int, size: int) -> bool:
-        return self._link.retransmit(self._gate, sequence, size)
+    def retransmit(self, sequence: int, size: int, send: Send) -> None:
+        self._link.retransmit(self._gate, sequence, size, send, self._lost)

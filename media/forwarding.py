@@ -35,7 +35,8 @@ loudly if an upgrade moves them. What it relies on:
   counted in ``__ntp_timestamp``/``__rtp_timestamp``/``__octet_count``/``__packet_count`` (the
   sender reports). ``_send_keyframe`` (PLI/FIR from the subscriber), ``_handle_rtcp_packet``
   (REMB; receiver reports, after which the smoothed ``_RTCRtpSender__rtt`` is read) and
-  ``_retransmit`` (NACKed packets, served only within the subscriber's budget) are overridden.
+  ``_retransmit`` (NACKed packets, queued for the subscriber's pacer, which later calls aiortc's
+  own ``_retransmit`` within the subscriber's budget) are overridden.
   Packets go out through ``RTCDtlsTransport._send_rtp``.
 * For the transcoding fallback only: ``aiortc.jitterbuffer.JitterBuffer`` and
   ``aiortc.codecs.get_decoder`` (see :class:`FrameAssembler`).
@@ -45,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -107,7 +109,7 @@ class SenderFeedback(Protocol):
 
     def on_sent(self, sequence: int, size: int) -> None: ...
 
-    def allow_retransmit(self, sequence: int, size: int) -> bool: ...
+    def retransmit(self, sequence: int, size: int, send: Callable[[], Awaitable[None]]) -> None: ...
 
 
 class CodecPolicy(Protocol):
@@ -498,8 +500,9 @@ class ForwardingSender(RTCRtpSender):
             if packet is None or packet.sequence_number != sequence_number:
                 return
             # RTX adds a 2-byte original sequence number; header and extensions about 24 bytes.
-            if not feedback.allow_retransmit(sequence_number, len(packet.payload) + 38):
-                return
+            resend = functools.partial(super()._retransmit, sequence_number)
+            feedback.retransmit(sequence_number, len(packet.payload) + 26, resend)
+            return
         await super()._retransmit(sequence_number)
 
     async def send_forwarded(

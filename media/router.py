@@ -16,6 +16,7 @@ subscriber whose link is too weak for it and tells that subscriber (``rtc.link_s
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -46,6 +47,8 @@ Source = Literal["camera", "microphone", "screen"]
 SOURCE_KINDS: dict[str, str] = {"camera": "video", "screen": "video", "microphone": "audio"}
 _SEQ_HALF = 0x8000
 _BASE_REFRESH = 0x4000
+_RESYNC_GAP = 1100
+_RTP_HEADER_BYTES = 24  # fixed header and the extensions the server adds
 
 
 class RouterSignals(Protocol):
@@ -173,6 +176,7 @@ class Subscription:
     _keyframe_asked_at: float = 0.0
     _pli_passed_at: float = 0.0
     _frame_timestamp: int | None = None
+    _resync: bool = False
     _dropping_frame: bool = False
     _seq_offset: int = 0
     _ts_offset: int = 0
@@ -185,7 +189,7 @@ class Subscription:
 
     def __post_init__(self) -> None:
         self.sender.on_keyframe_request(self._on_subscriber_pli)
-        self.sender.set_feedback(self.link.sender_feedback(self.kind))
+        self.sender.set_feedback(self.link.sender_feedback(self.kind, self._packet_lost))
 
     @property
     def mid(self) -> str | None:
@@ -250,6 +254,19 @@ class Subscription:
         self._keyframe_asked = True
         self._keyframe_asked_at = now
 
+    def _packet_lost(self) -> None:
+        """A packet the subscriber missed will not be resent: restart it at a keyframe.
+
+        The restart skips ``_RESYNC_GAP`` sequence numbers: a receiver still holding frames that
+        wait for the lost packet (aiortc keeps them until 512 newer packets arrive) drops them at
+        once, and Chrome clears its NACK list (over 1000 missing) instead of asking for them.
+        """
+        if self.kind != "video" or self._resync:
+            return
+        self._resync = True
+        self.needs_keyframe = True
+        self._ask_keyframe()
+
     def _frame_dropped(self, packet: RtpPacket) -> bool:
         """Whether this video packet belongs to a frame the send budget has no room for."""
         if packet.timestamp != self._frame_timestamp:
@@ -289,9 +306,17 @@ class Subscription:
             return  # from before this subscription (re)started: the subscriber never saw its frame
         out_sequence = (sequence + self._seq_offset) & 0xFFFF
         out_timestamp = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
-        await self.sender.send_forwarded(
-            packet, sender_codec.payloadType, out_sequence, out_timestamp
+        send = functools.partial(
+            self.sender.send_forwarded,
+            packet,
+            sender_codec.payloadType,
+            out_sequence,
+            out_timestamp,
         )
+        if self.kind == "video":
+            self.link.pace(len(packet.payload) + _RTP_HEADER_BYTES, send)
+        else:
+            await send()
         if (sequence - self._highest_seq) & 0xFFFF < _SEQ_HALF:
             self._highest_seq = sequence
             self._last_out_seq = out_sequence
@@ -310,7 +335,9 @@ class Subscription:
             start_timestamp = random.randrange(1 << 32)
         else:
             elapsed = max(1, int((time.monotonic() - self._last_out_at) * clock_rate))
-            start_sequence = (self._last_out_seq + 1) & 0xFFFF
+            gap = _RESYNC_GAP if self._resync else 0
+            self._resync = False
+            start_sequence = (self._last_out_seq + 1 + gap) & 0xFFFF
             start_timestamp = (self._last_out_ts + elapsed) & 0xFFFFFFFF
         self._seq_offset = (start_sequence - packet.sequence_number) & 0xFFFF
         self._ts_offset = (start_timestamp - packet.timestamp) & 0xFFFFFFFF
@@ -565,7 +592,9 @@ class MediaRouter:
         if peer is None:
             return
         self._samplers.pop(participant_id, None)
-        self._links.pop(participant_id, None)
+        link = self._links.pop(participant_id, None)
+        if link is not None:
+            await link.close()
         self._upstream.pop(participant_id, None)
         if self._reported.pop(participant_id, False):
             self.metrics.video_paused_subscribers.dec()
