@@ -118,7 +118,7 @@ class DownlinkEstimator:
     def __init__(self, config: CongestionConfig, now: float) -> None:
         self._config = config
         self._rembs: dict[frozenset[int], tuple[float, float]] = {}
-        self._remb_floor: float | None = None
+        self._video_kbps: float | None = None
         self._min_rtt_s: float | None = None
         self._last_rtt_s: float | None = None
         self._loss_kbps = config.initial_kbps
@@ -131,8 +131,6 @@ class DownlinkEstimator:
         for key in [k for k in self._rembs if k & ssrcs]:
             del self._rembs[key]
         self._rembs[ssrcs] = (bps / 1000.0, now)
-        if self._remb_floor is not None and (self._fresh_remb_kbps(now) or 0.0) >= self._remb_floor:
-            self._remb_floor = None
 
     def on_report(
         self, fraction_lost: float, rtt_s: float | None, sent_kbps: float, now: float
@@ -158,17 +156,22 @@ class DownlinkEstimator:
         self._loss_kbps = min(max(self._loss_kbps, 10.0), self._config.max_kbps)
 
     def remb_kbps(self, now: float) -> float | None:
-        """The subscriber's video estimate (sum of its current REMBs), ``None`` if none is fresh."""
-        total = self._fresh_remb_kbps(now)
-        if total is None:
-            return None
-        return total if self._remb_floor is None else max(total, self._remb_floor)
+        """The video estimate taken from REMB, ``None`` without a fresh REMB.
 
-    def _fresh_remb_kbps(self, now: float) -> float | None:
+        The sum of the subscriber's current REMBs, except that a drop is only followed when the
+        link shows congestion itself (loss, or a queue in the RTT): a receive-side delay
+        estimator also reacts to the receiver's own scheduling jitter, and a relay that obeys
+        it sends less, which the estimator then measures as the new throughput, down to nothing.
+        """
         fresh = [
             kbps for kbps, at in self._rembs.values() if now - at <= self._config.remb_max_age_s
         ]
-        return sum(fresh) if fresh else None
+        if not fresh:
+            return None
+        total = sum(fresh)
+        if self._video_kbps is None or total >= self._video_kbps or not self.link_is_clear:
+            self._video_kbps = total
+        return self._video_kbps
 
     @property
     def link_is_clear(self) -> bool:
@@ -180,29 +183,21 @@ class DownlinkEstimator:
             and self._last_rtt_s < self._min_rtt_s + 0.2
         )
 
-    def estimate_kbps(self, audio_kbps: float, now: float, video_sent_kbps: float = 0.0) -> float:
-        """The link estimate used for allocation: video REMB plus audio, bounded by loss.
-
-        A REMB below the video the subscriber is receiving while the link is clear is not
-        followed down: a receive-side delay estimator also reacts to the receiver's own
-        scheduling jitter, and a relay that obeys it sends less, which it then measures as the
-        new throughput, and so on down to nothing.
-        """
+    def estimate_kbps(self, audio_kbps: float, now: float) -> float:
+        """The link estimate used for allocation: video REMB plus audio, bounded by loss."""
         remb = self.remb_kbps(now)
         if remb is None:
             return self._loss_kbps
-        if self.link_is_clear:
-            remb = max(remb, video_sent_kbps / (1.0 + self._config.video_overhead))
         return min(self._loss_kbps, remb * (1.0 + self._config.video_overhead) + audio_kbps)
 
     def seed(self, kbps: float, video_kbps: float, now: float) -> None:
         """Start again from ``kbps`` for a probe sending ``video_kbps`` of video.
 
         REMB estimators keep the low value they had when video stopped and only grow slowly
-        from it, so until a REMB reaches the probe's video rate, loss alone may take it lower.
+        from it: like any drop, a lower REMB only counts once the link shows congestion.
         """
         self._rembs.clear()
-        self._remb_floor = video_kbps
+        self._video_kbps = video_kbps
         self._loss_kbps = kbps
         self._loss_at = now
 

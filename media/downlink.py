@@ -162,8 +162,7 @@ class SubscriberLink:
     def tick(self, now: float) -> GateState | None:
         """Update the estimate, the budget and the pause state; the new state if it changed."""
         audio = self.budget.audio.kbps(now)
-        video = self.budget.video.kbps(now)
-        self.estimate_kbps = self.estimator.estimate_kbps(audio, now, video)
+        self.estimate_kbps = self.estimator.estimate_kbps(audio, now)
         self.video_room_kbps = video_room_kbps(self.estimate_kbps, audio, self.config)
         change = self.gate.update(self.video_room_kbps, now) if self.video_streams else None
         if change is GateState.PROBING:

@@ -118,28 +118,42 @@ def test_loss_lowers_the_estimate_above_ten_percent_and_lets_it_grow_below_two()
     for second in range(6, 100):
         estimator.on_report(0.0, rtt_s=0.1, sent_kbps=20.0, now=float(second))
     assert estimator.estimate_kbps(0.0, 100.0) == pytest.approx(lowered * 1.08)
-    # A REMB lower than the loss-based figure wins, unless the subscriber demonstrably
-    # receives more on a clear link.
+    # A REMB lower than the loss-based figure wins.
     estimator.on_remb(frozenset({1}), 80_000, now=100.0)
     assert estimator.estimate_kbps(0.0, 100.0) == pytest.approx(80.0 * 1.06)
-    assert estimator.link_is_clear
-    assert estimator.estimate_kbps(0.0, 100.0, video_sent_kbps=150.0) == pytest.approx(150.0)
-    estimator.on_report(0.0, rtt_s=0.5, sent_kbps=150.0, now=101.0)  # a queue builds up
-    assert not estimator.link_is_clear
-    assert estimator.estimate_kbps(0.0, 101.0, video_sent_kbps=150.0) == pytest.approx(84.8)
 
 
-def test_a_probe_is_judged_by_loss_until_the_remb_catches_up() -> None:
+def test_a_remb_drop_counts_only_when_the_link_shows_congestion() -> None:
     estimator = DownlinkEstimator(CONFIG, now=0.0)
+    estimator.on_report(0.0, rtt_s=0.05, sent_kbps=300.0, now=0.5)
+    estimator.on_remb(frozenset({1}), 200_000, now=1.0)
+    assert estimator.remb_kbps(1.0) == pytest.approx(200.0)
+    assert estimator.link_is_clear
+    estimator.on_remb(frozenset({1}), 40_000, now=2.0)  # no loss, no queue: held
+    assert estimator.remb_kbps(2.0) == pytest.approx(200.0)
+    estimator.on_remb(frozenset({1}), 250_000, now=3.0)  # rises are always followed
+    assert estimator.remb_kbps(3.0) == pytest.approx(250.0)
+    estimator.on_report(0.0, rtt_s=0.4, sent_kbps=300.0, now=4.0)  # a queue builds up
+    estimator.on_remb(frozenset({1}), 120_000, now=4.0)
+    assert not estimator.link_is_clear
+    assert estimator.remb_kbps(4.0) == pytest.approx(120.0)
+    estimator.on_report(0.0, rtt_s=0.05, sent_kbps=150.0, now=5.0)
+    estimator.on_report(0.3, rtt_s=0.05, sent_kbps=150.0, now=6.0)  # or loss does
+    estimator.on_remb(frozenset({1}), 60_000, now=6.0)
+    assert estimator.remb_kbps(6.0) == pytest.approx(60.0)
+
+
+def test_a_probe_starts_from_its_own_rate_not_the_remb_from_before_the_pause() -> None:
+    estimator = DownlinkEstimator(CONFIG, now=0.0)
+    estimator.on_report(0.0, rtt_s=0.05, sent_kbps=100.0, now=0.0)
     estimator.on_remb(frozenset({1}), 30_000, now=0.0)  # from before the pause
     estimator.seed(130.0, video_kbps=60.0, now=10.0)
     estimator.on_remb(frozenset({1}), 35_000, now=10.5)  # the old, slowly growing figure
     assert estimator.estimate_kbps(audio_kbps=60.0, now=10.5) == pytest.approx(
         min(130.0, 60.0 * (1 + CONFIG.video_overhead) + 60.0)
     )
-    estimator.on_remb(frozenset({1}), 90_000, now=11.0)  # caught up: REMB is live again
-    estimator.on_remb(frozenset({1}), 20_000, now=12.0)
-    assert estimator.remb_kbps(12.0) == pytest.approx(20.0)
+    estimator.on_report(0.4, rtt_s=0.05, sent_kbps=130.0, now=11.0)  # the probe hurts
+    assert estimator.remb_kbps(11.0) == pytest.approx(35.0)
 
 
 def test_pause_needs_a_sustained_shortfall_and_resumes_through_a_probe() -> None:
