@@ -10,8 +10,10 @@ it to aiortc. The model, per subscriber (one participant's peer connection with 
   GCC-style loss controller runs beside it on the subscriber's receiver reports (more than 10 %
   loss lowers it by half the loss, less than 2 % lets it grow 8 % a second, never far above what
   is actually sent); the estimate used is the lower of the two, the loss one alone when the
-  subscriber sends no REMB. No transport-wide feedback (transport-cc) is negotiated: aiortc has
-  none, so the *subscriber* estimates (REMB) and the server corrects with loss.
+  subscriber sends no REMB. A REMB *drop* is followed only while the link shows congestion
+  itself (loss, or a standing queue in the RTT), since receive-side estimators also react to the
+  receiver's own scheduling jitter. No transport-wide feedback (transport-cc) is negotiated:
+  aiortc has none, so the *subscriber* estimates (REMB) and the server corrects with loss.
 * **Budget** (:class:`SendBudget`). Every RTP packet sent to the subscriber (audio, video,
   retransmissions) is debited from a token bucket filled at the estimate. Audio is always sent
   (it may put the bucket in debt: audio first). A video frame starts only when the bucket is not

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from web.media_wiring import media_config_from
 from web.settings import IceServer, Settings, SettingsError, load_settings
 
 
@@ -66,3 +67,10 @@ def test_media_udp_port_range() -> None:
     )
     with pytest.raises(SettingsError, match="media_udp_ports"):
         load_settings(environ={"TELECONSULT_MEDIA_UDP_PORTS": "9-5"})
+
+
+def test_video_min_kbps_reaches_the_media_config() -> None:
+    settings = load_settings(environ={"TELECONSULT_VIDEO_MIN_KBPS": "80"})
+    assert media_config_from(settings).congestion.video_min_kbps == 80.0
+    with pytest.raises(SettingsError, match="video_min_kbps"):
+        load_settings(environ={"TELECONSULT_VIDEO_MIN_KBPS": "0"})
