@@ -79,15 +79,17 @@ class SignallingRewriter:
         if event in ("rtc.offer", "rtc.answer") and isinstance(body.get("sdp"), str):
             body["sdp"] = self.link.participant_sdp(body["sdp"])
             self.rewritten_sdps += 1
-        elif event == "rtc.candidate" and isinstance(body.get("candidate"), dict):
-            text = body["candidate"].get("candidate")
-            if isinstance(text, str) and text:
-                rewritten = self.link.participant_candidate(text)
-                if rewritten is None:
-                    self.candidates_dropped += 1
-                    return None, (f"43{ack_id}" + json.dumps([{"ok": True}]) if ack_id else None)
-                body["candidate"]["candidate"] = rewritten
-                self.candidates_to_server += 1
+            return _frame(_EVENT, ack_id, payload), None
+        candidate = body.get("candidate") if event == "rtc.candidate" else None
+        text = candidate.get("candidate") if isinstance(candidate, dict) else None
+        if not isinstance(candidate, dict) or not isinstance(text, str) or not text:
+            return frame, None
+        rewritten = self.link.participant_candidate(text)
+        if rewritten is None:
+            self.candidates_dropped += 1
+            return None, (f"43{ack_id}" + json.dumps([{"ok": True}]) if ack_id else None)
+        candidate["candidate"] = rewritten
+        self.candidates_to_server += 1
         return _frame(_EVENT, ack_id, payload), None
 
     def from_server(self, frame: str) -> str | None:
