@@ -70,7 +70,8 @@ _REMEMBER_PEERS = """
 })();
 """
 
-# Cumulative receive counters per kind (for one tile's tracks, or all) and the video sent.
+# Cumulative receive counters per kind (for one tile's tracks, or all), the video sent (and why
+# the browser limits it) and whether the page shows the weak-connection notice.
 _MEDIA_SNAPSHOT = """
 async (participantId) => {
   const peers = (window.__teleconsultPeers || []).filter((pc) => pc.connectionState !== "closed");
@@ -81,9 +82,11 @@ async (participantId) => {
   }
   const zero = () => ({frames: 0, bytes: 0, headerBytes: 0, packets: 0, lost: 0,
                        retransmittedBytes: 0, concealed: 0, samples: 0, width: 0, height: 0});
+  const notice = document.querySelector("#link-notice");
   const snap = {state: peers.length ? peers[peers.length - 1].connectionState : "none",
-                video: zero(), audio: zero(),
-                sent: {bytes: 0, retransmittedBytes: 0, width: 0, height: 0, fps: 0}};
+                paused: Boolean(notice && notice.textContent), video: zero(), audio: zero(),
+                sent: {bytes: 0, retransmittedBytes: 0, width: 0, height: 0, fps: 0,
+                       limitation: "none"}};
   for (const pc of peers) {
     (await pc.getStats()).forEach((s) => {
       if (s.type === "inbound-rtp" && (ids === null || ids.has(s.trackIdentifier))) {
@@ -106,6 +109,9 @@ async (participantId) => {
         snap.sent.width = Math.max(snap.sent.width, s.frameWidth || 0);
         snap.sent.height = Math.max(snap.sent.height, s.frameHeight || 0);
         snap.sent.fps = Math.max(snap.sent.fps, s.framesPerSecond || 0);
+        if (s.qualityLimitationReason && s.qualityLimitationReason !== "none") {
+          snap.sent.limitation = s.qualityLimitationReason;
+        }
       }
     });
   }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,3 +111,23 @@ def sent_resolution(samples: list[Sample]) -> str:
     widths = [s.value("sent", "width") for s in samples]
     heights = [s.value("sent", "height") for s in samples]
     return f"{statistics.median(widths):.0f}x{statistics.median(heights):.0f}"
+
+
+def sent_fps(samples: list[Sample]) -> float:
+    """The median frame rate the sender reported over the window."""
+    return float(statistics.median(s.value("sent", "fps") for s in samples))
+
+
+def sent_limitation(samples: list[Sample]) -> str:
+    """Why the sender's browser limited its video most of the window (cpu, bandwidth or none)."""
+    reasons = Counter(str(s.snapshot["sent"]["limitation"]) for s in samples)
+    return reasons.most_common(1)[0][0]
+
+
+def paused_s(samples: list[Sample]) -> float:
+    """Time the page showed the weak-connection notice (sampling resolution)."""
+    return sum(
+        later.at - sample.at
+        for sample, later in zip(samples, samples[1:], strict=False)
+        if sample.snapshot.get("paused")
+    )

@@ -51,10 +51,13 @@ from benchmarks.receive_figures import (
     fps_per_second,
     longest_stall_s,
     loss_pct,
+    paused_s,
     received_kbps,
     retransmitted_pct,
     sample_media,
+    sent_fps,
     sent_kbps,
+    sent_limitation,
     sent_resolution,
 )
 from rooms.roles import Role
@@ -121,6 +124,9 @@ class RunFigures:
     received_kbps: float
     sender_kbps: float
     sender_resolution: str
+    sender_fps_median: float
+    sender_limited_by: str
+    seconds_video_paused: float
     link_capacity_kbps: float | None
     link_offered_kbps: float
     link_offered_max_1s_kbps: float
@@ -242,6 +248,9 @@ def figures(
         received_kbps=round(received_kbps(received), 1),
         sender_kbps=round(sent_kbps(sent), 1),
         sender_resolution=sent_resolution(sent),
+        sender_fps_median=round(sent_fps(sent), 1),
+        sender_limited_by=sent_limitation(sent),
+        seconds_video_paused=round(paused_s(received), 1),
         link_capacity_kbps=link.downlink.shape.capacity_kbps,
         link_offered_kbps=round(sum(offered) * 8 / 1000 / seconds, 1),
         link_offered_max_1s_kbps=round(max(offered, default=0) * 8 / 1000, 1),
@@ -344,6 +353,9 @@ _ROWS = [
     ("received", "received_kbps", " kbit/s"),
     ("far sender's video", "sender_kbps", " kbit/s"),
     ("far sender's resolution", "sender_resolution", ""),
+    ("far sender's fps, median", "sender_fps_median", ""),
+    ("far sender limited by", "sender_limited_by", ""),
+    ("video paused by the server", "seconds_video_paused", " s"),
     ("offered into the link", "link_offered_kbps", " kbit/s"),
     ("offered, worst second", "link_offered_max_1s_kbps", " kbit/s"),
     ("delivered by the link", "link_delivered_kbps", " kbit/s"),
