@@ -127,7 +127,7 @@ class ShapedDirection:
         self.started_at = self._loop.time()
         self._offered = PerSecondBytes(self.started_at)
         self._delivered = PerSecondBytes(self.started_at)
-        self._queue: deque[tuple[bytes, Send]] = deque()
+        self._queue: deque[tuple[bytes, Send, float]] = deque()
         self._queued_bytes = 0
         self._queue_ready = asyncio.Event()
         self._wire: deque[tuple[float, bytes, Send]] = deque()
@@ -148,7 +148,7 @@ class ShapedDirection:
         self._shape = shape
         limit = shape.queue_limit_bytes()
         while self._queued_bytes > limit:
-            data, _ = self._queue.pop()
+            data, _, _ = self._queue.pop()
             self._queued_bytes -= len(data)
             self._count_drop_queue(len(data))
 
@@ -161,7 +161,7 @@ class ShapedDirection:
         if self._queued_bytes + size > self._shape.queue_limit_bytes():
             self._count_drop_queue(size)
             return
-        self._queue.append((data, send))
+        self._queue.append((data, send, self._loop.time()))
         self._queued_bytes += size
         self._queue_ready.set()
 
@@ -188,13 +188,15 @@ class ShapedDirection:
             while not self._queue:
                 self._queue_ready.clear()
                 await self._queue_ready.wait()
-            data, send = self._queue.popleft()
+            data, send, queued_at = self._queue.popleft()
             self._queued_bytes -= len(data)
             capacity = self._shape.capacity_kbps
             now = self._loop.time()
             if capacity is not None:
-                # A virtual line clock: sleep overshoot does not accumulate into lost capacity.
-                self._line_free_at = max(now, self._line_free_at) + len(data) * 8 / (
+                # A virtual line clock: a packet starts when the line is free or when it was
+                # queued, whichever is later, not when this task woke (which may be late on a
+                # busy machine), so sleep overshoot does not turn into lost capacity.
+                self._line_free_at = max(queued_at, self._line_free_at) + len(data) * 8 / (
                     capacity * 1000
                 )
                 await asyncio.sleep(self._line_free_at - now)
