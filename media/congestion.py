@@ -63,6 +63,7 @@ class CongestionConfig:
     probe_confirm_s: float = 3.0
     probe_backoff_s: float = 4.0
     probe_backoff_max_s: float = 16.0
+    probe_max_loss: float = 0.05
     outvoted_ratio: float = 1 / 3
     cap_increase_per_s: float = 0.1
     congested_keyframe_interval_s: float = 2.0
@@ -120,7 +121,9 @@ class DownlinkEstimator:
     def __init__(self, config: CongestionConfig, now: float) -> None:
         self._config = config
         self._rembs: dict[frozenset[int], tuple[float, float]] = {}
-        self._video_kbps: float | None = None
+        # Until the link shows congestion, a REMB below the starting estimate is not followed:
+        # a receiver's first REMB measures the trickle of the call's first seconds.
+        self._video_kbps: float | None = config.initial_kbps
         self._min_rtt_s: float | None = None
         self._last_rtt_s: float | None = None
         self._loss_kbps = config.initial_kbps
@@ -135,13 +138,16 @@ class DownlinkEstimator:
         self._rembs[ssrcs] = (bps / 1000.0, now)
 
     def on_report(
-        self, fraction_lost: float, rtt_s: float | None, sent_kbps: float, now: float
+        self, fraction_lost: float | None, rtt_s: float | None, sent_kbps: float, now: float
     ) -> None:
-        """A receiver report block: loss fraction (0..1) since the last one, RTT if known."""
+        """A receiver report block: loss fraction (0..1) since the last one (``None``: not
+        meaningful), RTT if known."""
         if rtt_s is not None and rtt_s > 0:
             self.rtt_s = rtt_s if self.rtt_s is None else 0.8 * self.rtt_s + 0.2 * rtt_s
             self._min_rtt_s = min(self._min_rtt_s or rtt_s, rtt_s)
             self._last_rtt_s = rtt_s
+        if fraction_lost is None:
+            return
         # One report covers a second or so of one stream: a single lost packet of a slow
         # stream reads as several percent, so decisions use a smoothed figure.
         self.fraction_lost = 0.5 * self.fraction_lost + 0.5 * fraction_lost
@@ -317,11 +323,17 @@ class PauseGate:
         """Whether video is being sent (also while probing)."""
         return self.state is not GateState.PAUSED
 
-    def update(self, video_room_kbps: float, now: float) -> GateState | None:
-        """Feed the room for video now; returns the new state when it changes."""
+    def update(
+        self, video_room_kbps: float, now: float, link_is_calm: bool = True
+    ) -> GateState | None:
+        """Feed the room for video now; returns the new state when it changes.
+
+        A probe starts only when the back-off has passed and the link is calm (what is still
+        sent, the audio, arrives with little loss): a link that audio alone fills is left alone.
+        """
         enough = video_room_kbps >= self._config.video_min_kbps
         if self.state is GateState.PAUSED:
-            if now - self._changed_at >= self._backoff_s:
+            if now - self._changed_at >= self._backoff_s and link_is_calm:
                 return self._enter(GateState.PROBING, now)
             return None
         if enough:

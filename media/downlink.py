@@ -77,7 +77,7 @@ class SubscriberLink:
     def on_remb(self, ssrcs: frozenset[int], bitrate_bps: int) -> None:
         self.estimator.on_remb(ssrcs, bitrate_bps, time.monotonic())
 
-    def on_report(self, fraction_lost: float, rtt_s: float | None) -> None:
+    def on_report(self, fraction_lost: float | None, rtt_s: float | None) -> None:
         now = time.monotonic()
         sent = self.budget.audio.kbps(now) + self.budget.video.kbps(now)
         self.estimator.on_report(fraction_lost, rtt_s, sent, now)
@@ -164,14 +164,18 @@ class SubscriberLink:
         audio = self.budget.audio.kbps(now)
         self.estimate_kbps = self.estimator.estimate_kbps(audio, now)
         self.video_room_kbps = video_room_kbps(self.estimate_kbps, audio, self.config)
-        change = self.gate.update(self.video_room_kbps, now) if self.video_streams else None
+        calm = self.estimator.fraction_lost < self.config.probe_max_loss
+        change = self.gate.update(self.video_room_kbps, now, calm) if self.video_streams else None
         if change is GateState.PROBING:
             probe = self.gate.probe_kbps
             self.estimator.seed(audio + probe, probe / (1.0 + self.config.video_overhead), now)
             self.estimate_kbps = audio + probe
             self.video_room_kbps = video_room_kbps(self.estimate_kbps, audio, self.config)
         self.budget.set_rate(self.estimate_kbps, now)
-        self.pacer.rate_kbps = self.estimate_kbps * self.config.pace_factor
+        # Audio does not wait in the pacer, so video gets what is left of the pacing rate.
+        self.pacer.rate_kbps = max(
+            self.config.video_min_kbps, self.estimate_kbps * self.config.pace_factor - audio
+        )
         return change
 
     @property
@@ -195,13 +199,23 @@ class SenderFeedback:
         self.kind = kind
         self._link = link
         self._lost = lost
+        self._reports_to_skip = 0
         self._gate = RetransmitGate(link.config, RTP_HISTORY_SIZE)
 
     def on_remb(self, ssrcs: frozenset[int], bitrate_bps: int) -> None:
         self._link.on_remb(ssrcs, bitrate_bps)
 
     def on_report(self, fraction_lost: float, rtt_s: float | None) -> None:
+        if self._reports_to_skip:
+            # The numbering gap of a resync reads as loss in the next reports.
+            self._reports_to_skip -= 1
+            self._link.on_report(None, rtt_s)
+            return
         self._link.on_report(fraction_lost, rtt_s)
+
+    def skip_gap(self) -> None:
+        """Sequence numbers were skipped on purpose (a resync): not loss."""
+        self._reports_to_skip = 2
 
     def on_sent(self, sequence: int, size: int) -> None:
         self._gate.on_sent(sequence, time.monotonic())

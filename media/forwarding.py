@@ -319,6 +319,7 @@ class ForwardingReceiver(RTCRtpReceiver):
     _codecs_by_pt: dict[int, RTCRtpCodecParameters]
     _media_ssrc: int | None
     _remb_listener: RembListener | None
+    _uplink_loss: float
 
     @classmethod
     def adopt(cls, receiver: RTCRtpReceiver) -> ForwardingReceiver:
@@ -329,6 +330,7 @@ class ForwardingReceiver(RTCRtpReceiver):
         adopted._codecs_by_pt = {}
         adopted._media_ssrc = None
         adopted._remb_listener = None
+        adopted._uplink_loss = 0.0
         adopted._RTCRtpReceiver__jitter_buffer = _PassThroughBuffer(adopted)  # type: ignore[attr-defined]
         return adopted
 
@@ -358,7 +360,15 @@ class ForwardingReceiver(RTCRtpReceiver):
         )
         await super()._send_rtcp(packet)
 
+    @property
+    def uplink_loss(self) -> float:
+        """Smoothed loss (0..1) of the publisher's stream, from our receiver reports."""
+        return self._uplink_loss
+
     async def _send_rtcp(self, packet: AnyRtcpPacket) -> None:
+        if isinstance(packet, RtcpRrPacket) and packet.reports:
+            lost = max(report.fraction_lost for report in packet.reports) / 256.0
+            self._uplink_loss = 0.5 * self._uplink_loss + 0.5 * lost
         listener = self._remb_listener
         if listener is not None and isinstance(packet, RtcpPsfbPacket):
             if packet.fmt == RTCP_PSFB_APP:

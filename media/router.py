@@ -30,7 +30,7 @@ from aiortc.sdp import SessionDescription
 
 from media.config import MediaConfig
 from media.congestion import GateState, publisher_cap
-from media.downlink import LinkState, SubscriberLink
+from media.downlink import LinkState, SenderFeedback, SubscriberLink
 from media.errors import BadSdp, NoMediaSession, RoomFull, UnknownTrack
 from media.forwarding import ForwardingReceiver, ForwardingSender
 from media.keyframes import starts_keyframe
@@ -177,6 +177,7 @@ class Subscription:
     _pli_passed_at: float = 0.0
     _frame_timestamp: int | None = None
     _resync: bool = False
+    _feedback: SenderFeedback | None = field(default=None, repr=False)
     _dropping_frame: bool = False
     _seq_offset: int = 0
     _ts_offset: int = 0
@@ -189,7 +190,8 @@ class Subscription:
 
     def __post_init__(self) -> None:
         self.sender.on_keyframe_request(self._on_subscriber_pli)
-        self.sender.set_feedback(self.link.sender_feedback(self.kind, self._packet_lost))
+        self._feedback = self.link.sender_feedback(self.kind, self._packet_lost)
+        self.sender.set_feedback(self._feedback)
 
     @property
     def mid(self) -> str | None:
@@ -336,6 +338,8 @@ class Subscription:
         else:
             elapsed = max(1, int((time.monotonic() - self._last_out_at) * clock_rate))
             gap = _RESYNC_GAP if self._resync else 0
+            if self._resync and self._feedback is not None:
+                self._feedback.skip_gap()
             self._resync = False
             start_sequence = (self._last_out_seq + 1 + gap) & 0xFFFF
             start_timestamp = (self._last_out_ts + elapsed) & 0xFFFFFFFF

@@ -6,6 +6,9 @@ sending them) and sends one REMB per publisher for all its video streams: for ea
 of the server's own estimate and the cap the router sets from the subscribers
 (:func:`media.congestion.publisher_cap`), summed, listing every stream's SSRC (a browser
 applies a REMB to everything it sends). Sending is paced by :class:`~media.congestion.RembPacer`.
+A drop of the server's own estimate is followed only while the publisher's uplink loses 5 % or
+more (from the server's receiver reports): aiortc's estimator also reacts to the server's own
+scheduling jitter, which on a busy node would otherwise pull every publisher down.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from media.congestion import CapSmoother, CongestionConfig, RembPacer
 from media.forwarding import ForwardingReceiver
 
 Spawn = Callable[[Coroutine[Any, Any, Any]], None]
+UPLINK_LOSS_CONGESTED = 0.05
 
 
 class _Stream:
@@ -45,9 +49,14 @@ class PublisherFeedback:
 
         def own_estimate(bitrate_bps: int, ssrcs: list[int]) -> None:
             stream = self._streams.get(receiver)
-            if stream is not None:
+            if stream is None:
+                return
+            stream.ssrcs = frozenset(ssrcs)
+            # As for subscribers' REMB (media.congestion), a drop of aiortc's delay-based
+            # estimate is only followed when the publisher's uplink loses packets too.
+            held = stream.own_bps
+            if held is None or bitrate_bps >= held or receiver.uplink_loss >= UPLINK_LOSS_CONGESTED:
                 stream.own_bps = bitrate_bps
-                stream.ssrcs = frozenset(ssrcs)
 
         receiver.on_remb(own_estimate)
 

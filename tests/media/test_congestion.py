@@ -118,21 +118,21 @@ def test_loss_lowers_the_estimate_above_ten_percent_and_lets_it_grow_below_two()
     for second in range(6, 100):
         estimator.on_report(0.0, rtt_s=0.1, sent_kbps=20.0, now=float(second))
     assert estimator.estimate_kbps(0.0, 100.0) == pytest.approx(lowered * 1.08)
-    # A REMB lower than the loss-based figure wins.
-    estimator.on_remb(frozenset({1}), 80_000, now=100.0)
-    assert estimator.estimate_kbps(0.0, 100.0) == pytest.approx(80.0 * 1.06)
 
 
 def test_a_remb_drop_counts_only_when_the_link_shows_congestion() -> None:
     estimator = DownlinkEstimator(CONFIG, now=0.0)
     estimator.on_report(0.0, rtt_s=0.05, sent_kbps=300.0, now=0.5)
-    estimator.on_remb(frozenset({1}), 200_000, now=1.0)
-    assert estimator.remb_kbps(1.0) == pytest.approx(200.0)
     assert estimator.link_is_clear
-    estimator.on_remb(frozenset({1}), 40_000, now=2.0)  # no loss, no queue: held
-    assert estimator.remb_kbps(2.0) == pytest.approx(200.0)
-    estimator.on_remb(frozenset({1}), 250_000, now=3.0)  # rises are always followed
-    assert estimator.remb_kbps(3.0) == pytest.approx(250.0)
+    # The first REMB measures the call's first seconds: no lower than the start while clear.
+    estimator.on_remb(frozenset({1}), 200_000, now=1.0)
+    assert estimator.remb_kbps(1.0) == pytest.approx(CONFIG.initial_kbps)
+    estimator.on_remb(frozenset({1}), 400_000, now=2.0)  # rises are always followed
+    assert estimator.remb_kbps(2.0) == pytest.approx(400.0)
+    estimator.on_remb(frozenset({1}), 40_000, now=2.5)  # no loss, no queue: held
+    assert estimator.remb_kbps(2.5) == pytest.approx(400.0)
+    estimator.on_remb(frozenset({1}), 250_000, now=3.0)
+    assert estimator.remb_kbps(3.0) == pytest.approx(400.0)
     estimator.on_report(0.0, rtt_s=0.4, sent_kbps=300.0, now=4.0)  # a queue builds up
     estimator.on_remb(frozenset({1}), 120_000, now=4.0)
     assert not estimator.link_is_clear
