@@ -57,6 +57,7 @@ class CongestionConfig:
     burst_s: float = 0.25
     max_debt_s: float = 1.0
     remb_max_age_s: float = 6.0
+    remb_max_drop: float = 0.15
     nack_max_age_s: float = 2.0
     pause_hold_s: float = 2.0
     probe_hold_s: float = 1.0
@@ -136,6 +137,14 @@ class DownlinkEstimator:
         for key in [k for k in self._rembs if k & ssrcs]:
             del self._rembs[key]
         self._rembs[ssrcs] = (bps / 1000.0, now)
+        total = self._fresh_remb_kbps(now) or 0.0
+        held = self._video_kbps
+        if held is None or total >= held or self.fraction_lost >= self._config.congested_loss / 2:
+            self._video_kbps = total
+        elif not self.link_is_clear:
+            # Only the RTT says so: down by at most 15 % a REMB, one jittery report is not a
+            # collapse (on a busy machine the RTT also carries scheduling delays).
+            self._video_kbps = max(total, (1.0 - self._config.remb_max_drop) * held)
 
     def on_report(
         self, fraction_lost: float | None, rtt_s: float | None, sent_kbps: float, now: float
@@ -166,20 +175,22 @@ class DownlinkEstimator:
     def remb_kbps(self, now: float) -> float | None:
         """The video estimate taken from REMB, ``None`` without a fresh REMB.
 
-        The sum of the subscriber's current REMBs, except that a drop is only followed when the
-        link shows congestion itself (loss, or a queue in the RTT): a receive-side delay
-        estimator also reacts to the receiver's own scheduling jitter, and a relay that obeys
-        it sends less, which the estimator then measures as the new throughput, down to nothing.
+        The sum of the subscriber's current REMBs, except that a drop is only followed while the
+        link shows congestion itself: fully with 5 % loss or more, by at most ``remb_max_drop``
+        per REMB when only the RTT shows a queue. A receive-side delay estimator also reacts to
+        the receiver's own scheduling jitter, and a relay that obeys it sends less, which the
+        estimator then measures as the new throughput, down to nothing.
         """
+        total = self._fresh_remb_kbps(now)
+        if total is None:
+            return None
+        return self._video_kbps if self._video_kbps is not None else total
+
+    def _fresh_remb_kbps(self, now: float) -> float | None:
         fresh = [
             kbps for kbps, at in self._rembs.values() if now - at <= self._config.remb_max_age_s
         ]
-        if not fresh:
-            return None
-        total = sum(fresh)
-        if self._video_kbps is None or total >= self._video_kbps or not self.link_is_clear:
-            self._video_kbps = total
-        return self._video_kbps
+        return sum(fresh) if fresh else None
 
     @property
     def link_is_clear(self) -> bool:
@@ -367,7 +378,7 @@ class PauseGate:
     @property
     def probe_kbps(self) -> float:
         """Lowest video rate (with its overhead) a probe sends at."""
-        return self._config.video_min_kbps * (1.0 + self._config.video_overhead) * 1.2
+        return self._config.video_min_kbps * (1.0 + self._config.video_overhead) * 1.5
 
 
 def publisher_cap(shares_kbps: list[float], config: CongestionConfig) -> float | None:

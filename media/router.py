@@ -767,13 +767,16 @@ class MediaRouter:
         if not watching:
             return None
         congestion = self.config.congestion
+        links = [self._links.get(s.subscriber_id) for s in watching if not s.link_paused]
+        # A subscriber whose link leaves less than the lowest video rate is heading for a pause
+        # (or probing its way back): it is served within its own budget, not by the publisher.
         shares = [
-            self._links[s.subscriber_id].video_share_kbps
-            for s in watching
-            if not s.link_paused and s.subscriber_id in self._links
+            link.video_share_kbps
+            for link in links
+            if link is not None and link.video_room_kbps >= congestion.video_min_kbps
         ]
         if not shares:
-            # Everyone is paused: the lowest rate keeps probes cheap to serve.
+            # Nobody can take more: the lowest rate keeps probes cheap to serve.
             return congestion.video_min_kbps
         return publisher_cap(shares, congestion)
 

@@ -93,12 +93,12 @@ def test_estimate_sums_rembs_by_stream_set_and_adds_the_audio_sent() -> None:
     estimator = DownlinkEstimator(CONFIG, now=0.0)
     assert estimator.estimate_kbps(audio_kbps=40.0, now=0.0) == CONFIG.initial_kbps
     # aiortc: one REMB per received video stream; Chrome: one for all of them.
-    estimator.on_remb(frozenset({1}), 100_000, now=1.0)
-    estimator.on_remb(frozenset({2}), 50_000, now=1.0)
-    assert estimator.remb_kbps(1.0) == pytest.approx(150.0)
-    estimator.on_remb(frozenset({1, 2}), 120_000, now=2.0)
-    assert estimator.remb_kbps(2.0) == pytest.approx(120.0)
-    expected = 120.0 * (1 + CONFIG.video_overhead) + 40.0
+    estimator.on_remb(frozenset({1}), 200_000, now=1.0)
+    estimator.on_remb(frozenset({2}), 150_000, now=1.0)
+    assert estimator.remb_kbps(1.0) == pytest.approx(350.0)
+    estimator.on_remb(frozenset({1, 2}), 400_000, now=2.0)
+    assert estimator.remb_kbps(2.0) == pytest.approx(400.0)
+    expected = min(CONFIG.initial_kbps, 400.0 * (1 + CONFIG.video_overhead) + 40.0)
     assert estimator.estimate_kbps(audio_kbps=40.0, now=2.0) == pytest.approx(expected)
     assert estimator.remb_kbps(2.0 + CONFIG.remb_max_age_s + 0.1) is None
 
@@ -134,13 +134,17 @@ def test_a_remb_drop_counts_only_when_the_link_shows_congestion() -> None:
     estimator.on_remb(frozenset({1}), 250_000, now=3.0)
     assert estimator.remb_kbps(3.0) == pytest.approx(400.0)
     estimator.on_report(0.0, rtt_s=0.4, sent_kbps=300.0, now=4.0)  # a queue builds up
-    estimator.on_remb(frozenset({1}), 120_000, now=4.0)
     assert not estimator.link_is_clear
-    assert estimator.remb_kbps(4.0) == pytest.approx(120.0)
-    estimator.on_report(0.0, rtt_s=0.05, sent_kbps=150.0, now=5.0)
+    # Followed down, by at most 15 % a REMB.
+    estimator.on_remb(frozenset({1}), 120_000, now=4.0)
+    assert estimator.remb_kbps(4.0) == pytest.approx(340.0)
+    for step in range(10):
+        estimator.on_remb(frozenset({1}), 120_000, now=4.1 + step / 10)
+    assert estimator.remb_kbps(5.0) == pytest.approx(120.0)
+    estimator.on_report(0.0, rtt_s=0.05, sent_kbps=150.0, now=5.5)
     estimator.on_report(0.3, rtt_s=0.05, sent_kbps=150.0, now=6.0)  # or loss does
-    estimator.on_remb(frozenset({1}), 60_000, now=6.0)
-    assert estimator.remb_kbps(6.0) == pytest.approx(60.0)
+    estimator.on_remb(frozenset({1}), 110_000, now=6.0)
+    assert estimator.remb_kbps(6.0) == pytest.approx(110.0)
 
 
 def test_a_probe_starts_from_its_own_rate_not_the_remb_from_before_the_pause() -> None:
@@ -153,7 +157,8 @@ def test_a_probe_starts_from_its_own_rate_not_the_remb_from_before_the_pause() -
         min(130.0, 60.0 * (1 + CONFIG.video_overhead) + 60.0)
     )
     estimator.on_report(0.4, rtt_s=0.05, sent_kbps=130.0, now=11.0)  # the probe hurts
-    assert estimator.remb_kbps(11.0) == pytest.approx(35.0)
+    estimator.on_remb(frozenset({1}), 35_000, now=11.0)
+    assert estimator.remb_kbps(11.0) == pytest.approx(35.0)  # with loss, followed at once
 
 
 def test_pause_needs_a_sustained_shortfall_and_resumes_through_a_probe() -> None:
