@@ -30,6 +30,9 @@ from benchmarks.receive_figures import (
     longest_stall_s,
     paused_s,
     sample_media,
+    sent_fps,
+    sent_kbps,
+    sent_limitation,
 )
 from tests.browser.harness import PHONE_VIEWPORT, open_page, screenshot, wait_moving_video
 from tests.conftest import RunningServer
@@ -38,6 +41,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 WEAK = LinkShape(capacity_kbps=250, delay_ms=40, loss=0.01, queue_ms=500)
 STARVED = LinkShape(capacity_kbps=50, delay_ms=40, loss=0.01, queue_ms=500)
+# A guest hears two publishers: their sound (~80 kbit/s with packet overhead) must still fit.
+GUEST_STARVED = LinkShape(capacity_kbps=110, delay_ms=40, loss=0.01, queue_ms=500)
 UPLINK = LinkShape(delay_ms=40)
 NOTICE_EN = "Video paused: weak connection"
 
@@ -91,6 +96,11 @@ async def test_kiosk_on_a_weak_downlink_keeps_video_then_pauses_and_resumes_it(
         link.set_shape(downlink=STARVED)
         await expect(notice).to_have_text(NOTICE_EN, timeout=20_000)
         await screenshot(kiosk, "12-video-paused")
+        # The specialist's console shows it in the kiosk's stats line.
+        await expect(
+            call.desk.page.locator(f'[data-participant="{OUTLET_ID}"] .tile-quality')
+        ).to_contain_text("video paused", timeout=10_000)
+        await screenshot(call.desk, "8-kiosk-video-paused")
         await kiosk.page.get_by_role("button", name="中文").click()
         await expect(notice).to_have_text("网络较弱，视频已暂停")
         await kiosk.page.get_by_role("button", name="English").click()
@@ -181,7 +191,7 @@ async def test_a_guest_on_a_weak_link_does_not_degrade_the_kiosk_and_the_special
         assert guest_id is not None
         await wait_moving_video(guest, tile(SPECIALIST_ID))
         # The guest's link falls: its video pauses; it still publishes and the others see it.
-        link.set_shape(downlink=STARVED)
+        link.set_shape(downlink=GUEST_STARVED)
         await expect(guest.page.locator("#link-notice")).to_have_text(NOTICE_EN, timeout=30_000)
         await wait_moving_video(call.kiosk, tile(guest_id))
         await screenshot(guest, "5-video-paused")
@@ -189,15 +199,20 @@ async def test_a_guest_on_a_weak_link_does_not_degrade_the_kiosk_and_the_special
         during_kiosk, during_desk = await asyncio.gather(
             sample_media(call.kiosk, 5.0, SPECIALIST_ID), sample_media(call.desk, 5.0, OUTLET_ID)
         )
-        for before, during in ((baseline_kiosk, during_kiosk), (baseline_desk, during_desk)):
+        pairs = {
+            "kiosk from specialist": (baseline_kiosk, during_kiosk, during_desk),
+            "specialist from kiosk": (baseline_desk, during_desk, during_kiosk),
+        }
+        for direction, (before, during, sender) in pairs.items():
             before_fps = statistics.median(fps_per_second(before))
             during_fps = statistics.median(fps_per_second(during))
-            assert during_fps >= 0.8 * before_fps, (before_fps, during_fps)
-            assert longest_stall_s(during) <= 2.0
-        await expect(
-            call.desk.page.locator(f'[data-participant="{guest_id}"] .tile-quality')
-        ).to_contain_text("video paused", timeout=15_000)
-        await screenshot(call.desk, "8-weak-guest-stats")
+            # The far browser's own figures tell a weak-guest effect from a busy machine.
+            far = f"sender {sent_fps(sender)} fps, {sent_kbps(sender):.0f} kbit/s, " + (
+                f"limited by {sent_limitation(sender)}"
+            )
+            assert during_fps >= 0.8 * before_fps, (direction, before_fps, during_fps, far)
+            assert longest_stall_s(during) <= 2.0, (direction, longest_stall_s(during), far)
+        await screenshot(call.desk, "8-weak-guest")
     finally:
         if guest is not None:
             await guest.context.close()
