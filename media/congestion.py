@@ -55,9 +55,9 @@ class CongestionConfig:
     pace_factor: float = 1.2
     max_pacing_delay_s: float = 0.3
     burst_s: float = 0.25
+    frame_debt_s: float = 0.5
     max_debt_s: float = 1.0
     remb_max_age_s: float = 6.0
-    remb_max_drop: float = 0.15
     nack_max_age_s: float = 2.0
     pause_hold_s: float = 2.0
     probe_hold_s: float = 1.0
@@ -66,7 +66,7 @@ class CongestionConfig:
     probe_backoff_max_s: float = 16.0
     probe_max_loss: float = 0.05
     outvoted_ratio: float = 1 / 3
-    cap_increase_per_s: float = 0.1
+    cap_increase_per_s: float = 0.08
     congested_keyframe_interval_s: float = 2.0
     congested_loss: float = 0.1
 
@@ -125,6 +125,7 @@ class DownlinkEstimator:
         # Until the link shows congestion, a REMB below the starting estimate is not followed:
         # a receiver's first REMB measures the trickle of the call's first seconds.
         self._video_kbps: float | None = config.initial_kbps
+        self._video_at = now
         self._min_rtt_s: float | None = None
         self._last_rtt_s: float | None = None
         self._loss_kbps = config.initial_kbps
@@ -139,12 +140,13 @@ class DownlinkEstimator:
         self._rembs[ssrcs] = (bps / 1000.0, now)
         total = self._fresh_remb_kbps(now) or 0.0
         held = self._video_kbps
-        if held is None or total >= held or self.fraction_lost >= self._config.congested_loss / 2:
+        elapsed = max(0.0, now - self._video_at)
+        self._video_at = now
+        if held is None or not self.link_is_clear and total < held:
             self._video_kbps = total
-        elif not self.link_is_clear:
-            # Only the RTT says so: down by at most 15 % a REMB, one jittery report is not a
-            # collapse (on a busy machine the RTT also carries scheduling delays).
-            self._video_kbps = max(total, (1.0 - self._config.remb_max_drop) * held)
+        elif total > held:
+            # Rises at most 8 % a second (and 10 kbit/s), as a sender would ramp up.
+            self._video_kbps = min(total, held * (1.0 + 0.08 * min(elapsed, 2.0)) + 10.0)
 
     def on_report(
         self, fraction_lost: float | None, rtt_s: float | None, sent_kbps: float, now: float
@@ -172,14 +174,19 @@ class DownlinkEstimator:
             self._loss_kbps = min(ceiling, self._loss_kbps * (1.0 + 0.08 * min(elapsed, 2.0)))
         self._loss_kbps = min(max(self._loss_kbps, 10.0), self._config.max_kbps)
 
+    @property
+    def informed(self) -> bool:
+        """Whether the subscriber has reported anything yet (a REMB or a receiver report)."""
+        return bool(self._rembs) or self.rtt_s is not None
+
     def remb_kbps(self, now: float) -> float | None:
         """The video estimate taken from REMB, ``None`` without a fresh REMB.
 
-        The sum of the subscriber's current REMBs, except that a drop is only followed while the
-        link shows congestion itself: fully with 5 % loss or more, by at most ``remb_max_drop``
-        per REMB when only the RTT shows a queue. A receive-side delay estimator also reacts to
-        the receiver's own scheduling jitter, and a relay that obeys it sends less, which the
-        estimator then measures as the new throughput, down to nothing.
+        The sum of the subscriber's current REMBs, followed up by at most 8 % a second, and down
+        only while the link shows congestion itself (:attr:`link_is_clear`): a receive-side
+        delay estimator also reacts to the receiver's own scheduling jitter, and a relay that
+        obeys it sends less, which the estimator then measures as the new throughput, down to
+        nothing.
         """
         total = self._fresh_remb_kbps(now)
         if total is None:
@@ -194,13 +201,17 @@ class DownlinkEstimator:
 
     @property
     def link_is_clear(self) -> bool:
-        """Little loss (under 5 %) and no standing queue (last RTT within 200 ms of the lowest)."""
-        return (
-            self.fraction_lost < 0.05
-            and self._last_rtt_s is not None
-            and self._min_rtt_s is not None
-            and self._last_rtt_s < self._min_rtt_s + 0.2
-        )
+        """Little loss (under 5 %) and no standing queue in the RTT.
+
+        A queue shows in the last RTT *and* the smoothed one (200 and 150 ms above the lowest
+        seen): one late report, as a busy machine produces, is not a queue.
+        """
+        if self.fraction_lost >= 0.05:
+            return False
+        if self._last_rtt_s is None or self._min_rtt_s is None or self.rtt_s is None:
+            return False
+        queued = self._last_rtt_s > self._min_rtt_s + 0.2 and self.rtt_s > self._min_rtt_s + 0.15
+        return not queued
 
     def estimate_kbps(self, audio_kbps: float, now: float) -> float:
         """The link estimate used for allocation: video REMB plus audio, bounded by loss."""
@@ -217,6 +228,7 @@ class DownlinkEstimator:
         """
         self._rembs.clear()
         self._video_kbps = video_kbps
+        self._video_at = now
         self._loss_kbps = kbps
         self._loss_at = now
 
@@ -250,8 +262,10 @@ class SendBudget:
         (self.audio if kind == "audio" else self.video).add(size, now)
 
     def video_frame_allowed(self, now: float) -> bool:
-        """Whether a new video frame may start now (the bucket is not in debt)."""
-        return self._all.tokens(now) >= 0.0
+        """Whether a new video frame may start now: the bucket is less than ``frame_debt_s``
+        in debt (a keyframe may overdraw it; the frames after it still go, the pacer spreads
+        them, and the average stays at the rate)."""
+        return self._all.tokens(now) >= -self._all.rate_kbps * 125.0 * self._config.frame_debt_s
 
     def retransmit_allowed(self, size: int, now: float) -> bool:
         """Debit a retransmission if the retransmission share allows it (it is sent at once)."""

@@ -70,7 +70,6 @@ class SubscriberLink:
             config.initial_kbps * config.pace_factor,
             self._may_retransmit,
         )
-        self._dropping_since: float | None = None
 
     # -- what the subscriber reports (called by its ForwardingSenders) -------------------------
 
@@ -95,19 +94,14 @@ class SubscriberLink:
             and self.pacer.queued_s() < self.config.max_pacing_delay_s
         ):
             return True
-        self._dropping_since = now
         self._metrics.video_frames_dropped.inc()
         return False
 
     @property
     def congested(self) -> bool:
-        """Loss above the congested threshold, video near its floor, or frames dropped lately."""
-        recent_drop = (
-            self._dropping_since is not None and time.monotonic() - self._dropping_since < 5.0
-        )
+        """Loss above the congested threshold, or room for little more than the lowest video."""
         return (
-            recent_drop
-            or self.estimator.fraction_lost > self.config.congested_loss
+            self.estimator.fraction_lost > self.config.congested_loss
             or self.video_room_kbps < 2 * self.config.video_min_kbps
         )
 
