@@ -59,12 +59,13 @@ def fps_per_second(samples: list[Sample]) -> list[float]:
 
 
 def longest_stall_s(samples: list[Sample]) -> float:
-    """Longest time between two samples that show a new decoded frame."""
+    """Longest time between samples that show a new decoded frame (the sampling interval when
+    video never stops; an upper bound at that resolution)."""
     longest = 0.0
     last_progress = samples[0]
     for previous, sample in zip(samples, samples[1:], strict=False):
         if sample.value("video", "frames") > previous.value("video", "frames"):
-            longest = max(longest, previous.at - last_progress.at)
+            longest = max(longest, sample.at - last_progress.at)
             last_progress = sample
     return max(longest, samples[-1].at - last_progress.at)
 

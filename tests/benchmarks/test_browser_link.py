@@ -73,6 +73,7 @@ def samples(frames_at: list[tuple[float, int]]) -> list[Sample]:
 def test_fps_and_stalls_from_cumulative_frame_counts() -> None:
     series = samples([(0.0, 0), (0.5, 10), (1.0, 20), (1.5, 20), (2.0, 20), (2.5, 20), (3.0, 30)])
     assert fps_per_second(series) == [20.0, 0.0, 10.0]
-    # No new frame seen between 1.0 s and 3.0 s: the stall lasted at least 1.5 s of samples.
-    assert longest_stall_s(series) == 1.5
+    # New frames seen at 1.0 s and then only at 3.0 s.
+    assert longest_stall_s(series) == 2.0
+    assert longest_stall_s(series[:3]) == 0.5
     assert longest_stall_s(samples([(0.0, 5), (0.5, 5), (1.0, 5)])) == 1.0
