@@ -10,10 +10,11 @@ it to aiortc. The model, per subscriber (one participant's peer connection with 
   GCC-style loss controller runs beside it on the subscriber's receiver reports (more than 10 %
   loss lowers it by half the loss, less than 2 % lets it grow 8 % a second, never far above what
   is actually sent); the estimate used is the lower of the two, the loss one alone when the
-  subscriber sends no REMB. A REMB *drop* is followed only while the link shows congestion
-  itself (loss, or a standing queue in the RTT), since receive-side estimators also react to the
-  receiver's own scheduling jitter. No transport-wide feedback (transport-cc) is negotiated:
-  aiortc has none, so the *subscriber* estimates (REMB) and the server corrects with loss.
+  subscriber sends no REMB. REMB rises are followed at up to 8 % a second; a REMB *drop* only
+  while the link shows congestion itself (loss, or a standing queue in the RTT), since
+  receive-side estimators also react to the receiver's own scheduling jitter. No
+  transport-wide feedback (transport-cc) is negotiated: aiortc has none, so the *subscriber*
+  estimates (REMB) and the server corrects with loss.
 * **Budget** (:class:`SendBudget`). Every RTP packet sent to the subscriber (audio, video,
   retransmissions) is debited from a token bucket filled at the estimate. Audio is always sent
   (it may put the bucket in debt: audio first). A video frame starts only when the bucket is not
@@ -144,7 +145,11 @@ class DownlinkEstimator:
         self._video_at = now
         if held is None or not self.link_is_clear and total < held:
             self._video_kbps = total
-        elif total > held:
+        elif total < held:
+            # No congestion of its own to see: come down a little, in case the receiver sees
+            # a queue first; a jittery report costs 8 %, a real overuse repeats and is followed.
+            self._video_kbps = max(total, 0.92 * held)
+        elif total > held and self._may_grow:
             # Rises at most 8 % a second (and 10 kbit/s), as a sender would ramp up.
             self._video_kbps = min(total, held * (1.0 + 0.08 * min(elapsed, 2.0)) + 10.0)
 
@@ -182,8 +187,9 @@ class DownlinkEstimator:
     def remb_kbps(self, now: float) -> float | None:
         """The video estimate taken from REMB, ``None`` without a fresh REMB.
 
-        The sum of the subscriber's current REMBs, followed up by at most 8 % a second, and down
-        only while the link shows congestion itself (:attr:`link_is_clear`): a receive-side
+        The sum of the subscriber's current REMBs, followed up by at most 8 % a second while no
+        queue is forming, and down at once while the link shows congestion itself
+        (:attr:`link_is_clear`), by 8 % a REMB otherwise: a receive-side
         delay estimator also reacts to the receiver's own scheduling jitter, and a relay that
         obeys it sends less, which the estimator then measures as the new throughput, down to
         nothing.
@@ -198,6 +204,15 @@ class DownlinkEstimator:
             kbps for kbps, at in self._rembs.values() if now - at <= self._config.remb_max_age_s
         ]
         return sum(fresh) if fresh else None
+
+    @property
+    def _may_grow(self) -> bool:
+        """No sign of a queue forming: the last RTT within 100 ms of the lowest seen."""
+        if self.fraction_lost >= 0.05:
+            return False
+        if self._last_rtt_s is None or self._min_rtt_s is None:
+            return True
+        return self._last_rtt_s <= self._min_rtt_s + 0.1
 
     @property
     def link_is_clear(self) -> bool:

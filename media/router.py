@@ -778,10 +778,12 @@ class MediaRouter:
             and link.estimator.informed
             and link.video_room_kbps >= congestion.video_min_kbps
         ]
-        if not shares:
-            # Nobody can take more: the lowest rate keeps probes cheap to serve.
-            return congestion.video_min_kbps
-        return publisher_cap(shares, congestion)
+        if shares:
+            return publisher_cap(shares, congestion)
+        # None qualifies: what the best of them can take (a starting guess, or a link near the
+        # floor); with everyone paused, the lowest rate keeps probes cheap to serve.
+        guesses = [link.video_share_kbps for link in links if link is not None]
+        return max([congestion.video_min_kbps, *guesses])
 
     def _on_gate_change(
         self,
