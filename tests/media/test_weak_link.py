@@ -106,6 +106,8 @@ async def test_a_weak_downlink_gets_moving_video_within_its_capacity(weak_room: 
         ]
         late = [bps for at, bps in doctor.rembs if at >= doctor.rembs[-1][0] - 5]
         assert estimates and late and max(late) <= 1000 * max(estimates)
+        # Its connection survives (ICE consent checks cross the same link).
+        assert weak_room.router.peer("outlet-1").connection_state == "connected"
 
 
 async def frames_gained(
@@ -162,6 +164,10 @@ async def test_a_guest_on_a_weak_link_does_not_hold_back_the_others(weak_room: R
         )
         # The guest's video is paused and it is told so; its audio keeps coming.
         assert any(state.video_paused and state.reason == "weak_connection" for state in states)
+        paused = weak_room.registry.get_sample_value(
+            "teleconsult_media_video_pause_changes_total", {"state": "paused"}
+        )
+        assert paused is not None and paused >= 1
         # (Loose bound: 50 frames a second are sent; the whole call shares one test process.)
         assert with_guest["guest hears doctor"] > 20 and with_guest["guest hears kiosk"] > 20
         # The two others keep their frame rate and are never paused, and the kiosk is not
