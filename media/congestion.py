@@ -67,6 +67,7 @@ class CongestionConfig:
     probe_backoff_max_s: float = 16.0
     probe_max_loss: float = 0.05
     outvoted_ratio: float = 1 / 3
+    publisher_headroom: float = 0.85
     cap_increase_per_s: float = 0.08
     congested_keyframe_interval_s: float = 2.0
     congested_loss: float = 0.1
@@ -414,13 +415,15 @@ def publisher_cap(shares_kbps: list[float], config: CongestionConfig) -> float |
     """The video rate to ask a publisher for, from its active subscribers' video shares.
 
     The lowest share, leaving out the outvoted (under ``outvoted_ratio`` of the best: served by
-    dropping frames rather than lowering everyone). ``None`` when nobody is subscribed.
+    dropping frames rather than lowering everyone), times ``publisher_headroom`` so that a
+    keyframe or an encoder overshoot fits the subscriber's budget without dropping frames.
+    ``None`` when nobody is subscribed.
     """
     if not shares_kbps:
         return None
     best = max(shares_kbps)
     kept = [s for s in shares_kbps if s >= config.outvoted_ratio * best]
-    return max(config.video_min_kbps, min(kept))
+    return max(config.video_min_kbps, config.publisher_headroom * min(kept))
 
 
 class CapSmoother:

@@ -783,7 +783,9 @@ class MediaRouter:
         # None qualifies: what the best of them can take (a starting guess, or a link near the
         # floor); with everyone paused, the lowest rate keeps probes cheap to serve.
         guesses = [link.video_share_kbps for link in links if link is not None]
-        return max([congestion.video_min_kbps, *guesses])
+        return max(
+            congestion.video_min_kbps, congestion.publisher_headroom * max(guesses, default=0.0)
+        )
 
     def _on_gate_change(
         self,
