@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from media.config import MediaConfig
+from media.downlink import LinkState
 from media.metrics import MediaMetrics
 from media.router import MediaRegistry
 from media.stats import ParticipantStats
@@ -46,6 +47,11 @@ class WebSocketSignals:
 
     async def send_stats(self, consultation_id: str, stats: list[ParticipantStats]) -> None:
         """Not measured here."""
+
+    async def send_link_state(
+        self, consultation_id: str, participant_id: str, state: LinkState
+    ) -> None:
+        """Load clients show nothing."""
 
 
 async def _participant(request: web.Request) -> web.WebSocketResponse:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from media.congestion import CongestionConfig
 
 
 @dataclass(frozen=True)
@@ -28,3 +30,5 @@ class MediaConfig:
     video_codecs: tuple[str, ...] = ("video/VP8", "video/H264")
     audio_codecs: tuple[str, ...] = ("audio/opus", "audio/PCMU", "audio/PCMA")
     force_transcode: bool = False
+    control_interval_s: float = 0.5
+    congestion: CongestionConfig = field(default_factory=CongestionConfig)

@@ -8,6 +8,10 @@ loudly if an upgrade moves them. What it relies on:
 * ``RTCPeerConnection._RTCPeerConnection__createTransceiver`` (name-mangled, private): wrapped by
   :class:`ForwardingPeerConnection` to swap every new transceiver's receiver/sender class and set
   codec preferences before codecs are negotiated.
+* Opus carries no ``fmtp`` in aiortc's codec table, so after aiortc sets ``_codecs`` (in
+  ``setRemoteDescription`` and ``createOffer``) every Opus entry is replaced by a copy with
+  ``useinbandfec=1;usedtx=1`` (:data:`OPUS_FMTP`), and every m-section of our offers is
+  described from those codecs: offers and answers, publisher and subscriber legs, say the same.
 * ``RTCPeerConnection.createOffer`` resets every transceiver's ``_codecs`` and
   ``_headerExtensions`` (``RTCRtpTransceiver`` attributes) to aiortc's default numbering, also for
   m-sections already negotiated with the browser's. :meth:`ForwardingPeerConnection.createOffer`
@@ -17,7 +21,9 @@ loudly if an upgrade moves them. What it relies on:
 * ``RTCRtpReceiver._handle_rtp_packet``: runs REMB estimation, stats, RTX unwrap, NACK generation
   and ``depayload()``, then ``self._RTCRtpReceiver__jitter_buffer.add(packet)``; we replace that
   jitter buffer with a pass-through, so each packet is forwarded as soon as it arrives instead of
-  one frame later, and nothing is ever queued to a decoder.
+  one frame later, and nothing is ever queued to a decoder. ``_send_rtcp`` is overridden so the
+  server's own REMB goes to :mod:`media.upstream` instead of straight to the publisher, which
+  then sends the combined REMB with ``_RTCRtpReceiver__rtcp_ssrc`` as the sender SSRC.
 * ``RTCRtpReceiver.receive`` starts a decoder thread (``_RTCRtpReceiver__decoder_thread``); we stop
   it at once with ``_RTCRtpReceiver__stop_decoder`` (the decoder object itself is created lazily
   by that thread and therefore never is). ``_send_rtcp_pli`` sends picture-loss requests upstream.
@@ -27,8 +33,11 @@ loudly if an upgrade moves them. What it relies on:
   ``_RTCRtpSender__rtp_header_extensions_map``, stamped with ``_RTCRtpSender__mid``, stored in
   ``_RTCRtpSender__rtp_history`` (so the subscriber's NACKs are served by ``_retransmit``) and
   counted in ``__ntp_timestamp``/``__rtp_timestamp``/``__octet_count``/``__packet_count`` (the
-  sender reports). ``_send_keyframe`` (PLI/FIR from the subscriber) and ``_handle_rtcp_packet``
-  (REMB) are overridden. Packets go out through ``RTCDtlsTransport._send_rtp``.
+  sender reports). ``_send_keyframe`` (PLI/FIR from the subscriber), ``_handle_rtcp_packet``
+  (REMB; receiver reports, after which the smoothed ``_RTCRtpSender__rtt`` is read) and
+  ``_retransmit`` (NACKed packets, queued for the subscriber's pacer, which later calls aiortc's
+  own ``_retransmit`` within the subscriber's budget) are overridden.
+  Packets go out through ``RTCDtlsTransport._send_rtp``.
 * For the transcoding fallback only: ``aiortc.jitterbuffer.JitterBuffer`` and
   ``aiortc.codecs.get_decoder`` (see :class:`FrameAssembler`).
 """
@@ -37,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -65,7 +75,10 @@ from aiortc.rtp import (
     RTP_HISTORY_SIZE,
     AnyRtcpPacket,
     RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpSrPacket,
     RtpPacket,
+    pack_remb_fci,
     unpack_remb_fci,
 )
 from aiortc.sdp import MediaDescription, SessionDescription
@@ -76,7 +89,27 @@ AIORTC_TESTED = "1.16"
 
 _EXTENSION_IDS = range(1, 15)  # one-byte header extensions (RFC 8285)
 
+# In-band FEC lets the listener rebuild a lost 20 ms frame from the next packet (what weak,
+# lossy links need); DTX sends one packet per 400 ms in silence instead of 50 a second, leaving
+# the link to the other party's speech and video. Both state what the server, as the receiver of
+# every publisher, wants; in one BUNDLE group one payload type has one meaning (RFC 8843), so
+# subscriber m-sections carry the same parameters.
+OPUS_FMTP: dict[str, int] = {"useinbandfec": 1, "usedtx": 1}
+
 PacketSink = Callable[[RtpPacket], Awaitable[None]]
+RembListener = Callable[[int, list[int]], None]
+
+
+class SenderFeedback(Protocol):
+    """What a forwarding sender reports about its subscriber's link, and asks before resending."""
+
+    def on_remb(self, ssrcs: frozenset[int], bitrate_bps: int) -> None: ...
+
+    def on_report(self, fraction_lost: float, rtt_s: float | None) -> None: ...
+
+    def on_sent(self, sequence: int, size: int) -> None: ...
+
+    def retransmit(self, sequence: int, size: int, send: Callable[[], Awaitable[None]]) -> None: ...
 
 
 class CodecPolicy(Protocol):
@@ -127,8 +160,8 @@ class ForwardingPeerConnection(RTCPeerConnection):
             if transceiver.mid is not None
         }
         offer = await super().createOffer()
-        if not negotiated:
-            return offer
+        for transceiver in self.getTransceivers():
+            transceiver._codecs = with_opus_fmtp(transceiver._codecs)
         numbering = BundleNumbering()
         for transceiver, (codecs, extensions) in negotiated.items():
             transceiver._codecs = codecs
@@ -147,12 +180,33 @@ class ForwardingPeerConnection(RTCPeerConnection):
             _describe_rtp(media, transceiver)
         return RTCSessionDescription(sdp=str(description), type="offer")
 
+    async def setRemoteDescription(  # noqa: N802 - aiortc's API name
+        self,
+        sessionDescription: RTCSessionDescription,  # noqa: N803
+    ) -> None:
+        await super().setRemoteDescription(sessionDescription)
+        for transceiver in self.getTransceivers():
+            transceiver._codecs = with_opus_fmtp(transceiver._codecs)
+
     def _offered_transceiver(self, mid: str | None, index: int) -> RTCRtpTransceiver:
         transceivers = self.getTransceivers()
         known = next((t for t in transceivers if t.mid is not None and t.mid == mid), None)
         if known is not None:
             return known
         return next(t for t in transceivers if t.mid is None and t._get_mline_index() == index)
+
+
+def with_opus_fmtp(codecs: list[RTCRtpCodecParameters]) -> list[RTCRtpCodecParameters]:
+    """``codecs`` with every Opus entry carrying :data:`OPUS_FMTP` (copies; others unchanged)."""
+    updated = []
+    for codec in codecs:
+        if codec.mimeType.lower() == "audio/opus" and any(
+            codec.parameters.get(k) != v for k, v in OPUS_FMTP.items()
+        ):
+            codec = copy.deepcopy(codec)
+            codec.parameters.update(OPUS_FMTP)
+        updated.append(codec)
+    return updated
 
 
 def _describe_rtp(media: MediaDescription, transceiver: RTCRtpTransceiver) -> None:
@@ -264,6 +318,8 @@ class ForwardingReceiver(RTCRtpReceiver):
     _sink: PacketSink | None
     _codecs_by_pt: dict[int, RTCRtpCodecParameters]
     _media_ssrc: int | None
+    _remb_listener: RembListener | None
+    _uplink_loss: float
 
     @classmethod
     def adopt(cls, receiver: RTCRtpReceiver) -> ForwardingReceiver:
@@ -273,6 +329,8 @@ class ForwardingReceiver(RTCRtpReceiver):
         adopted._sink = None
         adopted._codecs_by_pt = {}
         adopted._media_ssrc = None
+        adopted._remb_listener = None
+        adopted._uplink_loss = 0.0
         adopted._RTCRtpReceiver__jitter_buffer = _PassThroughBuffer(adopted)  # type: ignore[attr-defined]
         return adopted
 
@@ -282,6 +340,45 @@ class ForwardingReceiver(RTCRtpReceiver):
 
     def codec_for(self, payload_type: int) -> RTCRtpCodecParameters | None:
         return self._codecs_by_pt.get(payload_type)
+
+    @property
+    def media_ssrc(self) -> int | None:
+        """The SSRC of the publisher's media stream, once a packet arrived."""
+        return self._media_ssrc
+
+    def on_remb(self, listener: RembListener | None) -> None:
+        """Hand the server's own REMB (bitrate, SSRCs) to ``listener`` instead of sending it."""
+        self._remb_listener = listener
+
+    async def send_remb(self, bitrate_bps: int, ssrcs: list[int]) -> None:
+        """Send a REMB to the publisher (a no-op before RTCP is set up)."""
+        rtcp_ssrc = self._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
+        if rtcp_ssrc is None:
+            return
+        packet = RtcpPsfbPacket(
+            fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate_bps, ssrcs)
+        )
+        await super()._send_rtcp(packet)
+
+    @property
+    def uplink_loss(self) -> float:
+        """Smoothed loss (0..1) of the publisher's stream, from our receiver reports."""
+        return self._uplink_loss
+
+    async def _send_rtcp(self, packet: AnyRtcpPacket) -> None:
+        if isinstance(packet, RtcpRrPacket) and packet.reports:
+            lost = max(report.fraction_lost for report in packet.reports) / 256.0
+            self._uplink_loss = 0.5 * self._uplink_loss + 0.5 * lost
+        listener = self._remb_listener
+        if listener is not None and isinstance(packet, RtcpPsfbPacket):
+            if packet.fmt == RTCP_PSFB_APP:
+                try:
+                    bitrate, ssrcs = unpack_remb_fci(packet.fci)
+                except ValueError:
+                    return
+                listener(bitrate, ssrcs)
+                return
+        await super()._send_rtcp(packet)
 
     @property
     def decoder_running(self) -> bool:
@@ -327,6 +424,7 @@ class ForwardingSender(RTCRtpSender):
     _transcode: asyncio.Event
     _on_keyframe_request: Callable[[], None] | None
     _remb_bps: int | None
+    _feedback: SenderFeedback | None
 
     @classmethod
     def adopt(cls, sender: RTCRtpSender) -> ForwardingSender:
@@ -337,6 +435,7 @@ class ForwardingSender(RTCRtpSender):
         adopted._transcode = asyncio.Event()
         adopted._on_keyframe_request = None
         adopted._remb_bps = None
+        adopted._feedback = None
         return adopted
 
     @property
@@ -346,8 +445,12 @@ class ForwardingSender(RTCRtpSender):
 
     @property
     def remb_bps(self) -> int | None:
-        """The subscriber's latest bandwidth estimate (recorded, never passed upstream)."""
+        """The subscriber's latest bandwidth estimate for the streams this sender is part of."""
         return self._remb_bps
+
+    def set_feedback(self, feedback: SenderFeedback | None) -> None:
+        """Where REMB, receiver reports and sent packets are reported; NACKs are asked about."""
+        self._feedback = feedback
 
     def on_keyframe_request(self, callback: Callable[[], None] | None) -> None:
         self._on_keyframe_request = callback
@@ -390,7 +493,27 @@ class ForwardingSender(RTCRtpSender):
                 bitrate, ssrcs = 0, []
             if self._ssrc in ssrcs:
                 self._remb_bps = bitrate
+                if self._feedback is not None:
+                    self._feedback.on_remb(frozenset(ssrcs), bitrate)
         await super()._handle_rtcp_packet(packet)
+        if self._feedback is not None and isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+            for report in packet.reports:
+                if report.ssrc == self._ssrc:
+                    rtt: float | None = self._RTCRtpSender__rtt  # type: ignore[attr-defined]
+                    self._feedback.on_report(report.fraction_lost / 256.0, rtt)
+
+    async def _retransmit(self, sequence_number: int) -> None:
+        feedback = self._feedback
+        if feedback is not None:
+            history: dict[int, RtpPacket] = self._RTCRtpSender__rtp_history  # type: ignore[attr-defined]
+            packet = history.get(sequence_number % RTP_HISTORY_SIZE)
+            if packet is None or packet.sequence_number != sequence_number:
+                return
+            # RTX adds a 2-byte original sequence number; header and extensions about 24 bytes.
+            resend = functools.partial(super()._retransmit, sequence_number)
+            feedback.retransmit(sequence_number, len(packet.payload) + 26, resend)
+            return
+        await super()._retransmit(sequence_number)
 
     async def send_forwarded(
         self, source: RtpPacket, payload_type: int, sequence_number: int, timestamp: int
@@ -419,6 +542,8 @@ class ForwardingSender(RTCRtpSender):
         self._RTCRtpSender__rtp_timestamp = timestamp
         self._RTCRtpSender__octet_count += len(source.payload)  # type: ignore[attr-defined]
         self._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
+        if self._feedback is not None:
+            self._feedback.on_sent(sequence_number, len(data))
 
 
 class FrameAssembler:
@@ -465,6 +590,9 @@ def check_internals() -> list[str]:
         "self.__decoder_thread = threading.Thread(",
         "def __stop_decoder(self)",
         "async def _send_rtcp_pli(self, media_ssrc: int)",
+        "async def _send_rtcp(self, packet: AnyRtcpPacket)",
+        "self.__rtcp_ssrc: Optional[int] = None",
+        "fci=pack_remb_fci(*remb),",
         "async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int)",
     ):
         if needle not in receiver_source:
@@ -483,6 +611,8 @@ def check_internals() -> list[str]:
         "self.__rtp_timestamp = 0",
         "self.__octet_count = 0",
         "self.__packet_count = 0",
+        "self.__rtt: Optional[float] = None",
+        "await self._retransmit(seq)",
         "def _send_keyframe(self)",
         "async def _retransmit(self, sequence_number: int)",
         "self.__rtp_task = asyncio.ensure_future(self._run_rtp(parameters.codecs[0]))",
@@ -506,6 +636,10 @@ def check_internals() -> list[str]:
     ):
         if needle not in offer_source:
             problems.append(f"RTCPeerConnection.createOffer: {needle}")
+    if "transceiver._codecs = common" not in inspect.getsource(
+        RTCPeerConnection.setRemoteDescription
+    ):
+        problems.append("RTCPeerConnection.setRemoteDescription: transceiver._codecs = common")
     if not inspect.iscoroutinefunction(getattr(RTCDtlsTransport, "_send_rtp", None)):
         problems.append("RTCDtlsTransport._send_rtp")
     return problems

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class MediaMetrics:
@@ -48,5 +48,38 @@ class MediaMetrics:
         self.transcoding_active = Gauge(
             "teleconsult_media_transcoding_active",
             "Subscriptions transcoding now",
+            registry=registry,
+        )
+        self.video_paused_subscribers = Gauge(
+            "teleconsult_media_video_paused_subscribers",
+            "Participants whose incoming video is paused for a weak connection",
+            registry=registry,
+        )
+        self.video_pause_changes = Counter(
+            "teleconsult_media_video_pause_changes",
+            "Weak-connection video pauses, probes and resumes, by state entered",
+            ["state"],
+            registry=registry,
+        )
+        self.video_frames_dropped = Counter(
+            "teleconsult_media_video_frames_dropped",
+            "Video frames not forwarded because the subscriber's send budget was spent",
+            registry=registry,
+        )
+        self.retransmissions = Counter(
+            "teleconsult_media_retransmissions",
+            "NACKed packets: sent, or refused (budget, stale, duplicate, unknown)",
+            ["outcome"],
+            registry=registry,
+        )
+        self.keyframe_requests_throttled = Counter(
+            "teleconsult_media_keyframe_requests_throttled",
+            "Subscriber picture-loss requests not passed on (throttled for congestion)",
+            registry=registry,
+        )
+        self.downlink_estimate_kbps = Histogram(
+            "teleconsult_media_downlink_estimate_kbps",
+            "Subscribers' downlink estimates used for allocation, sampled at each stats report",
+            buckets=(50, 100, 150, 250, 400, 600, 1000, 1500, 2500, 4000),
             registry=registry,
         )

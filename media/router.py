@@ -5,11 +5,18 @@ publishes is forwarded, as encoded RTP, to one sendonly transceiver on every oth
 connection. Subscriber slots are keyed by ``(subscriber, "<publisher>:<source>")`` and survive the
 publisher leaving, so a publisher that reconnects is picked up again without renegotiating the
 others. ``MediaRegistry`` holds the routers of this node.
+
+Congestion control (:mod:`media.congestion`): each participant's downlink is a
+:class:`~media.downlink.SubscriberLink` that meters and budgets what is forwarded to it, and
+each publisher's REMB (:class:`~media.upstream.PublisherFeedback`) asks for no more than its
+subscribers can take. A control loop every ``control_interval_s`` updates both, pauses video to a
+subscriber whose link is too weak for it and tells that subscriber (``rtc.link_state``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -22,15 +29,18 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 
 from media.config import MediaConfig
+from media.congestion import GateState, publisher_cap
+from media.downlink import LinkState, SenderFeedback, SubscriberLink
 from media.errors import BadSdp, NoMediaSession, RoomFull, UnknownTrack
 from media.forwarding import ForwardingReceiver, ForwardingSender
 from media.ice import selected_path
 from media.keyframes import starts_keyframe
 from media.metrics import MediaMetrics
 from media.peer import CodecPreferences, MediaPeer, OfferSummary, summarize_offer
-from media.stats import ClientPath, ParticipantStats, StatsSampler
+from media.stats import ClientPath, DownlinkFigures, ParticipantStats, StatsSampler
 from media.taps import PacketTap, TrackInfo
 from media.transcode import RelayedTrack, TranscodeSource
+from media.upstream import PublisherFeedback
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +48,8 @@ Source = Literal["camera", "microphone", "screen"]
 SOURCE_KINDS: dict[str, str] = {"camera": "video", "screen": "video", "microphone": "audio"}
 _SEQ_HALF = 0x8000
 _BASE_REFRESH = 0x4000
+_RESYNC_GAP = 1100
+_RTP_HEADER_BYTES = 24  # fixed header and the extensions the server adds
 
 
 class RouterSignals(Protocol):
@@ -50,6 +62,10 @@ class RouterSignals(Protocol):
     ) -> None: ...
 
     async def send_stats(self, consultation_id: str, stats: list[ParticipantStats]) -> None: ...
+
+    async def send_link_state(
+        self, consultation_id: str, participant_id: str, state: LinkState
+    ) -> None: ...
 
 
 class PublishedTrack:
@@ -151,10 +167,19 @@ class Subscription:
     kind: str
     sender: ForwardingSender
     transceiver: Any
+    link: SubscriberLink
     track: PublishedTrack | None = None
     paused: bool = False
     needs_keyframe: bool = True
+    user_paused: bool = False
+    link_paused: bool = False
     _keyframe_asked: bool = False
+    _keyframe_asked_at: float = 0.0
+    _pli_passed_at: float = 0.0
+    _frame_timestamp: int | None = None
+    _resync: bool = False
+    _feedback: SenderFeedback | None = field(default=None, repr=False)
+    _dropping_frame: bool = False
     _seq_offset: int = 0
     _ts_offset: int = 0
     _base_seq: int = 0
@@ -166,6 +191,8 @@ class Subscription:
 
     def __post_init__(self) -> None:
         self.sender.on_keyframe_request(self._on_subscriber_pli)
+        self._feedback = self.link.sender_feedback(self.kind, self._packet_lost)
+        self.sender.set_feedback(self._feedback)
 
     @property
     def mid(self) -> str | None:
@@ -187,7 +214,17 @@ class Subscription:
         if self._relayed is not None:
             track.release_transcoder(self._relayed)
 
-    def set_paused(self, paused: bool) -> None:
+    def set_user_paused(self, paused: bool) -> None:
+        """Audio-only receive chosen by the participant (``rtc.receive_mode``)."""
+        self.user_paused = paused
+        self._set_paused(self.user_paused or self.link_paused)
+
+    def set_link_paused(self, paused: bool) -> None:
+        """Video paused by the server for a weak connection."""
+        self.link_paused = paused
+        self._set_paused(self.user_paused or self.link_paused)
+
+    def _set_paused(self, paused: bool) -> None:
         if paused == self.paused:
             return
         self.paused = paused
@@ -198,8 +235,51 @@ class Subscription:
             self._keyframe_asked = False
 
     def _on_subscriber_pli(self) -> None:
-        if self.track is not None:
-            self.track.request_keyframe()
+        if self.track is None:
+            return
+        now = time.monotonic()
+        if now - self._pli_passed_at < self.link.keyframe_interval_s:
+            self.router.metrics.keyframe_requests_throttled.inc()
+            return
+        self._pli_passed_at = now
+        self.track.request_keyframe()
+
+    def _ask_keyframe(self) -> None:
+        """Ask for the keyframe this subscription waits for (throttled by its link's health)."""
+        if self.track is None:
+            return
+        now = time.monotonic()
+        if self._keyframe_asked and now - self._keyframe_asked_at < self.link.keyframe_interval_s:
+            return
+        # The first request of a subscription that just became ready skips the track's
+        # throttle: it is what makes a joiner's video start within one round trip.
+        self.track.request_keyframe(force=not self._keyframe_asked)
+        self._keyframe_asked = True
+        self._keyframe_asked_at = now
+
+    def _packet_lost(self) -> None:
+        """A packet the subscriber missed will not be resent: restart it at a keyframe.
+
+        The restart skips ``_RESYNC_GAP`` sequence numbers: a receiver still holding frames that
+        wait for the lost packet (aiortc keeps them until 512 newer packets arrive) drops them at
+        once, and Chrome clears its NACK list (over 1000 missing) instead of asking for them.
+        """
+        if self.kind != "video" or self._resync:
+            return
+        self._resync = True
+        self.needs_keyframe = True
+        self._ask_keyframe()
+
+    def _frame_dropped(self, packet: RtpPacket) -> bool:
+        """Whether this video packet belongs to a frame the send budget has no room for."""
+        if packet.timestamp != self._frame_timestamp:
+            self._frame_timestamp = packet.timestamp
+            self._dropping_frame = not self.link.video_frame_allowed()
+            if self._dropping_frame:
+                # VP8 cannot decode past a skipped frame: resume at a keyframe.
+                self.needs_keyframe = True
+                self._ask_keyframe()
+        return self._dropping_frame
 
     async def forward(
         self, packet: RtpPacket, codec: RTCRtpCodecParameters, keyframe: bool
@@ -218,22 +298,28 @@ class Subscription:
             self._start_transcoding(codec)
             return
         sequence = packet.sequence_number
+        if self.kind == "video" and self._frame_dropped(packet):
+            return
         if self.needs_keyframe:
             if not keyframe:
-                if self.track is not None:
-                    # The first request of a subscription that just became ready skips the
-                    # throttle: it is what makes a joiner's video start within one round trip.
-                    self.track.request_keyframe(force=not self._keyframe_asked)
-                    self._keyframe_asked = True
+                self._ask_keyframe()
                 return
             self._rebase(packet, codec.clockRate)
         elif (sequence - self._base_seq) & 0xFFFF >= _SEQ_HALF:
             return  # from before this subscription (re)started: the subscriber never saw its frame
         out_sequence = (sequence + self._seq_offset) & 0xFFFF
         out_timestamp = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
-        await self.sender.send_forwarded(
-            packet, sender_codec.payloadType, out_sequence, out_timestamp
+        send = functools.partial(
+            self.sender.send_forwarded,
+            packet,
+            sender_codec.payloadType,
+            out_sequence,
+            out_timestamp,
         )
+        if self.kind == "video":
+            self.link.pace(len(packet.payload) + _RTP_HEADER_BYTES, send)
+        else:
+            await send()
         if (sequence - self._highest_seq) & 0xFFFF < _SEQ_HALF:
             self._highest_seq = sequence
             self._last_out_seq = out_sequence
@@ -252,7 +338,11 @@ class Subscription:
             start_timestamp = random.randrange(1 << 32)
         else:
             elapsed = max(1, int((time.monotonic() - self._last_out_at) * clock_rate))
-            start_sequence = (self._last_out_seq + 1) & 0xFFFF
+            gap = _RESYNC_GAP if self._resync else 0
+            if self._resync and self._feedback is not None:
+                self._feedback.skip_gap()
+            self._resync = False
+            start_sequence = (self._last_out_seq + 1 + gap) & 0xFFFF
             start_timestamp = (self._last_out_ts + elapsed) & 0xFFFFFFFF
         self._seq_offset = (start_sequence - packet.sequence_number) & 0xFFFF
         self._ts_offset = (start_timestamp - packet.timestamp) & 0xFFFFFFFF
@@ -315,9 +405,13 @@ class MediaRouter:
         self._muted: dict[str, bool] = {}
         self._video_receive: dict[str, bool] = {}
         self._samplers: dict[str, StatsSampler] = {}
+        self._links: dict[str, SubscriberLink] = {}
+        self._upstream: dict[str, PublisherFeedback] = {}
+        self._reported: dict[str, bool] = {}
         self._renegotiating: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stats_task: asyncio.Task[None] | None = None
+        self._control_task: asyncio.Task[None] | None = None
         self._closed = False
 
     # -- participants -------------------------------------------------------------------------
@@ -393,7 +487,7 @@ class MediaRouter:
         self._video_receive[participant_id] = enabled
         for (subscriber, _), subscription in self._slots.items():
             if subscriber == participant_id and subscription.kind == "video":
-                subscription.set_paused(not enabled)
+                subscription.set_user_paused(not enabled)
         logger.info(
             "video receive=%s consultation=%s participant=%s",
             enabled,
@@ -469,7 +563,16 @@ class MediaRouter:
         for participant_id in list(self._peers):
             await self._drop_peer(participant_id)
         self._closed = True
-        tasks = [t for t in (*self._tasks, *self._renegotiating.values(), self._stats_task) if t]
+        tasks = [
+            t
+            for t in (
+                *self._tasks,
+                *self._renegotiating.values(),
+                self._stats_task,
+                self._control_task,
+            )
+            if t
+        ]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -488,9 +591,15 @@ class MediaRouter:
         peer = MediaPeer(self.consultation_id, participant_id, self.config, self._codecs)
         self._peers[participant_id] = peer
         self._samplers[participant_id] = StatsSampler(participant_id)
+        self._links[participant_id] = SubscriberLink(
+            self.config.congestion, self.metrics, self.config.keyframe_request_interval_s
+        )
+        self._upstream[participant_id] = PublisherFeedback(self.config.congestion, self.spawn)
         self.metrics.peers.inc()
         if self._stats_task is None:
             self._stats_task = asyncio.create_task(self._report_stats())
+        if self._control_task is None:
+            self._control_task = asyncio.create_task(self._control())
 
         @peer.pc.on("connectionstatechange")
         def _state_changed() -> None:
@@ -516,6 +625,12 @@ class MediaRouter:
             return
         self._count_unreported_relay(peer)
         self._samplers.pop(participant_id, None)
+        link = self._links.pop(participant_id, None)
+        if link is not None:
+            await link.close()
+        self._upstream.pop(participant_id, None)
+        if self._reported.pop(participant_id, False):
+            self.metrics.video_paused_subscribers.dec()
         task = self._renegotiating.pop(participant_id, None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
@@ -543,6 +658,7 @@ class MediaRouter:
                 continue
             if existing is not None:
                 existing.end()
+                self._upstream[participant_id].forget(existing.receiver)
             codec = codecs.get(str(transceiver.mid))
             info = TrackInfo(
                 track_id=track_id,
@@ -553,6 +669,8 @@ class MediaRouter:
                 clock_rate=codec.clockRate if codec else 0,
             )
             track = PublishedTrack(self, info, str(transceiver.mid), receiver)
+            if info.kind == "video":
+                self._upstream[participant_id].adopt(receiver)
             track.muted = self._muted.get(track_id, False)
             self._tracks[track_id] = track
             for (_, slot_track), subscription in self._slots.items():
@@ -578,11 +696,20 @@ class MediaRouter:
                 transceiver, sender = peer.add_sendonly(track.info.kind, track.info.codec_mime)
                 sender.set_stream(track.info.participant_id, track_id)
                 subscription = Subscription(
-                    self, subscriber_id, track_id, track.info.kind, sender, transceiver
+                    self,
+                    subscriber_id,
+                    track_id,
+                    track.info.kind,
+                    sender,
+                    transceiver,
+                    self._links[subscriber_id],
                 )
-                subscription.paused = track.info.kind == "video" and not self._video_receive.get(
-                    subscriber_id, True
+                link = self._links[subscriber_id]
+                subscription.user_paused = track.info.kind == "video" and not (
+                    self._video_receive.get(subscriber_id, True)
                 )
+                subscription.link_paused = track.info.kind == "video" and not link.gate.forwarding
+                subscription.paused = subscription.user_paused or subscription.link_paused
                 self._slots[(subscriber_id, track_id)] = subscription
                 subscription.attach(track)
 
@@ -633,6 +760,93 @@ class MediaRouter:
                     self.consultation_id, participant_id, self._tracks_for(participant_id)
                 )
 
+    async def _control(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.control_interval_s)
+            try:
+                await self.control_step(time.monotonic())
+            except Exception:
+                logger.exception("congestion control failed consultation=%s", self.consultation_id)
+
+    async def control_step(self, now: float) -> None:
+        """Update every subscriber's link and pause state, then every publisher's REMB."""
+        video_slots: dict[str, list[Subscription]] = {}
+        for (subscriber_id, _), subscription in self._slots.items():
+            if subscription.kind == "video" and subscription.track is not None:
+                video_slots.setdefault(subscriber_id, []).append(subscription)
+        for subscriber_id, link in list(self._links.items()):
+            slots = [s for s in video_slots.get(subscriber_id, []) if not s.user_paused]
+            link.video_streams = len(slots)
+            change = link.tick(now)
+            if change is not None:
+                self._on_gate_change(subscriber_id, link, change, slots)
+        for track in self._tracks.values():
+            if track.info.kind != "video":
+                continue
+            publisher = self._upstream.get(track.info.participant_id)
+            if publisher is None:
+                continue
+            publisher.set_cap(track.receiver, self._cap_for(track), now)
+        for publisher in self._upstream.values():
+            publisher.tick(now)
+
+    def _cap_for(self, track: PublishedTrack) -> float | None:
+        """Video kbit/s the track's subscribers can take (``None``: no subscriber to serve)."""
+        watching = [s for s in track.subscriptions if not s.user_paused]
+        if not watching:
+            return None
+        congestion = self.config.congestion
+        links = [self._links.get(s.subscriber_id) for s in watching if not s.link_paused]
+        # A subscriber whose link leaves less than the lowest video rate is heading for a pause
+        # (or probing its way back): it is served within its own budget, not by the publisher.
+        # A subscriber that has not reported yet is a guess, not a limit.
+        shares = [
+            link.video_share_kbps
+            for link in links
+            if link is not None
+            and link.estimator.informed
+            and link.video_room_kbps >= congestion.video_min_kbps
+        ]
+        if shares:
+            return publisher_cap(shares, congestion)
+        # None qualifies: what the best of them can take (a starting guess, or a link near the
+        # floor); with everyone paused, the lowest rate keeps probes cheap to serve.
+        guesses = [link.video_share_kbps for link in links if link is not None]
+        return max(
+            congestion.video_min_kbps, congestion.publisher_headroom * max(guesses, default=0.0)
+        )
+
+    def _on_gate_change(
+        self,
+        subscriber_id: str,
+        link: SubscriberLink,
+        state: GateState,
+        slots: list[Subscription],
+    ) -> None:
+        self.metrics.video_pause_changes.labels(state.value).inc()
+        for subscription in slots:
+            subscription.set_link_paused(not link.gate.forwarding)
+        logger.info(
+            "downlink video=%s consultation=%s participant=%s estimate_kbps=%.0f",
+            state.value,
+            self.consultation_id,
+            subscriber_id,
+            link.estimate_kbps,
+        )
+        paused = link.gate.video_paused
+        if self._reported.get(subscriber_id, False) == paused:
+            return
+        self._reported[subscriber_id] = paused
+        self.metrics.video_paused_subscribers.inc(1 if paused else -1)
+        self.spawn(self._signals.send_link_state(self.consultation_id, subscriber_id, link.state()))
+
+    def link_state(self, participant_id: str) -> LinkState:
+        """The video state of a participant's downlink, as last reported to it."""
+        link = self._links.get(participant_id)
+        if link is None:
+            raise NoMediaSession()
+        return link.state()
+
     async def _report_stats(self) -> None:
         while True:
             await asyncio.sleep(self.config.stats_interval_s)
@@ -656,12 +870,26 @@ class MediaRouter:
                 for (sub, _), s in self._slots.items()
                 if sub == participant_id and s.sender.remb_bps
             ]
+            link = self._links.get(participant_id)
+            if link is None:
+                continue
+            forwarding = any(
+                s.kind == "video" and s.track is not None and not s.paused
+                for (sub, _), s in self._slots.items()
+                if sub == participant_id
+            )
+            self.metrics.downlink_estimate_kbps.observe(link.estimate_kbps)
             figures.append(
                 sampler.sample(
                     dict(report),
                     [int(e) for e in estimates if e],
                     selected_path(peer.pc),
                     peer.client_path,
+                    DownlinkFigures(
+                        estimate_kbps=round(link.estimate_kbps, 1),
+                        video_paused=link.gate.video_paused,
+                        layer="full" if forwarding else None,
+                    ),
                 )
             )
         return figures

@@ -26,6 +26,15 @@ _CLOCK_RATES = {"audio": 48000, "video": 90000}
 
 
 @dataclass(frozen=True)
+class DownlinkFigures:
+    """The server's congestion control of one participant's downlink."""
+
+    estimate_kbps: float
+    video_paused: bool
+    layer: str | None
+
+
+@dataclass(frozen=True)
 class ParticipantStats:
     """One participant's link as seen by the server, over the last sampling interval."""
 
@@ -41,6 +50,9 @@ class ParticipantStats:
     client_candidate_type: str | None = None
     client_protocol: str | None = None
     client_relay_protocol: str | None = None
+    downlink_estimate_kbps: float | None = None
+    video_paused: bool = False
+    layer: str | None = None
 
     def as_wire(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,11 +80,13 @@ class StatsSampler:
         remb_bps: list[int],
         server_path: CandidatePath | None = None,
         client_path: ClientPath | None = None,
+        downlink: DownlinkFigures | None = None,
     ) -> ParticipantStats:
         """Figures since the previous sample, from ``await pc.getStats()``.
 
         ``server_path`` is the pair the server's ICE agent nominated (its remote candidate is
-        the participant's side); ``client_path`` what the participant's browser reported.
+        the participant's side); ``client_path`` what the participant's browser reported;
+        ``downlink`` the congestion controller's view of the participant's downlink.
         """
         now = time.monotonic()
         rtts: list[float] = []
@@ -116,6 +130,9 @@ class StatsSampler:
             client_candidate_type=client_path.candidate_type if client_path else None,
             client_protocol=client_path.protocol if client_path else None,
             client_relay_protocol=client_path.relay_protocol if client_path else None,
+            downlink_estimate_kbps=downlink.estimate_kbps if downlink else None,
+            video_paused=downlink.video_paused if downlink else False,
+            layer=downlink.layer if downlink else None,
         )
 
 

@@ -3,7 +3,8 @@
 Handlers check membership through a small :class:`Membership` protocol (the consultation
 service's ``require_participant``) and call the :class:`~media.router.MediaRouter`.
 :class:`RtcSignals` carries the router's own messages (server offers, track labels, stats) back
-to participants by subject.
+to participants by subject, and tells a participant when video to it is paused for a weak
+connection (``rtc.link_state``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
+from media.downlink import LinkState
 from media.router import MediaRegistry
 from media.stats import ClientPath, ParticipantStats
 from rooms.roles import Role
@@ -86,6 +88,13 @@ class RtcSignals:
         }
         for clinician in sorted(self._clinicians.get(consultation_id, ())):
             await self._emitter.to_subject(clinician, "rtc.stats", payload)
+
+    async def send_link_state(
+        self, consultation_id: str, participant_id: str, state: LinkState
+    ) -> None:
+        await self._emitter.to_subject(
+            participant_id, "rtc.link_state", state.as_wire(consultation_id)
+        )
 
     async def send_media_state(
         self,

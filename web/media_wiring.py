@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from media.config import IceServerConfig, MediaConfig
+from media.congestion import CongestionConfig
 from media.metrics import MediaMetrics
 from media.router import MediaRegistry
 from signaling.auth import Identity
@@ -31,6 +32,7 @@ def media_config_from(settings: Settings) -> MediaConfig:
             IceServerConfig(s.urls, s.username, s.credential) for s in settings.ice_servers
         ),
         stats_interval_s=settings.stats_interval_s,
+        congestion=CongestionConfig(video_min_kbps=settings.video_min_kbps),
     )
 
 

@@ -71,6 +71,7 @@ class Settings:
     presence_timeout_s: float = 10.0
     max_event_bytes: int = 64 * 1024
     stats_interval_s: float = 3.0
+    video_min_kbps: float = 50.0
     log_level: str = "INFO"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -136,6 +137,7 @@ _CONVERTERS: dict[str, Any] = {
     "stats_interval_s": float,
     "turn_ttl_s": float,
     "turn_urls": lambda v: tuple(v) if isinstance(v, list | tuple) else _split(str(v)),
+    "video_min_kbps": lambda v: _positive(float(v)),
     "recordings_dir": Path,
     "production": lambda v: v if isinstance(v, bool) else str(v).lower() in {"1", "true", "yes"},
     "media_ips": lambda v: tuple(v) if isinstance(v, list | tuple) else _split(str(v)),
@@ -144,6 +146,12 @@ _CONVERTERS: dict[str, Any] = {
         _ice_server(x) for x in (v if isinstance(v, list) else _split(str(v)))
     ),
 }
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise ValueError(f"must be positive, not {value}")
+    return value
 
 
 def _split(value: str) -> tuple[str, ...]:

@@ -15,24 +15,10 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, async_playwright
 
+from benchmarks.browser_call import CHROMIUM, CHROMIUM_ARGS
 from tests.browser.harness import SCREENSHOT_DIR
 from tests.conftest import RunningServer, free_port, start_server
 from web.settings import Settings
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # Remote audio plays without a tap in tests; kiosks run Chromium with the same policy.
-    "--autoplay-policy=no-user-gesture-required",
-]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

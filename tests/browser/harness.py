@@ -1,36 +1,35 @@
-"""Helpers for driving the pages: contexts with a camera, screenshots, and media checks that read
-what the browser really plays (frames decoded by the <video>, sound through WebAudio)."""
+"""Helpers for driving the pages: screenshots and media checks that read what the browser really
+plays (frames decoded by the <video>, sound through WebAudio); pages and calls come from
+:mod:`benchmarks.browser_call`, shared with ``bench weaklink``."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page
+from benchmarks.browser_call import (
+    DESK_VIEWPORT,
+    KIOSK_VIEWPORT,
+    PHONE_VIEWPORT,
+    PageHandle,
+    open_page,
+    wait_moving_video,
+)
+
+__all__ = [
+    "DESK_VIEWPORT",
+    "KIOSK_VIEWPORT",
+    "PHONE_VIEWPORT",
+    "SCREENSHOT_DIR",
+    "PageHandle",
+    "audio_peak",
+    "open_page",
+    "screenshot",
+    "wait_audible",
+    "wait_moving_video",
+]
 
 SCREENSHOT_DIR = Path(__file__).parents[2] / "test-artifacts" / "screenshots"
-
-KIOSK_VIEWPORT = {"width": 1280, "height": 800}
-DESK_VIEWPORT = {"width": 1440, "height": 900}
-PHONE_VIEWPORT = {"width": 412, "height": 860}
-
-# Frames decoded by the element and its clock, sampled twice: moving video advances both.
-_VIDEO_PROGRESS = """
-async (selector) => {
-  const video = document.querySelector(selector);
-  const tracks = video && video.srcObject
-    ? video.srcObject.getTracks().map((t) => `${t.kind}:${t.muted ? "muted" : "live"}`)
-    : [];
-  if (!video || video.videoWidth === 0) return {width: 0, frames: 0, advanced: false, tracks};
-  const before = [video.getVideoPlaybackQuality().totalVideoFrames, video.currentTime];
-  await new Promise((resolve) => setTimeout(resolve, 800));
-  const after = [video.getVideoPlaybackQuality().totalVideoFrames, video.currentTime];
-  return {width: video.videoWidth, frames: after[0], tracks,
-          advanced: after[0] > before[0] && after[1] > before[1]};
-}
-"""
 
 # Peak amplitude of the element's audio over ~1.5 s through an AnalyserNode (0 = silence).
 _AUDIO_PEAK = """
@@ -56,59 +55,11 @@ async (selector) => {
 """
 
 
-@dataclass
-class PageHandle:
-    """A page in its own context, with its console kept for failure messages."""
-
-    name: str
-    context: BrowserContext
-    page: Page
-    console: list[str] = field(default_factory=list)
-
-    def log_tail(self, lines: int = 25) -> str:
-        return "\n".join(self.console[-lines:])
-
-
-async def open_page(browser: Browser, name: str, url: str, viewport: dict[str, int]) -> PageHandle:
-    context = await browser.new_context(
-        viewport=viewport, permissions=["camera", "microphone"], locale="en-GB"
-    )
-    page = await context.new_page()
-    handle = PageHandle(name, context, page)
-
-    def remember(message: ConsoleMessage) -> None:
-        handle.console.append(f"[{name} {message.type}] {message.text}")
-
-    page.on("console", remember)
-    page.on("pageerror", lambda error: handle.console.append(f"[{name} pageerror] {error}"))
-    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
-    await page.goto(url)
-    return handle
-
-
 async def screenshot(handle: PageHandle, step: str) -> Path:
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOT_DIR / f"{handle.name}-{step}.png"
     await handle.page.screenshot(path=str(path))
     return path
-
-
-async def wait_moving_video(
-    handle: PageHandle, selector: str, timeout_s: float = 30.0
-) -> dict[str, object]:
-    """Wait until ``selector``'s <video> has a picture whose frames and clock advance."""
-    deadline = time.monotonic() + timeout_s
-    last: dict[str, object] = {}
-    while time.monotonic() < deadline:
-        if await handle.page.locator(selector).count():
-            last = await handle.page.evaluate(_VIDEO_PROGRESS, selector)
-            if last.get("advanced"):
-                return last
-        await asyncio.sleep(0.3)
-    raise AssertionError(
-        f"{handle.name}: no moving video in {selector} after {timeout_s}s (last {last})\n"
-        + handle.log_tail()
-    )
 
 
 async def audio_peak(handle: PageHandle, selector: str) -> float:

@@ -4,17 +4,24 @@ by invite, and a kiosk reload that rejoins mid-call. Video must move and audio m
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import pytest
 from playwright.async_api import Browser, expect
 
+from benchmarks.browser_call import (
+    CALL_TIMEOUT_MS,
+    OUTLET_ID,
+    SPECIALIST_ID,
+    Call,
+    check_in,
+    open_desk,
+    start_call,
+    tile,
+)
 from rooms.roles import Role
 from tests.browser.harness import (
     DESK_VIEWPORT,
-    KIOSK_VIEWPORT,
     PHONE_VIEWPORT,
-    PageHandle,
     open_page,
     screenshot,
     wait_audible,
@@ -24,93 +31,11 @@ from tests.conftest import RunningServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-OUTLET_ID = "outlet-0042"
-SPECIALIST_ID = "dr-li"
-CALL_TIMEOUT_MS = 30_000
-
-
-def tile(participant_id: str) -> str:
-    return f'[data-participant="{participant_id}"] video'
-
-
-@dataclass
-class Call:
-    kiosk: PageHandle
-    desk: PageHandle
-
-    async def close(self) -> None:
-        for handle in (self.kiosk, self.desk):
-            await handle.context.close()
-
-
-async def open_desk(browser: Browser, server: RunningServer) -> PageHandle:
-    token = server.token(Role.SPECIALIST, SPECIALIST_ID, name="Dr Li", services=["ophthalmology"])
-    desk = await open_page(
-        browser, "specialist", f"{server.url}/specialist#token={token}", DESK_VIEWPORT
-    )
-    await expect(desk.page.locator("#connection")).to_have_attribute("data-state", "connected")
-    await desk.page.get_by_role("button", name="Available").click()
-    await expect(desk.page.get_by_role("button", name="Available")).to_have_attribute(
-        "aria-pressed", "true"
-    )
-    return desk
-
-
-async def check_in(
-    browser: Browser, server: RunningServer, shots: bool, record: bool, audio_only: bool = False
-) -> PageHandle:
-    """Walk the kiosk from its start screen to the waiting screen, in English."""
-    token = server.token(Role.OUTLET, OUTLET_ID, name="Xinhua Rd post office")
-    kiosk = await open_page(
-        browser, "outlet", f"{server.url}/outlet?return_after=3#token={token}", KIOSK_VIEWPORT
-    )
-    page = kiosk.page
-    await expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
-    await page.get_by_role("button", name="English").click()
-    if shots:
-        await screenshot(kiosk, "1-start")
-    await page.locator("#start-button").click()
-    await expect(page.locator("#check-next")).to_be_enabled(timeout=20_000)
-    if audio_only:
-        await page.get_by_label("Voice only").check()
-    await page.locator("#check-next").click()
-    await page.locator("[data-service=ophthalmology]").click()
-    await page.locator("#guardian-present").check()
-    await page.locator("#consent-consult").check()
-    if record:
-        await page.locator("#consent-record").check()
-    await page.locator("#check-in").click()
-    await expect(page.locator("body")).to_have_attribute("data-screen", "waiting")
-    return kiosk
-
-
-async def start_call(
-    browser: Browser, server: RunningServer, shots: bool = False, record: bool = False
-) -> Call:
-    """Specialist available, kiosk checks in, the offer appears and is accepted, media flows."""
-    desk = await open_desk(browser, server)
-    kiosk = await check_in(browser, server, shots, record)
-    await expect(kiosk.page.locator("#queue-position")).to_have_text("1")
-    if shots:
-        await screenshot(kiosk, "5-waiting")
-    dialog = desk.page.locator("#offer-dialog")
-    await expect(dialog).to_be_visible(timeout=CALL_TIMEOUT_MS)
-    await expect(dialog).to_contain_text(OUTLET_ID)
-    if shots:
-        await screenshot(desk, "2-offer")
-    await desk.page.get_by_role("button", name="Accept").click()
-    await expect(kiosk.page.locator("body")).to_have_attribute(
-        "data-screen", "call", timeout=CALL_TIMEOUT_MS
-    )
-    await wait_moving_video(kiosk, tile(SPECIALIST_ID))
-    await wait_moving_video(desk, tile(OUTLET_ID))
-    return Call(kiosk, desk)
-
 
 async def test_outlet_and_specialist_see_and_hear_each_other_then_kiosk_resets(
     browser: Browser, live_server: RunningServer
 ) -> None:
-    call = await start_call(browser, live_server, shots=True)
+    call = await start_call(browser, live_server, at_step=screenshot)
     try:
         assert await wait_audible(call.kiosk, tile(SPECIALIST_ID)) > 0.01
         assert await wait_audible(call.desk, tile(OUTLET_ID)) > 0.01
@@ -273,7 +198,7 @@ async def test_voice_only_kiosk_sends_and_receives_sound_without_video(
     browser: Browser, live_server: RunningServer
 ) -> None:
     desk = await open_desk(browser, live_server)
-    kiosk = await check_in(browser, live_server, shots=False, record=False, audio_only=True)
+    kiosk = await check_in(browser, live_server, audio_only=True)
     try:
         await expect(desk.page.locator("#offer-dialog")).to_be_visible(timeout=CALL_TIMEOUT_MS)
         await desk.page.get_by_role("button", name="Accept").click()
@@ -304,7 +229,7 @@ async def test_declined_offer_stays_queued_and_can_be_taken_from_the_queue(
     browser: Browser, live_server: RunningServer
 ) -> None:
     desk = await open_desk(browser, live_server)
-    kiosk = await check_in(browser, live_server, shots=False, record=False)
+    kiosk = await check_in(browser, live_server)
     try:
         dialog = desk.page.locator("#offer-dialog")
         await expect(dialog).to_be_visible(timeout=CALL_TIMEOUT_MS)

@@ -22,6 +22,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
 from aiortc.sdp import SessionDescription
 
 from media.ice import restrict_host_addresses
@@ -34,13 +35,14 @@ AUDIO_SAMPLES = 960
 
 
 class ColourTrack(MediaStreamTrack):
-    """Solid-colour 320x240 video at 30 fps."""
+    """Solid-colour 320x240 video at 30 fps (or ``fps``)."""
 
     kind = "video"
 
-    def __init__(self, rgb: tuple[int, int, int]) -> None:
+    def __init__(self, rgb: tuple[int, int, int], fps: int = FPS) -> None:
         super().__init__()
         self.rgb = rgb
+        self.fps = fps
         self._image = np.full((240, 320, 3), rgb, dtype=np.uint8)
         self._frames = 0
         self._start: float | None = None
@@ -49,13 +51,27 @@ class ColourTrack(MediaStreamTrack):
         loop = asyncio.get_running_loop()
         if self._start is None:
             self._start = loop.time()
-        due = self._start + self._frames / FPS
+        due = self._start + self._frames / self.fps
         await asyncio.sleep(max(0.0, due - loop.time()))
         frame = av.VideoFrame.from_ndarray(self._image, format="rgb24")
-        frame.pts = self._frames * VIDEO_RATE // FPS
+        frame.pts = self._frames * VIDEO_RATE // self.fps
         frame.time_base = fractions.Fraction(1, VIDEO_RATE)
         self._frames += 1
         return frame
+
+
+class BusyTrack(ColourTrack):
+    """The colour with fresh noise on every frame: the encoder uses all the bitrate it is given."""
+
+    def __init__(self, rgb: tuple[int, int, int], fps: int = 15, seed: int = 0) -> None:
+        super().__init__(rgb, fps)
+        self._rng = np.random.default_rng(seed)
+        self._base = self._image.astype(np.int16)
+
+    async def recv(self) -> av.VideoFrame:
+        noise = self._rng.integers(-40, 41, size=self._base.shape, dtype=np.int16)
+        self._image = np.clip(self._base + noise, 0, 255).astype(np.uint8)
+        return await super().recv()
 
 
 class ToneTrack(MediaStreamTrack):
@@ -169,6 +185,7 @@ class Received:
     track: MediaStreamTrack
     frames: list[Any] = field(default_factory=list)
     first_at: float | None = None
+    count: int = 0
 
 
 class ClientPeer:
@@ -187,6 +204,9 @@ class ClientPeer:
         munge_offer: Callable[[str], str] | None = None,
         ice_servers: list[RTCIceServer] | None = None,
         relay_only: bool = False,
+        busy_video: bool = False,
+        sdp_to_server: Callable[[str], str] | None = None,
+        sdp_from_server: Callable[[str], str] | None = None,
     ) -> None:
         self.participant_id = participant_id
         self.rgb = rgb
@@ -201,7 +221,8 @@ class ClientPeer:
                 ),
             )
         )
-        self.video = ColourTrack(rgb) if video else None
+        colour = BusyTrack(rgb) if busy_video else ColourTrack(rgb)
+        self.video = colour if video else None
         self.audio = ToneTrack(hz) if audio else None
         self.received: dict[str, Received] = {}
         self.tracks_events: list[list[dict[str, Any]]] = []
@@ -213,6 +234,10 @@ class ClientPeer:
         self._refuse_codec = refuse_codec
         self._munge_offer = munge_offer
         self.server_offers: list[str] = []
+        self.server_answers: list[str] = []
+        self.rembs: list[tuple[float, int]] = []
+        self._to_server = sdp_to_server or (lambda sdp: sdp)
+        self._from_server = sdp_from_server or (lambda sdp: sdp)
         for track in (self.audio, self.video):
             if track is not None:
                 self.pc.addTrack(track)
@@ -227,6 +252,22 @@ class ClientPeer:
                         ]
                     )
         self.pc.on("track", self._on_track)
+        for sender in self.pc.getSenders():
+            if sender.kind == "video":
+                self._record_rembs(sender)
+
+    def _record_rembs(self, sender: RTCRtpSender) -> None:
+        """Keep every REMB this sender gets (time, bit/s); aiortc still applies it."""
+        handle = sender._handle_rtcp_packet
+
+        async def recording(packet: Any) -> None:
+            if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+                if sender._ssrc in ssrcs:
+                    self.rembs.append((asyncio.get_running_loop().time(), bitrate))
+            await handle(packet)
+
+        sender._handle_rtcp_packet = recording  # type: ignore[method-assign]
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         received = Received(track)
@@ -243,6 +284,7 @@ class ClientPeer:
             if received.first_at is None:
                 received.first_at = loop.time()
             received.frames.append(frame)
+            received.count += 1
             del received.frames[: -self._keep]
 
     def _spawn(self, coroutine: Any) -> None:
@@ -262,18 +304,21 @@ class ClientPeer:
                 offer = RTCSessionDescription(sdp=self._munge_offer(offer.sdp), type="offer")
             self._restrict_gathering()
             await self.pc.setLocalDescription(offer)
-            answer = await exchange(self.pc.localDescription.sdp)
+            answer = await exchange(self._to_server(self.pc.localDescription.sdp))
+            self.server_answers.append(answer)
+            answer = self._from_server(answer)
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
 
     async def answer_offer(self, sdp: str) -> str:
         if self._refuse_codec is not None:
             sdp = strip_codec(sdp, self._refuse_codec)
         async with self._negotiation:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            offer = RTCSessionDescription(sdp=self._from_server(sdp), type="offer")
+            await self.pc.setRemoteDescription(offer)
             answer = await self.pc.createAnswer()
             self._restrict_gathering()
             await self.pc.setLocalDescription(answer)
-            return self.pc.localDescription.sdp
+            return self._to_server(self.pc.localDescription.sdp)
 
     def _restrict_gathering(self) -> None:
         """Host candidates on 127.0.0.1 only; a relay-only peer gathers TURN candidates alone."""

@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from media.config import MediaConfig
+from media.downlink import LinkState
 from media.metrics import MediaMetrics
 from media.router import MediaRouter
 from media.stats import ParticipantStats
@@ -22,6 +23,7 @@ class DirectSignals:
     def __init__(self) -> None:
         self.clients: dict[str, ClientPeer] = {}
         self.stats: list[list[ParticipantStats]] = []
+        self.link_states: list[tuple[str, LinkState]] = []
 
     async def send_offer(self, consultation_id: str, participant_id: str, sdp: str) -> None:
         client = self.clients.get(participant_id)
@@ -37,6 +39,11 @@ class DirectSignals:
 
     async def send_stats(self, consultation_id: str, stats: list[ParticipantStats]) -> None:
         self.stats.append(stats)
+
+    async def send_link_state(
+        self, consultation_id: str, participant_id: str, state: LinkState
+    ) -> None:
+        self.link_states.append((participant_id, state))
 
 
 class Room:

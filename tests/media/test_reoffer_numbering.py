@@ -16,7 +16,7 @@ from aiortc.codecs import CODECS, HEADER_EXTENSIONS
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
 from aiortc.sdp import MediaDescription, SessionDescription
 
-from media.forwarding import BundleNumbering
+from media.forwarding import OPUS_FMTP, BundleNumbering
 from tests.media.clients import (
     ClientPeer,
     assert_see_and_hear_each_other,
@@ -42,7 +42,9 @@ def chrome_numbering(sdp: str) -> str:
 
 
 def codec_key(codec: RTCRtpCodecParameters) -> tuple[object, ...]:
-    return (codec.mimeType.lower(), codec.clockRate, sorted(codec.parameters.items()))
+    """What a payload type means; the Opus options the server asks for do not change that."""
+    parameters = {k: v for k, v in codec.parameters.items() if k not in OPUS_FMTP}
+    return (codec.mimeType.lower(), codec.clockRate, sorted(parameters.items()))
 
 
 def numbering(media: MediaDescription) -> tuple[dict[int, str], dict[int, str]]:

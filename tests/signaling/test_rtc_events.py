@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from media.downlink import LinkState
 from rooms.roles import Role
+from signaling.rtc_events import RtcSignals
 from tests.conftest import RunningServer, start_server
 from tests.media.clients import ClientPeer, close_to, mean_rgb
 from tests.signaling.consultation_peers import Cast, Peer, check_in_payload
@@ -223,3 +225,46 @@ async def test_leaving_closes_the_participants_media(cast: Cast, rtc_server: Run
     finally:
         await outlet_media.close()
         await doctor_media.close()
+
+
+class RecordingEmitter:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, dict[str, object]]] = []
+
+    async def to_subject(self, subject: str, event: str, payload: dict[str, object]) -> None:
+        self.sent.append((subject, event, payload))
+
+
+async def test_link_state_goes_to_that_participant_only() -> None:
+    emitter = RecordingEmitter()
+    signals = RtcSignals(emitter)
+    await signals.send_link_state(
+        "c-1",
+        "outlet-1",
+        LinkState(video_paused=True, reason="weak_connection", estimate_kbps=92.4),
+    )
+    await signals.send_link_state(
+        "c-1", "outlet-1", LinkState(video_paused=False, reason=None, estimate_kbps=240.0)
+    )
+    assert emitter.sent == [
+        (
+            "outlet-1",
+            "rtc.link_state",
+            {
+                "consultation_id": "c-1",
+                "video_paused": True,
+                "reason": "weak_connection",
+                "estimate_kbps": 92.4,
+            },
+        ),
+        (
+            "outlet-1",
+            "rtc.link_state",
+            {
+                "consultation_id": "c-1",
+                "video_paused": False,
+                "reason": None,
+                "estimate_kbps": 240.0,
+            },
+        ),
+    ]

@@ -8,6 +8,7 @@ import pytest
 
 from web.cli import _settings_from as settings_from_args
 from web.cli import build_parser
+from web.media_wiring import media_config_from
 from web.settings import IceServer, Settings, SettingsError, load_settings
 
 
@@ -140,3 +141,10 @@ def test_turn_flags_of_the_serve_command() -> None:
     )
     assert settings.turn_ttl_s == 7200.0
     assert settings.ice_transport_policy == "relay"
+
+
+def test_video_min_kbps_reaches_the_media_config() -> None:
+    settings = load_settings(environ={"TELECONSULT_VIDEO_MIN_KBPS": "80"})
+    assert media_config_from(settings).congestion.video_min_kbps == 80.0
+    with pytest.raises(SettingsError, match="video_min_kbps"):
+        load_settings(environ={"TELECONSULT_VIDEO_MIN_KBPS": "0"})

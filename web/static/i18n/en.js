@@ -36,6 +36,9 @@ export default {
   "quality.path_srflx": "direct via NAT",
   "quality.path_prflx": "direct via NAT",
   "quality.path_relay": "relay",
+  "quality.estimate": "downlink ≈ {kbps} kbps",
+  "quality.layer": "layer {layer}",
+  "quality.video_paused": "video paused",
 
   "call.title": "Consultation",
   "call.mute": "Mute",
@@ -45,6 +48,7 @@ export default {
   "call.end": "End",
   "call.connecting": "Connecting the video…",
   "call.reconnecting": "Connection lost – reconnecting…",
+  "call.video_paused": "Video paused: weak connection",
   "call.recording": "● Recording",
   "call.self_view": "Your own camera",
   "call.video_of": "Video of {name}",

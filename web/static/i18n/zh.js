@@ -36,6 +36,9 @@ export default {
   "quality.path_srflx": "经NAT直连",
   "quality.path_prflx": "经NAT直连",
   "quality.path_relay": "中转",
+  "quality.estimate": "下行约 {kbps} kbps",
+  "quality.layer": "层级 {layer}",
+  "quality.video_paused": "视频已暂停",
 
   "call.title": "问诊",
   "call.mute": "静音",
@@ -45,6 +48,7 @@ export default {
   "call.end": "结束",
   "call.connecting": "正在接通视频…",
   "call.reconnecting": "连接中断，正在重新连接…",
+  "call.video_paused": "网络较弱，视频已暂停",
   "call.recording": "● 正在录制",
   "call.self_view": "您自己的画面",
   "call.video_of": "{name} 的视频",

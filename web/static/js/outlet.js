@@ -38,6 +38,7 @@ const kiosk = {
   service: null,
   ticket: null,
   consultation: null,
+  joining: null,
   audioOnly: false,
   endTimer: null,
   idleTimer: null,
@@ -204,6 +205,17 @@ async function cancelWaiting() {
 // ----- call ---------------------------------------------------------------------------------
 
 async function enterCall(consultation) {
+  // Updates keep coming while the join is answered: one join (and one media session) per call.
+  if (kiosk.joining === consultation.id) return;
+  kiosk.joining = consultation.id;
+  try {
+    await joinCall(consultation);
+  } finally {
+    kiosk.joining = null;
+  }
+}
+
+async function joinCall(consultation) {
   remember(consultation);
   stopCheck();
   let joined;

@@ -41,6 +41,7 @@ export class MediaSession extends EventTarget {
       this.signal.on("rtc.offer", own((p) => this._enqueue(() => this._answer(p.sdp)))),
       this.signal.on("rtc.candidate", own((p) => this._remoteCandidate(p.candidate))),
       this.signal.on("rtc.tracks", own((p) => this._tracks(p.tracks || []))),
+      this.signal.on("rtc.link_state", own((p) => this._linkState(p))),
     );
     this.ice.addEventListener("renewed", this._onRenewed);
     this._pathTimer = setInterval(() => this._reportPath(), PATH_CHECK_MS);
@@ -187,6 +188,14 @@ export class MediaSession extends EventTarget {
       }
     }
     this._emit("tracks", { tracks });
+  }
+
+  _linkState(payload) {
+    this._emit("linkstate", {
+      videoPaused: Boolean(payload.video_paused),
+      reason: payload.reason ?? null,
+      estimateKbps: payload.estimate_kbps ?? null,
+    });
   }
 
   _infoFor(participantId) {
@@ -344,6 +353,7 @@ export class MediaSession extends EventTarget {
     this.ice.removeEventListener("renewed", this._onRenewed);
     for (const unsubscribe of this._unsubscribe) unsubscribe();
     this._closePeer();
+    this._linkState({ video_paused: false });
   }
 
   _emit(type, detail) {

@@ -15,6 +15,20 @@ export function showCallMedia(media, tiles) {
   media.addEventListener("state", (e) => {
     $("#reconnecting").hidden = !RECONNECTING_STATES.includes(e.detail.state);
   });
+  media.addEventListener("linkstate", (e) => showLinkNotice(e.detail.videoPaused, tiles));
+}
+
+// The notice is a live region that stays in the page: its text appearing is what gets announced.
+function showLinkNotice(videoPaused, tiles) {
+  const notice = $("#link-notice");
+  if (videoPaused) {
+    notice.dataset.i18n = "call.video_paused";
+    notice.textContent = tiles.t("call.video_paused");
+  } else {
+    delete notice.dataset.i18n;
+    notice.textContent = "";
+  }
+  tiles.container.classList.toggle("video-paused", videoPaused);
 }
 
 /**
@@ -97,12 +111,19 @@ export class Tiles {
     const tile = this.tiles.get(participantId);
     if (!tile) return;
     const figure = (value, digits = 0) => (value === null || value === undefined ? "–" : Number(value).toFixed(digits));
-    tile.quality.textContent = this.t("quality.line", {
-      rtt: figure(stats.rtt_ms),
-      loss: figure(stats.loss_pct, 1),
-      kbps: figure(stats.inbound_kbps),
-    });
-    const poor = (stats.rtt_ms || 0) > 400 || (stats.loss_pct || 0) > 5;
+    const parts = [
+      this.t("quality.line", {
+        rtt: figure(stats.rtt_ms),
+        loss: figure(stats.loss_pct, 1),
+        kbps: figure(stats.inbound_kbps),
+      }),
+      this.t("quality.estimate", { kbps: figure(stats.downlink_estimate_kbps) }),
+    ];
+    if (stats.layer !== null && stats.layer !== undefined) parts.push(this.t("quality.layer", { layer: stats.layer }));
+    if (stats.video_paused) parts.push(this.t("quality.video_paused"));
+    tile.quality.textContent = parts.join(" · ");
+    tile.figure.dataset.videoPaused = String(Boolean(stats.video_paused));
+    const poor = (stats.rtt_ms || 0) > 400 || (stats.loss_pct || 0) > 5 || Boolean(stats.video_paused);
     tile.figure.classList.toggle("poor", poor);
     const path = callPath(stats);
     tile.path.dataset.path = path ? path.type : "";

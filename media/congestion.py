@@ -1,0 +1,461 @@
+"""Per-subscriber congestion control of the relay: estimate, send budget, pause and feedback.
+
+Pure logic with the clock passed in (``now`` in seconds, monotonic); :mod:`media.downlink` wires
+it to aiortc. The model, per subscriber (one participant's peer connection with the server):
+
+* **Estimate** (:class:`DownlinkEstimator`). The subscriber's REMB is a receive-side,
+  delay-based estimate (abs-send-time; aiortc and Chrome alike) computed over the packets that
+  carry abs-send-time, which the server only negotiates for video: it estimates what *video* may
+  use. The server adds the audio it is sending (measured) to get the link estimate. A
+  GCC-style loss controller runs beside it on the subscriber's receiver reports (more than 10 %
+  loss lowers it by half the loss, less than 2 % lets it grow 8 % a second, never far above what
+  is actually sent); the estimate used is the lower of the two, the loss one alone when the
+  subscriber sends no REMB. REMB rises are followed at up to 8 % a second; a REMB *drop* only
+  while the link shows congestion itself (loss, or a standing queue in the RTT), since
+  receive-side estimators also react to the receiver's own scheduling jitter. No
+  transport-wide feedback (transport-cc) is negotiated: aiortc has none, so the *subscriber*
+  estimates (REMB) and the server corrects with loss.
+* **Budget** (:class:`SendBudget`). Every RTP packet sent to the subscriber (audio, video,
+  retransmissions) is debited from a token bucket filled at the estimate. Audio is always sent
+  (it may put the bucket in debt: audio first). A video frame starts only when the bucket is not
+  in debt; a dropped frame makes the subscription wait for a keyframe (VP8 cannot skip a frame
+  safely). Video leaves through a pacer (:mod:`media.pacer`) at a little above the estimate, so a
+  keyframe does not hit the link as one burst. Retransmissions go first in the pacer, within a
+  second bucket filled at a share of the estimate.
+* **Retransmission** (:class:`RetransmitGate`). A NACKed packet is resent once per RTT at most,
+  and not at all when older than an RTT-based horizon (capped at a fixed age).
+* **Pause** (:class:`PauseGate`). When the video the estimate leaves room for (estimate minus
+  audio and overhead) stays below the lowest useful video rate, video to this subscriber pauses
+  (audio continues). REMB is only fed by video, so while paused the estimate cannot grow: the
+  gate probes by resuming video at the lowest rate after a back-off (4 s, doubled after a
+  failed probe, at most 16 s), and reports the subscriber resumed only once the probe held.
+* **Feedback upstream** (:func:`publisher_cap` and :class:`RembPacer`). Each published video
+  track is capped at the smallest share of its subscribers that are not paused and not
+  outvoted (a subscriber with under a third of the best share is served by frame dropping
+  instead of lowering everyone); increases are rate-limited, and REMB messages are paced.
+
+Simulcast is not used; see ``media/SIMULCAST.md``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+
+
+@dataclass(frozen=True)
+class CongestionConfig:
+    """Tunables of the per-subscriber control loop (rates in kbit/s, times in seconds)."""
+
+    video_min_kbps: float = 50.0
+    initial_kbps: float = 300.0
+    max_kbps: float = 4000.0
+    video_overhead: float = 0.06
+    retransmit_share: float = 0.3
+    pace_factor: float = 1.2
+    max_pacing_delay_s: float = 0.3
+    burst_s: float = 0.25
+    frame_debt_s: float = 0.5
+    max_debt_s: float = 1.0
+    remb_max_age_s: float = 6.0
+    nack_max_age_s: float = 2.0
+    pause_hold_s: float = 2.0
+    probe_hold_s: float = 1.0
+    probe_confirm_s: float = 3.0
+    probe_backoff_s: float = 4.0
+    probe_backoff_max_s: float = 16.0
+    probe_max_loss: float = 0.05
+    outvoted_ratio: float = 1 / 3
+    publisher_headroom: float = 0.85
+    cap_increase_per_s: float = 0.08
+    congested_keyframe_interval_s: float = 2.0
+    congested_loss: float = 0.1
+
+
+class RateMeter:
+    """Bytes over a sliding window, as kbit/s."""
+
+    def __init__(self, window_s: float = 2.0) -> None:
+        self._window_s = window_s
+        self._samples: deque[tuple[float, int]] = deque()
+        self._total = 0
+
+    def add(self, size: int, now: float) -> None:
+        self._samples.append((now, size))
+        self._total += size
+        self._expire(now)
+
+    def kbps(self, now: float) -> float:
+        self._expire(now)
+        return 8.0 * self._total / self._window_s / 1000.0
+
+    def _expire(self, now: float) -> None:
+        while self._samples and self._samples[0][0] < now - self._window_s:
+            self._total -= self._samples.popleft()[1]
+
+
+class TokenBucket:
+    """Bytes allowed at ``rate_kbps``, holding at most ``burst_s`` of it; may go into debt."""
+
+    def __init__(self, rate_kbps: float, burst_s: float, max_debt_s: float, now: float) -> None:
+        self.rate_kbps = rate_kbps
+        self._burst_s = burst_s
+        self._max_debt_s = max_debt_s
+        self._tokens = rate_kbps * 125.0 * burst_s
+        self._at = now
+
+    def tokens(self, now: float) -> float:
+        """Bytes available now (negative: in debt)."""
+        rate = self.rate_kbps * 125.0
+        self._tokens = min(rate * self._burst_s, self._tokens + rate * max(0.0, now - self._at))
+        self._at = now
+        return self._tokens
+
+    def spend(self, size: int, now: float) -> None:
+        self.tokens(now)
+        floor = -self.rate_kbps * 125.0 * self._max_debt_s
+        self._tokens = max(floor, self._tokens - size)
+
+
+class DownlinkEstimator:
+    """The subscriber's link estimate from its REMBs, receiver reports and the audio sent."""
+
+    def __init__(self, config: CongestionConfig, now: float) -> None:
+        self._config = config
+        self._rembs: dict[frozenset[int], tuple[float, float]] = {}
+        # Until the link shows congestion, a REMB below the starting estimate is not followed:
+        # a receiver's first REMB measures the trickle of the call's first seconds.
+        self._video_kbps: float | None = config.initial_kbps
+        self._video_at = now
+        self._min_rtt_s: float | None = None
+        self._last_rtt_s: float | None = None
+        self._loss_kbps = config.initial_kbps
+        self._loss_at = now
+        self.fraction_lost = 0.0
+        self.rtt_s: float | None = None
+
+    def on_remb(self, ssrcs: frozenset[int], bps: int, now: float) -> None:
+        """A REMB covering ``ssrcs`` (of this subscriber's senders): replaces overlapping ones."""
+        for key in [k for k in self._rembs if k & ssrcs]:
+            del self._rembs[key]
+        self._rembs[ssrcs] = (bps / 1000.0, now)
+        total = self._fresh_remb_kbps(now) or 0.0
+        held = self._video_kbps
+        elapsed = max(0.0, now - self._video_at)
+        self._video_at = now
+        if held is None or not self.link_is_clear and total < held:
+            self._video_kbps = total
+        elif total < held:
+            # No congestion of its own to see: come down a little, in case the receiver sees
+            # a queue first; a jittery report costs 8 %, a real overuse repeats and is followed.
+            self._video_kbps = max(total, 0.92 * held)
+        elif total > held and self._may_grow:
+            # Rises at most 8 % a second (and 10 kbit/s), as a sender would ramp up.
+            self._video_kbps = min(total, held * (1.0 + 0.08 * min(elapsed, 2.0)) + 10.0)
+
+    def on_report(
+        self, fraction_lost: float | None, rtt_s: float | None, sent_kbps: float, now: float
+    ) -> None:
+        """A receiver report block: loss fraction (0..1) since the last one (``None``: not
+        meaningful), RTT if known."""
+        if rtt_s is not None and rtt_s > 0:
+            self.rtt_s = rtt_s if self.rtt_s is None else 0.8 * self.rtt_s + 0.2 * rtt_s
+            self._min_rtt_s = min(self._min_rtt_s or rtt_s, rtt_s)
+            self._last_rtt_s = rtt_s
+        if fraction_lost is None:
+            return
+        # One report covers a second or so of one stream: a single lost packet of a slow
+        # stream reads as several percent, so decisions use a smoothed figure.
+        self.fraction_lost = 0.5 * self.fraction_lost + 0.5 * fraction_lost
+        fraction_lost = self.fraction_lost
+        elapsed = now - self._loss_at
+        if elapsed < 0.5:
+            return
+        self._loss_at = now
+        if fraction_lost > 0.1:
+            self._loss_kbps *= 1.0 - 0.5 * fraction_lost
+        elif fraction_lost < 0.02:
+            ceiling = max(self._loss_kbps, 1.5 * sent_kbps + 10.0)
+            self._loss_kbps = min(ceiling, self._loss_kbps * (1.0 + 0.08 * min(elapsed, 2.0)))
+        self._loss_kbps = min(max(self._loss_kbps, 10.0), self._config.max_kbps)
+
+    @property
+    def informed(self) -> bool:
+        """Whether the subscriber has reported anything yet (a REMB or a receiver report)."""
+        return bool(self._rembs) or self.rtt_s is not None
+
+    def remb_kbps(self, now: float) -> float | None:
+        """The video estimate taken from REMB, ``None`` without a fresh REMB.
+
+        The sum of the subscriber's current REMBs, followed up by at most 8 % a second while no
+        queue is forming, and down at once while the link shows congestion itself
+        (:attr:`link_is_clear`), by 8 % a REMB otherwise: a receive-side
+        delay estimator also reacts to the receiver's own scheduling jitter, and a relay that
+        obeys it sends less, which the estimator then measures as the new throughput, down to
+        nothing.
+        """
+        total = self._fresh_remb_kbps(now)
+        if total is None:
+            return None
+        return self._video_kbps if self._video_kbps is not None else total
+
+    def _fresh_remb_kbps(self, now: float) -> float | None:
+        fresh = [
+            kbps for kbps, at in self._rembs.values() if now - at <= self._config.remb_max_age_s
+        ]
+        return sum(fresh) if fresh else None
+
+    @property
+    def _may_grow(self) -> bool:
+        """No sign of a queue forming: the last RTT within 100 ms of the lowest seen."""
+        if self.fraction_lost >= 0.05:
+            return False
+        if self._last_rtt_s is None or self._min_rtt_s is None:
+            return True
+        return self._last_rtt_s <= self._min_rtt_s + 0.1
+
+    @property
+    def link_is_clear(self) -> bool:
+        """Little loss (under 5 %) and no standing queue in the RTT.
+
+        A queue shows in the last RTT *and* the smoothed one (200 and 150 ms above the lowest
+        seen): one late report, as a busy machine produces, is not a queue.
+        """
+        if self.fraction_lost >= 0.05:
+            return False
+        if self._last_rtt_s is None or self._min_rtt_s is None or self.rtt_s is None:
+            return False
+        queued = self._last_rtt_s > self._min_rtt_s + 0.2 and self.rtt_s > self._min_rtt_s + 0.15
+        return not queued
+
+    def estimate_kbps(self, audio_kbps: float, now: float) -> float:
+        """The link estimate used for allocation: video REMB plus audio, bounded by loss."""
+        remb = self.remb_kbps(now)
+        if remb is None:
+            return self._loss_kbps
+        return min(self._loss_kbps, remb * (1.0 + self._config.video_overhead) + audio_kbps)
+
+    def seed(self, kbps: float, video_kbps: float, now: float) -> None:
+        """Start again from ``kbps`` for a probe sending ``video_kbps`` of video.
+
+        REMB estimators keep the low value they had when video stopped and only grow slowly
+        from it: like any drop, a lower REMB only counts once the link shows congestion.
+        """
+        self._rembs.clear()
+        self._video_kbps = video_kbps
+        self._video_at = now
+        self._loss_kbps = kbps
+        self._loss_at = now
+
+
+def video_room_kbps(estimate_kbps: float, audio_kbps: float, config: CongestionConfig) -> float:
+    """What the estimate leaves for video once audio and packet overhead are served."""
+    return max(0.0, (estimate_kbps - audio_kbps) / (1.0 + config.video_overhead))
+
+
+class SendBudget:
+    """Token buckets for one subscriber: everything sent, and retransmissions on top."""
+
+    def __init__(self, config: CongestionConfig, rate_kbps: float, now: float) -> None:
+        self._config = config
+        self._all = TokenBucket(rate_kbps, config.burst_s, config.max_debt_s, now)
+        self._retransmit = TokenBucket(
+            rate_kbps * config.retransmit_share, 4 * config.burst_s, 0.0, now
+        )
+        self.audio = RateMeter()
+        self.video = RateMeter()
+
+    def set_rate(self, rate_kbps: float, now: float) -> None:
+        self._all.tokens(now)
+        self._retransmit.tokens(now)
+        self._all.rate_kbps = rate_kbps
+        self._retransmit.rate_kbps = rate_kbps * self._config.retransmit_share
+
+    def on_sent(self, kind: str, size: int, now: float) -> None:
+        """Debit a packet that was sent (audio is never refused, only counted)."""
+        self._all.spend(size, now)
+        (self.audio if kind == "audio" else self.video).add(size, now)
+
+    def video_frame_allowed(self, now: float) -> bool:
+        """Whether a new video frame may start now: the bucket is less than ``frame_debt_s``
+        in debt (a keyframe may overdraw it; the frames after it still go, the pacer spreads
+        them, and the average stays at the rate)."""
+        return self._all.tokens(now) >= -self._all.rate_kbps * 125.0 * self._config.frame_debt_s
+
+    def retransmit_allowed(self, size: int, now: float) -> bool:
+        """Debit a retransmission if the retransmission share allows it (it is sent at once)."""
+        if self._retransmit.tokens(now) < size:
+            return False
+        self._retransmit.spend(size, now)
+        self._all.spend(size, now)
+        self.video.add(size, now)
+        return True
+
+
+class Resend(Enum):
+    SENT = "sent"
+    BUDGET = "budget"
+    STALE = "stale"
+    DUPLICATE = "duplicate"
+    UNKNOWN = "unknown"
+
+
+class RetransmitGate:
+    """Which NACKed packets of one outgoing stream are worth resending now."""
+
+    def __init__(self, config: CongestionConfig, history: int) -> None:
+        self._config = config
+        self._history = history
+        self._sent: dict[int, tuple[int, float]] = {}
+        self._resent: dict[int, tuple[int, float]] = {}
+
+    def on_sent(self, sequence: int, now: float) -> None:
+        slot = sequence % self._history
+        self._sent[slot] = (sequence, now)
+        self._resent.pop(slot, None)
+
+    def check(self, sequence: int, rtt_s: float | None, now: float) -> tuple[Resend, float]:
+        """Whether to resend ``sequence``, and until when it is worth it (budget comes later)."""
+        slot = sequence % self._history
+        sent = self._sent.get(slot)
+        if sent is None or sent[0] != sequence:
+            return Resend.UNKNOWN, now
+        if rtt_s is None:
+            horizon = self._config.nack_max_age_s
+        else:
+            horizon = min(self._config.nack_max_age_s, max(1.0, 4.0 * rtt_s + 0.2))
+        deadline = sent[1] + horizon
+        if now > deadline:
+            return Resend.STALE, deadline
+        resent = self._resent.get(slot)
+        repeat_s = max(rtt_s or 0.1, 0.05)
+        if resent is not None and resent[0] == sequence and now - resent[1] < repeat_s:
+            return Resend.DUPLICATE, deadline
+        return Resend.SENT, deadline
+
+    def on_resent(self, sequence: int, now: float) -> None:
+        self._resent[sequence % self._history] = (sequence, now)
+
+
+class GateState(Enum):
+    FLOWING = "flowing"
+    PAUSED = "paused"
+    PROBING = "probing"
+
+
+class PauseGate:
+    """Hysteresis between sending video to a subscriber, pausing it, and probing to resume."""
+
+    def __init__(self, config: CongestionConfig) -> None:
+        self._config = config
+        self.state = GateState.FLOWING
+        self._low_since: float | None = None
+        self._changed_at = 0.0
+        self._backoff_s = config.probe_backoff_s
+
+    @property
+    def video_paused(self) -> bool:
+        """What the subscriber is told: paused until a probe has held."""
+        return self.state is not GateState.FLOWING
+
+    @property
+    def forwarding(self) -> bool:
+        """Whether video is being sent (also while probing)."""
+        return self.state is not GateState.PAUSED
+
+    def update(
+        self, video_room_kbps: float, now: float, link_is_calm: bool = True
+    ) -> GateState | None:
+        """Feed the room for video now; returns the new state when it changes.
+
+        A probe starts only when the back-off has passed and the link is calm (what is still
+        sent, the audio, arrives with little loss): a link that audio alone fills is left alone.
+        """
+        enough = video_room_kbps >= self._config.video_min_kbps
+        if self.state is GateState.PAUSED:
+            if now - self._changed_at >= self._backoff_s and link_is_calm:
+                return self._enter(GateState.PROBING, now)
+            return None
+        if enough:
+            self._low_since = None
+        elif self._low_since is None:
+            self._low_since = now
+        hold = (
+            self._config.probe_hold_s
+            if self.state is GateState.PROBING
+            else self._config.pause_hold_s
+        )
+        if self._low_since is not None and now - self._low_since >= hold:
+            if self.state is GateState.PROBING:
+                self._backoff_s = min(2 * self._backoff_s, self._config.probe_backoff_max_s)
+            else:
+                self._backoff_s = self._config.probe_backoff_s
+            return self._enter(GateState.PAUSED, now)
+        if (
+            self.state is GateState.PROBING
+            and now - self._changed_at >= self._config.probe_confirm_s
+        ):
+            return self._enter(GateState.FLOWING, now)
+        return None
+
+    def _enter(self, state: GateState, now: float) -> GateState:
+        self.state = state
+        self._changed_at = now
+        self._low_since = None
+        return state
+
+    @property
+    def probe_kbps(self) -> float:
+        """Lowest video rate (with its overhead) a probe sends at."""
+        return self._config.video_min_kbps * (1.0 + self._config.video_overhead) * 1.5
+
+
+def publisher_cap(shares_kbps: list[float], config: CongestionConfig) -> float | None:
+    """The video rate to ask a publisher for, from its active subscribers' video shares.
+
+    The lowest share, leaving out the outvoted (under ``outvoted_ratio`` of the best: served by
+    dropping frames rather than lowering everyone), times ``publisher_headroom`` so that a
+    keyframe or an encoder overshoot fits the subscriber's budget without dropping frames.
+    ``None`` when nobody is subscribed.
+    """
+    if not shares_kbps:
+        return None
+    best = max(shares_kbps)
+    kept = [s for s in shares_kbps if s >= config.outvoted_ratio * best]
+    return max(config.video_min_kbps, config.publisher_headroom * min(kept))
+
+
+class CapSmoother:
+    """Follows a cap down at once and up by at most ``cap_increase_per_s`` a second."""
+
+    def __init__(self, config: CongestionConfig) -> None:
+        self._config = config
+        self._value: float | None = None
+        self._at = 0.0
+
+    def update(self, target: float | None, now: float) -> float | None:
+        if target is None or self._value is None or target <= self._value:
+            self._value = target
+        else:
+            growth = 1.0 + self._config.cap_increase_per_s * max(0.0, now - self._at)
+            self._value = min(target, self._value * growth)
+        self._at = now
+        return self._value
+
+
+class RembPacer:
+    """When to send a REMB: at once on a drop of 3 % or more (every 0.2 s at most), else 1/s."""
+
+    def __init__(self) -> None:
+        self._last: tuple[float, float] | None = None
+
+    def should_send(self, bps: float, now: float) -> bool:
+        if self._last is None:
+            return True
+        value, at = self._last
+        elapsed = now - at
+        return elapsed >= 1.0 or (bps < 0.97 * value and elapsed >= 0.2)
+
+    def sent(self, bps: float, now: float) -> None:
+        self._last = (bps, now)

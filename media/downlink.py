@@ -1,0 +1,219 @@
+"""One subscriber's congestion control wired to its forwarding senders (:mod:`media.congestion`).
+
+A :class:`SubscriberLink` per participant gathers what its browser reports on every stream the
+server sends it (REMB, receiver reports), meters what is sent, and answers the forwarding path:
+may this video frame start, may this NACK be served, how often may it ask for keyframes. The
+router's control loop calls :meth:`SubscriberLink.tick` to update the estimate and the pause
+state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc.rtp import RTP_HISTORY_SIZE
+
+from media.congestion import (
+    CongestionConfig,
+    DownlinkEstimator,
+    GateState,
+    PauseGate,
+    Resend,
+    RetransmitGate,
+    SendBudget,
+    video_room_kbps,
+)
+from media.metrics import MediaMetrics
+from media.pacer import Pacer, Send
+
+Lost = Callable[[], None]
+SRTP_OVERHEAD = 10  # authentication tag added after serialisation (SRTP_AES128_CM_HMAC_SHA1_80)
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """What a subscriber is told about video sent to it (``rtc.link_state``)."""
+
+    video_paused: bool
+    reason: str | None
+    estimate_kbps: float | None
+
+    def as_wire(self, consultation_id: str) -> dict[str, Any]:
+        return {
+            "consultation_id": consultation_id,
+            "video_paused": self.video_paused,
+            "reason": self.reason,
+            "estimate_kbps": self.estimate_kbps,
+        }
+
+
+class SubscriberLink:
+    """The downlink of one participant as the server controls it."""
+
+    def __init__(
+        self, config: CongestionConfig, metrics: MediaMetrics, keyframe_interval_s: float
+    ) -> None:
+        now = time.monotonic()
+        self.config = config
+        self._keyframe_interval_s = keyframe_interval_s
+        self._metrics = metrics
+        self.estimator = DownlinkEstimator(config, now)
+        self.budget = SendBudget(config, config.initial_kbps, now)
+        self.gate = PauseGate(config)
+        self.estimate_kbps = config.initial_kbps
+        self.video_room_kbps = video_room_kbps(config.initial_kbps, 0.0, config)
+        self.video_streams = 0
+        self.pacer = Pacer(
+            config.initial_kbps * config.pace_factor,
+            self._may_retransmit,
+        )
+
+    # -- what the subscriber reports (called by its ForwardingSenders) -------------------------
+
+    def on_remb(self, ssrcs: frozenset[int], bitrate_bps: int) -> None:
+        self.estimator.on_remb(ssrcs, bitrate_bps, time.monotonic())
+
+    def on_report(self, fraction_lost: float | None, rtt_s: float | None) -> None:
+        now = time.monotonic()
+        sent = self.budget.audio.kbps(now) + self.budget.video.kbps(now)
+        self.estimator.on_report(fraction_lost, rtt_s, sent, now)
+
+    # -- what the forwarding path asks ----------------------------------------------------------
+
+    def on_sent(self, kind: str, size: int) -> None:
+        self.budget.on_sent(kind, size + SRTP_OVERHEAD, time.monotonic())
+
+    def video_frame_allowed(self) -> bool:
+        """Whether a new video frame may start now; a refusal is counted as a dropped frame."""
+        now = time.monotonic()
+        if (
+            self.budget.video_frame_allowed(now)
+            and self.pacer.queued_s() < self.config.max_pacing_delay_s
+        ):
+            return True
+        self._metrics.video_frames_dropped.inc()
+        return False
+
+    @property
+    def congested(self) -> bool:
+        """Loss above the congested threshold, or room for little more than the lowest video."""
+        return (
+            self.estimator.fraction_lost > self.config.congested_loss
+            or self.video_room_kbps < 2 * self.config.video_min_kbps
+        )
+
+    @property
+    def keyframe_interval_s(self) -> float:
+        """Least time between keyframe requests on behalf of this subscriber."""
+        if self.congested:
+            return self.config.congested_keyframe_interval_s
+        return self._keyframe_interval_s
+
+    def pace(self, size: int, send: Send) -> None:
+        """Send a video packet once the pacer lets it out."""
+        self.pacer.enqueue(size + SRTP_OVERHEAD, send)
+
+    async def close(self) -> None:
+        await self.pacer.close()
+
+    def sender_feedback(self, kind: str, lost: Lost) -> SenderFeedback:
+        return SenderFeedback(self, kind, lost)
+
+    def retransmit(
+        self, gate: RetransmitGate, sequence: int, size: int, send: Send, lost: Lost
+    ) -> None:
+        """Queue a resend of ``sequence`` unless too old or just resent (budget: in the pacer).
+
+        ``lost()`` is called when the packet will not be resent (too old, or its deadline
+        passed waiting for budget): the subscriber cannot decode past it.
+        """
+        now = time.monotonic()
+        outcome, deadline = gate.check(sequence, self.estimator.rtt_s, now)
+        if outcome is not Resend.SENT:
+            self._metrics.retransmissions.labels(outcome.value).inc()
+            if outcome is Resend.STALE:
+                lost()
+            return
+        gate.on_resent(sequence, now)
+
+        def expired() -> None:
+            self._metrics.retransmissions.labels(Resend.BUDGET.value).inc()
+            lost()
+
+        self.pacer.enqueue_retransmission(size + SRTP_OVERHEAD, send, deadline, expired)
+
+    def _may_retransmit(self, size: int) -> bool:
+        if not self.budget.retransmit_allowed(size, time.monotonic()):
+            return False
+        self._metrics.retransmissions.labels(Resend.SENT.value).inc()
+        return True
+
+    # -- the control loop -------------------------------------------------------------------
+
+    def tick(self, now: float) -> GateState | None:
+        """Update the estimate, the budget and the pause state; the new state if it changed."""
+        audio = self.budget.audio.kbps(now)
+        self.estimate_kbps = self.estimator.estimate_kbps(audio, now)
+        self.video_room_kbps = video_room_kbps(self.estimate_kbps, audio, self.config)
+        calm = self.estimator.fraction_lost < self.config.probe_max_loss
+        change = self.gate.update(self.video_room_kbps, now, calm) if self.video_streams else None
+        if change is GateState.PROBING:
+            probe = self.gate.probe_kbps
+            self.estimator.seed(audio + probe, probe / (1.0 + self.config.video_overhead), now)
+            self.estimate_kbps = audio + probe
+            self.video_room_kbps = video_room_kbps(self.estimate_kbps, audio, self.config)
+        self.budget.set_rate(self.estimate_kbps, now)
+        # Audio does not wait in the pacer, so video gets what is left of the pacing rate.
+        self.pacer.rate_kbps = max(
+            self.config.video_min_kbps, self.estimate_kbps * self.config.pace_factor - audio
+        )
+        return change
+
+    @property
+    def video_share_kbps(self) -> float:
+        """The video rate each video stream forwarded to this subscriber may use."""
+        return self.video_room_kbps / max(1, self.video_streams)
+
+    def state(self) -> LinkState:
+        paused = self.gate.video_paused
+        return LinkState(
+            video_paused=paused,
+            reason="weak_connection" if paused else None,
+            estimate_kbps=round(self.estimate_kbps, 1),
+        )
+
+
+class SenderFeedback:
+    """The hooks one ``ForwardingSender`` calls: its subscriber's link and its own NACK gate."""
+
+    def __init__(self, link: SubscriberLink, kind: str, lost: Lost) -> None:
+        self.kind = kind
+        self._link = link
+        self._lost = lost
+        self._reports_to_skip = 0
+        self._gate = RetransmitGate(link.config, RTP_HISTORY_SIZE)
+
+    def on_remb(self, ssrcs: frozenset[int], bitrate_bps: int) -> None:
+        self._link.on_remb(ssrcs, bitrate_bps)
+
+    def on_report(self, fraction_lost: float, rtt_s: float | None) -> None:
+        if self._reports_to_skip:
+            # The numbering gap of a resync reads as loss in the next reports.
+            self._reports_to_skip -= 1
+            self._link.on_report(None, rtt_s)
+            return
+        self._link.on_report(fraction_lost, rtt_s)
+
+    def skip_gap(self) -> None:
+        """Sequence numbers were skipped on purpose (a resync): not loss."""
+        self._reports_to_skip = 2
+
+    def on_sent(self, sequence: int, size: int) -> None:
+        self._gate.on_sent(sequence, time.monotonic())
+        self._link.on_sent(self.kind, size)
+
+    def retransmit(self, sequence: int, size: int, send: Send) -> None:
+        self._link.retransmit(self._gate, sequence, size, send, self._lost)

@@ -1,0 +1,234 @@
+"""The relay's per-subscriber congestion logic, with the clock passed in (no peers)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from media.congestion import (
+    CapSmoother,
+    CongestionConfig,
+    DownlinkEstimator,
+    GateState,
+    PauseGate,
+    RembPacer,
+    Resend,
+    RetransmitGate,
+    SendBudget,
+    TokenBucket,
+    publisher_cap,
+    video_room_kbps,
+)
+
+CONFIG = CongestionConfig()
+
+
+def test_token_bucket_refills_at_its_rate_up_to_its_burst_and_bounds_debt() -> None:
+    bucket = TokenBucket(rate_kbps=80.0, burst_s=0.25, max_debt_s=1.0, now=0.0)
+    assert bucket.tokens(0.0) == pytest.approx(2500)  # 80 kbit/s = 10 kB/s, a quarter second
+    bucket.spend(2500, 0.0)
+    assert bucket.tokens(0.1) == pytest.approx(1000)
+    assert bucket.tokens(10.0) == pytest.approx(2500)
+    bucket.spend(100_000, 10.0)
+    assert bucket.tokens(10.0) == pytest.approx(-10_000)  # at most one second of debt
+
+
+def test_video_frames_stop_while_deep_in_debt_and_audio_is_always_counted() -> None:
+    budget = SendBudget(CONFIG, rate_kbps=200.0, now=0.0)  # 25 kB/s
+    assert budget.video_frame_allowed(0.0)
+    budget.on_sent("video", 18_000, 0.0)  # a keyframe: 11.75 kB in debt, within half a second
+    assert budget.video_frame_allowed(0.0)
+    budget.on_sent("video", 10_000, 0.0)  # now 21.75 kB in debt
+    assert not budget.video_frame_allowed(0.1)
+    budget.on_sent("audio", 200, 0.1)
+    assert budget.audio.kbps(0.1) > 0
+    # Back within half a second of debt (12.5 kB) after ~0.38 s.
+    assert not budget.video_frame_allowed(0.3)
+    assert budget.video_frame_allowed(0.5)
+
+
+def test_sent_rate_stays_within_the_budget_when_the_source_sends_far_more() -> None:
+    """A 600 kbit/s source into a 200 kbit/s budget: what starts fits the budget over time."""
+    rng = random.Random(7)
+    budget = SendBudget(CONFIG, rate_kbps=200.0, now=0.0)
+    sent = 0
+    for frame in range(30 * 20):
+        now = frame / 30
+        size = 2500 + rng.randrange(1000)  # ~600 kbit/s of frames
+        if budget.video_frame_allowed(now):
+            budget.on_sent("video", size, now)
+            sent += size
+    duration = 20.0
+    # At most the rate, plus the initial burst, the debt allowed and the frame that overshoots.
+    slack = 200.0 * 125.0 * (CONFIG.burst_s + CONFIG.frame_debt_s) + 3500
+    assert 8 * sent / duration / 1000 <= 200.0 + 8 * slack / duration / 1000
+    assert 8 * sent / duration / 1000 > 150.0
+
+
+def test_retransmissions_take_only_their_share_of_the_estimate() -> None:
+    budget = SendBudget(CONFIG, rate_kbps=400.0, now=0.0)
+    allowed = sum(budget.retransmit_allowed(1200, t / 100) for t in range(1000))
+    # 30 % of 400 kbit/s for 10 s is 150 kB, plus a one-second burst of 15 kB: ~137 packets.
+    assert 120 <= allowed <= 140
+
+
+def test_retransmit_gate_skips_unknown_stale_and_repeated_requests() -> None:
+    gate = RetransmitGate(CONFIG, history=128)
+    gate.on_sent(1000, now=0.0)
+    assert gate.check(999, rtt_s=0.08, now=0.1)[0] is Resend.UNKNOWN
+    assert gate.check(1000 + 128, rtt_s=0.08, now=0.1)[0] is Resend.UNKNOWN  # same slot, not sent
+    # Worth resending until 4 RTT + 0.2 s after it was sent, at least 1 s, at most nack_max_age_s.
+    assert gate.check(1000, rtt_s=0.08, now=0.1) == (Resend.SENT, pytest.approx(1.0))
+    gate.on_resent(1000, now=0.1)
+    assert gate.check(1000, rtt_s=0.08, now=0.15)[0] is Resend.DUPLICATE
+    assert gate.check(1000, rtt_s=0.08, now=0.19)[0] is Resend.SENT  # one RTT later
+    assert gate.check(1000, rtt_s=0.08, now=1.05)[0] is Resend.STALE
+    gate.on_sent(1001, now=10.0)
+    assert gate.check(1001, rtt_s=0.4, now=10.1) == (Resend.SENT, pytest.approx(11.8))
+    assert gate.check(1001, rtt_s=0.6, now=10.1) == (Resend.SENT, pytest.approx(12.0))
+    assert gate.check(1001, rtt_s=None, now=11.9)[0] is Resend.SENT  # no RTT yet: the max age
+    assert gate.check(1001, rtt_s=0.6, now=12.05)[0] is Resend.STALE
+
+
+def test_estimate_sums_rembs_by_stream_set_and_adds_the_audio_sent() -> None:
+    estimator = DownlinkEstimator(CONFIG, now=0.0)
+    assert estimator.estimate_kbps(audio_kbps=40.0, now=0.0) == CONFIG.initial_kbps
+    # aiortc: one REMB per received video stream; Chrome: one for all of them.
+    # No report yet, so nothing says the link is clear: drops are followed at once, rises by
+    # at most 8 % a second plus 10 kbit/s.
+    estimator.on_remb(frozenset({1}), 100_000, now=1.0)
+    assert estimator.remb_kbps(1.0) == pytest.approx(100.0)
+    estimator.on_remb(frozenset({2}), 50_000, now=1.0)
+    assert estimator.remb_kbps(1.0) == pytest.approx(110.0)  # the sum, 150, ramps
+    estimator.on_remb(frozenset({1, 2}), 120_000, now=2.0)  # one REMB for both replaces them
+    assert estimator.remb_kbps(2.0) == pytest.approx(120.0)
+    expected = 120.0 * (1 + CONFIG.video_overhead) + 40.0
+    assert estimator.estimate_kbps(audio_kbps=40.0, now=2.0) == pytest.approx(expected)
+    assert estimator.remb_kbps(2.0 + CONFIG.remb_max_age_s + 0.1) is None
+
+
+def test_loss_lowers_the_estimate_above_ten_percent_and_lets_it_grow_below_two() -> None:
+    estimator = DownlinkEstimator(CONFIG, now=0.0)
+    estimator.on_report(0.3, rtt_s=0.1, sent_kbps=300.0, now=1.0)  # smoothed: 15 %
+    lowered = estimator.estimate_kbps(0.0, 1.0)
+    assert lowered == pytest.approx(CONFIG.initial_kbps * (1 - 0.5 * 0.15))
+    estimator.on_report(0.05, rtt_s=0.1, sent_kbps=300.0, now=2.0)  # 10 %: hold
+    estimator.on_report(0.0, rtt_s=0.1, sent_kbps=300.0, now=3.0)  # 5 %: hold
+    estimator.on_report(0.0, rtt_s=0.1, sent_kbps=300.0, now=4.0)  # 2.5 %: hold
+    assert estimator.estimate_kbps(0.0, 4.0) == pytest.approx(lowered)
+    estimator.on_report(0.0, rtt_s=0.1, sent_kbps=300.0, now=5.0)  # 1.25 %: grow 8 %
+    assert estimator.estimate_kbps(0.0, 5.0) == pytest.approx(lowered * 1.08)
+    # Growth stops well above what is actually sent: no estimate from an idle link.
+    for second in range(6, 100):
+        estimator.on_report(0.0, rtt_s=0.1, sent_kbps=20.0, now=float(second))
+    assert estimator.estimate_kbps(0.0, 100.0) == pytest.approx(lowered * 1.08)
+
+
+def test_a_remb_drop_counts_only_when_the_link_shows_congestion() -> None:
+    estimator = DownlinkEstimator(CONFIG, now=0.0)
+    estimator.on_report(0.0, rtt_s=0.05, sent_kbps=300.0, now=0.5)
+    assert estimator.link_is_clear
+    # The first REMB measures the call's first seconds: while the link is clear, a drop only
+    # takes the estimate down 8 %.
+    estimator.on_remb(frozenset({1}), 200_000, now=1.0)
+    assert estimator.remb_kbps(1.0) == pytest.approx(0.92 * CONFIG.initial_kbps)
+    estimator.on_remb(frozenset({1}), 400_000, now=2.0)  # rises are followed, ramping
+    assert estimator.remb_kbps(2.0) == pytest.approx(276.0 * 1.08 + 10.0)
+    estimator.on_remb(frozenset({1}), 40_000, now=2.5)  # no loss, no queue: 8 % a REMB
+    assert estimator.remb_kbps(2.5) == pytest.approx(0.92 * 308.08)
+    estimator.on_report(0.0, rtt_s=0.3, sent_kbps=300.0, now=2.8)  # a late report: no rise
+    estimator.on_remb(frozenset({1}), 400_000, now=3.0)
+    assert estimator.remb_kbps(3.0) == pytest.approx(0.92 * 308.08)
+    estimator.on_report(0.0, rtt_s=0.6, sent_kbps=300.0, now=3.5)  # one more late report
+    assert estimator.link_is_clear
+    estimator.on_report(0.0, rtt_s=0.6, sent_kbps=300.0, now=4.0)  # a queue builds up
+    assert not estimator.link_is_clear
+    estimator.on_remb(frozenset({1}), 120_000, now=4.0)
+    assert estimator.remb_kbps(4.0) == pytest.approx(120.0)
+    estimator.on_report(0.0, rtt_s=0.05, sent_kbps=150.0, now=5.5)
+    estimator.on_report(0.3, rtt_s=0.05, sent_kbps=150.0, now=6.0)  # or loss does
+    estimator.on_remb(frozenset({1}), 110_000, now=6.0)
+    assert estimator.remb_kbps(6.0) == pytest.approx(110.0)
+
+
+def test_a_probe_starts_from_its_own_rate_not_the_remb_from_before_the_pause() -> None:
+    estimator = DownlinkEstimator(CONFIG, now=0.0)
+    estimator.on_report(0.0, rtt_s=0.05, sent_kbps=100.0, now=0.0)
+    estimator.on_remb(frozenset({1}), 30_000, now=0.0)  # from before the pause
+    estimator.seed(130.0, video_kbps=60.0, now=10.0)
+    estimator.on_remb(frozenset({1}), 35_000, now=10.5)  # the old, slowly growing figure
+    assert estimator.remb_kbps(10.5) == pytest.approx(0.92 * 60.0)
+    estimator.on_report(0.4, rtt_s=0.05, sent_kbps=130.0, now=11.0)  # the probe hurts
+    estimator.on_remb(frozenset({1}), 35_000, now=11.0)
+    assert estimator.remb_kbps(11.0) == pytest.approx(35.0)  # with loss, followed at once
+
+
+def test_pause_needs_a_sustained_shortfall_and_resumes_through_a_probe() -> None:
+    gate = PauseGate(CONFIG)
+    low, high = CONFIG.video_min_kbps - 10, CONFIG.video_min_kbps + 100
+    assert gate.update(low, 0.0) is None
+    assert gate.update(high, 1.0) is None  # a dip shorter than pause_hold_s
+    assert gate.update(low, 1.5) is None
+    assert gate.update(low, 1.5 + CONFIG.pause_hold_s) is GateState.PAUSED
+    paused_at = 1.5 + CONFIG.pause_hold_s
+    assert gate.video_paused and not gate.forwarding
+    assert gate.update(high, paused_at + 1.0) is None  # stale figures cannot resume it
+    assert gate.update(high, paused_at + CONFIG.probe_backoff_s) is GateState.PROBING
+    probe_at = paused_at + CONFIG.probe_backoff_s
+    assert gate.forwarding and gate.video_paused  # the page hears of it once the probe holds
+    assert gate.update(high, probe_at + 1.0) is None
+    assert gate.update(high, probe_at + CONFIG.probe_confirm_s) is GateState.FLOWING
+    assert not gate.video_paused
+
+
+def test_failed_probes_back_off_up_to_a_limit() -> None:
+    gate = PauseGate(CONFIG)
+    low = CONFIG.video_min_kbps / 2
+    now = 0.0
+    gate.update(low, now)
+    now += CONFIG.pause_hold_s
+    assert gate.update(low, now) is GateState.PAUSED
+    waits = []
+    for _ in range(4):
+        paused_at = now
+        while gate.update(low, now) is not GateState.PROBING:
+            now += 0.5
+        waits.append(now - paused_at)
+        gate.update(low, now)
+        now += CONFIG.probe_hold_s
+        assert gate.update(low, now) is GateState.PAUSED
+    assert waits == [4.0, 8.0, 16.0, 16.0]
+
+
+def test_publisher_cap_is_the_weakest_share_that_is_not_outvoted() -> None:
+    assert publisher_cap([], CONFIG) is None
+    # With headroom (0.85) for keyframes and encoder overshoot.
+    assert publisher_cap([400.0], CONFIG) == pytest.approx(340.0)
+    assert publisher_cap([900.0, 700.0], CONFIG) == pytest.approx(595.0)
+    # A subscriber with under a third of the best share does not drag the publisher down.
+    assert publisher_cap([900.0, 800.0, 120.0], CONFIG) == pytest.approx(680.0)
+    assert publisher_cap([10.0], CONFIG) == CONFIG.video_min_kbps
+
+
+def test_video_room_leaves_audio_and_overhead_out() -> None:
+    assert video_room_kbps(250.0, 50.0, CONFIG) == pytest.approx(200.0 / 1.06)
+    assert video_room_kbps(40.0, 50.0, CONFIG) == 0.0
+
+
+def test_cap_follows_drops_at_once_and_rises_slowly() -> None:
+    smoother = CapSmoother(CONFIG)
+    assert smoother.update(500.0, 0.0) == 500.0
+    assert smoother.update(200.0, 0.5) == 200.0
+    assert smoother.update(500.0, 1.5) == pytest.approx(216.0)
+    assert smoother.update(None, 2.0) is None
+
+
+def test_remb_pacer_sends_drops_quickly_and_the_rest_once_a_second() -> None:
+    pacer = RembPacer()
+    assert pacer.should_send(300_000, 0.0)
+    pacer.sent(300_000, 0.0)
+    assert not pacer.should_send(310_000, 0.5)
+    assert not pacer.should_send(200_000, 0.1)
+    assert pacer.should_send(200_000, 0.25)
+    assert pacer.should_send(310_000, 1.0)
