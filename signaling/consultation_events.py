@@ -19,6 +19,7 @@ from signaling.auth import Identity
 from signaling.consultation_messages import (
     AcceptMessage,
     AdmitMessage,
+    AuditListMessage,
     CheckInMessage,
     ConsentMessage,
     ConsultationRef,
@@ -70,7 +71,7 @@ class ConsultationEvents:
             event("consultation.transfer", TransferMessage, CLINICIANS, self.transfer),
             event("consultation.notes", NotesMessage, CLINICIANS, self.notes),
             event("consultation.consent", ConsentMessage, CARETAKERS, self.consent),
-            event("audit.list", ConsultationRef, [Role.ADMIN], self.audit_list),
+            event("audit.list", AuditListMessage, [Role.ADMIN], self.audit_list),
             event("admin.overview", EmptyMessage, [Role.ADMIN], self.overview),
         ]
 
@@ -88,8 +89,8 @@ class ConsultationEvents:
             {
                 "consultation_id": consultation.id,
                 "consultation": consultation.to_wire(),
-                "position": entry.position,
-                "estimated_wait_s": entry.to_wire()["estimated_wait_s"],
+                "position": entry.position if entry else None,
+                "estimated_wait_s": entry.to_wire()["estimated_wait_s"] if entry else None,
             }
         )
 
@@ -173,10 +174,16 @@ class ConsultationEvents:
         await self._service.withdraw_consent(caller.identity, msg.consultation_id)
         return _ok({"consent": None})
 
-    async def audit_list(self, caller: Caller, msg: ConsultationRef) -> Ack:
-        events = await self._service.audit_log(caller.identity, msg.consultation_id)
+    async def audit_list(self, caller: Caller, msg: AuditListMessage) -> Ack:
+        events, next_cursor = await self._service.audit_log(
+            caller.identity, msg.consultation_id, msg.cursor, msg.limit
+        )
         return _ok(
-            {"consultation_id": msg.consultation_id, "events": [e.to_wire() for e in events]}
+            {
+                "consultation_id": msg.consultation_id,
+                "events": [e.to_wire() for e in events],
+                "next_cursor": next_cursor,
+            }
         )
 
     async def overview(self, caller: Caller, msg: EmptyMessage) -> Ack:

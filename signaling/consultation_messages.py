@@ -73,3 +73,10 @@ class ConsentMessage(ConsultationRef):
 
 class EmptyMessage(Message):
     pass
+
+
+class AuditListMessage(ConsultationRef):
+    """One page of the audit log: ``cursor`` from the previous page's ``next_cursor``."""
+
+    cursor: Annotated[int, Field(ge=0)] = 0
+    limit: Annotated[int, Field(ge=1, le=1000)] | None = None

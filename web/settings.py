@@ -62,6 +62,12 @@ class Settings:
     rejoin_grace_s: float = 60.0
     empty_room_grace_s: float = 60.0
     presence_timeout_s: float = 10.0
+    max_open_consultations_per_outlet: int = 4
+    max_invites_per_consultation: int = 10
+    max_audit_entries_per_action: int = 100
+    queue_push_entries: int = 20
+    audit_page_max: int = 200
+    ended_retention_s: float = 24 * 3600.0
     max_event_bytes: int = 64 * 1024
     stats_interval_s: float = 3.0
     log_level: str = "INFO"
@@ -96,6 +102,12 @@ _CONVERTERS: dict[str, Any] = {
     "rejoin_grace_s": float,
     "empty_room_grace_s": float,
     "presence_timeout_s": float,
+    "max_open_consultations_per_outlet": int,
+    "max_invites_per_consultation": int,
+    "max_audit_entries_per_action": int,
+    "queue_push_entries": int,
+    "audit_page_max": int,
+    "ended_retention_s": float,
     "stats_interval_s": float,
     "recordings_dir": Path,
     "production": lambda v: v if isinstance(v, bool) else str(v).lower() in {"1", "true", "yes"},
