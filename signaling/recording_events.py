@@ -3,8 +3,9 @@
 ``recording.start`` (the consultation's own clinician, with the guardian's consent on file) puts a
 :class:`~media.recorder.ConsultationRecorder` tap on the consultation's media router; everyone in
 the room gets ``recording.state``. ``recording.stop``, the consultation ending or the consent being
-withdrawn stop it at once. Finalising (checksums, encryption at rest, the index entry, then the
-composite job in its own process) runs in the background, never on the media path.
+withdrawn stop it at once. Files are encrypted as they are written. Finalising (checksums that
+authenticate every chunk, the index entry, then the composite job in its own process) runs in
+the background, never on the media path.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ from typing import Any
 
 from media.composite import CompositeInput, job_payload, run_composite
 from media.recorder import ConsultationRecorder, RecordingResult, describe_track_file
-from media.recording_files import seal_file
+from media.recording_files import (
+    ENCRYPTED_SUFFIX,
+    describe_stored,
+    seal_unfinished,
+)
+from media.recording_keys import Keyring
 from media.router import MediaRegistry, MediaRouter
 from rooms.errors import Forbidden, InvalidState
 from rooms.models import Consultation, iso
@@ -47,7 +53,7 @@ class RecordingConfig:
     """Where recordings go and how they are kept; built by the composition root."""
 
     root: Path
-    key: bytes | None = None
+    keyring: Keyring
     composite: bool = True
     reattach_interval_s: float = 1.0
     max_queued_frames: int = 1024
@@ -225,6 +231,7 @@ class Recordings:
                 "status": "recording",
                 "started_at": now,
                 "started_by": actor.subject,
+                "key_id": self._config.keyring.current_id,
                 "consent": consent.to_dict(),
                 "legal_hold": False,
                 "tracks": [],
@@ -251,6 +258,7 @@ class Recordings:
                 consultation_id,
                 self._config.root / folder,
                 router.request_keyframes,
+                self._config.keyring,
                 max_queued_frames=self._config.max_queued_frames,
                 admits=admission.admits,
             )
@@ -385,7 +393,7 @@ class Recordings:
             tracks = []
             for track in result.tracks:
                 stored = await asyncio.to_thread(
-                    seal_file, Path(track["path"]), self._config.key, root
+                    describe_stored, Path(track["path"]), self._config.keyring, root
                 )
                 entry = {k: v for k, v in track.items() if k != "path"}
                 tracks.append({**entry, **stored.to_dict()})
@@ -442,8 +450,12 @@ class Recordings:
                 _lock_name(recording_id), self._node, LOCK_TTL_S
             ):
                 continue
-            files = sorted(p for p in folder.iterdir() if p.suffix in (".webm", ".mkv"))
-            found = [await asyncio.to_thread(describe_track_file, p) for p in files]
+            found = [
+                await asyncio.to_thread(self._recover_file, path)
+                for path in sorted(folder.iterdir())
+                if path.name.endswith((".webm" + ENCRYPTED_SUFFIX, ".mkv" + ENCRYPTED_SUFFIX))
+                and path.name != "composite.webm" + ENCRYPTED_SUFFIX
+            ]
             tracks = [t for t in found if t is not None]
             stopped_at = meta["started_at"] + max((t["duration_s"] for t in tracks), default=0.0)
             result = RecordingResult(
@@ -465,6 +477,15 @@ class Recordings:
             recovered.append(recording_id)
         return recovered
 
+    def _recover_file(self, path: Path) -> dict[str, Any] | None:
+        """Seal the end a killed writer left and describe what it holds (blocking)."""
+        try:
+            seal_unfinished(path, self._config.keyring)
+        except Exception as exc:  # the file is damaged beyond its tail: leave it out
+            logger.warning("recording file unrecoverable file=%s error=%r", path.name, exc)
+            return None
+        return describe_track_file(path, self._config.keyring)
+
     async def _composite(self, meta: dict[str, Any]) -> dict[str, Any] | None:
         root = self._config.root
         consultation_id = meta["consultation_id"]
@@ -476,7 +497,7 @@ class Recordings:
             for t in meta["tracks"]
         ]
         duration = max(float(t["offset_s"]) + float(t["duration_s"]) for t in meta["tracks"])
-        output = root / meta["folder"] / "composite.webm"
+        output = root / meta["folder"] / ("composite.webm" + ENCRYPTED_SUFFIX)
         started_by = meta["started_by"]
 
         async def progress(percent: float) -> None:
@@ -493,15 +514,17 @@ class Recordings:
         try:
             async with self._composites:
                 summary = await run_composite(
-                    job_payload(inputs, output, self._config.key, duration),
+                    job_payload(inputs, output, self._config.keyring, duration),
                     progress,
                     f"recording={recording_id}",
                 )
-            stored = await asyncio.to_thread(seal_file, output, self._config.key, root)
+            stored = await asyncio.to_thread(describe_stored, output, self._config.keyring, root)
         except asyncio.CancelledError:
+            output.unlink(missing_ok=True)
             raise
         except Exception as exc:
             logger.warning("composite failed recording=%s error=%r", recording_id, exc)
+            output.unlink(missing_ok=True)
             return {"error": "composite failed"}
         return {**stored.to_dict(), "track_name": "composite", "duration_s": summary["duration_s"]}
 

@@ -1,19 +1,18 @@
 """Recording HTTP API: list, download with Range (playback in the browser), legal hold.
 
-Only the consultation's own clinician and admins get in; every access is audited. Encrypted
-files are decrypted on the fly, chunk by chunk, for exactly the range asked for.
+Only the consultation's own clinician and admins get in; every access is audited. Files are
+stored encrypted and decrypted on the fly, chunk by chunk, for exactly the range asked for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from media.recording_files import open_plain, plain_size
+from media.recording_files import DecryptingReader, RecordingFileError
 from rooms.errors import DomainError, Forbidden, NotFound
 from rooms.models import iso
 from rooms.service import ConsultationService
@@ -70,7 +69,33 @@ class RecordingRoutes:
             await deps.authorize(identity, meta["consultation_id"])
             stored = _find_file(meta, track_name)
             path = self._config.root / stored["file"]
-            size = await asyncio.to_thread(plain_size, path)
+            reader = await asyncio.to_thread(DecryptingReader, path, self._config.keyring)
+        except _Refusal as refusal:
+            return refusal.response()
+        except FileNotFoundError:
+            return _Refusal(404, "not_found", "the recording file is gone").response()
+        except RecordingFileError as exc:
+            logger.error("recording unreadable recording=%s error=%s", meta["recording_id"], exc)
+            return _Refusal(
+                500, "recording_unreadable", "the recording cannot be decrypted"
+            ).response()
+        try:
+            return await self._send(request, deps, identity, meta, track_name, stored, reader)
+        finally:
+            reader.close()
+
+    async def _send(
+        self,
+        request: web.Request,
+        deps: _Deps,
+        identity: Identity,
+        meta: dict[str, Any],
+        track_name: str,
+        stored: dict[str, Any],
+        reader: DecryptingReader,
+    ) -> web.StreamResponse:
+        size = reader.size
+        try:
             start, end = _byte_range(request, size)
             await deps.service.audit(
                 meta["consultation_id"],
@@ -80,8 +105,6 @@ class RecordingRoutes:
             )
         except _Refusal as refusal:
             return refusal.response()
-        except FileNotFoundError:
-            return _Refusal(404, "not_found", "the recording file is gone").response()
         logger.info(
             "recording download recording=%s track=%s by=%s bytes=%d-%d",
             meta["recording_id"],
@@ -105,7 +128,14 @@ class RecordingRoutes:
         if partial:
             response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
         await response.prepare(request)
-        await self._stream(path, start, end, response)
+        remaining, offset = end - start, start
+        while remaining > 0:
+            data = await asyncio.to_thread(reader.read_at, offset, min(_BLOCK, remaining))
+            if not data:
+                break
+            remaining -= len(data)
+            offset += len(data)
+            await response.write(data)
         await response.write_eof()
         return response
 
@@ -134,20 +164,6 @@ class RecordingRoutes:
         except _Refusal as refusal:
             return refusal.response()
         return web.json_response(_public(meta))
-
-    async def _stream(self, path: Path, start: int, end: int, response: web.StreamResponse) -> None:
-        reader = await asyncio.to_thread(open_plain, path, self._config.key)
-        try:
-            await asyncio.to_thread(reader.seek, start)
-            remaining = end - start
-            while remaining > 0:
-                data = await asyncio.to_thread(reader.read, min(_BLOCK, remaining))
-                if not data:
-                    break
-                remaining -= len(data)
-                await response.write(data)
-        finally:
-            reader.close()
 
 
 class _Deps:

@@ -57,6 +57,7 @@ class Settings:
     ice_servers: tuple[IceServer, ...] = ()
     recordings_dir: Path = Path("recordings")
     recording_key: str | None = None
+    recording_key_file: Path | None = None
     retention_days: int = 30
     offer_timeout_s: float = 30.0
     rejoin_grace_s: float = 60.0
@@ -110,6 +111,7 @@ _CONVERTERS: dict[str, Any] = {
     "ended_retention_s": float,
     "stats_interval_s": float,
     "recordings_dir": Path,
+    "recording_key_file": Path,
     "production": lambda v: v if isinstance(v, bool) else str(v).lower() in {"1", "true", "yes"},
     "media_ips": lambda v: tuple(v) if isinstance(v, list | tuple) else _split(str(v)),
     "media_udp_ports": lambda v: _port_range(v),

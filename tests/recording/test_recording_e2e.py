@@ -89,7 +89,7 @@ async def test_records_a_real_consultation_and_serves_it_to_its_clinician_only(
 
         assert await doctor.refused("recording.start", ref) == "invalid_state"  # no consent yet
         assert await outlet.refused("recording.start", ref) == "forbidden"
-        await outlet.ok("consultation.consent", {**ref, "given": True, "purpose": "second opinion"})
+        await outlet.ok("consultation.consent", {**ref, "given": True, "purpose": "recording"})
         started = await doctor.ok("recording.start", ref)
         began = time.monotonic()
         assert started["active"] and started["started_at"]
@@ -115,7 +115,7 @@ async def test_records_a_real_consultation_and_serves_it_to_its_clinician_only(
     )
     assert status == 200
     (listed,) = json.loads(body)["recordings"]
-    assert listed["status"] == "ready" and listed["consent"]["purpose"] == "second opinion"
+    assert listed["status"] == "ready" and listed["consent"]["purpose"] == "recording"
     tracks = {t["track_name"]: t for t in listed["tracks"]}
     assert set(tracks) == {
         "outlet-7-camera",
@@ -124,8 +124,9 @@ async def test_records_a_real_consultation_and_serves_it_to_its_clinician_only(
         "dr-li-microphone",
     }
     assert all(t["encrypted"] and t["size"] > 0 and len(t["sha256"]) == 64 for t in tracks.values())
-    on_disk = list((rec_server.settings.recordings_dir).rglob("*.webm"))
-    assert on_disk == [], "only encrypted files at rest"
+    on_disk = [p for p in rec_server.settings.recordings_dir.rglob("*") if p.is_file()]
+    assert on_disk and all(p.name.endswith(".enc") for p in on_disk), "only encrypted files"
+    assert all(b"\x1a\x45\xdf\xa3" not in p.read_bytes() for p in on_disk)
 
     recording = f"/api/recordings/{listed['recording_id']}/tracks"
     for name, track in tracks.items():
