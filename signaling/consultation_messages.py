@@ -11,10 +11,16 @@ ServiceName = Annotated[str, Field(min_length=2, max_length=40, pattern=r"^[a-z]
 # Pseudonymous: letters, digits and a few separators, no spaces, so a name does not fit easily.
 PatientRef = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+$")]
 EndReason = Literal["completed", "cancelled", "no_show", "technical", "referred", "other"]
+# What a guardian consents to; the only purpose the server acts on is recording the call.
+ConsentPurpose = Literal["recording"]
+# ISO 8601 text is the wire form of a time, so this one field parses strings (still with a zone).
+WireTime = Annotated[AwareDatetime, Field(strict=False)]
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Strict: no coercion (``"yes"`` is not a bool, ``"5"`` not an int), no unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class CheckInMessage(Message):
@@ -23,7 +29,7 @@ class CheckInMessage(Message):
     patient_ref: PatientRef
     guardian_present: bool
     urgent: bool = False
-    appointment_at: AwareDatetime | None = None
+    appointment_at: WireTime | None = None
 
 
 class ConsultationRef(Message):
@@ -68,7 +74,7 @@ class NotesMessage(ConsultationRef):
 
 class ConsentMessage(ConsultationRef):
     given: bool
-    purpose: Annotated[str, Field(min_length=1, max_length=200)] = "recording"
+    purpose: ConsentPurpose = "recording"
 
 
 class EmptyMessage(Message):

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import logging
 import time
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
 from signaling.auth import TokenAuthority
+from signaling.dispatch import EventLimits
+from signaling.guarded_server import ConnectionLimits
 from signaling.server import SignalingGateway, create_socket_server
 from web.invite_routes import add_invite_routes
 from web.keys import (
     authority_key,
     consultations_key,
     gateway_key,
+    http_refusals_key,
     notifier_key,
     registry_key,
     settings_key,
@@ -26,9 +30,19 @@ from web.pages import add_page_routes
 from web.recording_wiring import add_recording
 from web.rooms_wiring import rooms_context
 from web.routes import add_operational_routes
+from web.security_headers import install_security_headers
 from web.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+
+def socket_origins(settings: Settings) -> tuple[str, ...]:
+    """Origins allowed to open a Socket.IO connection: the configured ones, else the origin of
+    ``public_url``, else none listed (the server then allows its own origin only)."""
+    if settings.allowed_origins or not settings.public_url:
+        return settings.allowed_origins
+    url = urlsplit(settings.public_url)
+    return (f"{url.scheme}://{url.netloc}",)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -42,16 +56,27 @@ def create_app(settings: Settings) -> web.Application:
         ["event", "outcome"],
         registry=registry,
     )
+    refusals = Counter(
+        "teleconsult_connection_refusals",
+        "Connections closed or refused and frames refused by the transport guards, by reason",
+        ["reason"],
+        registry=registry,
+    )
     authority = TokenAuthority(settings.secret)
     sio = create_socket_server(
         settings.store_url if settings.store_backend == "redis" else None,
         settings.max_event_bytes,
         settings.presence_timeout_s,
+        ConnectionLimits(
+            settings.max_connections, settings.max_connections_per_address, settings.auth_timeout_s
+        ),
+        allowed_origins=socket_origins(settings),
+        on_refusal=lambda reason: refusals.labels(reason).inc(),
     )
     gateway = SignalingGateway(
         sio,
         authority,
-        settings.max_event_bytes,
+        EventLimits(settings.max_event_bytes, settings.events_per_s, settings.event_burst),
         on_event_result=lambda event, outcome: events.labels(event, outcome).inc(),
     )
     sio.attach(app)
@@ -62,6 +87,13 @@ def create_app(settings: Settings) -> web.Application:
     app[sio_key] = sio
     app[gateway_key] = gateway
     app[started_at_key] = time.monotonic()
+    app[http_refusals_key] = Counter(
+        "teleconsult_http_refusals",
+        "HTTP requests refused (metrics without its token, netcheck over its rate)",
+        ["route", "reason"],
+        registry=registry,
+    )
+    install_security_headers(app)
     add_operational_routes(app)
     add_page_routes(app)
     add_invite_routes(app)

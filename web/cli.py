@@ -13,7 +13,7 @@ from typing import Any
 
 from rooms.roles import Role
 from signaling.auth import TokenAuthority
-from web.settings import Settings, SettingsError, load_settings
+from web.settings import Settings, SettingsError, check_secret, load_settings
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -60,6 +60,11 @@ def _token(args: argparse.Namespace) -> int:
     settings = _settings_from(args)
     if not settings.secret:
         print("teleconsult: no secret: pass --secret or set TELECONSULT_SECRET", file=sys.stderr)
+        return 2
+    try:
+        check_secret(settings.secret, "the secret")
+    except SettingsError as exc:
+        print(f"teleconsult: {exc}", file=sys.stderr)
         return 2
     role = Role(args.role)
     services = [s for s in (args.services or "").split(",") if s]

@@ -31,6 +31,7 @@ def media_config_from(settings: Settings) -> MediaConfig:
             IceServerConfig(s.urls, s.username, s.credential) for s in settings.ice_servers
         ),
         stats_interval_s=settings.stats_interval_s,
+        max_remote_candidates=settings.max_candidates_per_peer,
     )
 
 

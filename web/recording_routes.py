@@ -10,7 +10,7 @@ import asyncio
 import logging
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from media.recording_files import DecryptingReader, RecordingFileError
 from rooms.errors import DomainError, Forbidden, NotFound
@@ -20,6 +20,7 @@ from rooms.store import Store
 from signaling.auth import AuthError, Identity, TokenAuthority
 from signaling.errors import error_payload
 from signaling.recording_events import RecordingConfig
+from web.http_range import ByteRange, RangeNotSatisfiable, resolve_range
 from web.keys import authority_key, consultations_key, store_key
 
 logger = logging.getLogger(__name__)
@@ -96,7 +97,8 @@ class RecordingRoutes:
     ) -> web.StreamResponse:
         size = reader.size
         try:
-            start, end = _byte_range(request, size)
+            wanted = _byte_range(request, size)
+            start, end = (wanted.start, wanted.end) if wanted else (0, size)
             await deps.service.audit(
                 meta["consultation_id"],
                 identity,
@@ -113,7 +115,7 @@ class RecordingRoutes:
             start,
             end,
         )
-        partial = request.http_range.start is not None or request.http_range.stop is not None
+        partial = wanted is not None
         response = web.StreamResponse(
             status=206 if partial else 200,
             headers={
@@ -241,22 +243,25 @@ def _find_file(meta: dict[str, Any], track_name: str) -> dict[str, Any]:
     raise _Refusal.of(NotFound("no such track in this recording"))
 
 
-def _byte_range(request: web.Request, size: int) -> tuple[int, int]:
-    """``[start, end)`` from the Range header (whole file without one); 416 if unsatisfiable."""
+class _Unsatisfiable(_Refusal):
+    """``416`` with ``Content-Range: bytes */size`` (RFC 9110 §15.5.17)."""
+
+    def __init__(self, error: RangeNotSatisfiable) -> None:
+        super().__init__(416, "bad_range", str(error))
+        self.content_range = error.content_range
+
+    def response(self) -> web.Response:
+        response = super().response()
+        response.headers["Content-Range"] = self.content_range
+        return response
+
+
+def _byte_range(request: web.Request, size: int) -> ByteRange | None:
+    """The range asked for (``None``: the whole file); see :mod:`web.http_range`."""
     try:
-        wanted = request.http_range
-    except ValueError as exc:
-        raise _Refusal(416, "bad_range", "malformed Range header") from exc
-    start, stop = wanted.start, wanted.stop
-    if start is None and stop is None:
-        return 0, size
-    if start is not None and start < 0:  # suffix range: the last -start bytes
-        start, stop = max(0, size + start), size
-    start = start or 0
-    stop = size if stop is None else min(stop, size)
-    if start >= size or stop <= start:
-        raise _Refusal(416, "bad_range", f"range not satisfiable for {size} bytes")
-    return start, stop
+        return resolve_range(request.headers.get(hdrs.RANGE), size)
+    except RangeNotSatisfiable as error:
+        raise _Unsatisfiable(error) from None
 
 
 def _public(meta: dict[str, Any]) -> dict[str, Any]:

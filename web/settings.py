@@ -14,8 +14,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from signaling.auth import MIN_SECRET_BYTES
+
 ENV_PREFIX = "TELECONSULT_"
-MIN_SECRET_BYTES = 32
 _WEAK_SECRETS = frozenset({"secret", "changeme", "password", "teleconsult", "dev", "test"})
 
 
@@ -70,6 +71,16 @@ class Settings:
     audit_page_max: int = 200
     ended_retention_s: float = 24 * 3600.0
     max_event_bytes: int = 64 * 1024
+    events_per_s: float = 20.0
+    event_burst: int = 60
+    max_candidates_per_peer: int = 64
+    max_connections: int = 2000
+    max_connections_per_address: int = 50
+    auth_timeout_s: float = 10.0
+    allowed_origins: tuple[str, ...] = ()
+    metrics_token: str | None = None
+    netcheck_downloads_per_min: int = 12
+    dev_link_ttl_s: float = 3600.0
     stats_interval_s: float = 3.0
     log_level: str = "INFO"
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -80,25 +91,39 @@ class Settings:
         return "redis" if self.store_url and self.store_url.startswith("redis") else "memory"
 
     def validated(self) -> Settings:
-        """Return settings with a secret in place; refuse weak secrets in production."""
+        """Return settings with a secret in place; refuse weak secrets in every mode."""
         if not self.secret:
             if self.production:
                 raise SettingsError("production mode needs TELECONSULT_SECRET (32+ random bytes)")
             return replace(self, secret=secrets.token_urlsafe(48), secret_generated=True)
-        if self.production and (
-            len(self.secret.encode()) < MIN_SECRET_BYTES or self.secret.lower() in _WEAK_SECRETS
-        ):
-            raise SettingsError(
-                "production mode refuses a weak secret: "
-                f"use at least {MIN_SECRET_BYTES} random bytes"
-            )
+        check_secret(self.secret, "TELECONSULT_SECRET")
+        if self.metrics_token is not None:
+            check_secret(self.metrics_token, "TELECONSULT_METRICS_TOKEN")
         return self
+
+
+def check_secret(value: str, name: str) -> None:
+    """Refuse a secret under :data:`MIN_SECRET_BYTES` bytes or a well-known word."""
+    if len(value.encode()) < MIN_SECRET_BYTES or value.lower() in _WEAK_SECRETS:
+        raise SettingsError(
+            f"{name} is too weak: use at least {MIN_SECRET_BYTES} random bytes "
+            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+        )
 
 
 _CONVERTERS: dict[str, Any] = {
     "port": int,
     "retention_days": int,
     "max_event_bytes": int,
+    "events_per_s": float,
+    "event_burst": int,
+    "max_candidates_per_peer": int,
+    "max_connections": int,
+    "max_connections_per_address": int,
+    "auth_timeout_s": float,
+    "allowed_origins": lambda v: tuple(v) if isinstance(v, list | tuple) else _split(str(v)),
+    "netcheck_downloads_per_min": int,
+    "dev_link_ttl_s": float,
     "offer_timeout_s": float,
     "rejoin_grace_s": float,
     "empty_room_grace_s": float,

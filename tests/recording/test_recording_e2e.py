@@ -207,6 +207,14 @@ async def test_records_a_real_consultation_and_serves_it_to_its_clinician_only(
             rec_server, f"{recording}/outlet-7-camera", doctor_token, {"Range": "bytes=999999999-"}
         )
     )[0] == 416
+    status, _, headers = await get(
+        rec_server, f"{recording}/outlet-7-camera", doctor_token, {"Range": "bytes=-0"}
+    )
+    assert status == 416 and headers["Content-Range"] == f"bytes */{size}"
+    status, whole, _ = await get(
+        rec_server, f"{recording}/outlet-7-camera", doctor_token, {"Range": "bytes=9-2"}
+    )
+    assert status == 200 and len(whole) == size
 
     audit = await rec_server.app[store_key].audit_for(consultation_id)
     actions = [(e.action, e.actor) for e in audit]
@@ -214,7 +222,7 @@ async def test_records_a_real_consultation_and_serves_it_to_its_clinician_only(
     assert actions.index(("consent", "outlet-7")) < actions.index(("recording_started", "dr-li"))
     assert ("recording_stopped", "dr-li") in actions
     accessed = [e for e in audit if e.action == "recording_accessed"]
-    assert {e.actor for e in accessed} == {"dr-li", "admin-1"} and len(accessed) == len(tracks) + 4
+    assert {e.actor for e in accessed} == {"dr-li", "admin-1"} and len(accessed) == len(tracks) + 5
 
 
 async def test_consent_withdrawal_stops_the_recording_at_once(
