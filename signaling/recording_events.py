@@ -152,6 +152,7 @@ class Recordings:
         self._locks: dict[str, asyncio.Lock] = {}
         self._finalizing: set[asyncio.Task[Any]] = set()
         self._composites = asyncio.Semaphore(1)  # one composite at a time: it uses a whole core
+        self._composite_jobs: set[asyncio.Task[dict[str, Any]]] = set()
         self._node = uuid.uuid4().hex
         self._closed = False
 
@@ -324,10 +325,15 @@ class Recordings:
             await asyncio.gather(*list(self._finalizing), return_exceptions=True)
 
     async def close(self) -> None:
-        """Stop every recording, then let finalisation finish (idempotent)."""
+        """Stop every recording and finalise it, fast (idempotent): composites are not made
+        while shutting down, and running ones are stopped (the recording stays without one)."""
         self._closed = True
-        for consultation_id in list(self._active):
-            await self.stop(consultation_id, None, "server_shutdown")
+        logger.info("recordings closing active=%d", len(self._active))
+        await asyncio.gather(
+            *(self.stop(cid, None, "server_shutdown") for cid in list(self._active))
+        )
+        for job in list(self._composite_jobs):
+            job.cancel()
         await self.wait_finalized()
 
     # consultation listener hooks
@@ -404,7 +410,7 @@ class Recordings:
                 dropped_frames=result.dropped_frames,
                 queue_drops=result.queue_drops,
                 status="compositing"
-                if composite and self._config.composite and tracks
+                if composite and self._config.composite and tracks and not self._closed
                 else "ready",
             )
             await self._store.save_recording(meta)
@@ -513,15 +519,28 @@ class Recordings:
 
         try:
             async with self._composites:
-                summary = await run_composite(
-                    job_payload(inputs, output, self._config.keyring, duration),
-                    progress,
-                    f"recording={recording_id}",
+                if self._closed:
+                    return {"error": "composite not made: the server shut down"}
+                job = asyncio.create_task(
+                    run_composite(
+                        job_payload(inputs, output, self._config.keyring, duration),
+                        progress,
+                        f"recording={recording_id}",
+                    )
                 )
+                self._composite_jobs.add(job)
+                try:
+                    summary = await job
+                finally:
+                    self._composite_jobs.discard(job)
             stored = await asyncio.to_thread(describe_stored, output, self._config.keyring, root)
         except asyncio.CancelledError:
             output.unlink(missing_ok=True)
-            raise
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this finalisation itself is cancelled
+            logger.info("composite stopped by shutdown recording=%s", recording_id)
+            return {"error": "composite not made: the server shut down"}
         except Exception as exc:
             logger.warning("composite failed recording=%s error=%r", recording_id, exc)
             output.unlink(missing_ok=True)

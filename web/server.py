@@ -16,6 +16,12 @@ from web.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+# aiohttp waits this long for open requests after on_shutdown, then as long again after
+# cancelling them. Socket.IO connections are told to close in on_shutdown, but a client that
+# does not answer the websocket close would hold its handler for the whole wait; downloads can
+# resume with Range. The whole shutdown (recordings finalised, peers closed) must fit in 5 s.
+SHUTDOWN_TIMEOUT_S = 0.5
+
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
     try:
@@ -74,6 +80,6 @@ def run_server(settings: Settings) -> None:
         loop=loop,
         print=None,
         access_log=None,
-        shutdown_timeout=5.0,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
     )
     loop.close()
