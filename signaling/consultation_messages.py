@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 Id = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9._:-]+$")]
 ServiceName = Annotated[str, Field(min_length=2, max_length=40, pattern=r"^[a-z][a-z0-9_-]+$")]
@@ -13,8 +13,16 @@ PatientRef = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-
 EndReason = Literal["completed", "cancelled", "no_show", "technical", "referred", "other"]
 # What a guardian consents to; the only purpose the server acts on is recording the call.
 ConsentPurpose = Literal["recording"]
-# ISO 8601 text is the wire form of a time, so this one field parses strings (still with a zone).
-WireTime = Annotated[AwareDatetime, Field(strict=False)]
+
+
+def _iso_text(value: object) -> object:
+    if not isinstance(value, str):
+        raise ValueError("a time is ISO 8601 text with a zone")
+    return value
+
+
+# ISO 8601 text is the wire form of a time: parsed from text only (no numbers), zone required.
+WireTime = Annotated[AwareDatetime, Field(strict=False), BeforeValidator(_iso_text)]
 
 
 class Message(BaseModel):
