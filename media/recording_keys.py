@@ -83,6 +83,12 @@ class Keyring:
         return cls({str(k): parse_key(str(v)) for k, v in keys.items()}, str(payload["current"]))
 
 
+def default_key_file(recordings_dir: Path) -> Path:
+    """Where development mode keeps its generated key: beside the recordings folder."""
+    root = recordings_dir.resolve()
+    return root.with_name(root.name + ".keys")
+
+
 def read_key_file(path: Path) -> list[bytes]:
     """The keys in a key file, oldest first; refuses a file group or others can access."""
     try:
@@ -121,13 +127,13 @@ def add_key_to_file(path: Path) -> str:
 
 
 def load_keyring(
-    key: str | None, key_file: Path | None, default_key_file: Path, production: bool
+    key: str | None, key_file: Path | None, dev_key_file: Path, production: bool
 ) -> Keyring:
     """The keyring the settings describe.
 
     ``key`` (base64) is the current key when given; ``key_file`` holds older keys (or the current
     one). In production one of them is required; in development a key file is generated once
-    at ``default_key_file`` (0600) and reused.
+    at ``dev_key_file`` (0600) and reused.
     """
     current = parse_key(key) if key else None
     if key_file is None and current is None:
@@ -136,7 +142,7 @@ def load_keyring(
                 "production mode needs a recording key: set TELECONSULT_RECORDING_KEY "
                 "(base64 of 32 random bytes) or recording_key_file"
             )
-        key_file = default_key_file
+        key_file = dev_key_file
         if not key_file.exists():
             key_id = add_key_to_file(key_file)
             logger.warning(

@@ -1,4 +1,4 @@
-"""The ``teleconsult`` command: ``serve``, ``token`` and ``bench``."""
+"""The ``teleconsult`` command: ``serve``, ``token``, ``recording`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 from rooms.roles import Role
 from signaling.auth import TokenAuthority
+from web.recording_cli import add_recording_commands
 from web.settings import Settings, SettingsError, check_secret, load_settings
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
@@ -45,10 +46,12 @@ def _settings_from(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from web.recording_wiring import recording_keyring
     from web.server import run_server
 
     try:
         settings = _settings_from(args).validated()
+        recording_keyring(settings)  # production refuses to start without a recording key
     except SettingsError as exc:
         print(f"teleconsult: {exc}", file=sys.stderr)
         return 2
@@ -118,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--consultation", help="the one consultation a guest may join")
     token.add_argument("--ttl", type=parse_duration, default=8 * 3600.0, help="lifetime, e.g. 8h")
     token.set_defaults(func=_token)
+
+    add_recording_commands(commands, _settings_from)
 
     bench = commands.add_parser("bench", help="run a benchmark from benchmarks/")
     bench.add_argument("name", help="benchmark name, e.g. relay or record")

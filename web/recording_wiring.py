@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from aiohttp import web
 
 from media.recording_files import make_private_dir
-from media.recording_keys import Keyring, RecordingKeyError, load_keyring
+from media.recording_keys import Keyring, RecordingKeyError, default_key_file, load_keyring
 from media.retention import RetentionSweeper
 from signaling.recording_events import RecordingConfig, Recordings, SystemActor
 from web.keys import (
@@ -29,19 +28,13 @@ logger = logging.getLogger(__name__)
 _DAY_S = 86400.0
 
 
-def default_key_file(settings: Settings) -> Path:
-    """Where development mode keeps its generated key: beside the recordings folder."""
-    root = settings.recordings_dir.resolve()
-    return root.with_name(root.name + ".keys")
-
-
 def recording_keyring(settings: Settings) -> Keyring:
     """The recording keys; refuses production without one (raises :class:`SettingsError`)."""
     try:
         return load_keyring(
             settings.recording_key,
             settings.recording_key_file,
-            default_key_file(settings),
+            default_key_file(settings.recordings_dir),
             settings.production,
         )
     except RecordingKeyError as exc:
