@@ -72,7 +72,30 @@ def _unseal(aead: AESGCM, header: bytes, index: int, box: bytes, final: bool) ->
         return None
 
 
-class EncryptingWriter(io.RawIOBase):
+class _PlainView(io.RawIOBase):
+    """Seeking over a file's plaintext, whose length is :attr:`size`."""
+
+    _position = 0
+
+    @property
+    def size(self) -> int:
+        raise NotImplementedError
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._position = base + offset
+        return self._position
+
+
+class EncryptingWriter(_PlainView):
     """A write-only, seekable file whose contents reach the disk only encrypted."""
 
     def __init__(self, path: Path, keyring: Keyring, chunk_size: int = CHUNK_SIZE) -> None:
@@ -96,19 +119,6 @@ class EncryptingWriter(io.RawIOBase):
 
     def writable(self) -> bool:
         return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
-        if base + offset < 0:
-            raise ValueError("negative seek position")
-        self._position = base + offset
-        return self._position
 
     def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
         if self._position > self.size:  # a seek past the end leaves a gap of zeros
@@ -168,12 +178,14 @@ class EncryptingWriter(io.RawIOBase):
         super().close()
 
 
-class DecryptingReader(io.RawIOBase):
+class DecryptingReader(_PlainView):
     """A seekable, read-only view of a recording's plaintext (PyAV can open it).
 
     By default the file must be complete (its last box marked final). ``allow_unfinished``
     reads what a killed writer left: the unmarked tail, minus a last box torn mid-write.
     """
+
+    _size = 0
 
     def __init__(self, path: Path, keyring: Keyring, allow_unfinished: bool = False) -> None:
         self._file = path.open("rb")
@@ -183,7 +195,6 @@ class DecryptingReader(io.RawIOBase):
         except BaseException:
             self._file.close()
             raise
-        self._position = 0
 
     def _read_header(self, path: Path, keyring: Keyring) -> None:
         header = self._file.read(_HEADER.size)
@@ -220,7 +231,7 @@ class DecryptingReader(io.RawIOBase):
                 plain = _unseal(self._aead, self._header, index, box, final=False)
             if plain is not None:
                 self._cached = (index, plain)
-                self.size = index * self.chunk_size + len(plain)
+                self._size = index * self.chunk_size + len(plain)
                 return
             if not allow_unfinished or torn:
                 raise RecordingFileError(f"{path.name}: the end of the file does not authenticate")
@@ -228,25 +239,18 @@ class DecryptingReader(io.RawIOBase):
             self.boxes -= 1
         if not allow_unfinished:
             raise RecordingFileError(f"{path.name}: no data")
-        self.size = 0
 
     def _box(self, index: int) -> bytes:
         self._file.seek(_HEADER.size + index * (self.chunk_size + _OVERHEAD))
         return self._file.read(self.chunk_size + _OVERHEAD)
 
+    @property
+    def size(self) -> int:
+        """Plaintext bytes in the file."""
+        return self._size
+
     def readable(self) -> bool:
         return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
-        self._position = max(0, base + offset)
-        return self._position
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         data = self.read_at(self._position, len(buffer))

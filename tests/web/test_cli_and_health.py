@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 from rooms.roles import Role
 from signaling.auth import TokenAuthority
-from tests.conftest import TEST_SECRET, RunningServer, free_port
+from tests.conftest import TEST_SECRET, RunningServer
+from tests.server_process import spawn_server
 from web.cli import main, parse_duration
 
 
@@ -65,38 +66,20 @@ async def test_healthz_reports_status_version_store_uptime(server: RunningServer
     assert body["uptime_s"] >= 0
 
 
-async def test_serve_runs_and_stops_cleanly_on_interrupt() -> None:
-    port = free_port()
-    env = {**os.environ, "TELECONSULT_SECRET": TEST_SECRET}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "web.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--media-ip",
-        "127.0.0.1",
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+async def test_serve_runs_and_stops_cleanly_on_interrupt(tmp_path: Path) -> None:
+    server = await spawn_server(tmp_path / "recordings")
     try:
-        body = None
-        async with aiohttp.ClientSession() as session:
-            for _ in range(100):
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
-                        body = await response.json()
-                        break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.1)
-        assert body is not None and body["status"] == "ok"
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{server.url}/healthz") as response,
+        ):
+            body = await response.json()
+        assert body["status"] == "ok"
+        _, output = await server.stop(signal.SIGINT, within_s=15)
     finally:
-        process.send_signal(signal.SIGINT)
-        output, _ = await asyncio.wait_for(process.communicate(), timeout=15)
-    assert process.returncode == 0, output.decode()
-    assert b"Traceback" not in output
+        await server.ensure_stopped()
+    assert server.process.returncode == 0, output
+    assert "Traceback" not in output
 
 
 async def test_serve_refuses_weak_secret_in_production() -> None:
