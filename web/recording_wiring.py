@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from media.recording_files import make_private_dir
+from media.recording_files import make_private_dir, restrict_tree
 from media.recording_keys import Keyring, RecordingKeyError, default_key_file, load_keyring
 from media.retention import RetentionSweeper
 from signaling.recording_events import RecordingConfig, Recordings, SystemActor
@@ -61,6 +62,9 @@ def add_recording(app: web.Application) -> None:
         service = app[consultations_key]
         store = app[store_key]
         make_private_dir(config.root)
+        tightened = await asyncio.to_thread(restrict_tree, config.root)
+        if tightened:
+            logger.warning("recordings folder: made %d folders/files private", tightened)
         recordings = Recordings(
             service, store, lambda: app.get(media_registry_key), app[notifier_key], config
         )

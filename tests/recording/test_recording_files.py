@@ -17,6 +17,7 @@ from media.recording_files import (
     RecordingFileError,
     describe_stored,
     make_private_dir,
+    restrict_tree,
     seal_unfinished,
 )
 from media.recording_keys import Keyring
@@ -181,3 +182,14 @@ def test_private_folders_are_0700_whatever_the_umask(tmp_path: Path) -> None:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     finally:
         os.umask(previous)
+
+
+def test_folders_and_files_left_wider_by_earlier_versions_are_made_private(tmp_path: Path) -> None:
+    old = tmp_path / "root" / "c-1" / "r-1"
+    old.mkdir(parents=True, mode=0o755)
+    (old / "p-camera.webm.enc").write_bytes(b"x")
+    (old / "p-camera.webm.enc").chmod(0o644)
+    assert restrict_tree(tmp_path / "root") == 4
+    for path in (tmp_path / "root").rglob("*"):
+        assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600)
+    assert restrict_tree(tmp_path / "root") == 0
