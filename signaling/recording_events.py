@@ -153,6 +153,8 @@ class Recordings:
         self._finalizing: set[asyncio.Task[Any]] = set()
         self._composites = asyncio.Semaphore(1)  # one composite at a time: it uses a whole core
         self._composite_jobs: set[asyncio.Task[dict[str, Any]]] = set()
+        self._recovery: asyncio.Task[None] | None = None
+        self._locked_elsewhere = False
         self._node = uuid.uuid4().hex
         self._closed = False
 
@@ -329,6 +331,9 @@ class Recordings:
         while shutting down, and running ones are stopped (the recording stays without one)."""
         self._closed = True
         logger.info("recordings closing active=%d", len(self._active))
+        if self._recovery is not None:  # an interrupted recovery is finished at the next start
+            self._recovery.cancel()
+            await asyncio.gather(self._recovery, return_exceptions=True)
         await asyncio.gather(
             *(self.stop(cid, None, "server_shutdown") for cid in list(self._active))
         )
@@ -433,10 +438,18 @@ class Recordings:
         )
 
     def start_recovery(self) -> None:
-        """Run :meth:`recover` in the background (at startup)."""
-        task = asyncio.create_task(self.recover(), name="recording-recovery")
-        self._finalizing.add(task)
-        task.add_done_callback(self._finalizing.discard)
+        """Recover in the background at startup, and once more when the locks of a process
+        that died just before this start (a quick restart) have run out."""
+        self._recovery = asyncio.create_task(self._recover_at_start(), name="recording-recovery")
+
+    async def _recover_at_start(self) -> None:
+        try:
+            await self.recover()
+            if self._locked_elsewhere:
+                await asyncio.sleep(LOCK_TTL_S + 1.0)
+                await self.recover()
+        except Exception:  # the store may be unreachable: the next start tries again
+            logger.exception("recording recovery failed")
 
     async def recover(self) -> list[str]:
         """Finalise recordings whose process died mid-way (their files play up to the crash).
@@ -445,6 +458,7 @@ class Recordings:
         ``interrupted: true`` and no composite (the tracks' relative timing died with the process).
         """
         recovered = []
+        self._locked_elsewhere = False
         for meta in await self._store.all_recordings():
             recording_id = str(meta["recording_id"])
             if meta.get("status") != "recording" or any(
@@ -452,9 +466,10 @@ class Recordings:
             ):
                 continue
             folder = self._config.root / str(meta["folder"])
-            if not folder.is_dir() or not await self._store.try_lock(
-                _lock_name(recording_id), self._node, LOCK_TTL_S
-            ):
+            if not folder.is_dir():
+                continue
+            if not await self._store.try_lock(_lock_name(recording_id), self._node, LOCK_TTL_S):
+                self._locked_elsewhere = True  # its owner is alive, or died less than a TTL ago
                 continue
             found = [
                 await asyncio.to_thread(self._recover_file, path)
