@@ -113,6 +113,10 @@ class Dispatcher:
     def event_names(self) -> list[str]:
         return sorted(self._specs)
 
+    @property
+    def specs(self) -> list[EventSpec[Any]]:
+        return [self._specs[name] for name in self.event_names]
+
     async def dispatch(self, event_name: str, sid: str, args: tuple[Any, ...]) -> Ack:
         """Handle one event and return the ack payload (``{"ok": ...}`` or ``{"error": ...}``)."""
         identity: Identity | None = None

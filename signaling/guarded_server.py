@@ -26,6 +26,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import socketio
@@ -41,6 +42,8 @@ _log = LogThrottle(logger)
 _CLIENT_PACKET_TYPES = frozenset({packet.CONNECT, packet.DISCONNECT, packet.EVENT, packet.ACK})
 _BINARY_TYPE_CHARS = frozenset({str(packet.BINARY_EVENT), str(packet.BINARY_ACK)})
 _NAMESPACE = "/"
+_ROOT = Path(__file__).resolve().parent.parent
+_PROJECT_DIRS = tuple(str(_ROOT / name) + "/" for name in ("signaling", "rooms", "media", "web"))
 
 
 class RefusedFrame(ValueError):
@@ -104,6 +107,49 @@ class JsonOnlyPacket(packet.Packet):  # type: ignore[misc]
             )
 
 
+class _EngineIoFrameErrors(logging.Filter):
+    """Engine.IO parses its own frames before any hook runs, and a garbage frame ends in a
+    traceback logged by engine.io or aiohttp (the connection is dropped either way). Those
+    records become one throttled line without the traceback; any other error is left alone."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.exc_info or not _raised_inside_engineio(record.exc_info[2]):
+            return True
+        _, error, _ = record.exc_info
+        _log.log(
+            logging.INFO,
+            "engineio_frame",
+            "malformed engine.io frame dropped the connection (%s: %s)",
+            type(error).__name__,
+            str(error)[:80],
+        )
+        return False
+
+
+def _raised_inside_engineio(trace: Any) -> bool:
+    """Whether the error came from engine.io's own frame handling, not from this project's code
+    that engine.io called (those errors keep their traceback)."""
+    files: list[str] = []
+    while trace is not None:
+        files.append(trace.tb_frame.f_code.co_filename)
+        trace = trace.tb_next
+    after_engineio = False
+    for name in files:
+        if "/engineio/" in name:
+            after_engineio = True
+        elif after_engineio and name.startswith(_PROJECT_DIRS):
+            return False
+    return after_engineio
+
+
+def guard_engineio_logs() -> None:
+    """Install the filter on the loggers engine.io's parse errors reach (once per process)."""
+    for name in ("engineio.server", "aiohttp.server"):
+        target = logging.getLogger(name)
+        if not any(isinstance(f, _EngineIoFrameErrors) for f in target.filters):
+            target.addFilter(_EngineIoFrameErrors())
+
+
 @dataclass(frozen=True)
 class ConnectionLimits:
     """How many connections the server takes, and how long one may stay unauthenticated."""
@@ -123,11 +169,13 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
         **kwargs: Any,
     ) -> None:
         super().__init__(serializer=JsonOnlyPacket, **kwargs)
+        guard_engineio_logs()
         self._limits = limits
         self._on_refusal = on_refusal
         self._address_of: dict[str, str] = {}
         self._per_address: Counter[str] = Counter()
         self._auth_timers: dict[str, asyncio.Task[None]] = {}
+        self._authenticated: set[str] = set()
 
     @property
     def connection_count(self) -> int:
@@ -155,9 +203,15 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
         return error_payload(reason, message)
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is not None:
+            # End engine.io's writer, which then closes the websocket: by itself engine.io only
+            # sends a close packet and waits for the client to hang up.
+            await socket.queue.put(None)
         timer = self._auth_timers.pop(eio_sid, None)
         if timer is not None:
             timer.cancel()
+        self._authenticated.discard(eio_sid)
         address = self._address_of.pop(eio_sid, None)
         if address is not None:
             self._per_address[address] -= 1
@@ -167,9 +221,19 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         try:
+            if not isinstance(data, str) or not data:
+                # python-socketio would take an empty frame for an event without data
+                raise RefusedFrame("malformed", "an empty or binary frame is not a packet", True)
             await super()._handle_eio_message(eio_sid, data)
         except RefusedFrame as refusal:
             await self._answer_refusal(eio_sid, refusal)
+            return
+        if (
+            eio_sid in self._authenticated
+            and self.manager.sid_from_eio_sid(eio_sid, _NAMESPACE) is None
+        ):
+            # the client left the namespace but kept the socket: nothing more to serve on it
+            await self._close(eio_sid)
 
     async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
         namespace = namespace or _NAMESPACE
@@ -180,6 +244,7 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
             self._refused("auth_refused", "closing a refused connection eio_sid=%s", eio_sid)
             self.start_background_task(self._close, eio_sid)
             return
+        self._authenticated.add(eio_sid)
         timer = self._auth_timers.pop(eio_sid, None)
         if timer is not None:
             timer.cancel()

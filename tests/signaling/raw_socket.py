@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+from collections import Counter
 from typing import Any
 
 import aiohttp
 
 WAIT_S = 5.0
+_ACK = re.compile(r"^43(\d+)")
 
 
 class RawSocket:
@@ -20,17 +23,25 @@ class RawSocket:
         self.ws = ws
         self._next_id = 0
         self._frames: asyncio.Queue[str | None] = asyncio.Queue()
+        self.acks: Counter[int] = Counter()  # how many acks arrived for each packet id
         self._reader = asyncio.create_task(self._read())
+
+    @property
+    def connected(self) -> bool:
+        return not self._reader.done()
 
     async def _read(self) -> None:
         """Answer pings at once; queue every other text frame, then ``None`` once closed."""
         async for message in self.ws:
             if message.type is not aiohttp.WSMsgType.TEXT:
                 break
-            if message.data == "2":
+            text = str(message.data)
+            if text == "2":
                 await self.ws.send_str("3")
-            else:
-                self._frames.put_nowait(str(message.data))
+                continue
+            if match := _ACK.match(text):
+                self.acks[int(match.group(1))] += 1
+            self._frames.put_nowait(text)
         self._frames.put_nowait(None)
 
     @classmethod
