@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from rooms.errors import Conflict, Forbidden
+from rooms.errors import Conflict, Forbidden, StoreUnavailable
 from rooms.models import AuditEvent, ClinicianPresence, Consultation, PresenceStatus, QueueEntry
 from rooms.notify import Actor
 from rooms.queue import order_queue
@@ -127,15 +127,29 @@ class PresenceMixin(ServiceBase):
         self._connections.setdefault(actor.subject, set()).add(sid)
         self._actors[actor.subject] = actor
         now = self._clock()
-        if actor.role.is_clinician:
-            await self._connect_presence(actor, now)
-        await self._store.mark_seen([actor.subject], now)
-        open_ = await self._store.open_consultations()
-        resumable = [c for c in open_ if concerns(actor, c)]
-        if actor.role is Role.OUTLET:
-            resumable = await self._resume_outlet(actor, resumable, open_)
+        try:
+            if actor.role.is_clinician:
+                await self._connect_presence(actor, now)
+            await self._store.mark_seen([actor.subject], now)
+            open_ = await self._store.open_consultations()
+            resumable = [c for c in open_ if concerns(actor, c)]
+            if actor.role is Role.OUTLET:
+                resumable = await self._resume_outlet(actor, resumable, open_)
+        except StoreUnavailable:
+            self._forget_connection(actor.subject, sid)  # the connection is refused
+            raise
         self.wake()
         return resumable
+
+    def _forget_connection(self, subject: str, sid: str) -> bool:
+        """Drop a local connection; ``True`` if it was the subject's last one."""
+        sids = self._connections.get(subject, set())
+        sids.discard(sid)
+        if sids:
+            return False
+        self._connections.pop(subject, None)
+        self._actors.pop(subject, None)
+        return True
 
     async def _connect_presence(self, actor: Actor, now: float) -> None:
         def change(previous: ClinicianPresence | None) -> ClinicianPresence:
@@ -191,12 +205,8 @@ class PresenceMixin(ServiceBase):
         """A connection went away: presence goes offline, the rejoin grace period starts."""
         if self._closed:
             return
-        sids = self._connections.get(actor.subject, set())
-        sids.discard(sid)
-        if sids:
+        if not self._forget_connection(actor.subject, sid):
             return
-        self._connections.pop(actor.subject, None)
-        self._actors.pop(actor.subject, None)
         now = self._clock()
         if actor.role.is_clinician:
             await self._refresh_presence(actor.subject, False, now)

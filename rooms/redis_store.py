@@ -12,16 +12,21 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, ParamSpec, TypeVar, cast
 
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rooms.errors import StoreUnavailable
 from rooms.models import AuditEvent, ClinicianPresence, Consultation, Invite
 from rooms.store import RECENT_DURATIONS, AuditOutcome, audit_fingerprint, check_recording_meta
+
+logger = logging.getLogger(__name__)
 
 _PREFIX = "tc:"
 _OPEN = _PREFIX + "open"
@@ -34,6 +39,7 @@ _POOL_WAIT_S = 10.0
 # An unreachable Redis fails a request within seconds rather than hanging it.
 _CONNECT_TIMEOUT_S = 2.0
 _COMMAND_TIMEOUT_S = 5.0
+_RETRIES = 2
 # Invites stay readable for a day after they expire, so a late guest hears "expired", not "unknown".
 _INVITE_AFTERLIFE_S = 86400
 
@@ -114,6 +120,7 @@ def _guarded(
         try:
             return await method(*args, **kwargs)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            logger.debug("redis unreachable in %s: %s", method.__name__, exc)
             raise StoreUnavailable() from exc
 
     return call
@@ -148,6 +155,9 @@ class RedisStore:
             decode_responses=True,
             socket_connect_timeout=_CONNECT_TIMEOUT_S,
             socket_timeout=_COMMAND_TIMEOUT_S,
+            # A pooled connection from before a Redis restart fails once: retry on a new one.
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), _RETRIES),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
         self._redis: redis.Redis = redis.Redis.from_pool(pool)
         self._put_consultation = self._redis.register_script(_PUT_CONSULTATION)

@@ -98,11 +98,12 @@ class RoundsMixin(PresenceMixin):
         now = self._clock()
         if now - self._heartbeat_at < self._config.presence_timeout_s / 3:
             return
-        self._heartbeat_at = now
         await self._store.mark_seen(list(self._actors), now)
         for subject, actor in list(self._actors.items()):
             if actor.role.is_clinician:
                 await self._refresh_presence(subject, True, now)
+        # Only once written: after a store outage the next round beats before checking silence.
+        self._heartbeat_at = now
 
     async def _enforce_deadlines(self) -> None:
         now = self._clock()
@@ -131,6 +132,11 @@ class RoundsMixin(PresenceMixin):
         open_ = await self._store.open_consultations()
         presences = await self._store.all_presence()
         services = {c.service for c in open_ if c.state.queued} | set(self._published_queues)
+        kiosk_online = {
+            c.id
+            for c in open_
+            if (outlet := c.participants.get(c.outlet_id)) is not None and outlet.connected
+        }
         seen: set[str] = set()
         for service in sorted(services):
             entries = await self._entries(service, open_, presences, now)
@@ -145,6 +151,8 @@ class RoundsMixin(PresenceMixin):
             else:
                 self._published_queues.pop(service, None)
             for entry in entries:
+                if entry.consultation_id not in kiosk_online:
+                    continue  # told on reconnect; a dropped kiosk is not sent positions
                 seen.add(entry.consultation_id)
                 minutes = (
                     None if entry.estimated_wait_s is None else int(entry.estimated_wait_s // 60)

@@ -12,6 +12,7 @@ from typing import Any
 
 import socketio
 
+from rooms.errors import StoreUnavailable
 from rooms.models import Consultation, PresenceStatus, iso
 from rooms.roles import Role
 from rooms.service import CheckIn, ConsultationService
@@ -212,11 +213,25 @@ class ConsultationConnections:
                 await self._sio.enter_room(sid, service_room(service))
         if identity.role is Role.ADMIN:
             await self._sio.enter_room(sid, ADMINS_ROOM)
-        resumable = await self._service.connected(identity, sid)
+        try:
+            resumable = await self._service.connected(identity, sid)
+        except StoreUnavailable as exc:
+            logger.warning("connection refused sid=%s code=unavailable", sid)
+            raise socketio.exceptions.ConnectionRefusedError(
+                exc.message, {"code": exc.code}
+            ) from None
         await self._sio.emit("session.ready", self._ready(identity, resumable), to=sid)
 
     async def on_disconnect(self, sid: str, identity: Identity) -> None:
-        await self._service.disconnected(identity, sid)
+        try:
+            await self._service.disconnected(identity, sid)
+        except StoreUnavailable:
+            # Its heartbeat has stopped: once the store is back, the rounds mark it as gone.
+            logger.warning(
+                "disconnect not recorded (store unreachable) sid=%s subject=%s",
+                sid,
+                identity.subject,
+            )
 
     def _ready(self, identity: Identity, resumable: list[Consultation]) -> dict[str, Any]:
         # The most advanced consultation first: an active room matters more than a queue place.
