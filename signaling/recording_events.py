@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 
 PARTICIPANT_ROLES = (Role.OUTLET, Role.SPECIALIST, Role.COUNSELLOR, Role.GUEST)
 LOCK_TTL_S = 15.0  # a recording's owner refreshes its lock; a crashed owner's lock runs out
+# The index's ``composite`` while it is still to be made (made at the next start if a shutdown
+# came first).
+COMPOSITE_PENDING: dict[str, Any] = {"pending": True}
 
 
 def _lock_name(recording_id: str) -> str:
@@ -154,6 +157,7 @@ class Recordings:
         self._composites = asyncio.Semaphore(1)  # one composite at a time: it uses a whole core
         self._composite_jobs: set[asyncio.Task[dict[str, Any]]] = set()
         self._recovery: asyncio.Task[None] | None = None
+        self._resuming: set[str] = set()
         self._locked_elsewhere = False
         self._node = uuid.uuid4().hex
         self._closed = False
@@ -414,15 +418,14 @@ class Recordings:
                 duration_s=round(result.stopped_at - result.started_at, 3),
                 dropped_frames=result.dropped_frames,
                 queue_drops=result.queue_drops,
-                status="compositing"
-                if composite and self._config.composite and tracks and not self._closed
-                else "ready",
+                status="ready",
             )
+            wanted = composite and self._config.composite and bool(tracks)
+            if wanted:
+                meta["composite"] = dict(COMPOSITE_PENDING)
             await self._store.save_recording(meta)
-            if meta["status"] == "compositing":
-                meta["composite"] = await self._composite(meta)
-                meta["status"] = "ready"
-                await self._store.save_recording(meta)
+            if wanted and not self._closed:
+                await self._make_composite(meta)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -436,6 +439,26 @@ class Recordings:
             result.consultation_id,
             len(meta["tracks"]),
         )
+
+    async def _make_composite(self, meta: dict[str, Any]) -> None:
+        meta["status"] = "compositing"
+        await self._store.save_recording(meta)
+        meta["composite"] = await self._composite(meta)
+        meta["status"] = "ready"
+        await self._store.save_recording(meta)
+
+    async def _resume_composite(self, meta: dict[str, Any]) -> None:
+        """Make the composite a shutdown left pending (this node holds the recording's lock)."""
+        recording_id = str(meta["recording_id"])
+        try:
+            await self._make_composite(meta)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("composite resumption failed recording=%s", recording_id)
+        finally:
+            self._resuming.discard(recording_id)
+            await self._store.release_lock(_lock_name(recording_id), self._node)
 
     def start_recovery(self) -> None:
         """Recover in the background at startup, and once more when the locks of a process
@@ -452,17 +475,22 @@ class Recordings:
             logger.exception("recording recovery failed")
 
     async def recover(self) -> list[str]:
-        """Finalise recordings whose process died mid-way (their files play up to the crash).
+        """Finalise recordings whose process died mid-way (their files play up to the crash), and
+        start the composites a shutdown left pending (in the background).
 
-        Only those whose lock has run out and whose folder is on this node's disk; they get
-        ``interrupted: true`` and no composite (the tracks' relative timing died with the process).
+        Only those whose lock has run out and whose folder is on this node's disk; recovered ones
+        get ``interrupted: true`` and no composite (the tracks' relative timing died with the
+        process). Returns the ids of the recovered recordings.
         """
         recovered = []
         self._locked_elsewhere = False
         for meta in await self._store.all_recordings():
             recording_id = str(meta["recording_id"])
-            if meta.get("status") != "recording" or any(
-                a.meta["recording_id"] == recording_id for a in self._active.values()
+            pending = meta.get("status") == "ready" and meta.get("composite") == COMPOSITE_PENDING
+            if (
+                (meta.get("status") != "recording" and not pending)
+                or recording_id in self._resuming
+                or any(a.meta["recording_id"] == recording_id for a in self._active.values())
             ):
                 continue
             folder = self._config.root / str(meta["folder"])
@@ -470,6 +498,14 @@ class Recordings:
                 continue
             if not await self._store.try_lock(_lock_name(recording_id), self._node, LOCK_TTL_S):
                 self._locked_elsewhere = True  # its owner is alive, or died less than a TTL ago
+                continue
+            if pending:
+                self._resuming.add(recording_id)
+                task = asyncio.create_task(
+                    self._resume_composite(meta), name=f"recording-composite-{recording_id[:8]}"
+                )
+                self._finalizing.add(task)
+                task.add_done_callback(self._finalizing.discard)
                 continue
             found = [
                 await asyncio.to_thread(self._recover_file, path)
@@ -535,7 +571,7 @@ class Recordings:
         try:
             async with self._composites:
                 if self._closed:
-                    return {"error": "composite not made: the server shut down"}
+                    return dict(COMPOSITE_PENDING)
                 job = asyncio.create_task(
                     run_composite(
                         job_payload(inputs, output, self._config.keyring, duration),
@@ -555,7 +591,7 @@ class Recordings:
             if task is not None and task.cancelling():
                 raise  # this finalisation itself is cancelled
             logger.info("composite stopped by shutdown recording=%s", recording_id)
-            return {"error": "composite not made: the server shut down"}
+            return dict(COMPOSITE_PENDING)
         except Exception as exc:
             logger.warning("composite failed recording=%s error=%r", recording_id, exc)
             output.unlink(missing_ok=True)

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from media.recording_keys import load_keyring
 from rooms.roles import Role
+from tests.conftest import start_server
 from tests.media.clients import ClientPeer
 from tests.recording.synthetic import open_recording
 from tests.server_process import ServerProcess, spawn_server
 from tests.signaling.consultation_peers import Cast, Peer, check_in_payload
 from tests.signaling.test_rtc_events import MediaClient
+from web.keys import store_key
+from web.settings import Settings
 
 EXIT_WITHIN_S = 5.0
 
@@ -45,7 +49,11 @@ async def live_call(cast: Cast, number: int) -> tuple[str, Peer, list[MediaClien
     [(signal.SIGTERM, "memory"), (signal.SIGINT, "memory"), (signal.SIGTERM, "redis")],
 )
 async def test_a_busy_server_stops_within_5_s_and_leaves_playable_recordings(
-    tmp_path: Path, signum: int, store: str, request: pytest.FixtureRequest
+    tmp_path: Path,
+    signum: int,
+    store: str,
+    request: pytest.FixtureRequest,
+    test_settings: Settings,
 ) -> None:
     recordings = tmp_path / "recordings"
     args = ["--store", request.getfixturevalue("redis_server").url] if store == "redis" else []
@@ -98,3 +106,18 @@ async def test_a_busy_server_stops_within_5_s_and_leaves_playable_recordings(
             frames = list(container.decode(stream))
             assert container.duration and float(container.duration) / 1e6 > 2.0, path.name
         assert len(frames) > minimum, path.name
+
+    if store == "redis":  # the index survived: the next start makes the composite left pending
+        settings = replace(test_settings, store_url=args[1], recordings_dir=recordings)
+        restarted = await start_server(settings)
+        try:
+            for _ in range(120):
+                (meta,) = await restarted.app[store_key].recordings_for(consultation_id)
+                if meta["status"] == "ready" and "file" in (meta["composite"] or {}):
+                    break
+                await asyncio.sleep(0.5)
+            assert meta["composite"]["key_id"] == keyring.current_id, meta["composite"]
+            with open_recording(recordings / meta["composite"]["file"], keyring) as container:
+                assert len(list(container.decode(video=0))) > 30
+        finally:
+            await restarted.runner.cleanup()
