@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import redis.asyncio as redis
 
 from media.recording_keys import load_keyring
 from rooms.roles import Role
@@ -56,7 +57,13 @@ async def test_a_busy_server_stops_within_5_s_and_leaves_playable_recordings(
     test_settings: Settings,
 ) -> None:
     recordings = tmp_path / "recordings"
-    args = ["--store", request.getfixturevalue("redis_server").url] if store == "redis" else []
+    args = []
+    if store == "redis":
+        url = request.getfixturevalue("redis_server").url
+        client = redis.Redis.from_url(url)
+        await client.flushdb()  # no waiting consultation of another test is offered first
+        await client.aclose()
+        args = ["--store", url]
     server: ServerProcess = await spawn_server(recordings, *args)
     cast = Cast(server)  # type: ignore[arg-type]  # a server process stands in for RunningServer
     media: list[MediaClient] = []
