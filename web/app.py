@@ -33,7 +33,6 @@ from web.routes import add_operational_routes
 from web.security_headers import install_security_headers
 from web.settings import Settings
 from web.shutdown import close_client_connections
-from web.shutdown import close_client_connections
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +101,6 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(rooms_context)
     app.cleanup_ctx.append(media_context(lambda a: a[consultations_key], lambda a: a[notifier_key]))
     add_recording(app)
-    app.on_shutdown.append(close_client_connections)
     app.on_shutdown.append(close_client_connections)
     if settings.secret_generated:
         logger.warning(
