@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -223,24 +224,37 @@ class Soak:
         return client
 
     async def run(self, until: float) -> None:
-        tasks = [asyncio.create_task(self._admin())]
+        tasks = [asyncio.create_task(self._keep("admin", self._admin))]
         tasks += [
-            asyncio.create_task(self._clinician(f"dr-{n:02}", SERVICES[n % len(SERVICES)]))
+            asyncio.create_task(
+                self._keep(
+                    "clinician",
+                    functools.partial(self._clinician, f"dr-{n:02}", SERVICES[n % len(SERVICES)]),
+                )
+            )
             for n in range(self.args.clinicians)
         ]
         interval = self.args.outlets / self.args.rate
         for n in range(self.args.outlets):
-            tasks.append(
-                asyncio.create_task(
-                    self._outlet(f"outlet-{n:02}", SERVICES[n % len(SERVICES)], interval)
-                )
+            outlet = functools.partial(
+                self._outlet, f"outlet-{n:02}", SERVICES[n % len(SERVICES)], interval
             )
+            tasks.append(asyncio.create_task(self._keep("outlet", outlet)))
         await asyncio.sleep(max(0.0, until - time.monotonic()))
         self.stop.set()
         done, pending = await asyncio.wait(tasks, timeout=60)
         for task in pending:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _keep(self, role: str, person: Callable[[], Awaitable[None]]) -> None:
+        """Run one simulated person; if it fails, count why and start it again."""
+        while not self.stop.is_set():
+            try:
+                await person()
+            except Exception as exc:  # counted: the report lists every failure
+                self.tally.error(f"{role}_restarted:{type(exc).__name__}:{str(exc)[:60]}")
+                await asyncio.sleep(1.0)
 
     def _plan(self) -> Plan:
         return Plan(

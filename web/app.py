@@ -27,6 +27,7 @@ from web.keys import (
 )
 from web.media_wiring import media_context
 from web.pages import add_page_routes
+from web.process_metrics import register_process_gauges
 from web.recording_wiring import add_recording
 from web.rooms_wiring import rooms_context
 from web.routes import add_operational_routes
@@ -51,6 +52,7 @@ def create_app(settings: Settings) -> web.Application:
     settings = settings.validated()
     app = web.Application(client_max_size=settings.max_event_bytes * 4)
     registry = CollectorRegistry()
+    register_process_gauges(registry)
     events = Counter(
         "teleconsult_signaling_events",
         "Client events handled, by event and outcome code",
