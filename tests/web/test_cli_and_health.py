@@ -49,6 +49,11 @@ def test_token_command_refuses_guest_without_consultation(
     assert "consultation" in capsys.readouterr().err
 
 
+def test_token_command_refuses_a_weak_secret(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["token", "--secret", "test", "--role", "admin", "--sub", "a"]) == 2
+    assert "32" in capsys.readouterr().err
+
+
 def test_durations() -> None:
     assert parse_duration("90") == 90
     assert parse_duration("15m") == 900
