@@ -11,8 +11,10 @@ import socketio
 from signaling.auth import AuthError, Identity, TokenAuthority
 from signaling.dispatch import Dispatcher, EventLimits, EventSpec
 from signaling.guarded_server import ConnectionLimits, GuardedServer
+from signaling.log_throttle import LogThrottle
 
 logger = logging.getLogger(__name__)
+_log = LogThrottle(logger)
 
 _IDENTITY = "identity"
 # Socket.IO frames above this are dropped by engine.io itself; between the per-event cap and this
@@ -106,7 +108,7 @@ class SignalingGateway:
         try:
             identity = self._authority.verify(token)
         except AuthError as exc:
-            logger.info("authentication refused sid=%s code=%s", sid, exc.code)
+            _log.log(logging.INFO, exc.code, "authentication refused sid=%s code=%s", sid, exc.code)
             raise socketio.exceptions.ConnectionRefusedError(
                 exc.message, {"code": exc.code}
             ) from None
