@@ -12,6 +12,7 @@ import jwt
 import pytest
 
 from tests.conftest import RunningServer, start_server
+from web.app import socket_origins
 from web.security_headers import SECURITY_HEADERS
 from web.server import _print_dev_links, is_loopback
 from web.settings import Settings, SettingsError
@@ -107,6 +108,16 @@ async def test_configured_origins_are_the_only_ones_allowed(test_settings: Setti
         assert (await fetch(url, {"Origin": own}))[0] == 400
     finally:
         await running.runner.cleanup()
+
+
+def test_public_url_gives_the_default_origin() -> None:
+    base = Settings(secret="s" * 40)
+    assert socket_origins(base) == ()  # engine.io's same-origin check
+    assert socket_origins(replace(base, public_url="https://tc.example.org/clinic/")) == (
+        "https://tc.example.org",
+    )
+    explicit = replace(base, public_url="https://a.example", allowed_origins=("https://b.example",))
+    assert socket_origins(explicit) == ("https://b.example",)
 
 
 @pytest.mark.parametrize("secret", ["test", "changeme", "x" * 31, "ü" * 15])
