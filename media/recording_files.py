@@ -181,11 +181,11 @@ class EncryptingWriter(_PlainView):
         os.pwrite(self._fd, box, self._slot(self._tail_index))
 
     def close(self) -> None:
-        """Mark the last box final and make the file durable (idempotent)."""
+        """Mark the last box final (idempotent). :func:`describe_stored` makes it durable, off
+        the path that stops a recording."""
         if not self.closed:
             try:
                 self._store_tail(final=True)
-                os.fsync(self._fd)
             finally:
                 os.close(self._fd)
         super().close()
@@ -336,8 +336,11 @@ class StoredFile:
 
 
 def describe_stored(path: Path, keyring: Keyring, root: Path) -> StoredFile:
-    """Plaintext size and checksum, authenticating every box (blocking: use a thread)."""
+    """Flush a finished file to disk, then its plaintext size and checksum, authenticating every
+    box (blocking: use a thread)."""
     digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
     with DecryptingReader(path, keyring) as reader:
         for offset in range(0, reader.size, _READ_BLOCK):
             digest.update(reader.read_at(offset, _READ_BLOCK))

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import math
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -98,8 +97,9 @@ async def test_records_a_real_consultation_and_serves_it_to_its_clinician_only(
             assert state["consultation_id"] == consultation_id
         assert (await doctor.ok("recording.start", ref))["recording_id"] == started["recording_id"]
         await asyncio.sleep(4.0)
+        stop_sent_s = time.monotonic() - began
         stopped = await doctor.ok("recording.stop", ref)
-        recorded_s = time.monotonic() - began
+        stop_acked_s = time.monotonic() - began  # media stops somewhere in between
         assert not stopped["active"]
         await outlet.next("recording.state", lambda p: not p["active"])
     finally:
@@ -143,7 +143,7 @@ async def test_records_a_real_consultation_and_serves_it_to_its_clinician_only(
             )
             assert stream.codec_context.name == ("vp8" if track["kind"] == "video" else "opus")
             duration = float(container.duration or 0) / 1e6
-        assert math.isclose(duration, recorded_s, rel_tol=0.1), (name, duration, recorded_s)
+        assert 0.9 * stop_sent_s <= duration <= 1.1 * stop_acked_s, (name, duration, stop_sent_s)
         if track["kind"] == "video":
             with av.open(str(path)) as container:
                 frames = list(container.decode(video=0))
