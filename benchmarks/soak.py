@@ -48,6 +48,7 @@ MAX_MINUTES = 240.0
 MAX_PEOPLE = 40
 ACK_TIMEOUT_S = 15.0
 SAMPLE_EVERY_S = 5.0
+PROGRESS_EVERY = 6  # samples
 SERVICES = ("ophthalmology", "paediatrics")
 # How long a simulated consultation lasts once both sides are in, by kind (seconds).
 PLAIN_CALL_S = (2.0, 5.0)
@@ -669,6 +670,18 @@ def report(
     }
 
 
+def progress(tally: Tally, sample: Sample) -> None:
+    """One line on stderr now and then, so a long run can be watched."""
+    counts = ", ".join(f"{k}={v}" for k, v in sorted(tally.counts.items()))
+    errors = f"errors={sum(tally.errors.values())} {dict(tally.errors.most_common(3))}"
+    print(
+        f"{time.strftime('%H:%M:%S')} {counts}; {errors}; "
+        f"server rss={sample.rss_mb:.0f} MB fds={sample.fds} tasks={sample.tasks}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def print_table(result: dict[str, Any]) -> None:
     print(f"soak: store={result['store']} minutes={result['minutes']} date={result['date']}")
     print("counts: " + ", ".join(f"{k}={v}" for k, v in sorted(result["counts"].items())))
@@ -712,6 +725,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async with ClientSession(timeout=ClientTimeout(total=5)) as http:
             while not load.done():
                 samples.append(server.sample(await server.tasks(http)))
+                if len(samples) % PROGRESS_EVERY == 0:
+                    progress(soak.tally, samples[-1])
                 await asyncio.wait([load], timeout=SAMPLE_EVERY_S)
             samples.append(server.sample(await server.tasks(http)))
         load.result()
