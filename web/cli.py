@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_recording_commands(commands, _settings_from)
 
     bench = commands.add_parser("bench", help="run a benchmark from benchmarks/")
-    bench.add_argument("name", help="benchmark name, e.g. relay or record")
+    bench.add_argument("name", help="benchmark name: relay, record or soak")
     bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments for the benchmark")
     bench.set_defaults(func=_bench, config=None)
     return parser
