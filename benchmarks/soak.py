@@ -48,6 +48,10 @@ MAX_MINUTES = 240.0
 MAX_PEOPLE = 40
 ACK_TIMEOUT_S = 15.0
 SAMPLE_EVERY_S = 5.0
+CLOSE_TIMEOUT_S = 5.0
+STEP_TIMEOUT_S = 20.0
+# Nothing a simulated person does may hang the run: a visit taking longer is cut and counted.
+VISIT_TIMEOUT_S = 180.0
 PROGRESS_EVERY = 6  # samples
 SERVICES = ("ophthalmology", "paediatrics")
 # How long a simulated consultation lasts once both sides are in, by kind (seconds).
@@ -108,8 +112,11 @@ class Client:
         self.changed.set()
 
     async def connect(self) -> dict[str, Any]:
-        await self.sio.connect(
-            self.url, auth={"token": self.token}, transports=["websocket"], wait_timeout=10
+        await asyncio.wait_for(
+            self.sio.connect(
+                self.url, auth={"token": self.token}, transports=["websocket"], wait_timeout=10
+            ),
+            CLOSE_TIMEOUT_S * 4,
         )
         return dict(await self.wait("session.ready"))
 
@@ -145,16 +152,21 @@ class Client:
         """Vanish without a goodbye: close the WebSocket under Socket.IO (a network loss)."""
         ws = getattr(self.sio.eio, "ws", None)
         if ws is not None:
-            await ws.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.sio.disconnect(), 5)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), CLOSE_TIMEOUT_S)
+        await self.close()
+
+    async def close(self) -> None:
+        """Disconnect; a goodbye that gets no answer in time is counted and cut short."""
+        try:
+            await asyncio.wait_for(self.sio.disconnect(), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            self.tally.error("disconnect_timeout")
+        except Exception:  # already gone: nothing to say goodbye to
+            pass
         http = getattr(self.sio.eio, "http", None)
         if isinstance(http, ClientSession) and not http.closed:
             await http.close()
-
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.sio.disconnect()
 
 
 class MediaCall:
@@ -167,6 +179,9 @@ class MediaCall:
         self._answers: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        await asyncio.wait_for(self._start(), STEP_TIMEOUT_S)
+
+    async def _start(self) -> None:
         self.peer.publish()
         sdp = await self.peer.offer()
         ack = await self.client.call(
@@ -190,7 +205,10 @@ class MediaCall:
         if self._answers is not None:
             self._answers.cancel()
             await asyncio.gather(self._answers, return_exceptions=True)
-        await self.peer.pc.close()
+        try:
+            await asyncio.wait_for(self.peer.pc.close(), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            self.client.tally.error("peer_close_timeout")
 
 
 @dataclass(frozen=True)
@@ -286,7 +304,9 @@ class Soak:
                         await client.close()
                         client = await self.connected(token)
                         self.tally.counts["outlet_reconnects"] += 1
-                    client = await self._visit(client, subject, service, plan)
+                    client = await asyncio.wait_for(
+                        self._visit(client, subject, service, plan), VISIT_TIMEOUT_S
+                    )
                 except (TimeoutError, socketio.exceptions.SocketIOError, OSError) as exc:
                     self.tally.error(f"outlet:{type(exc).__name__}")
                 await asyncio.sleep(max(0.2, interval - (time.monotonic() - began)))
@@ -353,7 +373,10 @@ class Soak:
                     offer = await client.wait("consultation.offered", within_s=2)
                 except TimeoutError:
                     continue
-                await self._guarded("consult", self._consult(client, subject, offer))
+                await self._guarded(
+                    "consult",
+                    asyncio.wait_for(self._consult(client, subject, offer), VISIT_TIMEOUT_S),
+                )
                 handled += 1
                 if handled % 15 == 0:
                     await client.close()
