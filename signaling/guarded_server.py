@@ -176,10 +176,7 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
         self._per_address: Counter[str] = Counter()
         self._auth_timers: dict[str, asyncio.Task[None]] = {}
         self._authenticated: set[str] = set()
-
-    @property
-    def connection_count(self) -> int:
-        return len(self._address_of)
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         request = environ.get("aiohttp.request")
@@ -242,7 +239,10 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
         await super()._handle_connect(eio_sid, namespace, data)
         if self.manager.sid_from_eio_sid(eio_sid, namespace) is None:
             self._refused("auth_refused", "closing a refused connection eio_sid=%s", eio_sid)
-            self.start_background_task(self._close, eio_sid)
+            # after this handler: the CONNECT_ERROR packet goes out first
+            closing = asyncio.create_task(self._close(eio_sid))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
             return
         self._authenticated.add(eio_sid)
         timer = self._auth_timers.pop(eio_sid, None)
