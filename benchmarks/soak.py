@@ -272,7 +272,7 @@ class Soak:
             try:
                 await person()
             except Exception as exc:  # counted: the report lists every failure
-                self.tally.error(f"{role}_restarted:{type(exc).__name__}:{str(exc)[:60]}")
+                self.tally.error(f"{role}_restarted:{_kind(exc)}:{str(exc)[:60]}")
                 await asyncio.sleep(1.0)
 
     def _plan(self) -> Plan:
@@ -289,7 +289,7 @@ class Soak:
         except RuntimeError:
             pass  # an error ack, already counted
         except (TimeoutError, socketio.exceptions.SocketIOError, OSError) as exc:
-            self.tally.error(f"{what}:{type(exc).__name__}")
+            self.tally.error(f"{what}:{_kind(exc)}")
 
     async def _outlet(self, subject: str, service: str, interval: float) -> None:
         await asyncio.sleep(self.rng.uniform(0, interval))
@@ -308,7 +308,7 @@ class Soak:
                         self._visit(client, subject, service, plan), VISIT_TIMEOUT_S
                     )
                 except (TimeoutError, socketio.exceptions.SocketIOError, OSError) as exc:
-                    self.tally.error(f"outlet:{type(exc).__name__}")
+                    self.tally.error(f"outlet:{_kind(exc)}")
                 await asyncio.sleep(max(0.2, interval - (time.monotonic() - began)))
         finally:
             await client.close()
@@ -353,7 +353,7 @@ class Soak:
         except RuntimeError:
             pass
         except (TimeoutError, socketio.exceptions.SocketIOError, OSError) as exc:
-            self.tally.error(f"outlet_visit:{type(exc).__name__}")
+            self.tally.error(f"outlet_visit:{_kind(exc)}")
             with contextlib.suppress(Exception):
                 await client.call("consultation.end", {"consultation_id": cid}, True)
         finally:
@@ -566,6 +566,11 @@ class ServerUnderTest:
 def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as output:
         return subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+
+
+def _kind(exc: BaseException) -> str:
+    """``socketio.TimeoutError`` (an ack that never came) is not ``builtins.TimeoutError``."""
+    return f"{type(exc).__module__.split('.')[0]}.{type(exc).__name__}"
 
 
 def _free_port() -> int:
