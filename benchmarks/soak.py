@@ -299,16 +299,19 @@ class Soak:
             while not self.stop.is_set():
                 began = time.monotonic()
                 plan = self._plan()
+                step = "visit"
                 try:
                     if plan.reconnect_first or not client.sio.connected:
+                        step = "reconnect"
                         await client.close()
                         client = await self.connected(token)
                         self.tally.counts["outlet_reconnects"] += 1
+                        step = "visit"
                     client = await asyncio.wait_for(
                         self._visit(client, subject, service, plan), VISIT_TIMEOUT_S
                     )
                 except (TimeoutError, socketio.exceptions.SocketIOError, OSError) as exc:
-                    self.tally.error(f"outlet:{_kind(exc)}")
+                    self.tally.error(f"outlet_{step}:{_kind(exc)}")
                 await asyncio.sleep(max(0.2, interval - (time.monotonic() - began)))
         finally:
             await client.close()
