@@ -311,7 +311,7 @@ class Soak:
                         self._visit(client, subject, service, plan), VISIT_TIMEOUT_S
                     )
                 except (TimeoutError, socketio.exceptions.SocketIOError, OSError) as exc:
-                    self.tally.error(f"outlet_{step}:{_kind(exc)}")
+                    self.tally.error(f"kiosk_{step}:{_kind(exc)}")
                 await asyncio.sleep(max(0.2, interval - (time.monotonic() - began)))
         finally:
             await client.close()
