@@ -5,13 +5,13 @@ process (``python -m media.composite`` reads a job as JSON on stdin and prints
 ``progress <percent>`` lines, then ``done <json>``). :func:`run_composite` starts that process
 from the event loop and relays progress. Track files are aligned by their ``offset_s`` (when each
 track's first frame arrived after the recording started); a video tile holds its last picture
-through gaps, and audio gaps are silence.
+through gaps, and audio gaps are silence. The tracks are decrypted in memory as they are read
+and the composite is encrypted as it is written: no plaintext file is ever made.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import sys
@@ -24,7 +24,8 @@ from typing import Any
 import av
 import numpy as np
 
-from media.recording_files import open_plain
+from media.recording_files import DecryptingReader, EncryptingWriter
+from media.recording_keys import Keyring
 
 logger = logging.getLogger(__name__)
 
@@ -122,18 +123,19 @@ def _decoded(container: Any, kind: str) -> Iterator[Any]:
 def make_composite(
     inputs: list[CompositeInput],
     output: Path,
-    key: bytes | None,
+    keyring: Keyring,
     duration_s: float,
     progress: Callable[[float], None],
 ) -> dict[str, Any]:
-    """Compose ``inputs`` into ``output``; calls ``progress(percent)`` along the way (blocking)."""
+    """Compose ``inputs`` into ``output`` (sealed with the current key); calls
+    ``progress(percent)`` along the way (blocking)."""
     readers: list[Any] = []  # file readers and the containers reading them, closed in reverse
     tiles: dict[tuple[str, str], list[_VideoSource]] = {}
     voices: list[_AudioSource] = []
     try:
         first_in_leftmost = sorted(inputs, key=lambda i: (i.offset_s, i.participant_id, i.source))
         for item in first_in_leftmost:
-            reader = open_plain(item.path, key)
+            reader = DecryptingReader(item.path, keyring)
             readers.append(reader)
             container = av.open(reader, "r")
             readers.append(container)
@@ -145,7 +147,9 @@ def make_composite(
                 voices.append(
                     _AudioSource(int(item.offset_s * SAMPLE_RATE), _decoded(container, "audio"))
                 )
-        return _compose(list(tiles.values()), voices, output, duration_s, progress)
+        sink = EncryptingWriter(output, keyring)
+        readers.insert(0, sink)  # closed last: after the muxer has written its trailer
+        return _compose(list(tiles.values()), voices, sink, duration_s, progress)
     finally:
         for handle in reversed(readers):
             handle.close()
@@ -154,13 +158,13 @@ def make_composite(
 def _compose(
     tiles: list[list[_VideoSource]],
     voices: list[_AudioSource],
-    output: Path,
+    output: EncryptingWriter,
     duration_s: float,
     progress: Callable[[float], None],
 ) -> dict[str, Any]:
     width = TILE_WIDTH * max(1, len(tiles))
     frames = max(1, int(duration_s * FPS))
-    with av.open(str(output), "w", format="webm") as container:
+    with av.open(output, "w", format="webm") as container:
         video = container.add_stream("libvpx", rate=FPS)
         video.width, video.height, video.pix_fmt = width, TILE_HEIGHT, "yuv420p"
         video.bit_rate = 400_000 * max(1, len(tiles))
@@ -229,9 +233,9 @@ def _mixed(voices: list[_AudioSource], start: int) -> av.AudioFrame:
 
 
 def job_payload(
-    inputs: list[CompositeInput], output: Path, key: bytes | None, duration_s: float
+    inputs: list[CompositeInput], output: Path, keyring: Keyring, duration_s: float
 ) -> dict[str, Any]:
-    """The JSON job handed to the composite process on stdin (the key never goes on argv)."""
+    """The JSON job handed to the composite process on stdin (keys never go on argv)."""
     return {
         "inputs": [
             {
@@ -244,7 +248,7 @@ def job_payload(
             for i in inputs
         ],
         "output": str(output),
-        "key": base64.b64encode(key).decode() if key else None,
+        "keys": keyring.to_payload(),
         "duration_s": duration_s,
     }
 
@@ -297,12 +301,14 @@ def main() -> int:
         )
         for i in job["inputs"]
     ]
-    key = base64.b64decode(job["key"]) if job.get("key") else None
+    keyring = Keyring.from_payload(job["keys"])
 
     def progress(percent: float) -> None:
         print(f"progress {percent:.1f}", flush=True)
 
-    result = make_composite(inputs, Path(job["output"]), key, float(job["duration_s"]), progress)
+    result = make_composite(
+        inputs, Path(job["output"]), keyring, float(job["duration_s"]), progress
+    )
     print("done " + json.dumps(result), flush=True)
     return 0
 

@@ -27,6 +27,8 @@ class MediaConfig:
     stats_interval_s: float = 3.0
     keyframe_request_interval_s: float = 0.3
     max_participants: int = 12
+    # Client candidates one peer session takes (buffered before the offer or added after it).
+    max_remote_candidates: int = 64
     video_codecs: tuple[str, ...] = ("video/VP8", "video/H264")
     audio_codecs: tuple[str, ...] = ("audio/opus", "audio/PCMU", "audio/PCMA")
     force_transcode: bool = False

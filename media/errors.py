@@ -33,3 +33,8 @@ class RoomFull(DomainError):
 class BadCandidate(DomainError):
     code = "bad_candidate"
     default_message = "the ICE candidate could not be parsed"
+
+
+class TooManyCandidates(DomainError):
+    code = "too_many_candidates"
+    default_message = "this media session already has as many ICE candidates as it takes"

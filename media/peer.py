@@ -27,7 +27,7 @@ from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from media.config import MediaConfig
-from media.errors import BadCandidate, BadSdp, NegotiationInProgress
+from media.errors import BadCandidate, BadSdp, NegotiationInProgress, TooManyCandidates
 from media.forwarding import ForwardingPeerConnection, ForwardingReceiver, ForwardingSender
 from media.ice import announce_address, restrict_host_addresses
 from media.stats import ClientPath
@@ -130,6 +130,7 @@ class MediaPeer:
         self._lock = asyncio.Lock()
         self._awaiting_answer = False
         self._early_candidates: list[Any] = []
+        self._remote_candidates = 0
         self._closed = False
         self.client_path: ClientPath | None = None
         self.relay_counted = False
@@ -201,6 +202,9 @@ class MediaPeer:
     async def add_candidate(self, candidate: dict[str, Any] | None) -> None:
         """Add a trickled client candidate (``None`` or an empty one ends the candidates)."""
         parsed = None
+        if self._remote_candidates >= self._config.max_remote_candidates:
+            raise TooManyCandidates()
+        self._remote_candidates += 1
         if candidate is not None and candidate.get("candidate"):
             text = str(candidate["candidate"])
             text = text[len("candidate:") :] if text.startswith("candidate:") else text

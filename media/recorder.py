@@ -5,9 +5,10 @@ Per track it assembles video frames from RTP packets (same timestamp, contiguous
 numbers, complete at the marker bit; incomplete frames are dropped and the track waits for the
 next keyframe), rebases RTP timestamps so every file starts at zero and stays monotonic across
 loss, mute, keyframe waits and publisher reconnects, and hands the frames to one writer thread
-per recording through a bounded queue (overflow drops and counts, it never grows). Matroska
-clusters are closed every second and flushed, so a killed process leaves a file that plays up to
-its last second.
+per recording through a bounded queue (overflow drops and counts, it never grows). The muxers
+write into :class:`~media.recording_files.EncryptingWriter` files, so plaintext never reaches
+the disk. Matroska clusters are closed every second and flushed, so a killed process leaves a
+file that decrypts to a recording playable up to its last second.
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ from typing import Any
 import av
 from aiortc.rtp import RtpPacket
 
+from media.recording_files import (
+    ENCRYPTED_SUFFIX,
+    DecryptingReader,
+    EncryptingWriter,
+    RecordingFileError,
+    make_private_dir,
+)
+from media.recording_keys import Keyring
 from media.taps import TrackInfo
 
 logger = logging.getLogger(__name__)
@@ -406,18 +415,20 @@ class RecordingWriter:
     def __init__(
         self,
         recording_id: str,
+        keyring: Keyring,
         max_queued_frames: int,
         batch_s: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.recording_id = recording_id
+        self._keyring = keyring
         self._queue: queue.SimpleQueue[list[_Open | _Write | _Close] | None] = queue.SimpleQueue()
         self._room = threading.BoundedSemaphore(max_queued_frames)
         self._batch: list[_Open | _Write | _Close] = []
         self._batch_started = 0.0
         self._batch_s = batch_s
         self._clock = clock
-        self._containers: dict[str, tuple[Any, Any]] = {}
+        self._containers: dict[str, tuple[Any, Any, EncryptingWriter]] = {}
         self._failed: set[str] = set()
         self.errors: dict[str, str] = {}
         self.cpu_s = 0.0
@@ -482,21 +493,23 @@ class RecordingWriter:
         if isinstance(command, _Open):
             self._close(command.track_key)
             self._failed.discard(command.track_key)
-            container = av.open(
-                str(command.path),
-                "w",
-                format=command.spec.container,
-                container_options=_MUXER_OPTIONS,
-            )
-            stream = container.add_stream(command.spec.name, rate=30 if command.size else 48000)
+            sink = EncryptingWriter(command.path, self._keyring)
+            try:
+                container = av.open(
+                    sink, "w", format=command.spec.container, container_options=_MUXER_OPTIONS
+                )
+                stream = container.add_stream(command.spec.name, rate=30 if command.size else 48000)
+            except BaseException:
+                sink.close()
+                raise
             if isinstance(stream, av.VideoStream) and command.size is not None:
                 stream.width, stream.height = command.size
             stream.time_base = MS
-            self._containers[command.track_key] = (container, stream)
+            self._containers[command.track_key] = (container, stream, sink)
         elif isinstance(command, _Write):
             if command.track_key in self._failed or command.track_key not in self._containers:
                 return
-            container, stream = self._containers[command.track_key]
+            container, stream, _ = self._containers[command.track_key]
             packet = av.Packet(command.data)
             packet.stream = stream
             packet.time_base = MS
@@ -509,7 +522,10 @@ class RecordingWriter:
     def _close(self, track_key: str) -> None:
         entry = self._containers.pop(track_key, None)
         if entry is not None:
-            entry[0].close()
+            try:
+                entry[0].close()
+            finally:
+                entry[2].close()
 
 
 # ----- per track and per consultation ---------------------------------------------------------
@@ -624,7 +640,7 @@ class TrackRecorder:
         index = len(self.segments)
         stem = track_file_stem(self.track) + (f".{index + 1}" if index else "")
         key = stem
-        path = self._recording.folder / f"{stem}.{self.spec.extension}"
+        path = self._recording.folder / f"{stem}.{self.spec.extension}{ENCRYPTED_SUFFIX}"
         if self.track.kind == "video" and size is None:
             size = (
                 640,
@@ -681,6 +697,7 @@ class ConsultationRecorder:
         consultation_id: str,
         folder: Path,
         request_keyframes: Callable[[], None],
+        keyring: Keyring,
         max_queued_frames: int = 1024,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -701,8 +718,8 @@ class ConsultationRecorder:
         self._inbox_since = 0.0
         self._unsupported: set[str] = set()
         self._stopped = False
-        folder.mkdir(parents=True, exist_ok=True)
-        self.writer = RecordingWriter(recording_id, max_queued_frames)
+        make_private_dir(folder)
+        self.writer = RecordingWriter(recording_id, keyring, max_queued_frames)
         request_keyframes()
         logger.info("recording started recording=%s consultation=%s", recording_id, consultation_id)
 
@@ -785,25 +802,26 @@ class ConsultationRecorder:
         return result
 
 
-def describe_track_file(path: Path) -> dict[str, Any] | None:
+def describe_track_file(path: Path, keyring: Keyring) -> dict[str, Any] | None:
     """Index facts of a track file found on disk after a crash (reads packets, never decodes).
 
     A killed recorder leaves no duration in the header, so the last packet's time gives it; the
-    participant and source come from the file name (``<participant>-<source>[.<n>].<ext>``).
+    participant and source come from the file name (``<participant>-<source>[.<n>].<ext>.enc``).
     """
     stem = path.name.split(".")[0]
     participant_id, _, source = stem.rpartition("-")
     try:
-        with av.open(str(path)) as container:
+        with DecryptingReader(path, keyring) as reader, av.open(reader) as container:
             stream = container.streams[0]
             codec, kind = stream.codec_context.name, stream.type  # read before closing
             frames, last = _count_packets(container, stream)
-    except (av.error.FFmpegError, IndexError):
+    except (av.error.FFmpegError, IndexError, RecordingFileError):
         return None
     if not frames:
         return None
+    plain_name = path.name.removesuffix(ENCRYPTED_SUFFIX)
     return {
-        "track_name": path.name[: -len(path.suffix)],
+        "track_name": plain_name[: plain_name.rindex(".")],
         "participant_id": participant_id,
         "kind": kind,
         "source": source,

@@ -45,3 +45,35 @@ class Expired(DomainError):
 class Unavailable(DomainError):
     code = "unavailable"
     default_message = "nobody is available for that right now"
+
+
+class StoreUnavailable(DomainError):
+    """The store (Redis) cannot be reached; the request may be retried once it is back."""
+
+    code = "unavailable"
+    default_message = "the consultation store is unreachable; try again shortly"
+
+
+class LimitReached(DomainError):
+    """A client tried to grow a bounded resource past its configured limit."""
+
+    code = "limit_reached"
+    limit = "unnamed"
+
+
+class TooManyOpenConsultations(LimitReached):
+    code = "too_many_open_consultations"
+    limit = "open_consultations_per_outlet"
+    default_message = "this outlet already has the most open consultations allowed"
+
+
+class TooManyInvites(LimitReached):
+    code = "too_many_invites"
+    limit = "invites_per_consultation"
+    default_message = "this consultation already has the most outstanding invites allowed"
+
+
+class AuditLimitReached(LimitReached):
+    code = "too_many_repeats"
+    limit = "audit_entries_per_action"
+    default_message = "this action was repeated too often on this consultation"

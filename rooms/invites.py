@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 
-from rooms.errors import Conflict, Expired, InvalidState, NotFound
+from rooms.errors import Conflict, Expired, InvalidState, NotFound, TooManyInvites
 from rooms.models import AuditEvent, Consultation, Invite, Participant
 from rooms.notify import Actor
 from rooms.roles import Role
@@ -39,7 +39,13 @@ class InvitesMixin(ServiceBase):
             created_at=now,
             expires_at=now + (ttl_s or self._config.default_invite_ttl_s),
         )
-        await self._store.put_invite(invite)
+        await self._require_audit_room(consultation.id, "invite")
+        limit = self._config.max_invites_per_consultation
+        if not await self._store.put_invite(invite, limit):
+            self._on_limit(TooManyInvites.limit)
+            raise TooManyInvites(
+                f"this consultation has {limit} invites neither used nor expired, the most allowed"
+            )
         await self.audit(
             consultation.id,
             actor,
@@ -77,7 +83,7 @@ class InvitesMixin(ServiceBase):
             return True
 
         await self._update(invite.consultation_id, change)
-        await self._store.append_audit(
+        await self._append_audit(
             AuditEvent(
                 invite.consultation_id,
                 self._clock(),

@@ -1,7 +1,12 @@
-"""In-process store (the default). Values are kept as JSON so they behave exactly like Redis's."""
+"""In-process store (the default). Values are kept as JSON so they behave exactly like Redis's.
+
+Open consultations are indexed; ended ones (with their audit) and expired invites are dropped
+after a retention period, so memory and per-round work follow what is live, not history.
+"""
 
 from __future__ import annotations
 
+import heapq
 import json
 import time
 from collections import defaultdict
@@ -9,7 +14,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from rooms.models import AuditEvent, ClinicianPresence, Consultation, Invite
-from rooms.store import RECENT_DURATIONS, check_recording_meta
+from rooms.store import (
+    DEFAULT_ENDED_RETENTION_S,
+    RECENT_DURATIONS,
+    AuditOutcome,
+    audit_fingerprint,
+    check_recording_meta,
+)
+
+# As in Redis: an expired invite stays readable this long (a late guest hears "expired").
+INVITE_AFTERLIFE_S = 86400.0
 
 
 class MemoryStore:
@@ -17,15 +31,25 @@ class MemoryStore:
 
     backend = "memory"
 
-    def __init__(self) -> None:
+    def __init__(self, ended_retention_s: float = DEFAULT_ENDED_RETENTION_S) -> None:
+        self._ended_retention_s = ended_retention_s
         self._consultations: dict[str, str] = {}
+        self._open: set[str] = set()
         self._presence: dict[str, str] = {}
         self._seen: dict[str, float] = {}
         self._invites: dict[str, str] = {}
+        self._invites_of: defaultdict[str, set[str]] = defaultdict(set)
         self._audit: defaultdict[str, list[str]] = defaultdict(list)
+        self._audit_counts: defaultdict[str, defaultdict[str, int]] = defaultdict(
+            lambda: defaultdict(int)
+        )
+        self._audit_last: dict[str, str] = {}
         self._durations: defaultdict[str, list[float]] = defaultdict(list)
         self._locks: dict[str, tuple[str, float]] = {}
         self._recordings: dict[str, str] = {}
+        # (drop at, monotonic) → consultation id / invite code, oldest first.
+        self._ended_queue: list[tuple[float, str]] = []
+        self._invite_queue: list[tuple[float, str]] = []
 
     async def close(self) -> None:
         """Nothing to release."""
@@ -33,6 +57,7 @@ class MemoryStore:
     async def put_consultation(
         self, consultation: Consultation, expected_version: int
     ) -> Consultation | None:
+        self._purge()
         current = self._consultations.get(consultation.id)
         stored_version = json.loads(current)["version"] if current else 0
         if stored_version != expected_version:
@@ -40,6 +65,12 @@ class MemoryStore:
         written = consultation.copy()
         written.version = expected_version + 1
         self._consultations[consultation.id] = json.dumps(written.to_dict())
+        if written.is_open:
+            self._open.add(written.id)
+        elif written.id in self._open or expected_version == 0:
+            self._open.discard(written.id)
+            drop_at = time.monotonic() + self._ended_retention_s
+            heapq.heappush(self._ended_queue, (drop_at, written.id))
         return written
 
     async def get_consultation(self, consultation_id: str) -> Consultation | None:
@@ -47,11 +78,22 @@ class MemoryStore:
         return Consultation.from_dict(json.loads(raw)) if raw else None
 
     async def open_consultations(self) -> list[Consultation]:
-        found = (Consultation.from_dict(json.loads(raw)) for raw in self._consultations.values())
-        return [c for c in found if c.is_open]
+        return [
+            Consultation.from_dict(json.loads(self._consultations[cid]))
+            for cid in sorted(self._open)
+        ]
 
-    async def put_presence(self, presence: ClinicianPresence) -> None:
-        self._presence[presence.clinician_id] = json.dumps(presence.to_dict())
+    async def put_presence(
+        self, presence: ClinicianPresence, expected_version: int
+    ) -> ClinicianPresence | None:
+        current = await self.get_presence(presence.clinician_id)
+        if (current.version if current else 0) != expected_version:
+            return None
+        written = ClinicianPresence.from_dict(
+            {**presence.to_dict(), "version": expected_version + 1}
+        )
+        self._presence[presence.clinician_id] = json.dumps(written.to_dict())
+        return written
 
     async def get_presence(self, clinician_id: str) -> ClinicianPresence | None:
         raw = self._presence.get(clinician_id)
@@ -66,28 +108,62 @@ class MemoryStore:
     async def seen_at(self, subjects: Iterable[str]) -> dict[str, float]:
         return {s: self._seen[s] for s in subjects if s in self._seen}
 
-    async def put_invite(self, invite: Invite) -> None:
+    async def put_invite(self, invite: Invite, max_outstanding: int) -> bool:
+        self._purge()
+        outstanding = [
+            other
+            for other in (self._invite(code) for code in self._invites_of[invite.consultation_id])
+            if other is not None
+            and other.redeemed_by is None
+            and other.expires_at > invite.created_at
+        ]
+        if len(outstanding) >= max_outstanding:
+            return False
         self._invites[invite.code] = json.dumps(invite.to_dict())
+        self._invites_of[invite.consultation_id].add(invite.code)
+        lifetime = max(0.0, invite.expires_at - invite.created_at) + INVITE_AFTERLIFE_S
+        heapq.heappush(self._invite_queue, (time.monotonic() + lifetime, invite.code))
+        return True
 
     async def get_invite(self, code: str) -> Invite | None:
+        return self._invite(code)
+
+    def _invite(self, code: str) -> Invite | None:
         raw = self._invites.get(code)
         return Invite.from_dict(json.loads(raw)) if raw else None
 
     async def redeem_invite(self, code: str, guest_id: str) -> Invite | None:
-        invite = await self.get_invite(code)
+        invite = self._invite(code)
         if invite is None or invite.redeemed_by is not None:
             return None
         data = {**invite.to_dict(), "redeemed_by": guest_id}
         self._invites[code] = json.dumps(data)
         return Invite.from_dict(data)
 
-    async def append_audit(self, event: AuditEvent) -> None:
+    async def append_audit(self, event: AuditEvent, max_per_action: int) -> AuditOutcome:
+        fingerprint = audit_fingerprint(event)
+        if self._audit_last.get(event.consultation_id) == fingerprint:
+            return "duplicate"
+        counts = self._audit_counts[event.consultation_id]
+        if counts[event.action] >= max_per_action:
+            return "capped"
+        counts[event.action] += 1
+        self._audit_last[event.consultation_id] = fingerprint
         self._audit[event.consultation_id].append(json.dumps(event.to_dict()))
+        return "written"
+
+    async def audit_count(self, consultation_id: str, action: str) -> int:
+        counts = self._audit_counts.get(consultation_id)
+        return counts.get(action, 0) if counts else 0
 
     async def audit_for(self, consultation_id: str) -> list[AuditEvent]:
         return [
             AuditEvent.from_dict(json.loads(raw)) for raw in self._audit.get(consultation_id, [])
         ]
+
+    async def audit_page(self, consultation_id: str, start: int, count: int) -> list[AuditEvent]:
+        raws = self._audit.get(consultation_id, [])[start : start + count]
+        return [AuditEvent.from_dict(json.loads(raw)) for raw in raws]
 
     async def add_duration(self, service: str, seconds: float) -> None:
         recent = self._durations[service]
@@ -126,3 +202,26 @@ class MemoryStore:
 
     async def delete_recording(self, recording_id: str) -> None:
         self._recordings.pop(recording_id, None)
+
+    def _purge(self) -> None:
+        """Drop ended consultations past retention (with their audit) and long-expired invites."""
+        now = time.monotonic()
+        while self._ended_queue and self._ended_queue[0][0] <= now:
+            _, cid = heapq.heappop(self._ended_queue)
+            if cid in self._open:
+                continue
+            self._consultations.pop(cid, None)
+            self._audit.pop(cid, None)
+            self._audit_counts.pop(cid, None)
+            self._audit_last.pop(cid, None)
+        while self._invite_queue and self._invite_queue[0][0] <= now:
+            _, code = heapq.heappop(self._invite_queue)
+            invite = self._invite(code)
+            if invite is None:
+                continue
+            del self._invites[code]
+            codes = self._invites_of.get(invite.consultation_id)
+            if codes is not None:
+                codes.discard(code)
+                if not codes:
+                    del self._invites_of[invite.consultation_id]

@@ -222,7 +222,9 @@ class ClinicianPresence:
     """A clinician's chosen status and services; ``online`` while a connection is up.
 
     ``seen_at`` is refreshed by the process holding the connection, so a crashed process's
-    clinicians count as offline after the presence timeout.
+    clinicians count as offline after the presence timeout. ``version`` is bumped by the store on
+    every write: presence is compare-and-set like consultations, so a background refresh never
+    overwrites a status the clinician chose meanwhile.
     """
 
     clinician_id: str
@@ -233,6 +235,7 @@ class ClinicianPresence:
     online: bool
     seen_at: float
     available_since: float
+    version: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from rooms.errors import Conflict, Forbidden
+from rooms.errors import Conflict, Forbidden, StoreUnavailable
 from rooms.models import AuditEvent, ClinicianPresence, Consultation, PresenceStatus, QueueEntry
 from rooms.notify import Actor
 from rooms.queue import order_queue
@@ -20,7 +20,7 @@ from rooms.rules import (
     requeue,
     require_clinician,
 )
-from rooms.service_base import ServiceBase
+from rooms.service_base import CAS_ATTEMPTS, ServiceBase
 
 logger = logging.getLogger(__name__)
 
@@ -37,31 +37,71 @@ class PresenceMixin(ServiceBase):
         if not set(chosen) <= actor.services:
             raise Forbidden("you may only cover services your token grants")
         now = self._clock()
-        previous = await self._store.get_presence(actor.subject)
-        keeps_availability = (
-            previous is not None
-            and previous.status is status
-            and previous.is_live(now, self._config.presence_timeout_s)
-        )
-        presence = ClinicianPresence(
-            clinician_id=actor.subject,
-            role=actor.role,
-            name=actor.name,
-            status=status,
-            services=chosen,
-            online=True,
-            seen_at=now,
-            available_since=previous.available_since if previous and keeps_availability else now,
-        )
-        await self._store.put_presence(presence)
+
+        def change(previous: ClinicianPresence | None) -> ClinicianPresence:
+            keeps_availability = (
+                previous is not None
+                and previous.status is status
+                and previous.is_live(now, self._config.presence_timeout_s)
+            )
+            return ClinicianPresence(
+                clinician_id=actor.subject,
+                role=actor.role,
+                name=actor.name,
+                status=status,
+                services=chosen,
+                online=True,
+                seen_at=now,
+                available_since=(
+                    previous.available_since if previous and keeps_availability else now
+                ),
+            )
+
+        presence = await self._update_presence(actor.subject, change)
+        assert presence is not None
         logger.info(
             "presence clinician=%s status=%s services=%s",
             actor.subject,
             status.value,
             ",".join(chosen),
         )
+        if status is not PresenceStatus.AVAILABLE:
+            await self._withdraw_offers_to(actor.subject, "clinician_" + status.value)
         self.wake()
         return presence
+
+    async def _update_presence(
+        self,
+        clinician_id: str,
+        change: Callable[[ClinicianPresence | None], ClinicianPresence | None],
+    ) -> ClinicianPresence | None:
+        """Compare-and-set a clinician's presence, retrying on a concurrent write.
+
+        ``change`` gets the freshly read presence (or ``None``) and returns the one to write, or
+        ``None`` for "nothing to do" (then the presence read is returned).
+        """
+        for _ in range(CAS_ATTEMPTS):
+            current = await self._store.get_presence(clinician_id)
+            wanted = change(current)
+            if wanted is None:
+                return current
+            written = await self._store.put_presence(wanted, current.version if current else 0)
+            if written is not None:
+                return written
+        raise Conflict("presence changed concurrently too often; try again")
+
+    async def _refresh_presence(self, clinician_id: str, online: bool, now: float) -> None:
+        """Mark a clinician (dis)connected without touching the status it chose."""
+
+        def change(current: ClinicianPresence | None) -> ClinicianPresence | None:
+            return None if current is None else replace(current, online=online, seen_at=now)
+
+        await self._update_presence(clinician_id, change)
+
+    async def _withdraw_offers_to(self, clinician_id: str, reason: str) -> None:
+        for consultation in await self._store.open_consultations():
+            if consultation.state is OFFERED and consultation.offered_to == clinician_id:
+                await self._withdraw_offer(consultation, reason)
 
     async def queue_list(self, actor: Actor, service: str | None = None) -> list[QueueEntry]:
         """Waiting consultations a clinician (for covered services) or admin may see."""
@@ -87,8 +127,32 @@ class PresenceMixin(ServiceBase):
         self._connections.setdefault(actor.subject, set()).add(sid)
         self._actors[actor.subject] = actor
         now = self._clock()
-        if actor.role.is_clinician:
-            previous = await self._store.get_presence(actor.subject)
+        try:
+            if actor.role.is_clinician:
+                await self._connect_presence(actor, now)
+            await self._store.mark_seen([actor.subject], now)
+            open_ = await self._store.open_consultations()
+            resumable = [c for c in open_ if concerns(actor, c)]
+            if actor.role is Role.OUTLET:
+                resumable = await self._resume_outlet(actor, resumable, open_)
+        except StoreUnavailable:
+            self._forget_connection(actor.subject, sid)  # the connection is refused
+            raise
+        self.wake()
+        return resumable
+
+    def _forget_connection(self, subject: str, sid: str) -> bool:
+        """Drop a local connection; ``True`` if it was the subject's last one."""
+        sids = self._connections.get(subject, set())
+        sids.discard(sid)
+        if sids:
+            return False
+        self._connections.pop(subject, None)
+        self._actors.pop(subject, None)
+        return True
+
+    async def _connect_presence(self, actor: Actor, now: float) -> None:
+        def change(previous: ClinicianPresence | None) -> ClinicianPresence:
             presence = previous or ClinicianPresence(
                 actor.subject,
                 actor.role,
@@ -99,35 +163,53 @@ class PresenceMixin(ServiceBase):
                 now,
                 now,
             )
-            await self._store.put_presence(replace(presence, online=True, seen_at=now))
-        await self._store.mark_seen([actor.subject], now)
-        resumable: list[Consultation] = []
-        for consultation in await self._store.open_consultations():
-            if not concerns(actor, consultation):
-                continue
-            if actor.role is Role.OUTLET and consultation.state.queued:
-                consultation = await self._reconnect_waiting(actor, consultation)
-                entry = await self._entry_for(consultation)
-                await self._notifier.to_subject(actor.subject, "queue.position", entry.to_wire())
-            resumable.append(consultation)
-        self.wake()
-        return resumable
+            return replace(presence, online=True, seen_at=now)
+
+        await self._update_presence(actor.subject, change)
+
+    async def _resume_outlet(
+        self, actor: Actor, own: list[Consultation], open_: list[Consultation]
+    ) -> list[Consultation]:
+        """Reconnect an outlet's queued consultations and tell it their queue positions.
+
+        At most ``max_open_per_outlet`` are resumed (oldest first): the work on reconnect is
+        bounded however many an older server let it open; the others end after the rejoin grace.
+        """
+        queued = sorted((c for c in own if c.state.queued), key=lambda c: c.created_at)
+        resumed = queued[: self._config.max_open_per_outlet]
+        others = [c for c in own if not c.state.queued]
+        if len(queued) > len(resumed):
+            logger.warning(
+                "outlet reconnect resumes %d of %d queued consultations outlet=%s",
+                len(resumed),
+                len(queued),
+                actor.subject,
+            )
+        reconnected = [await self._reconnect_waiting(actor, c) for c in resumed]
+        presences = await self._store.all_presence()
+        now = self._clock()
+        positions: dict[str, QueueEntry] = {}
+        fresh = {c.id: c for c in reconnected}
+        current = [fresh.get(c.id, c) for c in open_]
+        for service in sorted({c.service for c in reconnected}):
+            for entry in await self._entries(service, current, presences, now):
+                positions[entry.consultation_id] = entry
+        for consultation in reconnected:
+            if consultation.id in positions:
+                await self._notifier.to_subject(
+                    actor.subject, "queue.position", positions[consultation.id].to_wire()
+                )
+        return others + reconnected
 
     async def disconnected(self, actor: Actor, sid: str) -> None:
         """A connection went away: presence goes offline, the rejoin grace period starts."""
         if self._closed:
             return
-        sids = self._connections.get(actor.subject, set())
-        sids.discard(sid)
-        if sids:
+        if not self._forget_connection(actor.subject, sid):
             return
-        self._connections.pop(actor.subject, None)
-        self._actors.pop(actor.subject, None)
         now = self._clock()
         if actor.role.is_clinician:
-            presence = await self._store.get_presence(actor.subject)
-            if presence is not None:
-                await self._store.put_presence(replace(presence, online=False, seen_at=now))
+            await self._refresh_presence(actor.subject, False, now)
         for consultation in await self._store.open_consultations():
             if consultation.state is OFFERED and consultation.offered_to == actor.subject:
                 await self._withdraw_offer(consultation, "disconnected")
@@ -168,7 +250,7 @@ class PresenceMixin(ServiceBase):
         if after.version == before.version:
             return
         role = after.participants[participant_id].role.value
-        await self._store.append_audit(
+        await self._append_audit(
             AuditEvent(after.id, now, participant_id, role, "disconnected", {"reason": reason})
         )
         logger.info(
@@ -228,11 +310,17 @@ class PresenceMixin(ServiceBase):
             return False
         if after.version == before.version:
             return False
-        await self._store.append_audit(
+        await self._append_audit(
             AuditEvent(
                 after.id, self._clock(), "system", "system", "offer", {"clinician_id": clinician_id}
             )
         )
+        presence = await self._store.get_presence(clinician_id)
+        if presence is None or presence.status is not PresenceStatus.AVAILABLE:
+            # The clinician chose another status while the offer was being written; its
+            # set_presence withdraws offers it sees, this catches the one it could not see yet.
+            await self._withdraw_offer(after, "clinician_unavailable")
+            return False
         logger.info("offered consultation=%s clinician=%s", after.id, clinician_id)
         await self._announce_offer(after)
         await self._notify_consultation(after, "consultation.updated")
@@ -253,10 +341,16 @@ class PresenceMixin(ServiceBase):
         clinician_id = consultation.offered_to
         if not await self._withdraw_offer(consultation, "timeout") or clinician_id is None:
             return
-        presence = await self._store.get_presence(clinician_id)
-        if presence is not None and presence.status is PresenceStatus.AVAILABLE:
+
+        def change(current: ClinicianPresence | None) -> ClinicianPresence | None:
             # Someone who lets an offer lapse is probably not at the desk: stop offering to them.
-            await self._store.put_presence(replace(presence, status=PresenceStatus.AWAY))
+            # Compare-and-set: a status the clinician chose meanwhile is kept.
+            if current is None or current.status is not PresenceStatus.AVAILABLE:
+                return None
+            return replace(current, status=PresenceStatus.AWAY)
+
+        presence = await self._update_presence(clinician_id, change)
+        if presence is not None and presence.status is PresenceStatus.AWAY:
             logger.info("presence clinician=%s status=away reason=offer_timeout", clinician_id)
 
     async def _withdraw_offer(self, consultation: Consultation, reason: str) -> bool:
@@ -271,7 +365,7 @@ class PresenceMixin(ServiceBase):
         before, after = await self._update(consultation.id, change)
         if after.version == before.version or clinician_id is None:
             return False
-        await self._store.append_audit(
+        await self._append_audit(
             AuditEvent(
                 after.id,
                 self._clock(),

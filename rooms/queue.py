@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rooms.models import Consultation, QueueEntry
 
@@ -86,3 +88,25 @@ def queue_entries(
         )
         for index, c in enumerate(ordered, start=1)
     ]
+
+
+def queue_summary(service: str, entries: Sequence[QueueEntry], first: int) -> dict[str, Any]:
+    """The bounded ``queue.changed`` payload: counts per state and the first ``first`` entries.
+
+    Its size does not grow with the queue, however many consultations wait.
+    """
+    counts = Counter(e.state.value for e in entries)
+    return {
+        "service": service,
+        "total": len(entries),
+        "counts": {"waiting": counts["waiting"], "offered": counts["offered"]},
+        "entries": [e.to_wire() for e in entries[:first]],
+        "truncated": len(entries) > first,
+    }
+
+
+def summary_signature(entries: Sequence[QueueEntry], first: int) -> tuple[Any, ...]:
+    """What a clinician's view of a queue summary depends on (to publish only changes)."""
+    head = tuple((e.consultation_id, e.position, e.state.value) for e in entries[:first])
+    offered = sum(1 for e in entries if e.state.value == "offered")
+    return (len(entries), offered, head)

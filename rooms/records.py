@@ -21,6 +21,7 @@ class RecordsMixin(ServiceBase):
     async def save_notes(self, actor: Actor, consultation_id: str, notes: str) -> Consultation:
         """The treating clinician's notes (never logged, never pushed to other participants)."""
         require_clinician(actor)
+        await self._require_audit_room(consultation_id, "notes")
 
         def change(c: Consultation) -> bool:
             require_assigned(actor, c)
@@ -32,18 +33,26 @@ class RecordsMixin(ServiceBase):
         return after
 
     async def record_consent(self, actor: Actor, consultation_id: str, purpose: str) -> Consent:
-        """Record that the guardian consented (given at the outlet or to the clinician)."""
+        """Record that the guardian consented (given at the outlet or to the clinician).
+
+        Consent already given for the same purpose is kept as it is: no write, no audit entry.
+        """
         now = self._clock()
+        await self._require_audit_room(consultation_id, "consent")
 
         def change(c: Consultation) -> bool:
             self._require_caretaker(actor, c)
             if c.state is ENDED:
                 raise InvalidState("this consultation has ended")
+            if c.consent is not None and c.consent.purpose == purpose:
+                return False
             c.consent = Consent(actor.subject, now, c.outlet_id, purpose)
             return True
 
-        _, after = await self._update(consultation_id, change)
+        before, after = await self._update(consultation_id, change)
         assert after.consent is not None
+        if after.version == before.version:
+            return after.consent
         await self.audit(after.id, actor, "consent", {"purpose": purpose})
         logger.info("consent recorded consultation=%s by=%s", after.id, actor.subject)
         await self._notify_consultation(after, "consultation.updated")
@@ -51,6 +60,7 @@ class RecordsMixin(ServiceBase):
 
     async def withdraw_consent(self, actor: Actor, consultation_id: str) -> Consultation:
         """Withdraw consent; listeners (recording) stop at once."""
+        await self._require_audit_room(consultation_id, "consent_withdrawn")
 
         def change(c: Consultation) -> bool:
             self._require_caretaker(actor, c)
@@ -105,10 +115,22 @@ class RecordsMixin(ServiceBase):
         self._authorize_view(actor, consultation)
         return consultation
 
-    async def audit_log(self, actor: Actor, consultation_id: str) -> list[AuditEvent]:
+    async def audit_log(
+        self, actor: Actor, consultation_id: str, cursor: int = 0, limit: int | None = None
+    ) -> tuple[list[AuditEvent], int | None]:
+        """One page of a consultation's audit log (oldest first) and the next page's cursor.
+
+        ``limit`` is capped at ``audit_page_max``; the cursor is ``None`` after the last page.
+        A consultation the in-memory store purged is still listed while its audit is kept.
+        """
         require_role(actor, Role.ADMIN)
-        await self._get(consultation_id)
-        return await self._store.audit_for(consultation_id)
+        size = min(limit or self._config.audit_page_max, self._config.audit_page_max)
+        # One entry more than asked tells whether another page follows.
+        events = await self._store.audit_page(consultation_id, cursor, size + 1)
+        if not events and cursor == 0:
+            await self._get(consultation_id)
+        following = cursor + size if len(events) > size else None
+        return events[:size], following
 
     async def overview(self, actor: Actor) -> dict[str, Any]:
         """Admin dashboard: queues, clinicians and live consultations."""

@@ -9,15 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import replace
 
+from rooms.errors import StoreUnavailable
 from rooms.models import AuditEvent, Consultation
 from rooms.presence import PresenceMixin
+from rooms.queue import queue_summary, summary_signature
 from rooms.rules import ACTIVE, ENDED, OFFERED, finish, mark_if_empty
 
 logger = logging.getLogger(__name__)
 
 _ROUND_LOCK = "rounds"
+# While the store is unreachable rounds back off, doubling the pause up to this.
+_MAX_OUTAGE_PAUSE_S = 5.0
 
 
 class RoundsMixin(PresenceMixin):
@@ -48,15 +51,32 @@ class RoundsMixin(PresenceMixin):
         self._closed = True
 
     async def _run_rounds(self) -> None:
+        """Run rounds until closed; while the store is unreachable, retry with capped backoff."""
+        pause = self._config.round_interval_s
+        outage_since: float | None = None
         # Checked as well as cancellation: a library call may swallow a CancelledError.
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._config.round_interval_s)
+                await asyncio.wait_for(self._wake.wait(), pause)
             self._wake.clear()
             try:
                 await self.run_round()
+            except StoreUnavailable:
+                if outage_since is None:
+                    outage_since = self._clock()
+                    logger.warning("store unreachable: rounds paused node=%s", self._node[:8])
+                pause = min(_MAX_OUTAGE_PAUSE_S, pause * 2)
+                continue
             except Exception:
                 logger.exception("consultation round failed node=%s", self._node[:8])
+            if outage_since is not None:
+                logger.warning(
+                    "store reachable again after %.1f s: rounds resumed node=%s",
+                    self._clock() - outage_since,
+                    self._node[:8],
+                )
+                outage_since = None
+            pause = self._config.round_interval_s
 
     async def run_round(self) -> None:
         """Enforce deadlines, pair waiting consultations with free clinicians, publish queues.
@@ -78,14 +98,12 @@ class RoundsMixin(PresenceMixin):
         now = self._clock()
         if now - self._heartbeat_at < self._config.presence_timeout_s / 3:
             return
-        self._heartbeat_at = now
         await self._store.mark_seen(list(self._actors), now)
         for subject, actor in list(self._actors.items()):
-            if not actor.role.is_clinician:
-                continue
-            presence = await self._store.get_presence(subject)
-            if presence is not None:
-                await self._store.put_presence(replace(presence, online=True, seen_at=now))
+            if actor.role.is_clinician:
+                await self._refresh_presence(subject, True, now)
+        # Only once written: after a store outage the next round beats before checking silence.
+        self._heartbeat_at = now
 
     async def _enforce_deadlines(self) -> None:
         now = self._clock()
@@ -114,19 +132,27 @@ class RoundsMixin(PresenceMixin):
         open_ = await self._store.open_consultations()
         presences = await self._store.all_presence()
         services = {c.service for c in open_ if c.state.queued} | set(self._published_queues)
+        kiosk_online = {
+            c.id
+            for c in open_
+            if (outlet := c.participants.get(c.outlet_id)) is not None and outlet.connected
+        }
         seen: set[str] = set()
         for service in sorted(services):
             entries = await self._entries(service, open_, presences, now)
-            signature = tuple((e.consultation_id, e.position, e.state.value) for e in entries)
+            first = self._config.queue_push_entries
+            signature = summary_signature(entries, first)
             if self._published_queues.get(service) != signature:
-                payload = {"service": service, "entries": [e.to_wire() for e in entries]}
+                payload = queue_summary(service, entries, first)
                 await self._notifier.to_service(service, "queue.changed", payload)
                 await self._notifier.to_admins("queue.changed", payload)
-            if signature:
+            if entries:
                 self._published_queues[service] = signature
             else:
                 self._published_queues.pop(service, None)
             for entry in entries:
+                if entry.consultation_id not in kiosk_online:
+                    continue  # told on reconnect; a dropped kiosk is not sent positions
                 seen.add(entry.consultation_id)
                 minutes = (
                     None if entry.estimated_wait_s is None else int(entry.estimated_wait_s // 60)
@@ -177,7 +203,7 @@ class RoundsMixin(PresenceMixin):
         if after.version == before.version:
             return
         role = before.participants[participant_id].role.value
-        await self._store.append_audit(
+        await self._append_audit(
             AuditEvent(
                 after.id, now, participant_id, role, "leave", {"reason": "rejoin_grace_expired"}
             )

@@ -11,7 +11,14 @@ from __future__ import annotations
 import logging
 import uuid
 
-from rooms.errors import Conflict, Forbidden, InvalidState, NotFound, Unavailable
+from rooms.errors import (
+    Conflict,
+    Forbidden,
+    InvalidState,
+    NotFound,
+    TooManyOpenConsultations,
+    Unavailable,
+)
 from rooms.invites import InvitesMixin
 from rooms.models import Consultation, Participant, QueueEntry
 from rooms.notify import Actor
@@ -41,31 +48,20 @@ __all__ = ["CheckIn", "ConsultationService", "ServiceConfig"]
 class ConsultationService(RoundsMixin, InvitesMixin, RecordsMixin):
     """The consultation domain, transport-agnostic: it speaks through a :class:`Notifier`."""
 
-    async def check_in(self, actor: Actor, request: CheckIn) -> tuple[Consultation, QueueEntry]:
-        """Queue a consultation request for the outlet; returns it with its queue entry."""
+    async def check_in(
+        self, actor: Actor, request: CheckIn
+    ) -> tuple[Consultation, QueueEntry | None]:
+        """Queue a consultation request for the outlet; returns it with its queue entry.
+
+        An outlet may have at most ``max_open_per_outlet`` open consultations (checked within
+        this process; two processes checking in for one outlet at once could pass it by one).
+        The entry is ``None`` if the consultation already left the queue (taken or ended).
+        """
         require_role(actor, Role.OUTLET)
         if request.outlet_id != actor.subject:
             raise Forbidden("an outlet may only check in for itself")
-        now = self._clock()
-        consultation = Consultation(
-            id="c-" + uuid.uuid4().hex,
-            service=request.service,
-            outlet_id=request.outlet_id,
-            patient_ref=request.patient_ref,
-            guardian_present=request.guardian_present,
-            urgent=request.urgent,
-            appointment_at=request.appointment_at,
-            created_at=now,
-            queued_at=now,
-            participants={
-                actor.subject: Participant(
-                    actor.subject, Role.OUTLET, actor.name, connected=True, joined_at=now
-                )
-            },
-        )
-        written = await self._store.put_consultation(consultation, 0)
-        if written is None:
-            raise Conflict("consultation id collision; try again")
+        async with self._check_in_lock:
+            written = await self._create_consultation(actor, request)
         await self.audit(
             written.id,
             actor,
@@ -86,6 +82,38 @@ class ConsultationService(RoundsMixin, InvitesMixin, RecordsMixin):
         entry = await self._entry_for(written)
         self.wake()
         return written, entry
+
+    async def _create_consultation(self, actor: Actor, request: CheckIn) -> Consultation:
+        limit = self._config.max_open_per_outlet
+        already = sum(
+            1 for c in await self._store.open_consultations() if c.outlet_id == actor.subject
+        )
+        if already >= limit:
+            self._on_limit(TooManyOpenConsultations.limit)
+            raise TooManyOpenConsultations(
+                f"this outlet has {already} open consultations, the most allowed ({limit})"
+            )
+        now = self._clock()
+        consultation = Consultation(
+            id="c-" + uuid.uuid4().hex,
+            service=request.service,
+            outlet_id=request.outlet_id,
+            patient_ref=request.patient_ref,
+            guardian_present=request.guardian_present,
+            urgent=request.urgent,
+            appointment_at=request.appointment_at,
+            created_at=now,
+            queued_at=now,
+            participants={
+                actor.subject: Participant(
+                    actor.subject, Role.OUTLET, actor.name, connected=True, joined_at=now
+                )
+            },
+        )
+        written = await self._store.put_consultation(consultation, 0)
+        if written is None:
+            raise Conflict("consultation id collision; try again")
+        return written
 
     async def cancel(self, actor: Actor, consultation_id: str) -> Consultation:
         """The outlet withdraws a request that is still queued."""
@@ -157,6 +185,7 @@ class ConsultationService(RoundsMixin, InvitesMixin, RecordsMixin):
     ) -> Consultation:
         """Hand an active consultation to another service or colleague (front of that queue)."""
         require_clinician(actor)
+        await self._require_audit_room(consultation_id, "transfer")
         now = self._clock()
         colleague = await self._store.get_presence(clinician_id) if clinician_id else None
         if clinician_id is not None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rooms.errors import Conflict, Forbidden, NotFound
+from rooms.errors import AuditLimitReached, Conflict, Forbidden, NotFound
 from rooms.models import AuditEvent, ClinicianPresence, Consultation, PresenceStatus, QueueEntry
 from rooms.notify import Actor, ConsultationListener, Notifier
 from rooms.queue import QueuePolicy, order_queue, queue_entries
@@ -31,7 +31,7 @@ from rooms.store import Store
 
 logger = logging.getLogger(__name__)
 
-_CAS_ATTEMPTS = 8
+CAS_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,11 @@ class ServiceConfig:
     presence_timeout_s: float = 10.0
     default_invite_ttl_s: float = 15 * 60.0
     policy: QueuePolicy = field(default_factory=QueuePolicy)
+    max_open_per_outlet: int = 4
+    max_invites_per_consultation: int = 10
+    max_audit_per_action: int = 100
+    queue_push_entries: int = 20
+    audit_page_max: int = 200
 
     @property
     def round_interval_s(self) -> float:
@@ -78,8 +83,11 @@ class ServiceBase:
         notifier: Notifier,
         config: ServiceConfig,
         clock: Callable[[], float] = time.time,
+        on_limit: Callable[[str], None] = lambda limit: None,
     ) -> None:
+        """``on_limit(name)`` is told of every refusal or cap by a resource limit (a metric)."""
         self._store = store
+        self._on_limit = on_limit
         self._notifier = notifier
         self._config = config
         self._clock = clock
@@ -88,11 +96,12 @@ class ServiceBase:
         self._connections: dict[str, set[str]] = {}
         self._actors: dict[str, Actor] = {}
         self._wake = asyncio.Event()
+        self._check_in_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._stopping = False
         self._heartbeat_at = 0.0
-        self._published_queues: dict[str, tuple[tuple[str, int, str], ...]] = {}
+        self._published_queues: dict[str, tuple[Any, ...]] = {}
         self._published_positions: dict[str, tuple[int, str, int | None]] = {}
 
     def add_listener(self, listener: ConsultationListener) -> None:
@@ -107,11 +116,29 @@ class ServiceBase:
         self, consultation_id: str, actor: Actor, action: str, details: dict[str, Any]
     ) -> None:
         """Append one event to the consultation's audit log."""
-        await self._store.append_audit(
+        await self._append_audit(
             AuditEvent(
                 consultation_id, self._clock(), actor.subject, actor.role.value, action, details
             )
         )
+
+    async def _append_audit(self, event: AuditEvent) -> None:
+        """Append, skipping a repeat of the last entry; past the per-action cap nothing is kept."""
+        outcome = await self._store.append_audit(event, self._config.max_audit_per_action)
+        if outcome == "capped":
+            self._on_limit(AuditLimitReached.limit)
+            logger.info(
+                "audit capped consultation=%s action=%s", event.consultation_id, event.action
+            )
+
+    async def _require_audit_room(self, consultation_id: str, action: str) -> None:
+        """Refuse a client action whose audit entries reached the per-consultation cap."""
+        count = await self._store.audit_count(consultation_id, action)
+        if count >= self._config.max_audit_per_action:
+            self._on_limit(AuditLimitReached.limit)
+            raise AuditLimitReached(
+                f"{action!r} was recorded {count} times on this consultation, the most allowed"
+            )
 
     async def _update(
         self, consultation_id: str, change: Callable[[Consultation], bool]
@@ -121,7 +148,7 @@ class ServiceBase:
         ``change`` raises a :class:`DomainError` to refuse, or returns ``False`` for "nothing to
         do" (then ``before`` is returned twice).
         """
-        for _ in range(_CAS_ATTEMPTS):
+        for _ in range(CAS_ATTEMPTS):
             before = await self._get(consultation_id)
             after = before.copy()
             if not change(after):
@@ -143,7 +170,7 @@ class ServiceBase:
         if actor is not None:
             await self.audit(after.id, actor, "end", {"reason": after.ended_reason})
         else:
-            await self._store.append_audit(
+            await self._append_audit(
                 AuditEvent(
                     after.id,
                     self._clock(),
@@ -228,12 +255,13 @@ class ServiceBase:
             ordered, now, await self._store.recent_durations(service), len(free), len(covering)
         )
 
-    async def _entry_for(self, consultation: Consultation) -> QueueEntry:
+    async def _entry_for(self, consultation: Consultation) -> QueueEntry | None:
+        """Its queue entry, or ``None`` if it left the queue meanwhile (taken, ended)."""
         open_ = await self._store.open_consultations()
         entries = await self._entries(
             consultation.service, open_, await self._store.all_presence(), self._clock()
         )
-        return next(e for e in entries if e.consultation_id == consultation.id)
+        return next((e for e in entries if e.consultation_id == consultation.id), None)
 
     def _authorize_view(self, actor: Actor, c: Consultation) -> None:
         if actor.role is Role.ADMIN:

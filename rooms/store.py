@@ -1,18 +1,25 @@
 """The store interface the consultation domain persists through, and the factory picking a backend.
 
-Consultations are written with optimistic locking: every write names the version it read, and
-the write fails (``None``) if someone else wrote first. That compare-and-set is atomic in every
-backend (a Lua script in Redis), so two server processes can never both claim a consultation.
+Consultations and clinician presence are written with optimistic locking: every write names the
+version it read, and the write fails (``None``) if someone else wrote first. That compare-and-set
+is atomic in every backend (a Lua script in Redis), so two server processes can never both claim
+a consultation, and a background round never overwrites a status a clinician just chose.
+Open consultations are indexed, so reading them costs what is open, not what was ever stored.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from rooms.models import AuditEvent, ClinicianPresence, Consultation, Invite
 
 RECENT_DURATIONS = 20
+# Ended consultations (with their audit) kept by the in-memory store; Redis keeps them for good.
+DEFAULT_ENDED_RETENTION_S = 24 * 3600.0
+
+AuditOutcome = Literal["written", "duplicate", "capped"]
 
 
 class Store(Protocol):
@@ -37,7 +44,14 @@ class Store(Protocol):
         """Every consultation that has not ended."""
         ...
 
-    async def put_presence(self, presence: ClinicianPresence) -> None: ...
+    async def put_presence(
+        self, presence: ClinicianPresence, expected_version: int
+    ) -> ClinicianPresence | None:
+        """Write if the stored version is ``expected_version`` (0: none stored yet).
+
+        Returns the stored copy with its new version, or ``None`` when the version did not match.
+        """
+        ...
 
     async def get_presence(self, clinician_id: str) -> ClinicianPresence | None: ...
 
@@ -51,7 +65,10 @@ class Store(Protocol):
         """When each subject was last seen connected; unknown subjects are left out."""
         ...
 
-    async def put_invite(self, invite: Invite) -> None: ...
+    async def put_invite(self, invite: Invite, max_outstanding: int) -> bool:
+        """Store the invite unless its consultation already has ``max_outstanding`` invites
+        neither redeemed nor expired (at ``invite.created_at``); atomic. ``False`` if refused."""
+        ...
 
     async def get_invite(self, code: str) -> Invite | None: ...
 
@@ -59,9 +76,21 @@ class Store(Protocol):
         """Mark the invite used by ``guest_id``; ``None`` if it is unknown or already used."""
         ...
 
-    async def append_audit(self, event: AuditEvent) -> None: ...
+    async def append_audit(self, event: AuditEvent, max_per_action: int) -> AuditOutcome:
+        """Append unless it repeats the consultation's last entry (same actor, action, details:
+        ``duplicate``) or the consultation already has ``max_per_action`` entries of that action
+        (``capped``); atomic."""
+        ...
+
+    async def audit_count(self, consultation_id: str, action: str) -> int:
+        """How many entries of ``action`` the consultation's audit log holds."""
+        ...
 
     async def audit_for(self, consultation_id: str) -> list[AuditEvent]: ...
+
+    async def audit_page(self, consultation_id: str, start: int, count: int) -> list[AuditEvent]:
+        """Up to ``count`` entries from position ``start`` (0 = oldest)."""
+        ...
 
     async def add_duration(self, service: str, seconds: float) -> None:
         """Remember how long a consultation took (the last few feed wait estimates)."""
@@ -88,17 +117,26 @@ class Store(Protocol):
     async def delete_recording(self, recording_id: str) -> None: ...
 
 
-def create_store(url: str | None) -> Store:
-    """In memory without a URL; Redis for ``redis://`` / ``rediss://`` / ``unix://`` URLs."""
+def create_store(url: str | None, ended_retention_s: float = DEFAULT_ENDED_RETENTION_S) -> Store:
+    """In memory without a URL; Redis for ``redis://`` / ``rediss://`` / ``unix://`` URLs.
+
+    ``ended_retention_s`` bounds the in-memory store: ended consultations, their audit and
+    expired invites are dropped after it (Redis keeps consultations; invites expire there).
+    """
     if not url or url == "memory://":
         from rooms.memory_store import MemoryStore
 
-        return MemoryStore()
+        return MemoryStore(ended_retention_s)
     if url.startswith(("redis://", "rediss://", "unix://")):
         from rooms.redis_store import RedisStore
 
         return RedisStore(url)
     raise ValueError(f"unsupported store URL scheme: {url.split(':', 1)[0]!r}")
+
+
+def audit_fingerprint(event: AuditEvent) -> str:
+    """What makes two audit entries the same action (everything but the time)."""
+    return json.dumps([event.actor, event.action, event.details], sort_keys=True)
 
 
 def check_recording_meta(meta: dict[str, Any]) -> tuple[str, str]:

@@ -14,6 +14,7 @@ from rooms.roles import Role
 ISSUER = "teleconsult"
 ALGORITHM = "HS256"
 LEEWAY_S = 5
+MIN_SECRET_BYTES = 32
 
 
 class AuthError(Exception):
@@ -46,8 +47,8 @@ class TokenAuthority:
     """Issues and verifies tokens with one secret."""
 
     def __init__(self, secret: str) -> None:
-        if not secret:
-            raise ValueError("a token secret is required")
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"a token secret needs at least {MIN_SECRET_BYTES} bytes")
         self._secret = secret
 
     def issue(

@@ -11,6 +11,7 @@ from typing import Any
 
 import socketio
 
+from rooms.errors import StoreUnavailable
 from rooms.models import Consultation, PresenceStatus, iso
 from rooms.roles import Role
 from rooms.service import CheckIn, ConsultationService
@@ -18,6 +19,7 @@ from signaling.auth import Identity
 from signaling.consultation_messages import (
     AcceptMessage,
     AdmitMessage,
+    AuditListMessage,
     CheckInMessage,
     ConsentMessage,
     ConsultationRef,
@@ -70,7 +72,7 @@ class ConsultationEvents:
             event("consultation.transfer", TransferMessage, CLINICIANS, self.transfer),
             event("consultation.notes", NotesMessage, CLINICIANS, self.notes),
             event("consultation.consent", ConsentMessage, CARETAKERS, self.consent),
-            event("audit.list", ConsultationRef, [Role.ADMIN], self.audit_list),
+            event("audit.list", AuditListMessage, [Role.ADMIN], self.audit_list),
             event("admin.overview", EmptyMessage, [Role.ADMIN], self.overview),
         ]
 
@@ -88,8 +90,8 @@ class ConsultationEvents:
             {
                 "consultation_id": consultation.id,
                 "consultation": consultation.to_wire(),
-                "position": entry.position,
-                "estimated_wait_s": entry.to_wire()["estimated_wait_s"],
+                "position": entry.position if entry else None,
+                "estimated_wait_s": entry.to_wire()["estimated_wait_s"] if entry else None,
             }
         )
 
@@ -173,10 +175,16 @@ class ConsultationEvents:
         await self._service.withdraw_consent(caller.identity, msg.consultation_id)
         return _ok({"consent": None})
 
-    async def audit_list(self, caller: Caller, msg: ConsultationRef) -> Ack:
-        events = await self._service.audit_log(caller.identity, msg.consultation_id)
+    async def audit_list(self, caller: Caller, msg: AuditListMessage) -> Ack:
+        events, next_cursor = await self._service.audit_log(
+            caller.identity, msg.consultation_id, msg.cursor, msg.limit
+        )
         return _ok(
-            {"consultation_id": msg.consultation_id, "events": [e.to_wire() for e in events]}
+            {
+                "consultation_id": msg.consultation_id,
+                "events": [e.to_wire() for e in events],
+                "next_cursor": next_cursor,
+            }
         )
 
     async def overview(self, caller: Caller, msg: EmptyMessage) -> Ack:
@@ -205,12 +213,26 @@ class ConsultationConnections:
                 await self._sio.enter_room(sid, service_room(service))
         if identity.role is Role.ADMIN:
             await self._sio.enter_room(sid, ADMINS_ROOM)
-        resumable = await self._service.connected(identity, sid)
+        try:
+            resumable = await self._service.connected(identity, sid)
+        except StoreUnavailable as exc:
+            logger.warning("connection refused sid=%s code=unavailable", sid)
+            raise socketio.exceptions.ConnectionRefusedError(
+                exc.message, {"code": exc.code}
+            ) from None
         await self._sio.emit("session.ready", self._ready(sid, identity, resumable), to=sid)
 
     async def on_disconnect(self, sid: str, identity: Identity) -> None:
         self._ice_servers.forget(sid)
-        await self._service.disconnected(identity, sid)
+        try:
+            await self._service.disconnected(identity, sid)
+        except StoreUnavailable:
+            # Its heartbeat has stopped: once the store is back, the rounds mark it as gone.
+            logger.warning(
+                "disconnect not recorded (store unreachable) sid=%s subject=%s",
+                sid,
+                identity.subject,
+            )
 
     async def _emit_to(self, event: str, payload: dict[str, Any], sid: str) -> None:
         await self._sio.emit(event, payload, to=sid)

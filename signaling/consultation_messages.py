@@ -4,17 +4,31 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 Id = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9._:-]+$")]
 ServiceName = Annotated[str, Field(min_length=2, max_length=40, pattern=r"^[a-z][a-z0-9_-]+$")]
 # Pseudonymous: letters, digits and a few separators, no spaces, so a name does not fit easily.
 PatientRef = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+$")]
 EndReason = Literal["completed", "cancelled", "no_show", "technical", "referred", "other"]
+# What a guardian consents to; the only purpose the server acts on is recording the call.
+ConsentPurpose = Literal["recording"]
+
+
+def _iso_text(value: object) -> object:
+    if not isinstance(value, str):
+        raise ValueError("a time is ISO 8601 text with a zone")
+    return value
+
+
+# ISO 8601 text is the wire form of a time: parsed from text only (no numbers), zone required.
+WireTime = Annotated[AwareDatetime, Field(strict=False), BeforeValidator(_iso_text)]
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Strict: no coercion (``"yes"`` is not a bool, ``"5"`` not an int), no unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class CheckInMessage(Message):
@@ -23,7 +37,7 @@ class CheckInMessage(Message):
     patient_ref: PatientRef
     guardian_present: bool
     urgent: bool = False
-    appointment_at: AwareDatetime | None = None
+    appointment_at: WireTime | None = None
 
 
 class ConsultationRef(Message):
@@ -68,8 +82,15 @@ class NotesMessage(ConsultationRef):
 
 class ConsentMessage(ConsultationRef):
     given: bool
-    purpose: Annotated[str, Field(min_length=1, max_length=200)] = "recording"
+    purpose: ConsentPurpose = "recording"
 
 
 class EmptyMessage(Message):
     pass
+
+
+class AuditListMessage(ConsultationRef):
+    """One page of the audit log: ``cursor`` from the previous page's ``next_cursor``."""
+
+    cursor: Annotated[int, Field(ge=0)] = 0
+    limit: Annotated[int, Field(ge=1, le=1000)] | None = None

@@ -3,8 +3,9 @@
 ``recording.start`` (the consultation's own clinician, with the guardian's consent on file) puts a
 :class:`~media.recorder.ConsultationRecorder` tap on the consultation's media router; everyone in
 the room gets ``recording.state``. ``recording.stop``, the consultation ending or the consent being
-withdrawn stop it at once. Finalising (checksums, encryption at rest, the index entry, then the
-composite job in its own process) runs in the background, never on the media path.
+withdrawn stop it at once. Files are encrypted as they are written. Finalising (checksums that
+authenticate every chunk, the index entry, then the composite job in its own process) runs in
+the background, never on the media path.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ from typing import Any
 
 from media.composite import CompositeInput, job_payload, run_composite
 from media.recorder import ConsultationRecorder, RecordingResult, describe_track_file
-from media.recording_files import seal_file
+from media.recording_files import (
+    ENCRYPTED_SUFFIX,
+    describe_stored,
+    seal_unfinished,
+)
+from media.recording_keys import Keyring
 from media.router import MediaRegistry, MediaRouter
 from rooms.errors import Forbidden, InvalidState
 from rooms.models import Consultation, iso
@@ -36,6 +42,9 @@ logger = logging.getLogger(__name__)
 
 PARTICIPANT_ROLES = (Role.OUTLET, Role.SPECIALIST, Role.COUNSELLOR, Role.GUEST)
 LOCK_TTL_S = 15.0  # a recording's owner refreshes its lock; a crashed owner's lock runs out
+# The index's ``composite`` while it is still to be made (made at the next start if a shutdown
+# came first).
+COMPOSITE_PENDING: dict[str, Any] = {"pending": True}
 
 
 def _lock_name(recording_id: str) -> str:
@@ -47,7 +56,7 @@ class RecordingConfig:
     """Where recordings go and how they are kept; built by the composition root."""
 
     root: Path
-    key: bytes | None = None
+    keyring: Keyring
     composite: bool = True
     reattach_interval_s: float = 1.0
     max_queued_frames: int = 1024
@@ -146,6 +155,10 @@ class Recordings:
         self._locks: dict[str, asyncio.Lock] = {}
         self._finalizing: set[asyncio.Task[Any]] = set()
         self._composites = asyncio.Semaphore(1)  # one composite at a time: it uses a whole core
+        self._composite_jobs: set[asyncio.Task[dict[str, Any]]] = set()
+        self._recovery: asyncio.Task[None] | None = None
+        self._resuming: set[str] = set()
+        self._locked_elsewhere = False
         self._node = uuid.uuid4().hex
         self._closed = False
 
@@ -225,6 +238,7 @@ class Recordings:
                 "status": "recording",
                 "started_at": now,
                 "started_by": actor.subject,
+                "key_id": self._config.keyring.current_id,
                 "consent": consent.to_dict(),
                 "legal_hold": False,
                 "tracks": [],
@@ -251,6 +265,7 @@ class Recordings:
                 consultation_id,
                 self._config.root / folder,
                 router.request_keyframes,
+                self._config.keyring,
                 max_queued_frames=self._config.max_queued_frames,
                 admits=admission.admits,
             )
@@ -316,10 +331,18 @@ class Recordings:
             await asyncio.gather(*list(self._finalizing), return_exceptions=True)
 
     async def close(self) -> None:
-        """Stop every recording, then let finalisation finish (idempotent)."""
+        """Stop every recording and finalise it, fast (idempotent): composites are not made
+        while shutting down, and running ones are stopped (the recording stays without one)."""
         self._closed = True
-        for consultation_id in list(self._active):
-            await self.stop(consultation_id, None, "server_shutdown")
+        logger.info("recordings closing active=%d", len(self._active))
+        if self._recovery is not None:  # an interrupted recovery is finished at the next start
+            self._recovery.cancel()
+            await asyncio.gather(self._recovery, return_exceptions=True)
+        await asyncio.gather(
+            *(self.stop(cid, None, "server_shutdown") for cid in list(self._active))
+        )
+        for job in list(self._composite_jobs):
+            job.cancel()
         await self.wait_finalized()
 
     # consultation listener hooks
@@ -385,7 +408,7 @@ class Recordings:
             tracks = []
             for track in result.tracks:
                 stored = await asyncio.to_thread(
-                    seal_file, Path(track["path"]), self._config.key, root
+                    describe_stored, Path(track["path"]), self._config.keyring, root
                 )
                 entry = {k: v for k, v in track.items() if k != "path"}
                 tracks.append({**entry, **stored.to_dict()})
@@ -395,15 +418,14 @@ class Recordings:
                 duration_s=round(result.stopped_at - result.started_at, 3),
                 dropped_frames=result.dropped_frames,
                 queue_drops=result.queue_drops,
-                status="compositing"
-                if composite and self._config.composite and tracks
-                else "ready",
+                status="ready",
             )
+            wanted = composite and self._config.composite and bool(tracks)
+            if wanted:
+                meta["composite"] = dict(COMPOSITE_PENDING)
             await self._store.save_recording(meta)
-            if meta["status"] == "compositing":
-                meta["composite"] = await self._composite(meta)
-                meta["status"] = "ready"
-                await self._store.save_recording(meta)
+            if wanted and not self._closed:
+                await self._make_composite(meta)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -418,32 +440,79 @@ class Recordings:
             len(meta["tracks"]),
         )
 
+    async def _make_composite(self, meta: dict[str, Any]) -> None:
+        meta["status"] = "compositing"
+        await self._store.save_recording(meta)
+        meta["composite"] = await self._composite(meta)
+        meta["status"] = "ready"
+        await self._store.save_recording(meta)
+
+    async def _resume_composite(self, meta: dict[str, Any]) -> None:
+        """Make the composite a shutdown left pending (this node holds the recording's lock)."""
+        recording_id = str(meta["recording_id"])
+        try:
+            await self._make_composite(meta)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("composite resumption failed recording=%s", recording_id)
+        finally:
+            self._resuming.discard(recording_id)
+            await self._store.release_lock(_lock_name(recording_id), self._node)
+
     def start_recovery(self) -> None:
-        """Run :meth:`recover` in the background (at startup)."""
-        task = asyncio.create_task(self.recover(), name="recording-recovery")
-        self._finalizing.add(task)
-        task.add_done_callback(self._finalizing.discard)
+        """Recover in the background at startup, and once more when the locks of a process
+        that died just before this start (a quick restart) have run out."""
+        self._recovery = asyncio.create_task(self._recover_at_start(), name="recording-recovery")
+
+    async def _recover_at_start(self) -> None:
+        try:
+            await self.recover()
+            if self._locked_elsewhere:
+                await asyncio.sleep(LOCK_TTL_S + 1.0)
+                await self.recover()
+        except Exception:  # the store may be unreachable: the next start tries again
+            logger.exception("recording recovery failed")
 
     async def recover(self) -> list[str]:
-        """Finalise recordings whose process died mid-way (their files play up to the crash).
+        """Finalise recordings whose process died mid-way (their files play up to the crash), and
+        start the composites a shutdown left pending (in the background).
 
-        Only those whose lock has run out and whose folder is on this node's disk; they get
-        ``interrupted: true`` and no composite (the tracks' relative timing died with the process).
+        Only those whose lock has run out and whose folder is on this node's disk; recovered ones
+        get ``interrupted: true`` and no composite (the tracks' relative timing died with the
+        process). Returns the ids of the recovered recordings.
         """
         recovered = []
+        self._locked_elsewhere = False
         for meta in await self._store.all_recordings():
             recording_id = str(meta["recording_id"])
-            if meta.get("status") != "recording" or any(
-                a.meta["recording_id"] == recording_id for a in self._active.values()
+            pending = meta.get("status") == "ready" and meta.get("composite") == COMPOSITE_PENDING
+            if (
+                (meta.get("status") != "recording" and not pending)
+                or recording_id in self._resuming
+                or any(a.meta["recording_id"] == recording_id for a in self._active.values())
             ):
                 continue
             folder = self._config.root / str(meta["folder"])
-            if not folder.is_dir() or not await self._store.try_lock(
-                _lock_name(recording_id), self._node, LOCK_TTL_S
-            ):
+            if not folder.is_dir():
                 continue
-            files = sorted(p for p in folder.iterdir() if p.suffix in (".webm", ".mkv"))
-            found = [await asyncio.to_thread(describe_track_file, p) for p in files]
+            if not await self._store.try_lock(_lock_name(recording_id), self._node, LOCK_TTL_S):
+                self._locked_elsewhere = True  # its owner is alive, or died less than a TTL ago
+                continue
+            if pending:
+                self._resuming.add(recording_id)
+                task = asyncio.create_task(
+                    self._resume_composite(meta), name=f"recording-composite-{recording_id[:8]}"
+                )
+                self._finalizing.add(task)
+                task.add_done_callback(self._finalizing.discard)
+                continue
+            found = [
+                await asyncio.to_thread(self._recover_file, path)
+                for path in sorted(folder.iterdir())
+                if path.name.endswith((".webm" + ENCRYPTED_SUFFIX, ".mkv" + ENCRYPTED_SUFFIX))
+                and path.name != "composite.webm" + ENCRYPTED_SUFFIX
+            ]
             tracks = [t for t in found if t is not None]
             stopped_at = meta["started_at"] + max((t["duration_s"] for t in tracks), default=0.0)
             result = RecordingResult(
@@ -465,6 +534,15 @@ class Recordings:
             recovered.append(recording_id)
         return recovered
 
+    def _recover_file(self, path: Path) -> dict[str, Any] | None:
+        """Seal the end a killed writer left and describe what it holds (blocking)."""
+        try:
+            seal_unfinished(path, self._config.keyring)
+        except Exception as exc:  # the file is damaged beyond its tail: leave it out
+            logger.warning("recording file unrecoverable file=%s error=%r", path.name, exc)
+            return None
+        return describe_track_file(path, self._config.keyring)
+
     async def _composite(self, meta: dict[str, Any]) -> dict[str, Any] | None:
         root = self._config.root
         consultation_id = meta["consultation_id"]
@@ -476,7 +554,7 @@ class Recordings:
             for t in meta["tracks"]
         ]
         duration = max(float(t["offset_s"]) + float(t["duration_s"]) for t in meta["tracks"])
-        output = root / meta["folder"] / "composite.webm"
+        output = root / meta["folder"] / ("composite.webm" + ENCRYPTED_SUFFIX)
         started_by = meta["started_by"]
 
         async def progress(percent: float) -> None:
@@ -492,16 +570,31 @@ class Recordings:
 
         try:
             async with self._composites:
-                summary = await run_composite(
-                    job_payload(inputs, output, self._config.key, duration),
-                    progress,
-                    f"recording={recording_id}",
+                if self._closed:
+                    return dict(COMPOSITE_PENDING)
+                job = asyncio.create_task(
+                    run_composite(
+                        job_payload(inputs, output, self._config.keyring, duration),
+                        progress,
+                        f"recording={recording_id}",
+                    )
                 )
-            stored = await asyncio.to_thread(seal_file, output, self._config.key, root)
+                self._composite_jobs.add(job)
+                try:
+                    summary = await job
+                finally:
+                    self._composite_jobs.discard(job)
+            stored = await asyncio.to_thread(describe_stored, output, self._config.keyring, root)
         except asyncio.CancelledError:
-            raise
+            output.unlink(missing_ok=True)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this finalisation itself is cancelled
+            logger.info("composite stopped by shutdown recording=%s", recording_id)
+            return dict(COMPOSITE_PENDING)
         except Exception as exc:
             logger.warning("composite failed recording=%s error=%r", recording_id, exc)
+            output.unlink(missing_ok=True)
             return {"error": "composite failed"}
         return {**stored.to_dict(), "track_name": "composite", "duration_s": summary["duration_s"]}
 

@@ -12,6 +12,6 @@ ConsultationId = Annotated[str, Field(min_length=1, max_length=128)]
 class RecordingRef(BaseModel):
     """Payload of ``recording.start``, ``.stop``, ``.acknowledge`` and ``.state``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     consultation_id: ConsultationId

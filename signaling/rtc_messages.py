@@ -12,7 +12,9 @@ MediaSource = Literal["camera", "microphone", "screen"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """No coercion (``1`` is not a bool, ``"3"`` not an int) and no unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class TrackSource(_Strict):

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import socketio
 
 from signaling.auth import AuthError, Identity, TokenAuthority
-from signaling.dispatch import Dispatcher, EventSpec
+from signaling.dispatch import Dispatcher, EventLimits, EventSpec
+from signaling.guarded_server import ConnectionLimits, GuardedServer
+from signaling.log_throttle import LogThrottle
 
 logger = logging.getLogger(__name__)
+_log = LogThrottle(logger)
 
 _IDENTITY = "identity"
 # Socket.IO frames above this are dropped by engine.io itself; between the per-event cap and this
@@ -28,23 +31,33 @@ class ConnectionListener(Protocol):
 
 
 def create_socket_server(
-    redis_url: str | None, max_event_bytes: int, liveness_timeout_s: float
-) -> socketio.AsyncServer:
+    redis_url: str | None,
+    max_event_bytes: int,
+    liveness_timeout_s: float,
+    limits: ConnectionLimits,
+    allowed_origins: tuple[str, ...] = (),
+    on_refusal: Callable[[str], None] = lambda reason: None,
+) -> GuardedServer:
     """Build the Socket.IO server; with Redis, emits are shared between server processes.
 
     Engine.IO pings every ``liveness_timeout_s / 2`` and gives up after as long again, so a
     connection lost without a goodbye (network loss) is noticed within ``liveness_timeout_s``
-    instead of engine.io's default ~45 s.
+    instead of engine.io's default ~45 s. A browser's ``Origin`` must be one of
+    ``allowed_origins``; without any, the server's own origin (its ``Host`` header, or the
+    ``X-Forwarded-Proto``/``-Host`` a reverse proxy sets) is the only one allowed.
     """
     manager = socketio.AsyncRedisManager(redis_url) if redis_url else None
     half = max(1.0, liveness_timeout_s / 2)
-    return socketio.AsyncServer(
+    return GuardedServer(
+        limits,
+        on_refusal,
         ping_interval=half,
         ping_timeout=half,
         async_mode="aiohttp",
         client_manager=manager,
         max_http_buffer_size=max_event_bytes * _TRANSPORT_HEADROOM,
-        cors_allowed_origins=[],
+        # None is engine.io's same-origin check; an empty list would switch the check off.
+        cors_allowed_origins=list(allowed_origins) or None,
         logger=False,
         engineio_logger=False,
     )
@@ -57,7 +70,7 @@ class SignalingGateway:
         self,
         sio: socketio.AsyncServer,
         authority: TokenAuthority,
-        max_event_bytes: int,
+        limits: EventLimits,
         on_event_result: Any = None,
     ) -> None:
         self.sio = sio
@@ -65,7 +78,7 @@ class SignalingGateway:
         self._listeners: list[ConnectionListener] = []
         self.dispatcher = Dispatcher(
             self.identity_of,
-            max_event_bytes,
+            limits,
             **({"on_result": on_event_result} if on_event_result else {}),
         )
         sio.on("connect", self._on_connect)
@@ -87,11 +100,15 @@ class SignalingGateway:
         return identity if isinstance(identity, Identity) else None
 
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        if await self.identity_of(sid) is not None:
+            raise socketio.exceptions.ConnectionRefusedError(
+                "this connection already has an identity", {"code": "already_connected"}
+            )
         token = auth.get("token") if isinstance(auth, dict) else None
         try:
             identity = self._authority.verify(token)
         except AuthError as exc:
-            logger.info("connection refused sid=%s code=%s", sid, exc.code)
+            _log.log(logging.INFO, exc.code, "authentication refused sid=%s code=%s", sid, exc.code)
             raise socketio.exceptions.ConnectionRefusedError(
                 exc.message, {"code": exc.code}
             ) from None
@@ -103,6 +120,7 @@ class SignalingGateway:
             await listener.on_connect(sid, identity)
 
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
+        self.dispatcher.forget(sid)
         identity = await self.identity_of(sid)
         if identity is None:
             return

@@ -41,11 +41,14 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
 
-def start_redis(tmp: Path) -> RedisServer:
+def start_redis(tmp: Path, port: int | None = None, durable: bool = False) -> RedisServer:
+    """A redis-server on 127.0.0.1; ``durable`` keeps every write in an AOF in ``tmp`` (fsync
+    always), so one restarted on the same port and folder has everything back."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed (.ci/run installs it with apt-get)")
-    port = free_port()
+    port = port or free_port()
+    persistence = ["--appendonly", "yes", "--appendfsync", "always"] if durable else []
     process = subprocess.Popen(
         [
             binary,
@@ -57,6 +60,7 @@ def start_redis(tmp: Path) -> RedisServer:
             "",
             "--appendonly",
             "no",
+            *persistence,
             "--dir",
             str(tmp),
         ],

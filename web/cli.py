@@ -1,4 +1,4 @@
-"""The ``teleconsult`` command: ``serve``, ``token`` and ``bench``."""
+"""The ``teleconsult`` command: ``serve``, ``token``, ``recording`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from typing import Any
 
 from rooms.roles import Role
 from signaling.auth import TokenAuthority
-from web.settings import Settings, SettingsError, load_settings
+from web.recording_cli import add_recording_commands
+from web.settings import Settings, SettingsError, check_secret, load_settings
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -49,10 +50,12 @@ def _settings_from(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from web.recording_wiring import recording_keyring
     from web.server import run_server
 
     try:
         settings = _settings_from(args).validated()
+        recording_keyring(settings)  # production refuses to start without a recording key
     except SettingsError as exc:
         print(f"teleconsult: {exc}", file=sys.stderr)
         return 2
@@ -64,6 +67,11 @@ def _token(args: argparse.Namespace) -> int:
     settings = _settings_from(args)
     if not settings.secret:
         print("teleconsult: no secret: pass --secret or set TELECONSULT_SECRET", file=sys.stderr)
+        return 2
+    try:
+        check_secret(settings.secret, "the secret")
+    except SettingsError as exc:
+        print(f"teleconsult: {exc}", file=sys.stderr)
         return 2
     role = Role(args.role)
     services = [s for s in (args.services or "").split(",") if s]
@@ -130,8 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=parse_duration, default=8 * 3600.0, help="lifetime, e.g. 8h")
     token.set_defaults(func=_token)
 
+    add_recording_commands(commands, _settings_from)
+
     bench = commands.add_parser("bench", help="run a benchmark from benchmarks/")
-    bench.add_argument("name", help="benchmark name: relay, record or weaklink")
+    bench.add_argument("name", help="benchmark name: relay, record, weaklink or soak")
     bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments for the benchmark")
     bench.set_defaults(func=_bench, config=None)
     return parser

@@ -19,7 +19,7 @@ _STATUS = {"not_found": 404, "expired": 410, "conflict": 409, "invalid_state": 4
 
 
 class RedeemRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(min_length=1, max_length=60)
 

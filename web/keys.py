@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socketio
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from media.router import MediaRegistry
 from rooms.service import ConsultationService
@@ -13,6 +13,7 @@ from signaling.auth import TokenAuthority
 from signaling.notifier import SocketNotifier
 from signaling.recording_events import Recordings
 from signaling.server import SignalingGateway
+from signaling.token_bucket import KeyedBuckets
 from web.settings import Settings
 
 settings_key = web.AppKey("settings", Settings)
@@ -26,3 +27,5 @@ store_key = web.AppKey("store", Store)
 notifier_key = web.AppKey("notifier", SocketNotifier)
 consultations_key = web.AppKey("consultations", ConsultationService)
 recordings_key = web.AppKey("recordings", Recordings)
+netcheck_limiter_key = web.AppKey("netcheck_limiter", KeyedBuckets[str])
+http_refusals_key = web.AppKey("http_refusals", Counter)

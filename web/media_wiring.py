@@ -33,6 +33,7 @@ def media_config_from(settings: Settings) -> MediaConfig:
         ),
         stats_interval_s=settings.stats_interval_s,
         congestion=CongestionConfig(video_min_kbps=settings.video_min_kbps),
+        max_remote_candidates=settings.max_candidates_per_peer,
     )
 
 

@@ -10,6 +10,10 @@ from pathlib import Path
 
 from aiohttp import web
 
+from signaling.errors import error_payload
+from signaling.token_bucket import KeyedBuckets
+from web.keys import http_refusals_key, netcheck_limiter_key, settings_key
+
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -26,18 +30,8 @@ _PAGES = {
     "/admin": "admin.html",
 }
 
-_PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    # Invite codes live in the /join/<code> path: never leak it to other origins.
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(self)",
-    "Content-Security-Policy": (
-        "default-src 'self'; media-src 'self' blob: mediastream:; img-src 'self' data: blob:; "
-        "connect-src 'self' ws: wss:; style-src 'self'; script-src 'self'; object-src 'none'; "
-        "base-uri 'none'; frame-ancestors 'none'"
-    ),
-}
+# Security headers (CSP, referrer policy...) are set on every response by web.security_headers.
+_PAGE_HEADERS = {"Cache-Control": "no-store"}
 
 
 PageHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -75,7 +69,15 @@ async def netcheck_ping(request: web.Request) -> web.Response:
 
 
 async def netcheck_download(request: web.Request) -> web.Response:
-    """``?kib=N`` random (incompressible) bytes for measuring the downlink bitrate."""
+    """``?kib=N`` random (incompressible) bytes for measuring the downlink bitrate; a few per
+    minute per address (``netcheck_downloads_per_min``), ``429 rate_limited`` beyond."""
+    if not request.app[netcheck_limiter_key].take(request.remote or "-"):
+        request.app[http_refusals_key].labels("netcheck_download", "rate_limited").inc()
+        return web.json_response(
+            error_payload("rate_limited", "too many network checks from this address; wait"),
+            status=429,
+            headers={"Retry-After": "60", "Cache-Control": "no-store"},
+        )
     try:
         kib = int(request.query.get("kib", "256"))
     except ValueError:
@@ -101,6 +103,8 @@ async def netcheck_upload(request: web.Request) -> web.Response:
 
 def add_page_routes(app: web.Application) -> None:
     """Serve the pages, ``/static``, the vendored socket.io client and the network check."""
+    per_min = app[settings_key].netcheck_downloads_per_min
+    app[netcheck_limiter_key] = KeyedBuckets(per_min / 60.0, per_min)
     for url, file_name in _PAGES.items():
         app.router.add_get(url, _page(file_name))
     app.router.add_get("/join/{code}", _page("guest.html"))

@@ -1,19 +1,18 @@
 """Recording HTTP API: list, download with Range (playback in the browser), legal hold.
 
-Only the consultation's own clinician and admins get in; every access is audited. Encrypted
-files are decrypted on the fly, chunk by chunk, for exactly the range asked for.
+Only the consultation's own clinician and admins get in; every access is audited. Files are
+stored encrypted and decrypted on the fly, chunk by chunk, for exactly the range asked for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
-from media.recording_files import open_plain, plain_size
+from media.recording_files import DecryptingReader, RecordingFileError
 from rooms.errors import DomainError, Forbidden, NotFound
 from rooms.models import iso
 from rooms.service import ConsultationService
@@ -21,6 +20,7 @@ from rooms.store import Store
 from signaling.auth import AuthError, Identity, TokenAuthority
 from signaling.errors import error_payload
 from signaling.recording_events import RecordingConfig
+from web.http_range import ByteRange, RangeNotSatisfiable, resolve_range
 from web.keys import authority_key, consultations_key, store_key
 
 logger = logging.getLogger(__name__)
@@ -70,8 +70,35 @@ class RecordingRoutes:
             await deps.authorize(identity, meta["consultation_id"])
             stored = _find_file(meta, track_name)
             path = self._config.root / stored["file"]
-            size = await asyncio.to_thread(plain_size, path)
-            start, end = _byte_range(request, size)
+            reader = await asyncio.to_thread(DecryptingReader, path, self._config.keyring)
+        except _Refusal as refusal:
+            return refusal.response()
+        except FileNotFoundError:
+            return _Refusal(404, "not_found", "the recording file is gone").response()
+        except RecordingFileError as exc:
+            logger.error("recording unreadable recording=%s error=%s", meta["recording_id"], exc)
+            return _Refusal(
+                500, "recording_unreadable", "the recording cannot be decrypted"
+            ).response()
+        try:
+            return await self._send(request, deps, identity, meta, track_name, stored, reader)
+        finally:
+            reader.close()
+
+    async def _send(
+        self,
+        request: web.Request,
+        deps: _Deps,
+        identity: Identity,
+        meta: dict[str, Any],
+        track_name: str,
+        stored: dict[str, Any],
+        reader: DecryptingReader,
+    ) -> web.StreamResponse:
+        size = reader.size
+        try:
+            wanted = _byte_range(request, size)
+            start, end = (wanted.start, wanted.end) if wanted else (0, size)
             await deps.service.audit(
                 meta["consultation_id"],
                 identity,
@@ -80,8 +107,6 @@ class RecordingRoutes:
             )
         except _Refusal as refusal:
             return refusal.response()
-        except FileNotFoundError:
-            return _Refusal(404, "not_found", "the recording file is gone").response()
         logger.info(
             "recording download recording=%s track=%s by=%s bytes=%d-%d",
             meta["recording_id"],
@@ -90,7 +115,7 @@ class RecordingRoutes:
             start,
             end,
         )
-        partial = request.http_range.start is not None or request.http_range.stop is not None
+        partial = wanted is not None
         response = web.StreamResponse(
             status=206 if partial else 200,
             headers={
@@ -105,7 +130,14 @@ class RecordingRoutes:
         if partial:
             response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
         await response.prepare(request)
-        await self._stream(path, start, end, response)
+        remaining, offset = end - start, start
+        while remaining > 0:
+            data = await asyncio.to_thread(reader.read_at, offset, min(_BLOCK, remaining))
+            if not data:
+                break
+            remaining -= len(data)
+            offset += len(data)
+            await response.write(data)
         await response.write_eof()
         return response
 
@@ -134,20 +166,6 @@ class RecordingRoutes:
         except _Refusal as refusal:
             return refusal.response()
         return web.json_response(_public(meta))
-
-    async def _stream(self, path: Path, start: int, end: int, response: web.StreamResponse) -> None:
-        reader = await asyncio.to_thread(open_plain, path, self._config.key)
-        try:
-            await asyncio.to_thread(reader.seek, start)
-            remaining = end - start
-            while remaining > 0:
-                data = await asyncio.to_thread(reader.read, min(_BLOCK, remaining))
-                if not data:
-                    break
-                remaining -= len(data)
-                await response.write(data)
-        finally:
-            reader.close()
 
 
 class _Deps:
@@ -225,22 +243,25 @@ def _find_file(meta: dict[str, Any], track_name: str) -> dict[str, Any]:
     raise _Refusal.of(NotFound("no such track in this recording"))
 
 
-def _byte_range(request: web.Request, size: int) -> tuple[int, int]:
-    """``[start, end)`` from the Range header (whole file without one); 416 if unsatisfiable."""
+class _Unsatisfiable(_Refusal):
+    """``416`` with ``Content-Range: bytes */size`` (RFC 9110 §15.5.17)."""
+
+    def __init__(self, error: RangeNotSatisfiable) -> None:
+        super().__init__(416, "bad_range", str(error))
+        self.content_range = error.content_range
+
+    def response(self) -> web.Response:
+        response = super().response()
+        response.headers["Content-Range"] = self.content_range
+        return response
+
+
+def _byte_range(request: web.Request, size: int) -> ByteRange | None:
+    """The range asked for (``None``: the whole file); see :mod:`web.http_range`."""
     try:
-        wanted = request.http_range
-    except ValueError as exc:
-        raise _Refusal(416, "bad_range", "malformed Range header") from exc
-    start, stop = wanted.start, wanted.stop
-    if start is None and stop is None:
-        return 0, size
-    if start is not None and start < 0:  # suffix range: the last -start bytes
-        start, stop = max(0, size + start), size
-    start = start or 0
-    stop = size if stop is None else min(stop, size)
-    if start >= size or stop <= start:
-        raise _Refusal(416, "bad_range", f"range not satisfiable for {size} bytes")
-    return start, stop
+        return resolve_range(request.headers.get(hdrs.RANGE), size)
+    except RangeNotSatisfiable as error:
+        raise _Unsatisfiable(error) from None
 
 
 def _public(meta: dict[str, Any]) -> dict[str, Any]:

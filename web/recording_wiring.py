@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from media.recording_files import parse_key
+from media.recording_files import make_private_dir, restrict_tree
+from media.recording_keys import Keyring, RecordingKeyError, default_key_file, load_keyring
 from media.retention import RetentionSweeper
 from signaling.recording_events import RecordingConfig, Recordings, SystemActor
 from web.keys import (
@@ -20,16 +22,29 @@ from web.keys import (
     store_key,
 )
 from web.recording_routes import RecordingRoutes
-from web.settings import Settings
+from web.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
 
 _DAY_S = 86400.0
 
 
+def recording_keyring(settings: Settings) -> Keyring:
+    """The recording keys; refuses production without one (raises :class:`SettingsError`)."""
+    try:
+        return load_keyring(
+            settings.recording_key,
+            settings.recording_key_file,
+            default_key_file(settings.recordings_dir),
+            settings.production,
+        )
+    except RecordingKeyError as exc:
+        raise SettingsError(str(exc)) from exc
+
+
 def recording_config_from(settings: Settings) -> RecordingConfig:
     return RecordingConfig(
-        root=settings.recordings_dir.resolve(), key=parse_key(settings.recording_key)
+        root=settings.recordings_dir.resolve(), keyring=recording_keyring(settings)
     )
 
 
@@ -46,7 +61,10 @@ def add_recording(app: web.Application) -> None:
     async def recording_context(app: web.Application) -> AsyncIterator[None]:
         service = app[consultations_key]
         store = app[store_key]
-        config.root.mkdir(parents=True, exist_ok=True)
+        make_private_dir(config.root)
+        tightened = await asyncio.to_thread(restrict_tree, config.root)
+        if tightened:
+            logger.warning("recordings folder: made %d folders/files private", tightened)
         recordings = Recordings(
             service, store, lambda: app.get(media_registry_key), app[notifier_key], config
         )
@@ -61,8 +79,9 @@ def add_recording(app: web.Application) -> None:
         recordings.start_recovery()
         app[recordings_key] = recordings
         logger.info(
-            "recording ready encrypted=%s retention_days=%d",
-            config.key is not None,
+            "recording ready key_id=%s keys=%d retention_days=%d",
+            config.keyring.current_id,
+            len(config.keyring.keys),
             settings.retention_days,
         )
         try:

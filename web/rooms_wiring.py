@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from prometheus_client import Counter
 
 from rooms.service import ConsultationService, ServiceConfig
 from rooms.store import create_store
@@ -13,7 +14,15 @@ from signaling.consultation_events import ConsultationConnections, ConsultationE
 from signaling.ice_servers import IceServerIssuer
 from signaling.notifier import SocketNotifier
 from signaling.turn import TurnPolicy
-from web.keys import consultations_key, gateway_key, notifier_key, settings_key, sio_key, store_key
+from web.keys import (
+    consultations_key,
+    gateway_key,
+    notifier_key,
+    registry_key,
+    settings_key,
+    sio_key,
+    store_key,
+)
 from web.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -25,6 +34,11 @@ def service_config_from(settings: Settings) -> ServiceConfig:
         rejoin_grace_s=settings.rejoin_grace_s,
         empty_room_grace_s=settings.empty_room_grace_s,
         presence_timeout_s=settings.presence_timeout_s,
+        max_open_per_outlet=settings.max_open_consultations_per_outlet,
+        max_invites_per_consultation=settings.max_invites_per_consultation,
+        max_audit_per_action=settings.max_audit_entries_per_action,
+        queue_push_entries=settings.queue_push_entries,
+        audit_page_max=settings.audit_page_max,
     )
 
 
@@ -44,9 +58,20 @@ async def rooms_context(app: web.Application) -> AsyncIterator[None]:
     """Create the store and the consultation service; close both on shutdown."""
     settings = app[settings_key]
     sio = app[sio_key]
-    store = create_store(settings.store_url)
+    store = create_store(settings.store_url, settings.ended_retention_s)
     notifier = SocketNotifier(sio)
-    service = ConsultationService(store, notifier, service_config_from(settings))
+    refusals = Counter(
+        "teleconsult_limit_refusals",
+        "Requests refused (or audit entries not kept) because a resource limit was reached",
+        ["limit"],
+        registry=app[registry_key],
+    )
+    service = ConsultationService(
+        store,
+        notifier,
+        service_config_from(settings),
+        on_limit=lambda limit: refusals.labels(limit).inc(),
+    )
     gateway = app[gateway_key]
     gateway.add_events(ConsultationEvents(service).specs())
     ice_servers = ice_server_issuer_from(settings)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from signaling.errors import error_payload
 from web import __version__
-from web.keys import registry_key, settings_key, started_at_key
+from web.keys import http_refusals_key, registry_key, settings_key, started_at_key
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -25,7 +27,18 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text exposition of this process's metrics."""
+    """Prometheus text exposition of this process's metrics, for ``Authorization: Bearer
+    <metrics_token>`` only; without a configured token the endpoint stays closed."""
+    token = request.app[settings_key].metrics_token
+    given = request.headers.get("Authorization", "")
+    if token is None or not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        request.app[http_refusals_key].labels("metrics", "unauthorized").inc()
+        reason = "set metrics_token to open /metrics" if token is None else "bad metrics token"
+        return web.json_response(
+            error_payload("unauthorized", reason),
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
     body = generate_latest(request.app[registry_key])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

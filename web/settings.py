@@ -14,8 +14,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from signaling.auth import MIN_SECRET_BYTES
+
 ENV_PREFIX = "TELECONSULT_"
-MIN_SECRET_BYTES = 32
 MIN_TURN_SECRET_BYTES = 32
 ICE_TRANSPORT_POLICIES = ("all", "relay")
 _TURN_SCHEMES = ("turn:", "turns:")
@@ -64,12 +65,29 @@ class Settings:
     ice_transport_policy: str = "all"
     recordings_dir: Path = Path("recordings")
     recording_key: str | None = None
+    recording_key_file: Path | None = None
     retention_days: int = 30
     offer_timeout_s: float = 30.0
     rejoin_grace_s: float = 60.0
     empty_room_grace_s: float = 60.0
     presence_timeout_s: float = 10.0
+    max_open_consultations_per_outlet: int = 4
+    max_invites_per_consultation: int = 10
+    max_audit_entries_per_action: int = 100
+    queue_push_entries: int = 20
+    audit_page_max: int = 200
+    ended_retention_s: float = 24 * 3600.0
     max_event_bytes: int = 64 * 1024
+    events_per_s: float = 20.0
+    event_burst: int = 60
+    max_candidates_per_peer: int = 64
+    max_connections: int = 2000
+    max_connections_per_address: int = 50
+    auth_timeout_s: float = 10.0
+    allowed_origins: tuple[str, ...] = ()
+    metrics_token: str | None = None
+    netcheck_downloads_per_min: int = 12
+    dev_link_ttl_s: float = 3600.0
     stats_interval_s: float = 3.0
     video_min_kbps: float = 50.0
     log_level: str = "INFO"
@@ -81,19 +99,15 @@ class Settings:
         return "redis" if self.store_url and self.store_url.startswith("redis") else "memory"
 
     def validated(self) -> Settings:
-        """Return settings with a secret in place; refuse weak secrets in production."""
+        """Return settings with a secret in place; refuse weak secrets in every mode."""
         self._check_ice()
         if not self.secret:
             if self.production:
                 raise SettingsError("production mode needs TELECONSULT_SECRET (32+ random bytes)")
             return replace(self, secret=secrets.token_urlsafe(48), secret_generated=True)
-        if self.production and (
-            len(self.secret.encode()) < MIN_SECRET_BYTES or self.secret.lower() in _WEAK_SECRETS
-        ):
-            raise SettingsError(
-                "production mode refuses a weak secret: "
-                f"use at least {MIN_SECRET_BYTES} random bytes"
-            )
+        check_secret(self.secret, "TELECONSULT_SECRET")
+        if self.metrics_token is not None:
+            check_secret(self.metrics_token, "TELECONSULT_METRICS_TOKEN")
         return self
 
     def _check_ice(self) -> None:
@@ -126,19 +140,44 @@ class Settings:
             raise SettingsError("ice_transport_policy = relay needs a TURN server (turn_urls)")
 
 
+def check_secret(value: str, name: str) -> None:
+    """Refuse a secret under :data:`MIN_SECRET_BYTES` bytes or a well-known word."""
+    if len(value.encode()) < MIN_SECRET_BYTES or value.lower() in _WEAK_SECRETS:
+        raise SettingsError(
+            f"{name} is too weak: use at least {MIN_SECRET_BYTES} random bytes "
+            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+        )
+
+
 _CONVERTERS: dict[str, Any] = {
     "port": int,
     "retention_days": int,
     "max_event_bytes": int,
+    "events_per_s": float,
+    "event_burst": int,
+    "max_candidates_per_peer": int,
+    "max_connections": int,
+    "max_connections_per_address": int,
+    "auth_timeout_s": float,
+    "allowed_origins": lambda v: tuple(v) if isinstance(v, list | tuple) else _split(str(v)),
+    "netcheck_downloads_per_min": int,
+    "dev_link_ttl_s": float,
     "offer_timeout_s": float,
     "rejoin_grace_s": float,
     "empty_room_grace_s": float,
     "presence_timeout_s": float,
+    "max_open_consultations_per_outlet": int,
+    "max_invites_per_consultation": int,
+    "max_audit_entries_per_action": int,
+    "queue_push_entries": int,
+    "audit_page_max": int,
+    "ended_retention_s": float,
     "stats_interval_s": float,
     "turn_ttl_s": float,
     "turn_urls": lambda v: tuple(v) if isinstance(v, list | tuple) else _split(str(v)),
     "video_min_kbps": lambda v: _positive(float(v)),
     "recordings_dir": Path,
+    "recording_key_file": Path,
     "production": lambda v: v if isinstance(v, bool) else str(v).lower() in {"1", "true", "yes"},
     "media_ips": lambda v: tuple(v) if isinstance(v, list | tuple) else _split(str(v)),
     "media_udp_ports": lambda v: _port_range(v),

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
 from aiortc.rtp import RtpPacket
 
+from media.recording_files import DecryptingReader
+from media.recording_keys import Keyring
 from media.taps import TrackInfo
 
 FPS = 30
@@ -19,6 +23,7 @@ VIDEO_RATE = 90000
 AUDIO_RATE = 48000
 AUDIO_SAMPLES = 960
 MTU_PAYLOAD = 900
+KEYRING = Keyring.of([], bytes(range(32)))  # recordings are always encrypted: a fixed test key
 
 
 @dataclass(frozen=True)
@@ -147,8 +152,20 @@ class FakeClock:
         return self.now
 
 
-def decoded_video(path: str) -> list[av.VideoFrame]:
-    with av.open(path) as container:
+@contextmanager
+def open_recording(
+    path: str | Path, keyring: Keyring = KEYRING, allow_unfinished: bool = False
+) -> Iterator[Any]:
+    """A PyAV container reading an encrypted recording file through in-memory decryption."""
+    with (
+        DecryptingReader(Path(path), keyring, allow_unfinished) as reader,
+        av.open(reader) as container,
+    ):
+        yield container
+
+
+def decoded_video(path: str | Path, allow_unfinished: bool = False) -> list[av.VideoFrame]:
+    with open_recording(path, allow_unfinished=allow_unfinished) as container:
         return list(container.decode(video=0))
 
 

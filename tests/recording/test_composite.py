@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import math
-import secrets
 from pathlib import Path
 
-import av
 import numpy as np
 
 from media.composite import CompositeInput, job_payload, run_composite
 from media.recorder import ConsultationRecorder
-from media.recording_files import seal_file
-from tests.recording.synthetic import FakeClock, feed_all, participant_media
+from media.recording_files import describe_stored
+from tests.recording.synthetic import (
+    KEYRING,
+    FakeClock,
+    feed_all,
+    open_recording,
+    participant_media,
+)
 
 
 def spectrum_peaks(path: Path) -> dict[float, float]:
-    with av.open(str(path)) as container:
+    with open_recording(path) as container:
         chunks = [frame.to_ndarray() for frame in container.decode(audio=0)]
     mono = np.concatenate([c.reshape(-1) if c.shape[0] == 1 else c[0] for c in chunks]).astype(
         np.float64
@@ -30,9 +34,8 @@ def spectrum_peaks(path: Path) -> dict[float, float]:
 
 
 async def test_composite_shows_both_pictures_and_mixes_both_voices(tmp_path: Path) -> None:
-    key = secrets.token_bytes(32)
     clock = FakeClock()
-    recorder = ConsultationRecorder("r1", "c1", tmp_path / "r1", lambda: None, clock=clock)
+    recorder = ConsultationRecorder("r1", "c1", tmp_path / "r1", lambda: None, KEYRING, clock=clock)
     timed = participant_media("outlet", (220, 30, 30), 440.0, 3.0) + participant_media(
         "doctor", (30, 30, 220), 880.0, 2.0, start_at=1.0
     )
@@ -40,10 +43,9 @@ async def test_composite_shows_both_pictures_and_mixes_both_voices(tmp_path: Pat
     result = await recorder.stop()
     inputs = []
     for track in result.tracks:
-        stored = seal_file(Path(track["path"]), key, tmp_path)  # the job reads encrypted files
         inputs.append(
             CompositeInput(
-                tmp_path / stored.name,
+                Path(track["path"]),
                 track["kind"],
                 track["participant_id"],
                 track["source"],
@@ -56,14 +58,16 @@ async def test_composite_shows_both_pictures_and_mixes_both_voices(tmp_path: Pat
     async def on_progress(percent: float) -> None:
         progress.append(percent)
 
-    output = tmp_path / "composite.webm"
+    output = tmp_path / "composite.webm.enc"
     summary = await run_composite(
-        job_payload(inputs, output, key, 3.0), on_progress, "recording=r1"
+        job_payload(inputs, output, KEYRING, 3.0), on_progress, "recording=r1"
     )
 
     assert summary["tiles"] == 2 and summary["voices"] == 2
     assert progress == sorted(progress) and progress[-1] == 100.0 and len(progress) > 3
-    with av.open(str(output)) as container:
+    assert describe_stored(output, KEYRING, tmp_path).size > 0, "sealed and complete"
+    assert b"\x1a\x45\xdf\xa3" not in output.read_bytes(), "the composite is encrypted too"
+    with open_recording(output) as container:
         stream = container.streams.video[0]
         assert (stream.codec_context.name, stream.width, stream.height) == ("vp8", 640, 240)
         assert math.isclose(float(container.duration or 0) / 1e6, 3.0, rel_tol=0.1)
@@ -90,7 +94,7 @@ async def test_a_failing_job_reports_an_error(tmp_path: Path) -> None:
 
     try:
         await run_composite(
-            job_payload([missing], tmp_path / "out.webm", None, 1.0), ignore, "recording=x"
+            job_payload([missing], tmp_path / "out.webm.enc", KEYRING, 1.0), ignore, "recording=x"
         )
     except Exception as exc:
         assert "exited with 1" in str(exc)

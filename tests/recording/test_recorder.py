@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
@@ -21,13 +20,16 @@ from media.recorder import (
     describe_track_file,
     vp8_packet_starts_frame,
 )
+from media.recording_files import seal_unfinished
 from tests.recording.synthetic import (
+    KEYRING,
     FakeClock,
     Sent,
     audio_track,
     colour_frames,
     decoded_video,
     mean_rgb,
+    open_recording,
     opus_packets,
     tone_frames,
     video_track,
@@ -48,7 +50,7 @@ def feed(
 
 
 def dominant_hz(path: Path) -> float:
-    with av.open(str(path)) as container:
+    with open_recording(path) as container:
         chunks = [frame.to_ndarray()[0] for frame in container.decode(audio=0)]
     signal_ = np.concatenate(chunks).astype(np.float64)
     layout_channels = 2
@@ -62,7 +64,9 @@ async def record(
 ) -> tuple[dict[str, dict], list[int]]:
     clock = FakeClock()
     requests: list[int] = []
-    recorder = ConsultationRecorder("r1", "c1", tmp_path, lambda: requests.append(1), clock=clock)
+    recorder = ConsultationRecorder(
+        "r1", "c1", tmp_path, lambda: requests.append(1), KEYRING, clock=clock
+    )
     feed(recorder, clock, video, audio)
     result = await recorder.stop()
     return {t["kind"]: t for t in result.tracks}, requests
@@ -73,7 +77,7 @@ async def test_records_vp8_and_opus_as_they_were_sent(tmp_path: Path) -> None:
     audio = list(opus_packets(tone_frames(660.0, 150)))
     tracks, _ = await record(tmp_path, video, audio)
 
-    with av.open(tracks["video"]["path"]) as container:
+    with open_recording(tracks["video"]["path"]) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "vp8"
         assert (stream.width, stream.height) == (320, 240)
@@ -85,7 +89,7 @@ async def test_records_vp8_and_opus_as_they_were_sent(tmp_path: Path) -> None:
     assert all(abs(a - b) < 25 for a, b in zip(mean_rgb(frames[45]), (30, 160, 220), strict=True))
     assert math.isclose(tracks["video"]["duration_s"], 3.0, rel_tol=0.1)
 
-    with av.open(tracks["audio"]["path"]) as container:
+    with open_recording(tracks["audio"]["path"]) as container:
         assert container.streams.audio[0].codec_context.name == "opus"
         assert math.isclose(float(container.duration or 0) / 1e6, 3.0, rel_tol=0.1)
     assert abs(dominant_hz(Path(tracks["audio"]["path"])) - 660.0) < 15
@@ -111,7 +115,7 @@ async def test_waits_for_a_keyframe_and_drops_frames_after_a_lost_frame(tmp_path
     assert len(decoded) == 15 + 30
     assert tracks["video"]["frames"] == 45
     assert requests, "the recorder asks for a keyframe while it waits"
-    with av.open(tracks["video"]["path"]) as container:
+    with open_recording(tracks["video"]["path"]) as container:
         first = next(p for p in container.demux(video=0) if p.pts is not None)
         assert first.pts == 0 and first.is_keyframe
     assert math.isclose(tracks["video"]["duration_s"], 90 / 30, rel_tol=0.1)  # the gap stays a gap
@@ -139,14 +143,14 @@ async def test_publisher_reconnect_continues_the_file_with_the_real_pause(tmp_pa
     muted = list(opus_packets(tone_frames(440.0, 50), first_ts=123456 + 200 * 960, start_at=4.0))
     tracks, _ = await record(tmp_path, first + second, audio + muted)
 
-    with av.open(tracks["video"]["path"]) as container:
+    with open_recording(tracks["video"]["path"]) as container:
         pts = [float(p.pts * p.time_base) for p in container.demux(video=0) if p.pts is not None]
     assert pts == sorted(pts)
     gap = max(b - a for a, b in zip(pts, pts[1:], strict=False))
     assert 1.9 < gap < 2.2
     colours = [mean_rgb(f) for f in decoded_video(tracks["video"]["path"])]
     assert colours[0][0] > 150 and colours[-1][2] > 150
-    with av.open(tracks["audio"]["path"]) as container:
+    with open_recording(tracks["audio"]["path"]) as container:
         apts = [float(p.pts * p.time_base) for p in container.demux(audio=0) if p.pts is not None]
     assert apts[0] == 0 and 3.0 < max(b - a for a, b in zip(apts, apts[1:], strict=False)) < 3.1
 
@@ -174,9 +178,9 @@ _CRASH_SCRIPT = """
 import sys, time
 from pathlib import Path
 from media.recorder import ConsultationRecorder
-from tests.recording.synthetic import colour_frames, video_track, vp8_packets
+from tests.recording.synthetic import KEYRING, colour_frames, video_track, vp8_packets
 frames = colour_frames((220, 120, 20), 150)
-recorder = ConsultationRecorder("crash", "c1", Path(sys.argv[1]), lambda: None)
+recorder = ConsultationRecorder("crash", "c1", Path(sys.argv[1]), lambda: None, KEYRING)
 track = video_track()
 start = time.monotonic()
 for sent in vp8_packets(frames):
@@ -199,12 +203,15 @@ def test_a_killed_recorder_leaves_a_playable_file(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    path = tmp_path / "p1-camera.webm"
-    frames = decoded_video(str(path))
+    path = tmp_path / "p1-camera.webm.enc"
+    assert b"\x1a\x45\xdf\xa3" not in path.read_bytes(), "no plaintext WebM on disk"
+    frames = decoded_video(path, allow_unfinished=True)
     assert len(frames) >= 100, "everything up to the last closed cluster plays"
     assert mean_rgb(frames[-1])[0] > 170
     assert pytest.approx(len(frames) / 30, abs=1.5) == 150 / 30
-    described = describe_track_file(path)  # what crash recovery puts in the index
+    assert seal_unfinished(path, KEYRING), "the killed writer left the end unmarked"
+    assert len(decoded_video(path)) == len(frames), "once marked, it reads as a complete file"
+    described = describe_track_file(path, KEYRING)  # what crash recovery puts in the index
     assert described is not None and described["participant_id"] == "p1"
     assert described["frames"] == len(frames) and described["kind"] == "video"
     assert abs(described["duration_s"] - (len(frames) - 1) / 30) < 0.1
@@ -216,7 +223,7 @@ async def test_a_writer_that_falls_behind_drops_and_counts_rather_than_queueing(
     clock = FakeClock()
     requests: list[int] = []
     recorder = ConsultationRecorder(
-        "r1", "c1", tmp_path, lambda: requests.append(1), max_queued_frames=4, clock=clock
+        "r1", "c1", tmp_path, lambda: requests.append(1), KEYRING, max_queued_frames=4, clock=clock
     )
     video = list(vp8_packets(colour_frames((200, 200, 200), 90, keyframe_every=15)))
     audio = list(opus_packets(tone_frames(440.0, 150)))
@@ -226,7 +233,7 @@ async def test_a_writer_that_falls_behind_drops_and_counts_rather_than_queueing(
     assert result.queue_drops > 0 and result.dropped_frames >= result.queue_drops
     assert requests, "video waits for a keyframe after a dropped frame"
     tracks = {t["kind"]: t for t in result.tracks}
-    with av.open(tracks["video"]["path"]) as container:
+    with open_recording(tracks["video"]["path"]) as container:
         packets = [p for p in container.demux(video=0) if p.size]
         decoded = [f for p in packets for f in p.decode()]
     assert packets[0].is_keyframe and len(decoded) == len(packets) == tracks["video"]["frames"] < 90
@@ -251,13 +258,13 @@ async def test_records_h264_into_matroska_without_transcoding(tmp_path: Path) ->
     sent = h264_frames((250, 200, 20), 60)
     track = TrackInfo("p1:camera", "p1", "video", "camera", "video/H264", 90000)
     clock = FakeClock()
-    recorder = ConsultationRecorder("r1", "c1", tmp_path, lambda: None, clock=clock)
+    recorder = ConsultationRecorder("r1", "c1", tmp_path, lambda: None, KEYRING, clock=clock)
     for item in h264_packets(sent):
         clock.now = item.at
         recorder.on_rtp(track, item.packet, item.payload)
     (result,) = (await recorder.stop()).tracks
-    assert result["path"].endswith(".mkv")
-    with av.open(result["path"]) as container:
+    assert result["path"].endswith(".mkv.enc")
+    with open_recording(result["path"]) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264" and (stream.width, stream.height) == (320, 240)
         written = [bytes(p) for p in container.demux(stream) if p.size]

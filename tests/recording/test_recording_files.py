@@ -1,9 +1,11 @@
-"""Encryption at rest: round trip, ranges that decrypt only what they touch, tampering refused."""
+"""Encryption as files are written: round trips with seeks, ranges, tampering, crashes, modes."""
 
 from __future__ import annotations
 
-import hashlib
+import os
 import secrets
+import stat
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -11,120 +13,183 @@ import pytest
 
 from media.recording_files import (
     DecryptingReader,
+    EncryptingWriter,
     RecordingFileError,
-    open_plain,
-    parse_key,
-    plain_size,
-    read_range,
-    seal_file,
+    describe_stored,
+    make_private_dir,
+    restrict_tree,
+    seal_unfinished,
 )
+from media.recording_keys import Keyring
+from tests.recording.synthetic import colour_frames
+
+CHUNK = 4096
+BOX = CHUNK + 28
+HEADER = 44
 
 
 @pytest.fixture
-def plain(tmp_path: Path) -> tuple[Path, bytes]:
-    data = secrets.token_bytes(3 * 65536 + 1234)
-    path = tmp_path / "track.webm"
-    path.write_bytes(data)
-    return path, data
+def keyring() -> Keyring:
+    return Keyring.of([], secrets.token_bytes(32))
 
 
-def test_sealing_encrypts_and_reading_round_trips(
-    tmp_path: Path, plain: tuple[Path, bytes]
-) -> None:
-    path, data = plain
-    key = secrets.token_bytes(32)
-    stored = seal_file(path, key, tmp_path)
-    sealed = tmp_path / stored.name
-    assert stored.encrypted and not path.exists() and sealed.name == "track.webm.enc"
-    assert stored.size == len(data) == plain_size(sealed)
-    assert stored.sha256 == hashlib.sha256(data).hexdigest()
-    assert data[:4096] not in sealed.read_bytes()
-    assert b"".join(read_range(sealed, key, 0, len(data))) == data
-    for start, end in [
-        (0, 1),
-        (65530, 65546),
-        (131072, 131073),
-        (len(data) - 10, len(data)),
-        (5, 200_000),
-    ]:
-        assert b"".join(read_range(sealed, key, start, end)) == data[start:end]
+def write_with_seeks(path: Path, keyring: Keyring) -> bytes:
+    """Write as a muxer does (append, seek back to patch the start, seek to the end)."""
+    data = bytearray(secrets.token_bytes(3 * CHUNK + 1234))
+    writer = EncryptingWriter(path, keyring, chunk_size=CHUNK)
+    for at in range(0, len(data), 1000):
+        writer.write(data[at : at + 1000])
+    patch = secrets.token_bytes(300)
+    writer.seek(CHUNK - 100)  # across the boundary of two chunks already on disk
+    writer.write(patch)
+    data[CHUNK - 100 : CHUNK + 200] = patch
+    writer.seek(0, os.SEEK_END)
+    writer.write(b"tail")
+    data += b"tail"
+    writer.close()
+    return bytes(data)
 
 
-def test_without_a_key_files_stay_plain_with_a_checksum(
-    tmp_path: Path, plain: tuple[Path, bytes]
-) -> None:
-    path, data = plain
-    stored = seal_file(path, None, tmp_path)
-    assert not stored.encrypted and stored.name == "track.webm"
-    assert stored.sha256 == hashlib.sha256(data).hexdigest()
-    assert b"".join(read_range(path, None, 10, 20)) == data[10:20]
+def test_round_trip_with_seeks_and_no_plaintext_on_disk(tmp_path: Path, keyring: Keyring) -> None:
+    path = tmp_path / "track.webm.enc"
+    data = write_with_seeks(path, keyring)
+    raw = path.read_bytes()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert all(data[at : at + 16] not in raw for at in range(0, len(data) - 16, 512))
+    with DecryptingReader(path, keyring) as reader:
+        assert reader.complete and reader.size == len(data) and reader.read() == data
+        for start, end in [(0, 1), (CHUNK - 5, CHUNK + 5), (2 * CHUNK, 3 * CHUNK), (5, 9000)]:
+            assert reader.read_at(start, end - start) == data[start:end]
+    stored = describe_stored(path, keyring, tmp_path)
+    assert stored.size == len(data) and stored.key_id == keyring.current_id
+    assert stored.to_dict()["file"] == "track.webm.enc"
 
 
-def test_a_range_decrypts_only_the_chunks_it_touches(
-    tmp_path: Path, plain: tuple[Path, bytes]
-) -> None:
-    path, data = plain
-    key = secrets.token_bytes(32)
-    sealed = tmp_path / seal_file(path, key, tmp_path).name
-    raw = bytearray(sealed.read_bytes())
-    raw[28 + 10] ^= 0xFF  # damage chunk 0
-    sealed.write_bytes(bytes(raw))
-    assert b"".join(read_range(sealed, key, 70000, 70100)) == data[70000:70100]
-    with pytest.raises(RecordingFileError):
-        b"".join(read_range(sealed, key, 0, 10))
+def test_a_seek_past_the_end_leaves_zeros(tmp_path: Path, keyring: Keyring) -> None:
+    path = tmp_path / "gap.enc"
+    writer = EncryptingWriter(path, keyring, chunk_size=CHUNK)
+    writer.write(b"ab")
+    writer.seek(CHUNK + 3)
+    writer.write(b"cd")
+    writer.close()
+    with DecryptingReader(path, keyring) as reader:
+        assert reader.read() == b"ab" + bytes(CHUNK + 1) + b"cd"
+
+
+def test_a_range_decrypts_only_the_chunks_it_touches(tmp_path: Path, keyring: Keyring) -> None:
+    path = tmp_path / "track.enc"
+    data = write_with_seeks(path, keyring)
+    raw = bytearray(path.read_bytes())
+    raw[HEADER + 40] ^= 0xFF  # damage chunk 0
+    path.write_bytes(bytes(raw))
+    with DecryptingReader(path, keyring) as reader:
+        assert reader.read_at(CHUNK + 10, 100) == data[CHUNK + 10 : CHUNK + 110]
+        with pytest.raises(RecordingFileError):
+            reader.read_at(0, 10)
 
 
 def test_wrong_key_truncation_and_swapped_chunks_are_refused(
-    tmp_path: Path, plain: tuple[Path, bytes]
+    tmp_path: Path, keyring: Keyring
 ) -> None:
-    path, _ = plain
-    key = secrets.token_bytes(32)
-    sealed = tmp_path / seal_file(path, key, tmp_path).name
-    with (
-        pytest.raises(RecordingFileError),
-        DecryptingReader(sealed, secrets.token_bytes(32)) as reader,
-    ):
-        reader.read_at(0, 10)
-    box = 65536 + 16
-    raw = sealed.read_bytes()
-    header, body = raw[:28], raw[28:]
+    path = tmp_path / "track.enc"
+    write_with_seeks(path, keyring)
+    other = Keyring.of([], secrets.token_bytes(32))
+    with pytest.raises(RecordingFileError, match=keyring.current_id):
+        DecryptingReader(path, other)
+    raw = path.read_bytes()
+    header, body = raw[:HEADER], raw[HEADER:]
     truncated = tmp_path / "truncated.enc"
-    truncated.write_bytes(header + body[: 3 * box])  # the final (short) chunk is gone
-    with pytest.raises(RecordingFileError), DecryptingReader(truncated, key) as reader:
-        reader.read_at(3 * 65536, 10)  # the header's size says there is more: refused, not short
-    swapped = tmp_path / "swapped.enc"
-    swapped.write_bytes(header + body[box : 2 * box] + body[:box] + body[2 * box :])
-    with pytest.raises(RecordingFileError), DecryptingReader(swapped, key) as reader:
-        reader.read_at(0, 10)
+    truncated.write_bytes(header + body[: 3 * BOX])  # whole boxes cut off the end
     with pytest.raises(RecordingFileError):
-        open_plain(sealed, None)
+        DecryptingReader(truncated, keyring)
+    swapped = tmp_path / "swapped.enc"
+    swapped.write_bytes(header + body[BOX : 2 * BOX] + body[:BOX] + body[2 * BOX :])
+    with pytest.raises(RecordingFileError), DecryptingReader(swapped, keyring) as reader:
+        reader.read_at(0, 10)
+    foreign = tmp_path / "foreign.enc"  # a box from another file with the same key
+    write_with_seeks(foreign, keyring)
+    spliced = tmp_path / "spliced.enc"
+    spliced.write_bytes(header + foreign.read_bytes()[HEADER : HEADER + BOX] + body[BOX:])
+    with pytest.raises(RecordingFileError), DecryptingReader(spliced, keyring) as reader:
+        reader.read_at(0, 10)
 
 
-def test_pyav_plays_an_encrypted_recording_through_the_reader(tmp_path: Path) -> None:
-    from tests.recording.synthetic import colour_frames
+def test_what_a_killed_writer_left_reads_back_and_is_sealed_by_recovery(
+    tmp_path: Path, keyring: Keyring
+) -> None:
+    data = secrets.token_bytes(2 * CHUNK + 700)
+    writer = EncryptingWriter(tmp_path / "written.enc", keyring, chunk_size=CHUNK)
+    writer.write(data)
+    path = tmp_path / "killed.enc"  # the disk as it is when the process dies before close()
+    path.write_bytes((tmp_path / "written.enc").read_bytes())
+    writer.close()
+    with pytest.raises(RecordingFileError):
+        DecryptingReader(path, keyring)  # a complete file is expected by default
+    with DecryptingReader(path, keyring, allow_unfinished=True) as reader:
+        assert not reader.complete and reader.read() == data
+    torn = tmp_path / "torn.enc"
+    torn.write_bytes(path.read_bytes()[:-300])  # the last box was cut mid-write
+    with DecryptingReader(torn, keyring, allow_unfinished=True) as reader:
+        assert reader.read() == data[: 2 * CHUNK]
+    assert seal_unfinished(torn, keyring) and not seal_unfinished(torn, keyring)
+    with DecryptingReader(torn, keyring) as reader:
+        assert reader.complete and reader.read() == data[: 2 * CHUNK]
 
-    source = tmp_path / "clip.webm"
-    with av.open(str(source), "w", format="webm") as container:
+
+def test_pyav_muxes_into_the_writer_and_plays_through_the_reader(
+    tmp_path: Path, keyring: Keyring
+) -> None:
+    path = tmp_path / "clip.webm.enc"
+    sink = EncryptingWriter(path, keyring, chunk_size=CHUNK)  # small chunks: seeks patch boxes
+    with av.open(sink, "w", format="webm") as container:
         stream = container.add_stream("vp8", rate=30)
         stream.width, stream.height = 320, 240
+        stream.time_base = Fraction(1, 1000)
         for index, data in enumerate(colour_frames((10, 200, 10), 20)):
             packet = av.Packet(data)
             packet.stream, packet.pts, packet.dts = stream, index * 33, index * 33
-            packet.time_base = stream.time_base = __import__("fractions").Fraction(1, 1000)
+            packet.time_base = Fraction(1, 1000)
             container.mux(packet)
-    key = secrets.token_bytes(32)
-    sealed = tmp_path / seal_file(source, key, tmp_path).name
-    with DecryptingReader(sealed, key) as reader, av.open(reader) as container:
-        assert len(list(container.decode(video=0))) == 20
+    sink.close()
+    assert b"\x1a\x45\xdf\xa3" not in path.read_bytes() and b"\x9d\x01\x2a" not in path.read_bytes()
+    with DecryptingReader(path, keyring) as reader, av.open(reader) as container:
+        assert container.duration and len(list(container.decode(video=0))) == 20
 
 
-def test_key_parsing() -> None:
-    import base64
+def test_a_rotated_keyring_still_reads_files_sealed_with_the_old_key(tmp_path: Path) -> None:
+    old, new = secrets.token_bytes(32), secrets.token_bytes(32)
+    path = tmp_path / "old.enc"
+    write_with_seeks(path, Keyring.of([], old))
+    rotated = Keyring.of([old], new)
+    assert rotated.current_id != Keyring.of([], old).current_id
+    with DecryptingReader(path, rotated) as reader:
+        assert reader.key_id == Keyring.of([], old).current_id and reader.size > 0
+    fresh = tmp_path / "new.enc"
+    EncryptingWriter(fresh, rotated).close()
+    with DecryptingReader(fresh, rotated) as reader:
+        assert reader.key_id == rotated.current_id
 
-    key = secrets.token_bytes(32)
-    assert parse_key(base64.b64encode(key).decode()) == key
-    assert parse_key(None) is None and parse_key("") is None
-    with pytest.raises(ValueError):
-        parse_key(base64.b64encode(b"short").decode())
-    with pytest.raises(ValueError):
-        parse_key("not base64 !!")
+
+def test_private_folders_are_0700_whatever_the_umask(tmp_path: Path) -> None:
+    previous = os.umask(0)
+    try:
+        folder = tmp_path / "root" / "consultation" / "recording"
+        make_private_dir(folder)
+        for created in (folder, folder.parent, folder.parent.parent):
+            assert stat.S_IMODE(created.stat().st_mode) == 0o700
+        path = folder / "f.enc"
+        EncryptingWriter(path, Keyring.of([], secrets.token_bytes(32))).close()
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    finally:
+        os.umask(previous)
+
+
+def test_folders_and_files_left_wider_by_earlier_versions_are_made_private(tmp_path: Path) -> None:
+    old = tmp_path / "root" / "c-1" / "r-1"
+    old.mkdir(parents=True, mode=0o755)
+    (old / "p-camera.webm.enc").write_bytes(b"x")
+    (old / "p-camera.webm.enc").chmod(0o644)
+    assert restrict_tree(tmp_path / "root") == 4
+    for path in (tmp_path / "root").rglob("*"):
+        assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600)
+    assert restrict_tree(tmp_path / "root") == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from media.recording_files import DecryptingReader
 from rooms.service import ConsultationService, ServiceConfig
 from rooms.store import Store
 from signaling.recording_events import LOCK_TTL_S, RecordingConfig, Recordings
-from tests.recording.synthetic import FakeClock, feed_all, participant_media
+from tests.recording.synthetic import KEYRING, FakeClock, feed_all, participant_media
 
 
 class Silent:
@@ -30,7 +29,9 @@ async def leftover(store: Store, root: Path, recording_id: str) -> None:
     """Files and an index entry as a crashed process leaves them (status still ``recording``)."""
     folder = Path("c1") / recording_id
     clock = FakeClock()
-    recorder = ConsultationRecorder(recording_id, "c1", root / folder, lambda: None, clock=clock)
+    recorder = ConsultationRecorder(
+        recording_id, "c1", root / folder, lambda: None, KEYRING, clock=clock
+    )
     feed_all(recorder, clock, participant_media("outlet-7", (200, 20, 20), 440.0, 2.0))
     await recorder.stop()
     await store.save_recording(
@@ -47,10 +48,9 @@ async def leftover(store: Store, root: Path, recording_id: str) -> None:
 
 
 async def test_recovery_finalises_dead_recordings_only(store: Store, tmp_path: Path) -> None:
-    key = secrets.token_bytes(32)
     service = ConsultationService(store, Silent(), ServiceConfig())
     recordings = Recordings(
-        service, store, lambda: None, Silent(), RecordingConfig(root=tmp_path, key=key)
+        service, store, lambda: None, Silent(), RecordingConfig(root=tmp_path, keyring=KEYRING)
     )
     await leftover(store, tmp_path, "dead")
     await leftover(store, tmp_path, "alive")
@@ -65,8 +65,9 @@ async def test_recovery_finalises_dead_recordings_only(store: Store, tmp_path: P
     camera = tracks["outlet-7-camera"]
     assert camera["participant_id"] == "outlet-7" and camera["kind"] == "video"
     assert camera["encrypted"] and abs(camera["duration_s"] - 2.0) < 0.2
-    with DecryptingReader(tmp_path / camera["file"], key) as reader:
-        assert reader.size == camera["size"]
+    assert camera["key_id"] == KEYRING.current_id
+    with DecryptingReader(tmp_path / camera["file"], KEYRING) as reader:
+        assert reader.complete and reader.size == camera["size"]
     alive = await store.get_recording("alive")
     assert alive is not None and alive["status"] == "recording"
     audit = await store.audit_for("c1")

@@ -21,6 +21,12 @@ from rooms.roles import Role
 from rooms.store import Store, create_store
 
 
+def presence(clinician_id: str, status: PresenceStatus) -> ClinicianPresence:
+    return ClinicianPresence(
+        clinician_id, Role.SPECIALIST, "Dr", status, ("ophthalmology",), True, 1.0, 1.0
+    )
+
+
 def consultation(cid: str = "c-1", **changes: object) -> Consultation:
     now = time.time()
     c = Consultation(
@@ -109,21 +115,36 @@ async def test_presence_is_stored_per_clinician(store: Store) -> None:
         10.0,
         5.0,
     )
-    await store.put_presence(p)
+    written = await store.put_presence(p, 0)
+    assert written is not None and written.version == 1
     await store.put_presence(
         ClinicianPresence(
             "c-2", Role.COUNSELLOR, "C", PresenceStatus.AWAY, ("counselling",), False, 1.0, 1.0
-        )
+        ),
+        0,
     )
-    assert await store.get_presence("dr-1") == p
+    assert await store.get_presence("dr-1") == written
     assert await store.get_presence("nobody") is None
     assert {x.clinician_id for x in await store.all_presence()} == {"dr-1", "c-2"}
+
+
+async def test_presence_write_is_compare_and_set(store: Store) -> None:
+    first = await store.put_presence(presence("dr-1", PresenceStatus.AVAILABLE), 0)
+    assert first is not None
+    assert await store.put_presence(presence("dr-1", PresenceStatus.AWAY), 0) is None
+    results = await asyncio.gather(
+        store.put_presence(presence("dr-1", PresenceStatus.BUSY), first.version),
+        store.put_presence(presence("dr-1", PresenceStatus.AWAY), first.version),
+    )
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1
+    assert await store.get_presence("dr-1") == winners[0]
 
 
 async def test_invite_redeems_once(store: Store) -> None:
     now = time.time()
     invite = Invite("code-1", "c-1", "dr-1", "parent", now, now + 600)
-    await store.put_invite(invite)
+    assert await store.put_invite(invite, 10)
     assert await store.get_invite("code-1") == invite
     results = await asyncio.gather(
         store.redeem_invite("code-1", "guest-a"), store.redeem_invite("code-1", "guest-b")
@@ -138,11 +159,63 @@ async def test_invite_redeems_once(store: Store) -> None:
 
 async def test_audit_log_keeps_order_per_consultation(store: Store) -> None:
     for i, action in enumerate(["check_in", "offer", "accept"]):
-        await store.append_audit(AuditEvent("c-1", float(i), "x", "outlet", action, {"i": i}))
-    await store.append_audit(AuditEvent("c-2", 9.0, "y", "admin", "end", {}))
+        event = AuditEvent("c-1", float(i), "x", "outlet", action, {"i": i})
+        assert await store.append_audit(event, 10) == "written"
+    await store.append_audit(AuditEvent("c-2", 9.0, "y", "admin", "end", {}), 10)
     assert [e.action for e in await store.audit_for("c-1")] == ["check_in", "offer", "accept"]
     assert (await store.audit_for("c-1"))[2].details == {"i": 2}
     assert await store.audit_for("c-none") == []
+    assert [e.action for e in await store.audit_page("c-1", 1, 5)] == ["offer", "accept"]
+    assert [e.action for e in await store.audit_page("c-1", 0, 1)] == ["check_in"]
+    assert await store.audit_page("c-1", 3, 5) == []
+
+
+async def test_audit_skips_repeats_and_caps_each_action(store: Store) -> None:
+    def consent(at: float, purpose: str = "recording") -> AuditEvent:
+        return AuditEvent("c-1", at, "outlet-1", "outlet", "consent", {"purpose": purpose})
+
+    assert await store.append_audit(consent(1.0), 3) == "written"
+    assert await store.append_audit(consent(2.0), 3) == "duplicate"
+    withdrawn = AuditEvent("c-1", 3.0, "outlet-1", "outlet", "consent_withdrawn", {})
+    assert await store.append_audit(withdrawn, 3) == "written"
+    assert await store.append_audit(consent(4.0), 3) == "written"
+    assert await store.append_audit(consent(5.0, "other"), 3) == "written"
+    assert await store.append_audit(consent(6.0), 3) == "capped"
+    assert await store.audit_count("c-1", "consent") == 3
+    assert await store.audit_count("c-1", "notes") == 0
+    assert [e.at for e in await store.audit_for("c-1")] == [1.0, 3.0, 4.0, 5.0]
+
+
+async def test_outstanding_invites_are_capped_atomically(store: Store) -> None:
+    now = time.time()
+
+    def invite(code: str, expires_at: float) -> Invite:
+        return Invite(code, "c-1", "dr-1", "parent", now, expires_at)
+
+    assert await store.put_invite(invite("old", now - 1), 2), "an expired one is stored"
+    results = await asyncio.gather(
+        *(store.put_invite(invite(f"i-{n}", now + 600), 2) for n in range(5))
+    )
+    assert sum(results) == 2, "the expired invite does not count; at most 2 outstanding"
+    stored = [f"i-{n}" for n, ok in enumerate(results) if ok]
+    assert await store.redeem_invite(stored[0], "guest-a") is not None
+    assert await store.put_invite(invite("after-redeem", now + 600), 2), "a redeemed one is used up"
+    assert not await store.put_invite(invite("one-more", now + 600), 2)
+    other = Invite("elsewhere", "c-2", "dr-1", "parent", now, now + 600)
+    assert await store.put_invite(other, 2), "the cap is per consultation"
+
+
+async def test_open_consultations_are_indexed_not_scanned(store: Store) -> None:
+    for n in range(30):
+        c = consultation(f"c-{n:02}")
+        written = await store.put_consultation(c, 0)
+        assert written is not None
+        if n % 3:
+            written.state = ConsultationState.ENDED
+            assert await store.put_consultation(written, written.version) is not None
+    assert [c.id for c in await store.open_consultations()] == [
+        f"c-{n:02}" for n in range(0, 30, 3)
+    ]
 
 
 async def test_recent_durations_are_capped_newest_first(store: Store) -> None:

@@ -61,6 +61,8 @@ async def test_concurrent_acceptors_on_two_nodes_exactly_one_wins(
             # Everyone, on either node, sees the same single winner.
             seen = await doctors[3].call("queue.list", {})
             assert cid not in [e["consultation_id"] for e in seen["ok"]["entries"]]
+            # The kiosk ends it: an outlet has at most a few consultations open at a time.
+            await outlet.ok("consultation.end", {"consultation_id": cid})
         # Pushes cross nodes: the outlet on node A hears of a clinician on node B.
         cid = (await outlet.ok("consultation.check_in", check_in_payload("outlet-1")))[
             "consultation_id"

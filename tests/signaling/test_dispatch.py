@@ -17,7 +17,7 @@ from web.keys import gateway_key
 
 
 class Echo(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     text: str = Field(max_length=100)
     times: int = Field(default=1, ge=1, le=5)
 

@@ -158,7 +158,7 @@ async function checkIn() {
       await kiosk.signal.request("consultation.consent", {
         consultation_id: consultation.id,
         given: true,
-        purpose: "recording for the medical record",
+        purpose: "recording",
       }).catch((err) => console.warn("consent not stored", err.code));
     }
     stopCheck();

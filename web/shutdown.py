@@ -1,0 +1,33 @@
+"""Closing client connections the moment the server starts shutting down.
+
+aiohttp stops accepting, runs ``on_shutdown``, then waits up to its shutdown timeout for open
+requests; a Socket.IO websocket is an open request until the client goes, so without this the
+server would sit out the whole timeout. Closing at the Engine.IO level ("transport close")
+lets browser clients reconnect by themselves to the restarted server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from web.keys import sio_key
+
+logger = logging.getLogger(__name__)
+
+CLOSE_CLIENTS_TIMEOUT_S = 1.0
+
+
+async def close_client_connections(app: web.Application) -> None:
+    """Close every Socket.IO connection (bounded in time) and stop Socket.IO's background tasks."""
+    sio = app[sio_key]
+    clients = len(sio.eio.sockets)
+    if clients:
+        try:
+            await asyncio.wait_for(sio.eio.disconnect(), CLOSE_CLIENTS_TIMEOUT_S)
+        except TimeoutError:
+            logger.warning("shutdown: some client connections did not close in time")
+    await sio.shutdown()
+    logger.info("shutdown: closed client connections count=%d", clients)
