@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -21,6 +22,7 @@ from web.app import create_app
 from web.settings import Settings
 
 TEST_SECRET = "test-secret-" + "x" * 40
+TEST_METRICS_TOKEN = "test-metrics-" + "m" * 40
 
 
 def free_port() -> int:
@@ -99,6 +101,7 @@ def test_settings(tmp_path: Path) -> Settings:
         rejoin_grace_s=2.0,
         empty_room_grace_s=2.0,
         presence_timeout_s=2.0,
+        metrics_token=TEST_METRICS_TOKEN,
     )
 
 
@@ -122,6 +125,14 @@ class RunningServer:
 
     def token(self, role: Role, subject: str, **kwargs: Any) -> str:
         return self.authority.issue(role, subject, **kwargs)
+
+    async def metrics_text(self) -> str:
+        """The Prometheus exposition of this server, read with its metrics token."""
+        headers = {"Authorization": f"Bearer {self.settings.metrics_token}"}
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{self.url}/metrics", headers=headers) as response:
+                response.raise_for_status()
+                return await response.text()
 
 
 async def start_server(settings: Settings) -> RunningServer:

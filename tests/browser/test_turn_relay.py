@@ -10,7 +10,6 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-import aiohttp
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, expect
@@ -41,9 +40,7 @@ _RELAYED = re.compile(r'teleconsult_media_relayed_sessions_total\{protocol="(\w+
 
 
 async def relayed_sessions(server: RunningServer) -> dict[str, int]:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{server.url}/metrics") as response:
-            text = await response.text()
+    text = await server.metrics_text()
     return {protocol: int(count) for protocol, count in _RELAYED.findall(text)}
 
 

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
-import aiohttp
 import pytest
 from aioice import stun, turn
 from aiortc import RTCIceServer
@@ -111,9 +110,7 @@ async def test_relay_only_participants_see_and_hear_each_other_through_turn_tcp(
         assert outlet_stats["client_candidate_type"] == "relay"
         assert outlet_stats["client_relay_protocol"] == "tcp"  # kiosk to coturn
 
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"{relay_server.url}/metrics") as response:
-                metrics = await response.text()
+        metrics = await relay_server.metrics_text()
         assert 'teleconsult_media_relayed_sessions_total{protocol="tcp"} 2.0' in metrics
     finally:
         await outlet_media.close()

@@ -73,8 +73,12 @@ async def test_metrics_are_closed_without_the_token(guarded: RunningServer) -> N
     assert b'teleconsult_http_refusals_total{reason="unauthorized",route="metrics"} 3.0' in body
 
 
-async def test_metrics_stay_closed_when_no_token_is_configured(server: RunningServer) -> None:
-    status, headers, _ = await fetch(f"{server.url}/metrics")
+async def test_metrics_stay_closed_when_no_token_is_configured(test_settings: Settings) -> None:
+    running = await start_server(replace(test_settings, metrics_token=None))
+    try:
+        status, headers, _ = await fetch(f"{running.url}/metrics")
+    finally:
+        await running.runner.cleanup()
     assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
 
 
