@@ -23,10 +23,13 @@ CLOSE_CLIENTS_TIMEOUT_S = 1.0
 async def close_client_connections(app: web.Application) -> None:
     """Close every Socket.IO connection (bounded in time) and stop Socket.IO's background tasks."""
     sio = app[sio_key]
-    clients = len(sio.eio.sockets)
-    if clients:
+    # Close by sid: engine.io's close-all fails on an empty set, and clients may leave meanwhile.
+    sids = list(sio.eio.sockets)
+    clients = len(sids)
+    if sids:
+        closing = asyncio.gather(*(sio.eio.disconnect(sid) for sid in sids))
         try:
-            await asyncio.wait_for(sio.eio.disconnect(), CLOSE_CLIENTS_TIMEOUT_S)
+            await asyncio.wait_for(closing, CLOSE_CLIENTS_TIMEOUT_S)
         except TimeoutError:
             logger.warning("shutdown: some client connections did not close in time")
     await sio.shutdown()

@@ -17,7 +17,7 @@ from playwright.async_api import Browser, async_playwright
 
 from benchmarks.browser_call import CHROMIUM, CHROMIUM_ARGS
 from tests.browser.harness import SCREENSHOT_DIR
-from tests.conftest import RunningServer, free_port, start_server
+from tests.conftest import TEST_METRICS_TOKEN, RunningServer, free_port, start_server
 from web.settings import Settings
 
 
@@ -63,6 +63,7 @@ def browser_settings(tmp_path: Path) -> Settings:
         empty_room_grace_s=30.0,
         presence_timeout_s=10.0,
         stats_interval_s=1.0,
+        metrics_token=TEST_METRICS_TOKEN,
     )
 
 
