@@ -175,10 +175,16 @@ class DownlinkEstimator:
         elif total < held:
             # No congestion of its own to see: come down a little, in case the receiver sees
             # a queue first; a jittery report costs 8 %, a real overuse repeats and is followed.
-            self._video_kbps = max(total, 0.92 * held)
+            # Not below the rate a probe sends, though: a receiver's estimator that was starved
+            # measures the little it now gets; only loss or a queue may pause video again.
+            self._video_kbps = max(total, 0.92 * held, min(held, self._probe_video_kbps))
         elif total > held and self._may_grow:
             # Rises at most 8 % a second (and 10 kbit/s), as a sender would ramp up.
             self._video_kbps = min(total, held * (1.0 + 0.08 * min(elapsed, 2.0)) + 10.0)
+
+    @property
+    def _probe_video_kbps(self) -> float:
+        return self._config.video_min_kbps * self._config.probe_rate_factor
 
     def on_report(
         self,

@@ -161,7 +161,10 @@ def test_a_probe_starts_from_its_own_rate_not_the_remb_from_before_the_pause() -
     estimator.on_remb(frozenset({1}), 30_000, now=0.0)  # from before the pause
     estimator.seed(130.0, video_kbps=60.0, now=10.0)
     estimator.on_remb(frozenset({1}), 35_000, now=10.5)  # the old, slowly growing figure
-    assert estimator.remb_kbps(10.5) == pytest.approx(0.92 * 60.0)
+    # On a clear link the probe's rate is kept: the receiver measures the little it gets.
+    assert estimator.remb_kbps(10.5) == pytest.approx(CONFIG.video_min_kbps * 1.2)
+    estimator.on_remb(frozenset({1}), 35_000, now=10.8)
+    assert estimator.remb_kbps(10.8) == pytest.approx(CONFIG.video_min_kbps * 1.2)
     estimator.on_report(0.4, rtt_s=0.05, sent_kbps=130.0, now=11.0)  # the probe hurts
     estimator.on_remb(frozenset({1}), 35_000, now=11.0)
     assert estimator.remb_kbps(11.0) == pytest.approx(35.0)  # with loss, followed at once
