@@ -154,6 +154,7 @@ class DownlinkEstimator:
         self._min_rtt_s: float | None = None
         self._last_rtt_s: float | None = None
         self._rtt_at: float | None = None
+        self._floor_until = now
         self._reported_at: float | None = None
         self._audio: tuple[float, float] | None = None
         self._loss_kbps = config.initial_kbps
@@ -175,9 +176,11 @@ class DownlinkEstimator:
         elif total < held:
             # No congestion of its own to see: come down a little, in case the receiver sees
             # a queue first; a jittery report costs 8 %, a real overuse repeats and is followed.
-            # Not below the rate a probe sends, though: a receiver's estimator that was starved
-            # measures the little it now gets; only loss or a queue may pause video again.
-            self._video_kbps = max(total, 0.92 * held, min(held, self._probe_video_kbps))
+            # During a probe and the first seconds after it, not below the probe's rate: a
+            # receiver's estimator that was starved measures the little it now gets, so only
+            # loss or a queue may pause video again then.
+            floor = min(held, self._probe_video_kbps) if now < self._floor_until else 0.0
+            self._video_kbps = max(total, 0.92 * held, floor)
         elif total > held and self._may_grow:
             # Rises at most 8 % a second (and 10 kbit/s), as a sender would ramp up.
             self._video_kbps = min(total, held * (1.0 + 0.08 * min(elapsed, 2.0)) + 10.0)
@@ -302,8 +305,9 @@ class DownlinkEstimator:
         """Start again from ``kbps`` for a probe sending ``video_kbps`` of video.
 
         REMB estimators keep the low value they had when video stopped and only grow slowly
-        from it: like any drop, a lower REMB only counts once the link shows congestion. The
-        smoothed loss starts again too: the probe is judged by the reports about it.
+        from it: like any drop, a lower REMB only counts once the link shows congestion, and
+        until ``probe_max_s + resume_stable_s`` from now a clear link keeps the probe's rate.
+        The smoothed loss starts again too: the probe is judged by the reports about it.
         """
         self._rembs.clear()
         self._video_kbps = video_kbps
@@ -311,6 +315,7 @@ class DownlinkEstimator:
         self._loss_kbps = kbps
         self._loss_at = now
         self.fraction_lost = 0.0
+        self._floor_until = now + self._config.probe_max_s + self._config.resume_stable_s
 
 
 def video_room_kbps(estimate_kbps: float, audio_kbps: float, config: CongestionConfig) -> float:

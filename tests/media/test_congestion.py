@@ -165,6 +165,10 @@ def test_a_probe_starts_from_its_own_rate_not_the_remb_from_before_the_pause() -
     assert estimator.remb_kbps(10.5) == pytest.approx(CONFIG.video_min_kbps * 1.2)
     estimator.on_remb(frozenset({1}), 35_000, now=10.8)
     assert estimator.remb_kbps(10.8) == pytest.approx(CONFIG.video_min_kbps * 1.2)
+    # Once the probe and the seconds after it are over, a low REMB is followed again.
+    later = 10.0 + CONFIG.probe_max_s + CONFIG.resume_stable_s
+    estimator.on_remb(frozenset({1}), 35_000, now=later)
+    assert estimator.remb_kbps(later) == pytest.approx(0.92 * CONFIG.video_min_kbps * 1.2)
     estimator.on_report(0.4, rtt_s=0.05, sent_kbps=130.0, now=11.0)  # the probe hurts
     estimator.on_remb(frozenset({1}), 35_000, now=11.0)
     assert estimator.remb_kbps(11.0) == pytest.approx(35.0)  # with loss, followed at once
