@@ -27,8 +27,8 @@ it to aiortc. The model, per subscriber (one participant's peer connection with 
 * **Pause** (:class:`PauseGate`). When the video the estimate leaves room for (estimate minus
   audio and overhead) stays below the lowest useful video rate, video to this subscriber pauses
   (audio continues). REMB is only fed by video, so while paused the estimate cannot grow: the
-  gate probes by sending video at a little above the lowest rate after a back-off (2 s,
-  doubled after a failed probe, at most 5 s), judges the probe by the receiver reports (loss,
+  gate probes by sending video at a little above the lowest rate after a back-off (4 s, then
+  at most 5 s), judges the probe by the receiver reports (loss,
   audio loss, RTT growth) rather than the REMB, and reports the subscriber resumed only once
   the probe held.
 * **Feedback upstream** (:func:`publisher_cap` and :class:`RembPacer`). Each published video
@@ -64,9 +64,9 @@ class CongestionConfig:
     nack_max_age_s: float = 2.0
     pause_hold_s: float = 2.0
     probe_rate_factor: float = 1.2
-    probe_backoff_s: float = 2.0
+    probe_backoff_s: float = 4.0
     probe_backoff_max_s: float = 5.0
-    probe_confirm_s: float = 2.5
+    probe_confirm_s: float = 3.0
     probe_max_s: float = 5.0
     probe_max_loss: float = 0.05
     probe_fail_loss: float = 0.1
@@ -423,7 +423,7 @@ class PauseGate:
     starved link): it fails as soon as they show loss (``probe_fail_loss`` over all streams, or
     ``probe_max_loss`` on audio: a probe must not starve the sound) or a queue
     (``probe_queue_s`` above the lowest RTT); it holds once ``probe_confirm_s`` have passed
-    with a report from the probe's second half and room for video, and fails without one by
+    with a report from the probe's last second and room for video, and fails without one by
     ``probe_max_s``. A pause within ``resume_stable_s`` of a resume counts as a failed probe.
     """
 
@@ -498,7 +498,7 @@ class PauseGate:
             self._backoff_s = self._longer_backoff()
             return self._enter(GateState.PAUSED, now)
         judged = evidence.reported_at is not None and (
-            evidence.reported_at >= started + config.probe_confirm_s / 2
+            evidence.reported_at >= started + config.probe_confirm_s - 1.0
         )
         if (
             elapsed >= config.probe_confirm_s

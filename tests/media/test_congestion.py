@@ -255,37 +255,34 @@ def always(_: float) -> bool:
         (
             "recovered link: the first probe holds",
             always,
-            6.0,
-            [(2.0, "probing"), (4.5, "flowing")],
+            8.0,
+            [(4.0, "probing"), (7.0, "flowing")],
         ),
         (
-            "still starved: probes fail at their first report, back-off 2, 4, 5, 5 s",
+            "still starved: probes fail at their first report, back-off 4 s then 5 s",
             never,
-            20.0,
+            22.0,
             [
-                (2.0, "probing"),
-                (3.0, "paused"),
-                (7.0, "probing"),
-                (8.0, "paused"),
-                (13.0, "probing"),
-                (14.0, "paused"),
-                (19.0, "probing"),
-                (20.0, "paused"),
+                (4.0, "probing"),
+                (5.0, "paused"),
+                (10.0, "probing"),
+                (11.0, "paused"),
+                (16.0, "probing"),
+                (17.0, "paused"),
+                (22.0, "probing"),
             ],
         ),
         (
-            "recovers after long starvation: found within the longest back-off and a probe",
-            lambda t: t >= 14.5,
-            25.0,
+            "recovers just after a failed probe: found within the longest back-off and a probe",
+            lambda t: t >= 11.5,
+            20.0,
             [
-                (2.0, "probing"),
-                (3.0, "paused"),
-                (7.0, "probing"),
-                (8.0, "paused"),
-                (13.0, "probing"),
-                (14.0, "paused"),
-                (19.0, "probing"),
-                (21.5, "flowing"),
+                (4.0, "probing"),
+                (5.0, "paused"),
+                (10.0, "probing"),
+                (11.0, "paused"),
+                (16.0, "probing"),
+                (19.0, "flowing"),
             ],
         ),
     ],
@@ -356,7 +353,8 @@ def test_a_pause_soon_after_a_resume_backs_off_like_a_failed_probe() -> None:
     gate.update(0.0, resumed + 1.0, CLEAR)
     paused = resumed + 1.0 + CONFIG.pause_hold_s
     assert gate.update(0.0, paused, CLEAR) is GateState.PAUSED
-    backoff = 2 * CONFIG.probe_backoff_s
+    backoff = min(2 * CONFIG.probe_backoff_s, CONFIG.probe_backoff_max_s)
+    assert backoff > CONFIG.probe_backoff_s
     assert gate.update(100.0, paused + backoff - 0.25, CLEAR) is None
     assert gate.update(100.0, paused + backoff, CLEAR) is GateState.PROBING
 
