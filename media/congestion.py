@@ -27,10 +27,9 @@ it to aiortc. The model, per subscriber (one participant's peer connection with 
 * **Pause** (:class:`PauseGate`). When the video the estimate leaves room for (estimate minus
   audio and overhead) stays below the lowest useful video rate, video to this subscriber pauses
   (audio continues). REMB is only fed by video, so while paused the estimate cannot grow: the
-  gate probes by sending video at a little above the lowest rate after a back-off (4 s, then
-  at most 5 s), judges the probe by the receiver reports (loss,
-  audio loss, RTT growth) rather than the REMB, and reports the subscriber resumed only once
-  the probe held.
+  gate probes by sending video at a little above the lowest rate after a back-off (4 s),
+  judges the probe by the receiver reports (loss, audio loss, RTT growth) rather than the
+  REMB, and reports the subscriber resumed only once the probe held.
 * **Feedback upstream** (:func:`publisher_cap` and :class:`RembPacer`). Each published video
   track is capped at the smallest share of its subscribers that are not paused and not
   outvoted (a subscriber with under a third of the best share is served by frame dropping
@@ -65,7 +64,7 @@ class CongestionConfig:
     pause_hold_s: float = 2.0
     probe_rate_factor: float = 1.2
     probe_backoff_s: float = 4.0
-    probe_backoff_max_s: float = 5.0
+    probe_backoff_max_s: float = 4.0
     probe_confirm_s: float = 3.0
     probe_max_s: float = 5.0
     probe_max_loss: float = 0.05
