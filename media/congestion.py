@@ -27,8 +27,9 @@ it to aiortc. The model, per subscriber (one participant's peer connection with 
 * **Pause** (:class:`PauseGate`). When the video the estimate leaves room for (estimate minus
   audio and overhead) stays below the lowest useful video rate, video to this subscriber pauses
   (audio continues). REMB is only fed by video, so while paused the estimate cannot grow: the
-  gate probes by resuming video at the lowest rate after a back-off (4 s, doubled after a
-  failed probe, at most 16 s), and reports the subscriber resumed only once the probe held.
+  gate probes by sending video at a little above the lowest rate after a back-off (4 s),
+  judges the probe by the receiver reports (loss, audio loss, RTT growth) rather than the
+  REMB, and reports the subscriber resumed only once the probe held.
 * **Feedback upstream** (:func:`publisher_cap` and :class:`RembPacer`). Each published video
   track is capped at the smallest share of its subscribers that are not paused and not
   outvoted (a subscriber with under a third of the best share is served by frame dropping
@@ -61,16 +62,37 @@ class CongestionConfig:
     remb_max_age_s: float = 6.0
     nack_max_age_s: float = 2.0
     pause_hold_s: float = 2.0
-    probe_hold_s: float = 1.0
-    probe_confirm_s: float = 3.0
+    probe_rate_factor: float = 1.2
     probe_backoff_s: float = 4.0
-    probe_backoff_max_s: float = 16.0
+    probe_backoff_max_s: float = 4.0
+    probe_confirm_s: float = 3.0
+    probe_max_s: float = 5.0
     probe_max_loss: float = 0.05
+    probe_fail_loss: float = 0.1
+    probe_queue_s: float = 0.15
+    evidence_max_age_s: float = 3.0
+    resume_stable_s: float = 10.0
     outvoted_ratio: float = 1 / 3
     publisher_headroom: float = 0.85
     cap_increase_per_s: float = 0.08
     congested_keyframe_interval_s: float = 2.0
     congested_loss: float = 0.1
+
+
+@dataclass(frozen=True)
+class LinkEvidence:
+    """What the subscriber's receiver reports say about its link, for the pause gate.
+
+    ``fraction_lost`` is smoothed over all streams; ``audio_lost`` is the latest audio report's
+    own figure (``audio_at`` when it came); ``queue_s`` how far the RTT stands above the lowest
+    seen (``None`` without a fresh RTT); ``reported_at`` when the latest report came.
+    """
+
+    fraction_lost: float = 0.0
+    audio_lost: float | None = None
+    audio_at: float | None = None
+    queue_s: float | None = None
+    reported_at: float | None = None
 
 
 class RateMeter:
@@ -130,6 +152,10 @@ class DownlinkEstimator:
         self._video_at = now
         self._min_rtt_s: float | None = None
         self._last_rtt_s: float | None = None
+        self._rtt_at: float | None = None
+        self._floor_until = now
+        self._reported_at: float | None = None
+        self._audio: tuple[float, float] | None = None
         self._loss_kbps = config.initial_kbps
         self._loss_at = now
         self.fraction_lost = 0.0
@@ -149,22 +175,39 @@ class DownlinkEstimator:
         elif total < held:
             # No congestion of its own to see: come down a little, in case the receiver sees
             # a queue first; a jittery report costs 8 %, a real overuse repeats and is followed.
-            self._video_kbps = max(total, 0.92 * held)
+            # During a probe and the first seconds after it, not below the probe's rate: a
+            # receiver's estimator that was starved measures the little it now gets, so only
+            # loss or a queue may pause video again then.
+            floor = min(held, self._probe_video_kbps) if now < self._floor_until else 0.0
+            self._video_kbps = max(total, 0.92 * held, floor)
         elif total > held and self._may_grow:
             # Rises at most 8 % a second (and 10 kbit/s), as a sender would ramp up.
             self._video_kbps = min(total, held * (1.0 + 0.08 * min(elapsed, 2.0)) + 10.0)
 
+    @property
+    def _probe_video_kbps(self) -> float:
+        return self._config.video_min_kbps * self._config.probe_rate_factor
+
     def on_report(
-        self, fraction_lost: float | None, rtt_s: float | None, sent_kbps: float, now: float
+        self,
+        fraction_lost: float | None,
+        rtt_s: float | None,
+        sent_kbps: float,
+        now: float,
+        kind: str = "video",
     ) -> None:
-        """A receiver report block: loss fraction (0..1) since the last one (``None``: not
-        meaningful), RTT if known."""
+        """A receiver report block on a ``kind`` stream: loss fraction (0..1) since the last one
+        (``None``: not meaningful), RTT if known."""
+        self._reported_at = now
         if rtt_s is not None and rtt_s > 0:
             self.rtt_s = rtt_s if self.rtt_s is None else 0.8 * self.rtt_s + 0.2 * rtt_s
             self._min_rtt_s = min(self._min_rtt_s or rtt_s, rtt_s)
             self._last_rtt_s = rtt_s
+            self._rtt_at = now
         if fraction_lost is None:
             return
+        if kind == "audio":
+            self._audio = (fraction_lost, now)
         # One report covers a second or so of one stream: a single lost packet of a slow
         # stream reads as several percent, so decisions use a smoothed figure.
         self.fraction_lost = 0.5 * self.fraction_lost + 0.5 * fraction_lost
@@ -215,6 +258,27 @@ class DownlinkEstimator:
             return True
         return self._last_rtt_s <= self._min_rtt_s + 0.1
 
+    def evidence(self, now: float) -> LinkEvidence:
+        """The receiver reports' view of the link now (an RTT older than
+        ``evidence_max_age_s`` is no evidence of a queue)."""
+        queue_s = None
+        if (
+            self._last_rtt_s is not None
+            and self._min_rtt_s is not None
+            and self.rtt_s is not None
+            and self._rtt_at is not None
+            and now - self._rtt_at <= self._config.evidence_max_age_s
+        ):
+            # The lower of the last and the smoothed excess: one late report is not a queue.
+            queue_s = min(self._last_rtt_s, self.rtt_s) - self._min_rtt_s
+        return LinkEvidence(
+            fraction_lost=self.fraction_lost,
+            audio_lost=self._audio[0] if self._audio else None,
+            audio_at=self._audio[1] if self._audio else None,
+            queue_s=queue_s,
+            reported_at=self._reported_at,
+        )
+
     @property
     def link_is_clear(self) -> bool:
         """Little loss (under 5 %) and no standing queue in the RTT.
@@ -240,13 +304,17 @@ class DownlinkEstimator:
         """Start again from ``kbps`` for a probe sending ``video_kbps`` of video.
 
         REMB estimators keep the low value they had when video stopped and only grow slowly
-        from it: like any drop, a lower REMB only counts once the link shows congestion.
+        from it: like any drop, a lower REMB only counts once the link shows congestion, and
+        until ``probe_max_s + resume_stable_s`` from now a clear link keeps the probe's rate.
+        The smoothed loss starts again too: the probe is judged by the reports about it.
         """
         self._rembs.clear()
         self._video_kbps = video_kbps
         self._video_at = now
         self._loss_kbps = kbps
         self._loss_at = now
+        self.fraction_lost = 0.0
+        self._floor_until = now + self._config.probe_max_s + self._config.resume_stable_s
 
 
 def video_room_kbps(estimate_kbps: float, audio_kbps: float, config: CongestionConfig) -> float:
@@ -345,13 +413,25 @@ class GateState(Enum):
 
 
 class PauseGate:
-    """Hysteresis between sending video to a subscriber, pausing it, and probing to resume."""
+    """Hysteresis between sending video to a subscriber, pausing it, and probing to resume.
+
+    Paused, the gate probes after a back-off (``probe_backoff_s``, doubled after each failed
+    probe up to ``probe_backoff_max_s``, so a link that recovers is found within that), when
+    the reports do not show the link still congested. A probe sends the lowest video rate and
+    is judged by the receiver reports about it, not by the REMB (whose estimator remembers the
+    starved link): it fails as soon as they show loss (``probe_fail_loss`` over all streams, or
+    ``probe_max_loss`` on audio: a probe must not starve the sound) or a queue
+    (``probe_queue_s`` above the lowest RTT); it holds once ``probe_confirm_s`` have passed
+    with a report from the probe's last second and room for video, and fails without one by
+    ``probe_max_s``. A pause within ``resume_stable_s`` of a resume counts as a failed probe.
+    """
 
     def __init__(self, config: CongestionConfig) -> None:
         self._config = config
         self.state = GateState.FLOWING
         self._low_since: float | None = None
         self._changed_at = 0.0
+        self._resumed_at: float | None = None
         self._backoff_s = config.probe_backoff_s
 
     @property
@@ -365,39 +445,71 @@ class PauseGate:
         return self.state is not GateState.PAUSED
 
     def update(
-        self, video_room_kbps: float, now: float, link_is_calm: bool = True
+        self, video_room_kbps: float, now: float, evidence: LinkEvidence | None = None
     ) -> GateState | None:
-        """Feed the room for video now; returns the new state when it changes.
-
-        A probe starts only when the back-off has passed and the link is calm (what is still
-        sent, the audio, arrives with little loss): a link that audio alone fills is left alone.
-        """
-        enough = video_room_kbps >= self._config.video_min_kbps
+        """Feed the room for video and the reports' evidence now; the new state if it changes."""
+        evidence = evidence or LinkEvidence()
         if self.state is GateState.PAUSED:
-            if now - self._changed_at >= self._backoff_s and link_is_calm:
+            if now - self._changed_at >= self._backoff_s and self._calm(evidence, now):
                 return self._enter(GateState.PROBING, now)
             return None
-        if enough:
+        if self.state is GateState.PROBING:
+            return self._judge_probe(video_room_kbps, now, evidence)
+        if video_room_kbps >= self._config.video_min_kbps:
             self._low_since = None
-        elif self._low_since is None:
+            return None
+        if self._low_since is None:
             self._low_since = now
-        hold = (
-            self._config.probe_hold_s
-            if self.state is GateState.PROBING
-            else self._config.pause_hold_s
+        if now - self._low_since < self._config.pause_hold_s:
+            return None
+        recent = self._resumed_at is not None and (
+            now - self._resumed_at < self._config.resume_stable_s
         )
-        if self._low_since is not None and now - self._low_since >= hold:
-            if self.state is GateState.PROBING:
-                self._backoff_s = min(2 * self._backoff_s, self._config.probe_backoff_max_s)
-            else:
-                self._backoff_s = self._config.probe_backoff_s
+        self._backoff_s = self._longer_backoff() if recent else self._config.probe_backoff_s
+        return self._enter(GateState.PAUSED, now)
+
+    def _calm(self, evidence: LinkEvidence, now: float) -> bool:
+        """No fresh report shows the link still congested (loss or a queue)."""
+        if evidence.queue_s is not None and evidence.queue_s > self._config.probe_queue_s:
+            return False
+        fresh = evidence.reported_at is not None and (
+            now - evidence.reported_at <= self._config.evidence_max_age_s
+        )
+        return not fresh or evidence.fraction_lost < self._config.probe_max_loss
+
+    def _judge_probe(
+        self, video_room_kbps: float, now: float, evidence: LinkEvidence
+    ) -> GateState | None:
+        config = self._config
+        started = self._changed_at
+        elapsed = now - started
+        audio_hurt = (
+            evidence.audio_at is not None
+            and evidence.audio_at > started
+            and (evidence.audio_lost or 0.0) > config.probe_max_loss
+        )
+        reported = evidence.reported_at is not None and evidence.reported_at > started
+        hurt = reported and (
+            evidence.fraction_lost >= config.probe_fail_loss
+            or (evidence.queue_s is not None and evidence.queue_s > config.probe_queue_s)
+        )
+        if audio_hurt or hurt or elapsed >= config.probe_max_s:
+            self._backoff_s = self._longer_backoff()
             return self._enter(GateState.PAUSED, now)
+        judged = evidence.reported_at is not None and (
+            evidence.reported_at >= started + config.probe_confirm_s - 1.0
+        )
         if (
-            self.state is GateState.PROBING
-            and now - self._changed_at >= self._config.probe_confirm_s
+            elapsed >= config.probe_confirm_s
+            and judged
+            and video_room_kbps >= config.video_min_kbps
         ):
+            self._resumed_at = now
             return self._enter(GateState.FLOWING, now)
         return None
+
+    def _longer_backoff(self) -> float:
+        return min(2 * self._backoff_s, self._config.probe_backoff_max_s)
 
     def _enter(self, state: GateState, now: float) -> GateState:
         self.state = state
@@ -407,8 +519,9 @@ class PauseGate:
 
     @property
     def probe_kbps(self) -> float:
-        """Lowest video rate (with its overhead) a probe sends at."""
-        return self._config.video_min_kbps * (1.0 + self._config.video_overhead) * 1.5
+        """The rate a probe sends video at (with its overhead): a little above the lowest."""
+        config = self._config
+        return config.video_min_kbps * (1.0 + config.video_overhead) * config.probe_rate_factor
 
 
 def publisher_cap(shares_kbps: list[float], config: CongestionConfig) -> float | None:

@@ -76,10 +76,10 @@ class SubscriberLink:
     def on_remb(self, ssrcs: frozenset[int], bitrate_bps: int) -> None:
         self.estimator.on_remb(ssrcs, bitrate_bps, time.monotonic())
 
-    def on_report(self, fraction_lost: float | None, rtt_s: float | None) -> None:
+    def on_report(self, kind: str, fraction_lost: float | None, rtt_s: float | None) -> None:
         now = time.monotonic()
         sent = self.budget.audio.kbps(now) + self.budget.video.kbps(now)
-        self.estimator.on_report(fraction_lost, rtt_s, sent, now)
+        self.estimator.on_report(fraction_lost, rtt_s, sent, now, kind)
 
     # -- what the forwarding path asks ----------------------------------------------------------
 
@@ -158,8 +158,10 @@ class SubscriberLink:
         audio = self.budget.audio.kbps(now)
         self.estimate_kbps = self.estimator.estimate_kbps(audio, now)
         self.video_room_kbps = video_room_kbps(self.estimate_kbps, audio, self.config)
-        calm = self.estimator.fraction_lost < self.config.probe_max_loss
-        change = self.gate.update(self.video_room_kbps, now, calm) if self.video_streams else None
+        evidence = self.estimator.evidence(now)
+        change = (
+            self.gate.update(self.video_room_kbps, now, evidence) if self.video_streams else None
+        )
         if change is GateState.PROBING:
             probe = self.gate.probe_kbps
             self.estimator.seed(audio + probe, probe / (1.0 + self.config.video_overhead), now)
@@ -203,9 +205,9 @@ class SenderFeedback:
         if self._reports_to_skip:
             # The numbering gap of a resync reads as loss in the next reports.
             self._reports_to_skip -= 1
-            self._link.on_report(None, rtt_s)
+            self._link.on_report(self.kind, None, rtt_s)
             return
-        self._link.on_report(fraction_lost, rtt_s)
+        self._link.on_report(self.kind, fraction_lost, rtt_s)
 
     def skip_gap(self) -> None:
         """Sequence numbers were skipped on purpose (a resync): not loss."""

@@ -34,7 +34,9 @@ loudly if an upgrade moves them. What it relies on:
   ``_RTCRtpSender__rtp_history`` (so the subscriber's NACKs are served by ``_retransmit``) and
   counted in ``__ntp_timestamp``/``__rtp_timestamp``/``__octet_count``/``__packet_count`` (the
   sender reports). ``_send_keyframe`` (PLI/FIR from the subscriber), ``_handle_rtcp_packet``
-  (REMB; receiver reports, after which the smoothed ``_RTCRtpSender__rtt`` is read) and
+  (REMB; receiver reports, whose RTT :mod:`media.rtt` computes and writes into
+  ``_RTCRtpSender__rtt``, clearing ``__lsr`` so aiortc computes none), ``_send_rtcp`` (the
+  sender reports' send times) and
   ``_retransmit`` (NACKed packets, queued for the subscriber's pacer, which later calls aiortc's
   own ``_retransmit`` within the subscriber's budget) are overridden.
   Packets go out through ``RTCDtlsTransport._send_rtp``.
@@ -49,6 +51,7 @@ import copy
 import functools
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -82,6 +85,8 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 from aiortc.sdp import MediaDescription, SessionDescription
+
+from media.rtt import RoundTripMeter
 
 logger = logging.getLogger(__name__)
 
@@ -425,6 +430,7 @@ class ForwardingSender(RTCRtpSender):
     _on_keyframe_request: Callable[[], None] | None
     _remb_bps: int | None
     _feedback: SenderFeedback | None
+    _round_trip: RoundTripMeter
 
     @classmethod
     def adopt(cls, sender: RTCRtpSender) -> ForwardingSender:
@@ -436,6 +442,7 @@ class ForwardingSender(RTCRtpSender):
         adopted._on_keyframe_request = None
         adopted._remb_bps = None
         adopted._feedback = None
+        adopted._round_trip = RoundTripMeter()
         return adopted
 
     @property
@@ -495,12 +502,33 @@ class ForwardingSender(RTCRtpSender):
                 self._remb_bps = bitrate
                 if self._feedback is not None:
                     self._feedback.on_remb(frozenset(ssrcs), bitrate)
+        reports: list[tuple[float, float | None]] = []
+        if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+            now = time.monotonic()
+            reports = [
+                (
+                    report.fraction_lost / 256.0,
+                    self._round_trip.on_receiver_report(report.lsr, report.dlsr, now),
+                )
+                for report in packet.reports
+                if report.ssrc == self._ssrc
+            ]
+            # aiortc's own figure goes wrong while the stream idles (see media.rtt): its stats
+            # report this meter's instead, and it computes none of its own.
+            self._RTCRtpSender__rtt = self._round_trip.rtt_s
+            self._RTCRtpSender__lsr = None
         await super()._handle_rtcp_packet(packet)
-        if self._feedback is not None and isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
-            for report in packet.reports:
-                if report.ssrc == self._ssrc:
-                    rtt: float | None = self._RTCRtpSender__rtt  # type: ignore[attr-defined]
-                    self._feedback.on_report(report.fraction_lost / 256.0, rtt)
+        if self._feedback is not None:
+            for fraction_lost, rtt in reports:
+                self._feedback.on_report(fraction_lost, rtt)
+
+    async def _send_rtcp(self, packets: list[AnyRtcpPacket]) -> None:
+        for packet in packets:
+            if isinstance(packet, RtcpSrPacket) and packet.ssrc == self._ssrc:
+                self._round_trip.on_sender_report(
+                    packet.sender_info.ntp_timestamp, time.monotonic()
+                )
+        await super()._send_rtcp(packets)
 
     async def _retransmit(self, sequence_number: int) -> None:
         feedback = self._feedback
@@ -612,6 +640,9 @@ def check_internals() -> list[str]:
         "self.__octet_count = 0",
         "self.__packet_count = 0",
         "self.__rtt: Optional[float] = None",
+        "self.__lsr: Optional[int] = None",
+        "if self.__lsr == report.lsr and report.dlsr:",
+        "async def _send_rtcp(self, packets: list[AnyRtcpPacket])",
         "await self._retransmit(seq)",
         "def _send_keyframe(self)",
         "async def _retransmit(self, sequence_number: int)",

@@ -53,6 +53,7 @@ class OfferSummary:
 
     session_id: str
     media: tuple[OfferedMedia, ...]
+    ice_ufrag: str = ""
 
     @property
     def sending(self) -> tuple[OfferedMedia, ...]:
@@ -82,8 +83,8 @@ def summarize_offer(sdp: str) -> OfferSummary:
     # aiortc's origin line is time based (two peers made in one second share it), so the ICE
     # username fragment, new for every peer connection and ICE restart, tells sessions apart.
     first_ice = description.media[0].ice
-    ufrag = first_ice.usernameFragment if first_ice is not None else ""
-    return OfferSummary(f"{match.group(1)}/{ufrag}", tuple(media))
+    ufrag = (first_ice.usernameFragment if first_ice is not None else None) or ""
+    return OfferSummary(f"{match.group(1)}/{ufrag}", tuple(media), ufrag)
 
 
 class CodecPreferences:
@@ -123,6 +124,7 @@ class MediaPeer:
         self.consultation_id = consultation_id
         self.participant_id = participant_id
         self.session_id: str | None = None
+        self.ice_ufrag: str | None = None
         self.renegotiation_needed = False
         self._config = config
         self._codecs = codecs
@@ -259,7 +261,9 @@ class MediaPeer:
             )
             raise BadSdp(f"the {kind} could not be applied: {exc}"[:200]) from None
         if kind == "offer":
-            self.session_id = summarize_offer(sdp).session_id
+            summary = summarize_offer(sdp)
+            self.session_id = summary.session_id
+            self.ice_ufrag = summary.ice_ufrag
         early, self._early_candidates = self._early_candidates, []
         for parsed in early:
             await self._add_parsed(parsed)

@@ -50,6 +50,7 @@ _SEQ_HALF = 0x8000
 _BASE_REFRESH = 0x4000
 _RESYNC_GAP = 1100
 _RTP_HEADER_BYTES = 24  # fixed header and the extensions the server adds
+MAX_HELD_CANDIDATES = 32  # per participant, of an ICE generation whose offer has not come yet
 
 
 class RouterSignals(Protocol):
@@ -409,6 +410,7 @@ class MediaRouter:
         self._upstream: dict[str, PublisherFeedback] = {}
         self._reported: dict[str, bool] = {}
         self._renegotiating: dict[str, asyncio.Task[None]] = {}
+        self._next_generation: dict[str, list[dict[str, Any]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stats_task: asyncio.Task[None] | None = None
         self._control_task: asyncio.Task[None] | None = None
@@ -447,6 +449,9 @@ class MediaRouter:
             peer = self._peers.get(participant_id)
         if peer is None:
             peer = self._open_peer(participant_id)
+        for candidate in self._next_generation.pop(participant_id, []):
+            if candidate.get("usernameFragment") == summary.ice_ufrag:
+                await peer.add_candidate(candidate)
         try:
             answer = await peer.answer(sdp)
         except BadSdp:
@@ -467,8 +472,19 @@ class MediaRouter:
         self._schedule_renegotiation(participant_id)
 
     async def add_candidate(self, participant_id: str, candidate: dict[str, Any] | None) -> None:
-        """A trickled client candidate; buffered until the offer is applied."""
+        """A trickled client candidate; buffered until the offer is applied.
+
+        A candidate whose ``usernameFragment`` is not the current session's belongs to a new ICE
+        generation (an ICE restart or a new connection trickling ahead of its offer): it is held
+        for the offer that brings that generation, never given to the peer it replaces.
+        """
         peer = self._peers.get(participant_id)
+        ufrag = candidate.get("usernameFragment") if candidate else None
+        if candidate and peer is not None and ufrag and peer.ice_ufrag not in (None, ufrag):
+            held = self._next_generation.setdefault(participant_id, [])
+            if len(held) < MAX_HELD_CANDIDATES:
+                held.append(candidate)
+            return
         if peer is None:
             peer = self._open_peer(participant_id)
         await peer.add_candidate(candidate)
@@ -516,6 +532,7 @@ class MediaRouter:
 
     async def remove_participant(self, participant_id: str) -> None:
         """Close a participant's peer and its subscriptions; others keep a slot for its return."""
+        self._next_generation.pop(participant_id, None)
         if participant_id not in self._peers:
             return
         await self._drop_peer(participant_id)

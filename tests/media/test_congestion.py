@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
@@ -11,6 +13,7 @@ from media.congestion import (
     CongestionConfig,
     DownlinkEstimator,
     GateState,
+    LinkEvidence,
     PauseGate,
     RembPacer,
     Resend,
@@ -158,47 +161,218 @@ def test_a_probe_starts_from_its_own_rate_not_the_remb_from_before_the_pause() -
     estimator.on_remb(frozenset({1}), 30_000, now=0.0)  # from before the pause
     estimator.seed(130.0, video_kbps=60.0, now=10.0)
     estimator.on_remb(frozenset({1}), 35_000, now=10.5)  # the old, slowly growing figure
-    assert estimator.remb_kbps(10.5) == pytest.approx(0.92 * 60.0)
+    # On a clear link the probe's rate is kept: the receiver measures the little it gets.
+    assert estimator.remb_kbps(10.5) == pytest.approx(CONFIG.video_min_kbps * 1.2)
+    estimator.on_remb(frozenset({1}), 35_000, now=10.8)
+    assert estimator.remb_kbps(10.8) == pytest.approx(CONFIG.video_min_kbps * 1.2)
+    # Once the probe and the seconds after it are over, a low REMB is followed again.
+    later = 10.0 + CONFIG.probe_max_s + CONFIG.resume_stable_s
+    estimator.on_remb(frozenset({1}), 35_000, now=later)
+    assert estimator.remb_kbps(later) == pytest.approx(0.92 * CONFIG.video_min_kbps * 1.2)
     estimator.on_report(0.4, rtt_s=0.05, sent_kbps=130.0, now=11.0)  # the probe hurts
     estimator.on_remb(frozenset({1}), 35_000, now=11.0)
     assert estimator.remb_kbps(11.0) == pytest.approx(35.0)  # with loss, followed at once
 
 
+CLEAR = LinkEvidence(fraction_lost=0.0, queue_s=0.01)
+
+
+def clear_at(at: float) -> LinkEvidence:
+    return LinkEvidence(fraction_lost=0.0, queue_s=0.01, reported_at=at)
+
+
 def test_pause_needs_a_sustained_shortfall_and_resumes_through_a_probe() -> None:
     gate = PauseGate(CONFIG)
     low, high = CONFIG.video_min_kbps - 10, CONFIG.video_min_kbps + 100
-    assert gate.update(low, 0.0) is None
-    assert gate.update(high, 1.0) is None  # a dip shorter than pause_hold_s
-    assert gate.update(low, 1.5) is None
-    assert gate.update(low, 1.5 + CONFIG.pause_hold_s) is GateState.PAUSED
+    assert gate.update(low, 0.0, CLEAR) is None
+    assert gate.update(high, 1.0, CLEAR) is None  # a dip shorter than pause_hold_s
+    assert gate.update(low, 1.5, CLEAR) is None
+    assert gate.update(low, 1.5 + CONFIG.pause_hold_s, CLEAR) is GateState.PAUSED
     paused_at = 1.5 + CONFIG.pause_hold_s
     assert gate.video_paused and not gate.forwarding
-    assert gate.update(high, paused_at + 1.0) is None  # stale figures cannot resume it
-    assert gate.update(high, paused_at + CONFIG.probe_backoff_s) is GateState.PROBING
+    assert gate.update(high, paused_at + 1.0, CLEAR) is None  # stale figures cannot resume it
     probe_at = paused_at + CONFIG.probe_backoff_s
+    assert gate.update(low, probe_at, CLEAR) is GateState.PROBING  # the REMB cannot say
     assert gate.forwarding and gate.video_paused  # the page hears of it once the probe holds
-    assert gate.update(high, probe_at + 1.0) is None
-    assert gate.update(high, probe_at + CONFIG.probe_confirm_s) is GateState.FLOWING
+    assert gate.update(high, probe_at + 1.0, clear_at(probe_at + 0.9)) is None
+    # Time is up, but no report covers the probe's second half yet.
+    assert gate.update(high, probe_at + CONFIG.probe_confirm_s, clear_at(probe_at + 0.9)) is None
+    at = probe_at + CONFIG.probe_confirm_s + 0.5
+    assert gate.update(high, at, clear_at(at)) is GateState.FLOWING
     assert not gate.video_paused
 
 
-def test_failed_probes_back_off_up_to_a_limit() -> None:
+# A receiver-report model of the subscriber's link, for timelines of the gate: reports every
+# second on video while it flows (every 5 s on audio, which always flows). ``link_ok(t)`` says
+# whether the link carries the probe's rate at time t; while video flows on a link that does
+# not, reports show 30 % loss and a 400 ms queue, and audio loses 20 %.
+REPORT_EVERY_S = 1.0
+AUDIO_REPORT_EVERY_S = 5.0
+TICK_S = 0.25
+
+
+def timeline(link_ok: Callable[[float], bool], until: float) -> list[tuple[float, str]]:
+    """The gate's changes (time, state) from a pause at t=0 on, fed by the model above."""
     gate = PauseGate(CONFIG)
     low = CONFIG.video_min_kbps / 2
-    now = 0.0
-    gate.update(low, now)
-    now += CONFIG.pause_hold_s
-    assert gate.update(low, now) is GateState.PAUSED
-    waits = []
-    for _ in range(4):
-        paused_at = now
-        while gate.update(low, now) is not GateState.PROBING:
-            now += 0.5
-        waits.append(now - paused_at)
-        gate.update(low, now)
-        now += CONFIG.probe_hold_s
-        assert gate.update(low, now) is GateState.PAUSED
-    assert waits == [4.0, 8.0, 16.0, 16.0]
+    gate.update(low, -CONFIG.pause_hold_s, CLEAR)
+    assert gate.update(low, 0.0, CLEAR) is GateState.PAUSED
+    changes: list[tuple[float, str]] = []
+    evidence = LinkEvidence(fraction_lost=0.3, queue_s=0.4, reported_at=-0.5)
+    step = 0
+    while (now := step * TICK_S) <= until:
+        step += 1
+        ok = link_ok(now)
+        video_report = gate.forwarding and now % REPORT_EVERY_S == 0
+        audio_report = now % AUDIO_REPORT_EVERY_S == 0
+        if video_report or audio_report:
+            hurt = gate.forwarding and not ok
+            evidence = LinkEvidence(
+                fraction_lost=0.3 if hurt else 0.0,
+                audio_lost=(0.2 if hurt else 0.01) if audio_report else evidence.audio_lost,
+                audio_at=now if audio_report else evidence.audio_at,
+                queue_s=0.4 if hurt else 0.01,
+                reported_at=now,
+            )
+        room = CONFIG.video_min_kbps + (40 if ok else -20)
+        change = gate.update(room, now, evidence)
+        if change is not None:
+            changes.append((now, change.value))
+    return changes
+
+
+def never(_: float) -> bool:
+    return False
+
+
+def always(_: float) -> bool:
+    return True
+
+
+@pytest.mark.parametrize(
+    ("name", "link_ok", "until", "expected"),
+    [
+        (
+            "recovered link: the first probe holds",
+            always,
+            8.0,
+            [(4.0, "probing"), (7.0, "flowing")],
+        ),
+        (
+            # The second probe waits for the audio report at 10 s: until then the last one
+            # showed the link congested.
+            "still starved: probes fail at their first report, 4 s apart at least",
+            never,
+            22.0,
+            [
+                (4.0, "probing"),
+                (5.0, "paused"),
+                (10.0, "probing"),
+                (11.0, "paused"),
+                (15.0, "probing"),
+                (16.0, "paused"),
+                (20.0, "probing"),
+                (21.0, "paused"),
+            ],
+        ),
+        (
+            "recovers just after a failed probe: found within the back-off and a probe",
+            lambda t: t >= 11.5,
+            20.0,
+            [
+                (4.0, "probing"),
+                (5.0, "paused"),
+                (10.0, "probing"),
+                (11.0, "paused"),
+                (15.0, "probing"),
+                (18.0, "flowing"),
+            ],
+        ),
+    ],
+)
+def test_probe_schedule_timelines(
+    name: str, link_ok: Callable[[float], bool], until: float, expected: list[tuple[float, str]]
+) -> None:
+    assert timeline(link_ok, until) == expected, name
+
+
+@pytest.mark.parametrize(
+    ("name", "during_probe", "expected"),
+    [
+        ("loss over all streams", LinkEvidence(fraction_lost=0.12, queue_s=0.0), "paused"),
+        ("a standing queue", LinkEvidence(fraction_lost=0.0, queue_s=0.3), "paused"),
+        (
+            "the sound suffers",
+            LinkEvidence(fraction_lost=0.03, audio_lost=0.08, queue_s=0.0),
+            "paused",
+        ),
+        ("a clean report", LinkEvidence(fraction_lost=0.02, queue_s=0.05), None),
+    ],
+)
+def test_a_probe_fails_on_the_reports_about_it(
+    name: str, during_probe: LinkEvidence, expected: str | None
+) -> None:
+    gate = PauseGate(CONFIG)
+    gate.update(0.0, 0.0, CLEAR)
+    gate.update(0.0, CONFIG.pause_hold_s, CLEAR)
+    start = CONFIG.pause_hold_s + CONFIG.probe_backoff_s
+    assert gate.update(100.0, start, CLEAR) is GateState.PROBING
+    at = start + 0.8
+    evidence = replace(
+        during_probe,
+        reported_at=at,
+        audio_at=at if during_probe.audio_lost is not None else None,
+    )
+    change = gate.update(100.0, at, evidence)
+    assert (change.value if change else None) == expected, name
+
+
+def test_a_probe_without_reports_fails_and_congested_audio_holds_probes_back() -> None:
+    gate = PauseGate(CONFIG)
+    gate.update(0.0, 0.0, CLEAR)
+    assert gate.update(0.0, CONFIG.pause_hold_s, CLEAR) is GateState.PAUSED
+    paused_at = CONFIG.pause_hold_s
+    backoff_over = paused_at + CONFIG.probe_backoff_s
+    lossy = LinkEvidence(fraction_lost=0.2, reported_at=backoff_over - 1.0)
+    assert gate.update(100.0, backoff_over, lossy) is None  # fresh loss: not yet
+    queued = LinkEvidence(queue_s=0.3, reported_at=backoff_over)
+    assert gate.update(100.0, backoff_over + 0.5, queued) is None  # a fresh queue: not yet
+    # The loss figure is old (audio reports come seconds apart): the probe will tell.
+    at = backoff_over + 1.0 + CONFIG.evidence_max_age_s
+    assert gate.update(100.0, at, replace(lossy, queue_s=None)) is GateState.PROBING
+    stale = replace(lossy, fraction_lost=0.0, queue_s=None)
+    assert gate.update(100.0, at + CONFIG.probe_max_s - 0.25, stale) is None
+    assert gate.update(100.0, at + CONFIG.probe_max_s, stale) is GateState.PAUSED
+
+
+def test_a_pause_soon_after_a_resume_backs_off_like_a_failed_probe() -> None:
+    config = replace(CONFIG, probe_backoff_max_s=2 * CONFIG.probe_backoff_s)
+    gate = PauseGate(config)
+    gate.update(0.0, 0.0, CLEAR)
+    gate.update(0.0, config.pause_hold_s, CLEAR)
+    start = config.pause_hold_s + config.probe_backoff_s
+    assert gate.update(100.0, start, CLEAR) is GateState.PROBING
+    resumed = start + config.probe_confirm_s
+    assert gate.update(100.0, resumed, clear_at(resumed)) is GateState.FLOWING
+    gate.update(0.0, resumed + 1.0, CLEAR)
+    paused = resumed + 1.0 + config.pause_hold_s
+    assert gate.update(0.0, paused, CLEAR) is GateState.PAUSED
+    backoff = 2 * config.probe_backoff_s
+    assert gate.update(100.0, paused + backoff - 0.25, CLEAR) is None
+    assert gate.update(100.0, paused + backoff, CLEAR) is GateState.PROBING
+
+
+def test_estimator_evidence_keeps_audio_loss_apart_and_forgets_old_rtts() -> None:
+    estimator = DownlinkEstimator(CONFIG, now=0.0)
+    estimator.on_report(0.0, rtt_s=0.08, sent_kbps=100.0, now=0.0, kind="video")
+    estimator.on_report(0.08, rtt_s=0.5, sent_kbps=100.0, now=1.0, kind="audio")
+    estimator.on_report(0.0, rtt_s=0.5, sent_kbps=100.0, now=2.0, kind="video")
+    evidence = estimator.evidence(2.0)
+    assert evidence.audio_lost == pytest.approx(0.08) and evidence.audio_at == 1.0
+    assert evidence.reported_at == 2.0
+    # The lower of the last and the smoothed RTT, above the lowest seen.
+    assert evidence.queue_s == pytest.approx(0.8 * (0.8 * 0.08 + 0.2 * 0.5) + 0.1 - 0.08)
+    assert estimator.evidence(2.0 + CONFIG.evidence_max_age_s + 0.1).queue_s is None
 
 
 def test_publisher_cap_is_the_weakest_share_that_is_not_outvoted() -> None:

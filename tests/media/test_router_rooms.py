@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import threading
 from typing import Any
@@ -149,6 +150,58 @@ async def test_reconnect_with_new_session_replaces_the_peer(room: Room) -> None:
     video = await again.wait_for("outlet-1", "video")
     assert close_to(mean_rgb(video.frames[-1]), RED)
     assert doctor.pc.connectionState == "closed"
+
+
+def _remote_ports(peer: Any) -> set[int]:
+    transport = peer.pc.getTransceivers()[0].sender.transport.transport
+    return {candidate.port for candidate in transport.getRemoteCandidates()}
+
+
+def _trickling(offer: str) -> str:
+    """The offer as a trickling browser sends it: more candidates may follow."""
+    return offer.replace("a=end-of-candidates\r\n", "")
+
+
+async def test_a_new_ice_generations_candidate_waits_for_its_offer(room: Room) -> None:
+    await room.join(ClientPeer("outlet-1", rgb=RED))
+    first = ClientPeer("dr-li", rgb=GREEN)
+    room.signals.clients["dr-li"] = first
+
+    async def first_answer(sdp: str) -> None:
+        await room.router.handle_answer("dr-li", sdp)
+
+    first.answer_to = first_answer
+    await first.negotiate(lambda offer: room.router.handle_offer("dr-li", _trickling(offer)))
+    old = room.router.peer("dr-li")
+    old_ports = _remote_ports(old)
+    await room.signals.clients["dr-li"].close()
+    again = ClientPeer("dr-li", rgb=GREEN)
+    room.signals.clients["dr-li"] = again
+    trickled_port = 0
+
+    async def answer(sdp: str) -> None:
+        await room.router.handle_answer("dr-li", sdp)
+
+    async def trickle_then_offer(offer: str) -> str:
+        nonlocal trickled_port
+        ufrag = re.search(r"a=ice-ufrag:(\S+)", offer)
+        line = re.search(r"a=candidate:(\S+ \d+ udp \d+ \S+) (\d+)( typ host.*)", offer)
+        assert ufrag and line
+        # The new connection trickles a candidate before its offer reaches the server.
+        trickled_port = int(line.group(2)) + 1
+        candidate = f"candidate:{line.group(1)} {trickled_port} {line.group(3).strip()}"
+        await room.router.add_candidate(
+            "dr-li", {"candidate": candidate, "sdpMid": "0", "usernameFragment": ufrag.group(1)}
+        )
+        assert _remote_ports(old) == old_ports  # not given to the session it replaces
+        return await room.router.handle_offer("dr-li", _trickling(offer), None)
+
+    again.answer_to = answer
+    await again.negotiate(trickle_then_offer)
+    assert room.router.peer("dr-li") is not old
+    assert trickled_port in _remote_ports(room.router.peer("dr-li"))
+    video = await again.wait_for("outlet-1", "video")
+    assert close_to(mean_rgb(video.frames[-1]), RED)
 
 
 async def test_bad_sdp_and_unknown_tracks_get_clear_errors(room: Room) -> None:
