@@ -145,8 +145,12 @@ class Client:
             if remaining <= 0:
                 raise TimeoutError(f"no {event} push within {within_s}s")
             self.changed.clear()
+            # Not ``asyncio.wait_for``: on Python 3.11 it swallows a cancellation that arrives
+            # while the event has just fired (the push woke every waiter of this connection),
+            # and the cancelled waiter would then wait on for ``within_s``.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self.changed.wait()
 
     async def drop(self) -> None:
         """Vanish without a goodbye: close the WebSocket under Socket.IO (a network loss)."""
@@ -211,6 +215,13 @@ class MediaCall:
             self.client.tally.error("peer_close_timeout")
 
 
+@dataclass
+class Kiosk:
+    """A kiosk's current connection, replaced when it drops and comes back."""
+
+    client: Client
+
+
 @dataclass(frozen=True)
 class Plan:
     """What happens in one consultation (decided by the kiosk before it checks in)."""
@@ -239,7 +250,11 @@ class Soak:
 
     async def connected(self, token: str) -> Client:
         client = Client(self.url, token, self.tally)
-        await client.connect()
+        try:
+            await client.connect()
+        except BaseException:
+            await client.close()
+            raise
         return client
 
     async def run(self, until: float) -> None:
@@ -294,30 +309,31 @@ class Soak:
     async def _outlet(self, subject: str, service: str, interval: float) -> None:
         await asyncio.sleep(self.rng.uniform(0, interval))
         token = self.token(Role.OUTLET, subject)
-        client = await self.connected(token)
+        kiosk = Kiosk(await self.connected(token))
         try:
             while not self.stop.is_set():
                 began = time.monotonic()
                 plan = self._plan()
                 step = "visit"
                 try:
-                    if plan.reconnect_first or not client.sio.connected:
+                    if plan.reconnect_first or not kiosk.client.sio.connected:
                         step = "reconnect"
-                        await client.close()
-                        client = await self.connected(token)
+                        await kiosk.client.close()
+                        kiosk.client = await self.connected(token)
                         self.tally.counts["outlet_reconnects"] += 1
                         step = "visit"
-                    client = await asyncio.wait_for(
-                        self._visit(client, subject, service, plan), VISIT_TIMEOUT_S
+                    await asyncio.wait_for(
+                        self._visit(kiosk, subject, service, plan), VISIT_TIMEOUT_S
                     )
                 except (TimeoutError, socketio.exceptions.SocketIOError, OSError) as exc:
                     self.tally.error(f"kiosk_{step}:{_kind(exc)}")
                 await asyncio.sleep(max(0.2, interval - (time.monotonic() - began)))
         finally:
-            await client.close()
+            await kiosk.client.close()
 
-    async def _visit(self, client: Client, subject: str, service: str, plan: Plan) -> Client:
-        """One consultation from the kiosk's side; returns the (maybe new) connection."""
+    async def _visit(self, kiosk: Kiosk, subject: str, service: str, plan: Plan) -> None:
+        """One consultation from the kiosk's side (a drop leaves ``kiosk`` a new connection)."""
+        client = kiosk.client
         payload = {
             "service": service,
             "outlet_id": subject,
@@ -327,7 +343,7 @@ class Soak:
         try:
             checked = await client.call("consultation.check_in", payload)
         except RuntimeError:
-            return client
+            return
         cid = checked["consultation_id"]
         self.plans[cid] = plan
         self.tally.counts["check_ins"] += 1
@@ -343,7 +359,8 @@ class Soak:
             if plan.drop:
                 await client.drop()
                 await asyncio.sleep(self.rng.uniform(0.5, 2.0))
-                client = await self.connected(self.token(Role.OUTLET, subject))
+                # kept on ``kiosk`` at once: the kiosk closes it even if this visit is cut short
+                client = kiosk.client = await self.connected(self.token(Role.OUTLET, subject))
                 await client.call("consultation.join", {"consultation_id": cid})
                 self.tally.counts["drops_rejoined"] += 1
             if plan.media:
@@ -363,7 +380,6 @@ class Soak:
             if call is not None:
                 await call.close()
             self.plans.pop(cid, None)
-        return client
 
     async def _clinician(self, subject: str, service: str) -> None:
         token = self.token(Role.SPECIALIST, subject, services=[service])
