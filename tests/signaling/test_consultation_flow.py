@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import aiohttp
 import pytest
-import redis.asyncio as redis
 
 from rooms.roles import Role
-from tests.conftest import RedisServer, RunningServer, start_server
+from tests.conftest import RunningServer, start_server
+from tests.signaling.conftest import on_store
 from tests.signaling.consultation_peers import Cast, check_in_payload
 from web.settings import Settings
 
 
 @pytest.fixture(params=["memory", "redis"])
 async def app_settings(request: pytest.FixtureRequest, test_settings: Settings) -> Settings:
-    if request.param == "memory":
-        return test_settings
-    server: RedisServer = request.getfixturevalue("redis_server")
-    client = redis.Redis.from_url(server.url)
-    await client.flushdb()
-    await client.aclose()
-    return replace(test_settings, store_url=server.url)
+    return await on_store(request, test_settings, request.param)
 
 
 @pytest.fixture
@@ -32,13 +25,6 @@ async def running(app_settings: Settings) -> AsyncIterator[RunningServer]:
     server = await start_server(app_settings)
     yield server
     await server.runner.cleanup()
-
-
-@pytest.fixture
-async def cast(running: RunningServer) -> AsyncIterator[Cast]:
-    people = Cast(running)
-    yield people
-    await people.close()
 
 
 async def test_fair_pairing_accept_and_end(cast: Cast) -> None:

@@ -17,11 +17,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-import redis.asyncio as redis
 
 from rooms.models import Consultation, Participant
 from rooms.roles import Role
-from tests.conftest import RedisServer, RunningServer, start_server
+from tests.conftest import RunningServer, start_server
+from tests.signaling.conftest import on_store
 from tests.signaling.consultation_peers import Cast, Peer, check_in_payload
 from web.keys import registry_key, store_key
 from web.settings import Settings
@@ -46,13 +46,7 @@ async def limit_settings(request: pytest.FixtureRequest, test_settings: Settings
         queue_push_entries=QUEUE_PUSH_ENTRIES,
         **without_event_rate_limit(test_settings),
     )
-    if request.param == "memory":
-        return settings
-    server: RedisServer = request.getfixturevalue("redis_server")
-    client = redis.Redis.from_url(server.url)
-    await client.flushdb()
-    await client.aclose()
-    return replace(settings, store_url=server.url)
+    return await on_store(request, settings, request.param)
 
 
 @pytest.fixture
@@ -60,13 +54,6 @@ async def running(limit_settings: Settings) -> AsyncIterator[RunningServer]:
     server = await start_server(limit_settings)
     yield server
     await server.runner.cleanup()
-
-
-@pytest.fixture
-async def cast(running: RunningServer) -> AsyncIterator[Cast]:
-    people = Cast(running)
-    yield people
-    await people.close()
 
 
 def refusals(server: RunningServer, limit: str) -> float:

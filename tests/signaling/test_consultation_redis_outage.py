@@ -52,13 +52,6 @@ async def running(
     await server.runner.cleanup()
 
 
-@pytest.fixture
-async def cast(running: RunningServer) -> AsyncIterator[Cast]:
-    people = Cast(running)
-    yield people
-    await people.close()
-
-
 def last_pts(media: ClientPeer, participant_id: str) -> int:
     received = media.by_participant(participant_id, "video")
     assert received is not None and received.frames

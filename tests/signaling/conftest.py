@@ -1,0 +1,32 @@
+"""Fixtures shared by the signaling tests: the cast of people on a module's ``running`` server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+import redis.asyncio as redis
+
+from tests.conftest import RedisServer, RunningServer
+from tests.signaling.consultation_peers import Cast
+from web.settings import Settings
+
+
+async def on_store(request: pytest.FixtureRequest, settings: Settings, store: str) -> Settings:
+    """``settings`` as they are (memory), or on the test Redis server, flushed first."""
+    if store == "memory":
+        return settings
+    server: RedisServer = request.getfixturevalue("redis_server")
+    client = redis.Redis.from_url(server.url)
+    await client.flushdb()
+    await client.aclose()
+    return replace(settings, store_url=server.url)
+
+
+@pytest.fixture
+async def cast(running: RunningServer) -> AsyncIterator[Cast]:
+    """Outlets, clinicians and guests on the module's ``running`` server, closed after the test."""
+    people = Cast(running)
+    yield people
+    await people.close()
