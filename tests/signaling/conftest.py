@@ -1,4 +1,5 @@
-"""Fixtures shared by the signaling tests: the cast of people on a module's ``running`` server."""
+"""Fixtures shared by the signaling tests: the cast of people on a module's ``running`` server
+(the shared test server unless the module overrides ``running``)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,12 @@ async def on_store(request: pytest.FixtureRequest, settings: Settings, store: st
     await client.flushdb()
     await client.aclose()
     return replace(settings, store_url=server.url)
+
+
+@pytest.fixture
+def running(server: RunningServer) -> RunningServer:
+    """The server a module's people connect to: the shared test server unless overridden."""
+    return server
 
 
 @pytest.fixture

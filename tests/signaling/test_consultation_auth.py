@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
-import pytest
 
 from rooms.roles import Role
 from tests.conftest import RunningServer
 from tests.signaling.consultation_peers import Cast, check_in_payload
-
-
-@pytest.fixture
-async def cast(server: RunningServer) -> AsyncIterator[Cast]:
-    people = Cast(server)
-    yield people
-    await people.close()
 
 
 async def test_outlet_sees_only_its_own_consultations(cast: Cast) -> None:

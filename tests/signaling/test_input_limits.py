@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
@@ -25,13 +24,6 @@ CANDIDATE = "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host"
 def test_settings(test_settings: Settings) -> Settings:
     """Room for the quick loops below; the rate limit has its own test and server."""
     return replace(test_settings, events_per_s=1000.0, event_burst=1000)
-
-
-@pytest.fixture
-async def cast(server: RunningServer) -> AsyncIterator[Cast]:
-    people = Cast(server)
-    yield people
-    await people.close()
 
 
 async def active_consultation(cast: Cast) -> tuple[str, Peer, Peer]:

@@ -4,34 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 
 import pytest
 
 from media.downlink import LinkState
 from rooms.roles import Role
 from signaling.rtc_events import RtcSignals
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer
 from tests.media.clients import ClientPeer, close_to, mean_rgb
 from tests.signaling.consultation_peers import Cast, Peer, check_in_payload
 from web.keys import media_registry_key
-from web.settings import Settings
 
 RED, GREEN = (220, 40, 40), (40, 200, 60)
-
-
-@pytest.fixture
-async def rtc_server(test_settings: Settings) -> AsyncIterator[RunningServer]:
-    running = await start_server(test_settings)
-    yield running
-    await running.runner.cleanup()
-
-
-@pytest.fixture
-async def cast(rtc_server: RunningServer) -> AsyncIterator[Cast]:
-    people = Cast(rtc_server)
-    yield people
-    await people.close()
 
 
 async def active_consultation(cast: Cast) -> tuple[str, Peer, Peer]:
@@ -96,7 +80,7 @@ class MediaClient:
         await self.media.close()
 
 
-async def test_consultation_media_over_socketio(cast: Cast, rtc_server: RunningServer) -> None:
+async def test_consultation_media_over_socketio(cast: Cast, running: RunningServer) -> None:
     consultation_id, outlet, doctor = await active_consultation(cast)
     outlet_media = MediaClient(outlet, ClientPeer("outlet-7", rgb=RED), consultation_id)
     doctor_media = MediaClient(doctor, ClientPeer("dr-li", rgb=GREEN), consultation_id)
@@ -152,7 +136,7 @@ async def test_consultation_media_over_socketio(cast: Cast, rtc_server: RunningS
         await doctor_media.close()
 
     await outlet.ok("consultation.end", {"consultation_id": consultation_id})
-    registry = rtc_server.app[media_registry_key]
+    registry = running.app[media_registry_key]
     for _ in range(50):
         if registry.get(consultation_id) is None:
             break
@@ -200,7 +184,7 @@ async def test_bad_rtc_input_gets_clear_errors(cast: Cast) -> None:
     del doctor
 
 
-async def test_leaving_closes_the_participants_media(cast: Cast, rtc_server: RunningServer) -> None:
+async def test_leaving_closes_the_participants_media(cast: Cast, running: RunningServer) -> None:
     consultation_id, outlet, doctor = await active_consultation(cast)
     outlet_media = MediaClient(outlet, ClientPeer("outlet-7", rgb=RED), consultation_id)
     doctor_media = MediaClient(doctor, ClientPeer("dr-li", rgb=GREEN), consultation_id)
@@ -208,7 +192,7 @@ async def test_leaving_closes_the_participants_media(cast: Cast, rtc_server: Run
         await outlet_media.start()
         await doctor_media.start()
         await doctor_media.media.wait_for("outlet-7", "video")
-        router = rtc_server.app[media_registry_key].get(consultation_id)
+        router = running.app[media_registry_key].get(consultation_id)
         assert router is not None and router.participant_ids == ["dr-li", "outlet-7"]
         server_peer = router.peer("outlet-7")
 

@@ -27,7 +27,7 @@ RED, GREEN = (220, 40, 40), (40, 200, 60)
 
 
 @pytest.fixture
-async def relay_server(test_settings: Settings, coturn: Coturn) -> AsyncIterator[RunningServer]:
+async def running(test_settings: Settings, coturn: Coturn) -> AsyncIterator[RunningServer]:
     settings = replace(
         test_settings,
         turn_urls=(coturn.url("tcp"),),
@@ -38,13 +38,6 @@ async def relay_server(test_settings: Settings, coturn: Coturn) -> AsyncIterator
     running = await start_server(settings)
     yield running
     await running.runner.cleanup()
-
-
-@pytest.fixture
-async def cast(relay_server: RunningServer) -> AsyncIterator[Cast]:
-    people = Cast(relay_server)
-    yield people
-    await people.close()
 
 
 def relay_peer(participant_id: str, ready: dict[str, Any], rgb: tuple[int, int, int]) -> ClientPeer:
@@ -72,7 +65,7 @@ async def report_path(client: MediaClient) -> dict[str, Any]:
 
 
 async def test_relay_only_participants_see_and_hear_each_other_through_turn_tcp(
-    cast: Cast, relay_server: RunningServer, coturn: Coturn
+    cast: Cast, running: RunningServer, coturn: Coturn
 ) -> None:
     consultation_id, outlet, doctor = await active_consultation(cast)
     ready_outlet = outlet.pushes["session.ready"][0]
@@ -110,7 +103,7 @@ async def test_relay_only_participants_see_and_hear_each_other_through_turn_tcp(
         assert outlet_stats["client_candidate_type"] == "relay"
         assert outlet_stats["client_relay_protocol"] == "tcp"  # kiosk to coturn
 
-        metrics = await relay_server.metrics_text()
+        metrics = await running.metrics_text()
         assert 'teleconsult_media_relayed_sessions_total{protocol="tcp"} 2.0' in metrics
     finally:
         await outlet_media.close()
