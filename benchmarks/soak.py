@@ -69,6 +69,7 @@ class Sample:
     threads: int
     tasks: int | None
     cpu_s: float
+    thread_names: tuple[str, ...] = ()
 
 
 @dataclass
@@ -560,6 +561,7 @@ class ServerUnderTest:
             threads=int(fields["Threads"]),
             tasks=tasks,
             cpu_s=(int(stat[11]) + int(stat[12])) / ticks,
+            thread_names=_thread_names(pid),
         )
 
     async def tasks(self, http: ClientSession) -> int | None:
@@ -580,6 +582,15 @@ class ServerUnderTest:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+
+
+def _thread_names(pid: int) -> tuple[str, ...]:
+    """The server's threads by name (e.g. ``asyncio_0``), to tell a pool's growth from a leak."""
+    names = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            names.append(Path(f"/proc/{pid}/task/{task}/comm").read_text().strip())
+    return tuple(sorted(names))
 
 
 def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -686,6 +697,11 @@ def report(
         start = _median([getattr(s, name) for s in samples if warm <= s.at < warm + 60])
         end = _median([getattr(s, name) for s in samples if end_at - 60 <= s.at])
         resources[name] = {"start": start, "end": end, "ratio": _ratio(start, end)}
+    warm_samples = [s for s in samples if s.at >= warm] or samples
+    thread_names = {
+        "start": dict(Counter(warm_samples[0].thread_names)),
+        "end": dict(Counter(samples[-1].thread_names)),
+    }
     flat_resources = all(
         r["ratio"] is not None and r["ratio"] <= 1 + FLAT_RESOURCES for r in resources.values()
     )
@@ -706,6 +722,7 @@ def report(
         "errors": dict(tally.errors),
         "queue_changed_max_bytes": tally.queue_push_bytes_max,
         "resources": resources,
+        "thread_names": thread_names,
         "resources_flat_within_10pct": flat_resources,
         "first_minute": first,
         "last_minute": last,
@@ -737,6 +754,8 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"{'resource':<10}{'start':>10}{'end':>10}{'end/start':>11}")
     for name, r in result["resources"].items():
         print(f"{name:<10}{r['start']!s:>10}{r['end']!s:>10}{r['ratio']!s:>11}")
+    print(f"threads by name: start {result['thread_names']['start']}")
+    print(f"                 end   {result['thread_names']['end']}")
     print(
         f"{'window':<14}{'check-ins':>10}{'cpu %':>8}{'cpu ms/c':>10}{'ack p50':>9}{'ack p99':>9}"
     )
