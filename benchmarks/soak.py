@@ -487,8 +487,9 @@ class Soak:
 class ServerUnderTest:
     """The teleconsult server (and maybe a redis-server) as child processes, stopped by PID."""
 
-    def __init__(self, store: str, workdir: Path) -> None:
+    def __init__(self, store: str, workdir: Path, ended_retention_s: float | None) -> None:
         self.store = store
+        self.ended_retention_s = ended_retention_s
         self.workdir = workdir
         self.secret = secrets.token_urlsafe(48)
         self.metrics_token = secrets.token_urlsafe(48)
@@ -525,6 +526,8 @@ class ServerUnderTest:
             "TELECONSULT_METRICS_TOKEN": self.metrics_token,
             "TELECONSULT_MAX_CONNECTIONS_PER_ADDRESS": "1000",
         }
+        if self.ended_retention_s is not None:
+            env["TELECONSULT_ENDED_RETENTION_S"] = str(self.ended_retention_s)
         self.server = _spawn(command, env, self.workdir / "server.log")
         await _wait_http(f"{self.url}/healthz", self.server)
 
@@ -715,6 +718,7 @@ def report(
         "store": args.store,
         "minutes": args.minutes,
         "warmup_s": args.warmup_s,
+        "ended_retention_s": args.ended_retention_s,
         "rate_per_s": args.rate,
         "outlets": args.outlets,
         "clinicians": args.clinicians,
@@ -779,7 +783,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     video_capability_check()
     clip = make_clip()
     workdir = Path(tempfile.mkdtemp(prefix="teleconsult-soak-"))
-    server = ServerUnderTest(args.store, workdir)
+    server = ServerUnderTest(args.store, workdir, args.ended_retention_s)
     samples: list[Sample] = []
     try:
         await server.start()
@@ -815,7 +819,19 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--media-fraction", type=float, default=0.2)
     parser.add_argument("--guest-fraction", type=float, default=0.15)
     parser.add_argument("--drop-fraction", type=float, default=0.1)
-    parser.add_argument("--warmup-s", type=float, default=60.0)
+    parser.add_argument(
+        "--warmup-s",
+        type=float,
+        default=300.0,
+        help="seconds before the first measured minute (RSS and concurrent calls settle in ~5 min)",
+    )
+    parser.add_argument(
+        "--ended-retention-s",
+        type=float,
+        default=None,
+        help="the server's ended_retention_s (default: its own, 24 h): ended consultations and "
+        "their audit stay in the memory store this long, so a shorter one shows the steady state",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (server log)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
