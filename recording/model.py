@@ -9,7 +9,6 @@ entries those versions left (fields added later have defaults).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -28,9 +27,10 @@ class RecordingStatus(StrEnum):
     READY = "ready"
 
 
-@dataclass(frozen=True)
-class RecordedTrack:
-    """One track file as the recorder (or crash recovery) left it, before it is checksummed."""
+class _TrackFacts(BaseModel):
+    """What a track file holds: whose media, which codec, when it starts, how long it lasts."""
+
+    model_config = ConfigDict(extra="forbid")
 
     track_name: str
     participant_id: str
@@ -40,6 +40,13 @@ class RecordedTrack:
     offset_s: float
     duration_s: float
     frames: int
+
+
+class RecordedTrack(_TrackFacts):
+    """One track file as the recorder (or crash recovery) left it, before it is checksummed."""
+
+    model_config = ConfigDict(frozen=True)
+
     path: Path
 
 
@@ -55,34 +62,14 @@ class _Stored(BaseModel):
     key_id: str
 
 
-class TrackFile(_Stored):
+class TrackFile(_TrackFacts, _Stored):
     """One participant's track in the index: what it is, when it starts, and its file."""
-
-    track_name: str
-    participant_id: str
-    kind: str
-    source: str
-    codec: str
-    offset_s: float
-    duration_s: float
-    frames: int
 
     @classmethod
     def of(cls, track: RecordedTrack, stored: StoredFile) -> TrackFile:
+        facts = track.model_dump(exclude={"path"})
         return cls(
-            track_name=track.track_name,
-            participant_id=track.participant_id,
-            kind=track.kind,
-            source=track.source,
-            codec=track.codec,
-            offset_s=track.offset_s,
-            duration_s=track.duration_s,
-            frames=track.frames,
-            file=stored.name,
-            size=stored.size,
-            sha256=stored.sha256,
-            encrypted=True,
-            key_id=stored.key_id,
+            **facts, file=stored.name, size=stored.size, sha256=stored.sha256, key_id=stored.key_id
         )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
 from recording import access
@@ -11,6 +9,7 @@ from recording.access import RecordingAction
 from rooms.errors import Forbidden
 from rooms.models import Consultation
 from rooms.roles import Role
+from signaling.auth import Identity
 
 START, STOP = RecordingAction.START, RecordingAction.STOP
 LIST, DOWNLOAD, HOLD = RecordingAction.LIST, RecordingAction.DOWNLOAD, RecordingAction.LEGAL_HOLD
@@ -22,17 +21,8 @@ def consultation() -> Consultation:
     return c
 
 
-@dataclass(frozen=True)
-class Someone:
-    subject: str
-    role: Role
-    name: str = "someone"
-    services: frozenset[str] = frozenset()
-    consultation_id: str | None = None
-
-
-def who(role: Role, subject: str) -> Someone:
-    return Someone(subject, role)
+def who(role: Role, subject: str) -> Identity:
+    return Identity(subject, role, subject, frozenset(), None, 0.0, "token-1")
 
 
 CASES = [
