@@ -76,7 +76,8 @@ class RetentionSweeper:
         now = self._clock()
         deleted = []
         for meta in await self._catalog.all():
-            if not self.expired(meta, now) or meta.stopped_at is None:
+            stopped_at = meta.stopped_at
+            if stopped_at is None or not self.expired(meta, now):
                 continue
             recording_id = meta.recording_id
             await asyncio.to_thread(shutil.rmtree, self._root / meta.folder, True)
@@ -86,7 +87,7 @@ class RetentionSweeper:
                 {
                     "recording_id": recording_id,
                     "reason": "retention",
-                    "age_days": round((now - meta.stopped_at) / 86400, 2),
+                    "age_days": round((now - stopped_at) / 86400, 2),
                 },
             )
             await self._catalog.delete(recording_id)

@@ -201,6 +201,7 @@ class _Deps:
     def allow(
         self, identity: Identity, action: RecordingAction, consultation: Consultation | None
     ) -> None:
+        """Refused (logged) unless the access policy allows ``action``."""
         try:
             access.require(identity, action, consultation)
         except DomainError as refused:
