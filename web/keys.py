@@ -7,11 +7,11 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
 from media.router import MediaRegistry
+from recording.service import Recordings
 from rooms.service import ConsultationService
 from rooms.store import Store
 from signaling.auth import TokenAuthority
 from signaling.notifier import SocketNotifier
-from signaling.recording_events import Recordings
 from signaling.server import SignalingGateway
 from signaling.token_bucket import KeyedBuckets
 from web.settings import Settings

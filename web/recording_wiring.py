@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from media.recording_files import make_private_dir, restrict_tree
-from media.recording_keys import Keyring, RecordingKeyError, default_key_file, load_keyring
-from media.retention import RetentionSweeper
-from signaling.recording_events import RecordingConfig, Recordings, SystemActor
+from recording.files import make_private_dir, restrict_tree
+from recording.keys import Keyring, RecordingKeyError, default_key_file, load_keyring
+from recording.retention import RetentionSweeper
+from recording.service import RecordingConfig, Recordings, SystemActor
+from signaling.recording_events import RecordingEvents
 from web.keys import (
     consultations_key,
     gateway_key,
@@ -68,7 +69,7 @@ def add_recording(app: web.Application) -> None:
         recordings = Recordings(
             service, store, lambda: app.get(media_registry_key), app[notifier_key], config
         )
-        app[gateway_key].add_events(recordings.specs())
+        app[gateway_key].add_events(RecordingEvents(recordings).specs())
         service.add_listener(recordings)
 
         async def audit(consultation_id: str, action: str, details: dict[str, object]) -> None:
