@@ -11,7 +11,8 @@ from aiohttp import web
 from media.recording_files import make_private_dir, restrict_tree
 from media.recording_keys import Keyring, RecordingKeyError, default_key_file, load_keyring
 from media.retention import RetentionSweeper
-from signaling.recording_events import RecordingConfig, Recordings, SystemActor
+from rooms.audit import SYSTEM
+from signaling.recording_events import RecordingConfig, Recordings
 from web.keys import (
     consultations_key,
     gateway_key,
@@ -72,7 +73,7 @@ def add_recording(app: web.Application) -> None:
         service.add_listener(recordings)
 
         async def audit(consultation_id: str, action: str, details: dict[str, object]) -> None:
-            await service.audit(consultation_id, SystemActor(), action, dict(details))
+            await service.audit(consultation_id, SYSTEM, action, dict(details))
 
         sweeper = RetentionSweeper(store, config.root, settings.retention_days * _DAY_S, audit)
         sweeper.start()
