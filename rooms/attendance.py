@@ -129,16 +129,15 @@ class Attendance:
                 return False
             participant.connected = False
             participant.disconnected_at = now
-            if c.state is ACTIVE:
-                mark_if_empty(c, now)
+            mark_if_empty(c, now)
             return True
 
-        before, after = await self._repository.update(consultation_id, change)
-        if after.version == before.version:
-            return
-        await self._audit_participant(
-            after, after.participants[participant_id], AuditAction.DISCONNECTED, reason, now
+        changed = await self._change_participant(
+            consultation_id, participant_id, change, AuditAction.DISCONNECTED, reason, now
         )
+        if changed is None:
+            return
+        _, after = changed
         logger.info(
             "dropped consultation=%s participant=%s reason=%s grace_s=%s",
             after.id,
@@ -173,20 +172,15 @@ class Attendance:
                 finish(c, now, "outlet_disconnected")
                 return True
             del c.participants[participant_id]
-            if c.state is ACTIVE:
-                mark_if_empty(c, now)
+            mark_if_empty(c, now)
             return True
 
-        before, after = await self._repository.update(consultation_id, change)
-        if after.version == before.version:
-            return
-        await self._audit_participant(
-            after,
-            before.participants[participant_id],
-            AuditAction.LEAVE,
-            "rejoin_grace_expired",
-            now,
+        changed = await self._change_participant(
+            consultation_id, participant_id, change, AuditAction.LEAVE, "rejoin_grace_expired", now
         )
+        if changed is None:
+            return
+        before, after = changed
         logger.info("grace expired consultation=%s participant=%s", after.id, participant_id)
         if after.state is ENDED:
             await self._lifecycle.ended(None, before, after)
@@ -194,14 +188,21 @@ class Attendance:
         await self._announcer.participant_left(after.id, participant_id)
         await self._announcer.updated(after)
 
-    async def _audit_participant(
+    async def _change_participant(
         self,
-        c: Consultation,
-        participant: Participant,
+        consultation_id: str,
+        participant_id: str,
+        change: Callable[[Consultation], bool],
         action: AuditAction,
         reason: str,
         at: float,
-    ) -> None:
+    ) -> tuple[Consultation, Consultation] | None:
+        """Apply ``change``; if it changed anything, audit it as the participant's own action."""
+        before, after = await self._repository.update(consultation_id, change)
+        if after.version == before.version:
+            return None
+        role = before.participants[participant_id].role
         await self._repository.audit_as(
-            c.id, participant.participant_id, participant.role, action, {"reason": reason}, at
+            after.id, participant_id, role, action, {"reason": reason}, at
         )
+        return before, after

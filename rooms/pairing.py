@@ -50,32 +50,44 @@ class Pairing:
 
     async def accept(self, actor: Actor, consultation_id: str) -> Consultation:
         """Take the consultation offered to this clinician: it becomes active."""
-        require_clinician(actor)
 
-        def change(c: Consultation) -> bool:
+        def check(c: Consultation) -> None:
             if c.state is not OFFERED or c.offered_to != actor.subject:
                 raise Conflict("this consultation is not (or no longer) offered to you")
-            activate(c, actor, self._clock())
-            return True
 
-        _, after = await self._repository.update(consultation_id, change)
-        await self._activated(actor, after, AuditAction.ACCEPT)
-        return after
+        return await self._take(actor, consultation_id, check, AuditAction.ACCEPT)
 
     async def pick(self, actor: Actor, consultation_id: str) -> Consultation:
         """Take a specific waiting consultation from the queue list."""
-        require_clinician(actor)
 
-        def change(c: Consultation) -> bool:
+        def check(c: Consultation) -> None:
             require_covers(actor, c.service)
             offered_to_me = c.state is OFFERED and c.offered_to == actor.subject
             if not offered_to_me and c.state is not WAITING:
                 raise Conflict("this consultation has already been taken or offered")
+
+        return await self._take(actor, consultation_id, check, AuditAction.PICK)
+
+    async def _take(
+        self,
+        actor: Actor,
+        consultation_id: str,
+        check: Callable[[Consultation], None],
+        action: AuditAction,
+    ) -> Consultation:
+        """The clinician takes the consultation if ``check`` lets it: it becomes active."""
+        require_clinician(actor)
+
+        def change(c: Consultation) -> bool:
+            check(c)
             activate(c, actor, self._clock())
             return True
 
         _, after = await self._repository.update(consultation_id, change)
-        await self._activated(actor, after, AuditAction.PICK)
+        await self._repository.audit(after.id, actor, action, {})
+        logger.info("%s consultation=%s clinician=%s", action.value, after.id, actor.subject)
+        await self._announcer.updated(after, skip=actor.subject)
+        self._wake()
         return after
 
     async def decline(self, actor: Actor, consultation_id: str) -> Consultation:
@@ -95,12 +107,6 @@ class Pairing:
         await self._announcer.updated(after)
         self._wake()
         return after
-
-    async def _activated(self, actor: Actor, after: Consultation, action: AuditAction) -> None:
-        await self._repository.audit(after.id, actor, action, {})
-        logger.info("%s consultation=%s clinician=%s", action.value, after.id, actor.subject)
-        await self._announcer.updated(after, skip=actor.subject)
-        self._wake()
 
     async def pair(self) -> None:
         """Offer waiting consultations (in queue order) to free clinicians covering them."""

@@ -41,6 +41,7 @@ def finish(c: Consultation, now: float, reason: str) -> None:
 
 
 def mark_if_empty(c: Consultation, now: float) -> None:
-    """Start the empty-room deadline once no admitted participant is connected."""
-    if not any(p.connected for p in c.admitted_participants()):
+    """Start an active consultation's empty-room deadline once no admitted participant is
+    connected (a queued one has no room yet)."""
+    if c.state is ACTIVE and not any(p.connected for p in c.admitted_participants()):
         c.empty_since = c.empty_since or now

@@ -128,27 +128,28 @@ class _Counters:
     """The server's own Prometheus counters (the media relay registers its own)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.events = Counter(
+        def counter(name: str, meaning: str, label: str, *more: str) -> Counter:
+            return Counter(name, meaning, [label, *more], registry=registry)
+
+        self.events = counter(
             "teleconsult_signaling_events",
             "Client events handled, by event and outcome code",
-            ["event", "outcome"],
-            registry=registry,
+            "event",
+            "outcome",
         )
-        self.connection_refusals = Counter(
+        self.connection_refusals = counter(
             "teleconsult_connection_refusals",
             "Connections closed or refused and frames refused by the transport guards, by reason",
-            ["reason"],
-            registry=registry,
+            "reason",
         )
-        self.http_refusals = Counter(
+        self.http_refusals = counter(
             "teleconsult_http_refusals",
             "HTTP requests refused (metrics without its token, netcheck over its rate)",
-            ["route", "reason"],
-            registry=registry,
+            "route",
+            "reason",
         )
-        self.limit_refusals = Counter(
+        self.limit_refusals = counter(
             "teleconsult_limit_refusals",
             "Requests refused (or audit entries not kept) because a resource limit was reached",
-            ["limit"],
-            registry=registry,
+            "limit",
         )
