@@ -17,10 +17,11 @@ from typing import Any
 
 from recording.index import RecordingCatalog, RecordingIndex
 from recording.model import RecordingMeta, RecordingStatus
+from rooms.audit import AuditAction
 
 logger = logging.getLogger(__name__)
 
-AuditFn = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+AuditFn = Callable[[str, AuditAction, dict[str, Any]], Awaitable[None]]
 
 
 class RetentionSweeper:
@@ -83,7 +84,7 @@ class RetentionSweeper:
             await asyncio.to_thread(shutil.rmtree, self._root / meta.folder, True)
             await self._audit(
                 meta.consultation_id,
-                "recording_deleted",
+                AuditAction.RECORDING_DELETED,
                 {
                     "recording_id": recording_id,
                     "reason": "retention",

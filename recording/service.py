@@ -37,10 +37,10 @@ from recording.model import (
 )
 from recording.recovery import recover_folder
 from recording.tap import ConsultationRecorder, RecordingResult
+from rooms.audit import SYSTEM, AuditAction
 from rooms.errors import InvalidState
 from rooms.models import Consultation, Participant, iso
 from rooms.notify import Actor, Notifier
-from rooms.roles import Role
 from rooms.store import Store
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class Consultations(Protocol):
     async def set_recording(self, consultation_id: str, recording: bool) -> Consultation: ...
 
     async def audit(
-        self, consultation_id: str, actor: Actor, action: str, details: dict[str, Any]
+        self, consultation_id: str, actor: Actor, action: AuditAction, details: dict[str, Any]
     ) -> None: ...
 
 
@@ -75,17 +75,6 @@ class RecordingConfig:
     composite: bool = True
     reattach_interval_s: float = 1.0
     max_queued_frames: int = 1024
-
-
-@dataclass(frozen=True)
-class SystemActor:
-    """The server itself, for audit entries of automatic actions (consent withdrawn, call ended)."""
-
-    subject: str = "system"
-    role: Role = Role.ADMIN
-    name: str = "system"
-    services: frozenset[str] = frozenset()
-    consultation_id: str | None = None
 
 
 @dataclass
@@ -154,7 +143,7 @@ class Recordings:
         await self._service.audit(
             consultation.id,
             actor,
-            "recording_acknowledged",
+            AuditAction.RECORDING_ACKNOWLEDGED,
             {"recording": consultation.recording},
         )
         return self.state(consultation_id)
@@ -192,7 +181,7 @@ class Recordings:
             await self._service.audit(
                 consultation_id,
                 actor,
-                "recording_started",
+                AuditAction.RECORDING_STARTED,
                 {
                     "recording_id": recording_id,
                     "purpose": consent.purpose,
@@ -251,8 +240,8 @@ class Recordings:
             result = await active.recorder.stop()
             await self._service.audit(
                 consultation_id,
-                actor or SystemActor(),
-                "recording_stopped",
+                actor or SYSTEM,
+                AuditAction.RECORDING_STOPPED,
                 {
                     "recording_id": result.recording_id,
                     "reason": reason,
@@ -471,8 +460,8 @@ class Recordings:
         meta.interrupted = True
         await self._service.audit(
             meta.consultation_id,
-            SystemActor(),
-            "recording_recovered",
+            SYSTEM,
+            AuditAction.RECORDING_RECOVERED,
             {"recording_id": meta.recording_id, "tracks": len(tracks)},
         )
         logger.warning(

@@ -11,7 +11,6 @@ from recording.service import Recordings
 from rooms.service import ConsultationService
 from rooms.store import Store
 from signaling.auth import TokenAuthority
-from signaling.notifier import SocketNotifier
 from signaling.server import SignalingGateway
 from signaling.token_bucket import KeyedBuckets
 from web.settings import Settings
@@ -24,7 +23,6 @@ gateway_key = web.AppKey("gateway", SignalingGateway)
 started_at_key = web.AppKey("started_at", float)
 media_registry_key = web.AppKey("media_registry", MediaRegistry)
 store_key = web.AppKey("store", Store)
-notifier_key = web.AppKey("notifier", SocketNotifier)
 consultations_key = web.AppKey("consultations", ConsultationService)
 recordings_key = web.AppKey("recordings", Recordings)
 netcheck_limiter_key = web.AppKey("netcheck_limiter", KeyedBuckets[str])

@@ -109,7 +109,9 @@ def _decrypt(args: argparse.Namespace, settings: Settings) -> int:
 async def _audit_export(settings: Settings, source: Path, operator: str) -> None:
     """Audit the export on the recording's consultation (``<root>/<consultation>/<recording>/``)."""
     from recording.index import RecordingCatalog
+    from rooms.audit import AuditAction
     from rooms.models import AuditEvent
+    from rooms.roles import Role
     from rooms.service import ServiceConfig
     from rooms.store import create_store
 
@@ -125,8 +127,8 @@ async def _audit_export(settings: Settings, source: Path, operator: str) -> None
             meta.consultation_id,
             time.time(),
             f"operator:{operator}",
-            "admin",
-            "recording_exported",
+            Role.ADMIN.value,
+            AuditAction.RECORDING_EXPORTED.value,
             {"recording_id": meta.recording_id, "file": source.name, "tool": "cli"},
         )
         outcome = await store.append_audit(event, ServiceConfig().max_audit_per_action)

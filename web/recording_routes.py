@@ -19,6 +19,7 @@ from recording.files import DecryptingReader, RecordingFileError
 from recording.index import RecordingCatalog
 from recording.model import CompositeFile, RecordingMeta, RecordingStatus, TrackFile
 from recording.service import RecordingConfig
+from rooms.audit import AuditAction
 from rooms.errors import DomainError, InvalidState, NotFound
 from rooms.models import Consultation, iso
 from rooms.service import ConsultationService
@@ -55,7 +56,7 @@ class RecordingRoutes:
             await deps.authorize(identity, RecordingAction.LIST, consultation_id)
             recordings = await deps.catalog.for_consultation(consultation_id)
             await deps.service.audit(
-                consultation_id, identity, "recordings_listed", {"count": len(recordings)}
+                consultation_id, identity, AuditAction.RECORDINGS_LISTED, {"count": len(recordings)}
             )
         except _Refusal as refusal:
             return refusal.response()
@@ -107,7 +108,7 @@ class RecordingRoutes:
             await deps.service.audit(
                 meta.consultation_id,
                 identity,
-                "recording_accessed",
+                AuditAction.RECORDING_ACCESSED,
                 {"recording_id": meta.recording_id, "track": track_name, "range": [start, end]},
             )
         except _Refusal as refusal:
@@ -162,7 +163,7 @@ class RecordingRoutes:
             await deps.service.audit(
                 meta.consultation_id,
                 identity,
-                "recording_legal_hold",
+                AuditAction.RECORDING_LEGAL_HOLD,
                 {"recording_id": meta.recording_id, "hold": hold},
             )
         except _Refusal as refusal:
