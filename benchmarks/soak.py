@@ -657,6 +657,21 @@ def _window(tally: Tally, samples: list[Sample], start: float, end: float) -> di
     }
 
 
+def _minute_starts(warm: float, end_at: float) -> list[float]:
+    """Start of every whole minute from the end of the warm-up to the end."""
+    return [warm + 60 * i for i in range(int((end_at - warm) // 60))]
+
+
+def _trend_pct_per_10_min(values: list[float | None]) -> float | None:
+    """Least-squares slope of a per-minute series, as % of its mean per 10 minutes."""
+    points = [(float(i), v) for i, v in enumerate(values) if v is not None]
+    if len(points) < 3:
+        return None
+    slope, _ = statistics.linear_regression([x for x, _ in points], [y for _, y in points])
+    mean = statistics.fmean(y for _, y in points)
+    return round(100 * 10 * slope / mean, 1) if mean else None
+
+
 def _median(values: list[float | None]) -> float | None:
     known = [v for v in values if v is not None]
     return round(statistics.median(known), 1) if known else None
@@ -712,6 +727,11 @@ def report(
         key: _ratio(first[key], last[key])
         for key in ("cpu_ms_per_consultation", "ack_ms_p50", "ack_ms_p99")
     }
+    # One minute holds ~70 check-ins and a varying number of live calls: noisy. Five-minute
+    # windows and the per-minute trend tell growth from noise.
+    first_5 = _window(tally, samples, warm, warm + 300)
+    last_5 = _window(tally, samples, end_at - 300, end_at + 1)
+    minutes = [_window(tally, samples, start, start + 60) for start in _minute_starts(warm, end_at)]
     return {
         "benchmark": "soak",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -732,6 +752,16 @@ def report(
         "last_minute": last,
         "ack_ms_by_event": _by_event(tally, warm, end_at),
         "last_over_first": cost_ratios,
+        "first_5_minutes": first_5,
+        "last_5_minutes": last_5,
+        "last_5_over_first_5": {
+            key: _ratio(first_5[key], last_5[key])
+            for key in ("cpu_ms_per_consultation", "ack_ms_p50", "ack_ms_p99")
+        },
+        "per_minute": minutes,
+        "cpu_per_consultation_trend_pct_per_10_min": _trend_pct_per_10_min(
+            [m["cpu_ms_per_consultation"] for m in minutes]
+        ),
         "costs_flat_within_20pct": all(
             r is not None and r <= 1 + FLAT_COSTS for r in cost_ratios.values()
         ),
@@ -772,7 +802,14 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"{'event':<26}{'acks':>7}{'p50 ms':>9}{'p99 ms':>9}")
     for event, stats in result["ack_ms_by_event"].items():
         print(f"{event:<26}{stats['count']:>7}{stats['p50']!s:>9}{stats['p99']!s:>9}")
-    print(f"last/first: {result['last_over_first']}")
+    print(f"last/first minute: {result['last_over_first']}")
+    print(f"last/first 5 minutes: {result['last_5_over_first_5']}")
+    series = " ".join(str(m["cpu_ms_per_consultation"]) for m in result["per_minute"])
+    print(f"cpu ms per consultation by minute: {series}")
+    print(
+        "cpu per consultation trend: "
+        f"{result['cpu_per_consultation_trend_pct_per_10_min']} % per 10 min"
+    )
     print(
         f"resources flat (10%): {result['resources_flat_within_10pct']}; "
         f"costs flat (20%): {result['costs_flat_within_20pct']}"
