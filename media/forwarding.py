@@ -425,7 +425,6 @@ class ForwardingSender(RTCRtpSender):
     """Sends packets pushed into it, rewritten for this subscriber; never encodes unless told to."""
 
     _codec: RTCRtpCodecParameters | None
-    _codec_ready: asyncio.Event
     _transcode: asyncio.Event
     _on_keyframe_request: Callable[[], None] | None
     _remb_bps: int | None
@@ -437,7 +436,6 @@ class ForwardingSender(RTCRtpSender):
         sender.__class__ = cls
         adopted: ForwardingSender = sender  # type: ignore[assignment]
         adopted._codec = None
-        adopted._codec_ready = asyncio.Event()
         adopted._transcode = asyncio.Event()
         adopted._on_keyframe_request = None
         adopted._remb_bps = None
@@ -472,13 +470,8 @@ class ForwardingSender(RTCRtpSender):
         self.replaceTrack(track)
         self._transcode.set()
 
-    @property
-    def transcoding(self) -> bool:
-        return self._transcode.is_set()
-
     async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
         self._codec = codec
-        self._codec_ready.set()
         self._RTCRtpSender__rtp_started.set()  # type: ignore[attr-defined]
         try:
             await self._transcode.wait()

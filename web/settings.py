@@ -91,7 +91,6 @@ class Settings:
     stats_interval_s: float = 3.0
     video_min_kbps: float = 50.0
     log_level: str = "INFO"
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def store_backend(self) -> str:
@@ -228,7 +227,7 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Merge defaults < TOML file < environment < explicit overrides (flags)."""
-    known = {f.name for f in fields(Settings)} - {"secret_generated", "extra"}
+    known = {f.name for f in fields(Settings)} - {"secret_generated"}
     values: dict[str, Any] = {}
     if config_file is not None:
         with config_file.open("rb") as handle:
