@@ -97,11 +97,11 @@ class PublishedTrack:
                     self._router.consultation_id,
                     self.info.track_id,
                 )
-        if self._transcoder is not None and self._transcoder.feed(packet):
+        keyframe = starts_keyframe(codec.mimeType, packet.payload)
+        if self._transcoder is not None and self._transcoder.feed(packet, keyframe):
             self.request_keyframe()
         if not self.subscriptions:
             return
-        keyframe = starts_keyframe(codec.mimeType, packet.payload)
         for subscription in self.subscriptions:
             await subscription.forward(packet, codec, keyframe)
 
