@@ -41,7 +41,7 @@ loudly if an upgrade moves them. What it relies on:
   own ``_retransmit`` within the subscriber's budget) are overridden.
   Packets go out through ``RTCDtlsTransport._send_rtp``.
 * For the transcoding fallback only: ``aiortc.jitterbuffer.JitterBuffer`` and
-  ``aiortc.codecs.get_decoder`` (see :class:`FrameAssembler`).
+  ``aiortc.codecs.get_decoder`` (see :class:`TranscodeDecoder`).
 """
 
 from __future__ import annotations
@@ -567,7 +567,7 @@ class ForwardingSender(RTCRtpSender):
             self._feedback.on_sent(sequence_number, len(data))
 
 
-class FrameAssembler:
+class TranscodeDecoder:
     """Transcoding fallback only: reassembles encoded frames from packets and decodes them.
 
     Uses aiortc's own jitter buffer and decoder factory; ``decode`` is blocking (run it in a

@@ -22,7 +22,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
-from media.forwarding import FrameAssembler
+from media.forwarding import TranscodeDecoder
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class TranscodeSource:
         self.track_id = track_id
         self.kind = kind
         self.codec = codec
-        self._assembler = FrameAssembler(codec)
+        self._decoder = TranscodeDecoder(codec)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"transcode-{kind}")
         self._loop = asyncio.get_running_loop()
         self._outputs: list[RelayedTrack] = []
@@ -101,7 +101,7 @@ class TranscodeSource:
             return False
         if keyframe:
             self._keyframe_timestamp = packet.timestamp
-        picture_lost, encoded = self._assembler.add(packet)
+        picture_lost, encoded = self._decoder.add(packet)
         needs_keyframe = bool(picture_lost)
         if encoded is not None:
             needs_keyframe = self._submit(encoded) or needs_keyframe
@@ -124,7 +124,7 @@ class TranscodeSource:
 
     def _decode(self, encoded: JitterFrame) -> None:
         try:
-            frames = self._assembler.decode(encoded)
+            frames = self._decoder.decode(encoded)
         except Exception as exc:  # a corrupt frame must not stop the worker
             logger.info("transcode decode failed track=%s error=%s", self.track_id, exc)
             return

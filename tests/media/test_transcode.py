@@ -17,7 +17,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 from av import AudioFrame, VideoFrame
 
-from media.forwarding import FrameAssembler
+from media.forwarding import TranscodeDecoder
 from media.transcode import RelayedTrack, TranscodeSource
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90_000, payloadType=96)
@@ -30,14 +30,14 @@ class HeldDecoder:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.gate = threading.Event()
         self.decoded: list[int] = []
-        real = FrameAssembler.decode
+        real = TranscodeDecoder.decode
 
-        def held(assembler: FrameAssembler, encoded: Any) -> list[Any]:
+        def held(assembler: TranscodeDecoder, encoded: Any) -> list[Any]:
             self.gate.wait(10)
             self.decoded.append(encoded.timestamp)
             return real(assembler, encoded)
 
-        monkeypatch.setattr(FrameAssembler, "decode", held)
+        monkeypatch.setattr(TranscodeDecoder, "decode", held)
 
     def release(self) -> None:
         self.gate.set()
