@@ -17,12 +17,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
-from media.forwarding import TranscodeDecoder
+from media.forwarding import EncodedFrame, TranscodeDecoder
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +106,7 @@ class TranscodeSource:
             needs_keyframe = self._submit(encoded) or needs_keyframe
         return needs_keyframe
 
-    def _submit(self, encoded: JitterFrame) -> bool:
+    def _submit(self, encoded: EncodedFrame) -> bool:
         """Queue a frame for the decoder; ``True`` when video must skip to a keyframe."""
         if self._skipping_to_keyframe:
             if encoded.timestamp != self._keyframe_timestamp:
@@ -122,7 +121,7 @@ class TranscodeSource:
         self._executor.submit(self._decode, encoded)
         return False
 
-    def _decode(self, encoded: JitterFrame) -> None:
+    def _decode(self, encoded: EncodedFrame) -> None:
         try:
             frames = self._decoder.decode(encoded)
         except Exception as exc:  # a corrupt frame must not stop the worker
