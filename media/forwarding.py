@@ -40,8 +40,9 @@ loudly if an upgrade moves them. What it relies on:
   ``_retransmit`` (NACKed packets, queued for the subscriber's pacer, which later calls aiortc's
   own ``_retransmit`` within the subscriber's budget) are overridden.
   Packets go out through ``RTCDtlsTransport._send_rtp``.
-* For the transcoding fallback only: ``aiortc.jitterbuffer.JitterBuffer`` and
-  ``aiortc.codecs.get_decoder`` (see :class:`FrameAssembler`).
+* For the transcoding fallback only: ``aiortc.jitterbuffer.JitterBuffer``, the ``timestamp``
+  of the ``JitterFrame`` it returns, and ``aiortc.codecs.get_decoder`` (see
+  :class:`TranscodeDecoder`).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ from aiortc import (
     clock,
 )
 from aiortc.codecs import get_decoder, is_rtx
-from aiortc.jitterbuffer import JitterBuffer
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import (
@@ -425,7 +426,6 @@ class ForwardingSender(RTCRtpSender):
     """Sends packets pushed into it, rewritten for this subscriber; never encodes unless told to."""
 
     _codec: RTCRtpCodecParameters | None
-    _codec_ready: asyncio.Event
     _transcode: asyncio.Event
     _on_keyframe_request: Callable[[], None] | None
     _remb_bps: int | None
@@ -437,7 +437,6 @@ class ForwardingSender(RTCRtpSender):
         sender.__class__ = cls
         adopted: ForwardingSender = sender  # type: ignore[assignment]
         adopted._codec = None
-        adopted._codec_ready = asyncio.Event()
         adopted._transcode = asyncio.Event()
         adopted._on_keyframe_request = None
         adopted._remb_bps = None
@@ -472,13 +471,8 @@ class ForwardingSender(RTCRtpSender):
         self.replaceTrack(track)
         self._transcode.set()
 
-    @property
-    def transcoding(self) -> bool:
-        return self._transcode.is_set()
-
     async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
         self._codec = codec
-        self._codec_ready.set()
         self._RTCRtpSender__rtp_started.set()  # type: ignore[attr-defined]
         try:
             await self._transcode.wait()
@@ -574,7 +568,11 @@ class ForwardingSender(RTCRtpSender):
             self._feedback.on_sent(sequence_number, len(data))
 
 
-class FrameAssembler:
+EncodedFrame = JitterFrame
+"""One encoded frame as aiortc's jitter buffer assembles it (``data``, RTP ``timestamp``)."""
+
+
+class TranscodeDecoder:
     """Transcoding fallback only: reassembles encoded frames from packets and decodes them.
 
     Uses aiortc's own jitter buffer and decoder factory; ``decode`` is blocking (run it in a
@@ -591,11 +589,11 @@ class FrameAssembler:
         )
         self._decoder = get_decoder(codec)
 
-    def add(self, packet: RtpPacket) -> tuple[bool, Any]:
+    def add(self, packet: RtpPacket) -> tuple[bool, EncodedFrame | None]:
         """Feed one depayloaded packet; returns ``(picture_lost, encoded_frame_or_None)``."""
         return self._buffer.add(packet)
 
-    def decode(self, encoded_frame: Any) -> list[Any]:
+    def decode(self, encoded_frame: EncodedFrame) -> list[Any]:
         return list(self._decoder.decode(encoded_frame))
 
 
@@ -673,4 +671,6 @@ def check_internals() -> list[str]:
         problems.append("RTCPeerConnection.setRemoteDescription: transceiver._codecs = common")
     if not inspect.iscoroutinefunction(getattr(RTCDtlsTransport, "_send_rtp", None)):
         problems.append("RTCDtlsTransport._send_rtp")
+    if "timestamp" not in inspect.signature(JitterFrame).parameters:
+        problems.append("JitterFrame(data, timestamp)")
     return problems

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
 import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from media.ice import selected_path
 from media.keyframes import starts_keyframe
 from media.metrics import MediaMetrics
 from media.peer import CodecPreferences, MediaPeer, OfferSummary, summarize_offer
+from media.rtp_rewriter import RtpRewriter
 from media.stats import ClientPath, DownlinkFigures, ParticipantStats, StatsSampler
 from media.taps import PacketTap, TrackInfo
 from media.transcode import RelayedTrack, TranscodeSource
@@ -46,9 +46,6 @@ logger = logging.getLogger(__name__)
 
 Source = Literal["camera", "microphone", "screen"]
 SOURCE_KINDS: dict[str, str] = {"camera": "video", "screen": "video", "microphone": "audio"}
-_SEQ_HALF = 0x8000
-_BASE_REFRESH = 0x4000
-_RESYNC_GAP = 1100
 _RTP_HEADER_BYTES = 24  # fixed header and the extensions the server adds
 MAX_HELD_CANDIDATES = 32  # per participant, of an ICE generation whose offer has not come yet
 
@@ -100,11 +97,11 @@ class PublishedTrack:
                     self._router.consultation_id,
                     self.info.track_id,
                 )
-        if self._transcoder is not None and self._transcoder.feed(packet):
+        keyframe = starts_keyframe(codec.mimeType, packet.payload)
+        if self._transcoder is not None and self._transcoder.feed(packet, keyframe):
             self.request_keyframe()
         if not self.subscriptions:
             return
-        keyframe = starts_keyframe(codec.mimeType, packet.payload)
         for subscription in self.subscriptions:
             await subscription.forward(packet, codec, keyframe)
 
@@ -181,13 +178,7 @@ class Subscription:
     _resync: bool = False
     _feedback: SenderFeedback | None = field(default=None, repr=False)
     _dropping_frame: bool = False
-    _seq_offset: int = 0
-    _ts_offset: int = 0
-    _base_seq: int = 0
-    _highest_seq: int = 0
-    _last_out_seq: int | None = None
-    _last_out_ts: int = 0
-    _last_out_at: float = 0.0
+    _numbers: RtpRewriter = field(default_factory=RtpRewriter, repr=False)
     _relayed: RelayedTrack | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -261,9 +252,7 @@ class Subscription:
     def _packet_lost(self) -> None:
         """A packet the subscriber missed will not be resent: restart it at a keyframe.
 
-        The restart skips ``_RESYNC_GAP`` sequence numbers: a receiver still holding frames that
-        wait for the lost packet (aiortc keeps them until 512 newer packets arrive) drops them at
-        once, and Chrome clears its NACK list (over 1000 missing) instead of asking for them.
+        The restart skips :data:`~media.rtp_rewriter.RESYNC_GAP` sequence numbers.
         """
         if self.kind != "video" or self._resync:
             return
@@ -298,57 +287,37 @@ class Subscription:
         ):
             self._start_transcoding(codec)
             return
-        sequence = packet.sequence_number
         if self.kind == "video" and self._frame_dropped(packet):
             return
         if self.needs_keyframe:
             if not keyframe:
                 self._ask_keyframe()
                 return
-            self._rebase(packet, codec.clockRate)
-        elif (sequence - self._base_seq) & 0xFFFF >= _SEQ_HALF:
+            self._restart(packet, codec.clockRate)
+        numbers = self._numbers.rewrite(packet.sequence_number, packet.timestamp)
+        if numbers is None:
             return  # from before this subscription (re)started: the subscriber never saw its frame
-        out_sequence = (sequence + self._seq_offset) & 0xFFFF
-        out_timestamp = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
         send = functools.partial(
             self.sender.send_forwarded,
             packet,
             sender_codec.payloadType,
-            out_sequence,
-            out_timestamp,
+            numbers.sequence,
+            numbers.timestamp,
         )
         if self.kind == "video":
             self.link.pace(len(packet.payload) + _RTP_HEADER_BYTES, send)
         else:
             await send()
-        if (sequence - self._highest_seq) & 0xFFFF < _SEQ_HALF:
-            self._highest_seq = sequence
-            self._last_out_seq = out_sequence
-            self._last_out_ts = out_timestamp
-            self._last_out_at = time.monotonic()
-            if (self._highest_seq - self._base_seq) & 0xFFFF > _BASE_REFRESH:
-                self._base_seq = (self._highest_seq - _BASE_REFRESH // 2) & 0xFFFF
         metrics = self.router.metrics
         metrics.forwarded_packets.labels(self.kind).inc()
         metrics.forwarded_bytes.labels(self.kind).inc(len(packet.payload))
 
-    def _rebase(self, packet: RtpPacket, clock_rate: int) -> None:
-        """Continue this subscriber's numbering from ``packet`` (start, rejoin, resume)."""
-        if self._last_out_seq is None:
-            start_sequence = random.randrange(_SEQ_HALF)
-            start_timestamp = random.randrange(1 << 32)
-        else:
-            elapsed = max(1, int((time.monotonic() - self._last_out_at) * clock_rate))
-            gap = _RESYNC_GAP if self._resync else 0
-            if self._resync and self._feedback is not None:
-                self._feedback.skip_gap()
-            self._resync = False
-            start_sequence = (self._last_out_seq + 1 + gap) & 0xFFFF
-            start_timestamp = (self._last_out_ts + elapsed) & 0xFFFFFFFF
-        self._seq_offset = (start_sequence - packet.sequence_number) & 0xFFFF
-        self._ts_offset = (start_timestamp - packet.timestamp) & 0xFFFFFFFF
-        self._base_seq = packet.sequence_number
-        self._highest_seq = packet.sequence_number
+    def _restart(self, packet: RtpPacket, clock_rate: int) -> None:
+        """Continue this subscriber's stream from ``packet`` (start, rejoin, resume)."""
+        if self._resync and self._numbers.last_sent is not None and self._feedback is not None:
+            self._feedback.skip_gap()
+        self._numbers.rebase(packet.sequence_number, packet.timestamp, clock_rate, self._resync)
+        self._resync = False
         self.needs_keyframe = False
         logger.info(
             "subscription started consultation=%s subscriber=%s track=%s",
@@ -427,9 +396,6 @@ class MediaRouter:
         if peer is None:
             raise NoMediaSession()
         return peer
-
-    def published(self) -> list[TrackInfo]:
-        return [track.info for track in self._tracks.values()]
 
     async def handle_offer(
         self, participant_id: str, sdp: str, sources: Mapping[str, str] | None = None

@@ -2,14 +2,18 @@
 
 Used only for a subscriber that shares no codec with the publisher (and as the benchmark's
 ``--compare transcode`` baseline). Decoding runs on one worker thread per publisher track;
-each subscriber's sender encodes with aiortc's stock encoder. Queues are short and drop the
-oldest frame, so a slow encoder never grows memory.
+each subscriber's sender encodes with aiortc's stock encoder. Every queue is bounded, so neither
+a slow decoder nor a slow encoder grows memory: at most ``_PENDING_FRAMES`` encoded frames wait
+for the decoder (when it falls behind, video skips to the next keyframe, which it asks for,
+since a decoder cannot continue past a missing frame; audio frames stand alone and are simply
+dropped), and each subscriber's raw frame queue drops its oldest frame.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,11 +21,12 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
-from media.forwarding import FrameAssembler
+from media.forwarding import EncodedFrame, TranscodeDecoder
 
 logger = logging.getLogger(__name__)
 
 _QUEUE_FRAMES = {"video": 3, "audio": 10}
+_PENDING_FRAMES = {"video": 2, "audio": 5}
 
 
 class RelayedTrack(MediaStreamTrack):
@@ -62,10 +67,14 @@ class TranscodeSource:
         self.track_id = track_id
         self.kind = kind
         self.codec = codec
-        self._assembler = FrameAssembler(codec)
+        self._decoder = TranscodeDecoder(codec)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"transcode-{kind}")
         self._loop = asyncio.get_running_loop()
         self._outputs: list[RelayedTrack] = []
+        self._decoder_slots = threading.BoundedSemaphore(_PENDING_FRAMES[kind])
+        self._keyframe_timestamp: int | None = None
+        self._skipping_to_keyframe = False
+        self.dropped_frames = 0
         self._closed = False
 
     def subscribe(self, track: RelayedTrack) -> None:
@@ -82,21 +91,44 @@ class TranscodeSource:
     def idle(self) -> bool:
         return not self._outputs
 
-    def feed(self, packet: RtpPacket) -> bool:
-        """Add a packet; returns ``True`` when the decoder needs a keyframe."""
+    def feed(self, packet: RtpPacket, keyframe: bool) -> bool:
+        """Add a depayloaded packet; ``True`` when the decoder needs a keyframe.
+
+        ``keyframe``: the packet starts one (where a decoder that fell behind resumes).
+        """
         if self._closed:
             return False
-        picture_lost, encoded = self._assembler.add(packet)
+        if keyframe:
+            self._keyframe_timestamp = packet.timestamp
+        picture_lost, encoded = self._decoder.add(packet)
+        needs_keyframe = bool(picture_lost)
         if encoded is not None:
-            self._executor.submit(self._decode, encoded)
-        return bool(picture_lost)
+            needs_keyframe = self._submit(encoded) or needs_keyframe
+        return needs_keyframe
 
-    def _decode(self, encoded: Any) -> None:
+    def _submit(self, encoded: EncodedFrame) -> bool:
+        """Queue a frame for the decoder; ``True`` when video must skip to a keyframe."""
+        if self._skipping_to_keyframe:
+            if encoded.timestamp != self._keyframe_timestamp:
+                self.dropped_frames += 1
+                return True
+            self._skipping_to_keyframe = False
+        if not self._decoder_slots.acquire(blocking=False):
+            self.dropped_frames += 1
+            logger.debug("transcode decoder behind track=%s", self.track_id)
+            self._skipping_to_keyframe = self.kind == "video"
+            return self._skipping_to_keyframe
+        self._executor.submit(self._decode, encoded)
+        return False
+
+    def _decode(self, encoded: EncodedFrame) -> None:
         try:
-            frames = self._assembler.decode(encoded)
+            frames = self._decoder.decode(encoded)
         except Exception as exc:  # a corrupt frame must not stop the worker
             logger.info("transcode decode failed track=%s error=%s", self.track_id, exc)
             return
+        finally:
+            self._decoder_slots.release()
         for frame in frames:
             try:
                 self._loop.call_soon_threadsafe(self._publish, frame)

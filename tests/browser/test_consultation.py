@@ -22,6 +22,7 @@ from rooms.roles import Role
 from tests.browser.harness import (
     DESK_VIEWPORT,
     PHONE_VIEWPORT,
+    PageHandle,
     open_page,
     screenshot,
     wait_audible,
@@ -131,10 +132,29 @@ async def test_guest_joins_by_invite_after_admission_and_sees_both(
         await screenshot(guest, "4-call")
         await screenshot(call.desk, "6-call-with-guest")
         await screenshot(call.kiosk, "8-call-with-guest")
+        for handle in (guest, call.desk, call.kiosk):
+            await mute_label_survives_a_language_switch(handle)
     finally:
         if guest is not None:
             await guest.context.close()
         await call.close()
+
+
+async def mute_label_survives_a_language_switch(handle: PageHandle) -> None:
+    """Every page's mute button keeps the label of its state when the language changes."""
+    page = handle.page
+    mute = page.locator("#mute")
+    await mute.click()
+    await expect(mute).to_have_attribute("aria-pressed", "true")
+    await expect(mute).to_have_text("Unmute")
+    await page.get_by_role("button", name="中文").click()
+    await expect(mute).to_have_text("取消静音")
+    await expect(page.locator("#camera")).to_have_text("关闭摄像头")
+    await page.get_by_role("button", name="English").click()
+    await expect(mute).to_have_text("Unmute")
+    await mute.click()
+    await expect(mute).to_have_attribute("aria-pressed", "false")
+    await expect(mute).to_have_text("Mute")
 
 
 async def door_guest_id(call: Call) -> str:

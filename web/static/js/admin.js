@@ -1,6 +1,7 @@
 // Admin overview: queues and waits per service, clinicians online, live consultations and each
 // consultation's audit trail. Refreshed on every queue/consultation push and every few seconds.
 
+import { Api } from "./api.js";
 import { I18n } from "./i18n.js";
 import { connect } from "./session.js";
 import { claimsOf, forgetToken, takeToken, wireSignIn } from "./token.js";
@@ -12,7 +13,7 @@ const REFRESH_MS = 3000;
 const i18n = new I18n("en");
 const t = (key, vars) => i18n.t(key, vars);
 const screens = new Screens(document, { signin: ["overview"], overview: ["signin"] });
-const admin = { signal: null, timer: null, pushTimer: null, overview: null, auditFor: null };
+const admin = { signal: null, api: null, timer: null, pushTimer: null, overview: null, auditFor: null };
 
 function cells(...values) {
   return values.map((value) => el("td", {}, value));
@@ -21,7 +22,7 @@ function cells(...values) {
 function render() {
   const overview = admin.overview;
   if (!overview) return;
-  const queues = Object.entries(overview.queues || {});
+  const queues = Object.entries(overview.queues);
   $("#queue-rows").replaceChildren(...queues.map(([service, entries]) => {
     const longest = Math.max(0, ...entries.map((e) => e.waiting_s || 0));
     const estimates = entries.map((e) => e.estimated_wait_s).filter((v) => v !== null && v !== undefined);
@@ -33,14 +34,14 @@ function render() {
     ));
   }));
   if (!queues.length) $("#queue-rows").replaceChildren(el("tr", {}, el("td", { colspan: "4" }, t("console.queue.empty"))));
-  $("#clinician-rows").replaceChildren(...(overview.clinicians || []).map((c) =>
+  $("#clinician-rows").replaceChildren(...overview.clinicians.map((c) =>
     el("tr", { dataset: { clinician: c.clinician_id } }, cells(
       c.name,
       t(`role.${c.role}`),
       el("span", { class: `status status-${c.status}` }, t(`presence.${c.status}`)),
       c.services.map((s) => t(`service.${s}`)).join(", "),
     ))));
-  const live = overview.active || [];
+  const live = overview.active;
   $("#live-empty").hidden = live.length > 0;
   $("#live-rows").replaceChildren(...live.map((c) =>
     el("tr", { dataset: { consultation: c.id } }, cells(
@@ -57,7 +58,7 @@ function render() {
 
 async function refresh() {
   try {
-    admin.overview = await admin.signal.request("admin.overview", {});
+    admin.overview = await admin.api.overview();
     render();
     if (admin.auditFor) await loadAudit(admin.auditFor);
   } catch (err) {
@@ -76,8 +77,7 @@ async function showAudit(consultationId) {
 
 async function loadAudit(consultationId) {
   try {
-    const result = await admin.signal.request("audit.list", { consultation_id: consultationId });
-    const events = Array.isArray(result) ? result : result.events || [];
+    const { events } = await admin.api.listAudit(consultationId);
     $("#audit-id").textContent = consultationId;
     $("#audit-rows").replaceChildren(...events.map((e) =>
       el("tr", {}, cells(
@@ -108,6 +108,7 @@ async function start(token) {
       screens.go("signin");
     },
   });
+  admin.api = new Api(admin.signal);
   admin.signal.on("session.ready", refresh);
   // Pushes only say "something changed": coalesce bursts into one overview request.
   for (const event of ["queue.changed", "consultation.updated", "consultation.ended"]) {

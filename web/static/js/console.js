@@ -1,11 +1,13 @@
 // Specialist and counsellor console: presence, queue, offers, the call with quality per
 // participant, invites, the door, transfer, notes and recording. /counsellor uses a group layout.
 
+import { Api, resumable } from "./api.js";
+import { bindCallControls } from "./call_controls.js";
 import { openMedia, stopMedia } from "./devices.js";
 import { IceConfig } from "./ice.js";
 import { I18n } from "./i18n.js";
 import { MediaSession } from "./rtc.js";
-import { connect, resumable } from "./session.js";
+import { connect } from "./session.js";
 import { showCallMedia, Tiles } from "./tiles.js";
 import { claimsOf, forgetToken, takeToken, wireSignIn } from "./token.js";
 import { $, $$, chime, el, formatDuration, playStream, Screens, showAlert } from "./ui.js";
@@ -20,6 +22,7 @@ const screens = new Screens(document, { signin: ["desk"], desk: ["signin"] });
 
 const desk = {
   signal: null,
+  api: null,
   identity: null,
   ice: new IceConfig(),
   queues: new Map(),
@@ -35,6 +38,7 @@ const tiles = new Tiles($("#tiles"), {
   mainRoles: ["outlet"],
   onAutoplayBlocked: () => ($("#sound-button").hidden = false),
 });
+const controls = bindCallControls(i18n, () => desk.media);
 
 // ----- queue --------------------------------------------------------------------------------
 
@@ -84,8 +88,7 @@ function tickWaits() {
 
 async function loadQueue() {
   try {
-    const result = await desk.signal.request("queue.list", {});
-    const entries = Array.isArray(result) ? result : result.entries || [];
+    const { entries } = await desk.api.listQueue();
     desk.queues.clear();
     for (const service of desk.identity.services) setQueue(service, entries.filter((e) => e.service === service));
     renderQueue();
@@ -96,8 +99,8 @@ async function loadQueue() {
 
 async function take(consultationId) {
   try {
-    const consultation = await desk.signal.request("consultation.accept", { consultation_id: consultationId, pick: true });
-    await enterCall(consultation.consultation || consultation);
+    const { consultation } = await desk.api.accept(consultationId, { pick: true });
+    await enterCall(consultation);
   } catch (err) {
     showAlert(t("error.generic", { message: err.message }));
   }
@@ -107,7 +110,7 @@ async function take(consultationId) {
 
 async function setPresence(status) {
   try {
-    await desk.signal.request("presence.set", { status });
+    await desk.api.setPresence(status);
     showPresence(status);
   } catch (err) {
     showAlert(t("error.generic", { message: err.message }));
@@ -155,9 +158,8 @@ async function answerOffer(accept) {
   closeOffer();
   if (!offer) return;
   try {
-    const event = accept ? "consultation.accept" : "consultation.decline";
-    const result = await desk.signal.request(event, { consultation_id: offer.id });
-    if (accept) await enterCall(result.consultation || result);
+    if (accept) await enterCall((await desk.api.accept(offer.id)).consultation);
+    else await desk.api.decline(offer.id);
   } catch (err) {
     showAlert(t("error.generic", { message: err.message }));
   }
@@ -166,8 +168,8 @@ async function answerOffer(accept) {
 // ----- the call -----------------------------------------------------------------------------
 
 async function enterCall(consultation) {
-  const joined = await desk.signal.request("consultation.join", { consultation_id: consultation.id });
-  showConsultation((joined && joined.consultation) || joined || consultation);
+  const joined = await desk.api.join(consultation.id);
+  showConsultation(joined.consultation);
   $("#idle").hidden = true;
   $("#call").hidden = false;
   document.body.dataset.inCall = "true";
@@ -216,10 +218,8 @@ function renderDoor(participants) {
 
 async function admit(guestId, yes) {
   try {
-    const result = await desk.signal.request("consultation.admit", {
-      consultation_id: desk.consultation.id, guest_id: guestId, admit: yes,
-    });
-    showConsultation(result.consultation || result);
+    const { consultation } = await desk.api.admit(desk.consultation.id, guestId, yes);
+    showConsultation(consultation);
   } catch (err) {
     showAlert(t("error.generic", { message: err.message }));
   }
@@ -227,9 +227,7 @@ async function admit(guestId, yes) {
 
 async function invite(guestRole) {
   try {
-    const result = await desk.signal.request("consultation.invite", {
-      consultation_id: desk.consultation.id, guest_role: guestRole,
-    });
+    const result = await desk.api.invite(desk.consultation.id, guestRole);
     $("#invite-url").value = new URL(result.url, window.location.origin).href;
     $("#invite-expiry").textContent = t("console.invite.expires", {
       time: new Date(result.expires_at).toLocaleTimeString(i18n.lang === "zh" ? "zh-CN" : "en-GB"),
@@ -244,7 +242,7 @@ async function invite(guestRole) {
 async function transfer() {
   const service = $("#transfer-service").value;
   try {
-    await desk.signal.request("consultation.transfer", { consultation_id: desk.consultation.id, service });
+    await desk.api.transfer(desk.consultation.id, service);
     leaveCall();
   } catch (err) {
     showAlert(t("error.generic", { message: err.message }));
@@ -254,7 +252,7 @@ async function transfer() {
 async function saveNotes() {
   $("#notes-status").textContent = t("console.notes.saving");
   try {
-    await desk.signal.request("consultation.notes", { consultation_id: desk.consultation.id, notes: $("#notes").value });
+    await desk.api.saveNotes(desk.consultation.id, $("#notes").value);
     $("#notes-status").textContent = t("console.notes.saved", { time: new Date().toLocaleTimeString("en-GB") });
   } catch (err) {
     $("#notes-status").textContent = t("error.generic", { message: err.message });
@@ -264,8 +262,9 @@ async function saveNotes() {
 async function toggleRecording() {
   const active = $("#record").getAttribute("aria-pressed") === "true";
   try {
-    await desk.signal.request(active ? "recording.stop" : "recording.start", { consultation_id: desk.consultation.id });
-    setRecording(!active);
+    const id = desk.consultation.id;
+    const state = await (active ? desk.api.stopRecording(id) : desk.api.startRecording(id));
+    setRecording(state.active);
   } catch (err) {
     showAlert(t("error.generic", { message: err.message }));
   }
@@ -281,7 +280,7 @@ async function endCall() {
   if (!desk.consultation) return;
   if (!window.confirm(t("console.call.confirm_end"))) return;
   try {
-    await desk.signal.request("consultation.end", { consultation_id: desk.consultation.id, reason: "completed" });
+    await desk.api.end(desk.consultation.id, "completed");
   } catch (err) {
     showAlert(t("error.generic", { message: err.message }));
   }
@@ -303,21 +302,15 @@ function leaveCall() {
   $("#notes-status").textContent = "";
   $("#call-waiting").hidden = false;
   $("#sound-button").hidden = true;
+  controls.reset();
   renderQueue();
-}
-
-function toggleMute(button, kind, onKey, offKey) {
-  const pressed = button.getAttribute("aria-pressed") !== "true";
-  button.setAttribute("aria-pressed", String(pressed));
-  button.textContent = t(pressed ? onKey : offKey);
-  if (desk.media) desk.media.setMuted(kind, pressed);
 }
 
 // ----- server pushes ------------------------------------------------------------------------
 
-function mine(payload) {
-  const id = payload && (payload.consultation_id || (payload.consultation && payload.consultation.id));
-  return desk.consultation && id === desk.consultation.id;
+/** Whether a push is about the consultation in the call (pushes name it by `consultation_id`). */
+function mine(consultationId) {
+  return Boolean(desk.consultation) && consultationId === desk.consultation.id;
 }
 
 function onReady(ready) {
@@ -326,7 +319,7 @@ function onReady(ready) {
   loadQueue();
   const active = resumable(ready).find((c) => c.state === "active");
   if (active && desk.consultation && desk.consultation.id === active.id && desk.media) {
-    desk.signal.request("consultation.join", { consultation_id: active.id })
+    desk.api.join(active.id)
       .then(() => desk.media.restart())
       .catch((err) => showAlert(t("error.generic", { message: err.message })));
   } else if (active && !desk.consultation) {
@@ -337,34 +330,34 @@ function onReady(ready) {
 function bindSignal(signal) {
   desk.ice.bind(signal);
   signal.on("session.ready", onReady);
-  signal.on("queue.changed", ({ service, entries }) => setQueue(service, entries || []));
+  signal.on("queue.changed", ({ service, entries }) => setQueue(service, entries));
   signal.on("consultation.offered", showOffer);
   signal.on("consultation.offer_withdrawn", (p) => {
     if (desk.offer && desk.offer.id === p.consultation_id) closeOffer();
   });
   signal.on("consultation.updated", (p) => {
-    if (mine(p)) showConsultation(p.consultation);
+    if (mine(p.consultation.id)) showConsultation(p.consultation);
   });
   signal.on("consultation.guest_waiting", (p) => {
-    if (!mine(p)) return;
+    if (!mine(p.consultation_id)) return;
     chime();
     const participants = (desk.consultation.participants || []).filter((x) => x.participant_id !== p.guest.participant_id);
     desk.consultation.participants = [...participants, p.guest];
     renderDoor(desk.consultation.participants);
   });
   signal.on("consultation.ended", (p) => {
-    if (mine(p)) {
+    if (mine(p.consultation_id)) {
       showAlert(t("console.call.ended", { reason: p.reason || "" }));
       leaveCall();
     }
   });
   signal.on("rtc.stats", (p) => {
-    if (!mine(p)) return;
+    if (!mine(p.consultation_id)) return;
     for (const stats of p.participants || []) tiles.setQuality(stats.participant_id, stats);
   });
   signal.on("rtc.media_state", (p) => tiles.setMediaState(p.participant_id, p.source, p.muted));
   signal.on("recording.state", (p) => {
-    if (mine(p)) setRecording(Boolean(p.active));
+    if (mine(p.consultation_id)) setRecording(Boolean(p.active));
   });
 }
 
@@ -375,8 +368,6 @@ function bindControls() {
   $("#offer-accept").addEventListener("click", () => answerOffer(true));
   $("#offer-decline").addEventListener("click", () => answerOffer(false));
   $("#offer-dialog").addEventListener("cancel", (e) => e.preventDefault());
-  $("#mute").addEventListener("click", (e) => toggleMute(e.currentTarget, "audio", "call.unmute", "call.mute"));
-  $("#camera").addEventListener("click", (e) => toggleMute(e.currentTarget, "video", "call.camera_on", "call.camera_off"));
   $("#record").addEventListener("click", toggleRecording);
   $("#end").addEventListener("click", endCall);
   for (const button of $$("[data-invite]")) button.addEventListener("click", () => invite(button.dataset.invite));
@@ -405,6 +396,7 @@ async function start(token) {
       screens.go("signin");
     },
   });
+  desk.api = new Api(desk.signal);
   bindSignal(desk.signal);
 }
 

@@ -1,6 +1,8 @@
 // Guest page (/join/<code>): check camera and microphone, redeem the invite for a guest token,
 // wait at the door until the specialist admits, then join the call.
 
+import { Api, redeemInvite } from "./api.js";
+import { bindCallControls } from "./call_controls.js";
 import { LevelMeter, openMedia, stopMedia } from "./devices.js";
 import { IceConfig } from "./ice.js";
 import { I18n } from "./i18n.js";
@@ -22,12 +24,13 @@ const screens = new Screens(document, {
   done: [],
 });
 
-const guest = { acknowledged: false, signal: null, token: null, consultationId: null, stream: null, meter: null, media: null, ice: new IceConfig() };
+const guest = { acknowledged: false, signal: null, api: null, token: null, consultationId: null, stream: null, meter: null, media: null, ice: new IceConfig() };
 const tiles = new Tiles($("#tiles"), {
   t,
   mainRoles: ["outlet"],
   onAutoplayBlocked: () => ($("#sound-button").hidden = false),
 });
+const controls = bindCallControls(i18n, () => guest.media);
 
 async function check() {
   screens.go("check");
@@ -42,17 +45,7 @@ async function check() {
 }
 
 async function redeem() {
-  const response = await fetch(`/api/invites/${encodeURIComponent(CODE)}/redeem`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ name: $("#guest-name").value.trim() || t("guest.default_name") }),
-  });
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const code = body.error ? body.error.code : `http_${response.status}`;
-    throw Object.assign(new Error(body.error ? body.error.message : response.statusText), { code });
-  }
-  const result = body.ok || body;
+  const result = await redeemInvite(CODE, $("#guest-name").value.trim() || t("guest.default_name"));
   sessionStorage.setItem(TOKEN_KEY, JSON.stringify({ token: result.token, consultation_id: result.consultation_id }));
   return result;
 }
@@ -77,6 +70,7 @@ async function open({ token, consultation_id: consultationId }) {
       finish("guest.invite_invalid");
     },
   });
+  guest.api = new Api(guest.signal);
   guest.ice.bind(guest.signal);
   guest.signal.on("session.ready", onReady);
   guest.signal.on("consultation.admitted", () => enterCall());
@@ -93,9 +87,8 @@ async function open({ token, consultation_id: consultationId }) {
 
 async function onReady(ready) {
   try {
-    const joined = await guest.signal.request("consultation.join", { consultation_id: guest.consultationId });
-    const consultation = (joined && joined.consultation) || joined;
-    tiles.setParticipants(consultation.participants || []);
+    const joined = await guest.api.join(guest.consultationId);
+    tiles.setParticipants(joined.consultation.participants);
     if (joined.admitted) enterCall();
     else if (screens.current !== "door") {
       screens.go("door");
@@ -119,7 +112,7 @@ function showRecording(active) {
 
 async function acknowledgeRecording() {
   try {
-    await guest.signal.request("recording.acknowledge", { consultation_id: guest.consultationId });
+    await guest.api.acknowledgeRecording(guest.consultationId);
     guest.acknowledged = true;
     $("#recording-notice").close();
   } catch (err) {
@@ -145,13 +138,13 @@ async function enterCall() {
   });
   showCallMedia(guest.media, tiles);
   guest.media.start();
-  const state = await guest.signal.request("recording.state", { consultation_id: guest.consultationId }).catch(() => null);
+  const state = await guest.api.recordingState(guest.consultationId).catch(() => null);
   if (state) showRecording(Boolean(state.active));
 }
 
 async function leave() {
   if (guest.signal && guest.consultationId) {
-    await guest.signal.request("consultation.leave", { consultation_id: guest.consultationId }).catch(() => {});
+    await guest.api.leave(guest.consultationId).catch(() => {});
   }
   finish("guest.done.left");
 }
@@ -165,18 +158,12 @@ function finish(messageKey) {
   stopMedia(guest.stream);
   guest.stream = null;
   tiles.clear();
+  controls.reset();
   if (guest.signal) guest.signal.close();
   sessionStorage.removeItem(TOKEN_KEY);
   $("#done-text").dataset.i18n = messageKey;
   $("#done-text").textContent = t(messageKey);
   if (screens.current !== "done") screens.go("done");
-}
-
-function toggleMute(button, kind, onKey, offKey) {
-  const pressed = button.getAttribute("aria-pressed") !== "true";
-  button.setAttribute("aria-pressed", String(pressed));
-  button.textContent = t(pressed ? onKey : offKey);
-  if (guest.media) guest.media.setMuted(kind, pressed);
 }
 
 function boot() {
@@ -185,8 +172,6 @@ function boot() {
   $("#recording-ok").addEventListener("click", acknowledgeRecording);
   $("#recording-notice").addEventListener("cancel", (e) => e.preventDefault());
   for (const button of $$("[data-action=leave]")) button.addEventListener("click", leave);
-  $("#mute").addEventListener("click", (e) => toggleMute(e.currentTarget, "audio", "call.unmute", "call.mute"));
-  $("#camera").addEventListener("click", (e) => toggleMute(e.currentTarget, "video", "call.camera_on", "call.camera_off"));
   $("#sound-button").addEventListener("click", () => {
     tiles.resumePlayback();
     $("#sound-button").hidden = true;

@@ -1,11 +1,13 @@
 // The outlet kiosk: start → device check → service → consent → waiting → call → end → start.
 // It runs unattended: every path leads back to the start screen.
 
+import { Api, resumable } from "./api.js";
+import { bindCallControls } from "./call_controls.js";
 import { LevelMeter, measureLink, openMedia, stopMedia } from "./devices.js";
 import { checkRelay, IceConfig } from "./ice.js";
 import { I18n } from "./i18n.js";
 import { MediaSession } from "./rtc.js";
-import { connect, resumable } from "./session.js";
+import { connect } from "./session.js";
 import { showCallMedia, Tiles } from "./tiles.js";
 import { takeToken } from "./token.js";
 import { $, $$, formatDuration, playStream, Screens, showAlert } from "./ui.js";
@@ -30,6 +32,7 @@ const screens = new Screens(document, {
 
 const kiosk = {
   signal: null,
+  api: null,
   identity: null,
   ice: new IceConfig(),
   stream: null,
@@ -50,6 +53,7 @@ const tiles = new Tiles($("#tiles"), {
   mainRoles: ["specialist", "counsellor"],
   onAutoplayBlocked: () => ($("#sound-button").hidden = false),
 });
+const controls = bindCallControls(i18n, () => kiosk.media);
 
 // ----- start and device check ---------------------------------------------------------------
 
@@ -145,21 +149,16 @@ async function checkIn() {
   $("#check-in").disabled = true;
   kiosk.audioOnly = $("#audio-only").checked;
   try {
-    const result = await kiosk.signal.request("consultation.check_in", {
+    const result = await kiosk.api.checkIn({
       service: kiosk.service,
-      outlet_id: kiosk.identity.subject,
-      patient_ref: kiosk.ticket,
-      guardian_present: $("#guardian-present").checked,
-      urgent: false,
+      outletId: kiosk.identity.subject,
+      patientRef: kiosk.ticket,
+      guardianPresent: $("#guardian-present").checked,
     });
-    const consultation = result.consultation || result;
+    const consultation = result.consultation;
     remember(consultation);
     if ($("#consent-record").checked) {
-      await kiosk.signal.request("consultation.consent", {
-        consultation_id: consultation.id,
-        given: true,
-        purpose: "recording",
-      }).catch((err) => console.warn("consent not stored", err.code));
+      await kiosk.api.setConsent(consultation.id, true).catch((err) => console.warn("consent not stored", err.code));
     }
     stopCheck();
     enterWaiting({ position: result.position, estimated_wait_s: result.estimated_wait_s, state: consultation.state });
@@ -196,8 +195,7 @@ function showPosition(entry) {
 async function cancelWaiting() {
   const consultation = kiosk.consultation;
   if (consultation) {
-    await kiosk.signal.request("consultation.cancel", { consultation_id: consultation.id })
-      .catch((err) => console.warn("cancel failed", err.code));
+    await kiosk.api.cancel(consultation.id).catch((err) => console.warn("cancel failed", err.code));
   }
   resetKiosk();
 }
@@ -220,14 +218,14 @@ async function joinCall(consultation) {
   stopCheck();
   let joined;
   try {
-    joined = await kiosk.signal.request("consultation.join", { consultation_id: consultation.id });
+    joined = await kiosk.api.join(consultation.id);
   } catch (err) {
     showAlert(t("error.join", { message: err.message }));
     resetKiosk();
     return;
   }
   if (screens.current !== "call") screens.go("call");
-  tiles.setParticipants((joined && (joined.consultation || joined).participants) || consultation.participants || []);
+  tiles.setParticipants(joined.consultation.participants);
   if (!kiosk.stream) {
     try {
       kiosk.stream = await openMedia({ video: !kiosk.audioOnly });
@@ -258,19 +256,11 @@ function startMedia(consultationId, local) {
   media.start();
 }
 
-function toggle(button, kind, onKey, offKey) {
-  const pressed = button.getAttribute("aria-pressed") !== "true";
-  button.setAttribute("aria-pressed", String(pressed));
-  button.dataset.i18n = pressed ? onKey : offKey;
-  button.textContent = t(button.dataset.i18n);
-  if (kiosk.media) kiosk.media.setMuted(kind, pressed);
-}
-
 async function endCall() {
   $("#end").disabled = true;
   const consultation = kiosk.consultation;
   try {
-    if (consultation) await kiosk.signal.request("consultation.end", { consultation_id: consultation.id, reason: "completed" });
+    if (consultation) await kiosk.api.end(consultation.id, "completed");
   } catch (err) {
     console.warn("end failed", err.code);
   }
@@ -304,9 +294,7 @@ function closeCall() {
   $("#recording-indicator").hidden = true;
   $("#camera").hidden = false;
   $("#tiles").classList.remove("voice-only");
-  for (const button of [$("#mute"), $("#camera")]) button.setAttribute("aria-pressed", "false");
-  $("#mute").dataset.i18n = "call.mute";
-  $("#camera").dataset.i18n = "call.camera_off";
+  controls.reset();
 }
 
 /** Back to a clean start screen, ready for the next family. */
@@ -331,9 +319,9 @@ function resetKiosk() {
 
 // ----- server pushes ------------------------------------------------------------------------
 
-function isMine(payload) {
-  const id = payload && (payload.consultation_id || (payload.consultation && payload.consultation.id));
-  return kiosk.consultation && id === kiosk.consultation.id;
+/** Whether a push is about this kiosk's consultation (pushes name it by `consultation_id`). */
+function isMine(consultationId) {
+  return Boolean(kiosk.consultation) && consultationId === kiosk.consultation.id;
 }
 
 function onReady(ready) {
@@ -344,7 +332,7 @@ function onReady(ready) {
   if (active) {
     if (screens.current === "call" && kiosk.media && kiosk.consultation && kiosk.consultation.id === active.id) {
       // The signaling connection dropped and came back: join again, then publish afresh.
-      kiosk.signal.request("consultation.join", { consultation_id: active.id })
+      kiosk.api.join(active.id)
         .then(() => kiosk.media.restart())
         .catch((err) => showAlert(t("error.join", { message: err.message })));
     } else {
@@ -360,7 +348,7 @@ function onReady(ready) {
 }
 
 function onUpdated({ consultation }) {
-  if (!isMine({ consultation })) return;
+  if (!isMine(consultation.id)) return;
   kiosk.consultation = consultation;
   if (consultation.state === "active" && screens.current === "waiting") {
     enterCall(consultation);
@@ -376,15 +364,15 @@ function bindSignal(signal) {
   kiosk.ice.bind(signal);
   signal.on("session.ready", onReady);
   signal.on("queue.position", (entry) => {
-    if (isMine(entry) && screens.current === "waiting") showPosition(entry);
+    if (isMine(entry.consultation_id) && screens.current === "waiting") showPosition(entry);
   });
   signal.on("consultation.updated", onUpdated);
   signal.on("consultation.ended", (payload) => {
-    if (isMine(payload) && ["waiting", "call"].includes(screens.current)) showEnded(payload.reason);
+    if (isMine(payload.consultation_id) && ["waiting", "call"].includes(screens.current)) showEnded(payload.reason);
   });
   signal.on("rtc.media_state", (p) => tiles.setMediaState(p.participant_id, p.source, p.muted));
   signal.on("recording.state", (p) => {
-    if (isMine(p)) $("#recording-indicator").hidden = !p.active;
+    if (isMine(p.consultation_id)) $("#recording-indicator").hidden = !p.active;
   });
   signal.on("status", ({ state }) => {
     if (screens.current === "call" && state === "disconnected") $("#reconnecting").hidden = false;
@@ -409,8 +397,6 @@ function bindControls() {
   for (const box of [$("#guardian-present"), $("#consent-consult")]) box.addEventListener("change", updateCheckInButton);
   $("#check-in").addEventListener("click", checkIn);
   $("#cancel").addEventListener("click", cancelWaiting);
-  $("#mute").addEventListener("click", (e) => toggle(e.currentTarget, "audio", "call.unmute", "call.mute"));
-  $("#camera").addEventListener("click", (e) => toggle(e.currentTarget, "video", "call.camera_on", "call.camera_off"));
   $("#end").addEventListener("click", endCall);
   $("#ended-home").addEventListener("click", resetKiosk);
   $("#sound-button").addEventListener("click", () => {
@@ -437,6 +423,7 @@ async function boot() {
     return;
   }
   kiosk.signal = await connect(token, i18n, { onRefused: () => ($("#start-button").disabled = true) });
+  kiosk.api = new Api(kiosk.signal);
   bindSignal(kiosk.signal);
 }
 

@@ -6,6 +6,8 @@
 // ICE servers and transport policy come from an IceConfig (ice.js); when the server renews the
 // TURN credentials, a call on a relayed path restarts ICE so new allocations use them.
 
+import { Api } from "./api.js";
+
 const RETRY_DELAY_MS = 300;
 const MAX_OFFER_RETRIES = 20;
 const PATH_CHECK_MS = 5000;
@@ -15,6 +17,7 @@ export class MediaSession extends EventTarget {
     super();
     this.receiveVideo = receiveVideo;
     this.signal = signal;
+    this.api = new Api(signal);
     this.consultationId = consultationId;
     this.ice = ice;
     this.localStream = localStream;
@@ -91,11 +94,7 @@ export class MediaSession extends EventTarget {
     }
     let answer;
     try {
-      answer = await this.signal.request("rtc.offer", {
-        consultation_id: this.consultationId,
-        sdp: pc.localDescription.sdp,
-        sources,
-      });
+      answer = await this.api.offer(this.consultationId, pc.localDescription.sdp, sources);
     } catch (err) {
       // A rolled-back offer's candidates are gathered again for the next one.
       this._heldCandidates = null;
@@ -120,8 +119,8 @@ export class MediaSession extends EventTarget {
   }
 
   _sendCandidate(candidate) {
-    this.signal
-      .request("rtc.candidate", { consultation_id: this.consultationId, candidate })
+    this.api
+      .candidate(this.consultationId, candidate)
       .catch((err) => this._warn("candidate", err));
   }
 
@@ -145,10 +144,7 @@ export class MediaSession extends EventTarget {
     }
     await pc.setRemoteDescription({ type: "offer", sdp });
     await pc.setLocalDescription(await pc.createAnswer());
-    await this.signal.request("rtc.answer", {
-      consultation_id: this.consultationId,
-      sdp: pc.localDescription.sdp,
-    });
+    await this.api.answer(this.consultationId, pc.localDescription.sdp);
     await this._applyReceiveMode();
   }
 
@@ -180,7 +176,7 @@ export class MediaSession extends EventTarget {
 
   _tracks(tracks) {
     this.tracksInfo = tracks;
-    const present = new Set(tracks.map((t) => t.participant_id || t.stream_id));
+    const present = new Set(tracks.map((t) => t.participant_id));
     for (const participantId of [...this.remoteStreams.keys()]) {
       if (!present.has(participantId)) {
         this.remoteStreams.delete(participantId);
@@ -199,7 +195,7 @@ export class MediaSession extends EventTarget {
   }
 
   _infoFor(participantId) {
-    return this.tracksInfo.filter((t) => (t.participant_id || t.stream_id) === participantId);
+    return this.tracksInfo.filter((t) => t.participant_id === participantId);
   }
 
   /** Mute or unmute a local source and tell the others. */
@@ -209,8 +205,8 @@ export class MediaSession extends EventTarget {
       if (track.kind === kind) track.enabled = !muted;
     }
     const source = kind === "audio" ? "microphone" : "camera";
-    this.signal
-      .request("rtc.media_state", { consultation_id: this.consultationId, source, muted })
+    this.api
+      .setMediaState(this.consultationId, source, muted)
       .catch((err) => this._warn("media state", err));
   }
 
@@ -223,8 +219,8 @@ export class MediaSession extends EventTarget {
   async _applyReceiveMode(always = false) {
     // Subscriptions are made during negotiation: repeat the choice so new ones follow it too.
     if (this.receiveVideo && !always) return;
-    await this.signal
-      .request("rtc.receive_mode", { consultation_id: this.consultationId, video: this.receiveVideo })
+    await this.api
+      .setReceiveMode(this.consultationId, this.receiveVideo)
       .catch((err) => this._warn("receive mode", err));
   }
 
@@ -279,13 +275,8 @@ export class MediaSession extends EventTarget {
     if (!path || key === this._reportedPath || this._closed) return;
     this._reportedPath = key;
     this._emit("path", path);
-    this.signal
-      .request("rtc.path", {
-        consultation_id: this.consultationId,
-        candidate_type: path.candidateType,
-        protocol: path.protocol,
-        relay_protocol: path.relayProtocol,
-      })
+    this.api
+      .reportPath(this.consultationId, path)
       .catch((err) => {
         this._reportedPath = null;
         this._warn("path report", err);

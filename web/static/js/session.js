@@ -3,15 +3,6 @@
 import { Signal } from "./signal.js";
 import { $, showAlert } from "./ui.js";
 
-/** The consultations the server offers to resume, whatever shape `resume` takes. */
-export function resumable(ready) {
-  const resume = ready && ready.resume;
-  if (!resume) return [];
-  if (Array.isArray(resume)) return resume;
-  if (Array.isArray(resume.consultations)) return resume.consultations;
-  return resume.consultation ? [resume.consultation] : [];
-}
-
 /** Open the connection and keep the header's status pill (#connection) up to date. */
 export async function connect(token, i18n, { onRefused } = {}) {
   let signal;
