@@ -71,6 +71,7 @@ class CongestionConfig:
     probe_fail_loss: float = 0.1
     probe_queue_s: float = 0.15
     evidence_max_age_s: float = 3.0
+    loss_memory_s: float = 5.0
     resume_stable_s: float = 10.0
     outvoted_ratio: float = 1 / 3
     publisher_headroom: float = 0.85
@@ -154,6 +155,7 @@ class DownlinkEstimator:
         self._last_rtt_s: float | None = None
         self._rtt_at: float | None = None
         self._floor_until = now
+        self._lossy_at: float | None = None
         self._reported_at: float | None = None
         self._audio: tuple[float, float] | None = None
         self._loss_kbps = config.initial_kbps
@@ -170,7 +172,7 @@ class DownlinkEstimator:
         held = self._video_kbps
         elapsed = max(0.0, now - self._video_at)
         self._video_at = now
-        if held is None or not self.link_is_clear and total < held:
+        if held is None or not self.link_is_clear(now) and total < held:
             self._video_kbps = total
         elif total < held:
             # No congestion of its own to see: come down a little, in case the receiver sees
@@ -180,7 +182,7 @@ class DownlinkEstimator:
             # loss or a queue may pause video again then.
             floor = min(held, self._probe_video_kbps) if now < self._floor_until else 0.0
             self._video_kbps = max(total, 0.92 * held, floor)
-        elif total > held and self._may_grow:
+        elif total > held and self._may_grow(now):
             # Rises at most 8 % a second (and 10 kbit/s), as a sender would ramp up.
             self._video_kbps = min(total, held * (1.0 + 0.08 * min(elapsed, 2.0)) + 10.0)
 
@@ -212,6 +214,8 @@ class DownlinkEstimator:
         # stream reads as several percent, so decisions use a smoothed figure.
         self.fraction_lost = 0.5 * self.fraction_lost + 0.5 * fraction_lost
         fraction_lost = self.fraction_lost
+        if fraction_lost >= 0.05:
+            self._lossy_at = now
         elapsed = now - self._loss_at
         if elapsed < 0.5:
             return
@@ -233,7 +237,7 @@ class DownlinkEstimator:
 
         The sum of the subscriber's current REMBs, followed up by at most 8 % a second while no
         queue is forming, and down at once while the link shows congestion itself
-        (:attr:`link_is_clear`), by 8 % a REMB otherwise: a receive-side
+        (:meth:`link_is_clear`), by 8 % a REMB otherwise: a receive-side
         delay estimator also reacts to the receiver's own scheduling jitter, and a relay that
         obeys it sends less, which the estimator then measures as the new throughput, down to
         nothing.
@@ -249,10 +253,10 @@ class DownlinkEstimator:
         ]
         return sum(fresh) if fresh else None
 
-    @property
-    def _may_grow(self) -> bool:
-        """No sign of a queue forming: the last RTT within 100 ms of the lowest seen."""
-        if self.fraction_lost >= 0.05:
+    def _may_grow(self, now: float) -> bool:
+        """No sign of a queue forming (the last RTT within 100 ms of the lowest seen) and no
+        loss shown within ``loss_memory_s``."""
+        if self.fraction_lost >= 0.05 or self._lost_recently(now):
             return False
         if self._last_rtt_s is None or self._min_rtt_s is None:
             return True
@@ -279,19 +283,26 @@ class DownlinkEstimator:
             reported_at=self._reported_at,
         )
 
-    @property
-    def link_is_clear(self) -> bool:
-        """Little loss (under 5 %) and no standing queue in the RTT.
+    def link_is_clear(self, now: float) -> bool:
+        """Little loss (under 5 %, and none that much within ``loss_memory_s`` before
+        ``now``) and no standing queue in the RTT.
 
         A queue shows in the last RTT *and* the smoothed one (200 and 150 ms above the lowest
-        seen): one late report, as a busy machine produces, is not a queue.
+        seen): one late report, as a busy machine produces, is not a queue. Loss is remembered
+        because on a link already full at its first RTT sample the lowest RTT seen includes
+        the standing queue, so only loss shows the congestion, in overflow bursts that the
+        smoothing forgets within two reports, while REMBs arrive in between. (A busy machine
+        delays reports but loses nothing, so the memory costs a healthy link nothing there.)
         """
-        if self.fraction_lost >= 0.05:
+        if self.fraction_lost >= 0.05 or self._lost_recently(now):
             return False
         if self._last_rtt_s is None or self._min_rtt_s is None or self.rtt_s is None:
             return False
         queued = self._last_rtt_s > self._min_rtt_s + 0.2 and self.rtt_s > self._min_rtt_s + 0.15
         return not queued
+
+    def _lost_recently(self, now: float) -> bool:
+        return self._lossy_at is not None and now - self._lossy_at < self._config.loss_memory_s
 
     def estimate_kbps(self, audio_kbps: float, now: float) -> float:
         """The link estimate used for allocation: video REMB plus audio, bounded by loss."""
@@ -314,6 +325,7 @@ class DownlinkEstimator:
         self._loss_kbps = kbps
         self._loss_at = now
         self.fraction_lost = 0.0
+        self._lossy_at = None
         self._floor_until = now + self._config.probe_max_s + self._config.resume_stable_s
 
 

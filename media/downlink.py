@@ -179,6 +179,23 @@ class SubscriberLink:
         """The video rate each video stream forwarded to this subscriber may use."""
         return self.video_room_kbps / max(1, self.video_streams)
 
+    @property
+    def publisher_share_kbps(self) -> float | None:
+        """The video share this subscriber holds its publishers to, ``None`` for none.
+
+        None while it has not reported yet (a guess, not a limit), while its video is paused or
+        a probe is finding out whether to resume it, and while its room is below the lowest
+        video rate (heading for a pause): such a subscriber is served within its own budget,
+        not by lowering the publishers for everyone.
+        """
+        if (
+            not self.estimator.informed
+            or self.gate.video_paused
+            or self.video_room_kbps < self.config.video_min_kbps
+        ):
+            return None
+        return self.video_share_kbps
+
     def state(self) -> LinkState:
         paused = self.gate.video_paused
         return LinkState(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -23,6 +24,8 @@ from media.congestion import (
     publisher_cap,
     video_room_kbps,
 )
+from media.downlink import SubscriberLink
+from media.metrics import MediaMetrics
 
 CONFIG = CongestionConfig()
 
@@ -82,14 +85,14 @@ def test_retransmit_gate_skips_unknown_stale_and_repeated_requests() -> None:
     assert gate.check(999, rtt_s=0.08, now=0.1)[0] is Resend.UNKNOWN
     assert gate.check(1000 + 128, rtt_s=0.08, now=0.1)[0] is Resend.UNKNOWN  # same slot, not sent
     # Worth resending until 4 RTT + 0.2 s after it was sent, at least 1 s, at most nack_max_age_s.
-    assert gate.check(1000, rtt_s=0.08, now=0.1) == (Resend.SENT, pytest.approx(1.0))
+    assert gate.check(1000, rtt_s=0.08, now=0.1) == (Resend.SENT, 1.0)
     gate.on_resent(1000, now=0.1)
     assert gate.check(1000, rtt_s=0.08, now=0.15)[0] is Resend.DUPLICATE
     assert gate.check(1000, rtt_s=0.08, now=0.19)[0] is Resend.SENT  # one RTT later
     assert gate.check(1000, rtt_s=0.08, now=1.05)[0] is Resend.STALE
     gate.on_sent(1001, now=10.0)
-    assert gate.check(1001, rtt_s=0.4, now=10.1) == (Resend.SENT, pytest.approx(11.8))
-    assert gate.check(1001, rtt_s=0.6, now=10.1) == (Resend.SENT, pytest.approx(12.0))
+    assert gate.check(1001, rtt_s=0.4, now=10.1) == (Resend.SENT, 11.8)
+    assert gate.check(1001, rtt_s=0.6, now=10.1) == (Resend.SENT, 12.0)
     assert gate.check(1001, rtt_s=None, now=11.9)[0] is Resend.SENT  # no RTT yet: the max age
     assert gate.check(1001, rtt_s=0.6, now=12.05)[0] is Resend.STALE
 
@@ -131,7 +134,7 @@ def test_loss_lowers_the_estimate_above_ten_percent_and_lets_it_grow_below_two()
 def test_a_remb_drop_counts_only_when_the_link_shows_congestion() -> None:
     estimator = DownlinkEstimator(CONFIG, now=0.0)
     estimator.on_report(0.0, rtt_s=0.05, sent_kbps=300.0, now=0.5)
-    assert estimator.link_is_clear
+    assert estimator.link_is_clear(0.5)
     # The first REMB measures the call's first seconds: while the link is clear, a drop only
     # takes the estimate down 8 %.
     estimator.on_remb(frozenset({1}), 200_000, now=1.0)
@@ -144,9 +147,9 @@ def test_a_remb_drop_counts_only_when_the_link_shows_congestion() -> None:
     estimator.on_remb(frozenset({1}), 400_000, now=3.0)
     assert estimator.remb_kbps(3.0) == pytest.approx(0.92 * 308.08)
     estimator.on_report(0.0, rtt_s=0.6, sent_kbps=300.0, now=3.5)  # one more late report
-    assert estimator.link_is_clear
+    assert estimator.link_is_clear(3.5)
     estimator.on_report(0.0, rtt_s=0.6, sent_kbps=300.0, now=4.0)  # a queue builds up
-    assert not estimator.link_is_clear
+    assert not estimator.link_is_clear(4.0)
     estimator.on_remb(frozenset({1}), 120_000, now=4.0)
     assert estimator.remb_kbps(4.0) == pytest.approx(120.0)
     estimator.on_report(0.0, rtt_s=0.05, sent_kbps=150.0, now=5.5)
@@ -406,3 +409,70 @@ def test_remb_pacer_sends_drops_quickly_and_the_rest_once_a_second() -> None:
     assert not pacer.should_send(200_000, 0.1)
     assert pacer.should_send(200_000, 0.25)
     assert pacer.should_send(310_000, 1.0)
+
+
+def pause_time_on_a_link_full_from_the_start(config: CongestionConfig) -> float | None:
+    """When the gate pauses a subscriber whose link was full before its first RTT sample.
+
+    A guest joins a 150 kbit/s link that the others' sound (135 kbit/s) nearly fills: every
+    RTT it reports carries the same standing queue (0.45-0.55 s, so the lowest RTT seen is no
+    baseline), and a drop-tail overflow loses a quarter of a report's packets every 3 s.
+    Reports alternate audio and video every 0.5 s; its REMBs (28 kbit/s of video, from t=4 s
+    when the receiver's estimator has measured enough) come 1.25 and 2.5 s after each
+    overflow. The control loop ticks every 0.5 s, up to t=20 s.
+    """
+    estimator = DownlinkEstimator(config, now=0.0)
+    gate = PauseGate(config)
+    audio_kbps = 135.0
+    for step in range(1, 81):
+        now = step * 0.25
+        if step % 2 == 0:
+            report = step // 2
+            lost = 0.25 if report % 6 == 0 else 0.0
+            kind = "audio" if report % 2 else "video"
+            rtt_s = 0.45 + 0.01 * ((report * 7) % 11)
+            estimator.on_report(lost, rtt_s, audio_kbps + 60.0, now, kind)
+        if now >= 4.0 and step % 12 in (5, 10):
+            estimator.on_remb(frozenset({1}), 28_000, now)
+        if step % 2 == 1:
+            room = video_room_kbps(estimator.estimate_kbps(audio_kbps, now), audio_kbps, config)
+            if gate.update(room, now, estimator.evidence(now)) is GateState.PAUSED:
+                return now
+    return None
+
+
+def test_a_link_full_from_its_first_rtt_follows_the_remb_between_loss_bursts() -> None:
+    # Its lowest RTT includes the queue, so only the loss bursts show congestion; the REMB
+    # arrives while the smoothed loss has decayed. Without a memory of the bursts the REMB
+    # was discounted 8 % at a time and the guest was not paused in those 20 s: it kept
+    # being sent video its link could not carry.
+    paused_at = pause_time_on_a_link_full_from_the_start(CONFIG)
+    assert paused_at is not None and paused_at <= 8.0, paused_at
+    without_memory = replace(CONFIG, loss_memory_s=0.0)
+    assert pause_time_on_a_link_full_from_the_start(without_memory) is None
+
+
+def test_a_subscriber_probing_its_way_back_does_not_cap_its_publishers() -> None:
+    # A probe seeds the estimate at the probe's rate, which is above the lowest video rate:
+    # counted as a share, a weak guest's probe asked the others' publishers for ~50 kbit/s
+    # every few seconds. Only a link that flows may hold publishers down.
+    link = SubscriberLink(CONFIG, MediaMetrics(), keyframe_interval_s=1.0)
+    link.video_streams = 2
+    start = time.monotonic()
+    link.estimator.on_report(0.0, 0.05, 100.0, start)
+    link.tick(start)
+    assert link.publisher_share_kbps == pytest.approx(link.video_room_kbps / 2)
+    changes = []
+    for second in range(1, 9):  # heavy loss: the estimate falls below the lowest video rate
+        link.estimator.on_report(0.9, 0.05, 100.0, start + second)
+        changes.append(link.tick(start + second))
+        if link.video_room_kbps < CONFIG.video_min_kbps:
+            assert link.publisher_share_kbps is None
+    assert GateState.PAUSED in changes
+    at = start + 8 + CONFIG.probe_backoff_s + CONFIG.evidence_max_age_s
+    assert link.tick(at) is GateState.PROBING
+    assert link.video_room_kbps >= CONFIG.video_min_kbps
+    assert link.publisher_share_kbps is None
+    link.estimator.on_report(0.0, 0.05, 100.0, at + CONFIG.probe_confirm_s)
+    assert link.tick(at + CONFIG.probe_confirm_s) is GateState.FLOWING
+    assert link.publisher_share_kbps == pytest.approx(link.video_room_kbps / 2)
