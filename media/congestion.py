@@ -156,6 +156,7 @@ class DownlinkEstimator:
         self._rtt_at: float | None = None
         self._floor_until = now
         self._lossy_at: float | None = None
+        self._probe_at: float | None = None
         self._reported_at: float | None = None
         self._audio: tuple[float, float] | None = None
         self._loss_kbps = config.initial_kbps
@@ -197,16 +198,23 @@ class DownlinkEstimator:
         sent_kbps: float,
         now: float,
         kind: str = "video",
+        since: float | None = None,
     ) -> None:
         """A receiver report block on a ``kind`` stream: loss fraction (0..1) since the last one
-        (``None``: not meaningful), RTT if known."""
+        (``None``: not meaningful; ``since``: when that one came), RTT if known.
+
+        Audio flows all along, so an audio report whose interval lies mostly before the
+        current probe began counts the loss of the link the probe is testing, not the probe's
+        (a browser reports audio about every 5 s): its loss is left out. Video is paused until
+        a probe, so a video report only counts the probe's packets.
+        """
         self._reported_at = now
         if rtt_s is not None and rtt_s > 0:
             self.rtt_s = rtt_s if self.rtt_s is None else 0.8 * self.rtt_s + 0.2 * rtt_s
             self._min_rtt_s = min(self._min_rtt_s or rtt_s, rtt_s)
             self._last_rtt_s = rtt_s
             self._rtt_at = now
-        if fraction_lost is None:
+        if fraction_lost is None or kind == "audio" and self._mostly_before_probe(since, now):
             return
         if kind == "audio":
             self._audio = (fraction_lost, now)
@@ -226,6 +234,10 @@ class DownlinkEstimator:
             ceiling = max(self._loss_kbps, 1.5 * sent_kbps + 10.0)
             self._loss_kbps = min(ceiling, self._loss_kbps * (1.0 + 0.08 * min(elapsed, 2.0)))
         self._loss_kbps = min(max(self._loss_kbps, 10.0), self._config.max_kbps)
+
+    def _mostly_before_probe(self, since: float | None, now: float) -> bool:
+        probe_at = self._probe_at
+        return probe_at is not None and since is not None and probe_at - since > now - probe_at
 
     @property
     def informed(self) -> bool:
@@ -326,6 +338,7 @@ class DownlinkEstimator:
         self._loss_at = now
         self.fraction_lost = 0.0
         self._lossy_at = None
+        self._probe_at = now
         self._floor_until = now + self._config.probe_max_s + self._config.resume_stable_s
 
 

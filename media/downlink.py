@@ -76,10 +76,16 @@ class SubscriberLink:
     def on_remb(self, ssrcs: frozenset[int], bitrate_bps: int) -> None:
         self.estimator.on_remb(ssrcs, bitrate_bps, time.monotonic())
 
-    def on_report(self, kind: str, fraction_lost: float | None, rtt_s: float | None) -> None:
-        now = time.monotonic()
+    def on_report(
+        self,
+        kind: str,
+        fraction_lost: float | None,
+        rtt_s: float | None,
+        since: float | None,
+        now: float,
+    ) -> None:
         sent = self.budget.audio.kbps(now) + self.budget.video.kbps(now)
-        self.estimator.on_report(fraction_lost, rtt_s, sent, now, kind)
+        self.estimator.on_report(fraction_lost, rtt_s, sent, now, kind, since)
 
     # -- what the forwarding path asks ----------------------------------------------------------
 
@@ -213,18 +219,22 @@ class SenderFeedback:
         self._link = link
         self._lost = lost
         self._reports_to_skip = 0
+        self._reported_at: float | None = None
         self._gate = RetransmitGate(link.config, RTP_HISTORY_SIZE)
 
     def on_remb(self, ssrcs: frozenset[int], bitrate_bps: int) -> None:
         self._link.on_remb(ssrcs, bitrate_bps)
 
     def on_report(self, fraction_lost: float, rtt_s: float | None) -> None:
+        """A receiver report block about this stream: its loss covers the time since the last."""
+        now = time.monotonic()
+        since, self._reported_at = self._reported_at, now
         if self._reports_to_skip:
             # The numbering gap of a resync reads as loss in the next reports.
             self._reports_to_skip -= 1
-            self._link.on_report(self.kind, None, rtt_s)
+            self._link.on_report(self.kind, None, rtt_s, since, now)
             return
-        self._link.on_report(self.kind, fraction_lost, rtt_s)
+        self._link.on_report(self.kind, fraction_lost, rtt_s, since, now)
 
     def skip_gap(self) -> None:
         """Sequence numbers were skipped on purpose (a resync): not loss."""

@@ -476,3 +476,51 @@ def test_a_subscriber_probing_its_way_back_does_not_cap_its_publishers() -> None
     link.estimator.on_report(0.0, 0.05, 100.0, at + CONFIG.probe_confirm_s)
     assert link.tick(at + CONFIG.probe_confirm_s) is GateState.FLOWING
     assert link.publisher_share_kbps == pytest.approx(link.video_room_kbps / 2)
+
+
+def resume_after_recovery(audio_report_lag_s: float) -> float | None:
+    """When a subscriber paused on a starved link resumes once the link recovers at t=6.
+
+    Paused at t=0 (a clear link before: RTT 80 ms). A browser reports video every second
+    while video flows (none while paused) and audio every 5 s, at ``audio_report_lag_s`` +
+    5k. The probe at t=4 meets the starved link: its video report loses 40 % and the sound
+    loses 12 % around it. From t=6 the link carries video; audio reports then lose nothing
+    of what is sent after t=6. Returns when the gate resumes (``None``: not by t=30).
+    """
+    link = SubscriberLink(CONFIG, MediaMetrics(), keyframe_interval_s=1.0)
+    link.video_streams = 1
+    base = time.monotonic()
+    link.on_report("video", 0.0, 0.08, None, base - 1.0)
+    gate = link.gate
+    gate.update(0.0, base - CONFIG.pause_hold_s, CLEAR)
+    assert gate.update(0.0, base, CLEAR) is GateState.PAUSED
+    recovered_at = 6.0
+    audio_since: float | None = None
+    video_since: float | None = None
+    for step in range(1, 121):
+        t = step * 0.25
+        if t % 5.0 == audio_report_lag_s:  # the loss of the probe at t=4 until t=6
+            lost = 0.12 if audio_since is None or audio_since < recovered_at else 0.0
+            link.on_report(
+                "audio", lost, 0.08, None if audio_since is None else base + audio_since, base + t
+            )
+            audio_since = t
+        if gate.forwarding and t % 1.0 == 0:
+            lost = 0.4 if t < recovered_at else 0.0
+            since = None if video_since is None else base + video_since
+            link.on_report("video", lost, 0.08 if t >= recovered_at else 0.5, since, base + t)
+            video_since = t
+        if link.tick(base + t) is GateState.FLOWING:
+            return t
+    return None
+
+
+@pytest.mark.parametrize("audio_report_lag_s", [0.0, 1.0, 2.0, 3.0, 4.0])
+def test_a_recovered_link_resumes_within_10_s_whatever_the_audio_reports_phase(
+    audio_report_lag_s: float,
+) -> None:
+    # An audio report covers the 5 s since the one before. One arriving early in the probe
+    # after the recovery reported the previous probe's loss as this probe's ("the sound
+    # suffers"): that probe failed too, and the next held 11-12 s after the recovery.
+    resumed_at = resume_after_recovery(audio_report_lag_s)
+    assert resumed_at is not None and resumed_at - 6.0 <= 8.0, resumed_at
