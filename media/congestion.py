@@ -206,16 +206,19 @@ class DownlinkEstimator:
         Audio flows all along, so an audio report whose interval lies mostly before the
         current probe began counts the loss of the link the probe is testing, not the probe's
         (a browser reports audio about every 5 s): its loss is left out. Video is paused until
-        a probe, so a video report only counts the probe's packets.
+        a probe, so a video report only counts the probe's packets. A report that tells
+        nothing (no RTT, and no loss figure or one left out) is not a report about the link:
+        it does not make the evidence fresh, nor judge a probe.
         """
-        self._reported_at = now
         if rtt_s is not None and rtt_s > 0:
+            self._reported_at = now
             self.rtt_s = rtt_s if self.rtt_s is None else 0.8 * self.rtt_s + 0.2 * rtt_s
             self._min_rtt_s = min(self._min_rtt_s or rtt_s, rtt_s)
             self._last_rtt_s = rtt_s
             self._rtt_at = now
         if fraction_lost is None or kind == "audio" and self._mostly_before_probe(since, now):
             return
+        self._reported_at = now
         if kind == "audio":
             self._audio = (fraction_lost, now)
         # One report covers a second or so of one stream: a single lost packet of a slow

@@ -524,3 +524,26 @@ def test_a_recovered_link_resumes_within_10_s_whatever_the_audio_reports_phase(
     # suffers"): that probe failed too, and the next held 11-12 s after the recovery.
     resumed_at = resume_after_recovery(audio_report_lag_s)
     assert resumed_at is not None and resumed_at - 6.0 <= 8.0, resumed_at
+
+
+def test_a_probe_holds_only_on_a_report_that_tells_something() -> None:
+    # Seen with Chromium at 50 kbit/s: the probe's last second brought only the report after
+    # a resync (its loss left out, no RTT). Taken as the report that judges the probe, it
+    # resumed video on a link that could not carry it.
+    estimator = DownlinkEstimator(CONFIG, now=0.0)
+    gate = PauseGate(CONFIG)
+    estimator.on_report(0.0, 0.08, 100.0, now=0.0)
+    gate.update(0.0, 0.0, estimator.evidence(0.0))
+    assert gate.update(0.0, CONFIG.pause_hold_s, estimator.evidence(0.0)) is GateState.PAUSED
+    start = CONFIG.pause_hold_s + CONFIG.probe_backoff_s
+    assert gate.update(100.0, start, estimator.evidence(start)) is GateState.PROBING
+    estimator.seed(100.0, 60.0, start)
+    estimator.on_report(0.0, 0.08, 100.0, now=start + 0.5)
+    late = start + CONFIG.probe_confirm_s - 0.5
+    estimator.on_report(None, None, 100.0, now=late)
+    estimator.on_report(0.2, None, 100.0, now=late, kind="audio", since=start - 4.0)
+    confirm = start + CONFIG.probe_confirm_s
+    assert gate.update(100.0, confirm, estimator.evidence(confirm)) is None
+    estimator.on_report(0.0, None, 100.0, now=confirm + 0.2)
+    at = confirm + 0.5
+    assert gate.update(100.0, at, estimator.evidence(at)) is GateState.FLOWING
