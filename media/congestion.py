@@ -67,6 +67,7 @@ class CongestionConfig:
     probe_backoff_max_s: float = 4.0
     probe_confirm_s: float = 3.0
     probe_max_s: float = 5.0
+    probe_sent_min_s: float = 1.5
     probe_max_loss: float = 0.05
     probe_fail_loss: float = 0.1
     probe_queue_s: float = 0.15
@@ -361,6 +362,7 @@ class SendBudget:
         )
         self.audio = RateMeter()
         self.video = RateMeter()
+        self.video_bytes = 0
 
     def set_rate(self, rate_kbps: float, now: float) -> None:
         self._all.tokens(now)
@@ -372,6 +374,8 @@ class SendBudget:
         """Debit a packet that was sent (audio is never refused, only counted)."""
         self._all.spend(size, now)
         (self.audio if kind == "audio" else self.video).add(size, now)
+        if kind != "audio":
+            self.video_bytes += size
 
     def video_frame_allowed(self, now: float) -> bool:
         """Whether a new video frame may start now: the bucket is less than ``frame_debt_s``
@@ -386,6 +390,7 @@ class SendBudget:
         self._retransmit.spend(size, now)
         self._all.spend(size, now)
         self.video.add(size, now)
+        self.video_bytes += size
         return True
 
 
@@ -450,7 +455,8 @@ class PauseGate:
     starved link): it fails as soon as they show loss (``probe_fail_loss`` over all streams, or
     ``probe_max_loss`` on audio: a probe must not starve the sound) or a queue
     (``probe_queue_s`` above the lowest RTT); it holds once ``probe_confirm_s`` have passed
-    with a report from the probe's last second and room for video, and fails without one by
+    with a report from the probe's last second, room for video and at least
+    ``probe_sent_min_s`` of the lowest video rate actually sent, and fails without them by
     ``probe_max_s``. A pause within ``resume_stable_s`` of a resume counts as a failed probe.
     """
 
@@ -473,16 +479,21 @@ class PauseGate:
         return self.state is not GateState.PAUSED
 
     def update(
-        self, video_room_kbps: float, now: float, evidence: LinkEvidence | None = None
+        self,
+        video_room_kbps: float,
+        now: float,
+        evidence: LinkEvidence | None = None,
+        probe_sent_kbit: float | None = None,
     ) -> GateState | None:
-        """Feed the room for video and the reports' evidence now; the new state if it changes."""
+        """Feed the room for video, the reports' evidence and the video sent since the probe
+        began (``None``: not metered) now; the new state if it changes."""
         evidence = evidence or LinkEvidence()
         if self.state is GateState.PAUSED:
             if now - self._changed_at >= self._backoff_s and self._calm(evidence, now):
                 return self._enter(GateState.PROBING, now)
             return None
         if self.state is GateState.PROBING:
-            return self._judge_probe(video_room_kbps, now, evidence)
+            return self._judge_probe(video_room_kbps, now, evidence, probe_sent_kbit)
         if video_room_kbps >= self._config.video_min_kbps:
             self._low_since = None
             return None
@@ -506,7 +517,11 @@ class PauseGate:
         return not fresh or evidence.fraction_lost < self._config.probe_max_loss
 
     def _judge_probe(
-        self, video_room_kbps: float, now: float, evidence: LinkEvidence
+        self,
+        video_room_kbps: float,
+        now: float,
+        evidence: LinkEvidence,
+        sent_kbit: float | None,
     ) -> GateState | None:
         config = self._config
         started = self._changed_at
@@ -527,9 +542,13 @@ class PauseGate:
         judged = evidence.reported_at is not None and (
             evidence.reported_at >= started + config.probe_confirm_s - 1.0
         )
+        # A probe that has hardly sent (the publisher's keyframe still awaited, frames dropped
+        # at the pacer) has not tested the link, whatever the reports say.
+        tested = sent_kbit is None or sent_kbit >= config.video_min_kbps * config.probe_sent_min_s
         if (
             elapsed >= config.probe_confirm_s
             and judged
+            and tested
             and video_room_kbps >= config.video_min_kbps
         ):
             self._resumed_at = now

@@ -66,6 +66,7 @@ class SubscriberLink:
         self.estimate_kbps = config.initial_kbps
         self.video_room_kbps = video_room_kbps(config.initial_kbps, 0.0, config)
         self.video_streams = 0
+        self._probe_from_bytes = 0
         self.pacer = Pacer(
             config.initial_kbps * config.pace_factor,
             self._may_retransmit,
@@ -165,10 +166,14 @@ class SubscriberLink:
         self.estimate_kbps = self.estimator.estimate_kbps(audio, now)
         self.video_room_kbps = video_room_kbps(self.estimate_kbps, audio, self.config)
         evidence = self.estimator.evidence(now)
+        sent_kbit = 8.0 * (self.budget.video_bytes - self._probe_from_bytes) / 1000.0
         change = (
-            self.gate.update(self.video_room_kbps, now, evidence) if self.video_streams else None
+            self.gate.update(self.video_room_kbps, now, evidence, sent_kbit)
+            if self.video_streams
+            else None
         )
         if change is GateState.PROBING:
+            self._probe_from_bytes = self.budget.video_bytes
             probe = self.gate.probe_kbps
             self.estimator.seed(audio + probe, probe / (1.0 + self.config.video_overhead), now)
             self.estimate_kbps = audio + probe

@@ -473,6 +473,7 @@ def test_a_subscriber_probing_its_way_back_does_not_cap_its_publishers() -> None
     assert link.tick(at) is GateState.PROBING
     assert link.video_room_kbps >= CONFIG.video_min_kbps
     assert link.publisher_share_kbps is None
+    link.on_sent("video", 12_000)  # the probe's video
     link.estimator.on_report(0.0, 0.05, 100.0, at + CONFIG.probe_confirm_s)
     assert link.tick(at + CONFIG.probe_confirm_s) is GateState.FLOWING
     assert link.publisher_share_kbps == pytest.approx(link.video_room_kbps / 2)
@@ -483,9 +484,10 @@ def resume_after_recovery(audio_report_lag_s: float) -> float | None:
 
     Paused at t=0 (a clear link before: RTT 80 ms). A browser reports video every second
     while video flows (none while paused) and audio every 5 s, at ``audio_report_lag_s`` +
-    5k. The probe at t=4 meets the starved link: its video report loses 40 % and the sound
-    loses 12 % around it. From t=6 the link carries video; audio reports then lose nothing
-    of what is sent after t=6. Returns when the gate resumes (``None``: not by t=30).
+    5k. Probes send 64 kbit/s of video. The probe at t=4 meets the starved link: its video
+    report loses 40 % and the sound loses 12 % around it. From t=6 the link carries video;
+    audio reports then lose nothing of what is sent after t=6. Returns when the gate
+    resumes (``None``: not by t=30).
     """
     link = SubscriberLink(CONFIG, MediaMetrics(), keyframe_interval_s=1.0)
     link.video_streams = 1
@@ -505,6 +507,8 @@ def resume_after_recovery(audio_report_lag_s: float) -> float | None:
                 "audio", lost, 0.08, None if audio_since is None else base + audio_since, base + t
             )
             audio_since = t
+        if gate.forwarding:
+            link.on_sent("video", 2000)
         if gate.forwarding and t % 1.0 == 0:
             lost = 0.4 if t < recovered_at else 0.0
             since = None if video_since is None else base + video_since
@@ -547,3 +551,24 @@ def test_a_probe_holds_only_on_a_report_that_tells_something() -> None:
     estimator.on_report(0.0, None, 100.0, now=confirm + 0.2)
     at = confirm + 0.5
     assert gate.update(100.0, at, estimator.evidence(at)) is GateState.FLOWING
+
+
+def test_a_probe_that_has_hardly_sent_does_not_hold() -> None:
+    # Seen with Chromium at 50 kbit/s: a probe waiting for the publisher's keyframe sent
+    # 5 kbit/s of video for 3 s; clean reports about almost nothing resumed video on a link
+    # that could not carry it.
+    link = SubscriberLink(CONFIG, MediaMetrics(), keyframe_interval_s=1.0)
+    link.video_streams = 1
+    gate = link.gate
+    base = time.monotonic()
+    gate.update(0.0, base - CONFIG.pause_hold_s, CLEAR)
+    assert gate.update(0.0, base, CLEAR) is GateState.PAUSED
+    start = base + CONFIG.probe_backoff_s
+    assert link.tick(start) is GateState.PROBING
+    confirm = start + CONFIG.probe_confirm_s
+    needed = int(CONFIG.video_min_kbps * CONFIG.probe_sent_min_s * 1000 / 8)
+    link.on_sent("video", needed // 2)
+    link.on_report("video", 0.0, 0.08, None, confirm - 0.2)
+    assert link.tick(confirm) is None
+    link.on_sent("video", needed // 2)
+    assert link.tick(confirm + 0.5) is GateState.FLOWING
