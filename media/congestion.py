@@ -158,6 +158,7 @@ class DownlinkEstimator:
         self._floor_until = now
         self._lossy_at: float | None = None
         self._probe_at: float | None = None
+        self._probe_video_at: float | None = None
         self._reported_at: float | None = None
         self._audio: tuple[float, float] | None = None
         self._loss_kbps = config.initial_kbps
@@ -204,12 +205,14 @@ class DownlinkEstimator:
         """A receiver report block on a ``kind`` stream: loss fraction (0..1) since the last one
         (``None``: not meaningful; ``since``: when that one came), RTT if known.
 
-        Audio flows all along, so an audio report whose interval lies mostly before the
-        current probe began counts the loss of the link the probe is testing, not the probe's
-        (a browser reports audio about every 5 s): its loss is left out. Video is paused until
-        a probe, so a video report only counts the probe's packets. A report that tells
-        nothing (no RTT, and no loss figure or one left out) is not a report about the link:
-        it does not make the evidence fresh, nor judge a probe.
+        Loss figures about packets sent before the current probe are left out: audio flows all
+        along, so an audio report whose interval lies mostly before the probe began counts the
+        loss of the link the probe is testing (a browser reports audio about every 5 s); and
+        the first video report whose interval began before the probe's first video packet
+        counts the packets lost at the end of the flow before the pause, which the receiver
+        only finds missing when the probe's packets arrive. A report that tells nothing (no
+        RTT, and no loss figure or one left out) is not a report about the link: it does not
+        make the evidence fresh, nor judge a probe.
         """
         if rtt_s is not None and rtt_s > 0:
             self._reported_at = now
@@ -217,7 +220,7 @@ class DownlinkEstimator:
             self._min_rtt_s = min(self._min_rtt_s or rtt_s, rtt_s)
             self._last_rtt_s = rtt_s
             self._rtt_at = now
-        if fraction_lost is None or kind == "audio" and self._mostly_before_probe(since, now):
+        if fraction_lost is None or self._counts_before_probe(kind, since, now):
             return
         self._reported_at = now
         if kind == "audio":
@@ -239,9 +242,18 @@ class DownlinkEstimator:
             self._loss_kbps = min(ceiling, self._loss_kbps * (1.0 + 0.08 * min(elapsed, 2.0)))
         self._loss_kbps = min(max(self._loss_kbps, 10.0), self._config.max_kbps)
 
-    def _mostly_before_probe(self, since: float | None, now: float) -> bool:
+    def _counts_before_probe(self, kind: str, since: float | None, now: float) -> bool:
         probe_at = self._probe_at
-        return probe_at is not None and since is not None and probe_at - since > now - probe_at
+        if probe_at is None or since is None:
+            return False
+        if kind == "audio":
+            return probe_at - since > now - probe_at
+        return self._probe_video_at is None or since < self._probe_video_at
+
+    def on_video_sent(self, now: float) -> None:
+        """A video packet left: the first since a probe began marks when its video started."""
+        if self._probe_at is not None and self._probe_video_at is None:
+            self._probe_video_at = now
 
     @property
     def informed(self) -> bool:
@@ -343,6 +355,7 @@ class DownlinkEstimator:
         self.fraction_lost = 0.0
         self._lossy_at = None
         self._probe_at = now
+        self._probe_video_at = None
         self._floor_until = now + self._config.probe_max_s + self._config.resume_stable_s
 
 

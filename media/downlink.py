@@ -91,7 +91,10 @@ class SubscriberLink:
     # -- what the forwarding path asks ----------------------------------------------------------
 
     def on_sent(self, kind: str, size: int) -> None:
-        self.budget.on_sent(kind, size + SRTP_OVERHEAD, time.monotonic())
+        now = time.monotonic()
+        self.budget.on_sent(kind, size + SRTP_OVERHEAD, now)
+        if kind == "video":
+            self.estimator.on_video_sent(now)
 
     def video_frame_allowed(self) -> bool:
         """Whether a new video frame may start now; a refusal is counted as a dropped frame."""

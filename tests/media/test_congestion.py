@@ -572,3 +572,22 @@ def test_a_probe_that_has_hardly_sent_does_not_hold() -> None:
     assert link.tick(confirm) is None
     link.on_sent("video", needed // 2)
     assert link.tick(confirm + 0.5) is GateState.FLOWING
+
+
+def test_a_probe_is_not_judged_by_the_loss_of_the_flow_before_it() -> None:
+    # Seen with Chromium after its link recovered: the receiver finds the packets lost at the
+    # end of the previous flow missing only when the probe's first packets arrive, so the
+    # first video report of the probe said 60 % loss and failed it on a clean link.
+    estimator = DownlinkEstimator(CONFIG, now=0.0)
+    estimator.on_report(0.0, 0.08, 100.0, now=0.0, kind="video")
+    estimator.seed(100.0, 60.0, now=10.0)
+    estimator.on_report(0.0, None, 100.0, now=10.3, kind="video", since=9.5)  # nothing sent
+    estimator.on_video_sent(10.5)
+    estimator.on_report(0.6, None, 100.0, now=11.0, kind="video", since=10.3)
+    assert estimator.evidence(11.0).fraction_lost == 0.0
+    assert estimator.evidence(11.0).reported_at == 0.0  # nothing told since the RTT at 0
+    estimator.on_report(0.3, None, 100.0, now=11.5, kind="video", since=11.0)  # the probe's
+    assert estimator.evidence(11.5).fraction_lost == pytest.approx(0.15)
+    estimator.on_video_sent(12.0)  # later packets do not move the probe's start
+    estimator.on_report(0.0, None, 100.0, now=12.5, kind="video", since=11.5)
+    assert estimator.evidence(12.5).fraction_lost == pytest.approx(0.075)
