@@ -316,7 +316,8 @@ class DownlinkEstimator:
         ``now``) and no standing queue in the RTT.
 
         A queue shows in the last RTT *and* the smoothed one (200 and 150 ms above the lowest
-        seen): one late report, as a busy machine produces, is not a queue. Loss is remembered
+        seen): one late report, as a busy machine produces, is not a queue; an RTT that is not
+        fresh shows none. Loss is remembered
         because on a link already full at its first RTT sample the lowest RTT seen includes
         the standing queue, so only loss shows the congestion, in overflow bursts that the
         smoothing forgets within two reports, while REMBs arrive in between. (A busy machine
@@ -326,8 +327,20 @@ class DownlinkEstimator:
             return False
         if self._last_rtt_s is None or self._min_rtt_s is None or self.rtt_s is None:
             return False
+        if not self._rtt_fresh(now):
+            return True
         queued = self._last_rtt_s > self._min_rtt_s + 0.2 and self.rtt_s > self._min_rtt_s + 0.15
         return not queued
+
+    def _rtt_fresh(self, now: float) -> bool:
+        """The last RTT is recent (``evidence_max_age_s``) and, during a probe, about it: a
+        queue measured before the probe (on the link it tests) does not pull it down."""
+        rtt_at = self._rtt_at
+        return (
+            rtt_at is not None
+            and now - rtt_at <= self._config.evidence_max_age_s
+            and (self._probe_at is None or rtt_at >= self._probe_at)
+        )
 
     def _lost_recently(self, now: float) -> bool:
         return self._lossy_at is not None and now - self._lossy_at < self._config.loss_memory_s

@@ -591,3 +591,23 @@ def test_a_probe_is_not_judged_by_the_loss_of_the_flow_before_it() -> None:
     estimator.on_video_sent(12.0)  # later packets do not move the probe's start
     estimator.on_report(0.0, None, 100.0, now=12.5, kind="video", since=11.5)
     assert estimator.evidence(12.5).fraction_lost == pytest.approx(0.075)
+
+
+def test_a_queue_measured_before_a_probe_does_not_let_the_remb_pull_it_down() -> None:
+    # Seen with Chromium after its link recovered: the last RTT was the starved link's (0.5 s,
+    # several seconds old), so the link did not read as clear and the receiver's starved REMB
+    # (10 kbit/s) took the probe below the lowest video rate; it could not hold.
+    estimator = DownlinkEstimator(CONFIG, now=0.0)
+    estimator.on_report(0.0, 0.08, 100.0, now=0.0)
+    estimator.on_report(0.0, 0.5, 100.0, now=1.0)
+    estimator.on_report(0.0, 0.55, 100.0, now=2.0)
+    assert not estimator.link_is_clear(2.0)
+    estimator.seed(100.0, 60.0, now=5.0)
+    assert estimator.link_is_clear(5.5)
+    estimator.on_remb(frozenset({1}), 10_000, now=5.5)
+    assert estimator.remb_kbps(5.5) == pytest.approx(60.0)
+    estimator.on_report(0.0, 0.6, 100.0, now=6.0)  # a queue the probe builds counts
+    estimator.on_report(0.0, 0.6, 100.0, now=6.5)
+    assert not estimator.link_is_clear(6.5)
+    estimator.on_remb(frozenset({1}), 10_000, now=6.5)
+    assert estimator.remb_kbps(6.5) == pytest.approx(10.0)
