@@ -116,13 +116,7 @@ async def test_kiosk_on_a_weak_downlink_keeps_video_then_pauses_and_resumes_it(
         # Back to 250 kbit/s: video resumes within 10 s and the notice goes.
         link.set_shape(downlink=WEAK)
         deadline = time.monotonic() + 10.0
-        try:
-            await expect(notice).to_have_text("", timeout=10_000)
-        except AssertionError:
-            # Known open defect (issue 9): on a loaded machine the probe that should resume
-            # video sometimes holds only after more than 10 s. Reported as xfail, never as a
-            # pass, until the probe schedule is fixed; everything above stays a hard check.
-            pytest.xfail("video did not resume within 10 s of the link recovering")
+        await expect(notice).to_have_text("", timeout=10_000)
         rates = []
         while time.monotonic() < deadline and (not rates or rates[-1] <= 2):
             rates.append(
