@@ -67,10 +67,12 @@ class CongestionConfig:
     probe_backoff_max_s: float = 4.0
     probe_confirm_s: float = 3.0
     probe_max_s: float = 5.0
+    probe_sent_min_s: float = 1.5
     probe_max_loss: float = 0.05
     probe_fail_loss: float = 0.1
     probe_queue_s: float = 0.15
     evidence_max_age_s: float = 3.0
+    loss_memory_s: float = 5.0
     resume_stable_s: float = 10.0
     outvoted_ratio: float = 1 / 3
     publisher_headroom: float = 0.85
@@ -154,6 +156,9 @@ class DownlinkEstimator:
         self._last_rtt_s: float | None = None
         self._rtt_at: float | None = None
         self._floor_until = now
+        self._lossy_at: float | None = None
+        self._probe_at: float | None = None
+        self._probe_video_at: float | None = None
         self._reported_at: float | None = None
         self._audio: tuple[float, float] | None = None
         self._loss_kbps = config.initial_kbps
@@ -170,7 +175,7 @@ class DownlinkEstimator:
         held = self._video_kbps
         elapsed = max(0.0, now - self._video_at)
         self._video_at = now
-        if held is None or not self.link_is_clear and total < held:
+        if held is None or not self.link_is_clear(now) and total < held:
             self._video_kbps = total
         elif total < held:
             # No congestion of its own to see: come down a little, in case the receiver sees
@@ -180,7 +185,7 @@ class DownlinkEstimator:
             # loss or a queue may pause video again then.
             floor = min(held, self._probe_video_kbps) if now < self._floor_until else 0.0
             self._video_kbps = max(total, 0.92 * held, floor)
-        elif total > held and self._may_grow:
+        elif total > held and self._may_grow(now):
             # Rises at most 8 % a second (and 10 kbit/s), as a sender would ramp up.
             self._video_kbps = min(total, held * (1.0 + 0.08 * min(elapsed, 2.0)) + 10.0)
 
@@ -195,23 +200,37 @@ class DownlinkEstimator:
         sent_kbps: float,
         now: float,
         kind: str = "video",
+        since: float | None = None,
     ) -> None:
         """A receiver report block on a ``kind`` stream: loss fraction (0..1) since the last one
-        (``None``: not meaningful), RTT if known."""
-        self._reported_at = now
+        (``None``: not meaningful; ``since``: when that one came), RTT if known.
+
+        Loss figures about packets sent before the current probe are left out: audio flows all
+        along, so an audio report whose interval lies mostly before the probe began counts the
+        loss of the link the probe is testing (a browser reports audio about every 5 s); and
+        the first video report whose interval began before the probe's first video packet
+        counts the packets lost at the end of the flow before the pause, which the receiver
+        only finds missing when the probe's packets arrive. A report that tells nothing (no
+        RTT, and no loss figure or one left out) is not a report about the link: it does not
+        make the evidence fresh, nor judge a probe.
+        """
         if rtt_s is not None and rtt_s > 0:
+            self._reported_at = now
             self.rtt_s = rtt_s if self.rtt_s is None else 0.8 * self.rtt_s + 0.2 * rtt_s
             self._min_rtt_s = min(self._min_rtt_s or rtt_s, rtt_s)
             self._last_rtt_s = rtt_s
             self._rtt_at = now
-        if fraction_lost is None:
+        if fraction_lost is None or self._counts_before_probe(kind, since, now):
             return
+        self._reported_at = now
         if kind == "audio":
             self._audio = (fraction_lost, now)
         # One report covers a second or so of one stream: a single lost packet of a slow
         # stream reads as several percent, so decisions use a smoothed figure.
         self.fraction_lost = 0.5 * self.fraction_lost + 0.5 * fraction_lost
         fraction_lost = self.fraction_lost
+        if fraction_lost >= 0.05:
+            self._lossy_at = now
         elapsed = now - self._loss_at
         if elapsed < 0.5:
             return
@@ -223,6 +242,19 @@ class DownlinkEstimator:
             self._loss_kbps = min(ceiling, self._loss_kbps * (1.0 + 0.08 * min(elapsed, 2.0)))
         self._loss_kbps = min(max(self._loss_kbps, 10.0), self._config.max_kbps)
 
+    def _counts_before_probe(self, kind: str, since: float | None, now: float) -> bool:
+        probe_at = self._probe_at
+        if probe_at is None or since is None:
+            return False
+        if kind == "audio":
+            return probe_at - since > now - probe_at
+        return self._probe_video_at is None or since < self._probe_video_at
+
+    def on_video_sent(self, now: float) -> None:
+        """A video packet left: the first since a probe began marks when its video started."""
+        if self._probe_at is not None and self._probe_video_at is None:
+            self._probe_video_at = now
+
     @property
     def informed(self) -> bool:
         """Whether the subscriber has reported anything yet (a REMB or a receiver report)."""
@@ -233,7 +265,7 @@ class DownlinkEstimator:
 
         The sum of the subscriber's current REMBs, followed up by at most 8 % a second while no
         queue is forming, and down at once while the link shows congestion itself
-        (:attr:`link_is_clear`), by 8 % a REMB otherwise: a receive-side
+        (:meth:`link_is_clear`), by 8 % a REMB otherwise: a receive-side
         delay estimator also reacts to the receiver's own scheduling jitter, and a relay that
         obeys it sends less, which the estimator then measures as the new throughput, down to
         nothing.
@@ -249,10 +281,10 @@ class DownlinkEstimator:
         ]
         return sum(fresh) if fresh else None
 
-    @property
-    def _may_grow(self) -> bool:
-        """No sign of a queue forming: the last RTT within 100 ms of the lowest seen."""
-        if self.fraction_lost >= 0.05:
+    def _may_grow(self, now: float) -> bool:
+        """No sign of a queue forming (the last RTT within 100 ms of the lowest seen) and no
+        loss shown within ``loss_memory_s``."""
+        if self.fraction_lost >= 0.05 or self._lost_recently(now):
             return False
         if self._last_rtt_s is None or self._min_rtt_s is None:
             return True
@@ -279,19 +311,39 @@ class DownlinkEstimator:
             reported_at=self._reported_at,
         )
 
-    @property
-    def link_is_clear(self) -> bool:
-        """Little loss (under 5 %) and no standing queue in the RTT.
+    def link_is_clear(self, now: float) -> bool:
+        """Little loss (under 5 %, and none that much within ``loss_memory_s`` before
+        ``now``) and no standing queue in the RTT.
 
         A queue shows in the last RTT *and* the smoothed one (200 and 150 ms above the lowest
-        seen): one late report, as a busy machine produces, is not a queue.
+        seen): one late report, as a busy machine produces, is not a queue; an RTT that is not
+        fresh shows none. Loss is remembered
+        because on a link already full at its first RTT sample the lowest RTT seen includes
+        the standing queue, so only loss shows the congestion, in overflow bursts that the
+        smoothing forgets within two reports, while REMBs arrive in between. (A busy machine
+        delays reports but loses nothing, so the memory costs a healthy link nothing there.)
         """
-        if self.fraction_lost >= 0.05:
+        if self.fraction_lost >= 0.05 or self._lost_recently(now):
             return False
         if self._last_rtt_s is None or self._min_rtt_s is None or self.rtt_s is None:
             return False
+        if not self._rtt_fresh(now):
+            return True
         queued = self._last_rtt_s > self._min_rtt_s + 0.2 and self.rtt_s > self._min_rtt_s + 0.15
         return not queued
+
+    def _rtt_fresh(self, now: float) -> bool:
+        """The last RTT is recent (``evidence_max_age_s``) and, during a probe, about it: a
+        queue measured before the probe (on the link it tests) does not pull it down."""
+        rtt_at = self._rtt_at
+        return (
+            rtt_at is not None
+            and now - rtt_at <= self._config.evidence_max_age_s
+            and (self._probe_at is None or rtt_at >= self._probe_at)
+        )
+
+    def _lost_recently(self, now: float) -> bool:
+        return self._lossy_at is not None and now - self._lossy_at < self._config.loss_memory_s
 
     def estimate_kbps(self, audio_kbps: float, now: float) -> float:
         """The link estimate used for allocation: video REMB plus audio, bounded by loss."""
@@ -314,6 +366,9 @@ class DownlinkEstimator:
         self._loss_kbps = kbps
         self._loss_at = now
         self.fraction_lost = 0.0
+        self._lossy_at = None
+        self._probe_at = now
+        self._probe_video_at = None
         self._floor_until = now + self._config.probe_max_s + self._config.resume_stable_s
 
 
@@ -333,6 +388,7 @@ class SendBudget:
         )
         self.audio = RateMeter()
         self.video = RateMeter()
+        self.video_bytes = 0
 
     def set_rate(self, rate_kbps: float, now: float) -> None:
         self._all.tokens(now)
@@ -344,6 +400,8 @@ class SendBudget:
         """Debit a packet that was sent (audio is never refused, only counted)."""
         self._all.spend(size, now)
         (self.audio if kind == "audio" else self.video).add(size, now)
+        if kind != "audio":
+            self.video_bytes += size
 
     def video_frame_allowed(self, now: float) -> bool:
         """Whether a new video frame may start now: the bucket is less than ``frame_debt_s``
@@ -358,6 +416,7 @@ class SendBudget:
         self._retransmit.spend(size, now)
         self._all.spend(size, now)
         self.video.add(size, now)
+        self.video_bytes += size
         return True
 
 
@@ -422,7 +481,8 @@ class PauseGate:
     starved link): it fails as soon as they show loss (``probe_fail_loss`` over all streams, or
     ``probe_max_loss`` on audio: a probe must not starve the sound) or a queue
     (``probe_queue_s`` above the lowest RTT); it holds once ``probe_confirm_s`` have passed
-    with a report from the probe's last second and room for video, and fails without one by
+    with a report from the probe's last second, room for video and at least
+    ``probe_sent_min_s`` of the lowest video rate actually sent, and fails without them by
     ``probe_max_s``. A pause within ``resume_stable_s`` of a resume counts as a failed probe.
     """
 
@@ -445,16 +505,21 @@ class PauseGate:
         return self.state is not GateState.PAUSED
 
     def update(
-        self, video_room_kbps: float, now: float, evidence: LinkEvidence | None = None
+        self,
+        video_room_kbps: float,
+        now: float,
+        evidence: LinkEvidence | None = None,
+        probe_sent_kbit: float | None = None,
     ) -> GateState | None:
-        """Feed the room for video and the reports' evidence now; the new state if it changes."""
+        """Feed the room for video, the reports' evidence and the video sent since the probe
+        began (``None``: not metered) now; the new state if it changes."""
         evidence = evidence or LinkEvidence()
         if self.state is GateState.PAUSED:
             if now - self._changed_at >= self._backoff_s and self._calm(evidence, now):
                 return self._enter(GateState.PROBING, now)
             return None
         if self.state is GateState.PROBING:
-            return self._judge_probe(video_room_kbps, now, evidence)
+            return self._judge_probe(video_room_kbps, now, evidence, probe_sent_kbit)
         if video_room_kbps >= self._config.video_min_kbps:
             self._low_since = None
             return None
@@ -478,7 +543,11 @@ class PauseGate:
         return not fresh or evidence.fraction_lost < self._config.probe_max_loss
 
     def _judge_probe(
-        self, video_room_kbps: float, now: float, evidence: LinkEvidence
+        self,
+        video_room_kbps: float,
+        now: float,
+        evidence: LinkEvidence,
+        sent_kbit: float | None,
     ) -> GateState | None:
         config = self._config
         started = self._changed_at
@@ -499,9 +568,13 @@ class PauseGate:
         judged = evidence.reported_at is not None and (
             evidence.reported_at >= started + config.probe_confirm_s - 1.0
         )
+        # A probe that has hardly sent (the publisher's keyframe still awaited, frames dropped
+        # at the pacer) has not tested the link, whatever the reports say.
+        tested = sent_kbit is None or sent_kbit >= config.video_min_kbps * config.probe_sent_min_s
         if (
             elapsed >= config.probe_confirm_s
             and judged
+            and tested
             and video_room_kbps >= config.video_min_kbps
         ):
             self._resumed_at = now

@@ -66,6 +66,7 @@ class SubscriberLink:
         self.estimate_kbps = config.initial_kbps
         self.video_room_kbps = video_room_kbps(config.initial_kbps, 0.0, config)
         self.video_streams = 0
+        self._probe_from_bytes = 0
         self.pacer = Pacer(
             config.initial_kbps * config.pace_factor,
             self._may_retransmit,
@@ -76,15 +77,24 @@ class SubscriberLink:
     def on_remb(self, ssrcs: frozenset[int], bitrate_bps: int) -> None:
         self.estimator.on_remb(ssrcs, bitrate_bps, time.monotonic())
 
-    def on_report(self, kind: str, fraction_lost: float | None, rtt_s: float | None) -> None:
-        now = time.monotonic()
+    def on_report(
+        self,
+        kind: str,
+        fraction_lost: float | None,
+        rtt_s: float | None,
+        since: float | None,
+        now: float,
+    ) -> None:
         sent = self.budget.audio.kbps(now) + self.budget.video.kbps(now)
-        self.estimator.on_report(fraction_lost, rtt_s, sent, now, kind)
+        self.estimator.on_report(fraction_lost, rtt_s, sent, now, kind, since)
 
     # -- what the forwarding path asks ----------------------------------------------------------
 
     def on_sent(self, kind: str, size: int) -> None:
-        self.budget.on_sent(kind, size + SRTP_OVERHEAD, time.monotonic())
+        now = time.monotonic()
+        self.budget.on_sent(kind, size + SRTP_OVERHEAD, now)
+        if kind == "video":
+            self.estimator.on_video_sent(now)
 
     def video_frame_allowed(self) -> bool:
         """Whether a new video frame may start now; a refusal is counted as a dropped frame."""
@@ -159,10 +169,14 @@ class SubscriberLink:
         self.estimate_kbps = self.estimator.estimate_kbps(audio, now)
         self.video_room_kbps = video_room_kbps(self.estimate_kbps, audio, self.config)
         evidence = self.estimator.evidence(now)
+        sent_kbit = 8.0 * (self.budget.video_bytes - self._probe_from_bytes) / 1000.0
         change = (
-            self.gate.update(self.video_room_kbps, now, evidence) if self.video_streams else None
+            self.gate.update(self.video_room_kbps, now, evidence, sent_kbit)
+            if self.video_streams
+            else None
         )
         if change is GateState.PROBING:
+            self._probe_from_bytes = self.budget.video_bytes
             probe = self.gate.probe_kbps
             self.estimator.seed(audio + probe, probe / (1.0 + self.config.video_overhead), now)
             self.estimate_kbps = audio + probe
@@ -178,6 +192,23 @@ class SubscriberLink:
     def video_share_kbps(self) -> float:
         """The video rate each video stream forwarded to this subscriber may use."""
         return self.video_room_kbps / max(1, self.video_streams)
+
+    @property
+    def publisher_share_kbps(self) -> float | None:
+        """The video share this subscriber holds its publishers to, ``None`` for none.
+
+        None while it has not reported yet (a guess, not a limit), while its video is paused or
+        a probe is finding out whether to resume it, and while its room is below the lowest
+        video rate (heading for a pause): such a subscriber is served within its own budget,
+        not by lowering the publishers for everyone.
+        """
+        if (
+            not self.estimator.informed
+            or self.gate.video_paused
+            or self.video_room_kbps < self.config.video_min_kbps
+        ):
+            return None
+        return self.video_share_kbps
 
     def state(self) -> LinkState:
         paused = self.gate.video_paused
@@ -196,18 +227,22 @@ class SenderFeedback:
         self._link = link
         self._lost = lost
         self._reports_to_skip = 0
+        self._reported_at: float | None = None
         self._gate = RetransmitGate(link.config, RTP_HISTORY_SIZE)
 
     def on_remb(self, ssrcs: frozenset[int], bitrate_bps: int) -> None:
         self._link.on_remb(ssrcs, bitrate_bps)
 
     def on_report(self, fraction_lost: float, rtt_s: float | None) -> None:
+        """A receiver report block about this stream: its loss covers the time since the last."""
+        now = time.monotonic()
+        since, self._reported_at = self._reported_at, now
         if self._reports_to_skip:
             # The numbering gap of a resync reads as loss in the next reports.
             self._reports_to_skip -= 1
-            self._link.on_report(self.kind, None, rtt_s)
+            self._link.on_report(self.kind, None, rtt_s, since, now)
             return
-        self._link.on_report(self.kind, fraction_lost, rtt_s)
+        self._link.on_report(self.kind, fraction_lost, rtt_s, since, now)
 
     def skip_gap(self) -> None:
         """Sequence numbers were skipped on purpose (a resync): not loss."""

@@ -780,15 +780,10 @@ class MediaRouter:
             return None
         congestion = self.config.congestion
         links = [self._links.get(s.subscriber_id) for s in watching if not s.link_paused]
-        # A subscriber whose link leaves less than the lowest video rate is heading for a pause
-        # (or probing its way back): it is served within its own budget, not by the publisher.
-        # A subscriber that has not reported yet is a guess, not a limit.
         shares = [
-            link.video_share_kbps
+            share
             for link in links
-            if link is not None
-            and link.estimator.informed
-            and link.video_room_kbps >= congestion.video_min_kbps
+            if link is not None and (share := link.publisher_share_kbps) is not None
         ]
         if shares:
             return publisher_cap(shares, congestion)
