@@ -22,6 +22,9 @@ _IDENTITY = "identity"
 _TRANSPORT_HEADROOM = 4
 
 
+EventFilter = Callable[[Iterable[EventSpec[Any]]], list[EventSpec[Any]]]
+
+
 class ConnectionListener(Protocol):
     """Told when an authenticated client connects or its connection goes away."""
 
@@ -76,6 +79,7 @@ class SignalingGateway:
         self.sio = sio
         self._authority = authority
         self._listeners: list[ConnectionListener] = []
+        self._event_filters: list[EventFilter] = []
         self.dispatcher = Dispatcher(
             self.identity_of,
             limits,
@@ -86,7 +90,15 @@ class SignalingGateway:
         sio.on("*", self._on_any_event)
 
     def add_events(self, specs: Iterable[EventSpec[Any]]) -> None:
+        """Register events, each passed through the event filters first."""
+        for event_filter in self._event_filters:
+            specs = event_filter(specs)
         self.dispatcher.register(specs)
+
+    def add_event_filter(self, event_filter: EventFilter) -> None:
+        """Wrap the handlers of events registered from now on (a cluster runs media requests on
+        the consultation's pinned node this way)."""
+        self._event_filters.append(event_filter)
 
     def add_listener(self, listener: ConnectionListener) -> None:
         self._listeners.append(listener)

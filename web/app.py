@@ -26,6 +26,7 @@ from web.keys import (
     started_at_key,
 )
 from web.media_wiring import media_context
+from web.nodes import attach_pinned_listeners, cluster_context, drain_node
 from web.pages import add_page_routes
 from web.process_metrics import register_process_gauges
 from web.recording_wiring import add_recording
@@ -100,9 +101,12 @@ def create_app(settings: Settings) -> web.Application:
     add_operational_routes(app)
     add_page_routes(app)
     add_invite_routes(app)
+    app.cleanup_ctx.append(cluster_context)
     app.cleanup_ctx.append(rooms_context)
     app.cleanup_ctx.append(media_context(lambda a: a[consultations_key], lambda a: a[notifier_key]))
     add_recording(app)
+    app.on_startup.append(attach_pinned_listeners)
+    app.on_shutdown.append(drain_node)
     app.on_shutdown.append(close_client_connections)
     if settings.secret_generated:
         logger.warning(
