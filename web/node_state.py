@@ -111,15 +111,22 @@ class Heartbeat:
 
 @dataclass
 class Watchdog:
-    """Every interval, reads the node list (kept for /healthz) and moves lost nodes' media."""
+    """Every interval, reads the node list (kept for /healthz) and moves lost nodes' media.
+
+    After Redis was unreachable every node's heartbeat may have expired meanwhile: nodes are
+    judged again only once Redis has answered for a whole TTL (time for them to beat again).
+    """
 
     moves: MediaMoves
     directory: NodeDirectory
     interval_s: float
+    ttl_s: float
     views: list[NodeView] = field(default_factory=list)
+    _reachable_since: float | None = field(default=None, init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
 
     def start(self) -> None:
+        self._reachable_since = time.monotonic()
         self._task = asyncio.create_task(self._run(), name="node-watchdog")
 
     async def _run(self) -> None:
@@ -127,9 +134,13 @@ class Watchdog:
             await asyncio.sleep(self.interval_s)
             try:
                 self.views = await self.directory.nodes()
-                if any(not view.live for view in self.views):
+                now = time.monotonic()
+                self._reachable_since = self._reachable_since or now
+                settled = now - self._reachable_since >= self.ttl_s
+                if settled and any(not view.live for view in self.views):
                     await self.moves.recover_lost()
             except StoreUnavailable:
+                self._reachable_since = None
                 logger.warning("watchdog: redis unreachable")
             except Exception:
                 logger.exception("watchdog round failed")

@@ -79,7 +79,7 @@ async def cluster_context(app: web.Application) -> AsyncIterator[None]:
         )
 
     heartbeat = Heartbeat(directory, record, settings.node_heartbeat_s, settings.node_ttl_s)
-    watchdog = Watchdog(moves, directory, settings.node_heartbeat_s)
+    watchdog = Watchdog(moves, directory, settings.node_heartbeat_s, settings.node_ttl_s)
     await relay.start()
     await heartbeat.start()
     watchdog.start()
