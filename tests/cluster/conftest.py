@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import redis.asyncio as redis
-
 import pytest
+import redis.asyncio as redis
 
 from tests.conftest import RedisServer
 

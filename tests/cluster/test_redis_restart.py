@@ -7,9 +7,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from rooms.nodes import NodeDirectory
+from tests.cluster.harness import consultation_across
 from tests.conftest import free_port, start_redis, start_server
 from tests.signaling.consultation_peers import Cast
-from tests.cluster.harness import consultation_across
 from web.settings import Settings
 
 
