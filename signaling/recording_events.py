@@ -212,12 +212,20 @@ class Recordings:
             "recording_id": active.meta["recording_id"] if active else None,
         }
 
-    async def start(self, actor: Actor, consultation_id: str) -> dict[str, Any]:
-        """Start recording (idempotent) if ``actor`` is its clinician and consent is on file."""
+    async def start(
+        self, actor: Actor, consultation_id: str, continues: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Start recording (idempotent) if ``actor`` is its clinician and consent is on file.
+
+        ``continues``: the index entry of a recording whose node was lost or drained; the new one
+        is its next segment (started by the system, see :meth:`continue_moved`).
+        """
         async with self._lock(consultation_id):
-            await self._service.require_participant(consultation_id, actor)
+            if continues is None:
+                await self._service.require_participant(consultation_id, actor)
             consultation = await self._service.get(actor, consultation_id)
-            _require_own_clinician(actor, consultation)
+            if continues is None:
+                _require_own_clinician(actor, consultation)
             if consultation_id in self._active:
                 return self.state(consultation_id)
             if self._closed:
@@ -244,17 +252,21 @@ class Recordings:
                 "tracks": [],
                 "composite": None,
             }
+            details = {
+                "recording_id": recording_id,
+                "purpose": consent.purpose,
+                "consent_by": consent.given_by,
+            }
+            if continues is not None:
+                meta.update(_next_segment(continues))
+                details["continues"] = meta["continues"]
             await self._store.try_lock(_lock_name(recording_id), self._node, LOCK_TTL_S)
             await self._store.save_recording(meta)
             await self._service.audit(
                 consultation_id,
                 actor,
-                "recording_started",
-                {
-                    "recording_id": recording_id,
-                    "purpose": consent.purpose,
-                    "consent_by": consent.given_by,
-                },
+                "recording_continued" if continues is not None else "recording_started",
+                details,
             )
             router = registry.router(consultation_id)
             admission = _Admission(
@@ -344,6 +356,38 @@ class Recordings:
         for job in list(self._composite_jobs):
             job.cancel()
         await self.wait_finalized()
+
+    # ----- segment continuation (the consultation's media moved to this node) ------------------
+
+    async def continue_moved(self, consultation_id: str) -> dict[str, Any] | None:
+        """A recording that was running on the node this consultation's media moved from goes on
+        here as a new segment; the interrupted segment is recovered (left playable) once its
+        lock runs out. Both stay in the consultation's recording index."""
+        consultation = await self._store.get_consultation(consultation_id)
+        running = [
+            meta
+            for meta in await self._store.recordings_for(consultation_id)
+            if meta.get("status") == "recording"
+            and not any(
+                a.meta["recording_id"] == meta["recording_id"] for a in self._active.values()
+            )
+        ]
+        if consultation is None or not consultation.recording or not running:
+            return None
+        previous = max(running, key=lambda meta: float(meta["started_at"]))
+        state = await self.start(SystemActor(), consultation_id, continues=previous)
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.create_task(
+                self._recover_after_lock(), name="recording-recovery"
+            )
+        return state
+
+    async def _recover_after_lock(self) -> None:
+        await asyncio.sleep(LOCK_TTL_S + 1.0)
+        try:
+            await self.recover()
+        except Exception:
+            logger.exception("recording recovery failed")
 
     # consultation listener hooks
 
@@ -597,6 +641,15 @@ class Recordings:
             output.unlink(missing_ok=True)
             return {"error": "composite failed"}
         return {**stored.to_dict(), "track_name": "composite", "duration_s": summary["duration_s"]}
+
+
+def _next_segment(previous: dict[str, Any]) -> dict[str, Any]:
+    """Index fields of the segment that continues ``previous``."""
+    return {
+        "continues": previous["recording_id"],
+        "segment": int(previous.get("segment", 1)) + 1,
+        "started_by": previous["started_by"],
+    }
 
 
 def _require_own_clinician(actor: Actor, consultation: Consultation) -> None:

@@ -79,5 +79,9 @@ async def spawn_server(
                         return server
             except aiohttp.ClientConnectionError:
                 await asyncio.sleep(0.1)
-    await server.ensure_stopped()
-    raise AssertionError("the server process did not start")
+    if server.process.returncode is None:
+        server.process.kill()
+    output, _ = await server.process.communicate()
+    raise AssertionError(
+        f"the server process did not start: {output.decode(errors='replace')[-2000:]}"
+    )

@@ -65,6 +65,12 @@ async def cluster_context(app: web.Application) -> AsyncIterator[None]:
         lambda: app[consultations_key],
         lambda: app[notifier_key],
     )
+
+    async def continue_recording(consultation_id: str, from_node: str) -> None:
+        if recordings_key in app:
+            await app[recordings_key].continue_moved(consultation_id)
+
+    moves.add_adopter(continue_recording)
     meter = LoadMeter(lambda: app.get(media_registry_key), app[registry_key])
     started_at = time.time()
 

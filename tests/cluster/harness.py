@@ -67,6 +67,7 @@ class FollowingClient(MediaClient):
     def __init__(self, peer: Peer, media: ClientPeer, consultation_id: str) -> None:
         super().__init__(peer, media, consultation_id)
         self.moves: list[dict[str, Any]] = []
+        self.renegotiated = asyncio.Event()
         self._following: asyncio.Task[None] | None = None
 
     async def start(self, trickle: bool = False) -> None:
@@ -82,6 +83,7 @@ class FollowingClient(MediaClient):
             self.media = ClientPeer(old.participant_id, rgb=old.rgb, hz=old.hz)
             await old.close()
             await self.media.negotiate(self._exchange)
+            self.renegotiated.set()
 
     async def _exchange(self, offer: str) -> str:
         ack = await self.peer.ok(
