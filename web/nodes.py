@@ -132,11 +132,13 @@ async def drain_node(app: web.Application) -> None:
         return
     settings = app[settings_key]
     node_id = app[node_state_key].node_id
+
+    async def drain() -> tuple[bool, int]:
+        await parts.heartbeat.drain()
+        return await parts.moves.move_all(node_id, "drain")
+
     try:
-        await asyncio.wait_for(parts.heartbeat.drain(), settings.drain_timeout_s / 2)
-        done, moved = await asyncio.wait_for(
-            parts.moves.move_all(node_id, "drain"), settings.drain_timeout_s
-        )
+        done, moved = await asyncio.wait_for(drain(), settings.drain_timeout_s)
     except (TimeoutError, StoreUnavailable):
         logger.warning("drain: not finished in time node=%s", node_id)
         return
