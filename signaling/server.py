@@ -40,6 +40,7 @@ def create_socket_server(
     limits: ConnectionLimits,
     allowed_origins: tuple[str, ...] = (),
     on_refusal: Callable[[str], None] = lambda reason: None,
+    websocket_only: bool = False,
 ) -> GuardedServer:
     """Build the Socket.IO server; with Redis, emits are shared between server processes.
 
@@ -48,6 +49,8 @@ def create_socket_server(
     instead of engine.io's default ~45 s. A browser's ``Origin`` must be one of
     ``allowed_origins``; without any, the server's own origin (its ``Host`` header, or the
     ``X-Forwarded-Proto``/``-Host`` a reverse proxy sets) is the only one allowed.
+    ``websocket_only`` refuses long-polling: with several processes behind one port, each
+    connection must stay on the process that accepted it, which only a websocket guarantees.
     """
     manager = socketio.AsyncRedisManager(redis_url) if redis_url else None
     half = max(1.0, liveness_timeout_s / 2)
@@ -58,6 +61,7 @@ def create_socket_server(
         ping_timeout=half,
         async_mode="aiohttp",
         client_manager=manager,
+        transports=["websocket"] if websocket_only else ["polling", "websocket"],
         max_http_buffer_size=max_event_bytes * _TRANSPORT_HEADROOM,
         # None is engine.io's same-origin check; an empty list would switch the check off.
         cors_allowed_origins=list(allowed_origins) or None,

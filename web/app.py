@@ -76,6 +76,7 @@ def create_app(settings: Settings) -> web.Application:
         ),
         allowed_origins=socket_origins(settings),
         on_refusal=lambda reason: refusals.labels(reason).inc(),
+        websocket_only=settings.workers > 1,
     )
     gateway = SignalingGateway(
         sio,

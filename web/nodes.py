@@ -88,6 +88,7 @@ async def cluster_context(app: web.Application) -> AsyncIterator[None]:
     watchdog = Watchdog(moves, directory, settings.node_heartbeat_s, settings.node_ttl_s)
     await relay.start()
     await heartbeat.start()
+    await _move_stale_pins(moves, directory, node_id)
     watchdog.start()
     app[node_state_key] = NodeState(
         node_id, ClusterParts(directory, relay, moves, heartbeat, watchdog)
@@ -106,6 +107,17 @@ async def cluster_context(app: web.Application) -> AsyncIterator[None]:
         await relay.close()
         await directory.close()
         logger.info("node left the cluster node=%s", node_id)
+
+
+async def _move_stale_pins(moves: MediaMoves, directory: NodeDirectory, node_id: str) -> None:
+    """A node restarted under its old id (a restarted worker) has no media for the consultations
+    still pinned to it: move them, so their participants renegotiate."""
+    try:
+        if await directory.pins_of(node_id):
+            done, moved = await moves.move_all(node_id, "node_lost")
+            logger.warning("moved %d consultations left by this node's previous run", moved)
+    except StoreUnavailable:
+        logger.warning("could not check for consultations left by a previous run")
 
 
 async def attach_pinned_listeners(app: web.Application) -> None:
