@@ -8,6 +8,7 @@ renegotiate with a fresh ``rtc.offer`` that now runs on the new node.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
@@ -77,7 +78,8 @@ class MediaMoves:
     async def move_all(self, node: str, reason: MoveReason) -> tuple[bool, int]:
         """Move every consultation pinned to ``node``: (all moved, how many moved)."""
         pins = await self._placement.directory.pins_of(node)
-        results = [await self.move(consultation_id, node, reason) for consultation_id in pins]
+        # Independent consultations move together: a drain has a bounded time for all of them.
+        results = await asyncio.gather(*(self.move(cid, node, reason) for cid in pins))
         return all(results), sum(results)
 
     async def move(self, consultation_id: str, node: str, reason: MoveReason) -> bool:

@@ -17,6 +17,7 @@ from media.router import MediaRegistry
 from rooms.errors import StoreUnavailable
 from rooms.nodes import NodeDirectory, NodeLoad, NodeRecord, NodeView
 from signaling.media_moves import MediaMoves
+from signaling.media_placement import MediaPlacement
 from signaling.node_relay import NodeRelay
 
 logger = logging.getLogger(__name__)
@@ -157,6 +158,7 @@ class ClusterParts:
 
     directory: NodeDirectory
     relay: NodeRelay
+    placement: MediaPlacement
     moves: MediaMoves
     heartbeat: Heartbeat
     watchdog: Watchdog

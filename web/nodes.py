@@ -91,7 +91,7 @@ async def cluster_context(app: web.Application) -> AsyncIterator[None]:
     await _move_stale_pins(moves, directory, node_id)
     watchdog.start()
     app[node_state_key] = NodeState(
-        node_id, ClusterParts(directory, relay, moves, heartbeat, watchdog)
+        node_id, ClusterParts(directory, relay, placement, moves, heartbeat, watchdog)
     )
     logger.info(
         "node joined the cluster node=%s capacity=%d media=%s",
@@ -125,15 +125,12 @@ async def attach_pinned_listeners(app: web.Application) -> None:
     parts = app[node_state_key].cluster
     if parts is None:
         return
-    placement = MediaPlacement(
-        parts.directory, lambda: app[store_key], lambda: app[consultations_key]
-    )
 
     def local_listeners() -> list[object]:
         return [app[rtc_events_key], *([app[recordings_key]] if recordings_key in app else [])]
 
     app[consultations_key].add_listener(
-        PinnedListeners(parts.relay, placement, local_listeners)  # type: ignore[arg-type]
+        PinnedListeners(parts.relay, parts.placement, local_listeners)  # type: ignore[arg-type]
     )
 
 

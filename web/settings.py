@@ -96,7 +96,7 @@ class Settings:
     node_heartbeat_s: float = 1.0
     node_ttl_s: float = 3.0
     relay_timeout_s: float = 5.0
-    drain_timeout_s: float = 4.0
+    drain_timeout_s: float = 3.0
     workers: int = 1
     extra: Mapping[str, Any] = field(default_factory=dict)
 

@@ -76,6 +76,15 @@ async def test_media_pinned_to_a_third_node_and_relay_failure_is_unavailable(
         state = await doctor.next("rtc.media_state")
         assert state["participant_id"] == "outlet-1" and state["muted"] is True
         assert not outlet_media.moves and not doctor_media.moves
+
+        # Ended on node A: the pinned node closes the consultation's media and the pin goes.
+        await outlet.ok("consultation.end", {"consultation_id": consultation_id})
+        for _ in range(40):
+            views = await node_views(admin)
+            if views["node-c"]["load"]["routers"] == 0:
+                break
+            await asyncio.sleep(0.25)
+        assert views["node-c"]["load"]["routers"] == 0 and views["node-c"]["consultations"] == 0
     finally:
         for client in clients:
             await client.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from pathlib import Path
 
@@ -30,13 +31,15 @@ async def test_two_workers_share_one_port_and_carry_a_call(tmp_path: Path, redis
     try:
         seen: set[str] = set()
         async with aiohttp.ClientSession() as http:
-            for _ in range(60):  # each request on a new connection: the kernel spreads them
-                async with http.get(
-                    f"{server.url}/healthz", headers={"Connection": "close"}
-                ) as response:
-                    seen.add((await response.json())["node"]["id"])
+            for _ in range(300):  # each request on a new connection: the kernel spreads them
+                with contextlib.suppress(aiohttp.ClientError):  # a worker still starting
+                    async with http.get(
+                        f"{server.url}/healthz", headers={"Connection": "close"}
+                    ) as response:
+                        seen.add((await response.json())["node"]["id"])
                 if len(seen) == 2:
                     break
+                await asyncio.sleep(0.1)
             assert seen == {"box-w0", "box-w1"}
             polling = f"{server.url}/socket.io/?EIO=4&transport=polling"
             async with http.get(polling) as response:
