@@ -22,7 +22,8 @@ from benchmarks.browser_call import (
     tile,
 )
 from rooms.nodes import NodeDirectory
-from tests.browser.harness import wait_audible, wait_moving_video
+from rooms.roles import Role
+from tests.browser.harness import DESK_VIEWPORT, open_page, wait_audible, wait_moving_video
 from tests.cluster.harness import spawn_nodes, stop_nodes
 from tests.conftest import RedisServer
 from tests.server_process import ServerProcess
@@ -67,6 +68,17 @@ async def test_kiosk_on_one_node_console_on_another_media_on_a_third(
         (consultation_id,) = await directory.pins_of("node-c") or await directory.pins_of("node-d")
         pinned = await directory.pin_of(consultation_id)
         assert pinned in {"node-c", "node-d"}
+
+        admin_token = nodes["node-a"].token(Role.ADMIN, "admin-1", name="Admin")
+        admin = await open_page(
+            browser, "admin", f"{nodes['node-a'].url}/admin#token={admin_token}", DESK_VIEWPORT
+        )
+        try:
+            await expect(admin.page.locator("#node-rows tr")).to_have_count(4)
+            await expect(admin.page.locator(f'[data-node="{pinned}"]')).to_contain_text("1 / 4")
+            await expect(admin.page.locator('[data-node="node-a"]')).to_contain_text("0 / 0")
+        finally:
+            await admin.context.close()
 
         nodes[str(pinned)].process.send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
