@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -84,3 +87,25 @@ async def test_a_full_cluster_refuses(directory: NodeDirectory) -> None:
     assert await directory.pin_of("c-3") is None
     await directory.unpin("c-1")
     assert (await directory.place("c-3")).node_id in {"node-a", "node-b"}
+
+
+async def test_nodes_command_lists_live_and_lost_nodes(
+    directory: NodeDirectory, redis_url: str
+) -> None:
+    await directory.heartbeat(record("node-a", 4), 30)
+    await directory.heartbeat(record("node-b", 4), 0.3)
+    await directory.place("c-1")
+    await asyncio.sleep(0.5)  # node-b's heartbeat expires; it stays listed as lost
+    command = [sys.executable, "-m", "web.cli", "nodes", "--store", redis_url]
+    listed = await asyncio.to_thread(
+        subprocess.run, [*command, "--json"], capture_output=True, text=True, timeout=60
+    )
+    assert listed.returncode == 1, listed.stderr  # a node is lost
+    rows = {row["node_id"]: row for row in json.loads(listed.stdout)["nodes"]}
+    assert rows["node-a"]["live"] and rows["node-a"]["consultations"] == 1
+    assert rows["node-a"]["capacity"] == 4 and rows["node-a"]["media_address"] == "127.0.0.1"
+    assert rows["node-b"]["live"] is False
+    table = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, timeout=60
+    )
+    assert "LOST" in table.stdout and "node-a" in table.stdout
