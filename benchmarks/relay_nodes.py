@@ -226,25 +226,14 @@ async def _open_consultation(
     return consultation_id, outlet, doctor
 
 
-async def _probe(cluster: Cluster, doctor_id: str, consultation_id: str, node: int) -> list[float]:
-    """Round trips of ``rtc.receive_mode`` on a new connection to node ``node``."""
-    client = socketio.AsyncClient(reconnection=False)
-    await client.connect(
-        cluster.url(node),
-        auth={"token": cluster.token(Role.SPECIALIST, doctor_id)},
-        transports=["websocket"],
-        wait_timeout=20,
-    )
+async def _probe(peer: SignalledPeer) -> list[float]:
+    """Round trips of ``rtc.receive_mode`` on the participant's own connection."""
+    payload = {"consultation_id": peer.consultation_id, "video": True}
     times = []
-    try:
-        payload = {"consultation_id": consultation_id, "video": True}
-        for _ in range(PROBES):
-            started = time.perf_counter()
-            ack = await client.call("rtc.receive_mode", payload, timeout=10)
-            if "ok" in ack:
-                times.append((time.perf_counter() - started) * 1000)
-    finally:
-        await client.disconnect()
+    for _ in range(PROBES):
+        started = time.perf_counter()
+        await peer.ok("rtc.receive_mode", payload)
+        times.append((time.perf_counter() - started) * 1000)
     return times
 
 
@@ -296,14 +285,15 @@ async def measure_cluster(
                         round(statistics.median(fps), 1) if fps else None,
                     )
                 )
+            # The outlet is connected to one node, the specialist to the next: with two or more
+            # nodes one of them reaches the pinned node directly, the other through the relay.
             first_id, first_outlet, first_doctor = peers[0]
-            home = int(str(pinned[first_id]).rsplit("-", 1)[1])
-            local = await _probe(cluster, first_doctor.load.name, first_id, home)
-            relayed = (
-                await _probe(cluster, first_doctor.load.name, first_id, home + 1)
-                if nodes > 1
-                else []
-            )
+            local: list[float] = []
+            relayed: list[float] = []
+            for peer in (first_outlet, first_doctor):
+                times = await _probe(peer)
+                direct = peer.url == cluster.url(int(str(pinned[first_id]).rsplit("-", 1)[1]))
+                (local if direct or nodes == 1 else relayed).extend(times)
             loaded = [n for n in per_node if n.consultations]
             local_p50, local_p95 = _percentile(local, 0.5), _percentile(local, 0.95)
             relayed_p50, relayed_p95 = _percentile(relayed, 0.5), _percentile(relayed, 0.95)
