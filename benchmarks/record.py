@@ -4,7 +4,7 @@ One consultation = two participants, each publishing 640x480 VP8 (~500 kbit/s, 3
 every 2 s, pre-encoded) and Opus (50 packets/s), packetised like RTP (MTU-sized fragments, marker
 on the last). The packets are delivered at real time to the recording tap exactly as the SFU
 calls it (``on_rtp(track, packet, payload)``), once through a tap that does nothing (baseline)
-and once through :class:`~media.recorder.ConsultationRecorder`; the difference in this process's
+and once through :class:`~recording.tap.ConsultationRecorder`; the difference in this process's
 CPU time (all threads, including the writer thread, which encrypts as it writes) over the
 window is the recording's cost. It also reports how long ``on_rtp`` holds the event loop, the
 CPU of verifying the files after the call (decrypt every chunk + sha256) and, unpaced, CPU per
@@ -27,10 +27,10 @@ from pathlib import Path
 from aiortc.rtp import RtpPacket
 
 from benchmarks._load import AUDIO_FRAME, AUDIO_RATE, FPS, Clip, make_clip
-from media.recorder import ConsultationRecorder, RecordingResult
-from media.recording_files import describe_stored
-from media.recording_keys import Keyring
 from media.taps import PacketTap, TrackInfo
+from recording.files import describe_stored
+from recording.keys import Keyring
+from recording.tap import ConsultationRecorder, RecordingResult
 
 MAX_WINDOW_S = 120.0
 MAX_CONSULTATIONS = 8
@@ -214,7 +214,7 @@ async def measure(consultations: int, seconds: float, rounds: int, folder: Path)
     recorded = 0
     for result in results:
         for track in result.tracks:
-            recorded += describe_stored(Path(track["path"]), keyring, folder).size
+            recorded += describe_stored(Path(track.path), keyring, folder).size
     verify_cpu = time.process_time() - verify_start
 
     fast = ConsultationRecorder(  # a queue that holds it all: unpaced, the writer lags behind

@@ -487,8 +487,9 @@ class Soak:
 class ServerUnderTest:
     """The teleconsult server (and maybe a redis-server) as child processes, stopped by PID."""
 
-    def __init__(self, store: str, workdir: Path) -> None:
+    def __init__(self, store: str, workdir: Path, ended_retention_s: float | None) -> None:
         self.store = store
+        self.ended_retention_s = ended_retention_s
         self.workdir = workdir
         self.secret = secrets.token_urlsafe(48)
         self.metrics_token = secrets.token_urlsafe(48)
@@ -525,6 +526,8 @@ class ServerUnderTest:
             "TELECONSULT_METRICS_TOKEN": self.metrics_token,
             "TELECONSULT_MAX_CONNECTIONS_PER_ADDRESS": "1000",
         }
+        if self.ended_retention_s is not None:
+            env["TELECONSULT_ENDED_RETENTION_S"] = str(self.ended_retention_s)
         self.server = _spawn(command, env, self.workdir / "server.log")
         await _wait_http(f"{self.url}/healthz", self.server)
 
@@ -654,6 +657,21 @@ def _window(tally: Tally, samples: list[Sample], start: float, end: float) -> di
     }
 
 
+def _minute_starts(warm: float, end_at: float) -> list[float]:
+    """Start of every whole minute from the end of the warm-up to the end."""
+    return [warm + 60 * i for i in range(int((end_at - warm) // 60))]
+
+
+def _trend_pct_per_10_min(values: list[float | None]) -> float | None:
+    """Least-squares slope of a per-minute series, as % of its mean per 10 minutes."""
+    points = [(float(i), v) for i, v in enumerate(values) if v is not None]
+    if len(points) < 3:
+        return None
+    slope, _ = statistics.linear_regression([x for x, _ in points], [y for _, y in points])
+    mean = statistics.fmean(y for _, y in points)
+    return round(100 * 10 * slope / mean, 1) if mean else None
+
+
 def _median(values: list[float | None]) -> float | None:
     known = [v for v in values if v is not None]
     return round(statistics.median(known), 1) if known else None
@@ -709,12 +727,18 @@ def report(
         key: _ratio(first[key], last[key])
         for key in ("cpu_ms_per_consultation", "ack_ms_p50", "ack_ms_p99")
     }
+    # One minute holds ~70 check-ins and a varying number of live calls: noisy. Five-minute
+    # windows and the per-minute trend tell growth from noise.
+    first_5 = _window(tally, samples, warm, warm + 300)
+    last_5 = _window(tally, samples, end_at - 300, end_at + 1)
+    minutes = [_window(tally, samples, start, start + 60) for start in _minute_starts(warm, end_at)]
     return {
         "benchmark": "soak",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "store": args.store,
         "minutes": args.minutes,
         "warmup_s": args.warmup_s,
+        "ended_retention_s": args.ended_retention_s,
         "rate_per_s": args.rate,
         "outlets": args.outlets,
         "clinicians": args.clinicians,
@@ -728,6 +752,16 @@ def report(
         "last_minute": last,
         "ack_ms_by_event": _by_event(tally, warm, end_at),
         "last_over_first": cost_ratios,
+        "first_5_minutes": first_5,
+        "last_5_minutes": last_5,
+        "last_5_over_first_5": {
+            key: _ratio(first_5[key], last_5[key])
+            for key in ("cpu_ms_per_consultation", "ack_ms_p50", "ack_ms_p99")
+        },
+        "per_minute": minutes,
+        "cpu_per_consultation_trend_pct_per_10_min": _trend_pct_per_10_min(
+            [m["cpu_ms_per_consultation"] for m in minutes]
+        ),
         "costs_flat_within_20pct": all(
             r is not None and r <= 1 + FLAT_COSTS for r in cost_ratios.values()
         ),
@@ -768,7 +802,14 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"{'event':<26}{'acks':>7}{'p50 ms':>9}{'p99 ms':>9}")
     for event, stats in result["ack_ms_by_event"].items():
         print(f"{event:<26}{stats['count']:>7}{stats['p50']!s:>9}{stats['p99']!s:>9}")
-    print(f"last/first: {result['last_over_first']}")
+    print(f"last/first minute: {result['last_over_first']}")
+    print(f"last/first 5 minutes: {result['last_5_over_first_5']}")
+    series = " ".join(str(m["cpu_ms_per_consultation"]) for m in result["per_minute"])
+    print(f"cpu ms per consultation by minute: {series}")
+    print(
+        "cpu per consultation trend: "
+        f"{result['cpu_per_consultation_trend_pct_per_10_min']} % per 10 min"
+    )
     print(
         f"resources flat (10%): {result['resources_flat_within_10pct']}; "
         f"costs flat (20%): {result['costs_flat_within_20pct']}"
@@ -779,7 +820,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     video_capability_check()
     clip = make_clip()
     workdir = Path(tempfile.mkdtemp(prefix="teleconsult-soak-"))
-    server = ServerUnderTest(args.store, workdir)
+    server = ServerUnderTest(args.store, workdir, args.ended_retention_s)
     samples: list[Sample] = []
     try:
         await server.start()
@@ -815,7 +856,19 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--media-fraction", type=float, default=0.2)
     parser.add_argument("--guest-fraction", type=float, default=0.15)
     parser.add_argument("--drop-fraction", type=float, default=0.1)
-    parser.add_argument("--warmup-s", type=float, default=60.0)
+    parser.add_argument(
+        "--warmup-s",
+        type=float,
+        default=300.0,
+        help="seconds before the first measured minute (RSS and concurrent calls settle in ~5 min)",
+    )
+    parser.add_argument(
+        "--ended-retention-s",
+        type=float,
+        default=None,
+        help="the server's ended_retention_s (default: its own, 24 h): ended consultations and "
+        "their audit stay in the memory store this long, so a shorter one shows the steady state",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (server log)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)

@@ -1,1 +1,1 @@
-"""WebRTC media on this node: the forwarding SFU (and recording)."""
+"""WebRTC media on this node: the forwarding SFU and its packet taps."""

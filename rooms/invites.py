@@ -4,30 +4,48 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 
+from rooms.announcer import Announcer
+from rooms.audit import AuditAction
+from rooms.config import ServiceConfig
 from rooms.errors import Conflict, Expired, InvalidState, NotFound, TooManyInvites
-from rooms.models import AuditEvent, Consultation, Invite, Participant
+from rooms.models import Consultation, Invite, Participant
 from rooms.notify import Actor
+from rooms.repository import ConsultationRepository
 from rooms.roles import Role
-from rooms.rules import ENDED, require_assigned, require_clinician, require_owner
-from rooms.service_base import ServiceBase
+from rooms.rules import require_assigned, require_caretaker, require_clinician
+from rooms.store import Store
+from rooms.transitions import ENDED
 
 logger = logging.getLogger(__name__)
 
 
-class InvitesMixin(ServiceBase):
+class Invites:
     """Create and redeem single-use invites; admit or refuse waiting guests."""
+
+    def __init__(
+        self,
+        store: Store,
+        repository: ConsultationRepository,
+        announcer: Announcer,
+        config: ServiceConfig,
+        clock: Callable[[], float],
+        on_limit: Callable[[str], None],
+    ) -> None:
+        self._store = store
+        self._repository = repository
+        self._announcer = announcer
+        self._config = config
+        self._clock = clock
+        self._on_limit = on_limit
 
     async def invite(
         self, actor: Actor, consultation_id: str, guest_role: str, ttl_s: float | None = None
     ) -> Invite:
         """Create a single-use, time-limited invite for a remote parent or interpreter."""
-        consultation = await self._get(consultation_id)
-        if actor.role is Role.OUTLET:
-            require_owner(actor, consultation)
-        else:
-            require_clinician(actor)
-            require_assigned(actor, consultation)
+        consultation = await self._repository.get(consultation_id)
+        require_caretaker(actor, consultation)
         if consultation.state is ENDED:
             raise InvalidState("this consultation has ended")
         now = self._clock()
@@ -39,17 +57,17 @@ class InvitesMixin(ServiceBase):
             created_at=now,
             expires_at=now + (ttl_s or self._config.default_invite_ttl_s),
         )
-        await self._require_audit_room(consultation.id, "invite")
+        await self._repository.require_audit_room(consultation.id, AuditAction.INVITE)
         limit = self._config.max_invites_per_consultation
         if not await self._store.put_invite(invite, limit):
             self._on_limit(TooManyInvites.limit)
             raise TooManyInvites(
                 f"this consultation has {limit} invites neither used nor expired, the most allowed"
             )
-        await self.audit(
+        await self._repository.audit(
             consultation.id,
             actor,
-            "invite",
+            AuditAction.INVITE,
             {"guest_role": guest_role, "expires_at": invite.expires_at},
         )
         logger.info(
@@ -67,7 +85,7 @@ class InvitesMixin(ServiceBase):
             raise NotFound("no such invite")
         if invite.expires_at <= self._clock():
             raise Expired("this invite has expired")
-        consultation = await self._get(invite.consultation_id)
+        consultation = await self._repository.get(invite.consultation_id)
         if consultation.state is ENDED:
             raise InvalidState("this consultation has ended")
         guest_id = "guest-" + secrets.token_hex(8)
@@ -82,16 +100,13 @@ class InvitesMixin(ServiceBase):
             c.participants[guest_id] = guest
             return True
 
-        await self._update(invite.consultation_id, change)
-        await self._append_audit(
-            AuditEvent(
-                invite.consultation_id,
-                self._clock(),
-                guest_id,
-                Role.GUEST.value,
-                "invite_redeemed",
-                {"guest_role": invite.guest_role, "invited_by": invite.created_by},
-            )
+        await self._repository.update(invite.consultation_id, change)
+        await self._repository.audit_as(
+            invite.consultation_id,
+            guest_id,
+            Role.GUEST,
+            AuditAction.INVITE_REDEEMED,
+            {"guest_role": invite.guest_role, "invited_by": invite.created_by},
         )
         logger.info("invite redeemed consultation=%s guest=%s", invite.consultation_id, guest_id)
         return redeemed, guest
@@ -115,8 +130,9 @@ class InvitesMixin(ServiceBase):
                 del c.participants[guest_id]
             return True
 
-        _, after = await self._update(consultation_id, change)
-        await self.audit(after.id, actor, "admit" if admit else "refuse", {"guest_id": guest_id})
+        _, after = await self._repository.update(consultation_id, change)
+        action = AuditAction.ADMIT if admit else AuditAction.REFUSE
+        await self._repository.audit(after.id, actor, action, {"guest_id": guest_id})
         logger.info(
             "%s consultation=%s guest=%s by=%s",
             "admitted" if admit else "refused",
@@ -125,13 +141,13 @@ class InvitesMixin(ServiceBase):
             actor.subject,
         )
         if admit:
-            await self._notifier.to_subject(
+            await self._announcer.to_subject(
                 guest_id, "consultation.admitted", {"consultation": after.to_wire()}
             )
         else:
-            await self._notifier.to_subject(
+            await self._announcer.to_subject(
                 guest_id, "consultation.refused", {"consultation_id": after.id}
             )
-            await self._tell_left(after.id, guest_id)
-        await self._notify_consultation(after, "consultation.updated")
+            await self._announcer.participant_left(after.id, guest_id)
+        await self._announcer.updated(after)
         return after

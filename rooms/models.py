@@ -297,3 +297,15 @@ class QueueEntry:
                 None if self.estimated_wait_s is None else round(self.estimated_wait_s)
             ),
         }
+
+
+@dataclass(frozen=True)
+class CheckIn:
+    """An outlet's consultation request."""
+
+    service: str
+    outlet_id: str
+    patient_ref: str
+    guardian_present: bool
+    urgent: bool = False
+    appointment_at: float | None = None

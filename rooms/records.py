@@ -1,35 +1,65 @@
-"""Consent, recording flag, clinician notes, audit log and the admin overview."""
+"""Consent, recording flag, clinician notes, reading a consultation, its audit log, overview."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from rooms.errors import Forbidden, InvalidState
+from rooms.announcer import Announcer
+from rooms.audit import AuditAction
+from rooms.config import ServiceConfig
+from rooms.errors import InvalidState
 from rooms.models import AuditEvent, Consent, Consultation, Participant
 from rooms.notify import Actor
+from rooms.queue_view import QueueView
+from rooms.repository import ConsultationRepository
 from rooms.roles import Role
-from rooms.rules import ACTIVE, ENDED, require_assigned, require_clinician, require_role
-from rooms.service_base import ServiceBase, safely
+from rooms.rules import (
+    require_assigned,
+    require_caretaker,
+    require_clinician,
+    require_present,
+    require_role,
+    require_view,
+)
+from rooms.store import Store
+from rooms.transitions import ACTIVE, ENDED
 
 logger = logging.getLogger(__name__)
 
 
-class RecordsMixin(ServiceBase):
+class Records:
     """What is recorded about a consultation, and read access to it."""
+
+    def __init__(
+        self,
+        store: Store,
+        repository: ConsultationRepository,
+        queues: QueueView,
+        announcer: Announcer,
+        config: ServiceConfig,
+        clock: Callable[[], float],
+    ) -> None:
+        self._store = store
+        self._repository = repository
+        self._queues = queues
+        self._announcer = announcer
+        self._config = config
+        self._clock = clock
 
     async def save_notes(self, actor: Actor, consultation_id: str, notes: str) -> Consultation:
         """The treating clinician's notes (never logged, never pushed to other participants)."""
         require_clinician(actor)
-        await self._require_audit_room(consultation_id, "notes")
+        await self._repository.require_audit_room(consultation_id, AuditAction.NOTES)
 
         def change(c: Consultation) -> bool:
             require_assigned(actor, c)
             c.notes = notes
             return True
 
-        _, after = await self._update(consultation_id, change)
-        await self.audit(after.id, actor, "notes", {"length": len(notes)})
+        _, after = await self._repository.update(consultation_id, change)
+        await self._repository.audit(after.id, actor, AuditAction.NOTES, {"length": len(notes)})
         return after
 
     async def record_consent(self, actor: Actor, consultation_id: str, purpose: str) -> Consent:
@@ -38,10 +68,10 @@ class RecordsMixin(ServiceBase):
         Consent already given for the same purpose is kept as it is: no write, no audit entry.
         """
         now = self._clock()
-        await self._require_audit_room(consultation_id, "consent")
+        await self._repository.require_audit_room(consultation_id, AuditAction.CONSENT)
 
         def change(c: Consultation) -> bool:
-            self._require_caretaker(actor, c)
+            require_caretaker(actor, c)
             if c.state is ENDED:
                 raise InvalidState("this consultation has ended")
             if c.consent is not None and c.consent.purpose == purpose:
@@ -49,38 +79,38 @@ class RecordsMixin(ServiceBase):
             c.consent = Consent(actor.subject, now, c.outlet_id, purpose)
             return True
 
-        before, after = await self._update(consultation_id, change)
+        before, after = await self._repository.update(consultation_id, change)
         assert after.consent is not None
         if after.version == before.version:
             return after.consent
-        await self.audit(after.id, actor, "consent", {"purpose": purpose})
+        await self._repository.audit(after.id, actor, AuditAction.CONSENT, {"purpose": purpose})
         logger.info("consent recorded consultation=%s by=%s", after.id, actor.subject)
-        await self._notify_consultation(after, "consultation.updated")
+        await self._announcer.updated(after)
         return after.consent
 
     async def withdraw_consent(self, actor: Actor, consultation_id: str) -> Consultation:
         """Withdraw consent; listeners (recording) stop at once."""
-        await self._require_audit_room(consultation_id, "consent_withdrawn")
+        await self._repository.require_audit_room(consultation_id, AuditAction.CONSENT_WITHDRAWN)
 
         def change(c: Consultation) -> bool:
-            self._require_caretaker(actor, c)
+            require_caretaker(actor, c)
             if c.consent is None:
                 return False
             c.consent = None
             return True
 
-        before, after = await self._update(consultation_id, change)
+        before, after = await self._repository.update(consultation_id, change)
         if before.consent is None:
             return after
-        await self.audit(after.id, actor, "consent_withdrawn", {})
+        await self._repository.audit(after.id, actor, AuditAction.CONSENT_WITHDRAWN, {})
         logger.info("consent withdrawn consultation=%s by=%s", after.id, actor.subject)
-        for listener in self._listeners:
-            await safely(listener.on_consent_withdrawn(after.id), "consent_withdrawn", after.id)
-        await self._notify_consultation(after, "consultation.updated")
+        await self._announcer.consent_withdrawn(after.id)
+        await self._announcer.updated(after)
         return after
 
     async def consent_for(self, consultation_id: str) -> Consent | None:
-        return (await self._get(consultation_id)).consent
+        """The consent given for this consultation, if any."""
+        return (await self._repository.get(consultation_id)).consent
 
     async def set_recording(self, consultation_id: str, recording: bool) -> Consultation:
         """Flag (for clients) whether the consultation is being recorded."""
@@ -91,28 +121,22 @@ class RecordsMixin(ServiceBase):
             c.recording = recording
             return True
 
-        before, after = await self._update(consultation_id, change)
+        before, after = await self._repository.update(consultation_id, change)
         if before.recording != after.recording:
-            await self._notify_consultation(after, "consultation.updated")
+            await self._announcer.updated(after)
         return after
 
     async def require_participant(self, consultation_id: str, identity: Actor) -> Participant:
         """The identity's participant in that active consultation, once joined and admitted."""
-        consultation = await self._get(consultation_id)
-        self._authorize_view(identity, consultation)
+        consultation = await self.get(identity, consultation_id)
         if consultation.state is not ACTIVE:
             raise InvalidState("the consultation is not active")
-        participant = consultation.participants.get(identity.subject)
-        if participant is None or not participant.connected:
-            raise Forbidden("join the consultation first")
-        if not participant.admitted:
-            raise Forbidden("wait to be admitted")
-        return participant
+        return require_present(consultation.participants.get(identity.subject))
 
     async def get(self, actor: Actor, consultation_id: str) -> Consultation:
         """A consultation the actor may see."""
-        consultation = await self._get(consultation_id)
-        self._authorize_view(actor, consultation)
+        consultation = await self._repository.get(consultation_id)
+        require_view(actor, consultation)
         return consultation
 
     async def audit_log(
@@ -128,7 +152,7 @@ class RecordsMixin(ServiceBase):
         # One entry more than asked tells whether another page follows.
         events = await self._store.audit_page(consultation_id, cursor, size + 1)
         if not events and cursor == 0:
-            await self._get(consultation_id)
+            await self._repository.get(consultation_id)
         following = cursor + size if len(events) > size else None
         return events[:size], following
 
@@ -136,15 +160,12 @@ class RecordsMixin(ServiceBase):
         """Admin dashboard: queues, clinicians and live consultations."""
         require_role(actor, Role.ADMIN)
         now = self._clock()
+        queues = await self._queues.all_entries()
         open_ = await self._store.open_consultations()
         presences = await self._store.all_presence()
-        services = sorted({c.service for c in open_ if c.state.queued})
         timeout = self._config.presence_timeout_s
         return {
-            "queues": {
-                s: [e.to_wire() for e in await self._entries(s, open_, presences, now)]
-                for s in services
-            },
+            "queues": {s: [e.to_wire() for e in entries] for s, entries in queues.items()},
             "clinicians": [
                 p.to_wire(now, timeout) for p in sorted(presences, key=lambda p: p.clinician_id)
             ],

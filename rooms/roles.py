@@ -6,15 +6,21 @@ from enum import StrEnum
 
 
 class Role(StrEnum):
-    """The role a token grants on the signaling connection."""
+    """Who acts: the role a token grants on the signaling connection, or the server itself."""
 
     OUTLET = "outlet"
     SPECIALIST = "specialist"
     COUNSELLOR = "counsellor"
     GUEST = "guest"
     ADMIN = "admin"
+    SYSTEM = "system"
 
     @property
     def is_clinician(self) -> bool:
         """Specialists and counsellors take consultations from service queues."""
         return self in (Role.SPECIALIST, Role.COUNSELLOR)
+
+    @property
+    def grantable(self) -> bool:
+        """Whether a token may carry this role (``system`` is the server's own, never granted)."""
+        return self is not Role.SYSTEM

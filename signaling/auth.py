@@ -61,6 +61,8 @@ class TokenAuthority:
         consultation_id: str | None = None,
     ) -> str:
         """Return a signed token for ``subject`` in ``role`` that expires after ``ttl_s``."""
+        if not role.grantable:
+            raise ValueError(f"no token may carry the {role.value} role")
         if role is Role.GUEST and not consultation_id:
             raise ValueError("a guest token must name its consultation")
         now = int(time.time())
@@ -105,6 +107,8 @@ def _identity_from_claims(claims: dict[str, object]) -> Identity:
         role = Role(str(claims.get("role")))
     except ValueError as exc:
         raise AuthError("token_invalid", "the token names no known role") from exc
+    if not role.grantable:
+        raise AuthError("token_invalid", "the token names a role no token may carry")
     services = claims.get("services", [])
     if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
         raise AuthError("token_invalid", "the token's services must be a list of names")

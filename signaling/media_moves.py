@@ -13,12 +13,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
+from rooms.audit import SYSTEM, AuditAction
 from rooms.errors import ClusterFull, NodeUnavailable, StoreUnavailable
 from rooms.models import ConsultationState
 from rooms.notify import Notifier
 from rooms.rules import audience
 from rooms.store import Store
-from signaling.media_placement import Auditor, ClusterActor, MediaPlacement
+from signaling.media_placement import Auditor, MediaPlacement
 from signaling.node_relay import Body, NodeRelay
 
 logger = logging.getLogger(__name__)
@@ -36,15 +37,15 @@ class MediaMoves:
         self,
         relay: NodeRelay,
         placement: MediaPlacement,
-        store_of: Callable[[], Store],
-        auditor_of: Callable[[], Auditor],
-        notifier_of: Callable[[], Notifier],
+        store: Store,
+        auditor: Auditor,
+        notifier: Notifier,
     ) -> None:
         self._relay = relay
         self._placement = placement
-        self._store_of = store_of
-        self._auditor_of = auditor_of
-        self._notifier_of = notifier_of
+        self._store = store
+        self._auditor = auditor
+        self._notifier = notifier
         self._adopters: list[AdoptHandler] = []
         relay.serve("adopt", self._serve_adopt)
 
@@ -56,7 +57,7 @@ class MediaMoves:
     async def recover_lost(self) -> int:
         """Move the consultations of every lost node (one node at a time takes each); returns how
         many moved."""
-        store = self._store_of()
+        store = self._store
         directory = self._placement.directory
         moved = 0
         for node in await directory.lost_nodes():
@@ -85,7 +86,7 @@ class MediaMoves:
     async def move(self, consultation_id: str, node: str, reason: MoveReason) -> bool:
         """Move one consultation off ``node``; ``False`` if no other node can take it now."""
         directory = self._placement.directory
-        consultation = await self._store_of().get_consultation(consultation_id)
+        consultation = await self._store.get_consultation(consultation_id)
         if consultation is None or consultation.state is ConsultationState.ENDED:
             await directory.unpin(consultation_id)
             return True
@@ -97,7 +98,7 @@ class MediaMoves:
             )
             return False
         details = {"from": node, "to": placement.node_id, "reason": reason}
-        await self._auditor_of().audit(consultation_id, ClusterActor(), "media_moved", details)
+        await self._auditor.audit(consultation_id, SYSTEM, AuditAction.MEDIA_MOVED, details)
         logger.info(
             "media moved consultation=%s from=%s to=%s reason=%s",
             consultation_id,
@@ -120,7 +121,7 @@ class MediaMoves:
             "node_id": placement.node_id,
             "reason": reason,
         }
-        notifier = self._notifier_of()
+        notifier = self._notifier
         for subject in audience(consultation):
             await notifier.to_subject(subject, "media.moved", payload)
         return True

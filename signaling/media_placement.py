@@ -8,14 +8,12 @@ no node can carry. Every pin and move is audited.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from rooms.audit import SYSTEM, AuditAction
 from rooms.models import ConsultationState
 from rooms.nodes import NodeDirectory, Placement
 from rooms.notify import Actor
-from rooms.roles import Role
 from rooms.store import Store
 
 logger = logging.getLogger(__name__)
@@ -25,19 +23,8 @@ class Auditor(Protocol):
     """Appends to a consultation's audit log (the consultation service fits)."""
 
     async def audit(
-        self, consultation_id: str, actor: Actor, action: str, details: dict[str, Any]
+        self, consultation_id: str, actor: Actor, action: AuditAction, details: dict[str, Any]
     ) -> None: ...
-
-
-@dataclass(frozen=True)
-class ClusterActor:
-    """The cluster itself, for audit entries of automatic placements and moves."""
-
-    subject: str = "system"
-    role: Role = Role.ADMIN
-    name: str = "cluster"
-    services: frozenset[str] = field(default_factory=frozenset)
-    consultation_id: str | None = None
 
 
 class MediaPlacement:
@@ -46,12 +33,12 @@ class MediaPlacement:
     def __init__(
         self,
         directory: NodeDirectory,
-        store_of: Callable[[], Store],
-        auditor_of: Callable[[], Auditor],
+        store: Store,
+        auditor: Auditor,
     ) -> None:
         self.directory = directory
-        self._store_of = store_of
-        self._auditor_of = auditor_of
+        self._store = store
+        self._auditor = auditor
 
     async def reserve(self, consultation_id: str) -> Placement:
         """Pin (or keep the pin of) a consultation about to become active; may raise
@@ -74,15 +61,15 @@ class MediaPlacement:
         node = await self.directory.pin_of(consultation_id)
         if node is not None:
             return node
-        consultation = await self._store_of().get_consultation(consultation_id)
+        consultation = await self._store.get_consultation(consultation_id)
         if consultation is None or consultation.state is not ConsultationState.ACTIVE:
             return None
         placement = await self.directory.place(consultation_id)
-        await self._audit_pin(consultation_id, placement, ClusterActor())
+        await self._audit_pin(consultation_id, placement, SYSTEM)
         return placement.node_id
 
     async def _audit_pin(self, consultation_id: str, placement: Placement, actor: Actor) -> None:
-        await self._auditor_of().audit(
-            consultation_id, actor, "media_pinned", {"node": placement.node_id}
+        await self._auditor.audit(
+            consultation_id, actor, AuditAction.MEDIA_PINNED, {"node": placement.node_id}
         )
         logger.info("media pinned consultation=%s node=%s", consultation_id, placement.node_id)

@@ -13,9 +13,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis.asyncio as redis
 from aiohttp import web
 
 from rooms.roles import Role
+from rooms.store import Store, create_store
 from signaling.auth import TokenAuthority
 from tests.coturn import Coturn, start_coturn
 from web.app import create_app
@@ -88,6 +90,29 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     yield server
     server.process.terminate()
     server.process.wait(timeout=10)
+
+
+async def flush_redis(url: str) -> None:
+    """Empty the test Redis database, so a test starts from no state of another."""
+    client = redis.Redis.from_url(url)
+    await client.flushdb()
+    await client.aclose()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    """A fresh store on each backend: memory, and the real Redis server (flushed first).
+
+    A module or test limits the backends with ``parametrize("store", [...], indirect=True)``.
+    """
+    url = None
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        await flush_redis(server.url)
+        url = server.url
+    backend = create_store(url)
+    yield backend
+    await backend.close()
 
 
 @pytest.fixture

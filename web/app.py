@@ -9,9 +9,13 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
+from rooms.service import ConsultationService
+from rooms.store import create_store
 from signaling.auth import TokenAuthority
+from signaling.consultation_events import ConsultationConnections, ConsultationEvents
 from signaling.dispatch import EventLimits
 from signaling.guarded_server import ConnectionLimits
+from signaling.notifier import SocketNotifier
 from signaling.server import SignalingGateway, create_socket_server
 from web.invite_routes import add_invite_routes
 from web.keys import (
@@ -19,18 +23,19 @@ from web.keys import (
     consultations_key,
     gateway_key,
     http_refusals_key,
-    notifier_key,
+    node_state_key,
     registry_key,
     settings_key,
     sio_key,
     started_at_key,
+    store_key,
 )
 from web.media_wiring import media_context
-from web.nodes import attach_pinned_listeners, cluster_context, drain_node
+from web.nodes import attach_pinned_listeners, build_node, drain_node, node_lifetime
 from web.pages import add_page_routes
 from web.process_metrics import register_process_gauges
 from web.recording_wiring import add_recording
-from web.rooms_wiring import rooms_context
+from web.rooms_wiring import consultations_lifetime, ice_server_issuer_from, service_config_from
 from web.routes import add_operational_routes
 from web.security_headers import install_security_headers
 from web.settings import Settings
@@ -49,23 +54,20 @@ def socket_origins(settings: Settings) -> tuple[str, ...]:
 
 
 def create_app(settings: Settings) -> web.Application:
-    """Build the aiohttp application with the Socket.IO server mounted on it."""
+    """Build the aiohttp application with every part, in order, each given the ones it uses.
+
+    Order: metrics → tokens → Socket.IO server and gateway → store, notifier, consultation
+    service, this node (its event filter before any event) and the consultation events →
+    media relay → recording. Cleanup contexts only start and stop
+    what was built here (aiohttp runs them in order and stops them in reverse).
+    """
     settings = settings.validated()
     app = web.Application(client_max_size=settings.max_event_bytes * 4)
+
     registry = CollectorRegistry()
     register_process_gauges(registry)
-    events = Counter(
-        "teleconsult_signaling_events",
-        "Client events handled, by event and outcome code",
-        ["event", "outcome"],
-        registry=registry,
-    )
-    refusals = Counter(
-        "teleconsult_connection_refusals",
-        "Connections closed or refused and frames refused by the transport guards, by reason",
-        ["reason"],
-        registry=registry,
-    )
+    metrics = _Counters(registry)
+
     authority = TokenAuthority(settings.secret)
     sio = create_socket_server(
         settings.store_url if settings.store_backend == "redis" else None,
@@ -75,37 +77,51 @@ def create_app(settings: Settings) -> web.Application:
             settings.max_connections, settings.max_connections_per_address, settings.auth_timeout_s
         ),
         allowed_origins=socket_origins(settings),
-        on_refusal=lambda reason: refusals.labels(reason).inc(),
+        on_refusal=lambda reason: metrics.connection_refusals.labels(reason).inc(),
         websocket_only=settings.workers > 1,
     )
     gateway = SignalingGateway(
         sio,
         authority,
         EventLimits(settings.max_event_bytes, settings.events_per_s, settings.event_burst),
-        on_event_result=lambda event, outcome: events.labels(event, outcome).inc(),
+        on_event_result=lambda event, outcome: metrics.events.labels(event, outcome).inc(),
     )
     sio.attach(app)
+
+    store = create_store(settings.store_url, settings.ended_retention_s)
+    notifier = SocketNotifier(sio)
+    service = ConsultationService(
+        store,
+        notifier,
+        service_config_from(settings),
+        on_limit=lambda limit: metrics.limit_refusals.labels(limit).inc(),
+    )
+    ice_servers = ice_server_issuer_from(settings)
+    node = build_node(app, settings, gateway, store, service, notifier, registry)
+    gateway.add_events(ConsultationEvents(service).specs())
+    gateway.add_listener(
+        ConsultationConnections(service, sio, ice_servers, settings.rejoin_grace_s)
+    )
 
     app[settings_key] = settings
     app[authority_key] = authority
     app[registry_key] = registry
     app[sio_key] = sio
     app[gateway_key] = gateway
+    app[store_key] = store
+    app[consultations_key] = service
+    app[node_state_key] = node
     app[started_at_key] = time.monotonic()
-    app[http_refusals_key] = Counter(
-        "teleconsult_http_refusals",
-        "HTTP requests refused (metrics without its token, netcheck over its rate)",
-        ["route", "reason"],
-        registry=registry,
-    )
+    app[http_refusals_key] = metrics.http_refusals
+
     install_security_headers(app)
     add_operational_routes(app)
     add_page_routes(app)
     add_invite_routes(app)
-    app.cleanup_ctx.append(cluster_context)
-    app.cleanup_ctx.append(rooms_context)
-    app.cleanup_ctx.append(media_context(lambda a: a[consultations_key], lambda a: a[notifier_key]))
-    add_recording(app)
+    app.cleanup_ctx.append(node_lifetime(node, settings))
+    app.cleanup_ctx.append(consultations_lifetime(store, service, ice_servers))
+    app.cleanup_ctx.append(media_context(lambda _: service, lambda _: notifier))
+    add_recording(app, settings, service, store, notifier, gateway)
     app.on_startup.append(attach_pinned_listeners)
     app.on_shutdown.append(drain_node)
     app.on_shutdown.append(close_client_connections)
@@ -115,3 +131,34 @@ def create_app(settings: Settings) -> web.Application:
             "tokens from other processes will not verify"
         )
     return app
+
+
+class _Counters:
+    """The server's own Prometheus counters (the media relay registers its own)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        def counter(name: str, meaning: str, label: str, *more: str) -> Counter:
+            return Counter(name, meaning, [label, *more], registry=registry)
+
+        self.events = counter(
+            "teleconsult_signaling_events",
+            "Client events handled, by event and outcome code",
+            "event",
+            "outcome",
+        )
+        self.connection_refusals = counter(
+            "teleconsult_connection_refusals",
+            "Connections closed or refused and frames refused by the transport guards, by reason",
+            "reason",
+        )
+        self.http_refusals = counter(
+            "teleconsult_http_refusals",
+            "HTTP requests refused (metrics without its token, netcheck over its rate)",
+            "route",
+            "reason",
+        )
+        self.limit_refusals = counter(
+            "teleconsult_limit_refusals",
+            "Requests refused (or audit entries not kept) because a resource limit was reached",
+            "limit",
+        )

@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     token = commands.add_parser("token", help="print a signed access token")
     token.add_argument("--config", type=Path, help="TOML file with settings")
     token.add_argument("--secret", help="token secret (default: TELECONSULT_SECRET)")
-    token.add_argument("--role", required=True, choices=[r.value for r in Role])
+    token.add_argument("--role", required=True, choices=[r.value for r in Role if r.grantable])
     token.add_argument("--sub", required=True, help="subject id (outlet id, staff id, ...)")
     token.add_argument("--name", help="display name")
     token.add_argument("--services", help="comma-separated services a clinician covers")

@@ -10,12 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rooms.errors import DomainError
 from rooms.roles import Role
 from signaling.errors import error_payload, to_wire
+from web.http_errors import http_status
 from web.keys import authority_key, consultations_key
 
 logger = logging.getLogger(__name__)
 
 GUEST_TOKEN_TTL_S = 4 * 3600
-_STATUS = {"not_found": 404, "expired": 410, "conflict": 409, "invalid_state": 409}
 
 
 class RedeemRequest(BaseModel):
@@ -41,7 +41,7 @@ async def redeem_invite(request: web.Request) -> web.Response:
             request.match_info["code"], body.name.strip() or "Guest"
         )
     except DomainError as exc:
-        return web.json_response(to_wire(exc), status=_STATUS.get(exc.code, 400))
+        return web.json_response(to_wire(exc), status=http_status(exc))
     token = request.app[authority_key].issue(
         Role.GUEST,
         guest.participant_id,

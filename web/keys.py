@@ -7,11 +7,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
 from media.router import MediaRegistry
+from recording.service import Recordings
 from rooms.service import ConsultationService
 from rooms.store import Store
 from signaling.auth import TokenAuthority
-from signaling.notifier import SocketNotifier
-from signaling.recording_events import Recordings
 from signaling.rtc_events import RtcEvents
 from signaling.server import SignalingGateway
 from signaling.token_bucket import KeyedBuckets
@@ -26,7 +25,6 @@ gateway_key = web.AppKey("gateway", SignalingGateway)
 started_at_key = web.AppKey("started_at", float)
 media_registry_key = web.AppKey("media_registry", MediaRegistry)
 store_key = web.AppKey("store", Store)
-notifier_key = web.AppKey("notifier", SocketNotifier)
 consultations_key = web.AppKey("consultations", ConsultationService)
 recordings_key = web.AppKey("recordings", Recordings)
 netcheck_limiter_key = web.AppKey("netcheck_limiter", KeyedBuckets[str])

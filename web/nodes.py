@@ -8,32 +8,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from rooms.errors import StoreUnavailable
 from rooms.nodes import NodeDirectory, NodeRecord
+from rooms.notify import Notifier
+from rooms.service import ConsultationService
+from rooms.store import Store
 from signaling.media_moves import MediaMoves
 from signaling.media_placement import MediaPlacement
 from signaling.node_relay import NodeRelay
 from signaling.pinned_events import PinnedEvents, PinnedListeners
+from signaling.server import SignalingGateway
 from web.keys import (
     consultations_key,
-    gateway_key,
     media_registry_key,
     node_state_key,
-    notifier_key,
     recordings_key,
-    registry_key,
     rtc_events_key,
     settings_key,
-    store_key,
 )
 from web.node_state import ClusterParts, Heartbeat, LoadMeter, NodeState, Watchdog, default_node_id
 from web.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 def media_address(settings: Settings) -> str:
@@ -41,37 +44,33 @@ def media_address(settings: Settings) -> str:
     return settings.announced_ip or (settings.media_ips[0] if settings.media_ips else settings.host)
 
 
-async def cluster_context(app: web.Application) -> AsyncIterator[None]:
-    """Join the cluster (Redis store) or run as the one node; leave it on shutdown.
-
-    Must run before the rooms, media and recording contexts: it installs the gateway's event
-    filter before they register their events.
-    """
-    settings = app[settings_key]
+def build_node(
+    app: web.Application,
+    settings: Settings,
+    gateway: SignalingGateway,
+    store: Store,
+    service: ConsultationService,
+    notifier: Notifier,
+    metrics: CollectorRegistry,
+) -> NodeState:
+    """This process as a node. With a Redis store it joins the cluster: the gateway's event
+    filter is installed here, so it must run before any event is registered."""
     node_id = settings.node_id or default_node_id()
     if settings.store_backend != "redis" or settings.store_url is None:
-        app[node_state_key] = NodeState(node_id)
-        yield
-        return
+        return NodeState(node_id)
     url = settings.store_url
     directory = NodeDirectory(url)
     relay = NodeRelay(url, node_id, settings.relay_timeout_s)
-    placement = MediaPlacement(directory, lambda: app[store_key], lambda: app[consultations_key])
-    app[gateway_key].add_event_filter(PinnedEvents(relay, placement).wrap)
-    moves = MediaMoves(
-        relay,
-        placement,
-        lambda: app[store_key],
-        lambda: app[consultations_key],
-        lambda: app[notifier_key],
-    )
+    placement = MediaPlacement(directory, store, service)
+    gateway.add_event_filter(PinnedEvents(relay, placement).wrap)
+    moves = MediaMoves(relay, placement, store, service, notifier)
 
     async def continue_recording(consultation_id: str, from_node: str) -> None:
         if recordings_key in app:
             await app[recordings_key].continue_moved(consultation_id)
 
     moves.add_adopter(continue_recording)
-    meter = LoadMeter(lambda: app.get(media_registry_key), app[registry_key])
+    meter = LoadMeter(lambda: app.get(media_registry_key), metrics)
     started_at = time.time()
 
     def record(draining: bool) -> NodeRecord:
@@ -86,27 +85,38 @@ async def cluster_context(app: web.Application) -> AsyncIterator[None]:
 
     heartbeat = Heartbeat(directory, record, settings.node_heartbeat_s, settings.node_ttl_s)
     watchdog = Watchdog(moves, directory, settings.node_heartbeat_s, settings.node_ttl_s)
-    await relay.start()
-    await heartbeat.start()
-    await _move_stale_pins(moves, directory, node_id)
-    watchdog.start()
-    app[node_state_key] = NodeState(
-        node_id, ClusterParts(directory, relay, placement, moves, heartbeat, watchdog)
-    )
-    logger.info(
-        "node joined the cluster node=%s capacity=%d media=%s",
-        node_id,
-        settings.node_capacity,
-        media_address(settings),
-    )
-    try:
-        yield
-    finally:
-        await watchdog.stop()
-        await heartbeat.stop(node_id)
-        await relay.close()
-        await directory.close()
-        logger.info("node left the cluster node=%s", node_id)
+    return NodeState(node_id, ClusterParts(directory, relay, placement, moves, heartbeat, watchdog))
+
+
+def node_lifetime(state: NodeState, settings: Settings) -> CleanupContext:
+    """Join the cluster on startup (relay, heartbeat, watchdog), leave it on shutdown; nothing
+    to do for the one node without Redis."""
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        parts = state.cluster
+        if parts is None:
+            yield
+            return
+        await parts.relay.start()
+        await parts.heartbeat.start()
+        await _move_stale_pins(parts.moves, parts.directory, state.node_id)
+        parts.watchdog.start()
+        logger.info(
+            "node joined the cluster node=%s capacity=%d media=%s",
+            state.node_id,
+            settings.node_capacity,
+            media_address(settings),
+        )
+        try:
+            yield
+        finally:
+            await parts.watchdog.stop()
+            await parts.heartbeat.stop(state.node_id)
+            await parts.relay.close()
+            await parts.directory.close()
+            logger.info("node left the cluster node=%s", state.node_id)
+
+    return lifetime
 
 
 async def _move_stale_pins(moves: MediaMoves, directory: NodeDirectory, node_id: str) -> None:

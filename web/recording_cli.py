@@ -16,10 +16,9 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from media.recording_files import DecryptingReader, RecordingFileError
-from media.recording_keys import (
+from recording.files import DecryptingReader, RecordingFileError
+from recording.keys import (
     Keyring,
     RecordingKeyError,
     add_key_to_file,
@@ -109,7 +108,10 @@ def _decrypt(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _audit_export(settings: Settings, source: Path, operator: str) -> None:
     """Audit the export on the recording's consultation (``<root>/<consultation>/<recording>/``)."""
+    from recording.index import RecordingCatalog
+    from rooms.audit import AuditAction
     from rooms.models import AuditEvent
+    from rooms.roles import Role
     from rooms.service import ServiceConfig
     from rooms.store import create_store
 
@@ -118,16 +120,16 @@ async def _audit_export(settings: Settings, source: Path, operator: str) -> None
         raise _Refused(f"{source} is not under the recordings folder {root}")
     store = create_store(settings.store_url)
     try:
-        meta: dict[str, Any] | None = await store.get_recording(source.parent.name)
+        meta = await RecordingCatalog(store).get(source.parent.name)
         if meta is None:
             raise _Refused(f"recording {source.parent.name} is not in the index: export refused")
         event = AuditEvent(
-            str(meta["consultation_id"]),
+            meta.consultation_id,
             time.time(),
             f"operator:{operator}",
-            "admin",
-            "recording_exported",
-            {"recording_id": meta["recording_id"], "file": source.name, "tool": "cli"},
+            Role.ADMIN.value,
+            AuditAction.RECORDING_EXPORTED.value,
+            {"recording_id": meta.recording_id, "file": source.name, "tool": "cli"},
         )
         outcome = await store.append_audit(event, ServiceConfig().max_audit_per_action)
         if outcome == "capped":

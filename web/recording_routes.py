@@ -1,7 +1,8 @@
 """Recording HTTP API: list, download with Range (playback in the browser), legal hold.
 
-Only the consultation's own clinician and admins get in; every access is audited. Files are
-stored encrypted and decrypted on the fly, chunk by chunk, for exactly the range asked for.
+Who gets in is the recording access policy (:mod:`recording.access`); every access is audited.
+Files are stored encrypted and decrypted on the fly, chunk by chunk, for exactly the range asked
+for.
 """
 
 from __future__ import annotations
@@ -12,21 +13,26 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from media.recording_files import DecryptingReader, RecordingFileError
-from rooms.errors import DomainError, Forbidden, NotFound
-from rooms.models import iso
+from recording import access
+from recording.access import RecordingAction
+from recording.files import DecryptingReader, RecordingFileError
+from recording.index import RecordingCatalog
+from recording.model import CompositeFile, RecordingMeta, RecordingStatus, TrackFile
+from recording.service import RecordingConfig
+from rooms.audit import AuditAction
+from rooms.errors import DomainError, InvalidState, NotFound
+from rooms.models import Consultation, iso
 from rooms.service import ConsultationService
 from rooms.store import Store
 from signaling.auth import AuthError, Identity, TokenAuthority
 from signaling.errors import error_payload
-from signaling.recording_events import RecordingConfig
+from web.http_errors import http_status
 from web.http_range import ByteRange, RangeNotSatisfiable, resolve_range
 from web.keys import authority_key, consultations_key, store_key
 
 logger = logging.getLogger(__name__)
 
 _BLOCK = 64 * 1024
-_STATUS = {"forbidden": 403, "not_found": 404, "invalid_state": 409, "bad_request": 400}
 
 
 class RecordingRoutes:
@@ -47,10 +53,10 @@ class RecordingRoutes:
             consultation_id = request.query.get("consultation_id", "")
             if not consultation_id:
                 raise _BadRequest("consultation_id is required")
-            await deps.authorize(identity, consultation_id)
-            recordings = await deps.store.recordings_for(consultation_id)
+            await deps.authorize(identity, RecordingAction.LIST, consultation_id)
+            recordings = await deps.catalog.for_consultation(consultation_id)
             await deps.service.audit(
-                consultation_id, identity, "recordings_listed", {"count": len(recordings)}
+                consultation_id, identity, AuditAction.RECORDINGS_LISTED, {"count": len(recordings)}
             )
         except _Refusal as refusal:
             return refusal.response()
@@ -67,16 +73,16 @@ class RecordingRoutes:
         try:
             identity = deps.identity(request)
             meta = await deps.recording(request.match_info["recording_id"])
-            await deps.authorize(identity, meta["consultation_id"])
+            await deps.authorize(identity, RecordingAction.DOWNLOAD, meta.consultation_id)
             stored = _find_file(meta, track_name)
-            path = self._config.root / stored["file"]
+            path = self._config.root / stored.file
             reader = await asyncio.to_thread(DecryptingReader, path, self._config.keyring)
         except _Refusal as refusal:
             return refusal.response()
         except FileNotFoundError:
             return _Refusal(404, "not_found", "the recording file is gone").response()
         except RecordingFileError as exc:
-            logger.error("recording unreadable recording=%s error=%s", meta["recording_id"], exc)
+            logger.error("recording unreadable recording=%s error=%s", meta.recording_id, exc)
             return _Refusal(
                 500, "recording_unreadable", "the recording cannot be decrypted"
             ).response()
@@ -90,9 +96,9 @@ class RecordingRoutes:
         request: web.Request,
         deps: _Deps,
         identity: Identity,
-        meta: dict[str, Any],
+        meta: RecordingMeta,
         track_name: str,
-        stored: dict[str, Any],
+        stored: TrackFile | CompositeFile,
         reader: DecryptingReader,
     ) -> web.StreamResponse:
         size = reader.size
@@ -100,16 +106,16 @@ class RecordingRoutes:
             wanted = _byte_range(request, size)
             start, end = (wanted.start, wanted.end) if wanted else (0, size)
             await deps.service.audit(
-                meta["consultation_id"],
+                meta.consultation_id,
                 identity,
-                "recording_accessed",
-                {"recording_id": meta["recording_id"], "track": track_name, "range": [start, end]},
+                AuditAction.RECORDING_ACCESSED,
+                {"recording_id": meta.recording_id, "track": track_name, "range": [start, end]},
             )
         except _Refusal as refusal:
             return refusal.response()
         logger.info(
             "recording download recording=%s track=%s by=%s bytes=%d-%d",
-            meta["recording_id"],
+            meta.recording_id,
             track_name,
             identity.subject,
             start,
@@ -119,9 +125,7 @@ class RecordingRoutes:
         response = web.StreamResponse(
             status=206 if partial else 200,
             headers={
-                "Content-Type": "video/webm"
-                if ".webm" in str(stored["file"])
-                else "video/x-matroska",
+                "Content-Type": "video/webm" if ".webm" in stored.file else "video/x-matroska",
                 "Accept-Ranges": "bytes",
                 "Content-Length": str(end - start),
                 "Cache-Control": "no-store",
@@ -145,8 +149,7 @@ class RecordingRoutes:
         deps = _Deps(request.app)
         try:
             identity = deps.identity(request)
-            if identity.role.value != "admin":
-                raise _Refusal(403, "forbidden", "only admins may set a legal hold")
+            deps.allow(identity, RecordingAction.LEGAL_HOLD, None)
             meta = await deps.recording(request.match_info["recording_id"])
             try:
                 body = await request.json()
@@ -155,13 +158,13 @@ class RecordingRoutes:
             hold = body.get("hold") if isinstance(body, dict) else None
             if not isinstance(hold, bool):
                 raise _BadRequest('send JSON {"hold": true|false}')
-            meta["legal_hold"] = hold
-            await deps.store.save_recording(meta)
+            meta.legal_hold = hold
+            await deps.catalog.save(meta)
             await deps.service.audit(
-                meta["consultation_id"],
+                meta.consultation_id,
                 identity,
-                "recording_legal_hold",
-                {"recording_id": meta["recording_id"], "hold": hold},
+                AuditAction.RECORDING_LEGAL_HOLD,
+                {"recording_id": meta.recording_id, "hold": hold},
             )
         except _Refusal as refusal:
             return refusal.response()
@@ -174,6 +177,7 @@ class _Deps:
     def __init__(self, app: web.Application) -> None:
         self.authority: TokenAuthority = app[authority_key]
         self.store: Store = app[store_key]
+        self.catalog = RecordingCatalog(self.store)
         self.service: ConsultationService = app[consultations_key]
 
     def identity(self, request: web.Request) -> Identity:
@@ -186,27 +190,33 @@ class _Deps:
         except AuthError as exc:
             raise _Refusal(401, exc.code, exc.message) from exc
 
-    async def authorize(self, identity: Identity, consultation_id: str) -> None:
-        """The consultation's own clinician or an admin; anyone else is refused."""
+    async def authorize(
+        self, identity: Identity, action: RecordingAction, consultation_id: str
+    ) -> None:
+        """Refused unless the access policy allows ``action`` on this consultation."""
         consultation = await self.store.get_consultation(consultation_id)
         if consultation is None:
             raise _Refusal.of(NotFound("no such consultation"))
-        if identity.role.value == "admin":
-            return
-        if identity.role.is_clinician and consultation.clinician_id == identity.subject:
-            return
-        logger.info(
-            "recording access refused consultation=%s subject=%s role=%s",
-            consultation_id,
-            identity.subject,
-            identity.role.value,
-        )
-        raise _Refusal.of(
-            Forbidden("only the consultation's clinician and admins may access recordings")
-        )
+        self.allow(identity, action, consultation)
 
-    async def recording(self, recording_id: str) -> dict[str, Any]:
-        meta = await self.store.get_recording(recording_id)
+    def allow(
+        self, identity: Identity, action: RecordingAction, consultation: Consultation | None
+    ) -> None:
+        """Refused (logged) unless the access policy allows ``action``."""
+        try:
+            access.require(identity, action, consultation)
+        except DomainError as refused:
+            logger.info(
+                "recording access refused action=%s consultation=%s subject=%s role=%s",
+                action.value,
+                consultation.id if consultation else None,
+                identity.subject,
+                identity.role.value,
+            )
+            raise _Refusal.of(refused) from None
+
+    async def recording(self, recording_id: str) -> RecordingMeta:
+        meta = await self.catalog.get(recording_id)
         if meta is None:
             raise _Refusal.of(NotFound("no such recording"))
         return meta
@@ -219,7 +229,7 @@ class _Refusal(Exception):
 
     @classmethod
     def of(cls, error: DomainError) -> _Refusal:
-        return cls(_STATUS.get(error.code, 400), error.code, error.message)
+        return cls(http_status(error), error.code, error.message)
 
     def response(self) -> web.Response:
         return web.json_response(error_payload(self.code, self.message), status=self.status)
@@ -230,17 +240,13 @@ class _BadRequest(_Refusal):
         super().__init__(400, "bad_request", message)
 
 
-def _find_file(meta: dict[str, Any], track_name: str) -> dict[str, Any]:
-    if meta.get("status") == "recording":
-        raise _Refusal(409, "invalid_state", "this recording is still running")
-    if track_name == "composite":
-        composite = meta.get("composite")
-        if isinstance(composite, dict) and composite.get("file"):
-            return composite
-    for track in meta.get("tracks", []):
-        if track.get("track_name") == track_name:
-            return dict(track)
-    raise _Refusal.of(NotFound("no such track in this recording"))
+def _find_file(meta: RecordingMeta, track_name: str) -> TrackFile | CompositeFile:
+    if meta.status is RecordingStatus.RECORDING:
+        raise _Refusal.of(InvalidState("this recording is still running"))
+    stored = meta.file_named(track_name)
+    if stored is None:
+        raise _Refusal.of(NotFound("no such track in this recording"))
+    return stored
 
 
 class _Unsatisfiable(_Refusal):
@@ -264,14 +270,12 @@ def _byte_range(request: web.Request, size: int) -> ByteRange | None:
         raise _Unsatisfiable(error) from None
 
 
-def _public(meta: dict[str, Any]) -> dict[str, Any]:
+def _public(meta: RecordingMeta) -> dict[str, Any]:
     """Index entry as shown to clients: times as ISO strings, no server paths."""
-    shown = {k: v for k, v in meta.items() if k != "folder"}
-    for name in ("started_at", "stopped_at"):
-        if isinstance(shown.get(name), int | float):
-            shown[name] = iso(shown[name])
-    if isinstance(shown.get("consent"), dict) and isinstance(
-        shown["consent"].get("given_at"), int | float
-    ):
-        shown["consent"] = {**shown["consent"], "given_at": iso(shown["consent"]["given_at"])}
+    shown = meta.to_document()
+    del shown["folder"]
+    shown["started_at"] = iso(meta.started_at)
+    shown["stopped_at"] = iso(meta.stopped_at)
+    if meta.consent is not None:
+        shown["consent"] = meta.consent.to_wire()
     return shown

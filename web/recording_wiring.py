@@ -8,19 +8,17 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from media.recording_files import make_private_dir, restrict_tree
-from media.recording_keys import Keyring, RecordingKeyError, default_key_file, load_keyring
-from media.retention import RetentionSweeper
-from signaling.recording_events import RecordingConfig, Recordings, SystemActor
-from web.keys import (
-    consultations_key,
-    gateway_key,
-    media_registry_key,
-    notifier_key,
-    recordings_key,
-    settings_key,
-    store_key,
-)
+from recording.files import make_private_dir, restrict_tree
+from recording.keys import Keyring, RecordingKeyError, default_key_file, load_keyring
+from recording.retention import RetentionSweeper
+from recording.service import RecordingConfig, Recordings
+from rooms.audit import SYSTEM, AuditAction
+from rooms.notify import Notifier
+from rooms.service import ConsultationService
+from rooms.store import Store
+from signaling.recording_events import RecordingEvents
+from signaling.server import SignalingGateway
+from web.keys import media_registry_key, recordings_key
 from web.recording_routes import RecordingRoutes
 from web.settings import Settings, SettingsError
 
@@ -48,36 +46,38 @@ def recording_config_from(settings: Settings) -> RecordingConfig:
     )
 
 
-def add_recording(app: web.Application) -> None:
-    """Register the recording routes now and the recording service as a cleanup context.
+def add_recording(
+    app: web.Application,
+    settings: Settings,
+    service: ConsultationService,
+    store: Store,
+    notifier: Notifier,
+    gateway: SignalingGateway,
+) -> None:
+    """Build the recording service, its events and routes; its lifetime is a cleanup context.
 
-    The context must come after the rooms and media contexts (it uses the store, the consultation
-    service and the media registry they create).
+    The context must come after the media context: the recording service is registered as a
+    consultation listener after the media relay's, and reaches the relay it creates.
     """
-    settings = app[settings_key]
     config = recording_config_from(settings)
     RecordingRoutes(config).add_to(app.router)
+    recordings = Recordings(service, store, lambda: app.get(media_registry_key), notifier, config)
+    gateway.add_events(RecordingEvents(recordings).specs())
 
-    async def recording_context(app: web.Application) -> AsyncIterator[None]:
-        service = app[consultations_key]
-        store = app[store_key]
+    async def audit(consultation_id: str, action: AuditAction, details: dict[str, object]) -> None:
+        await service.audit(consultation_id, SYSTEM, action, dict(details))
+
+    sweeper = RetentionSweeper(store, config.root, settings.retention_days * _DAY_S, audit)
+    app[recordings_key] = recordings
+
+    async def recording_lifetime(app: web.Application) -> AsyncIterator[None]:
         make_private_dir(config.root)
         tightened = await asyncio.to_thread(restrict_tree, config.root)
         if tightened:
             logger.warning("recordings folder: made %d folders/files private", tightened)
-        recordings = Recordings(
-            service, store, lambda: app.get(media_registry_key), app[notifier_key], config
-        )
-        app[gateway_key].add_events(recordings.specs())
         service.add_listener(recordings)
-
-        async def audit(consultation_id: str, action: str, details: dict[str, object]) -> None:
-            await service.audit(consultation_id, SystemActor(), action, dict(details))
-
-        sweeper = RetentionSweeper(store, config.root, settings.retention_days * _DAY_S, audit)
         sweeper.start()
         recordings.start_recovery()
-        app[recordings_key] = recordings
         logger.info(
             "recording ready key_id=%s keys=%d retention_days=%d",
             config.keyring.current_id,
@@ -90,4 +90,4 @@ def add_recording(app: web.Application) -> None:
             await sweeper.close()
             await recordings.close()
 
-    app.cleanup_ctx.append(recording_context)
+    app.cleanup_ctx.append(recording_lifetime)

@@ -1,34 +1,25 @@
-"""Wires the consultation domain into the app: store, service, events, connection hooks."""
+"""The consultation domain's settings mapping and its lifetime in the app."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
-from prometheus_client import Counter
 
 from rooms.service import ConsultationService, ServiceConfig
-from rooms.store import create_store
-from signaling.consultation_events import ConsultationConnections, ConsultationEvents
+from rooms.store import Store
 from signaling.ice_servers import IceServerIssuer
-from signaling.notifier import SocketNotifier
 from signaling.turn import TurnPolicy
-from web.keys import (
-    consultations_key,
-    gateway_key,
-    notifier_key,
-    registry_key,
-    settings_key,
-    sio_key,
-    store_key,
-)
 from web.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
 
 def service_config_from(settings: Settings) -> ServiceConfig:
+    """The consultation service's part of the server settings."""
     return ServiceConfig(
         offer_timeout_s=settings.offer_timeout_s,
         rejoin_grace_s=settings.rejoin_grace_s,
@@ -54,39 +45,20 @@ def ice_server_issuer_from(settings: Settings) -> IceServerIssuer:
     )
 
 
-async def rooms_context(app: web.Application) -> AsyncIterator[None]:
-    """Create the store and the consultation service; close both on shutdown."""
-    settings = app[settings_key]
-    sio = app[sio_key]
-    store = create_store(settings.store_url, settings.ended_retention_s)
-    notifier = SocketNotifier(sio)
-    refusals = Counter(
-        "teleconsult_limit_refusals",
-        "Requests refused (or audit entries not kept) because a resource limit was reached",
-        ["limit"],
-        registry=app[registry_key],
-    )
-    service = ConsultationService(
-        store,
-        notifier,
-        service_config_from(settings),
-        on_limit=lambda limit: refusals.labels(limit).inc(),
-    )
-    gateway = app[gateway_key]
-    gateway.add_events(ConsultationEvents(service).specs())
-    ice_servers = ice_server_issuer_from(settings)
-    gateway.add_listener(
-        ConsultationConnections(service, sio, ice_servers, settings.rejoin_grace_s)
-    )
-    app[store_key] = store
-    app[notifier_key] = notifier
-    app[consultations_key] = service
-    await service.start()
-    logger.info("consultation service started store=%s", store.backend)
-    try:
-        yield
-    finally:
-        await ice_servers.close()
-        await service.close()
-        await store.close()
-        logger.info("consultation service closed store=%s", store.backend)
+def consultations_lifetime(
+    store: Store, service: ConsultationService, ice_servers: IceServerIssuer
+) -> CleanupContext:
+    """Start the service's background round; on shutdown close the service, then the store."""
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        await service.start()
+        logger.info("consultation service started store=%s", store.backend)
+        try:
+            yield
+        finally:
+            await ice_servers.close()
+            await service.close()
+            await store.close()
+            logger.info("consultation service closed store=%s", store.backend)
+
+    return lifetime

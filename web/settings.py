@@ -98,7 +98,6 @@ class Settings:
     relay_timeout_s: float = 5.0
     drain_timeout_s: float = 3.0
     workers: int = 1
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def store_backend(self) -> str:
@@ -248,13 +247,18 @@ def _convert(name: str, value: Any) -> Any:
         raise SettingsError(f"bad value for {name}: {value!r}") from exc
 
 
+def setting_names() -> list[str]:
+    """The names one can set (file, environment, flags), in declaration order."""
+    return [f.name for f in fields(Settings) if f.name != "secret_generated"]
+
+
 def load_settings(
     overrides: Mapping[str, Any] | None = None,
     config_file: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Merge defaults < TOML file < environment < explicit overrides (flags)."""
-    known = {f.name for f in fields(Settings)} - {"secret_generated", "extra"}
+    known = set(setting_names())
     values: dict[str, Any] = {}
     if config_file is not None:
         with config_file.open("rb") as handle:

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from media.recording_keys import load_keyring
+from recording.keys import load_keyring
 from rooms.roles import Role
 from tests.cluster.harness import (
     RECORDING_KEY,

@@ -14,9 +14,9 @@ import av
 import numpy as np
 from aiortc.rtp import RtpPacket
 
-from media.recording_files import DecryptingReader
-from media.recording_keys import Keyring
 from media.taps import TrackInfo
+from recording.files import DecryptingReader
+from recording.keys import Keyring
 
 FPS = 30
 VIDEO_RATE = 90000
@@ -228,7 +228,7 @@ def h264_packets(frames: list[bytes], ssrc: int = 3333, mtu: int = 300) -> Itera
 
     A depayloaded payload is an Annex-B start code + NAL unit, or an FU-A fragment continuing one.
     """
-    from media.recorder import annexb_nal_units
+    from media.bitstream import annexb_nal_units
 
     sequence = 0
     for index, data in enumerate(frames):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from media.composite import CompositeInput, job_payload, run_composite
-from media.recorder import ConsultationRecorder
-from media.recording_files import describe_stored
+from recording.composite import CompositeInput, job_payload, run_composite
+from recording.files import describe_stored
+from recording.tap import ConsultationRecorder
 from tests.recording.synthetic import (
     KEYRING,
     FakeClock,
@@ -45,11 +45,11 @@ async def test_composite_shows_both_pictures_and_mixes_both_voices(tmp_path: Pat
     for track in result.tracks:
         inputs.append(
             CompositeInput(
-                Path(track["path"]),
-                track["kind"],
-                track["participant_id"],
-                track["source"],
-                track["offset_s"],
+                Path(track.path),
+                track.kind,
+                track.participant_id,
+                track.source,
+                track.offset_s,
             )
         )
     assert {round(i.offset_s, 1) for i in inputs} == {0.0, 1.0}

@@ -12,7 +12,7 @@ import aiohttp
 import av
 import redis.asyncio as redis
 
-from media.recording_keys import load_keyring
+from recording.keys import load_keyring
 from rooms.roles import Role
 from tests.conftest import RedisServer, start_server
 from tests.recording.synthetic import open_recording

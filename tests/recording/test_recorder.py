@@ -13,14 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from media.recorder import (
-    ConsultationRecorder,
-    FrameAssembler,
-    Timeline,
-    describe_track_file,
-    vp8_packet_starts_frame,
-)
-from media.recording_files import seal_unfinished
+from media.bitstream import vp8_packet_starts_frame
+from recording.files import seal_unfinished
+from recording.frames import VideoDepacketizer
+from recording.recovery import describe_track_file
+from recording.tap import ConsultationRecorder
+from recording.timeline import Timeline
 from tests.recording.synthetic import (
     KEYRING,
     FakeClock,
@@ -69,7 +67,7 @@ async def record(
     )
     feed(recorder, clock, video, audio)
     result = await recorder.stop()
-    return {t["kind"]: t for t in result.tracks}, requests
+    return {t.kind: t for t in result.tracks}, requests
 
 
 async def test_records_vp8_and_opus_as_they_were_sent(tmp_path: Path) -> None:
@@ -77,23 +75,23 @@ async def test_records_vp8_and_opus_as_they_were_sent(tmp_path: Path) -> None:
     audio = list(opus_packets(tone_frames(660.0, 150)))
     tracks, _ = await record(tmp_path, video, audio)
 
-    with open_recording(tracks["video"]["path"]) as container:
+    with open_recording(tracks["video"].path) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "vp8"
         assert (stream.width, stream.height) == (320, 240)
         packets = [p for p in container.demux(stream) if p.pts is not None]
     pts_ms = [int(p.pts * p.time_base * 1000) for p in packets]
     assert pts_ms[0] == 0 and pts_ms == sorted(pts_ms) and len(set(pts_ms)) == len(pts_ms)
-    frames = decoded_video(tracks["video"]["path"])
+    frames = decoded_video(tracks["video"].path)
     assert len(frames) == 90
     assert all(abs(a - b) < 25 for a, b in zip(mean_rgb(frames[45]), (30, 160, 220), strict=True))
-    assert math.isclose(tracks["video"]["duration_s"], 3.0, rel_tol=0.1)
+    assert math.isclose(tracks["video"].duration_s, 3.0, rel_tol=0.1)
 
-    with open_recording(tracks["audio"]["path"]) as container:
+    with open_recording(tracks["audio"].path) as container:
         assert container.streams.audio[0].codec_context.name == "opus"
         assert math.isclose(float(container.duration or 0) / 1e6, 3.0, rel_tol=0.1)
-    assert abs(dominant_hz(Path(tracks["audio"]["path"])) - 660.0) < 15
-    assert math.isclose(tracks["audio"]["duration_s"], 3.0, rel_tol=0.1)
+    assert abs(dominant_hz(Path(tracks["audio"].path)) - 660.0) < 15
+    assert math.isclose(tracks["audio"].duration_s, 3.0, rel_tol=0.1)
 
 
 async def test_waits_for_a_keyframe_and_drops_frames_after_a_lost_frame(tmp_path: Path) -> None:
@@ -110,15 +108,15 @@ async def test_waits_for_a_keyframe_and_drops_frames_after_a_lost_frame(tmp_path
     del arriving[keyframe_60[1]]  # and a middle fragment of the keyframe at 60 never arrives
     tracks, requests = await record(tmp_path, arriving, [])
 
-    decoded = decoded_video(tracks["video"]["path"])
+    decoded = decoded_video(tracks["video"].path)
     # frames 30..44, then 90..119 after the next whole keyframe: nothing refers to a lost frame
     assert len(decoded) == 15 + 30
-    assert tracks["video"]["frames"] == 45
+    assert tracks["video"].frames == 45
     assert requests, "the recorder asks for a keyframe while it waits"
-    with open_recording(tracks["video"]["path"]) as container:
+    with open_recording(tracks["video"].path) as container:
         first = next(p for p in container.demux(video=0) if p.pts is not None)
         assert first.pts == 0 and first.is_keyframe
-    assert math.isclose(tracks["video"]["duration_s"], 90 / 30, rel_tol=0.1)  # the gap stays a gap
+    assert math.isclose(tracks["video"].duration_s, 90 / 30, rel_tol=0.1)  # the gap stays a gap
 
 
 async def test_reordered_and_duplicated_packets_still_make_whole_frames(tmp_path: Path) -> None:
@@ -129,7 +127,7 @@ async def test_reordered_and_duplicated_packets_still_make_whole_frames(tmp_path
     if len(video) % 2:
         shuffled.append(video[-1])
     tracks, _ = await record(tmp_path, shuffled, [])
-    assert len(decoded_video(tracks["video"]["path"])) == 30
+    assert len(decoded_video(tracks["video"].path)) == 30
 
 
 async def test_publisher_reconnect_continues_the_file_with_the_real_pause(tmp_path: Path) -> None:
@@ -143,14 +141,14 @@ async def test_publisher_reconnect_continues_the_file_with_the_real_pause(tmp_pa
     muted = list(opus_packets(tone_frames(440.0, 50), first_ts=123456 + 200 * 960, start_at=4.0))
     tracks, _ = await record(tmp_path, first + second, audio + muted)
 
-    with open_recording(tracks["video"]["path"]) as container:
+    with open_recording(tracks["video"].path) as container:
         pts = [float(p.pts * p.time_base) for p in container.demux(video=0) if p.pts is not None]
     assert pts == sorted(pts)
     gap = max(b - a for a, b in zip(pts, pts[1:], strict=False))
     assert 1.9 < gap < 2.2
-    colours = [mean_rgb(f) for f in decoded_video(tracks["video"]["path"])]
+    colours = [mean_rgb(f) for f in decoded_video(tracks["video"].path)]
     assert colours[0][0] > 150 and colours[-1][2] > 150
-    with open_recording(tracks["audio"]["path"]) as container:
+    with open_recording(tracks["audio"].path) as container:
         apts = [float(p.pts * p.time_base) for p in container.demux(audio=0) if p.pts is not None]
     assert apts[0] == 0 and 3.0 < max(b - a for a, b in zip(apts, apts[1:], strict=False)) < 3.1
 
@@ -165,7 +163,7 @@ def test_timeline_is_monotonic_across_wraparound_and_late_packets() -> None:
 
 def test_assembler_needs_the_first_fragment() -> None:
     video = list(vp8_packets(colour_frames((1, 2, 3), 2)))
-    assembler = FrameAssembler(vp8_packet_starts_frame)
+    assembler = VideoDepacketizer(vp8_packet_starts_frame)
     first_frame = [s for s in video if s.packet.timestamp == video[0].packet.timestamp]
     for sent in first_frame[1:]:
         frame, _ = assembler.push(sent.packet, sent.payload)
@@ -177,7 +175,7 @@ def test_assembler_needs_the_first_fragment() -> None:
 _CRASH_SCRIPT = """
 import sys, time
 from pathlib import Path
-from media.recorder import ConsultationRecorder
+from recording.tap import ConsultationRecorder
 from tests.recording.synthetic import KEYRING, colour_frames, video_track, vp8_packets
 frames = colour_frames((220, 120, 20), 150)
 recorder = ConsultationRecorder("crash", "c1", Path(sys.argv[1]), lambda: None, KEYRING)
@@ -212,9 +210,9 @@ def test_a_killed_recorder_leaves_a_playable_file(tmp_path: Path) -> None:
     assert seal_unfinished(path, KEYRING), "the killed writer left the end unmarked"
     assert len(decoded_video(path)) == len(frames), "once marked, it reads as a complete file"
     described = describe_track_file(path, KEYRING)  # what crash recovery puts in the index
-    assert described is not None and described["participant_id"] == "p1"
-    assert described["frames"] == len(frames) and described["kind"] == "video"
-    assert abs(described["duration_s"] - (len(frames) - 1) / 30) < 0.1
+    assert described is not None and described.participant_id == "p1"
+    assert described.frames == len(frames) and described.kind == "video"
+    assert abs(described.duration_s - (len(frames) - 1) / 30) < 0.1
 
 
 async def test_a_writer_that_falls_behind_drops_and_counts_rather_than_queueing(
@@ -232,18 +230,18 @@ async def test_a_writer_that_falls_behind_drops_and_counts_rather_than_queueing(
 
     assert result.queue_drops > 0 and result.dropped_frames >= result.queue_drops
     assert requests, "video waits for a keyframe after a dropped frame"
-    tracks = {t["kind"]: t for t in result.tracks}
-    with open_recording(tracks["video"]["path"]) as container:
+    tracks = {t.kind: t for t in result.tracks}
+    with open_recording(tracks["video"].path) as container:
         packets = [p for p in container.demux(video=0) if p.size]
         decoded = [f for p in packets for f in p.decode()]
-    assert packets[0].is_keyframe and len(decoded) == len(packets) == tracks["video"]["frames"] < 90
+    assert packets[0].is_keyframe and len(decoded) == len(packets) == tracks["video"].frames < 90
     for before, after in zip(packets, packets[1:], strict=False):
         if float((after.pts - before.pts) * after.time_base) > 0.04:  # frames were dropped here
             assert after.is_keyframe, "after a drop the file resumes only at a keyframe"
 
 
 async def test_records_h264_into_matroska_without_transcoding(tmp_path: Path) -> None:
-    from media.recorder import annexb_nal_units
+    from media.bitstream import annexb_nal_units
     from media.taps import TrackInfo
     from tests.recording.synthetic import h264_frames, h264_packets
 
@@ -263,12 +261,12 @@ async def test_records_h264_into_matroska_without_transcoding(tmp_path: Path) ->
         clock.now = item.at
         recorder.on_rtp(track, item.packet, item.payload)
     (result,) = (await recorder.stop()).tracks
-    assert result["path"].endswith(".mkv.enc")
-    with open_recording(result["path"]) as container:
+    assert result.path.name.endswith(".mkv.enc")
+    with open_recording(result.path) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264" and (stream.width, stream.height) == (320, 240)
         written = [bytes(p) for p in container.demux(stream) if p.size]
     # Matroska stores NAL units length-prefixed instead of with start codes; the units are unchanged
     assert [length_prefixed_units(w) for w in written] == [annexb_nal_units(s) for s in sent]
-    frames = decoded_video(result["path"])
+    frames = decoded_video(result.path)
     assert len(frames) == 60 and mean_rgb(frames[30])[0] > 200

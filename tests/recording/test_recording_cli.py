@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import redis.asyncio as redis
 
-from media.recording_files import EncryptingWriter
-from media.recording_keys import load_keyring
+from recording.files import EncryptingWriter
+from recording.keys import load_keyring
 from rooms.store import create_store
 from tests.conftest import TEST_SECRET, RedisServer
+from tests.recording.entries import started_entry
 from web.cli import main
 
 
@@ -90,14 +91,7 @@ def test_decrypt_with_a_shared_store_is_audited_or_refused(
         await client.flushdb()
         await client.aclose()
         store = create_store(redis_server.url)
-        await store.save_recording(
-            {
-                "recording_id": "r-1",
-                "consultation_id": "c-1",
-                "folder": "c-1/r-1",
-                "status": "ready",
-            }
-        )
+        await store.save_recording(started_entry("r-1", "c-1", "c-1/r-1", "ready"))
         await store.close()
 
     asyncio.run(prepare())

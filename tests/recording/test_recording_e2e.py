@@ -20,6 +20,7 @@ import pytest
 from rooms.roles import Role
 from tests.conftest import RunningServer, start_server
 from tests.media.clients import ClientPeer, close_to, mean_rgb
+from tests.recording.entries import started_entry
 from tests.signaling.consultation_peers import Cast
 from tests.signaling.test_rtc_events import MediaClient, active_consultation
 from web.keys import recordings_key, store_key
@@ -269,16 +270,7 @@ async def test_guests_acknowledge_and_others_cannot_control_recording(
 async def test_only_admins_set_a_legal_hold(cast: Cast, rec_server: RunningServer) -> None:
     consultation_id, _, _ = await active_consultation(cast)
     store = rec_server.app[store_key]
-    await store.save_recording(
-        {
-            "recording_id": "r-hold",
-            "consultation_id": consultation_id,
-            "folder": "x/r-hold",
-            "status": "ready",
-            "legal_hold": False,
-            "tracks": [],
-        }
-    )
+    await store.save_recording(started_entry("r-hold", consultation_id, "x/r-hold", "ready"))
     url = rec_server.url + "/api/recordings/r-hold/legal_hold"
     doctor = rec_server.token(Role.SPECIALIST, "dr-li", services=("ophthalmology",))
     admin = rec_server.token(Role.ADMIN, "admin-1")

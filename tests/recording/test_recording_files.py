@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 import pytest
 
-from media.recording_files import (
+from recording.files import (
     DecryptingReader,
     EncryptingWriter,
     RecordingFileError,
@@ -20,7 +20,7 @@ from media.recording_files import (
     restrict_tree,
     seal_unfinished,
 )
-from media.recording_keys import Keyring
+from recording.keys import Keyring
 from tests.recording.synthetic import colour_frames
 
 CHUNK = 4096

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from media.recording_keys import (
+from recording.keys import (
     Keyring,
     RecordingKeyError,
     add_key_to_file,

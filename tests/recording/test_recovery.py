@@ -6,11 +6,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from media.recorder import ConsultationRecorder
-from media.recording_files import DecryptingReader
+from recording.files import DecryptingReader
+from recording.service import LOCK_TTL_S, RecordingConfig, Recordings
+from recording.tap import ConsultationRecorder
 from rooms.service import ConsultationService, ServiceConfig
 from rooms.store import Store
-from signaling.recording_events import LOCK_TTL_S, RecordingConfig, Recordings
+from tests.recording.entries import started_entry
 from tests.recording.synthetic import KEYRING, FakeClock, feed_all, participant_media
 
 
@@ -35,15 +36,7 @@ async def leftover(store: Store, root: Path, recording_id: str) -> None:
     feed_all(recorder, clock, participant_media("outlet-7", (200, 20, 20), 440.0, 2.0))
     await recorder.stop()
     await store.save_recording(
-        {
-            "recording_id": recording_id,
-            "consultation_id": "c1",
-            "folder": str(folder),
-            "status": "recording",
-            "started_at": time.time() - 60,
-            "tracks": [],
-            "composite": None,
-        }
+        started_entry(recording_id, "c1", str(folder), started_at=time.time() - 60)
     )
 
 

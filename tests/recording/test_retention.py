@@ -6,8 +6,9 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from media.retention import RetentionSweeper
+from recording.retention import RetentionSweeper
 from rooms.store import Store
+from tests.recording.entries import started_entry, track_entry
 
 DAY = 86400.0
 NOW = 1_800_000_000.0
@@ -16,18 +17,17 @@ NOW = 1_800_000_000.0
 def meta(
     recording_id: str, age_days: float, status: str = "ready", hold: bool = False
 ) -> dict[str, Any]:
-    return {
-        "recording_id": recording_id,
-        "consultation_id": f"c-{recording_id}",
-        "folder": f"c-{recording_id}/{recording_id}",
-        "status": status,
-        "started_at": NOW - age_days * DAY - 600,
-        "stopped_at": NOW - age_days * DAY,
-        "legal_hold": hold,
-        "tracks": [
-            {"track_name": "p-camera", "file": f"c-{recording_id}/{recording_id}/p-camera.webm"}
-        ],
-    }
+    folder = f"c-{recording_id}/{recording_id}"
+    return started_entry(
+        recording_id,
+        f"c-{recording_id}",
+        folder,
+        status,
+        started_at=NOW - age_days * DAY - 600,
+        stopped_at=NOW - age_days * DAY,
+        legal_hold=hold,
+        tracks=[track_entry("p-camera", f"{folder}/p-camera.webm")],
+    )
 
 
 async def test_sweep_deletes_only_expired_recordings_and_audits_each(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,20 +18,14 @@ import pytest
 
 from rooms.models import ConsultationState, PresenceStatus
 from rooms.service import CheckIn, ConsultationService, ServiceConfig
-from rooms.store import Store, create_store
-from tests.conftest import RedisServer
-from tests.rooms.conftest import flushed
+from rooms.store import Store
 from tests.rooms.test_service import DR, OUTLET, Inbox
 
 STATUSES = (PresenceStatus.BUSY, PresenceStatus.AVAILABLE, PresenceStatus.AWAY)
 
 
-@pytest.fixture
-async def redis_store(redis_server: RedisServer) -> AsyncIterator[Store]:
-    await flushed(redis_server.url)
-    store = create_store(redis_server.url)
-    yield store
-    await store.close()
+# Both nodes share one real Redis: the race is between processes.
+pytestmark = pytest.mark.parametrize("store", ["redis"], indirect=True)
 
 
 @dataclass
@@ -58,14 +51,14 @@ def node(store: Store, inbox: Inbox) -> ConsultationService:
 
 async def beat(service: ConsultationService) -> None:
     """One round with the heartbeat due (it runs every third of the presence timeout)."""
-    service._heartbeat_at = 0.0
+    await service.heartbeat(force=True)
     await service.run_round()
 
 
 async def test_a_status_the_clinician_sets_is_never_overwritten_by_rounds(
-    redis_store: Store,
+    store: Store,
 ) -> None:
-    first, second = node(redis_store, Inbox()), node(redis_store, Inbox())
+    first, second = node(store, Inbox()), node(store, Inbox())
     await first.connected(DR, "sid-1")
     await second.connected(DR, "sid-2")
     rng = random.Random(3)
@@ -75,7 +68,7 @@ async def test_a_status_the_clinician_sets_is_never_overwritten_by_rounds(
             racers = [beat(first), beat(second), first.set_presence(DR, wanted)]
             rng.shuffle(racers)
             await asyncio.gather(*racers)
-            stored = await redis_store.get_presence(DR.subject)
+            stored = await store.get_presence(DR.subject)
             assert stored is not None and stored.status is wanted, attempt
             assert stored.online
     finally:
@@ -83,9 +76,9 @@ async def test_a_status_the_clinician_sets_is_never_overwritten_by_rounds(
         await second.close()
 
 
-async def test_no_offer_goes_to_a_clinician_who_set_busy(redis_store: Store) -> None:
-    inbox = OfferWatch(store=redis_store)
-    first, second = node(redis_store, inbox), node(redis_store, Inbox())
+async def test_no_offer_goes_to_a_clinician_who_set_busy(store: Store) -> None:
+    inbox = OfferWatch(store=store)
+    first, second = node(store, inbox), node(store, Inbox())
     await first.connected(DR, "sid-1")
     await second.connected(DR, "sid-2")
     await first.connected(OUTLET, "sid-o")
@@ -100,7 +93,7 @@ async def test_no_offer_goes_to_a_clinician_who_set_busy(redis_store: Store) -> 
             await asyncio.gather(*racers)
             offered = [
                 c
-                for c in await redis_store.open_consultations()
+                for c in await store.open_consultations()
                 if c.state is ConsultationState.OFFERED and c.offered_to == DR.subject
             ]
             if wanted is PresenceStatus.BUSY:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from rooms.audit import SYSTEM, AuditAction
 from rooms.errors import Conflict, Expired, Forbidden, InvalidState
 from rooms.models import ConsultationState, PresenceStatus
 from rooms.roles import Role
@@ -238,3 +239,30 @@ async def test_a_crashed_process_connections_are_noticed_by_another(rig: Rig, st
     ended = await survivor.get(ADMIN, cid)
     assert ended.state is ConsultationState.ENDED and ended.ended_reason == "outlet_disconnected"
     await survivor.close()
+
+
+async def test_the_server_acts_in_the_audit_trail_as_one_system_actor(rig: Rig) -> None:
+    cid = await checked_in(rig)
+    await rig.service.connected(DR, "sid-d")
+    await rig.service.set_presence(DR, PresenceStatus.AVAILABLE)
+    await rig.service.run_round()  # offered
+    rig.clock.now += 31
+    await rig.service.run_round()  # the offer lapses
+    await rig.service.disconnected(OUTLET, "sid-o")
+    rig.clock.now += 61
+    await rig.service.run_round()  # the outlet's grace ends, and with it the request
+    events, _ = await rig.service.audit_log(ADMIN, cid)
+    assert [(e.action, e.actor, e.role) for e in events] == [
+        ("check_in", "outlet-1", "outlet"),
+        ("offer", "system", "system"),
+        ("offer_withdrawn", "system", "system"),
+        ("disconnected", "outlet-1", "outlet"),
+        ("leave", "outlet-1", "outlet"),
+        ("end", "system", "system"),
+    ]
+    assert events[-1].details == {"reason": "outlet_disconnected"}
+    await rig.service.audit(cid, SYSTEM, AuditAction.RECORDING_DELETED, {"recording_id": "r-1"})
+    last, _ = await rig.service.audit_log(ADMIN, cid, cursor=len(events))
+    assert [(e.action, e.actor, e.role) for e in last] == [
+        ("recording_deleted", "system", "system")
+    ]

@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
-import redis.asyncio as redis
 
-from tests.conftest import RedisServer, RunningServer
+from tests.conftest import RedisServer, RunningServer, flush_redis
 from tests.signaling.consultation_peers import Cast
 from web.settings import Settings
 
@@ -19,9 +18,7 @@ async def on_store(request: pytest.FixtureRequest, settings: Settings, store: st
     if store == "memory":
         return settings
     server: RedisServer = request.getfixturevalue("redis_server")
-    client = redis.Redis.from_url(server.url)
-    await client.flushdb()
-    await client.aclose()
+    await flush_redis(server.url)
     return replace(settings, store_url=server.url)
 
 

@@ -51,6 +51,17 @@ def test_unknown_role_and_guest_without_consultation_are_refused() -> None:
             TokenAuthority(TEST_SECRET).verify(token)
 
 
+def test_the_servers_own_system_role_is_never_granted_nor_accepted(
+    authority: TokenAuthority,
+) -> None:
+    with pytest.raises(ValueError, match="system"):
+        authority.issue(Role.SYSTEM, "system")
+    now = int(time.time())
+    claims = {"iss": "teleconsult", "sub": "system", "role": "system", "iat": now, "exp": now + 60}
+    with pytest.raises(AuthError, match="no token may carry"):
+        authority.verify(jwt.encode(claims, TEST_SECRET, algorithm="HS256"))
+
+
 def test_none_algorithm_is_refused() -> None:
     now = int(time.time())
     claims = {"iss": "teleconsult", "sub": "x", "role": "admin", "iat": now, "exp": now + 60}

@@ -7,19 +7,16 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
-import redis.asyncio as redis
 
 from rooms.roles import Role
-from tests.conftest import RedisServer, RunningServer, free_port, start_server
+from tests.conftest import RedisServer, RunningServer, flush_redis, free_port, start_server
 from tests.signaling.consultation_peers import Cast, check_in_payload
 from web.settings import Settings
 
 
 @pytest.fixture
 async def redis_settings(test_settings: Settings, redis_server: RedisServer) -> Settings:
-    client = redis.Redis.from_url(redis_server.url)
-    await client.flushdb()
-    await client.aclose()
+    await flush_redis(redis_server.url)
     return replace(test_settings, store_url=redis_server.url)
 
 

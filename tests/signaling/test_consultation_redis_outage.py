@@ -113,7 +113,7 @@ async def test_redis_restart_under_a_live_consultation_loses_nothing(
         assert last_pts(doctor_media.media, "outlet-1") - before >= VIDEO_HZ
         await assert_see_and_hear_each_other(outlet_media.media, doctor_media.media)
         service = running.app[consultations_key]
-        assert service._task is not None and not service._task.done(), "rounds still running"
+        assert service.rounds_running, "rounds still running"
 
         durable_redis.append(start_redis(tmp_path / "redis", port=old.port, durable=True))
 

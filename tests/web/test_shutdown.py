@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as redis
 
-from media.recording_keys import load_keyring
+from recording.keys import load_keyring
 from rooms.roles import Role
 from tests.conftest import start_server
 from tests.media.clients import ClientPeer

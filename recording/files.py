@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import secrets
 import stat
 import struct
@@ -29,7 +30,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from media.recording_keys import Keyring
+from recording.keys import Keyring
 
 MAGIC = b"TCREC2\x00\x00"
 CHUNK_SIZE = 64 * 1024
@@ -39,6 +40,11 @@ _NONCE_SIZE = 12
 _TAG_SIZE = 16
 _OVERHEAD = _NONCE_SIZE + _TAG_SIZE
 _READ_BLOCK = 1024 * 1024
+
+
+def safe_file_name(text: str, max_length: int) -> str:
+    """``text`` as one file-system-safe path component: other characters become ``_``."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:max_length]
 
 
 class RecordingFileError(Exception):

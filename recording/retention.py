@@ -13,24 +13,15 @@ import shutil
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+
+from recording.index import RecordingCatalog, RecordingIndex
+from recording.model import RecordingMeta, RecordingStatus
+from rooms.audit import AuditAction
 
 logger = logging.getLogger(__name__)
 
-AuditFn = Callable[[str, str, dict[str, Any]], Awaitable[None]]
-
-
-class RecordingIndex(Protocol):
-    """The part of the store that holds recording metadata."""
-
-    async def all_recordings(self) -> list[dict[str, Any]]: ...
-
-    async def delete_recording(self, recording_id: str) -> None: ...
-
-
-def recording_folder(root: Path, meta: dict[str, Any]) -> Path:
-    """Where a recording's files live: ``<root>/<consultation>/<recording>``."""
-    return root / str(meta["folder"])
+AuditFn = Callable[[str, AuditAction, dict[str, Any]], Awaitable[None]]
 
 
 class RetentionSweeper:
@@ -45,7 +36,7 @@ class RetentionSweeper:
         interval_s: float = 3600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._index = index
+        self._catalog = RecordingCatalog(index)
         self._root = root
         self._retention_s = retention_s
         self._audit = audit
@@ -72,40 +63,39 @@ class RetentionSweeper:
                 logger.exception("retention sweep failed")
             await asyncio.sleep(self._interval_s)
 
-    def expired(self, meta: dict[str, Any], now: float) -> bool:
+    def expired(self, meta: RecordingMeta, now: float) -> bool:
         """Whether a recording is past retention and may go."""
-        stopped_at = meta.get("stopped_at")
         return (
-            meta.get("status") == "ready"
-            and not meta.get("legal_hold", False)
-            and isinstance(stopped_at, int | float)
-            and stopped_at + self._retention_s <= now
+            meta.status is RecordingStatus.READY
+            and not meta.legal_hold
+            and meta.stopped_at is not None
+            and meta.stopped_at + self._retention_s <= now
         )
 
     async def sweep(self) -> list[str]:
         """Delete every expired recording now; returns their ids."""
         now = self._clock()
         deleted = []
-        for meta in await self._index.all_recordings():
-            if not self.expired(meta, now):
+        for meta in await self._catalog.all():
+            stopped_at = meta.stopped_at
+            if stopped_at is None or not self.expired(meta, now):
                 continue
-            recording_id = str(meta["recording_id"])
-            folder = recording_folder(self._root, meta)
-            await asyncio.to_thread(shutil.rmtree, folder, True)
+            recording_id = meta.recording_id
+            await asyncio.to_thread(shutil.rmtree, self._root / meta.folder, True)
             await self._audit(
-                str(meta["consultation_id"]),
-                "recording_deleted",
+                meta.consultation_id,
+                AuditAction.RECORDING_DELETED,
                 {
                     "recording_id": recording_id,
                     "reason": "retention",
-                    "age_days": round((now - float(meta["stopped_at"])) / 86400, 2),
+                    "age_days": round((now - stopped_at) / 86400, 2),
                 },
             )
-            await self._index.delete_recording(recording_id)
+            await self._catalog.delete(recording_id)
             deleted.append(recording_id)
             logger.info(
                 "recording deleted by retention recording=%s consultation=%s",
                 recording_id,
-                meta["consultation_id"],
+                meta.consultation_id,
             )
         return deleted

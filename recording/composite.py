@@ -1,7 +1,7 @@
 """The after-call composite: one side-by-side WebM (VP8 + mixed Opus) of a recording's tracks.
 
 It decodes, composes and encodes, so it is far too heavy for the media path: it runs in its own
-process (``python -m media.composite`` reads a job as JSON on stdin and prints
+process (``python -m recording.composite`` reads a job as JSON on stdin and prints
 ``progress <percent>`` lines, then ``done <json>``). :func:`run_composite` starts that process
 from the event loop and relays progress. Track files are aligned by their ``offset_s`` (when each
 track's first frame arrived after the recording started); a video tile holds its last picture
@@ -24,8 +24,8 @@ from typing import Any
 import av
 import numpy as np
 
-from media.recording_files import DecryptingReader, EncryptingWriter
-from media.recording_keys import Keyring
+from recording.files import DecryptingReader, EncryptingWriter
+from recording.keys import Keyring
 
 logger = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ async def run_composite(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "media.composite",
+        "recording.composite",
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -1,0 +1,1 @@
+"""Consent-gated recording beside the media relay: tap, encrypted files, index, lifecycle."""

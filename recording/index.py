@@ -1,0 +1,74 @@
+"""The recording index: the narrow store protocol, and the typed catalogue over it.
+
+Both stores (``rooms.memory_store``, ``rooms.redis_store``) implement :class:`RecordingIndex`:
+they keep each entry as a JSON document and know nothing of its fields beyond the two ids.
+:class:`RecordingCatalog` is what recording code uses: it reads and writes
+:class:`~recording.model.RecordingMeta`, so a renamed field is a type error, not a ``KeyError``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from recording.model import RecordingMeta
+
+logger = logging.getLogger(__name__)
+
+
+class RecordingIndex(Protocol):
+    """The part of a store that holds recording index entries (JSON documents)."""
+
+    async def save_recording(self, meta: dict[str, Any]) -> None:
+        """Store an entry (needs string ``recording_id`` and ``consultation_id``)."""
+        ...
+
+    async def get_recording(self, recording_id: str) -> dict[str, Any] | None: ...
+
+    async def recordings_for(self, consultation_id: str) -> list[dict[str, Any]]: ...
+
+    async def all_recordings(self) -> list[dict[str, Any]]: ...
+
+    async def delete_recording(self, recording_id: str) -> None: ...
+
+
+class RecordingCatalog:
+    """Typed access to a :class:`RecordingIndex`. An entry that does not parse is logged and
+    left alone (never listed, never deleted), so one damaged entry cannot stop a sweep."""
+
+    def __init__(self, index: RecordingIndex) -> None:
+        self._index = index
+
+    async def save(self, meta: RecordingMeta) -> None:
+        await self._index.save_recording(meta.to_document())
+
+    async def get(self, recording_id: str) -> RecordingMeta | None:
+        document = await self._index.get_recording(recording_id)
+        return _parsed(document) if document is not None else None
+
+    async def for_consultation(self, consultation_id: str) -> list[RecordingMeta]:
+        return _all_parsed(await self._index.recordings_for(consultation_id))
+
+    async def all(self) -> list[RecordingMeta]:
+        return _all_parsed(await self._index.all_recordings())
+
+    async def delete(self, recording_id: str) -> None:
+        await self._index.delete_recording(recording_id)
+
+
+def _parsed(document: dict[str, Any]) -> RecordingMeta | None:
+    try:
+        return RecordingMeta.from_document(document)
+    except ValidationError as exc:
+        logger.warning(
+            "recording index entry unreadable recording=%s errors=%d",
+            str(document.get("recording_id"))[:64],
+            exc.error_count(),
+        )
+        return None
+
+
+def _all_parsed(documents: list[dict[str, Any]]) -> list[RecordingMeta]:
+    return [meta for meta in map(_parsed, documents) if meta is not None]

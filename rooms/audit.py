@@ -1,0 +1,58 @@
+"""What the audit trail records: the action names and the server's own identity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from rooms.roles import Role
+
+
+class AuditAction(StrEnum):
+    """Every action the audit trail records; the values are the stored (and documented) names."""
+
+    CHECK_IN = "check_in"
+    OFFER = "offer"
+    OFFER_WITHDRAWN = "offer_withdrawn"
+    ACCEPT = "accept"
+    PICK = "pick"
+    DECLINE = "decline"
+    TRANSFER = "transfer"
+    JOIN = "join"
+    REJOIN = "rejoin"
+    LEAVE = "leave"
+    DISCONNECTED = "disconnected"
+    END = "end"
+    INVITE = "invite"
+    INVITE_REDEEMED = "invite_redeemed"
+    ADMIT = "admit"
+    REFUSE = "refuse"
+    NOTES = "notes"
+    CONSENT = "consent"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    RECORDING_STARTED = "recording_started"
+    RECORDING_STOPPED = "recording_stopped"
+    RECORDING_RECOVERED = "recording_recovered"
+    RECORDING_ACKNOWLEDGED = "recording_acknowledged"
+    RECORDINGS_LISTED = "recordings_listed"
+    RECORDING_ACCESSED = "recording_accessed"
+    RECORDING_EXPORTED = "recording_exported"
+    RECORDING_LEGAL_HOLD = "recording_legal_hold"
+    RECORDING_DELETED = "recording_deleted"
+    RECORDING_CONTINUED = "recording_continued"
+    MEDIA_PINNED = "media_pinned"
+    MEDIA_MOVED = "media_moved"
+
+
+@dataclass(frozen=True)
+class SystemActor:
+    """The server itself, acting on its own (offers, deadlines, automatic ends, retention)."""
+
+    subject: str = "system"
+    role: Role = Role.SYSTEM
+    name: str = "system"
+    services: frozenset[str] = frozenset()
+    consultation_id: str | None = None
+
+
+SYSTEM = SystemActor()
