@@ -5,6 +5,8 @@ Simulated 1:1 consultations on 127.0.0.1: each side publishes a pre-encoded 640x
 runs as its own process (its CPU is read from /proc/<pid>/stat); the load runs here. A direct
 peer-to-peer pair runs alongside as the latency baseline. ``--compare transcode`` repeats the
 same load against the relay in transcoding mode (decode + re-encode per subscriber).
+``--nodes N`` (or ``1,2``) runs the full server as N cluster nodes instead (see
+``benchmarks/relay_nodes.py``).
 Everything is bounded: at most 32 consultations, at most 120 s per measuring window.
 """
 
@@ -286,8 +288,19 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--duration", type=float, default=15.0, help="measuring window, s (max 120)"
     )
     parser.add_argument("--compare", choices=["transcode"], help="also run a transcoding relay")
+    parser.add_argument(
+        "--nodes",
+        help="run the full server as N nodes on one Redis (a list like 1,2 runs each, max 8)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
+    if args.nodes is not None:
+        try:
+            args.nodes = [int(n) for n in args.nodes.split(",")]
+        except ValueError:
+            parser.error("--nodes takes a number or a list like 1,2")
+        if not all(1 <= n <= 8 for n in args.nodes):
+            parser.error("--nodes must be 1..8")
     if not 1 <= args.consultations <= MAX_CONSULTATIONS:
         parser.error(f"--consultations must be 1..{MAX_CONSULTATIONS}")
     if not 1 <= args.duration <= MAX_WINDOW_S:
@@ -298,6 +311,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 async def _run(args: argparse.Namespace) -> int:
     video_capability_check()
     clip = make_clip()
+    if args.nodes:
+        return await _run_nodes(args, clip)
     results = [await measure(clip, args.consultations, args.duration, transcode=False)]
     if args.compare == "transcode":
         results.append(await measure(clip, args.consultations, args.duration, transcode=True))
@@ -313,6 +328,19 @@ async def _run(args: argparse.Namespace) -> int:
         print(json.dumps(payload, indent=2))
     else:
         print(_table(results, clip))
+    return 0
+
+
+async def _run_nodes(args: argparse.Namespace, clip: Clip) -> int:
+    from benchmarks.relay_nodes import cluster_json, cluster_table, measure_cluster
+
+    results = [
+        await measure_cluster(clip, nodes, args.consultations, args.duration)
+        for nodes in args.nodes
+    ]
+    print(
+        json.dumps(cluster_json(results, clip), indent=2) if args.json else cluster_table(results)
+    )
     return 0
 
 

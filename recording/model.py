@@ -121,6 +121,8 @@ class RecordingMeta(BaseModel):
     queue_drops: int = 0
     interrupted: bool = False
     error: str | None = None
+    continues: str | None = None
+    segment: int = 1
 
     @property
     def composite_pending(self) -> bool:

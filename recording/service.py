@@ -38,7 +38,7 @@ from recording.model import (
 from recording.recovery import recover_folder
 from recording.tap import ConsultationRecorder, RecordingResult
 from rooms.audit import SYSTEM, AuditAction
-from rooms.errors import InvalidState
+from rooms.errors import InvalidState, NotFound
 from rooms.models import Consultation, Participant, iso
 from rooms.notify import Actor, Notifier
 from rooms.store import Store
@@ -148,12 +148,24 @@ class Recordings:
         )
         return self.state(consultation_id)
 
-    async def start(self, actor: Actor, consultation_id: str) -> dict[str, Any]:
-        """Start recording (idempotent) if ``actor`` is its clinician and consent is on file."""
+    async def start(
+        self, actor: Actor, consultation_id: str, continues: RecordingMeta | None = None
+    ) -> dict[str, Any]:
+        """Start recording (idempotent) if ``actor`` is its clinician and consent is on file.
+
+        ``continues``: the entry of a recording whose node was lost or drained; the new one is
+        its next segment, started by the server (see :meth:`continue_moved`).
+        """
         async with self._lock(consultation_id):
-            await self._service.require_participant(consultation_id, actor)
-            consultation = await self._service.get(actor, consultation_id)
-            access.require(actor, RecordingAction.START, consultation)
+            if continues is None:
+                await self._service.require_participant(consultation_id, actor)
+                consultation = await self._service.get(actor, consultation_id)
+                access.require(actor, RecordingAction.START, consultation)
+            else:  # the server itself, not a participant: read the consultation as it is stored
+                stored = await self._store.get_consultation(consultation_id)
+                if stored is None:
+                    raise NotFound("no such consultation")
+                consultation = stored
             if consultation_id in self._active:
                 return self.state(consultation_id)
             if self._closed:
@@ -176,17 +188,25 @@ class Recordings:
                 key_id=self._config.keyring.current_id,
                 consent=consent,
             )
+            details = {
+                "recording_id": recording_id,
+                "purpose": consent.purpose,
+                "consent_by": consent.given_by,
+            }
+            if continues is not None:
+                meta.started_by = continues.started_by
+                meta.continues = continues.recording_id
+                meta.segment = continues.segment + 1
+                details["continues"] = continues.recording_id
             await self._store.try_lock(_lock_name(recording_id), self._node, LOCK_TTL_S)
             await self._catalog.save(meta)
             await self._service.audit(
                 consultation_id,
                 actor,
-                AuditAction.RECORDING_STARTED,
-                {
-                    "recording_id": recording_id,
-                    "purpose": consent.purpose,
-                    "consent_by": consent.given_by,
-                },
+                AuditAction.RECORDING_CONTINUED
+                if continues is not None
+                else AuditAction.RECORDING_STARTED,
+                details,
             )
             router = registry.router(consultation_id)
             admission = Admission(
@@ -278,6 +298,35 @@ class Recordings:
         )
         self._composites.close()
         await self.wait_finalized()
+
+    # ----- segment continuation (the consultation's media moved to this node) ------------------
+
+    async def continue_moved(self, consultation_id: str) -> dict[str, Any] | None:
+        """A recording that was running on the node this consultation's media moved from goes on
+        here as its next segment; the interrupted segment is recovered (left playable) once its
+        lock runs out. Both stay in the consultation's recording index."""
+        consultation = await self._store.get_consultation(consultation_id)
+        running = [
+            meta
+            for meta in await self._catalog.for_consultation(consultation_id)
+            if meta.status is RecordingStatus.RECORDING and not self._is_active(meta.recording_id)
+        ]
+        if consultation is None or not consultation.recording or not running:
+            return None
+        previous = max(running, key=lambda meta: meta.started_at)
+        state = await self.start(SYSTEM, consultation_id, continues=previous)
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.create_task(
+                self._recover_after_lock(), name="recording-recovery"
+            )
+        return state
+
+    async def _recover_after_lock(self) -> None:
+        await asyncio.sleep(LOCK_TTL_S + 1.0)
+        try:
+            await self.recover()
+        except Exception:  # the store may be unreachable: the next start tries again
+            logger.exception("recording recovery failed")
 
     # ----- consultation listener hooks ---------------------------------------------------------
 

@@ -39,6 +39,9 @@ class AuditAction(StrEnum):
     RECORDING_EXPORTED = "recording_exported"
     RECORDING_LEGAL_HOLD = "recording_legal_hold"
     RECORDING_DELETED = "recording_deleted"
+    RECORDING_CONTINUED = "recording_continued"
+    MEDIA_PINNED = "media_pinned"
+    MEDIA_MOVED = "media_moved"
 
 
 @dataclass(frozen=True)

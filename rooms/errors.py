@@ -77,3 +77,20 @@ class AuditLimitReached(LimitReached):
     code = "too_many_repeats"
     limit = "audit_entries_per_action"
     default_message = "this action was repeated too often on this consultation"
+
+
+class ClusterFull(DomainError):
+    """Every live media node carries as many consultations as it may: nothing can be placed."""
+
+    code = "cluster_full"
+    default_message = (
+        "every media server is at its capacity; the consultation stays in the queue, try again"
+    )
+
+
+class NodeUnavailable(DomainError):
+    """The node carrying a consultation's media did not answer in time; the request may be
+    retried (a lost node's consultations move to another node within seconds)."""
+
+    code = "unavailable"
+    default_message = "the media server of this consultation did not answer in time; try again"

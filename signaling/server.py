@@ -22,6 +22,9 @@ _IDENTITY = "identity"
 _TRANSPORT_HEADROOM = 4
 
 
+EventFilter = Callable[[Iterable[EventSpec[Any]]], list[EventSpec[Any]]]
+
+
 class ConnectionListener(Protocol):
     """Told when an authenticated client connects or its connection goes away."""
 
@@ -37,6 +40,7 @@ def create_socket_server(
     limits: ConnectionLimits,
     allowed_origins: tuple[str, ...] = (),
     on_refusal: Callable[[str], None] = lambda reason: None,
+    websocket_only: bool = False,
 ) -> GuardedServer:
     """Build the Socket.IO server; with Redis, emits are shared between server processes.
 
@@ -45,6 +49,8 @@ def create_socket_server(
     instead of engine.io's default ~45 s. A browser's ``Origin`` must be one of
     ``allowed_origins``; without any, the server's own origin (its ``Host`` header, or the
     ``X-Forwarded-Proto``/``-Host`` a reverse proxy sets) is the only one allowed.
+    ``websocket_only`` refuses long-polling: with several processes behind one port, each
+    connection must stay on the process that accepted it, which only a websocket guarantees.
     """
     manager = socketio.AsyncRedisManager(redis_url) if redis_url else None
     half = max(1.0, liveness_timeout_s / 2)
@@ -55,6 +61,7 @@ def create_socket_server(
         ping_timeout=half,
         async_mode="aiohttp",
         client_manager=manager,
+        transports=["websocket"] if websocket_only else ["polling", "websocket"],
         max_http_buffer_size=max_event_bytes * _TRANSPORT_HEADROOM,
         # None is engine.io's same-origin check; an empty list would switch the check off.
         cors_allowed_origins=list(allowed_origins) or None,
@@ -76,6 +83,7 @@ class SignalingGateway:
         self.sio = sio
         self._authority = authority
         self._listeners: list[ConnectionListener] = []
+        self._event_filters: list[EventFilter] = []
         self.dispatcher = Dispatcher(
             self.identity_of,
             limits,
@@ -86,7 +94,15 @@ class SignalingGateway:
         sio.on("*", self._on_any_event)
 
     def add_events(self, specs: Iterable[EventSpec[Any]]) -> None:
+        """Register events, each passed through the event filters first."""
+        for event_filter in self._event_filters:
+            specs = event_filter(specs)
         self.dispatcher.register(specs)
+
+    def add_event_filter(self, event_filter: EventFilter) -> None:
+        """Wrap the handlers of events registered from now on (a cluster runs media requests on
+        the consultation's pinned node this way)."""
+        self._event_filters.append(event_filter)
 
     def add_listener(self, listener: ConnectionListener) -> None:
         self._listeners.append(listener)

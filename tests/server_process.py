@@ -46,8 +46,11 @@ class ServerProcess:
             await self.process.communicate()
 
 
-async def spawn_server(recordings: Path, *args: str) -> ServerProcess:
-    """Start ``teleconsult serve`` on a free loopback port and wait until /healthz answers."""
+async def spawn_server(
+    recordings: Path, *args: str, env: dict[str, str] | None = None
+) -> ServerProcess:
+    """Start ``teleconsult serve`` on a free loopback port and wait until /healthz answers;
+    ``env`` adds ``TELECONSULT_*`` settings."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -61,7 +64,7 @@ async def spawn_server(recordings: Path, *args: str) -> ServerProcess:
         "--recordings",
         str(recordings),
         *args,
-        env={**os.environ, "TELECONSULT_SECRET": TEST_SECRET},
+        env={**os.environ, "TELECONSULT_SECRET": TEST_SECRET, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -76,5 +79,9 @@ async def spawn_server(recordings: Path, *args: str) -> ServerProcess:
                         return server
             except aiohttp.ClientConnectionError:
                 await asyncio.sleep(0.1)
-    await server.ensure_stopped()
-    raise AssertionError("the server process did not start")
+    if server.process.returncode is None:
+        server.process.kill()
+    output, _ = await server.process.communicate()
+    raise AssertionError(
+        f"the server process did not start: {output.decode(errors='replace')[-2000:]}"
+    )

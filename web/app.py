@@ -23,6 +23,7 @@ from web.keys import (
     consultations_key,
     gateway_key,
     http_refusals_key,
+    node_state_key,
     registry_key,
     settings_key,
     sio_key,
@@ -30,6 +31,7 @@ from web.keys import (
     store_key,
 )
 from web.media_wiring import media_context
+from web.nodes import attach_pinned_listeners, build_node, drain_node, node_lifetime
 from web.pages import add_page_routes
 from web.process_metrics import register_process_gauges
 from web.recording_wiring import add_recording
@@ -55,7 +57,8 @@ def create_app(settings: Settings) -> web.Application:
     """Build the aiohttp application with every part, in order, each given the ones it uses.
 
     Order: metrics → tokens → Socket.IO server and gateway → store, notifier, consultation
-    service and its events → media relay → recording. Cleanup contexts only start and stop
+    service, this node (its event filter before any event) and the consultation events →
+    media relay → recording. Cleanup contexts only start and stop
     what was built here (aiohttp runs them in order and stops them in reverse).
     """
     settings = settings.validated()
@@ -75,6 +78,7 @@ def create_app(settings: Settings) -> web.Application:
         ),
         allowed_origins=socket_origins(settings),
         on_refusal=lambda reason: metrics.connection_refusals.labels(reason).inc(),
+        websocket_only=settings.workers > 1,
     )
     gateway = SignalingGateway(
         sio,
@@ -93,6 +97,7 @@ def create_app(settings: Settings) -> web.Application:
         on_limit=lambda limit: metrics.limit_refusals.labels(limit).inc(),
     )
     ice_servers = ice_server_issuer_from(settings)
+    node = build_node(app, settings, gateway, store, service, notifier, registry)
     gateway.add_events(ConsultationEvents(service).specs())
     gateway.add_listener(
         ConsultationConnections(service, sio, ice_servers, settings.rejoin_grace_s)
@@ -105,6 +110,7 @@ def create_app(settings: Settings) -> web.Application:
     app[gateway_key] = gateway
     app[store_key] = store
     app[consultations_key] = service
+    app[node_state_key] = node
     app[started_at_key] = time.monotonic()
     app[http_refusals_key] = metrics.http_refusals
 
@@ -112,9 +118,12 @@ def create_app(settings: Settings) -> web.Application:
     add_operational_routes(app)
     add_page_routes(app)
     add_invite_routes(app)
+    app.cleanup_ctx.append(node_lifetime(node, settings))
     app.cleanup_ctx.append(consultations_lifetime(store, service, ice_servers))
     app.cleanup_ctx.append(media_context(lambda _: service, lambda _: notifier))
     add_recording(app, settings, service, store, notifier, gateway)
+    app.on_startup.append(attach_pinned_listeners)
+    app.on_shutdown.append(drain_node)
     app.on_shutdown.append(close_client_connections)
     if settings.secret_generated:
         logger.warning(

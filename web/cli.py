@@ -45,22 +45,51 @@ def _settings_from(args: argparse.Namespace) -> Settings:
         "recordings_dir": getattr(args, "recordings", None),
         "production": True if getattr(args, "production", False) else None,
         "log_level": getattr(args, "log_level", None),
+        "node_id": getattr(args, "node_id", None),
+        "node_capacity": getattr(args, "node_capacity", None),
+        "workers": _workers(getattr(args, "workers", None)),
     }
     return load_settings(overrides, config_file=args.config)
+
+
+def _workers(value: int | None) -> int | None:
+    """``--workers`` without a number: one per core."""
+    if value == 0:
+        from web.workers import default_workers
+
+        return default_workers()
+    return value
 
 
 def _serve(args: argparse.Namespace) -> int:
     from web.recording_wiring import recording_keyring
     from web.server import run_server
+    from web.workers import run_workers, worker_settings
 
     try:
         settings = _settings_from(args).validated()
         recording_keyring(settings)  # production refuses to start without a recording key
+        if settings.workers > 1:
+            worker_settings(settings, 0)  # a port range too small to share is refused now
     except SettingsError as exc:
         print(f"teleconsult: {exc}", file=sys.stderr)
         return 2
+    if settings.workers > 1:
+        return run_workers(settings)
     run_server(settings)
     return 0
+
+
+def _nodes(args: argparse.Namespace) -> int:
+    from web.node_list import print_nodes
+
+    settings = _settings_from(args)
+    if settings.store_backend != "redis" or not settings.store_url:
+        print(
+            "teleconsult: nodes live in the Redis store: pass --store redis://...", file=sys.stderr
+        )
+        return 2
+    return asyncio.run(print_nodes(settings.store_url, args.json))
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -125,7 +154,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--recordings", type=Path, help="folder for recordings")
     serve.add_argument("--production", action="store_true", help="refuse weak or missing secrets")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        nargs="?",
+        const=0,
+        help="run N node processes behind the one port (no N: one per core; needs --store redis)",
+    )
+    serve.add_argument("--node-id", help="this node's id in the cluster (default: host-pid-random)")
+    serve.add_argument(
+        "--node-capacity", type=int, help="most consultations whose media this node carries"
+    )
     serve.set_defaults(func=_serve)
+
+    nodes = commands.add_parser("nodes", help="list the cluster's nodes and their load")
+    nodes.add_argument("--config", type=Path, help="TOML file with settings")
+    nodes.add_argument("--store", help="store URL: redis://host:port/db")
+    nodes.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    nodes.set_defaults(func=_nodes)
 
     token = commands.add_parser("token", help="print a signed access token")
     token.add_argument("--config", type=Path, help="TOML file with settings")

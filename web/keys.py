@@ -11,8 +11,10 @@ from recording.service import Recordings
 from rooms.service import ConsultationService
 from rooms.store import Store
 from signaling.auth import TokenAuthority
+from signaling.rtc_events import RtcEvents
 from signaling.server import SignalingGateway
 from signaling.token_bucket import KeyedBuckets
+from web.node_state import NodeState
 from web.settings import Settings
 
 settings_key = web.AppKey("settings", Settings)
@@ -27,3 +29,5 @@ consultations_key = web.AppKey("consultations", ConsultationService)
 recordings_key = web.AppKey("recordings", Recordings)
 netcheck_limiter_key = web.AppKey("netcheck_limiter", KeyedBuckets[str])
 http_refusals_key = web.AppKey("http_refusals", Counter)
+rtc_events_key = web.AppKey("rtc_events", RtcEvents)
+node_state_key = web.AppKey("node_state", NodeState)

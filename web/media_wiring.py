@@ -12,7 +12,13 @@ from media.congestion import CongestionConfig
 from media.metrics import MediaMetrics
 from media.router import MediaRegistry
 from signaling.rtc_events import Membership, RtcEvents, RtcSignals, SubjectEmitter
-from web.keys import gateway_key, media_registry_key, registry_key, settings_key
+from web.keys import (
+    gateway_key,
+    media_registry_key,
+    registry_key,
+    rtc_events_key,
+    settings_key,
+)
 from web.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -59,6 +65,7 @@ def media_context(
         if add_listener is not None:
             add_listener(events)
         app[media_registry_key] = registry
+        app[rtc_events_key] = events
         yield
         await registry.close()
         logger.info("media relay closed")

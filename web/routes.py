@@ -10,11 +10,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from signaling.errors import error_payload
 from web import __version__
-from web.keys import http_refusals_key, registry_key, settings_key, started_at_key
+from web.keys import (
+    http_refusals_key,
+    node_state_key,
+    registry_key,
+    settings_key,
+    started_at_key,
+)
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Liveness and basic facts: status, version, store backend, uptime."""
+    """Liveness and basic facts: status, version, store backend, uptime, this node."""
     app = request.app
     return web.json_response(
         {
@@ -22,6 +28,7 @@ async def healthz(request: web.Request) -> web.Response:
             "version": __version__,
             "store": app[settings_key].store_backend,
             "uptime_s": round(time.monotonic() - app[started_at_key], 3),
+            "node": app[node_state_key].health(),
         }
     )
 

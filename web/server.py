@@ -65,13 +65,16 @@ def _print_dev_links(settings: Settings) -> None:
         print(f"  {page:<11} {base}/{page}#token={token}", flush=True)
 
 
-def run_server(settings: Settings) -> None:
-    """Serve until SIGINT/SIGTERM; cleanup contexts close peers, tasks and the store."""
+def run_server(settings: Settings, reuse_port: bool = False) -> None:
+    """Serve until SIGINT/SIGTERM; cleanup contexts close peers, tasks and the store.
+
+    ``reuse_port``: share the HTTP port with sibling worker processes (``--workers``).
+    """
     configure_logging(settings.log_level)
     loop = _new_event_loop()
     asyncio.set_event_loop(loop)
     app = create_app(settings)
-    if settings.secret_generated:
+    if settings.secret_generated and not reuse_port:
         _print_dev_links(settings)
     web.run_app(
         app,
@@ -81,5 +84,6 @@ def run_server(settings: Settings) -> None:
         print=None,
         access_log=None,
         shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        reuse_port=reuse_port or None,
     )
     loop.close()

@@ -91,6 +91,13 @@ class Settings:
     stats_interval_s: float = 3.0
     video_min_kbps: float = 50.0
     log_level: str = "INFO"
+    node_id: str | None = None
+    node_capacity: int = 20
+    node_heartbeat_s: float = 1.0
+    node_ttl_s: float = 3.0
+    relay_timeout_s: float = 5.0
+    drain_timeout_s: float = 3.0
+    workers: int = 1
 
     @property
     def store_backend(self) -> str:
@@ -100,6 +107,7 @@ class Settings:
     def validated(self) -> Settings:
         """Return settings with a secret in place; refuse weak secrets in every mode."""
         self._check_ice()
+        self._check_nodes()
         if not self.secret:
             if self.production:
                 raise SettingsError("production mode needs TELECONSULT_SECRET (32+ random bytes)")
@@ -108,6 +116,18 @@ class Settings:
         if self.metrics_token is not None:
             check_secret(self.metrics_token, "TELECONSULT_METRICS_TOKEN")
         return self
+
+    def _check_nodes(self) -> None:
+        if self.node_capacity < 0:
+            raise SettingsError("node_capacity must be 0 (signalling only) or more")
+        if not 0 < self.node_heartbeat_s < self.node_ttl_s:
+            raise SettingsError("node_heartbeat_s must be positive and below node_ttl_s")
+        if self.relay_timeout_s <= 0 or self.drain_timeout_s <= 0:
+            raise SettingsError("relay_timeout_s and drain_timeout_s must be positive")
+        if self.workers < 1:
+            raise SettingsError("workers must be 1 or more")
+        if self.workers > 1 and self.store_backend != "redis":
+            raise SettingsError("--workers above 1 needs a Redis store (--store redis://...)")
 
     def _check_ice(self) -> None:
         if self.ice_transport_policy not in ICE_TRANSPORT_POLICIES:
@@ -175,6 +195,12 @@ _CONVERTERS: dict[str, Any] = {
     "turn_ttl_s": float,
     "turn_urls": lambda v: tuple(v) if isinstance(v, list | tuple) else _split(str(v)),
     "video_min_kbps": lambda v: _positive(float(v)),
+    "node_capacity": int,
+    "node_heartbeat_s": float,
+    "node_ttl_s": float,
+    "relay_timeout_s": float,
+    "drain_timeout_s": float,
+    "workers": int,
     "recordings_dir": Path,
     "recording_key_file": Path,
     "production": lambda v: v if isinstance(v, bool) else str(v).lower() in {"1", "true", "yes"},

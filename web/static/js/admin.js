@@ -53,7 +53,25 @@ function render() {
       c.recording ? t("app.yes") : t("app.no"),
       el("button", { type: "button", class: "small", onclick: () => showAudit(c.id) }, t("admin.audit_show")),
     ))));
+  renderNodes(overview.nodes);
   $("#updated").textContent = t("admin.updated", { time: new Date().toLocaleTimeString("en-GB") });
+}
+
+/** The cluster's nodes (only with a Redis store: a single process has none to list). */
+function renderNodes(nodes) {
+  $("#nodes-card").hidden = !nodes;
+  if (!nodes) return;
+  $("#node-rows").replaceChildren(...nodes.map((n) => {
+    const state = !n.live ? "lost" : n.draining ? "draining" : "live";
+    const load = n.load || {};
+    return el("tr", { dataset: { node: n.node_id } }, cells(
+      n.node_id,
+      el("span", { class: `status node-${state}` }, t(`admin.node_${state}`)),
+      `${n.consultations} / ${n.capacity ?? "–"}`,
+      String(load.peers ?? "–"),
+      load.cpu_pct === undefined ? "–" : `${load.cpu_pct} %`,
+    ));
+  }));
 }
 
 async function refresh() {

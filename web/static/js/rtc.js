@@ -45,6 +45,8 @@ export class MediaSession extends EventTarget {
       this.signal.on("rtc.candidate", own((p) => this._remoteCandidate(p.candidate))),
       this.signal.on("rtc.tracks", own((p) => this._tracks(p.tracks || []))),
       this.signal.on("rtc.link_state", own((p) => this._linkState(p))),
+      // The consultation's media moved to another server node: start over with a fresh peer.
+      this.signal.on("media.moved", own(() => this.restart())),
     );
     this.ice.addEventListener("renewed", this._onRenewed);
     this._pathTimer = setInterval(() => this._reportPath(), PATH_CHECK_MS);
@@ -125,7 +127,7 @@ export class MediaSession extends EventTarget {
   }
 
   _retryOffer(err) {
-    const retriable = !err || ["negotiation_in_progress", "timeout", "invalid_state"].includes(err.code);
+    const retriable = !err || ["negotiation_in_progress", "timeout", "invalid_state", "unavailable"].includes(err.code);
     if (!retriable || this._offerRetries >= MAX_OFFER_RETRIES || this._closed) {
       this._emit("error", { code: err ? err.code : "negotiation", message: err ? err.message : "" });
       return;

@@ -1,0 +1,164 @@
+"""Wires this process in as a node: heartbeat, placement, relay of media requests, moves, drain.
+
+Without a Redis store the process is a single node and nothing here runs (the embedded default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from rooms.errors import StoreUnavailable
+from rooms.nodes import NodeDirectory, NodeRecord
+from rooms.notify import Notifier
+from rooms.service import ConsultationService
+from rooms.store import Store
+from signaling.media_moves import MediaMoves
+from signaling.media_placement import MediaPlacement
+from signaling.node_relay import NodeRelay
+from signaling.pinned_events import PinnedEvents, PinnedListeners
+from signaling.server import SignalingGateway
+from web.keys import (
+    consultations_key,
+    media_registry_key,
+    node_state_key,
+    recordings_key,
+    rtc_events_key,
+    settings_key,
+)
+from web.node_state import ClusterParts, Heartbeat, LoadMeter, NodeState, Watchdog, default_node_id
+from web.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
+
+def media_address(settings: Settings) -> str:
+    """The address this node's media is reached at (announced, else the first media IP)."""
+    return settings.announced_ip or (settings.media_ips[0] if settings.media_ips else settings.host)
+
+
+def build_node(
+    app: web.Application,
+    settings: Settings,
+    gateway: SignalingGateway,
+    store: Store,
+    service: ConsultationService,
+    notifier: Notifier,
+    metrics: CollectorRegistry,
+) -> NodeState:
+    """This process as a node. With a Redis store it joins the cluster: the gateway's event
+    filter is installed here, so it must run before any event is registered."""
+    node_id = settings.node_id or default_node_id()
+    if settings.store_backend != "redis" or settings.store_url is None:
+        return NodeState(node_id)
+    url = settings.store_url
+    directory = NodeDirectory(url)
+    relay = NodeRelay(url, node_id, settings.relay_timeout_s)
+    placement = MediaPlacement(directory, store, service)
+    gateway.add_event_filter(PinnedEvents(relay, placement).wrap)
+    moves = MediaMoves(relay, placement, store, service, notifier)
+
+    async def continue_recording(consultation_id: str, from_node: str) -> None:
+        if recordings_key in app:
+            await app[recordings_key].continue_moved(consultation_id)
+
+    moves.add_adopter(continue_recording)
+    meter = LoadMeter(lambda: app.get(media_registry_key), metrics)
+    started_at = time.time()
+
+    def record(draining: bool) -> NodeRecord:
+        return NodeRecord(
+            node_id,
+            media_address(settings),
+            settings.node_capacity,
+            started_at,
+            meter.measure(),
+            draining,
+        )
+
+    heartbeat = Heartbeat(directory, record, settings.node_heartbeat_s, settings.node_ttl_s)
+    watchdog = Watchdog(moves, directory, settings.node_heartbeat_s, settings.node_ttl_s)
+    return NodeState(node_id, ClusterParts(directory, relay, placement, moves, heartbeat, watchdog))
+
+
+def node_lifetime(state: NodeState, settings: Settings) -> CleanupContext:
+    """Join the cluster on startup (relay, heartbeat, watchdog), leave it on shutdown; nothing
+    to do for the one node without Redis."""
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        parts = state.cluster
+        if parts is None:
+            yield
+            return
+        await parts.relay.start()
+        await parts.heartbeat.start()
+        await _move_stale_pins(parts.moves, parts.directory, state.node_id)
+        parts.watchdog.start()
+        logger.info(
+            "node joined the cluster node=%s capacity=%d media=%s",
+            state.node_id,
+            settings.node_capacity,
+            media_address(settings),
+        )
+        try:
+            yield
+        finally:
+            await parts.watchdog.stop()
+            await parts.heartbeat.stop(state.node_id)
+            await parts.relay.close()
+            await parts.directory.close()
+            logger.info("node left the cluster node=%s", state.node_id)
+
+    return lifetime
+
+
+async def _move_stale_pins(moves: MediaMoves, directory: NodeDirectory, node_id: str) -> None:
+    """A node restarted under its old id (a restarted worker) has no media for the consultations
+    still pinned to it: move them, so their participants renegotiate."""
+    try:
+        if await directory.pins_of(node_id):
+            done, moved = await moves.move_all(node_id, "node_lost")
+            logger.warning("moved %d consultations left by this node's previous run", moved)
+    except StoreUnavailable:
+        logger.warning("could not check for consultations left by a previous run")
+
+
+async def attach_pinned_listeners(app: web.Application) -> None:
+    """On startup, once every context is up: room changes reach the consultation's pinned node."""
+    parts = app[node_state_key].cluster
+    if parts is None:
+        return
+
+    def local_listeners() -> list[object]:
+        return [app[rtc_events_key], *([app[recordings_key]] if recordings_key in app else [])]
+
+    app[consultations_key].add_listener(
+        PinnedListeners(parts.relay, parts.placement, local_listeners)  # type: ignore[arg-type]
+    )
+
+
+async def drain_node(app: web.Application) -> None:
+    """On shutdown: take no new consultations and move this node's media elsewhere (bounded)."""
+    parts = app[node_state_key].cluster
+    if parts is None:
+        return
+    settings = app[settings_key]
+    node_id = app[node_state_key].node_id
+
+    async def drain() -> tuple[bool, int]:
+        await parts.heartbeat.drain()
+        return await parts.moves.move_all(node_id, "drain")
+
+    try:
+        done, moved = await asyncio.wait_for(drain(), settings.drain_timeout_s)
+    except (TimeoutError, StoreUnavailable):
+        logger.warning("drain: not finished in time node=%s", node_id)
+        return
+    logger.info("drain: moved %d consultations node=%s complete=%s", moved, node_id, done)
