@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import sys
 import time
@@ -27,6 +26,7 @@ from typing import Any
 from aiohttp import ClientSession
 
 from benchmarks._load import Clip, LoadPeer, direct_pair, make_clip, video_capability_check
+from benchmarks._processes import free_port
 
 MAX_CONSULTATIONS = 32
 MAX_WINDOW_S = 120.0
@@ -62,12 +62,6 @@ class RunResult:
     added_latency_ms_p95: float | None
     server_rss_mb: float
     load_cpu_pct: float
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _process_cpu_s(pid: int) -> float:
@@ -127,7 +121,7 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
 
 async def measure(clip: Clip, consultations: int, window_s: float, transcode: bool) -> RunResult:
     """Run the load against one relay process and return its figures."""
-    port = _free_port()
+    port = free_port()
     process = await _start_relay(port, transcode, window_s * 3 + 180)
     peers: list[tuple[LoadPeer, LoadPeer]] = []
     session = ClientSession()

@@ -17,7 +17,6 @@ import asyncio
 import math
 import os
 import secrets
-import shutil
 import statistics
 import subprocess
 import sys
@@ -30,8 +29,8 @@ from typing import Any
 import socketio
 
 from benchmarks._load import Clip, LoadPeer
-from benchmarks.relay import WARMUP_S, _free_port, _percentile, _process_cpu_s
-from benchmarks.soak import _spawn, _wait_http
+from benchmarks._processes import free_port, spawn, start_redis, wait_http
+from benchmarks.relay import WARMUP_S, _percentile, _process_cpu_s
 from rooms.nodes import NodeDirectory
 from rooms.roles import Role
 from signaling.auth import TokenAuthority
@@ -132,7 +131,7 @@ class Cluster:
         self.workdir = workdir
         self.secret = secrets.token_urlsafe(48)
         self.authority = TokenAuthority(self.secret)
-        self.ports = [_free_port() for _ in range(nodes)]
+        self.ports = [free_port() for _ in range(nodes)]
         self.capacity = capacity
         self.redis_url = ""
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -145,17 +144,7 @@ class Cluster:
         return f"node-{index}"
 
     async def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("redis-server is not installed")
-        port = _free_port()
-        self.redis = _spawn(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-            + ["--appendonly", "no", "--dir", str(self.workdir)],
-            dict(os.environ),
-            self.workdir / "redis.log",
-        )
-        self.redis_url = f"redis://127.0.0.1:{port}/0"
+        self.redis, self.redis_url = await start_redis(self.workdir)
         env = {
             **os.environ,
             "TELECONSULT_SECRET": self.secret,
@@ -170,9 +159,9 @@ class Cluster:
             command += ["WARNING", "--recordings", str(self.workdir / "recordings")]
             command += ["--node-id", self.node_id(index)]
             log = self.workdir / f"node-{index}.log"
-            self.processes.append(_spawn(command, env, log))
+            self.processes.append(spawn(command, env, log))
         for index, process in enumerate(self.processes):
-            await _wait_http(f"{self.url(index)}/healthz", process)
+            await wait_http(f"{self.url(index)}/healthz", process)
 
     def token(self, role: Role, subject: str) -> str:
         services = [SERVICE] if role is Role.SPECIALIST else []

@@ -25,7 +25,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ import socketio
 from aiohttp import ClientSession, ClientTimeout
 
 from benchmarks._load import Clip, LoadPeer, make_clip, video_capability_check
+from benchmarks._processes import free_port, spawn, start_redis, wait_http
 from rooms.roles import Role
 from signaling.auth import TokenAuthority
 
@@ -493,7 +493,7 @@ class ServerUnderTest:
         self.workdir = workdir
         self.secret = secrets.token_urlsafe(48)
         self.metrics_token = secrets.token_urlsafe(48)
-        self.port = _free_port()
+        self.port = free_port()
         self.server: subprocess.Popen[bytes] | None = None
         self.redis: subprocess.Popen[bytes] | None = None
 
@@ -519,7 +519,8 @@ class ServerUnderTest:
             "WARNING",
         ]
         if self.store == "redis":
-            command += ["--store", await self._start_redis()]
+            self.redis, url = await start_redis(self.workdir)
+            command += ["--store", url]
         env = {
             **os.environ,
             "TELECONSULT_SECRET": self.secret,
@@ -528,27 +529,8 @@ class ServerUnderTest:
         }
         if self.ended_retention_s is not None:
             env["TELECONSULT_ENDED_RETENTION_S"] = str(self.ended_retention_s)
-        self.server = _spawn(command, env, self.workdir / "server.log")
-        await _wait_http(f"{self.url}/healthz", self.server)
-
-    async def _start_redis(self) -> str:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("redis-server is not installed")
-        port = _free_port()
-        self.redis = _spawn(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-            + ["--appendonly", "no", "--dir", str(self.workdir)],
-            dict(os.environ),
-            self.workdir / "redis.log",
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    return f"redis://127.0.0.1:{port}/0"
-            await asyncio.sleep(0.1)
-        raise SystemExit("redis-server did not start")
+        self.server = spawn(command, env, self.workdir / "server.log")
+        await wait_http(f"{self.url}/healthz", self.server)
 
     def sample(self, tasks: int | None) -> Sample:
         assert self.server is not None
@@ -596,34 +578,9 @@ def _thread_names(pid: int) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as output:
-        return subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
-
-
 def _kind(exc: BaseException) -> str:
     """``socketio.TimeoutError`` (an ack that never came) is not ``builtins.TimeoutError``."""
     return f"{type(exc).__module__.split('.')[0]}.{type(exc).__name__}"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _wait_http(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    async with ClientSession(timeout=ClientTimeout(total=2)) as http:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise SystemExit(f"the server exited with {process.returncode}")
-            with contextlib.suppress(OSError, TimeoutError):
-                async with http.get(url) as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.2)
-    raise SystemExit("the server did not answer /healthz within 60 s")
 
 
 def _percentile(values: list[float], q: float) -> float | None:

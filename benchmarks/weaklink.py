@@ -22,7 +22,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import statistics
 import sys
 import time
@@ -33,6 +32,7 @@ from typing import Any
 from aiohttp import ClientError, ClientSession
 from playwright.async_api import Browser, async_playwright
 
+from benchmarks._processes import free_port
 from benchmarks.browser_call import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -153,7 +153,7 @@ class AppServer:
 
     def __init__(self) -> None:
         self.secret = secrets.token_urlsafe(48)
-        self.port = _free_port()
+        self.port = free_port()
         self._authority = TokenAuthority(self.secret)
         self._process: asyncio.subprocess.Process | None = None
 
@@ -194,13 +194,6 @@ class AppServer:
         except TimeoutError:
             self._process.kill()
             await self._process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def measure(
