@@ -58,8 +58,8 @@ def create_app(settings: Settings) -> web.Application:
 
     Order: metrics → tokens → Socket.IO server and gateway → store, notifier, consultation
     service, this node (its event filter before any event) and the consultation events →
-    media relay → recording. Cleanup contexts only start and stop
-    what was built here (aiohttp runs them in order and stops them in reverse).
+    media relay → recording. Cleanup contexts only start and stop what was built here
+    (aiohttp runs them in order and stops them in reverse).
     """
     settings = settings.validated()
     app = web.Application(client_max_size=settings.max_event_bytes * 4)
