@@ -23,7 +23,14 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from media.rtp_numbers import SEQ_HALF, seq_add, seq_diff, timestamp_add, timestamp_diff
+from media.rtp_numbers import (
+    SEQ_HALF,
+    TIMESTAMP_MODULUS,
+    seq_add,
+    seq_diff,
+    timestamp_add,
+    timestamp_diff,
+)
 
 RESYNC_GAP = 1100
 """Sequence numbers skipped when a stream restarts after a loss that will not be repaired.
@@ -84,7 +91,7 @@ class RtpRewriter:
         """
         if self._last_out is None:
             start_sequence = self._rng.randrange(SEQ_HALF)
-            start_timestamp = self._rng.randrange(1 << 32)
+            start_timestamp = self._rng.randrange(TIMESTAMP_MODULUS)
         else:
             silent_s = self._clock() - self._last_out_at
             elapsed = max(1, int(silent_s * clock_rate))

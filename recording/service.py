@@ -317,16 +317,9 @@ class Recordings:
         state = await self.start(SYSTEM, consultation_id, continues=previous)
         if self._recovery is None or self._recovery.done():
             self._recovery = asyncio.create_task(
-                self._recover_after_lock(), name="recording-recovery"
+                self._recovery_rounds(at_once=False), name="recording-recovery"
             )
         return state
-
-    async def _recover_after_lock(self) -> None:
-        await asyncio.sleep(LOCK_TTL_S + 1.0)
-        try:
-            await self.recover()
-        except Exception:  # the store may be unreachable: the next start tries again
-            logger.exception("recording recovery failed")
 
     # ----- consultation listener hooks ---------------------------------------------------------
 
@@ -451,14 +444,20 @@ class Recordings:
     def start_recovery(self) -> None:
         """Recover in the background at startup, and once more when the locks of a process
         that died just before this start (a quick restart) have run out."""
-        self._recovery = asyncio.create_task(self._recover_at_start(), name="recording-recovery")
+        self._recovery = asyncio.create_task(
+            self._recovery_rounds(at_once=True), name="recording-recovery"
+        )
 
-    async def _recover_at_start(self) -> None:
+    async def _recovery_rounds(self, at_once: bool) -> None:
+        """Recover now (``at_once``; done if no other process held a lock), then once the locks
+        of a process that died just before have run out."""
         try:
-            await self.recover()
-            if self._locked_elsewhere:
-                await asyncio.sleep(LOCK_TTL_S + 1.0)
+            if at_once:
                 await self.recover()
+                if not self._locked_elsewhere:
+                    return
+            await asyncio.sleep(LOCK_TTL_S + 1.0)
+            await self.recover()
         except Exception:  # the store may be unreachable: the next start tries again
             logger.exception("recording recovery failed")
 
