@@ -19,7 +19,8 @@ it to aiortc. The model, per subscriber (one participant's peer connection with 
   retransmissions) is debited from a token bucket filled at the estimate. Audio is always sent
   (it may put the bucket in debt: audio first). A video frame starts only when the bucket is not
   in debt; a dropped frame makes the subscription wait for a keyframe (VP8 cannot skip a frame
-  safely). Video leaves through a pacer (:mod:`media.pacer`) at a little above the estimate, so a
+  safely), so the latest keyframe's own overdraw does not count against the frames after it.
+  Video leaves through a pacer (:mod:`media.pacer`) at a little above the estimate, so a
   keyframe does not hit the link as one burst. Retransmissions go first in the pacer, within a
   second bucket filled at a share of the estimate.
 * **Retransmission** (:class:`RetransmitGate`). A NACKed packet is resent once per RTT at most,
@@ -403,11 +404,15 @@ class SendBudget:
         if kind != "audio":
             self.video_bytes += size
 
-    def video_frame_allowed(self, now: float) -> bool:
+    def video_frame_allowed(self, now: float, exempt_bytes: int = 0) -> bool:
         """Whether a new video frame may start now: the bucket is less than ``frame_debt_s``
-        in debt (a keyframe may overdraw it; the frames after it still go, the pacer spreads
-        them, and the average stays at the rate)."""
-        return self._all.tokens(now) >= -self._all.rate_kbps * 125.0 * self._config.frame_debt_s
+        in debt, not counting ``exempt_bytes`` of it (a keyframe's overdraw: the frames after
+        it still go, the pacer spreads them, and the average stays at the rate)."""
+        debt_allowed = self._all.rate_kbps * 125.0 * self._config.frame_debt_s
+        return self._all.tokens(now) + exempt_bytes >= -debt_allowed
+
+    def in_debt(self, now: float) -> bool:
+        return self._all.tokens(now) < 0.0
 
     def retransmit_allowed(self, size: int, now: float) -> bool:
         """Debit a retransmission if the retransmission share allows it (it is sent at once)."""

@@ -67,6 +67,7 @@ class SubscriberLink:
         self.video_room_kbps = video_room_kbps(config.initial_kbps, 0.0, config)
         self.video_streams = 0
         self._probe_from_bytes = 0
+        self._keyframe_bytes = 0
         self.pacer = Pacer(
             config.initial_kbps * config.pace_factor,
             self._may_retransmit,
@@ -97,11 +98,20 @@ class SubscriberLink:
             self.estimator.on_video_sent(now)
 
     def video_frame_allowed(self) -> bool:
-        """Whether a new video frame may start now; a refusal is counted as a dropped frame."""
+        """Whether a new video frame may start now; a refusal is counted as a dropped frame.
+
+        The bytes of the latest keyframe, until the budget is next out of debt, do not count
+        against the frames after it: dropping one of those would waste the keyframe (VP8
+        cannot decode past a skipped frame) and ask for another as large, again and again.
+        Only an overdraw of the frames themselves drops one.
+        """
         now = time.monotonic()
+        if not self.budget.in_debt(now):
+            self._keyframe_bytes = 0
+        exempt = self._keyframe_bytes
         if (
-            self.budget.video_frame_allowed(now)
-            and self.pacer.queued_s() < self.config.max_pacing_delay_s
+            self.budget.video_frame_allowed(now, exempt)
+            and self.pacer.queued_s(exempt) < self.config.max_pacing_delay_s
         ):
             return True
         self._metrics.video_frames_dropped.inc()
@@ -122,8 +132,14 @@ class SubscriberLink:
             return self.config.congested_keyframe_interval_s
         return self._keyframe_interval_s
 
-    def pace(self, size: int, send: Send) -> None:
-        """Send a video packet once the pacer lets it out."""
+    def keyframe_started(self) -> None:
+        """A keyframe is about to be paced: its bytes replace the previous one's exemption."""
+        self._keyframe_bytes = 0
+
+    def pace(self, size: int, send: Send, keyframe: bool = False) -> None:
+        """Send a video packet (``keyframe``: of a keyframe) once the pacer lets it out."""
+        if keyframe:
+            self._keyframe_bytes += size + SRTP_OVERHEAD
         self.pacer.enqueue(size + SRTP_OVERHEAD, send)
 
     async def close(self) -> None:

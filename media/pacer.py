@@ -41,9 +41,10 @@ class Pacer:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
-    def queued_s(self) -> float:
-        """How long the video queued now takes to leave at the current rate."""
-        return self._video_bytes / (max(self.rate_kbps, 1.0) * 125.0)
+    def queued_s(self, exempt_bytes: int = 0) -> float:
+        """How long the video queued now, less ``exempt_bytes`` of it, takes to leave."""
+        queued = max(0, self._video_bytes - exempt_bytes)
+        return queued / (max(self.rate_kbps, 1.0) * 125.0)
 
     def enqueue(self, size: int, send: Send) -> None:
         """A video packet, sent in order after everything queued before it."""

@@ -178,6 +178,7 @@ class Subscription:
     _resync: bool = False
     _feedback: SenderFeedback | None = field(default=None, repr=False)
     _dropping_frame: bool = False
+    _keyframe_frame: bool = False
     _numbers: RtpRewriter = field(default_factory=RtpRewriter, repr=False)
     _relayed: RelayedTrack | None = field(default=None, repr=False)
 
@@ -260,11 +261,14 @@ class Subscription:
         self.needs_keyframe = True
         self._ask_keyframe()
 
-    def _frame_dropped(self, packet: RtpPacket) -> bool:
+    def _frame_dropped(self, packet: RtpPacket, keyframe: bool) -> bool:
         """Whether this video packet belongs to a frame the send budget has no room for."""
         if packet.timestamp != self._frame_timestamp:
             self._frame_timestamp = packet.timestamp
+            self._keyframe_frame = keyframe
             self._dropping_frame = not self.link.video_frame_allowed()
+            if keyframe and not self._dropping_frame:
+                self.link.keyframe_started()
             if self._dropping_frame:
                 # VP8 cannot decode past a skipped frame: resume at a keyframe.
                 self.needs_keyframe = True
@@ -287,7 +291,7 @@ class Subscription:
         ):
             self._start_transcoding(codec)
             return
-        if self.kind == "video" and self._frame_dropped(packet):
+        if self.kind == "video" and self._frame_dropped(packet, keyframe):
             return
         if self.needs_keyframe:
             if not keyframe:
@@ -305,7 +309,8 @@ class Subscription:
             numbers.timestamp,
         )
         if self.kind == "video":
-            self.link.pace(len(packet.payload) + _RTP_HEADER_BYTES, send)
+            size = len(packet.payload) + _RTP_HEADER_BYTES
+            self.link.pace(size, send, keyframe=self._keyframe_frame)
         else:
             await send()
         metrics = self.router.metrics

@@ -611,3 +611,37 @@ def test_a_queue_measured_before_a_probe_does_not_let_the_remb_pull_it_down() ->
     assert not estimator.link_is_clear(6.5)
     estimator.on_remb(frozenset({1}), 10_000, now=6.5)
     assert estimator.remb_kbps(6.5) == pytest.approx(10.0)
+
+
+def test_keyframe_bytes_do_not_count_against_the_frames_after_it() -> None:
+    deep = replace(CONFIG, max_debt_s=3.0)
+    budget = SendBudget(deep, rate_kbps=200.0, now=0.0)  # 25 kB/s, 12.5 kB of debt allowed
+    budget.on_sent("video", 30_000, 0.0)  # a keyframe far above half a second of the rate
+    assert not budget.video_frame_allowed(0.0)
+    assert budget.video_frame_allowed(0.0, exempt_bytes=30_000)
+    budget.on_sent("video", 20_000, 0.0)  # frames after it overdraw on their own
+    assert not budget.video_frame_allowed(0.0, exempt_bytes=30_000)
+
+
+async def test_a_link_keeps_the_frames_after_its_latest_keyframe_only() -> None:
+    """Dropping a frame right after a keyframe wastes it: a weak link asked for keyframes
+    forever when each one left the budget in debt. Only the latest keyframe is exempt, so
+    keyframes in a row cannot queue without bound."""
+    link = SubscriberLink(CONFIG, MediaMetrics(), keyframe_interval_s=1.0)  # 300 kbit/s
+
+    async def send() -> None:
+        return None
+
+    def keyframe(size: int) -> None:
+        link.keyframe_started()
+        for _ in range(size // 1000):
+            link.pace(1000, send, keyframe=True)
+        link.on_sent("video", size)
+
+    try:
+        keyframe(40_000)  # over a second of the estimate, queued and spent at once
+        assert link.video_frame_allowed()
+        keyframe(40_000)  # a second one: the first is now an overdraw like any other
+        assert not link.video_frame_allowed()
+    finally:
+        await link.close()
