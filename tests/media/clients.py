@@ -27,6 +27,7 @@ from aiortc.sdp import SessionDescription
 
 from media.ice import restrict_host_addresses
 from media.stats import ParticipantStats
+from tests.media.repair import LossRepair
 
 VIDEO_RATE = 90000
 FPS = 30
@@ -273,6 +274,9 @@ class ClientPeer:
         received = Received(track)
         self.received[track.id] = received
         self._spawn(self._consume(received))
+        if track.kind == "video":
+            receiver = next(r for r in self.pc.getReceivers() if r.track is track)
+            self._spawn(LossRepair(receiver, lambda: received.count).run())
 
     async def _consume(self, received: Received) -> None:
         loop = asyncio.get_running_loop()
