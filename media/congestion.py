@@ -164,11 +164,22 @@ class DownlinkEstimator:
         self._audio: tuple[float, float] | None = None
         self._loss_kbps = config.initial_kbps
         self._loss_at = now
+        # Until the link first shows congestion (5 % loss, a standing queue) the relay forwards
+        # as it receives: no frame dropped, no pacing (see SubscriberLink.video_frame_allowed).
+        self.constrained = False
         self.fraction_lost = 0.0
         self.rtt_s: float | None = None
 
-    def on_remb(self, ssrcs: frozenset[int], bps: int, now: float) -> None:
-        """A REMB covering ``ssrcs`` (of this subscriber's senders): replaces overlapping ones."""
+    def on_remb(
+        self, ssrcs: frozenset[int], bps: int, now: float, video_sent_kbps: float | None = None
+    ) -> None:
+        """A REMB covering ``ssrcs`` (of this subscriber's senders): replaces overlapping ones.
+
+        On a link that has shown congestion before, a total below 90 % of the video sent
+        (``video_sent_kbps``) is followed at once, outside probes: a receiver's delay-based
+        estimator answers overuse with 85 % of what it receives (otherwise it asks for at
+        least that), and its REMB is the first sign of a queue filling again.
+        """
         for key in [k for k in self._rembs if k & ssrcs]:
             del self._rembs[key]
         self._rembs[ssrcs] = (bps / 1000.0, now)
@@ -176,7 +187,13 @@ class DownlinkEstimator:
         held = self._video_kbps
         elapsed = max(0.0, now - self._video_at)
         self._video_at = now
-        if held is None or not self.link_is_clear(now) and total < held:
+        overuse = (
+            self.constrained
+            and video_sent_kbps is not None
+            and total < 0.9 * video_sent_kbps
+            and now >= self._floor_until
+        )
+        if held is None or (overuse or not self.link_is_clear(now)) and total < held:
             self._video_kbps = total
         elif total < held:
             # No congestion of its own to see: come down a little, in case the receiver sees
@@ -221,6 +238,8 @@ class DownlinkEstimator:
             self._min_rtt_s = min(self._min_rtt_s or rtt_s, rtt_s)
             self._last_rtt_s = rtt_s
             self._rtt_at = now
+        if self._queue_standing(now):
+            self.constrained = True
         if fraction_lost is None or self._counts_before_probe(kind, since, now):
             return
         self._reported_at = now
@@ -232,6 +251,7 @@ class DownlinkEstimator:
         fraction_lost = self.fraction_lost
         if fraction_lost >= 0.05:
             self._lossy_at = now
+            self.constrained = True
         elapsed = now - self._loss_at
         if elapsed < 0.5:
             return
@@ -328,10 +348,18 @@ class DownlinkEstimator:
             return False
         if self._last_rtt_s is None or self._min_rtt_s is None or self.rtt_s is None:
             return False
-        if not self._rtt_fresh(now):
-            return True
-        queued = self._last_rtt_s > self._min_rtt_s + 0.2 and self.rtt_s > self._min_rtt_s + 0.15
-        return not queued
+        return not self._queue_standing(now)
+
+    def _queue_standing(self, now: float) -> bool:
+        """A fresh RTT, the last and the smoothed one 200 and 150 ms above the lowest seen."""
+        if (
+            self._last_rtt_s is None
+            or self._min_rtt_s is None
+            or self.rtt_s is None
+            or not self._rtt_fresh(now)
+        ):
+            return False
+        return self._last_rtt_s > self._min_rtt_s + 0.2 and self.rtt_s > self._min_rtt_s + 0.15
 
     def _rtt_fresh(self, now: float) -> bool:
         """The last RTT is recent (``evidence_max_age_s``) and, during a probe, about it: a

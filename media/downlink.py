@@ -76,7 +76,9 @@ class SubscriberLink:
     # -- what the subscriber reports (called by its ForwardingSenders) -------------------------
 
     def on_remb(self, ssrcs: frozenset[int], bitrate_bps: int) -> None:
-        self.estimator.on_remb(ssrcs, bitrate_bps, time.monotonic())
+        now = time.monotonic()
+        video_sent = self.budget.video.kbps(now) / (1.0 + self.config.video_overhead)
+        self.estimator.on_remb(ssrcs, bitrate_bps, now, video_sent)
 
     def on_report(
         self,
@@ -105,6 +107,8 @@ class SubscriberLink:
         cannot decode past a skipped frame) and ask for another as large, again and again.
         Only an overdraw of the frames themselves drops one.
         """
+        if not self.estimator.constrained:
+            return True
         now = time.monotonic()
         if not self.budget.in_debt(now):
             self._keyframe_bytes = 0
@@ -136,11 +140,14 @@ class SubscriberLink:
         """A keyframe is about to be paced: its bytes replace the previous one's exemption."""
         self._keyframe_bytes = 0
 
-    def pace(self, size: int, send: Send, keyframe: bool = False) -> None:
+    async def send_video(self, size: int, send: Send, keyframe: bool = False) -> None:
         """Send a video packet (``keyframe``: of a keyframe) once the pacer lets it out."""
         if keyframe:
             self._keyframe_bytes += size + SRTP_OVERHEAD
-        self.pacer.enqueue(size + SRTP_OVERHEAD, send)
+        if not self.estimator.constrained and self.pacer.idle:
+            await send()
+        else:
+            self.pacer.enqueue(size + SRTP_OVERHEAD, send)
 
     async def close(self) -> None:
         await self.pacer.close()

@@ -41,6 +41,11 @@ class Pacer:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
+    @property
+    def idle(self) -> bool:
+        """No video waiting: a packet sent now directly overtakes nothing."""
+        return not self._video
+
     def queued_s(self, exempt_bytes: int = 0) -> float:
         """How long the video queued now, less ``exempt_bytes`` of it, takes to leave."""
         queued = max(0, self._video_bytes - exempt_bytes)

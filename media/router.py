@@ -310,7 +310,7 @@ class Subscription:
         )
         if self.kind == "video":
             size = len(packet.payload) + _RTP_HEADER_BYTES
-            self.link.pace(size, send, keyframe=self._keyframe_frame)
+            await self.link.send_video(size, send, keyframe=self._keyframe_frame)
         else:
             await send()
         metrics = self.router.metrics

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import pytest
@@ -632,16 +632,67 @@ async def test_a_link_keeps_the_frames_after_its_latest_keyframe_only() -> None:
     async def send() -> None:
         return None
 
-    def keyframe(size: int) -> None:
+    async def keyframe(size: int) -> None:
         link.keyframe_started()
         for _ in range(size // 1000):
-            link.pace(1000, send, keyframe=True)
+            await link.send_video(1000, send, keyframe=True)
         link.on_sent("video", size)
 
+    link.estimator.constrained = True  # it has shown congestion: budgeted and paced
     try:
-        keyframe(40_000)  # over a second of the estimate, queued and spent at once
+        await keyframe(40_000)  # over a second of the estimate, queued and spent at once
         assert link.video_frame_allowed()
-        keyframe(40_000)  # a second one: the first is now an overdraw like any other
+        await keyframe(40_000)  # a second one: the first is now an overdraw like any other
         assert not link.video_frame_allowed()
     finally:
         await link.close()
+
+
+async def test_a_link_that_never_showed_congestion_forwards_as_it_receives() -> None:
+    """A receiver's REMB grows only with what it receives: budgeting a clear link from the
+    starting estimate dropped every other frame of a 500 kbit/s publisher for seconds."""
+    link = SubscriberLink(CONFIG, MediaMetrics(), keyframe_interval_s=1.0)  # 300 kbit/s
+    sent: list[int] = []
+
+    def sender(index: int) -> Callable[[], Awaitable[None]]:
+        async def send() -> None:
+            sent.append(index)
+
+        return send
+
+    try:
+        for index in range(100):  # 100 kB at once: over 2.5 s of the estimate
+            assert link.video_frame_allowed()
+            await link.send_video(1000, sender(index))
+            link.on_sent("video", 1000)
+        assert sent == list(range(100))  # sent at once, not held in the pacer
+        link.estimator.on_report(0.3, 0.05, 300.0, time.monotonic())  # 15 % loss
+        assert link.estimator.constrained
+        assert not link.video_frame_allowed()
+        await link.send_video(1000, sender(100))
+        assert sent[-1] == 99  # paced from now on
+    finally:
+        await link.close()
+
+
+def test_a_standing_queue_also_marks_the_link_constrained() -> None:
+    estimator = DownlinkEstimator(CONFIG, now=0.0)
+    for second, rtt in enumerate([0.05, 0.05, 0.6], start=1):  # one late report: no queue
+        estimator.on_report(0.0, rtt_s=rtt, sent_kbps=300.0, now=float(second))
+    assert not estimator.constrained
+    estimator.on_report(0.0, rtt_s=0.6, sent_kbps=300.0, now=4.0)
+    assert estimator.constrained
+
+
+def test_on_a_constrained_link_a_remb_below_what_is_sent_is_followed_at_once() -> None:
+    """The receiver answers overuse with 85 % of what it receives: on a link that has shown
+    congestion that is the first sign of its queue filling again, not scheduling jitter."""
+    estimator = DownlinkEstimator(CONFIG, now=0.0)
+    estimator.on_report(0.0, rtt_s=0.05, sent_kbps=300.0, now=0.5)
+    estimator.on_remb(frozenset({1}), 150_000, now=1.0, video_sent_kbps=200.0)
+    assert estimator.remb_kbps(1.0) == pytest.approx(0.92 * CONFIG.initial_kbps)  # clear: 8 %
+    estimator.constrained = True
+    estimator.on_remb(frozenset({1}), 250_000, now=2.0, video_sent_kbps=200.0)  # above: 8 %
+    assert estimator.remb_kbps(2.0) == pytest.approx(0.92 * 0.92 * CONFIG.initial_kbps)
+    estimator.on_remb(frozenset({1}), 150_000, now=3.0, video_sent_kbps=200.0)  # overuse
+    assert estimator.remb_kbps(3.0) == pytest.approx(150.0)

@@ -20,7 +20,8 @@ from tests.media.clients import ClientPeer
 from tests.media.conftest import Room, media_config
 
 CAPACITY_KBPS = 250.0
-WEAK = LinkShape(CAPACITY_KBPS, delay_ms=40, loss=0.01, queue_ms=500)
+QUEUE_MS = 500.0
+WEAK = LinkShape(CAPACITY_KBPS, delay_ms=40, loss=0.01, queue_ms=QUEUE_MS)
 
 
 @pytest.fixture
@@ -90,9 +91,11 @@ async def test_a_weak_downlink_gets_moving_video_within_its_capacity(weak_room: 
             f"retransmitted {retransmissions(weak_room, 'sent'):.0f}"
         )
         assert offered <= CAPACITY_KBPS
-        # Also over every 5 s stretch: no sustained overflow hidden in the mean.
+        # Also over every 5 s stretch, no sustained overflow hidden in the mean: at most what
+        # the link carries in 5 s plus what its queue holds (a rate-probing estimate may run
+        # a little over capacity for a few seconds, as a browser's does, without a drop).
         stretches = [sum(per_second[i : i + 5]) / 5 for i in range(5, len(per_second) - 4)]
-        assert max(stretches) <= CAPACITY_KBPS, stretches
+        assert max(stretches) <= CAPACITY_KBPS * (1 + QUEUE_MS / 5000), stretches
         # Video keeps arriving: frames decoded in every 5 s after the first 5.
         windows = [counts[i + 5] - counts[i] for i in range(5, len(counts) - 5, 5)]
         assert all(w > 0 for w in windows), counts
