@@ -28,7 +28,7 @@ it to aiortc. The model, per subscriber (one participant's peer connection with 
 * **Pause** (:class:`PauseGate`). When the video the estimate leaves room for (estimate minus
   audio and overhead) stays below the lowest useful video rate, video to this subscriber pauses
   (audio continues). REMB is only fed by video, so while paused the estimate cannot grow: the
-  gate probes by sending video at a little above the lowest rate after a back-off (4 s),
+  gate probes by sending video at a little above the lowest rate after a back-off (3 s),
   judges the probe by the receiver reports (loss, audio loss, RTT growth) rather than the
   REMB, and reports the subscriber resumed only once the probe held.
 * **Feedback upstream** (:func:`publisher_cap` and :class:`RembPacer`). Each published video
@@ -64,8 +64,8 @@ class CongestionConfig:
     nack_max_age_s: float = 2.0
     pause_hold_s: float = 2.0
     probe_rate_factor: float = 1.2
-    probe_backoff_s: float = 4.0
-    probe_backoff_max_s: float = 4.0
+    probe_backoff_s: float = 3.0
+    probe_backoff_max_s: float = 3.0
     probe_confirm_s: float = 3.0
     probe_max_s: float = 5.0
     probe_sent_min_s: float = 1.5
@@ -170,16 +170,8 @@ class DownlinkEstimator:
         self.fraction_lost = 0.0
         self.rtt_s: float | None = None
 
-    def on_remb(
-        self, ssrcs: frozenset[int], bps: int, now: float, video_sent_kbps: float | None = None
-    ) -> None:
-        """A REMB covering ``ssrcs`` (of this subscriber's senders): replaces overlapping ones.
-
-        On a link that has shown congestion before, a total below 90 % of the video sent
-        (``video_sent_kbps``) is followed at once, outside probes: a receiver's delay-based
-        estimator answers overuse with 85 % of what it receives (otherwise it asks for at
-        least that), and its REMB is the first sign of a queue filling again.
-        """
+    def on_remb(self, ssrcs: frozenset[int], bps: int, now: float) -> None:
+        """A REMB covering ``ssrcs`` (of this subscriber's senders): replaces overlapping ones."""
         for key in [k for k in self._rembs if k & ssrcs]:
             del self._rembs[key]
         self._rembs[ssrcs] = (bps / 1000.0, now)
@@ -187,13 +179,7 @@ class DownlinkEstimator:
         held = self._video_kbps
         elapsed = max(0.0, now - self._video_at)
         self._video_at = now
-        overuse = (
-            self.constrained
-            and video_sent_kbps is not None
-            and total < 0.9 * video_sent_kbps
-            and now >= self._floor_until
-        )
-        if held is None or (overuse or not self.link_is_clear(now)) and total < held:
+        if held is None or not self.link_is_clear(now) and total < held:
             self._video_kbps = total
         elif total < held:
             # No congestion of its own to see: come down a little, in case the receiver sees

@@ -76,9 +76,7 @@ class SubscriberLink:
     # -- what the subscriber reports (called by its ForwardingSenders) -------------------------
 
     def on_remb(self, ssrcs: frozenset[int], bitrate_bps: int) -> None:
-        now = time.monotonic()
-        video_sent = self.budget.video.kbps(now) / (1.0 + self.config.video_overhead)
-        self.estimator.on_remb(ssrcs, bitrate_bps, now, video_sent)
+        self.estimator.on_remb(ssrcs, bitrate_bps, time.monotonic())
 
     def on_report(
         self,
