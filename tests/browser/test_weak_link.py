@@ -34,6 +34,7 @@ from benchmarks.receive_figures import (
     sent_kbps,
     sent_limitation,
 )
+from media.congestion import CongestionConfig
 from tests.browser.harness import PHONE_VIEWPORT, open_page, screenshot, wait_moving_video
 from tests.conftest import RunningServer
 
@@ -45,6 +46,8 @@ STARVED = LinkShape(capacity_kbps=50, delay_ms=40, loss=0.01, queue_ms=500)
 GUEST_STARVED = LinkShape(capacity_kbps=110, delay_ms=40, loss=0.01, queue_ms=500)
 UPLINK = LinkShape(delay_ms=40)
 NOTICE_EN = "Video paused: weak connection"
+PROBE_BACKOFF_S = CongestionConfig().probe_backoff_s
+DRAIN_S = 0.7
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -95,6 +98,15 @@ async def test_kiosk_on_a_weak_downlink_keeps_video_then_pauses_and_resumes_it(
         # 50 kbit/s: the server pauses video to the kiosk, tells the page; sound continues.
         link.set_shape(downlink=STARVED)
         await expect(notice).to_have_text(NOTICE_EN, timeout=20_000)
+        # Paused: no video until the first probe (PROBE_BACKOFF_S after the pause), once the
+        # frames still on the link (its 500 ms queue) have drained; the sound keeps coming.
+        await asyncio.sleep(DRAIN_S)
+        paused = await sample_media(kiosk, PROBE_BACKOFF_S - DRAIN_S - 0.4, SPECIALIST_ID)
+        paused_fps, seconds_paused = growth(paused, "video", "frames", while_paused=True)
+        assert seconds_paused >= 1.5, (seconds_paused, fps_per_second(paused))
+        assert paused_fps < 1.5, fps_per_second(paused)
+        audio_rate, _ = growth(paused, "audio", "samples")
+        assert audio_rate > 20_000, audio_rate  # of 48 kHz
         await screenshot(kiosk, "12-video-paused")
         # The specialist's console shows it in the kiosk's stats line.
         await expect(
@@ -104,20 +116,6 @@ async def test_kiosk_on_a_weak_downlink_keeps_video_then_pauses_and_resumes_it(
         await kiosk.page.get_by_role("button", name="中文").click()
         await expect(notice).to_have_text("网络较弱，视频已暂停")
         await kiosk.page.get_by_role("button", name="English").click()
-        await asyncio.sleep(1.0)  # frames already on the link drain
-        # Paused: at most a probing keyframe now and then; the sound keeps coming (48 kHz).
-        paused = await sample_media(kiosk, 5.0, SPECIALIST_ID)
-        paused_fps, seconds_paused = growth(paused, "video", "frames", while_paused=True)
-        assert seconds_paused >= 2.5, (seconds_paused, fps_per_second(paused))
-        if paused_fps >= 1.5:
-            # Known open defect (issue 9): a probe on the starved link now sends video for at
-            # least 1.5 s before reports can fail it, which a 5-s sample may catch. Reported as
-            # xfail, never as a pass; the pause itself and the audio are checked above and below.
-            audio_rate, _ = growth(paused, "audio", "samples")
-            assert audio_rate > 20_000, audio_rate
-            pytest.xfail(f"probe video while paused: {fps_per_second(paused)}")
-        audio_rate, _ = growth(paused, "audio", "samples")
-        assert audio_rate > 20_000, audio_rate
         assert (await media_snapshot(kiosk, SPECIALIST_ID))["state"] == "connected"
 
         # Back to 250 kbit/s: video resumes within 10 s and the notice goes.
