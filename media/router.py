@@ -779,19 +779,12 @@ class MediaRouter:
             publisher.tick(now)
 
     def _cap_for(self, track: PublishedTrack) -> float | None:
-        """Video kbit/s the track's subscribers can take (``None``: none limits it).
-
-        A subscriber whose link has never shown congestion sets no limit (its estimate is still
-        a guess growing with what it receives), and outvotes every other: one weak subscriber
-        must not lower a publisher for a healthy one, it is served within its own budget.
-        """
+        """Video kbit/s the track's subscribers can take (``None``: no subscriber to serve)."""
         watching = [s for s in track.subscriptions if not s.user_paused]
         if not watching:
             return None
         congestion = self.config.congestion
         links = [self._links.get(s.subscriber_id) for s in watching if not s.link_paused]
-        if any(link is not None and not link.estimator.constrained for link in links):
-            return None
         shares = [
             share
             for link in links
