@@ -426,6 +426,7 @@ class SendBudget:
         return self._all.tokens(now) + exempt_bytes >= -debt_allowed
 
     def in_debt(self, now: float) -> bool:
+        """Whether more has been sent than the rate allowed so far."""
         return self._all.tokens(now) < 0.0
 
     def retransmit_allowed(self, size: int, now: float) -> bool:

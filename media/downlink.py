@@ -100,10 +100,13 @@ class SubscriberLink:
     def video_frame_allowed(self) -> bool:
         """Whether a new video frame may start now; a refusal is counted as a dropped frame.
 
-        The bytes of the latest keyframe, until the budget is next out of debt, do not count
-        against the frames after it: dropping one of those would waste the keyframe (VP8
-        cannot decode past a skipped frame) and ask for another as large, again and again.
-        Only an overdraw of the frames themselves drops one.
+        Every frame starts while the link has never shown congestion: a receiver's REMB grows
+        only with what it receives (at most 8 % a second), so budgeting a clear link from the
+        starting estimate dropped frames for many seconds of every call. Afterwards the bytes
+        of the latest keyframe, until the budget is next out of debt, do not count against the
+        frames after it: dropping one of those would waste the keyframe (VP8 cannot decode past
+        a skipped frame) and ask for another as large, again and again. Only an overdraw of the
+        frames themselves drops one.
         """
         if not self.estimator.constrained:
             return True
@@ -135,11 +138,13 @@ class SubscriberLink:
         return self._keyframe_interval_s
 
     def keyframe_started(self) -> None:
-        """A keyframe is about to be paced: its bytes replace the previous one's exemption."""
+        """A keyframe is about to be sent: its bytes replace the previous one's exemption."""
         self._keyframe_bytes = 0
 
     async def send_video(self, size: int, send: Send, keyframe: bool = False) -> None:
-        """Send a video packet (``keyframe``: of a keyframe) once the pacer lets it out."""
+        """Send a video packet (``keyframe``: of a keyframe): through the pacer once the link
+        has shown congestion, at once before (the publisher paced it already; on a clear link
+        the pacer would only add a keyframe's burst to the latency of the packets behind it)."""
         if keyframe:
             self._keyframe_bytes += size + SRTP_OVERHEAD
         if not self.estimator.constrained and self.pacer.idle:
