@@ -46,12 +46,13 @@ class LossRepair:
                 continue
             await self._renack(ssrc)
             now = loop.time()
-            if self._frames_decoded() != decoded:
-                decoded, progress_at = self._frames_decoded(), now
-            elif self._packets_received() > packets and now - progress_at >= STALL_KEYFRAME_S:
+            frames, arrived = self._frames_decoded(), self._packets_received()
+            if frames != decoded:
+                decoded, progress_at = frames, now
+            elif arrived > packets and now - progress_at >= STALL_KEYFRAME_S:
                 progress_at = now
                 await self._receiver._send_rtcp_pli(ssrc)
-            packets = self._packets_received()
+            packets = arrived
 
     async def _renack(self, ssrc: int) -> None:
         generator = self._receiver._RTCRtpReceiver__nack_generator
