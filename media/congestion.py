@@ -15,8 +15,11 @@ it to aiortc. The model, per subscriber (one participant's peer connection with 
   receive-side estimators also react to the receiver's own scheduling jitter. No
   transport-wide feedback (transport-cc) is negotiated: aiortc has none, so the *subscriber*
   estimates (REMB) and the server corrects with loss.
-* **Budget** (:class:`SendBudget`). Every RTP packet sent to the subscriber (audio, video,
-  retransmissions) is debited from a token bucket filled at the estimate. Audio is always sent
+* **Budget** (:class:`SendBudget`), once the subscriber's link has shown congestion (5 % loss
+  or a standing queue: :attr:`DownlinkEstimator.constrained`; before that video is forwarded as
+  received, since a REMB grows only with what it measures). Every RTP packet sent to the
+  subscriber (audio, video, retransmissions) is debited from a token bucket filled at the
+  estimate. Audio is always sent
   (it may put the bucket in debt: audio first). A video frame starts only when the bucket is not
   in debt; a dropped frame makes the subscription wait for a keyframe (VP8 cannot skip a frame
   safely), so the latest keyframe's own overdraw does not count against the frames after it.
