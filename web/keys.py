@@ -1,6 +1,8 @@
-"""Typed application state keys, declared in one place."""
+"""Typed application state keys, and the shape of a part's lifetime, declared in one place."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
 
 import socketio
 from aiohttp import web
@@ -16,6 +18,9 @@ from signaling.server import SignalingGateway
 from signaling.token_bucket import KeyedBuckets
 from web.node_state import NodeState
 from web.settings import Settings
+
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+"""A part's start-up and shutdown, as ``app.cleanup_ctx`` takes it."""
 
 settings_key = web.AppKey("settings", Settings)
 authority_key = web.AppKey("authority", TokenAuthority)

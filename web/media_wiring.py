@@ -13,6 +13,7 @@ from media.metrics import MediaMetrics
 from media.router import MediaRegistry
 from signaling.rtc_events import Membership, RtcEvents, RtcSignals, SubjectEmitter
 from web.keys import (
+    CleanupContext,
     gateway_key,
     media_registry_key,
     registry_key,
@@ -22,8 +23,6 @@ from web.keys import (
 from web.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 def media_config_from(settings: Settings) -> MediaConfig:

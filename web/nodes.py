@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -24,6 +24,7 @@ from signaling.node_relay import NodeRelay
 from signaling.pinned_events import PinnedEvents, PinnedListeners
 from signaling.server import SignalingGateway
 from web.keys import (
+    CleanupContext,
     consultations_key,
     media_registry_key,
     node_state_key,
@@ -35,8 +36,6 @@ from web.node_state import ClusterParts, Heartbeat, LoadMeter, NodeState, Watchd
 from web.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 def media_address(settings: Settings) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -11,11 +11,10 @@ from rooms.service import ConsultationService, ServiceConfig
 from rooms.store import Store
 from signaling.ice_servers import IceServerIssuer
 from signaling.turn import TurnPolicy
+from web.keys import CleanupContext
 from web.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 def service_config_from(settings: Settings) -> ServiceConfig:
