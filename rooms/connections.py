@@ -53,6 +53,7 @@ class Connections:
         self._sids: dict[str, set[str]] = {}
         self._actors: dict[str, Actor] = {}
         self._heartbeat_at = 0.0
+        self._silence_judged_from = float("-inf")
         self._closed = False
 
     async def connected(self, actor: Actor, sid: str) -> list[Consultation]:
@@ -165,8 +166,20 @@ class Connections:
         # Only once written: after a store outage the next round beats before checking silence.
         self._heartbeat_at = now
 
+    def store_unreachable(self) -> None:
+        """The store is down: no process can heartbeat, so nobody is judged silent until it is
+        back (see :meth:`store_recovered`)."""
+        self._silence_judged_from = float("inf")
+
+    def store_recovered(self, now: float) -> None:
+        """The store is back: silence is judged again once every live process has had
+        ``presence_timeout_s`` to heartbeat (otherwise a short outage would end every room)."""
+        self._silence_judged_from = now + self._config.presence_timeout_s
+
     async def drop_silent(self, open_: list[Consultation], now: float) -> None:
         """Deadline step: participants marked connected whose process stopped its heartbeat."""
+        if now < self._silence_judged_from:
+            return
         connected = {
             p.participant_id for c in open_ for p in c.participants.values() if p.connected
         }

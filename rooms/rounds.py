@@ -105,12 +105,14 @@ class RoundScheduler:
             except StoreUnavailable:
                 if outage_since is None:
                     outage_since = self._clock()
+                    self._connections.store_unreachable()
                     logger.warning("store unreachable: rounds paused node=%s", self._node[:8])
                 pause = min(_MAX_OUTAGE_PAUSE_S, pause * 2)
                 continue
             except Exception:
                 logger.exception("consultation round failed node=%s", self._node[:8])
             if outage_since is not None:
+                self._connections.store_recovered(self._clock())
                 logger.warning(
                     "store reachable again after %.1f s: rounds resumed node=%s",
                     self._clock() - outage_since,

@@ -6,9 +6,9 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
-
+from rooms.models import ConsultationState
 from rooms.nodes import NodeDirectory
+from rooms.store import create_store
 from tests.cluster.harness import consultation_across
 from tests.conftest import free_port, start_redis, start_server
 from tests.signaling.consultation_peers import Cast
@@ -61,13 +61,15 @@ async def test_nodes_re_register_and_relay_after_a_redis_restart(
                 break
             await asyncio.sleep(0.2)
         assert ack["ok"]["consultation_id"] == consultation_id, ack
-        pin = await directory.pin_of(consultation_id)
-        if pin is None:
-            # Known open defect (issue 12): now and then the pin is gone after the restart (no
-            # move was logged; suspected: the consultation ended after the outage, which unpins).
-            # Reported as xfail, never as a pass; a pin on another node still fails below.
-            pytest.xfail("the consultation's pin was gone after the Redis restart")
-        assert pin == "node-c"  # not moved by the outage
+        # The outage is longer than the presence timeout: nobody may be judged silent for it.
+        store = create_store(redis.url)
+        try:
+            consultation = await store.get_consultation(consultation_id)
+        finally:
+            await store.close()
+        assert consultation is not None and consultation.state is ConsultationState.ACTIVE
+        assert all(p.connected for p in consultation.participants.values())
+        assert await directory.pin_of(consultation_id) == "node-c"  # not moved by the outage
         await asyncio.sleep(2 * base.node_ttl_s)
         assert await directory.pin_of(consultation_id) == "node-c"
     finally:
