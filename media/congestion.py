@@ -37,7 +37,8 @@ it to aiortc. The model, per subscriber (one participant's peer connection with 
 * **Feedback upstream** (:func:`publisher_cap` and :class:`RembPacer`). Each published video
   track is capped at the smallest share of its subscribers that are not paused and not
   outvoted (a subscriber with under a third of the best share is served by frame dropping
-  instead of lowering everyone); increases are rate-limited, and REMB messages are paced.
+  instead of lowering everyone); increases are rate-limited (:class:`CapSmoother`) unless the
+  subscriber that set the cap stopped counting, and REMB messages are paced.
 
 Simulcast is not used; see ``media/SIMULCAST.md``.
 """
@@ -45,6 +46,7 @@ Simulcast is not used; see ``media/SIMULCAST.md``.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -620,8 +622,16 @@ class PauseGate:
         return config.video_min_kbps * (1.0 + config.video_overhead) * config.probe_rate_factor
 
 
-def publisher_cap(shares_kbps: list[float], config: CongestionConfig) -> float | None:
-    """The video rate to ask a publisher for, from its active subscribers' video shares.
+@dataclass(frozen=True)
+class CapTarget:
+    """The video rate to ask a publisher for, and the subscribers whose shares set it."""
+
+    kbps: float
+    voters: frozenset[str]
+
+
+def publisher_cap(shares_kbps: Mapping[str, float], config: CongestionConfig) -> CapTarget | None:
+    """The cap for a published stream from its active subscribers' video shares (by id).
 
     The lowest share, leaving out the outvoted (under ``outvoted_ratio`` of the best: served by
     dropping frames rather than lowering everyone), times ``publisher_headroom`` so that a
@@ -630,25 +640,42 @@ def publisher_cap(shares_kbps: list[float], config: CongestionConfig) -> float |
     """
     if not shares_kbps:
         return None
-    best = max(shares_kbps)
-    kept = [s for s in shares_kbps if s >= config.outvoted_ratio * best]
-    return max(config.video_min_kbps, config.publisher_headroom * min(kept))
+    best = max(shares_kbps.values())
+    kept = {
+        who: share for who, share in shares_kbps.items() if share >= config.outvoted_ratio * best
+    }
+    lowest = config.publisher_headroom * min(kept.values())
+    return CapTarget(max(config.video_min_kbps, lowest), frozenset(kept))
 
 
 class CapSmoother:
-    """Follows a cap down at once and up by at most ``cap_increase_per_s`` a second."""
+    """Follows a cap down at once and up by at most ``cap_increase_per_s`` a second.
+
+    Except when the rise comes from a subscriber ceasing to vote (paused, outvoted or gone)
+    while every remaining voter voted before: their shares were measured, not probed, so the
+    cap returns to them at once. Otherwise a weak guest who pulled the cap down on its way to
+    a pause would hold the others' video low for many seconds after it.
+    """
 
     def __init__(self, config: CongestionConfig) -> None:
         self._config = config
         self._value: float | None = None
+        self._voters: frozenset[str] = frozenset()
         self._at = 0.0
 
-    def update(self, target: float | None, now: float) -> float | None:
-        if target is None or self._value is None or target <= self._value:
-            self._value = target
+    def update(self, target: CapTarget | None, now: float) -> float | None:
+        if target is None:
+            self._value = None
+        elif (
+            self._value is None
+            or target.kbps <= self._value
+            or (target.voters and target.voters < self._voters)
+        ):
+            self._value = target.kbps
         else:
             growth = 1.0 + self._config.cap_increase_per_s * max(0.0, now - self._at)
-            self._value = min(target, self._value * growth)
+            self._value = min(target.kbps, self._value * growth)
+        self._voters = frozenset() if target is None else target.voters
         self._at = now
         return self._value
 

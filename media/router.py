@@ -28,7 +28,7 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 
 from media.config import MediaConfig
-from media.congestion import GateState, publisher_cap
+from media.congestion import CapTarget, GateState, publisher_cap
 from media.downlink import LinkState, SenderFeedback, SubscriberLink
 from media.errors import BadSdp, NoMediaSession, RoomFull, UnknownTrack
 from media.forwarding import ForwardingReceiver, ForwardingSender
@@ -778,26 +778,29 @@ class MediaRouter:
         for publisher in self._upstream.values():
             publisher.tick(now)
 
-    def _cap_for(self, track: PublishedTrack) -> float | None:
+    def _cap_for(self, track: PublishedTrack) -> CapTarget | None:
         """Video kbit/s the track's subscribers can take (``None``: no subscriber to serve)."""
         watching = [s for s in track.subscriptions if not s.user_paused]
         if not watching:
             return None
         congestion = self.config.congestion
-        links = [self._links.get(s.subscriber_id) for s in watching if not s.link_paused]
-        shares = [
-            share
-            for link in links
-            if link is not None and (share := link.publisher_share_kbps) is not None
-        ]
+        links = {
+            s.subscriber_id: link
+            for s in watching
+            if not s.link_paused and (link := self._links.get(s.subscriber_id)) is not None
+        }
+        shares = {
+            subscriber_id: share
+            for subscriber_id, link in links.items()
+            if (share := link.publisher_share_kbps) is not None
+        }
         if shares:
             return publisher_cap(shares, congestion)
         # None qualifies: what the best of them can take (a starting guess, or a link near the
         # floor); with everyone paused, the lowest rate keeps probes cheap to serve.
-        guesses = [link.video_share_kbps for link in links if link is not None]
-        return max(
-            congestion.video_min_kbps, congestion.publisher_headroom * max(guesses, default=0.0)
-        )
+        guess = max((link.video_share_kbps for link in links.values()), default=0.0)
+        kbps = max(congestion.video_min_kbps, congestion.publisher_headroom * guess)
+        return CapTarget(kbps, frozenset())
 
     def _on_gate_change(
         self,

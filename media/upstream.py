@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from media.congestion import CapSmoother, CongestionConfig, RembPacer
+from media.congestion import CapSmoother, CapTarget, CongestionConfig, RembPacer
 from media.forwarding import ForwardingReceiver
 
 Spawn = Callable[[Coroutine[Any, Any, Any]], None]
@@ -64,11 +64,11 @@ class PublisherFeedback:
         if self._streams.pop(receiver, None) is not None:
             receiver.on_remb(None)
 
-    def set_cap(self, receiver: ForwardingReceiver, cap_kbps: float | None, now: float) -> None:
+    def set_cap(self, receiver: ForwardingReceiver, cap: CapTarget | None, now: float) -> None:
         """What the subscribers of this stream can take (``None``: no subscriber)."""
         stream = self._streams.get(receiver)
         if stream is not None:
-            stream.cap_kbps = stream.cap.update(cap_kbps, now)
+            stream.cap_kbps = stream.cap.update(cap, now)
 
     def value_bps(self) -> int | None:
         """The REMB value to send now, ``None`` when nothing is known yet."""

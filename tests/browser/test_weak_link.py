@@ -220,11 +220,7 @@ async def test_a_guest_on_a_weak_link_does_not_degrade_the_kiosk_and_the_special
             if during_fps < 0.8 * before_fps:
                 slowed.append((direction, before_fps, during_fps, far))
         await screenshot(call.desk, "8-weak-guest")
-        if slowed:
-            # Known open defect (issue 9): now and then, right after the guest's pause, a
-            # publisher's own browser still sends below its rate ("limited by bandwidth").
-            # Reported as xfail, never as a pass; the stalls above stay hard checks.
-            pytest.xfail(f"the others' frame rate dipped while the guest paused: {slowed}")
+        assert not slowed, f"the others' frame rate dipped while the guest paused: {slowed}"
     finally:
         if guest is not None:
             await guest.context.close()

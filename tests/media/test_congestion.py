@@ -11,6 +11,7 @@ import pytest
 
 from media.congestion import (
     CapSmoother,
+    CapTarget,
     CongestionConfig,
     DownlinkEstimator,
     GateState,
@@ -381,13 +382,15 @@ def test_estimator_evidence_keeps_audio_loss_apart_and_forgets_old_rtts() -> Non
 
 
 def test_publisher_cap_is_the_weakest_share_that_is_not_outvoted() -> None:
-    assert publisher_cap([], CONFIG) is None
+    assert publisher_cap({}, CONFIG) is None
     # With headroom (0.85) for keyframes and encoder overshoot.
-    assert publisher_cap([400.0], CONFIG) == pytest.approx(340.0)
-    assert publisher_cap([900.0, 700.0], CONFIG) == pytest.approx(595.0)
+    assert publisher_cap({"a": 400.0}, CONFIG) == CapTarget(pytest.approx(340.0), frozenset("a"))
+    two = publisher_cap({"a": 900.0, "b": 700.0}, CONFIG)
+    assert two == CapTarget(pytest.approx(595.0), frozenset("ab"))
     # A subscriber with under a third of the best share does not drag the publisher down.
-    assert publisher_cap([900.0, 800.0, 120.0], CONFIG) == pytest.approx(680.0)
-    assert publisher_cap([10.0], CONFIG) == CONFIG.video_min_kbps
+    three = publisher_cap({"a": 900.0, "b": 800.0, "c": 120.0}, CONFIG)
+    assert three == CapTarget(pytest.approx(680.0), frozenset("ab"))
+    assert publisher_cap({"a": 10.0}, CONFIG) == CapTarget(CONFIG.video_min_kbps, frozenset("a"))
 
 
 def test_video_room_leaves_audio_and_overhead_out() -> None:
@@ -397,10 +400,25 @@ def test_video_room_leaves_audio_and_overhead_out() -> None:
 
 def test_cap_follows_drops_at_once_and_rises_slowly() -> None:
     smoother = CapSmoother(CONFIG)
-    assert smoother.update(500.0, 0.0) == 500.0
-    assert smoother.update(200.0, 0.5) == 200.0
-    assert smoother.update(500.0, 1.5) == pytest.approx(216.0)
+    one = frozenset({"kiosk"})
+    assert smoother.update(CapTarget(500.0, one), 0.0) == 500.0
+    assert smoother.update(CapTarget(200.0, one), 0.5) == 200.0
+    assert smoother.update(CapTarget(500.0, one), 1.5) == pytest.approx(216.0)
     assert smoother.update(None, 2.0) is None
+
+
+def test_cap_returns_at_once_to_the_voters_left_when_the_weakest_stops_voting() -> None:
+    smoother = CapSmoother(CONFIG)
+    both, kiosk = frozenset({"kiosk", "guest"}), frozenset({"kiosk"})
+    assert smoother.update(CapTarget(500.0, both), 0.0) == 500.0
+    assert smoother.update(CapTarget(60.0, both), 0.5) == 60.0  # the guest's link is failing
+    # The guest is paused (or outvoted): the kiosk's measured share holds again at once.
+    assert smoother.update(CapTarget(450.0, kiosk), 1.0) == 450.0
+    # A voter that arrives (a guest back from a pause) is probed: the rise is slow again.
+    assert smoother.update(CapTarget(60.0, both), 1.5) == 60.0
+    assert smoother.update(CapTarget(450.0, both), 2.5) == pytest.approx(64.8)
+    # A guess (no voter yet) is no measurement: it never jumps up.
+    assert smoother.update(CapTarget(450.0, frozenset()), 3.5) == pytest.approx(64.8 * 1.08)
 
 
 def test_remb_pacer_sends_drops_quickly_and_the_rest_once_a_second() -> None:
