@@ -48,6 +48,7 @@ UPLINK = LinkShape(delay_ms=40)
 NOTICE_EN = "Video paused: weak connection"
 PROBE_BACKOFF_S = CongestionConfig().probe_backoff_s
 DRAIN_S = 0.7
+RAMP_UP_S = 3.0
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -175,6 +176,8 @@ async def test_a_guest_on_a_weak_link_does_not_degrade_the_kiosk_and_the_special
     call = await start_call(browser, live_server)
     guest = None
     try:
+        # The baseline is the call at its full rate, not the browsers' first seconds of ramp-up.
+        await asyncio.sleep(RAMP_UP_S)
         baseline_kiosk, baseline_desk = await asyncio.gather(
             sample_media(call.kiosk, 3.0, SPECIALIST_ID), sample_media(call.desk, 3.0, OUTLET_ID)
         )
