@@ -90,7 +90,9 @@ def _minus(a: float | None, b: float | None) -> float | None:
     return round(a - b, 2) if a is not None and b is not None else None
 
 
-async def _start_relay(port: int, transcode: bool, bound_s: float) -> asyncio.subprocess.Process:
+async def _start_relay(
+    port: int, transcode: bool, bound_s: float, profile: str | None = None
+) -> asyncio.subprocess.Process:
     command = [
         sys.executable,
         "-m",
@@ -99,7 +101,9 @@ async def _start_relay(port: int, transcode: bool, bound_s: float) -> asyncio.su
         str(port),
         "--max-seconds",
         str(bound_s),
-    ] + (["--transcode"] if transcode else [])
+    ]
+    command += ["--transcode"] if transcode else []
+    command += ["--profile", profile] if profile else []
     process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
     assert process.stdout is not None
     line = await asyncio.wait_for(process.stdout.readline(), 30)
@@ -119,10 +123,20 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
             await process.wait()
 
 
-async def measure(clip: Clip, consultations: int, window_s: float, transcode: bool) -> RunResult:
-    """Run the load against one relay process and return its figures."""
+async def measure(
+    clip: Clip,
+    consultations: int,
+    window_s: float,
+    transcode: bool,
+    profile: str | None = None,
+) -> RunResult:
+    """Run the load against one relay process and return its figures.
+
+    ``profile``: run the relay under cProfile and write its pstats there (its CPU figures then
+    include the profiler's overhead).
+    """
     port = free_port()
-    process = await _start_relay(port, transcode, window_s * 3 + 180)
+    process = await _start_relay(port, transcode, window_s * 3 + 180, profile)
     peers: list[tuple[LoadPeer, LoadPeer]] = []
     session = ClientSession()
     publisher, subscriber = await direct_pair(clip)
@@ -287,6 +301,12 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         help="run the full server as N nodes on one Redis (a list like 1,2 runs each, max 8)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="profile the (forwarding) relay process with cProfile and write pstats to FILE "
+        "(read with python -m pstats FILE); inflates its CPU figures",
+    )
     args = parser.parse_args(argv)
     if args.nodes is not None:
         try:
@@ -307,7 +327,7 @@ async def _run(args: argparse.Namespace) -> int:
     clip = make_clip()
     if args.nodes:
         return await _run_nodes(args, clip)
-    results = [await measure(clip, args.consultations, args.duration, transcode=False)]
+    results = [await measure(clip, args.consultations, args.duration, False, profile=args.profile)]
     if args.compare == "transcode":
         results.append(await measure(clip, args.consultations, args.duration, transcode=True))
     if args.json:
