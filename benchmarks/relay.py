@@ -3,10 +3,12 @@
 Simulated 1:1 consultations on 127.0.0.1: each side publishes a pre-encoded 640x480 VP8 clip
 (~500 kbit/s, keyframe every 2 s) and Opus at real time, and receives without decoding. The relay
 runs as its own process (its CPU is read from /proc/<pid>/stat); the load runs here. A direct
-peer-to-peer pair runs alongside as the latency baseline. ``--compare transcode`` repeats the
-same load against the relay in transcoding mode (decode + re-encode per subscriber).
-``--nodes N`` (or ``1,2``) runs the full server as N cluster nodes instead (see
-``benchmarks/relay_nodes.py``).
+peer-to-peer pair runs alongside as the latency baseline. CPU per forwarded packet (µs) counts the
+packets the subscribers received: video from the full window less the audio-only CPU, audio from
+the audio-only window (which also carries the fixed costs: RTCP, ICE checks, control loop).
+``--compare transcode`` repeats the same load against the relay in transcoding mode (decode +
+re-encode per subscriber). ``--nodes N`` (or ``1,2``) runs the full server as N cluster nodes
+instead (see ``benchmarks/relay_nodes.py``).
 Everything is bounded: at most 32 consultations, at most 120 s per measuring window.
 """
 
@@ -49,6 +51,8 @@ class RunResult:
     cpu_per_audio_stream_pct: float
     cpu_per_stream_pair_pct: float
     cpu_per_stream_pair_at_30fps_pct: float
+    cpu_per_video_packet_us: float | None
+    cpu_per_audio_packet_us: float | None
     fps_min: float
     fps_median: float
     video_kbps_median: float
@@ -84,6 +88,11 @@ def _percentile(values: list[float], fraction: float) -> float | None:
         return None
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 2)
+
+
+def _per_packet_us(cpu_pct_s: float, packets: int) -> float | None:
+    """CPU µs per forwarded packet from CPU in %·s of one core over the packets delivered."""
+    return round(cpu_pct_s / 100 * 1e6 / packets, 1) if packets else None
 
 
 def _minus(a: float | None, b: float | None) -> float | None:
@@ -164,6 +173,7 @@ async def measure(
         rss = _rss_mb(process.pid)
 
         video = [c for p in everyone for c in p.streams.values() if c.kind == "video"]
+        video_packets = sum(c.packets for c in video)
         fps = [c.frames / elapsed for c in video]
         kbps = [c.octets * 8 / elapsed / 1000 for c in video]
         latencies = [ms for c in video for ms in c.latencies_ms]
@@ -186,9 +196,13 @@ async def measure(
             outlet.video.paused.clear()
             doctor.video.paused.clear()
         await asyncio.sleep(1.0)
+        audio = [c for p in everyone for c in p.streams.values() if c.kind == "audio"]
+        for counter in audio:
+            counter.reset_window()
         audio_start = _process_cpu_s(process.pid)
         await asyncio.sleep(AUDIO_WINDOW_S)
         audio_cpu = (_process_cpu_s(process.pid) - audio_start) / AUDIO_WINDOW_S * 100
+        audio_packets = sum(c.packets for c in audio)
 
         streams = 2 * consultations
         full_cpu = (cpu_end - cpu_start) / elapsed * 100
@@ -205,6 +219,10 @@ async def measure(
             cpu_per_video_stream_pct=round(max(0.0, full_cpu - audio_cpu) / streams, 2),
             cpu_per_audio_stream_pct=round(audio_cpu / streams, 2),
             cpu_per_stream_pair_pct=round(full_cpu / streams, 2),
+            cpu_per_video_packet_us=_per_packet_us(
+                max(0.0, full_cpu - audio_cpu) * elapsed, video_packets
+            ),
+            cpu_per_audio_packet_us=_per_packet_us(audio_cpu * AUDIO_WINDOW_S, audio_packets),
             cpu_per_stream_pair_at_30fps_pct=round(
                 full_cpu / streams * 30 / max(statistics.median(fps) if fps else 0.0, 0.1), 2
             ),
@@ -242,6 +260,10 @@ def _table(results: list[RunResult], clip: Clip) -> str:
         ("CPU per audio stream, %", "cpu_per_audio_stream_pct"),
         ("CPU per video+audio stream pair, %", "cpu_per_stream_pair_pct"),
         ("  same, scaled to 30 fps delivered", "cpu_per_stream_pair_at_30fps_pct"),
+        (
+            "CPU per video / audio packet, µs",
+            ("cpu_per_video_packet_us", "cpu_per_audio_packet_us"),
+        ),
         ("delivered fps, min", "fps_min"),
         ("delivered fps, median", "fps_median"),
         ("video kbit/s per stream, median", "video_kbps_median"),
