@@ -92,10 +92,8 @@ from aiortc.sdp import MediaDescription, SessionDescription
 
 from media.rtp_packing import (
     ExtensionIds,
-    abs_send_time,
-    audio_level,
+    ExtensionWriter,
     ntp_time,
-    pack_extensions,
     pack_rtp,
     payload_size,
 )
@@ -444,8 +442,7 @@ class ForwardingSender(RTCRtpSender):
     _remb_bps: int | None
     _feedback: SenderFeedback | None
     _round_trip: RoundTripMeter
-    _extension_ids: ExtensionIds | None
-    _mid_element: tuple[tuple[int, bytes], ...]
+    _extensions: ExtensionWriter | None
     _sent: dict[int, bytes]
 
     @classmethod
@@ -458,8 +455,7 @@ class ForwardingSender(RTCRtpSender):
         adopted._remb_bps = None
         adopted._feedback = None
         adopted._round_trip = RoundTripMeter()
-        adopted._extension_ids = None
-        adopted._mid_element = ()
+        adopted._extensions = None
         adopted._sent = {}
         return adopted
 
@@ -545,14 +541,11 @@ class ForwardingSender(RTCRtpSender):
 
     async def send(self, parameters: RTCRtpSendParameters) -> None:
         # Like aiortc, which reads mid and extension ids from the first call only.
-        if self._extension_ids is None:
-            self._extension_ids = ExtensionIds.from_uris(
+        if self._extensions is None:
+            ids = ExtensionIds.from_uris(
                 [(extension.uri, extension.id) for extension in parameters.headerExtensions]
             )
-            mid_id = self._extension_ids.mid
-            self._mid_element = (
-                ((mid_id, parameters.muxId.encode()),) if mid_id and parameters.muxId else ()
-            )
+            self._extensions = ExtensionWriter(ids, parameters.muxId)
         await super().send(parameters)
 
     async def _retransmit(self, sequence_number: int) -> None:
@@ -598,16 +591,10 @@ class ForwardingSender(RTCRtpSender):
 
         Serialised straight to bytes (:mod:`media.rtp_packing`) and kept as bytes for NACKs.
         """
-        ids = self._extension_ids
-        if ids is None:
+        extensions = self._extensions
+        if extensions is None:
             return
         ntp = ntp_time(time.time())
-        elements = list(self._mid_element)
-        if ids.abs_send_time:
-            elements.append((ids.abs_send_time, abs_send_time(ntp)))
-        level = source.extensions.audio_level
-        if level is not None and ids.audio_level:
-            elements.append((ids.audio_level, audio_level(*level)))
         data = pack_rtp(
             payload_type,
             bool(source.marker),
@@ -615,7 +602,7 @@ class ForwardingSender(RTCRtpSender):
             timestamp,
             self._ssrc,
             source.payload,
-            pack_extensions(elements),
+            extensions.block(ntp, source.extensions.audio_level),
             source.padding_size,
         )
         self._sent[sequence_number % RTP_HISTORY_SIZE] = data

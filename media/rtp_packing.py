@@ -63,17 +63,59 @@ def pack_extensions(elements: Sequence[tuple[int, bytes]]) -> bytes:
     The one-byte form when every id is 1..14 and every value 1..16 bytes long, else the
     two-byte form; empty for no elements.
     """
+    return _layout(elements)[0]
+
+
+def _layout(elements: Sequence[tuple[int, bytes]]) -> tuple[bytes, list[int]]:
+    """:func:`pack_extensions`, and where in the block each element's value starts."""
     if not elements:
-        return b""
+        return b"", []
     one_byte = all(0 < i < 15 and 0 < len(v) <= 16 for i, v in elements)
-    if one_byte:
-        profile = _ONE_BYTE_PROFILE
-        body = b"".join(bytes(((i << 4) | (len(v) - 1),)) + v for i, v in elements)
-    else:
-        profile = _TWO_BYTE_PROFILE
-        body = b"".join(bytes((i, len(v))) + v for i, v in elements)
+    body = bytearray()
+    offsets = []
+    for extension_id, value in elements:
+        if one_byte:
+            body.append((extension_id << 4) | (len(value) - 1))
+        else:
+            body += bytes((extension_id, len(value)))
+        offsets.append(_EXTENSION_HEADER.size + len(body))
+        body += value
     body += bytes(-len(body) % 4)
-    return _EXTENSION_HEADER.pack(profile, len(body) // 4) + body
+    profile = _ONE_BYTE_PROFILE if one_byte else _TWO_BYTE_PROFILE
+    return _EXTENSION_HEADER.pack(profile, len(body) // 4) + body, offsets
+
+
+class ExtensionWriter:
+    """The extension block of one subscriber stream, laid out once and filled in per packet.
+
+    Elements in aiortc's order: ``mid`` (fixed), abs-send-time, and the audio level when the
+    publisher's packet has one.
+    """
+
+    def __init__(self, ids: ExtensionIds, mid: str | None) -> None:
+        fixed = [(ids.mid, mid.encode())] if ids.mid and mid is not None else []
+        if ids.abs_send_time:
+            fixed.append((ids.abs_send_time, bytes(3)))
+        self._abs_at = _layout(fixed)[1][-1] if ids.abs_send_time else None
+        self._plain = _layout(fixed)[0]
+        self._with_level: tuple[bytes, int] | None = None
+        if ids.audio_level:
+            block, offsets = _layout([*fixed, (ids.audio_level, bytes(1))])
+            self._with_level = block, offsets[-1]
+
+    def block(self, ntp: int, level: tuple[bool, int] | None) -> bytes:
+        """The block for a packet sent at ``ntp`` whose publisher packet had ``level``."""
+        if level is not None and self._with_level is not None:
+            template, level_at = self._with_level
+            block = bytearray(template)
+            block[level_at] = audio_level(*level)[0]
+        elif self._abs_at is None:
+            return self._plain
+        else:
+            block = bytearray(self._plain)
+        if self._abs_at is not None:
+            block[self._abs_at : self._abs_at + 3] = abs_send_time(ntp)
+        return bytes(block)
 
 
 def pack_rtp(

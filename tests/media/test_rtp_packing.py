@@ -11,6 +11,7 @@ from media.rtp_packing import (
     AUDIO_LEVEL_URI,
     MID_URI,
     ExtensionIds,
+    ExtensionWriter,
     abs_send_time,
     audio_level,
     ntp_time,
@@ -62,11 +63,7 @@ def aiortc_packet(
 
 
 def ours(packet: RtpPacket, ids: tuple[int, int, int] = (1, 3, 4), mid: str | None = "2") -> bytes:
-    mid_id, abs_id, level_id = ids
-    elements = [(mid_id, mid.encode())] if mid is not None else []
-    elements.append((abs_id, abs_send_time(NTP)))
-    if packet.extensions.audio_level is not None:
-        elements.append((level_id, audio_level(*packet.extensions.audio_level)))
+    writer = ExtensionWriter(ExtensionIds(*ids), mid)
     return pack_rtp(
         packet.payload_type,
         bool(packet.marker),
@@ -74,7 +71,7 @@ def ours(packet: RtpPacket, ids: tuple[int, int, int] = (1, 3, 4), mid: str | No
         packet.timestamp,
         packet.ssrc,
         packet.payload,
-        pack_extensions(elements),
+        writer.block(NTP, packet.extensions.audio_level),
         packet.padding_size,
     )
 
@@ -110,6 +107,16 @@ def test_two_byte_form_for_ids_above_14_and_long_values() -> None:
     assert data[12:14] == b"\x10\x00"  # RFC 8285 two-byte profile
     assert data == packet.serialize(extension_map(mid=15))
     assert RtpPacket.parse(data, extension_map(mid=15)).extensions.mid == "a-very-long-mid-value"
+
+
+def test_writer_without_ids_writes_what_it_has() -> None:
+    level = (True, 5)
+    assert ExtensionWriter(ExtensionIds(), "0").block(NTP, level) == b""
+    audio = ExtensionWriter(ExtensionIds(mid=1, audio_level=10), "0")
+    assert audio.block(NTP, None) == pack_extensions([(1, b"0")])
+    assert audio.block(NTP, level) == pack_extensions([(1, b"0"), (10, audio_level(*level))])
+    video = ExtensionWriter(ExtensionIds(mid=1, abs_send_time=3), "1")
+    assert video.block(NTP, level) == pack_extensions([(1, b"1"), (3, abs_send_time(NTP))])
 
 
 def test_no_extensions_no_extension_bit() -> None:
