@@ -2,9 +2,8 @@
 
 Run by ``benchmarks/relay.py`` (``python -m benchmarks._relay_server --port P [--transcode]
 [--profile FILE]``); it prints ``READY`` once listening on 127.0.0.1 and stops on SIGTERM or after
-``--max-seconds``. ``--profile`` runs the relay under cProfile, timed in process CPU time (time
-spent waiting for a busy machine's cores is not counted), and writes its pstats to ``FILE`` on
-exit.
+``--max-seconds``. ``--profile`` runs the relay under cProfile and writes its pstats to ``FILE``
+on exit.
 Signalling (JSON over one WebSocket per participant): the client sends
 ``{"consultation", "participant"}`` then ``{"type": "offer"|"answer", "sdp"}``; the server sends
 ``{"type": "answer"|"offer", "sdp"}``.
@@ -20,7 +19,6 @@ import json
 import logging
 import signal
 import sys
-import time
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -116,7 +114,7 @@ def main() -> None:
     parser.add_argument("--profile", help="write cProfile pstats of the whole run to this file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    profile = cProfile.Profile(time.process_time) if args.profile else None
+    profile = cProfile.Profile() if args.profile else None
     if profile is not None:
         profile.enable()
     try:
