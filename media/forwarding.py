@@ -439,6 +439,7 @@ class ForwardingSender(RTCRtpSender):
     _codec: RTCRtpCodecParameters | None
     _transcode: asyncio.Event
     _on_keyframe_request: Callable[[], None] | None
+    _on_start: Callable[[], None] | None
     _remb_bps: int | None
     _feedback: SenderFeedback | None
     _round_trip: RoundTripMeter
@@ -452,6 +453,7 @@ class ForwardingSender(RTCRtpSender):
         adopted._codec = None
         adopted._transcode = asyncio.Event()
         adopted._on_keyframe_request = None
+        adopted._on_start = None
         adopted._remb_bps = None
         adopted._feedback = None
         adopted._round_trip = RoundTripMeter()
@@ -476,6 +478,10 @@ class ForwardingSender(RTCRtpSender):
     def on_keyframe_request(self, callback: Callable[[], None] | None) -> None:
         self._on_keyframe_request = callback
 
+    def on_start(self, callback: Callable[[], None] | None) -> None:
+        """Called once sending can start (transport up, :attr:`codec` known)."""
+        self._on_start = callback
+
     def set_stream(self, stream_id: str, track_id: str) -> None:
         """The msid the subscriber sees: publisher id, and ``<participant>:<source>``."""
         self._stream_id = stream_id
@@ -489,6 +495,8 @@ class ForwardingSender(RTCRtpSender):
     async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
         self._codec = codec
         self._RTCRtpSender__rtp_started.set()  # type: ignore[attr-defined]
+        if self._on_start is not None:
+            self._on_start()
         try:
             await self._transcode.wait()
         except asyncio.CancelledError:

@@ -186,6 +186,7 @@ class Subscription:
 
     def __post_init__(self) -> None:
         self.sender.on_keyframe_request(self._on_subscriber_pli)
+        self.sender.on_start(self._on_sender_started)
         self._feedback = self.link.sender_feedback(self.kind, self._packet_lost)
         self.sender.set_feedback(self._feedback)
 
@@ -238,6 +239,22 @@ class Subscription:
             return
         self._pli_passed_at = now
         self.track.request_keyframe()
+
+    def _on_sender_started(self) -> None:
+        """Ask for the keyframe this subscription starts at as soon as it can be forwarded.
+
+        Waiting for the publisher's next packet instead would time the request just after
+        the publisher sent a frame, a whole frame interval before its encoder can answer.
+        """
+        track = self.track
+        if (
+            self.kind == "video"
+            and self.needs_keyframe
+            and not self.paused
+            and track is not None
+            and track.receiver.media_ssrc is not None
+        ):
+            self._ask_keyframe()
 
     def _ask_keyframe(self) -> None:
         """Ask for the keyframe this subscription waits for (throttled by its link's health)."""
@@ -371,6 +388,7 @@ class Subscription:
             self._relayed.end()
             self.router.metrics.transcoding_active.dec()
         self.sender.on_keyframe_request(None)
+        self.sender.on_start(None)
 
 
 class MediaRouter:
