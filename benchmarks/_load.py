@@ -195,10 +195,12 @@ class PacedAudio(MediaStreamTrack):
 
 @dataclass
 class StreamCounter:
-    """One received stream: frames (marker bits) and bytes, first frame time, latencies."""
+    """One received stream: packets, frames (marker bits) and bytes, first frame time,
+    latencies."""
 
     kind: str
     log: SendLog | None
+    packets: int = 0
     frames: int = 0
     octets: int = 0
     first_frame_at: float | None = None
@@ -207,12 +209,14 @@ class StreamCounter:
     _measuring: bool = False
 
     def reset_window(self) -> None:
+        self.packets = 0
         self.frames = 0
         self.octets = 0
         self.latencies_ms.clear()
         self._measuring = True
 
     async def on_packet(self, packet: RtpPacket) -> None:
+        self.packets += 1
         self.octets += len(packet.payload)
         if self.kind == "video" and packet.payload and packet.payload[0] & 0x17 == 0x10:
             self._pending_key = bytes(getattr(packet, "_data", b""))[:KEY_BYTES]

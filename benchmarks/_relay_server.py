@@ -1,7 +1,9 @@
 """The relay under test, as its own process: a ``MediaRegistry`` behind a tiny WebSocket signaller.
 
-Run by ``benchmarks/relay.py`` (``python -m benchmarks._relay_server --port P [--transcode]``);
-it prints ``READY`` once listening on 127.0.0.1 and stops on SIGTERM or after ``--max-seconds``.
+Run by ``benchmarks/relay.py`` (``python -m benchmarks._relay_server --port P [--transcode]
+[--profile FILE]``); it prints ``READY`` once listening on 127.0.0.1 and stops on SIGTERM or after
+``--max-seconds``. ``--profile`` runs the relay under cProfile and writes its pstats to ``FILE``
+on exit.
 Signalling (JSON over one WebSocket per participant): the client sends
 ``{"consultation", "participant"}`` then ``{"type": "offer"|"answer", "sdp"}``; the server sends
 ``{"type": "answer"|"offer", "sdp"}``.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import json
 import logging
 import signal
@@ -108,14 +111,21 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--transcode", action="store_true")
     parser.add_argument("--max-seconds", type=float, default=600.0)
+    parser.add_argument("--profile", help="write cProfile pstats of the whole run to this file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    profile = cProfile.Profile() if args.profile else None
+    if profile is not None:
+        profile.enable()
     try:
         import uvloop
     except ImportError:  # the stdlib loop still works, about 3x slower per packet
         asyncio.run(serve(args.port, args.transcode, args.max_seconds))
     else:
         uvloop.run(serve(args.port, args.transcode, args.max_seconds))
+    if profile is not None:
+        profile.disable()
+        profile.dump_stats(args.profile)
 
 
 if __name__ == "__main__":

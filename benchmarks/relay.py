@@ -3,10 +3,12 @@
 Simulated 1:1 consultations on 127.0.0.1: each side publishes a pre-encoded 640x480 VP8 clip
 (~500 kbit/s, keyframe every 2 s) and Opus at real time, and receives without decoding. The relay
 runs as its own process (its CPU is read from /proc/<pid>/stat); the load runs here. A direct
-peer-to-peer pair runs alongside as the latency baseline. ``--compare transcode`` repeats the
-same load against the relay in transcoding mode (decode + re-encode per subscriber).
-``--nodes N`` (or ``1,2``) runs the full server as N cluster nodes instead (see
-``benchmarks/relay_nodes.py``).
+peer-to-peer pair runs alongside as the latency baseline. CPU per forwarded packet (µs) counts the
+packets the subscribers received: video from the full window less the audio-only CPU, audio from
+the audio-only window (which also carries the fixed costs: RTCP, ICE checks, control loop).
+``--compare transcode`` repeats the same load against the relay in transcoding mode (decode +
+re-encode per subscriber). ``--nodes N`` (or ``1,2``) runs the full server as N cluster nodes
+instead (see ``benchmarks/relay_nodes.py``).
 Everything is bounded: at most 32 consultations, at most 120 s per measuring window.
 """
 
@@ -49,6 +51,8 @@ class RunResult:
     cpu_per_audio_stream_pct: float
     cpu_per_stream_pair_pct: float
     cpu_per_stream_pair_at_30fps_pct: float
+    cpu_per_video_packet_us: float | None
+    cpu_per_audio_packet_us: float | None
     fps_min: float
     fps_median: float
     video_kbps_median: float
@@ -86,11 +90,18 @@ def _percentile(values: list[float], fraction: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 2)
 
 
+def _per_packet_us(cpu_pct_s: float, packets: int) -> float | None:
+    """CPU µs per forwarded packet from CPU in %·s of one core over the packets delivered."""
+    return round(cpu_pct_s / 100 * 1e6 / packets, 1) if packets else None
+
+
 def _minus(a: float | None, b: float | None) -> float | None:
     return round(a - b, 2) if a is not None and b is not None else None
 
 
-async def _start_relay(port: int, transcode: bool, bound_s: float) -> asyncio.subprocess.Process:
+async def _start_relay(
+    port: int, transcode: bool, bound_s: float, profile: str | None = None
+) -> asyncio.subprocess.Process:
     command = [
         sys.executable,
         "-m",
@@ -99,7 +110,9 @@ async def _start_relay(port: int, transcode: bool, bound_s: float) -> asyncio.su
         str(port),
         "--max-seconds",
         str(bound_s),
-    ] + (["--transcode"] if transcode else [])
+    ]
+    command += ["--transcode"] if transcode else []
+    command += ["--profile", profile] if profile else []
     process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
     assert process.stdout is not None
     line = await asyncio.wait_for(process.stdout.readline(), 30)
@@ -119,10 +132,20 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
             await process.wait()
 
 
-async def measure(clip: Clip, consultations: int, window_s: float, transcode: bool) -> RunResult:
-    """Run the load against one relay process and return its figures."""
+async def measure(
+    clip: Clip,
+    consultations: int,
+    window_s: float,
+    transcode: bool,
+    profile: str | None = None,
+) -> RunResult:
+    """Run the load against one relay process and return its figures.
+
+    ``profile``: run the relay under cProfile and write its pstats there (its CPU figures then
+    include the profiler's overhead).
+    """
     port = free_port()
-    process = await _start_relay(port, transcode, window_s * 3 + 180)
+    process = await _start_relay(port, transcode, window_s * 3 + 180, profile)
     peers: list[tuple[LoadPeer, LoadPeer]] = []
     session = ClientSession()
     publisher, subscriber = await direct_pair(clip)
@@ -150,6 +173,7 @@ async def measure(clip: Clip, consultations: int, window_s: float, transcode: bo
         rss = _rss_mb(process.pid)
 
         video = [c for p in everyone for c in p.streams.values() if c.kind == "video"]
+        video_packets = sum(c.packets for c in video)
         fps = [c.frames / elapsed for c in video]
         kbps = [c.octets * 8 / elapsed / 1000 for c in video]
         latencies = [ms for c in video for ms in c.latencies_ms]
@@ -172,9 +196,13 @@ async def measure(clip: Clip, consultations: int, window_s: float, transcode: bo
             outlet.video.paused.clear()
             doctor.video.paused.clear()
         await asyncio.sleep(1.0)
+        audio = [c for p in everyone for c in p.streams.values() if c.kind == "audio"]
+        for counter in audio:
+            counter.reset_window()
         audio_start = _process_cpu_s(process.pid)
         await asyncio.sleep(AUDIO_WINDOW_S)
         audio_cpu = (_process_cpu_s(process.pid) - audio_start) / AUDIO_WINDOW_S * 100
+        audio_packets = sum(c.packets for c in audio)
 
         streams = 2 * consultations
         full_cpu = (cpu_end - cpu_start) / elapsed * 100
@@ -191,6 +219,10 @@ async def measure(clip: Clip, consultations: int, window_s: float, transcode: bo
             cpu_per_video_stream_pct=round(max(0.0, full_cpu - audio_cpu) / streams, 2),
             cpu_per_audio_stream_pct=round(audio_cpu / streams, 2),
             cpu_per_stream_pair_pct=round(full_cpu / streams, 2),
+            cpu_per_video_packet_us=_per_packet_us(
+                max(0.0, full_cpu - audio_cpu) * elapsed, video_packets
+            ),
+            cpu_per_audio_packet_us=_per_packet_us(audio_cpu * AUDIO_WINDOW_S, audio_packets),
             cpu_per_stream_pair_at_30fps_pct=round(
                 full_cpu / streams * 30 / max(statistics.median(fps) if fps else 0.0, 0.1), 2
             ),
@@ -228,6 +260,10 @@ def _table(results: list[RunResult], clip: Clip) -> str:
         ("CPU per audio stream, %", "cpu_per_audio_stream_pct"),
         ("CPU per video+audio stream pair, %", "cpu_per_stream_pair_pct"),
         ("  same, scaled to 30 fps delivered", "cpu_per_stream_pair_at_30fps_pct"),
+        (
+            "CPU per video / audio packet, µs",
+            ("cpu_per_video_packet_us", "cpu_per_audio_packet_us"),
+        ),
         ("delivered fps, min", "fps_min"),
         ("delivered fps, median", "fps_median"),
         ("video kbit/s per stream, median", "video_kbps_median"),
@@ -287,6 +323,12 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         help="run the full server as N nodes on one Redis (a list like 1,2 runs each, max 8)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="profile the (forwarding) relay process with cProfile and write pstats to FILE "
+        "(read with python -m pstats FILE); inflates its CPU figures",
+    )
     args = parser.parse_args(argv)
     if args.nodes is not None:
         try:
@@ -307,7 +349,7 @@ async def _run(args: argparse.Namespace) -> int:
     clip = make_clip()
     if args.nodes:
         return await _run_nodes(args, clip)
-    results = [await measure(clip, args.consultations, args.duration, transcode=False)]
+    results = [await measure(clip, args.consultations, args.duration, False, profile=args.profile)]
     if args.compare == "transcode":
         results.append(await measure(clip, args.consultations, args.duration, transcode=True))
     if args.json:

@@ -29,14 +29,17 @@ loudly if an upgrade moves them. What it relies on:
   by that thread and therefore never is). ``_send_rtcp_pli`` sends picture-loss requests upstream.
 * ``RTCRtpSender._run_rtp(codec)`` pulls frames from a track and encodes them; we override it to
   wait (setting ``_RTCRtpSender__rtp_started``/``__rtp_exited``, which ``stop()`` waits on) while
-  the router pushes packets in. Forwarded packets are serialised with
-  ``_RTCRtpSender__rtp_header_extensions_map``, stamped with ``_RTCRtpSender__mid``, stored in
-  ``_RTCRtpSender__rtp_history`` (so the subscriber's NACKs are served by ``_retransmit``) and
-  counted in ``__ntp_timestamp``/``__rtp_timestamp``/``__octet_count``/``__packet_count`` (the
-  sender reports). ``_send_keyframe`` (PLI/FIR from the subscriber), ``_handle_rtcp_packet``
-  (REMB; receiver reports, whose RTT :mod:`media.rtt` computes and writes into
-  ``_RTCRtpSender__rtt``, clearing ``__lsr`` so aiortc computes none), ``_send_rtcp`` (the
-  sender reports' send times) and
+  the router pushes packets in. Forwarded packets are serialised by :mod:`media.rtp_packing`
+  with the mid (``muxId``) and header extension ids of the parameters of the first ``send()``
+  call, which is also the only call aiortc configures itself from (``send`` is extended to note
+  them). They are kept as bytes; a NACKed one is parsed back with
+  ``_RTCRtpSender__rtp_header_extensions_map`` into ``_RTCRtpSender__rtp_history`` just before
+  aiortc's ``_retransmit`` (which reads that slot) resends it, wrapped as RTX when negotiated.
+  Sent packets are counted in ``__ntp_timestamp``/``__rtp_timestamp``/``__octet_count``/
+  ``__packet_count`` (the sender reports). ``_send_keyframe`` (PLI/FIR from the subscriber),
+  ``_handle_rtcp_packet`` (REMB; receiver reports, whose RTT :mod:`media.rtt` computes and
+  writes into ``_RTCRtpSender__rtt``, clearing ``__lsr`` so aiortc computes none),
+  ``_send_rtcp`` (the sender reports' send times) and
   ``_retransmit`` (NACKed packets, queued for the subscriber's pacer, which later calls aiortc's
   own ``_retransmit`` within the subscriber's budget) are overridden.
   Packets go out through ``RTCDtlsTransport._send_rtp``.
@@ -61,7 +64,6 @@ from aiortc import (
     RTCRtpReceiver,
     RTCRtpSender,
     RTCSessionDescription,
-    clock,
 )
 from aiortc.codecs import get_decoder, is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
@@ -71,6 +73,7 @@ from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
     RTCRtpHeaderExtensionParameters,
     RTCRtpReceiveParameters,
+    RTCRtpSendParameters,
 )
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import (
@@ -87,6 +90,14 @@ from aiortc.rtp import (
 )
 from aiortc.sdp import MediaDescription, SessionDescription
 
+from media.rtp_packing import (
+    ExtensionIds,
+    ExtensionWriter,
+    ntp_time,
+    pack_rtp,
+    payload_size,
+)
+from media.rtp_packing import sequence_number as rtp_sequence_number
 from media.rtt import RoundTripMeter
 
 logger = logging.getLogger(__name__)
@@ -428,9 +439,12 @@ class ForwardingSender(RTCRtpSender):
     _codec: RTCRtpCodecParameters | None
     _transcode: asyncio.Event
     _on_keyframe_request: Callable[[], None] | None
+    _on_start: Callable[[], None] | None
     _remb_bps: int | None
     _feedback: SenderFeedback | None
     _round_trip: RoundTripMeter
+    _extensions: ExtensionWriter | None
+    _sent: dict[int, bytes]
 
     @classmethod
     def adopt(cls, sender: RTCRtpSender) -> ForwardingSender:
@@ -439,9 +453,12 @@ class ForwardingSender(RTCRtpSender):
         adopted._codec = None
         adopted._transcode = asyncio.Event()
         adopted._on_keyframe_request = None
+        adopted._on_start = None
         adopted._remb_bps = None
         adopted._feedback = None
         adopted._round_trip = RoundTripMeter()
+        adopted._extensions = None
+        adopted._sent = {}
         return adopted
 
     @property
@@ -461,6 +478,10 @@ class ForwardingSender(RTCRtpSender):
     def on_keyframe_request(self, callback: Callable[[], None] | None) -> None:
         self._on_keyframe_request = callback
 
+    def on_start(self, callback: Callable[[], None] | None) -> None:
+        """Called once sending can start (transport up, :attr:`codec` known)."""
+        self._on_start = callback
+
     def set_stream(self, stream_id: str, track_id: str) -> None:
         """The msid the subscriber sees: publisher id, and ``<participant>:<source>``."""
         self._stream_id = stream_id
@@ -474,6 +495,8 @@ class ForwardingSender(RTCRtpSender):
     async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
         self._codec = codec
         self._RTCRtpSender__rtp_started.set()  # type: ignore[attr-defined]
+        if self._on_start is not None:
+            self._on_start()
         try:
             await self._transcode.wait()
         except asyncio.CancelledError:
@@ -524,14 +547,46 @@ class ForwardingSender(RTCRtpSender):
                 )
         await super()._send_rtcp(packets)
 
+    async def send(self, parameters: RTCRtpSendParameters) -> None:
+        # Like aiortc, which reads mid and extension ids from the first call only.
+        if self._extensions is None:
+            ids = ExtensionIds.from_uris(
+                [(extension.uri, extension.id) for extension in parameters.headerExtensions]
+            )
+            self._extensions = ExtensionWriter(ids, parameters.muxId)
+        await super().send(parameters)
+
     async def _retransmit(self, sequence_number: int) -> None:
+        if self._transcode.is_set():  # aiortc's own encoder fills aiortc's own history
+            await self._retransmit_from_aiortc(sequence_number)
+            return
+        data = self._sent.get(sequence_number % RTP_HISTORY_SIZE)
+        if data is None or rtp_sequence_number(data) != sequence_number:
+            return
+        resend = functools.partial(self._resend, sequence_number)
+        if self._feedback is None:
+            await resend()
+            return
+        # RTX adds a 2-byte original sequence number; header and extensions about 24 bytes.
+        self._feedback.retransmit(sequence_number, payload_size(data) + 26, resend)
+
+    async def _resend(self, sequence_number: int) -> None:
+        """Resend a forwarded packet through aiortc's ``_retransmit`` (RTX when negotiated)."""
+        slot = sequence_number % RTP_HISTORY_SIZE
+        data = self._sent.get(slot)
+        if data is None or rtp_sequence_number(data) != sequence_number:
+            return  # overwritten while it waited for budget
+        history: dict[int, RtpPacket] = self._RTCRtpSender__rtp_history  # type: ignore[attr-defined]
+        history[slot] = RtpPacket.parse(data, self._RTCRtpSender__rtp_header_extensions_map)  # type: ignore[attr-defined]
+        await super()._retransmit(sequence_number)
+
+    async def _retransmit_from_aiortc(self, sequence_number: int) -> None:
         feedback = self._feedback
         if feedback is not None:
             history: dict[int, RtpPacket] = self._RTCRtpSender__rtp_history  # type: ignore[attr-defined]
             packet = history.get(sequence_number % RTP_HISTORY_SIZE)
             if packet is None or packet.sequence_number != sequence_number:
                 return
-            # RTX adds a 2-byte original sequence number; header and extensions about 24 bytes.
             resend = functools.partial(super()._retransmit, sequence_number)
             feedback.retransmit(sequence_number, len(packet.payload) + 26, resend)
             return
@@ -540,27 +595,30 @@ class ForwardingSender(RTCRtpSender):
     async def send_forwarded(
         self, source: RtpPacket, payload_type: int, sequence_number: int, timestamp: int
     ) -> None:
-        """Send one publisher packet with this subscriber's SSRC, PT, sequence, timestamp."""
-        packet = RtpPacket(
-            payload_type=payload_type,
-            marker=source.marker,
-            sequence_number=sequence_number,
-            timestamp=timestamp,
-            ssrc=self._ssrc,
-            payload=source.payload,
+        """Send one publisher packet with this subscriber's SSRC, PT, sequence, timestamp.
+
+        Serialised straight to bytes (:mod:`media.rtp_packing`) and kept as bytes for NACKs.
+        """
+        extensions = self._extensions
+        if extensions is None:
+            return
+        ntp = ntp_time(time.time())
+        data = pack_rtp(
+            payload_type,
+            bool(source.marker),
+            sequence_number,
+            timestamp,
+            self._ssrc,
+            source.payload,
+            extensions.block(ntp, source.extensions.audio_level),
+            source.padding_size,
         )
-        packet.padding_size = source.padding_size
-        packet.extensions.abs_send_time = (clock.current_ntp_time() >> 14) & 0x00FFFFFF
-        packet.extensions.mid = self._RTCRtpSender__mid  # type: ignore[attr-defined]
-        packet.extensions.audio_level = source.extensions.audio_level
-        history: dict[int, RtpPacket] = self._RTCRtpSender__rtp_history  # type: ignore[attr-defined]
-        history[sequence_number % RTP_HISTORY_SIZE] = packet
-        data = packet.serialize(self._RTCRtpSender__rtp_header_extensions_map)  # type: ignore[attr-defined]
+        self._sent[sequence_number % RTP_HISTORY_SIZE] = data
         try:
             await self.transport._send_rtp(data)
         except ConnectionError:
             return
-        self._RTCRtpSender__ntp_timestamp = clock.current_ntp_time()
+        self._RTCRtpSender__ntp_timestamp = ntp
         self._RTCRtpSender__rtp_timestamp = timestamp
         self._RTCRtpSender__octet_count += len(source.payload)  # type: ignore[attr-defined]
         self._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
@@ -632,7 +690,12 @@ def check_internals() -> list[str]:
         "self.__rtp_exited = asyncio.Event()",
         "self.__rtp_history: dict[int, RtpPacket] = {}",
         "self.__rtp_header_extensions_map = rtp.HeaderExtensionsMap()",
-        "self.__mid: Optional[str] = None",
+        "async def send(self, parameters: RTCRtpSendParameters)",
+        "if not self.__started:",
+        "self.__mid = parameters.muxId",
+        "self.__rtp_header_extensions_map.configure(parameters)",
+        "packet = self.__rtp_history.get(sequence_number % RTP_HISTORY_SIZE)",
+        "packet_bytes = packet.serialize(self.__rtp_header_extensions_map)",
         "self.__ntp_timestamp = 0",
         "self.__rtp_timestamp = 0",
         "self.__octet_count = 0",

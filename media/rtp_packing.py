@@ -1,0 +1,160 @@
+"""RTP packets as bytes: the forwarding path's serialiser and the header facts it reads back.
+
+A forwarded packet gets a new header (the subscriber's SSRC, payload type, sequence number and
+timestamp) and new header extensions: extension ids belong to one BUNDLE group, so the
+publisher's cannot be copied to a subscriber; the server writes its own ``mid``, abs-send-time
+and, for audio, the publisher's audio level. RFC 3550 section 5.1 (header, padding) and RFC 8285
+(one-byte and two-byte extension forms) describe the layout. Only plain values pass through here.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+
+NTP_UNIX_OFFSET_S = 2_208_988_800  # 1900-01-01 to 1970-01-01
+_ONE_BYTE_PROFILE = 0xBEDE
+_TWO_BYTE_PROFILE = 0x1000
+_HEADER = struct.Struct("!BBHII")
+_EXTENSION_HEADER = struct.Struct("!HH")
+_VERSION_BITS = 0x80  # version 2
+
+
+@dataclass(frozen=True)
+class ExtensionIds:
+    """The ids a subscriber's m-section negotiated for the extensions the server writes."""
+
+    mid: int | None = None
+    abs_send_time: int | None = None
+    audio_level: int | None = None
+
+    @classmethod
+    def from_uris(cls, negotiated: Sequence[tuple[str, int]]) -> ExtensionIds:
+        """From ``(uri, id)`` pairs; extensions the server does not write are ignored."""
+        ids = dict(negotiated)
+        return cls(ids.get(MID_URI), ids.get(ABS_SEND_TIME_URI), ids.get(AUDIO_LEVEL_URI))
+
+
+def ntp_time(unix_s: float) -> int:
+    """A 64-bit NTP timestamp (32.32 fixed point since 1900) of a Unix time in seconds."""
+    seconds = int(unix_s)
+    fraction = int((unix_s - seconds) * (1 << 32))
+    return ((seconds + NTP_UNIX_OFFSET_S) << 32) | fraction
+
+
+def abs_send_time(ntp: int) -> bytes:
+    """The 3-byte abs-send-time value: 6.18 fixed-point seconds, from an NTP timestamp."""
+    return ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
+
+
+def audio_level(voice: bool, level: int) -> bytes:
+    """The 1-byte ssrc-audio-level value (RFC 6464): voice flag and level in -dBov."""
+    return bytes(((0x80 if voice else 0) | (level & 0x7F),))
+
+
+def pack_extensions(elements: Sequence[tuple[int, bytes]]) -> bytes:
+    """The header extension block (profile, length, elements, zero padding) for ``elements``.
+
+    The one-byte form when every id is 1..14 and every value 1..16 bytes long, else the
+    two-byte form; empty for no elements.
+    """
+    return _layout(elements)[0]
+
+
+def _layout(elements: Sequence[tuple[int, bytes]]) -> tuple[bytes, list[int]]:
+    """:func:`pack_extensions`, and where in the block each element's value starts."""
+    if not elements:
+        return b"", []
+    one_byte = all(0 < i < 15 and 0 < len(v) <= 16 for i, v in elements)
+    body = bytearray()
+    offsets = []
+    for extension_id, value in elements:
+        if one_byte:
+            body.append((extension_id << 4) | (len(value) - 1))
+        else:
+            body += bytes((extension_id, len(value)))
+        offsets.append(_EXTENSION_HEADER.size + len(body))
+        body += value
+    body += bytes(-len(body) % 4)
+    profile = _ONE_BYTE_PROFILE if one_byte else _TWO_BYTE_PROFILE
+    return _EXTENSION_HEADER.pack(profile, len(body) // 4) + body, offsets
+
+
+class ExtensionWriter:
+    """The extension block of one subscriber stream, laid out once and filled in per packet.
+
+    Elements in aiortc's order: ``mid`` (fixed), abs-send-time, and the audio level when the
+    publisher's packet has one.
+    """
+
+    def __init__(self, ids: ExtensionIds, mid: str | None) -> None:
+        fixed = [(ids.mid, mid.encode())] if ids.mid and mid is not None else []
+        if ids.abs_send_time:
+            fixed.append((ids.abs_send_time, bytes(3)))
+        self._abs_at = _layout(fixed)[1][-1] if ids.abs_send_time else None
+        self._plain = _layout(fixed)[0]
+        self._with_level: tuple[bytes, int] | None = None
+        if ids.audio_level:
+            block, offsets = _layout([*fixed, (ids.audio_level, bytes(1))])
+            self._with_level = block, offsets[-1]
+
+    def block(self, ntp: int, level: tuple[bool, int] | None) -> bytes:
+        """The block for a packet sent at ``ntp`` whose publisher packet had ``level``."""
+        if level is not None and self._with_level is not None:
+            template, level_at = self._with_level
+            block = bytearray(template)
+            block[level_at] = audio_level(*level)[0]
+        elif self._abs_at is None:
+            return self._plain
+        else:
+            block = bytearray(self._plain)
+        if self._abs_at is not None:
+            block[self._abs_at : self._abs_at + 3] = abs_send_time(ntp)
+        return bytes(block)
+
+
+def pack_rtp(
+    payload_type: int,
+    marker: bool,
+    sequence: int,
+    timestamp: int,
+    ssrc: int,
+    payload: bytes,
+    extensions: bytes = b"",
+    padding_size: int = 0,
+) -> bytes:
+    """One RTP packet without CSRCs; ``extensions`` from :func:`pack_extensions`.
+
+    ``sequence`` and ``timestamp`` are taken modulo 2**16 and 2**32. ``padding_size`` bytes of
+    padding (the count in the last byte) are appended, as in a padding-only probe packet.
+    """
+    first = _VERSION_BITS | (0x20 if padding_size else 0) | (0x10 if extensions else 0)
+    header = _HEADER.pack(
+        first,
+        (0x80 if marker else 0) | payload_type,
+        sequence & 0xFFFF,
+        timestamp & 0xFFFFFFFF,
+        ssrc,
+    )
+    if not padding_size:
+        return header + extensions + payload
+    return header + extensions + payload + bytes(padding_size - 1) + bytes((padding_size,))
+
+
+def sequence_number(data: bytes) -> int:
+    """The sequence number of an RTP packet."""
+    return int.from_bytes(data[2:4], "big")
+
+
+def payload_size(data: bytes) -> int:
+    """Bytes of payload in an RTP packet: without header, CSRCs, extensions and padding."""
+    start = 12 + 4 * (data[0] & 0x0F)
+    if data[0] & 0x10:
+        start += 4 + 4 * int.from_bytes(data[start + 2 : start + 4], "big")
+    padding = data[-1] if data[0] & 0x20 else 0
+    return max(0, len(data) - start - padding)
