@@ -169,7 +169,7 @@ class PacedVideo(MediaStreamTrack):
 
 
 class PacedAudio(MediaStreamTrack):
-    """Pre-encoded Opus, 50 packets per second."""
+    """Pre-encoded Opus, 50 packets per second; stops for good when ``paused`` is cleared."""
 
     kind = "audio"
 
@@ -178,8 +178,11 @@ class PacedAudio(MediaStreamTrack):
         self._clip = clip
         self._sent = 0
         self._start: float | None = None
+        self.paused = asyncio.Event()
+        self.paused.set()
 
     async def recv(self) -> av.Packet:
+        await self.paused.wait()
         loop = asyncio.get_running_loop()
         if self._start is None:
             self._start = loop.time()

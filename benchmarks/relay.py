@@ -3,9 +3,12 @@
 Simulated 1:1 consultations on 127.0.0.1: each side publishes a pre-encoded 640x480 VP8 clip
 (~500 kbit/s, keyframe every 2 s) and Opus at real time, and receives without decoding. The relay
 runs as its own process (its CPU is read from /proc/<pid>/stat); the load runs here. A direct
-peer-to-peer pair runs alongside as the latency baseline. CPU per forwarded packet (µs) counts the
-packets the subscribers received: video from the full window less the audio-only CPU, audio from
-the audio-only window (which also carries the fixed costs: RTCP, ICE checks, control loop).
+peer-to-peer pair runs alongside as the latency baseline. Three windows split the relay's CPU:
+everything flowing, audio only (video paused at the publishers), then nothing sent (the fixed
+cost of the consultations: RTCP, ICE consent checks, the control loop, timers). Video costs the
+full window less the audio-only one, audio the audio-only window less the idle one; per stream,
+and per packet the subscribers received (µs), so clips of other bitrates compare. The fixed cost
+is reported per consultation, and the total CPU beside them.
 ``--compare transcode`` repeats the same load against the relay in transcoding mode (decode +
 re-encode per subscriber). ``--nodes N`` (or ``1,2``) runs the full server as N cluster nodes
 instead (see ``benchmarks/relay_nodes.py``).
@@ -32,7 +35,7 @@ from benchmarks._processes import free_port
 
 MAX_CONSULTATIONS = 32
 MAX_WINDOW_S = 120.0
-AUDIO_WINDOW_S = 5.0
+QUIET_WINDOW_S = 10.0
 WARMUP_S = 3.0
 
 
@@ -47,8 +50,10 @@ class RunResult:
     window_s: float
     server_cpu_pct: float
     server_cpu_audio_only_pct: float
+    server_cpu_idle_pct: float
     cpu_per_video_stream_pct: float
     cpu_per_audio_stream_pct: float
+    cpu_fixed_per_consultation_pct: float
     cpu_per_stream_pair_pct: float
     cpu_per_stream_pair_at_30fps_pct: float
     cpu_per_video_packet_us: float | None
@@ -199,10 +204,14 @@ async def measure(
         audio = [c for p in everyone for c in p.streams.values() if c.kind == "audio"]
         for counter in audio:
             counter.reset_window()
-        audio_start = _process_cpu_s(process.pid)
-        await asyncio.sleep(AUDIO_WINDOW_S)
-        audio_cpu = (_process_cpu_s(process.pid) - audio_start) / AUDIO_WINDOW_S * 100
+        audio_cpu = await _cpu_pct(process.pid, QUIET_WINDOW_S)
         audio_packets = sum(c.packets for c in audio)
+        for outlet, doctor in peers:  # nothing sent: what the consultations cost idle
+            outlet.audio.paused.clear()
+            doctor.audio.paused.clear()
+        await asyncio.sleep(1.0)
+        idle_cpu = await _cpu_pct(process.pid, QUIET_WINDOW_S)
+        audio_only_cpu = max(0.0, audio_cpu - idle_cpu)
 
         streams = 2 * consultations
         full_cpu = (cpu_end - cpu_start) / elapsed * 100
@@ -216,13 +225,15 @@ async def measure(
             window_s=round(elapsed, 1),
             server_cpu_pct=round(full_cpu, 1),
             server_cpu_audio_only_pct=round(audio_cpu, 1),
+            server_cpu_idle_pct=round(idle_cpu, 1),
             cpu_per_video_stream_pct=round(max(0.0, full_cpu - audio_cpu) / streams, 2),
-            cpu_per_audio_stream_pct=round(audio_cpu / streams, 2),
+            cpu_per_audio_stream_pct=round(audio_only_cpu / streams, 2),
+            cpu_fixed_per_consultation_pct=round(idle_cpu / consultations, 2),
             cpu_per_stream_pair_pct=round(full_cpu / streams, 2),
             cpu_per_video_packet_us=_per_packet_us(
                 max(0.0, full_cpu - audio_cpu) * elapsed, video_packets
             ),
-            cpu_per_audio_packet_us=_per_packet_us(audio_cpu * AUDIO_WINDOW_S, audio_packets),
+            cpu_per_audio_packet_us=_per_packet_us(audio_only_cpu * QUIET_WINDOW_S, audio_packets),
             cpu_per_stream_pair_at_30fps_pct=round(
                 full_cpu / streams * 30 / max(statistics.median(fps) if fps else 0.0, 0.1), 2
             ),
@@ -250,14 +261,23 @@ async def measure(
         await _stop(process)
 
 
+async def _cpu_pct(pid: int, window_s: float) -> float:
+    """The process's CPU over the next ``window_s``, % of one core."""
+    start = _process_cpu_s(pid)
+    await asyncio.sleep(window_s)
+    return (_process_cpu_s(pid) - start) / window_s * 100
+
+
 def _table(results: list[RunResult], clip: Clip) -> str:
     rows = [
         ("consultations", "consultations"),
         ("forwarded video / audio streams", "video_streams"),
         ("server CPU, % of one core", "server_cpu_pct"),
         ("server CPU, audio only", "server_cpu_audio_only_pct"),
+        ("server CPU, idle (nothing sent)", "server_cpu_idle_pct"),
         ("CPU per video stream, %", "cpu_per_video_stream_pct"),
         ("CPU per audio stream, %", "cpu_per_audio_stream_pct"),
+        ("fixed CPU per consultation, %", "cpu_fixed_per_consultation_pct"),
         ("CPU per video+audio stream pair, %", "cpu_per_stream_pair_pct"),
         ("  same, scaled to 30 fps delivered", "cpu_per_stream_pair_at_30fps_pct"),
         (
