@@ -42,7 +42,9 @@ loudly if an upgrade moves them. What it relies on:
   ``_send_rtcp`` (the sender reports' send times) and
   ``_retransmit`` (NACKed packets, queued for the subscriber's pacer, which later calls aiortc's
   own ``_retransmit`` within the subscriber's budget) are overridden.
-  Packets go out through ``RTCDtlsTransport._send_rtp``.
+  Packets go out through :func:`media.fast_transport.send_rtp_now` (``RTCDtlsTransport._send_rtp``
+  where it does not apply), and once a peer connection is connected its transports' SRTP comes
+  in through :func:`media.fast_transport.receive_directly` (that module lists what it relies on).
 * For the transcoding fallback only: ``aiortc.jitterbuffer.JitterBuffer``, the ``timestamp``
   of the ``JitterFrame`` it returns, and ``aiortc.codecs.get_decoder`` (see
   :class:`TranscodeDecoder`).
@@ -90,6 +92,8 @@ from aiortc.rtp import (
 )
 from aiortc.sdp import MediaDescription, SessionDescription
 
+from media.fast_transport import receive_directly, send_rtp_now
+from media.internals import missing_lines
 from media.rtp_packing import (
     ExtensionIds,
     ExtensionWriter,
@@ -148,6 +152,19 @@ class ForwardingPeerConnection(RTCPeerConnection):
         super().__init__(configuration)
         self._codec_policy = codec_policy
         self._forward_senders = forward_senders
+        self._receiving_directly: set[RTCDtlsTransport] = set()
+        self.on("connectionstatechange", self._receive_directly)
+
+    def _receive_directly(self) -> None:
+        """Once connected, each transport's SRTP is handled as it arrives
+        (:mod:`media.fast_transport`)."""
+        if self.connectionState != "connected":
+            return
+        for transceiver in self.getTransceivers():
+            dtls = transceiver.receiver.transport
+            if dtls not in self._receiving_directly:
+                self._receiving_directly.add(dtls)
+                receive_directly(dtls)
 
     def _RTCPeerConnection__createTransceiver(  # noqa: N802 - overrides aiortc's private method
         self, direction: str, kind: str, sender_track: MediaStreamTrack | None = None
@@ -592,6 +609,11 @@ class ForwardingSender(RTCRtpSender):
             return
         await super()._retransmit(sequence_number)
 
+    async def _transmit(self, data: bytes) -> None:
+        """Protect and send one forwarded packet (raises ``ConnectionError`` if closed)."""
+        if not send_rtp_now(self.transport, data):
+            await self.transport._send_rtp(data)
+
     async def send_forwarded(
         self, source: RtpPacket, payload_type: int, sequence_number: int, timestamp: int
     ) -> None:
@@ -615,7 +637,7 @@ class ForwardingSender(RTCRtpSender):
         )
         self._sent[sequence_number % RTP_HISTORY_SIZE] = data
         try:
-            await self.transport._send_rtp(data)
+            await self._transmit(data)
         except ConnectionError:
             return
         self._RTCRtpSender__ntp_timestamp = ntp
@@ -666,68 +688,68 @@ def check_internals() -> list[str]:
         "sender_track",
     ]:
         problems.append("RTCPeerConnection.__createTransceiver(direction, kind, sender_track)")
-    receiver_source = inspect.getsource(RTCRtpReceiver)
-    for needle in (
-        "self.__jitter_buffer.add(packet)",
-        "self.__codecs[codec.payloadType] = codec",
-        "packet._data = depayload(codec, packet.payload)",
-        "self.__decoder_thread = threading.Thread(",
-        "def __stop_decoder(self)",
-        "async def _send_rtcp_pli(self, media_ssrc: int)",
-        "async def _send_rtcp(self, packet: AnyRtcpPacket)",
-        "self.__rtcp_ssrc: Optional[int] = None",
-        "fci=pack_remb_fci(*remb),",
-        "async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int)",
-    ):
-        if needle not in receiver_source:
-            problems.append(f"RTCRtpReceiver: {needle}")
-    if receiver_source.count("__jitter_buffer.") != 1:
+    problems += missing_lines(
+        RTCRtpReceiver,
+        (
+            "self.__jitter_buffer.add(packet)",
+            "self.__codecs[codec.payloadType] = codec",
+            "packet._data = depayload(codec, packet.payload)",
+            "self.__decoder_thread = threading.Thread(",
+            "def __stop_decoder(self)",
+            "async def _send_rtcp_pli(self, media_ssrc: int)",
+            "async def _send_rtcp(self, packet: AnyRtcpPacket)",
+            "self.__rtcp_ssrc: Optional[int] = None",
+            "fci=pack_remb_fci(*remb),",
+            "async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int)",
+        ),
+    )
+    if inspect.getsource(RTCRtpReceiver).count("__jitter_buffer.") != 1:
         problems.append("RTCRtpReceiver uses its jitter buffer beyond add()")
-    sender_source = inspect.getsource(RTCRtpSender)
-    for needle in (
-        "async def _run_rtp(self, codec: RTCRtpCodecParameters)",
-        "self.__rtp_started = asyncio.Event()",
-        "self.__rtp_exited = asyncio.Event()",
-        "self.__rtp_history: dict[int, RtpPacket] = {}",
-        "self.__rtp_header_extensions_map = rtp.HeaderExtensionsMap()",
-        "async def send(self, parameters: RTCRtpSendParameters)",
-        "if not self.__started:",
-        "self.__mid = parameters.muxId",
-        "self.__rtp_header_extensions_map.configure(parameters)",
-        "packet = self.__rtp_history.get(sequence_number % RTP_HISTORY_SIZE)",
-        "packet_bytes = packet.serialize(self.__rtp_header_extensions_map)",
-        "self.__ntp_timestamp = 0",
-        "self.__rtp_timestamp = 0",
-        "self.__octet_count = 0",
-        "self.__packet_count = 0",
-        "self.__rtt: Optional[float] = None",
-        "self.__lsr: Optional[int] = None",
-        "if self.__lsr == report.lsr and report.dlsr:",
-        "async def _send_rtcp(self, packets: list[AnyRtcpPacket])",
-        "await self._retransmit(seq)",
-        "def _send_keyframe(self)",
-        "async def _retransmit(self, sequence_number: int)",
-        "self.__rtp_task = asyncio.ensure_future(self._run_rtp(parameters.codecs[0]))",
-    ):
-        if needle not in sender_source:
-            problems.append(f"RTCRtpSender: {needle}")
-    transceiver_source = inspect.getsource(RTCRtpTransceiver)
-    for needle in (
-        "self._codecs: list[RTCRtpCodecParameters] = []",
-        "self._headerExtensions: list[RTCRtpHeaderExtensionParameters] = []",
-        "def _get_mline_index(self) -> Optional[int]",
-    ):
-        if needle not in transceiver_source:
-            problems.append(f"RTCRtpTransceiver: {needle}")
-    offer_source = inspect.getsource(RTCPeerConnection.createOffer)
-    for needle in (
-        "transceiver._codecs = filter_preferred_codecs(",
-        "transceiver._headerExtensions = HEADER_EXTENSIONS[transceiver.kind][:]",
-        "transceiver._set_mline_index(next_mline_index())",
-        "return wrap_session_description(description)",
-    ):
-        if needle not in offer_source:
-            problems.append(f"RTCPeerConnection.createOffer: {needle}")
+    problems += missing_lines(
+        RTCRtpSender,
+        (
+            "async def _run_rtp(self, codec: RTCRtpCodecParameters)",
+            "self.__rtp_started = asyncio.Event()",
+            "self.__rtp_exited = asyncio.Event()",
+            "self.__rtp_history: dict[int, RtpPacket] = {}",
+            "self.__rtp_header_extensions_map = rtp.HeaderExtensionsMap()",
+            "async def send(self, parameters: RTCRtpSendParameters)",
+            "if not self.__started:",
+            "self.__mid = parameters.muxId",
+            "self.__rtp_header_extensions_map.configure(parameters)",
+            "packet = self.__rtp_history.get(sequence_number % RTP_HISTORY_SIZE)",
+            "packet_bytes = packet.serialize(self.__rtp_header_extensions_map)",
+            "self.__ntp_timestamp = 0",
+            "self.__rtp_timestamp = 0",
+            "self.__octet_count = 0",
+            "self.__packet_count = 0",
+            "self.__rtt: Optional[float] = None",
+            "self.__lsr: Optional[int] = None",
+            "if self.__lsr == report.lsr and report.dlsr:",
+            "async def _send_rtcp(self, packets: list[AnyRtcpPacket])",
+            "await self._retransmit(seq)",
+            "def _send_keyframe(self)",
+            "async def _retransmit(self, sequence_number: int)",
+            "self.__rtp_task = asyncio.ensure_future(self._run_rtp(parameters.codecs[0]))",
+        ),
+    )
+    problems += missing_lines(
+        RTCRtpTransceiver,
+        (
+            "self._codecs: list[RTCRtpCodecParameters] = []",
+            "self._headerExtensions: list[RTCRtpHeaderExtensionParameters] = []",
+            "def _get_mline_index(self) -> Optional[int]",
+        ),
+    )
+    problems += missing_lines(
+        RTCPeerConnection.createOffer,
+        (
+            "transceiver._codecs = filter_preferred_codecs(",
+            "transceiver._headerExtensions = HEADER_EXTENSIONS[transceiver.kind][:]",
+            "transceiver._set_mline_index(next_mline_index())",
+            "return wrap_session_description(description)",
+        ),
+    )
     if "transceiver._codecs = common" not in inspect.getsource(
         RTCPeerConnection.setRemoteDescription
     ):

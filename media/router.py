@@ -320,18 +320,20 @@ class Subscription:
         numbers = self._numbers.rewrite(packet.sequence_number, packet.timestamp)
         if numbers is None:
             return  # from before this subscription (re)started: the subscriber never saw its frame
-        send = functools.partial(
-            self.sender.send_forwarded,
-            packet,
-            sender_codec.payloadType,
-            numbers.sequence,
-            numbers.timestamp,
-        )
         if self.kind == "video":
+            send = functools.partial(
+                self.sender.send_forwarded,
+                packet,
+                sender_codec.payloadType,
+                numbers.sequence,
+                numbers.timestamp,
+            )
             size = len(packet.payload) + _RTP_HEADER_BYTES
             await self.link.send_video(size, send, keyframe=self._keyframe_frame)
         else:
-            await send()
+            await self.sender.send_forwarded(
+                packet, sender_codec.payloadType, numbers.sequence, numbers.timestamp
+            )
         self._unreported_packets += 1
         self._unreported_bytes += len(packet.payload)
 

@@ -87,9 +87,12 @@ async def test_a_subscribers_low_estimate_does_not_reach_the_publisher(room: Roo
 
 
 def drop_every(sender: Any, nth: int, dropped: list[int]) -> None:
-    """Make the sender's DTLS transport lose every ``nth`` first transmission of its packets."""
-    transport = sender.transport
-    send = transport._send_rtp
+    """Make the sender lose every ``nth`` first transmission of its packets (the server's
+    forwarded packets leave through ``ForwardingSender._transmit``, a client's through its
+    DTLS transport)."""
+    owner = sender if isinstance(sender, ForwardingSender) else sender.transport
+    name = "_transmit" if owner is sender else "_send_rtp"
+    send = getattr(owner, name)
     count = 0
 
     async def lossy(data: bytes) -> None:
@@ -103,7 +106,7 @@ def drop_every(sender: Any, nth: int, dropped: list[int]) -> None:
                     return
         await send(data)
 
-    transport._send_rtp = lossy
+    setattr(owner, name, lossy)
 
 
 async def test_nack_recovers_losses_on_both_legs(

@@ -1,0 +1,121 @@
+"""SRTP handled as each datagram arrives and sent in one call (media/fast_transport.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiortc.rtcdtlstransport import RTCDtlsTransport, State
+
+from media import fast_transport
+from media.fast_transport import run_eagerly, send_rtp_now
+from tests.media.clients import ClientPeer, assert_see_and_hear_each_other
+from tests.media.conftest import Room
+
+
+def test_the_aiortc_and_aioice_internals_it_uses_are_present() -> None:
+    assert fast_transport.check_internals() == []
+
+
+async def test_a_handler_that_never_waits_runs_to_its_end_at_once() -> None:
+    done: list[str] = []
+
+    async def handler() -> None:
+        done.append("handled")
+
+    run_eagerly(handler())
+    assert done == ["handled"]  # before this task yields to the loop
+
+
+async def test_a_handler_that_waits_is_finished_by_a_task_once_its_future_is_done() -> None:
+    loop = asyncio.get_running_loop()
+    reply: asyncio.Future[str] = loop.create_future()
+    steps: list[str] = []
+
+    async def handler() -> None:
+        steps.append("before")
+        steps.append(await reply)
+        await asyncio.sleep(0)  # a bare yield is finished too
+        steps.append("after")
+
+    run_eagerly(handler())
+    assert steps == ["before"]
+    loop.call_later(0.01, reply.set_result, "reply")
+    for _ in range(100):
+        if "after" in steps:
+            break
+        await asyncio.sleep(0.01)
+    assert steps == ["before", "reply", "after"]
+
+
+async def test_a_failing_handler_is_logged_and_does_not_raise(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def handler() -> None:
+        raise ValueError("malformed")
+
+    async def later() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("malformed later")
+
+    with caplog.at_level(logging.ERROR, logger="media.fast_transport"):
+        run_eagerly(handler())
+        run_eagerly(later())
+        await asyncio.sleep(0.05)
+    failures = [r for r in caplog.records if r.getMessage() == "packet handler failed"]
+    assert len(failures) == 2
+
+
+def fake_transport(protocol: Any, state: State = State.CONNECTED) -> Any:
+    """A connected DTLS transport as :func:`send_rtp_now` sees one."""
+    pair = SimpleNamespace(protocol=protocol, remote_addr=("127.0.0.1", 9))
+    connection = SimpleNamespace(_nominated={1: pair})
+    srtp = SimpleNamespace(protect=lambda data: b"srtp:" + data)
+    return SimpleNamespace(
+        _state=state,
+        _tx_srtp=srtp,
+        transport=SimpleNamespace(_connection=connection),
+        _RTCDtlsTransport__tx_bytes=0,
+        _RTCDtlsTransport__tx_packets=0,
+    )
+
+
+def test_a_relayed_pair_or_a_closed_transport_is_left_to_aiortc() -> None:
+    turn_protocol = SimpleNamespace()  # not a plain StunProtocol: TURN wraps what it sends
+    assert send_rtp_now(fake_transport(turn_protocol), b"rtp") is False
+    with pytest.raises(ConnectionError):
+        send_rtp_now(fake_transport(turn_protocol, State.CLOSED), b"rtp")
+
+
+def packets_received(dtls: RTCDtlsTransport) -> int:
+    report = dtls._get_stats()
+    return int(next(iter(report.values())).packetsReceived)
+
+
+async def test_media_between_real_peers_never_waits_in_aioice_queue(room: Room) -> None:
+    outlet = await room.join(ClientPeer("outlet-1", rgb=(220, 40, 40), hz=440))
+    doctor = await room.join(ClientPeer("dr-li", rgb=(30, 60, 220), hz=1000))
+    await assert_see_and_hear_each_other(outlet, doctor)
+
+    queued: list[bytes] = []
+    transports: list[RTCDtlsTransport] = []
+    for participant_id in room.router.participant_ids:
+        pc = room.router.peer(participant_id).pc
+        for dtls in {t.receiver.transport for t in pc.getTransceivers()}:
+            queue = dtls.transport._connection._queue
+            put = queue.put_nowait
+
+            def counting(item: Any, put: Any = put) -> None:
+                queued.append(item[0] if item else b"")
+                put(item)
+
+            queue.put_nowait = counting
+            transports.append(dtls)
+    before = [packets_received(dtls) for dtls in transports]
+    await asyncio.sleep(1.0)  # media keeps flowing both ways
+    after = [packets_received(dtls) for dtls in transports]
+    assert all(b < a for b, a in zip(before, after, strict=True)), "the statistics still count"
+    assert not [d for d in queued if 127 < d[0] < 192], "SRTP went through aioice's queue"
