@@ -95,6 +95,8 @@ def receive_directly(dtls: RTCDtlsTransport) -> None:
     queued = connection.data_received
 
     def data_received(data: bytes, component: int) -> None:
+        if not data:
+            return  # aiortc's receive task would fail on it and end the connection
         if not 127 < data[0] < 192 or dtls._rx_srtp is None or dtls._state != State.CONNECTED:
             queued(data, component)
             return
@@ -119,13 +121,13 @@ def receive_directly(dtls: RTCDtlsTransport) -> None:
 
 
 def _skip_stun_parsing(protocol: StunProtocol, deliver: Callable[[bytes, int], None]) -> None:
-    """Give SRTP/SRTCP datagrams (first byte 128-191; STUN's is under 4) straight to
-    ``deliver`` instead of first trying to parse each as a STUN message."""
+    """Give SRTP/SRTCP datagrams (first byte 128-191; STUN's is under 4) and empty ones
+    straight to ``deliver`` instead of first trying to parse each as a STUN message."""
     parse_stun_first = protocol.datagram_received
     component = protocol.local_candidate.component
 
     def datagram_received(data: bytes | str, addr: tuple[Any, ...]) -> None:
-        if 127 < data[0] < 192:  # type: ignore[operator]
+        if not data or 127 < data[0] < 192:  # type: ignore[operator]
             deliver(data, component)  # type: ignore[arg-type]
         else:
             parse_stun_first(data, addr)

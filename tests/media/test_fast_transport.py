@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from types import SimpleNamespace
 from typing import Any
 
@@ -119,3 +120,20 @@ async def test_media_between_real_peers_never_waits_in_aioice_queue(room: Room) 
     after = [packets_received(dtls) for dtls in transports]
     assert all(b < a for b, a in zip(before, after, strict=True)), "the statistics still count"
     assert not [d for d in queued if 127 < d[0] < 192], "SRTP went through aioice's queue"
+
+
+async def test_an_empty_datagram_to_the_media_port_ends_nothing(room: Room) -> None:
+    outlet = await room.join(ClientPeer("outlet-1", rgb=(220, 40, 40), hz=440))
+    doctor = await room.join(ClientPeer("dr-li", rgb=(30, 60, 220), hz=1000))
+    await assert_see_and_hear_each_other(outlet, doctor)
+    pc = room.router.peer("outlet-1").pc
+    dtls = pc.getTransceivers()[0].receiver.transport
+    pair = dtls.transport._connection._nominated[1]
+    host, port = pair.protocol.transport.get_extra_info("sockname")[:2]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
+        attacker.sendto(b"", (host, port))
+    await asyncio.sleep(0.5)
+    assert dtls.state == "connected"
+    before = packets_received(dtls)
+    await asyncio.sleep(1.0)
+    assert packets_received(dtls) > before, "media still arrives"
