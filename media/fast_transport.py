@@ -11,8 +11,10 @@ packet. Sending goes down three coroutine layers (``RTCIceTransport._send`` is
 aiortc's own handlers (unprotect, parse, routing to the receiver) eagerly, and skips aioice's
 attempt to parse each of them as a STUN message; DTLS and STUN still go the usual way. A handler
 that does wait (none on the forwarding path does) is finished by a task, so a packet behind it
-could overtake it. :func:`send_rtp_now` protects and sends in one call. Both fall back to
-aiortc's path wherever theirs does not apply (a TURN-relayed pair, a transport not connected).
+could overtake it. :func:`send_rtp_now` protects and sends in one call, through the nominated
+pair's datagram transport (for a TURN-relayed pair that is aioice's ``TurnTransport``, which wraps
+each datagram for the TURN server). Both leave to aiortc's path what theirs does not cover (a
+transport not connected yet, a pair whose protocol is not aioice's ``StunProtocol``).
 Like :mod:`media.forwarding`, this reaches into private attributes of aiortc 1.16 and aioice
 0.13; :func:`check_internals` lists them and a test fails if an upgrade moves them:
 

@@ -84,11 +84,11 @@ def fake_transport(protocol: Any, state: State = State.CONNECTED) -> Any:
     )
 
 
-def test_a_relayed_pair_or_a_closed_transport_is_left_to_aiortc() -> None:
-    turn_protocol = SimpleNamespace()  # not a plain StunProtocol: TURN wraps what it sends
-    assert send_rtp_now(fake_transport(turn_protocol), b"rtp") is False
+def test_another_protocol_or_a_closed_transport_is_left_to_aiortc() -> None:
+    other = SimpleNamespace()  # not aioice's StunProtocol
+    assert send_rtp_now(fake_transport(other), b"rtp") is False
     with pytest.raises(ConnectionError):
-        send_rtp_now(fake_transport(turn_protocol, State.CLOSED), b"rtp")
+        send_rtp_now(fake_transport(other, State.CLOSED), b"rtp")
 
 
 def packets_received(dtls: RTCDtlsTransport) -> int:
