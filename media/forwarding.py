@@ -575,17 +575,28 @@ class ForwardingSender(RTCRtpSender):
 
     async def _retransmit(self, sequence_number: int) -> None:
         if self._transcode.is_set():  # aiortc's own encoder fills aiortc's own history
-            await self._retransmit_from_aiortc(sequence_number)
+            history: dict[int, RtpPacket] = self._RTCRtpSender__rtp_history  # type: ignore[attr-defined]
+            packet = history.get(sequence_number % RTP_HISTORY_SIZE)
+            if packet is None or packet.sequence_number != sequence_number:
+                return
+            resend = functools.partial(super()._retransmit, sequence_number)
+            await self._queue_resend(sequence_number, len(packet.payload), resend)
             return
         data = self._sent.get(sequence_number % RTP_HISTORY_SIZE)
         if data is None or rtp_sequence_number(data) != sequence_number:
             return
         resend = functools.partial(self._resend, sequence_number)
+        await self._queue_resend(sequence_number, payload_size(data), resend)
+
+    async def _queue_resend(
+        self, sequence_number: int, payload_bytes: int, resend: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Resend now, or within the subscriber's retransmission budget once it has one."""
         if self._feedback is None:
             await resend()
             return
         # RTX adds a 2-byte original sequence number; header and extensions about 24 bytes.
-        self._feedback.retransmit(sequence_number, payload_size(data) + 26, resend)
+        self._feedback.retransmit(sequence_number, payload_bytes + 26, resend)
 
     async def _resend(self, sequence_number: int) -> None:
         """Resend a forwarded packet through aiortc's ``_retransmit`` (RTX when negotiated)."""
@@ -595,18 +606,6 @@ class ForwardingSender(RTCRtpSender):
             return  # overwritten while it waited for budget
         history: dict[int, RtpPacket] = self._RTCRtpSender__rtp_history  # type: ignore[attr-defined]
         history[slot] = RtpPacket.parse(data, self._RTCRtpSender__rtp_header_extensions_map)  # type: ignore[attr-defined]
-        await super()._retransmit(sequence_number)
-
-    async def _retransmit_from_aiortc(self, sequence_number: int) -> None:
-        feedback = self._feedback
-        if feedback is not None:
-            history: dict[int, RtpPacket] = self._RTCRtpSender__rtp_history  # type: ignore[attr-defined]
-            packet = history.get(sequence_number % RTP_HISTORY_SIZE)
-            if packet is None or packet.sequence_number != sequence_number:
-                return
-            resend = functools.partial(super()._retransmit, sequence_number)
-            feedback.retransmit(sequence_number, len(packet.payload) + 26, resend)
-            return
         await super()._retransmit(sequence_number)
 
     async def _transmit(self, data: bytes) -> None:
@@ -750,10 +749,9 @@ def check_internals() -> list[str]:
             "return wrap_session_description(description)",
         ),
     )
-    if "transceiver._codecs = common" not in inspect.getsource(
-        RTCPeerConnection.setRemoteDescription
-    ):
-        problems.append("RTCPeerConnection.setRemoteDescription: transceiver._codecs = common")
+    problems += missing_lines(
+        RTCPeerConnection.setRemoteDescription, ("transceiver._codecs = common",)
+    )
     if not inspect.iscoroutinefunction(getattr(RTCDtlsTransport, "_send_rtp", None)):
         problems.append("RTCDtlsTransport._send_rtp")
     if "timestamp" not in inspect.signature(JitterFrame).parameters:

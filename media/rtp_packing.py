@@ -96,8 +96,8 @@ class ExtensionWriter:
         fixed = [(ids.mid, mid.encode())] if ids.mid and mid is not None else []
         if ids.abs_send_time:
             fixed.append((ids.abs_send_time, bytes(3)))
-        self._abs_at = _layout(fixed)[1][-1] if ids.abs_send_time else None
-        self._plain = _layout(fixed)[0]
+        self._plain, offsets = _layout(fixed)
+        self._abs_at = offsets[-1] if ids.abs_send_time else None
         self._with_level: tuple[bytes, int] | None = None
         if ids.audio_level:
             block, offsets = _layout([*fixed, (ids.audio_level, bytes(1))])
