@@ -9,17 +9,21 @@ packet. Sending goes down three coroutine layers (``RTCIceTransport._send`` is
 
 :func:`receive_directly` makes SRTP and SRTCP be handled as each datagram arrives, running
 aiortc's own handlers (unprotect, parse, routing to the receiver) eagerly, and skips aioice's
-attempt to parse each of them as a STUN message; DTLS and STUN still go the usual way. A handler
-that does wait (none on the forwarding path does) is finished by a task, so a packet behind it
-could overtake it. :func:`send_rtp_now` protects and sends in one call, through the nominated
-pair's datagram transport (for a TURN-relayed pair that is aioice's ``TurnTransport``, which wraps
-each datagram for the TURN server). Both leave to aiortc's path what theirs does not cover (a
-transport not connected yet, a pair whose protocol is not aioice's ``StunProtocol``).
+attempt to parse each of them as a STUN message; DTLS and STUN still go the usual way. An RTP
+packet whose SSRC aiortc has already routed to a receiver that takes packets unparsed
+(:class:`UnparsedReceiver`: the relay's audio receivers) goes to it as bytes, skipping aiortc's
+full parse. A handler that does wait (none on the forwarding path does) is finished by a task, so
+a packet behind it could overtake it. :func:`send_rtp_now` protects and sends in one call,
+through the nominated pair's datagram transport (for a TURN-relayed pair that is aioice's
+``TurnTransport``, which wraps each datagram for the TURN server). Both leave to aiortc's path
+what theirs does not cover (a transport not connected yet, a pair whose protocol is not aioice's
+``StunProtocol``).
 Like :mod:`media.forwarding`, this reaches into private attributes of aiortc 1.16 and aioice
 0.13; :func:`check_internals` lists them and a test fails if an upgrade moves them:
 
 * ``RTCDtlsTransport``: ``_state``, ``_rx_srtp``/``_tx_srtp`` (pylibsrtp sessions),
-  ``_handle_rtp_data(data, arrival_time_ms)``, ``_handle_rtcp_data(data)``, the statistics
+  ``_handle_rtp_data(data, arrival_time_ms)``, ``_handle_rtcp_data(data)``, ``_rtp_router``
+  (whose ``ssrc_table`` maps each routed SSRC to its receiver), the statistics
   counters ``__rx_bytes``/``__rx_packets``/``__tx_bytes``/``__tx_packets`` and ``transport``
   (the ``RTCIceTransport``), whose ``_connection`` is aioice's ``Connection``.
 * ``Connection.data_received(data, component)`` (replaced on the instance) and
@@ -33,12 +37,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, Protocol
 
 import pylibsrtp
 from aioice.ice import Connection, StunProtocol
-from aiortc.rtcdtlstransport import RTCDtlsTransport, State
+from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter, State
 from aiortc.rtp import is_rtcp
 
 from media.internals import missing_lines
@@ -50,6 +54,14 @@ _RTP_COMPONENT = 1
 _ENDED = object()
 # Handlers that waited, finished by tasks: kept here so that none is garbage-collected early.
 _finishing: set[asyncio.Task[None]] = set()
+
+
+class UnparsedReceiver(Protocol):
+    """A receiver that can take a decrypted RTP packet as bytes."""
+
+    def receive_unparsed(self, data: bytes, arrival_time_ms: int) -> bool:
+        """Handle the packet; ``False`` leaves it to aiortc's parse and routing."""
+        ...
 
 
 def run_eagerly(coroutine: Coroutine[Any, Any, None]) -> None:
@@ -95,6 +107,7 @@ def receive_directly(dtls: RTCDtlsTransport) -> None:
     """Handle this connected transport's SRTP/SRTCP as each datagram arrives (see above)."""
     connection: Connection = dtls.transport._connection
     queued = connection.data_received
+    routed: Mapping[int, object] = dtls._rtp_router.ssrc_table
 
     def data_received(data: bytes, component: int) -> None:
         if not data:
@@ -111,6 +124,10 @@ def receive_directly(dtls: RTCDtlsTransport) -> None:
                 # aiortc's clock.current_ms() (milliseconds since 1900), without a datetime.
                 arrival_time_ms = int((time.time() + NTP_UNIX_OFFSET_S) * 1000)
                 plain = dtls._rx_srtp.unprotect(data)
+                receiver = routed.get(int.from_bytes(plain[8:12], "big"))
+                take = getattr(receiver, "receive_unparsed", None)
+                if take is not None and take(plain, arrival_time_ms):
+                    return
                 handler = dtls._handle_rtp_data(plain, arrival_time_ms=arrival_time_ms)
         except pylibsrtp.Error:
             return
@@ -176,6 +193,18 @@ def check_internals() -> list[str]:
                 "await self.transport._send(data)",
                 "self.__tx_bytes += len(data)",
                 "self.__tx_packets += 1",
+            ),
+        ),
+        *missing_lines(
+            RTCDtlsTransport._handle_rtp_data,
+            ("receiver = self._rtp_router.route_rtp(packet)",),
+        ),
+        *missing_lines(
+            RtpRouter,
+            (
+                "self.ssrc_table: dict[int, RtpReceiver] = {}",
+                "ssrc_receiver = self.ssrc_table.get(packet.ssrc)",
+                "self.__discard(self.ssrc_table, receiver)",
             ),
         ),
         *missing_lines(Connection.data_received, ("self._queue.put_nowait((data, component))",)),

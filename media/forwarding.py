@@ -24,6 +24,11 @@ loudly if an upgrade moves them. What it relies on:
   one frame later, and nothing is ever queued to a decoder. ``_send_rtcp`` is overridden so the
   server's own REMB goes to :mod:`media.upstream` instead of straight to the publisher, which
   then sends the combined REMB with ``_RTCRtpReceiver__rtcp_ssrc`` as the sender SSRC.
+* For audio, :meth:`ForwardingReceiver.receive_unparsed` stands in for ``_handle_rtp_packet``
+  (and aiortc's parse before it) once aiortc has routed a stream: it relies on an audio
+  receiver having no bandwidth estimator or NACK generator, on ``_enabled``, on
+  ``_RTCRtpReceiver__active_ssrc`` and ``__remote_streams`` (``StreamStatistics.add``, behind
+  the receiver reports) and on ``depayload`` leaving all but VP8 and H.264 as they are.
 * ``RTCRtpReceiver.receive`` starts a decoder thread (``_RTCRtpReceiver__decoder_thread``); we stop
   it at once with ``_RTCRtpReceiver__stop_decoder`` (the decoder object itself is created lazily
   by that thread and therefore never is). ``_send_rtcp_pli`` sends picture-loss requests upstream.
@@ -58,7 +63,7 @@ import functools
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from aiortc import (
@@ -66,8 +71,9 @@ from aiortc import (
     RTCRtpReceiver,
     RTCRtpSender,
     RTCSessionDescription,
+    clock,
 )
-from aiortc.codecs import get_decoder, is_rtx
+from aiortc.codecs import depayload, get_decoder, is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCDtlsTransport
@@ -77,6 +83,7 @@ from aiortc.rtcrtpparameters import (
     RTCRtpReceiveParameters,
     RTCRtpSendParameters,
 )
+from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import (
     DYNAMIC_PAYLOAD_TYPES,
@@ -92,14 +99,16 @@ from aiortc.rtp import (
 )
 from aiortc.sdp import MediaDescription, SessionDescription
 
-from media.fast_transport import receive_directly, send_rtp_now
+from media.fast_transport import receive_directly, run_eagerly, send_rtp_now
 from media.internals import missing_lines
 from media.rtp_packing import (
+    AUDIO_LEVEL_URI,
     ExtensionIds,
     ExtensionWriter,
     ntp_time,
     pack_rtp,
     payload_size,
+    read_rtp,
 )
 from media.rtp_packing import sequence_number as rtp_sequence_number
 from media.rtt import RoundTripMeter
@@ -117,7 +126,7 @@ _EXTENSION_IDS = range(1, 15)  # one-byte header extensions (RFC 8285)
 # subscriber m-sections carry the same parameters.
 OPUS_FMTP: dict[str, int] = {"useinbandfec": 1, "usedtx": 1}
 
-PacketSink = Callable[[RtpPacket], Awaitable[None]]
+PacketSink = Callable[[RtpPacket], Coroutine[Any, Any, None]]
 RembListener = Callable[[int, list[int]], None]
 
 
@@ -351,6 +360,8 @@ class ForwardingReceiver(RTCRtpReceiver):
     _arrived: list[RtpPacket]
     _sink: PacketSink | None
     _codecs_by_pt: dict[int, RTCRtpCodecParameters]
+    _unparsed_payload_types: frozenset[int]
+    _audio_level_id: int | None
     _media_ssrc: int | None
     _remb_listener: RembListener | None
     _uplink_loss: float
@@ -362,6 +373,8 @@ class ForwardingReceiver(RTCRtpReceiver):
         adopted._arrived = []
         adopted._sink = None
         adopted._codecs_by_pt = {}
+        adopted._unparsed_payload_types = frozenset()
+        adopted._audio_level_id = None
         adopted._media_ssrc = None
         adopted._remb_listener = None
         adopted._uplink_loss = 0.0
@@ -427,6 +440,14 @@ class ForwardingReceiver(RTCRtpReceiver):
                 for codec in parameters.codecs
                 if codec.payloadType is not None
             }
+            self._unparsed_payload_types = frozenset(
+                payload_type
+                for payload_type, codec in self._codecs_by_pt.items()
+                if codec.mimeType.lower().startswith("audio/") and not is_rtx(codec)
+            )
+            self._audio_level_id = next(
+                (e.id for e in parameters.headerExtensions if e.uri == AUDIO_LEVEL_URI), None
+            )
         await super().receive(parameters)
         # The thread exits on its first queue item; no decoder object was created yet.
         self._RTCRtpReceiver__stop_decoder()  # type: ignore[attr-defined]
@@ -441,6 +462,44 @@ class ForwardingReceiver(RTCRtpReceiver):
             self._media_ssrc = item.ssrc
             if sink is not None:
                 await sink(item)
+
+    def receive_unparsed(self, data: bytes, arrival_time_ms: int) -> bool:
+        """Take a decrypted audio packet as bytes (see :mod:`media.fast_transport`).
+
+        Does what aiortc's ``_handle_rtp_packet`` does for audio, which has no bandwidth
+        estimator, NACK generator or RTX and whose depayloading returns the payload as is:
+        the source's last-seen time, the receive statistics behind our receiver reports, and
+        the packet to the sink; only the header and the audio level are read. ``False`` (aiortc's
+        path then handles the packet): video, RTX, an unknown payload type, a stream whose
+        statistics aiortc has not set up yet, a disabled receiver, or bytes aiortc would refuse.
+        """
+        if data[1] & 0x7F not in self._unparsed_payload_types or not self._enabled:
+            return False
+        try:
+            header = read_rtp(data, self._audio_level_id)
+        except ValueError:
+            return False
+        streams: dict[int, StreamStatistics] = self._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+        statistics = streams.get(header.ssrc)
+        if statistics is None:
+            return False
+        packet = RtpPacket(
+            header.payload_type,
+            header.marker,
+            header.sequence,
+            header.timestamp,
+            header.ssrc,
+            header.payload,
+        )
+        packet.padding_size = header.padding_size
+        packet.extensions.audio_level = header.audio_level
+        packet._data = header.payload  # type: ignore[attr-defined]
+        self._RTCRtpReceiver__active_ssrc[header.ssrc] = clock.current_datetime()  # type: ignore[attr-defined]
+        statistics.add(packet)
+        self._media_ssrc = header.ssrc
+        if self._sink is not None:
+            run_eagerly(self._sink(packet))
+        return True
 
     async def request_keyframe(self) -> bool:
         """Send a PLI to the publisher; ``False`` if no media arrived yet to address it to."""
@@ -700,7 +759,18 @@ def check_internals() -> list[str]:
             "self.__rtcp_ssrc: Optional[int] = None",
             "fci=pack_remb_fci(*remb),",
             "async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int)",
+            # What receive_unparsed does in its place for audio:
+            'if kind == "audio":',
+            "self.__nack_generator = None",
+            "self.__remote_bitrate_estimator = None",
+            "if not self._enabled:",
+            "self.__active_ssrc[packet.ssrc] = clock.current_datetime()",
+            "self.__remote_streams[packet.ssrc] = StreamStatistics(codec.clockRate)",
+            "self.__remote_streams[packet.ssrc].add(packet)",
         ),
+    )
+    problems += missing_lines(
+        depayload, ('if codec.name == "VP8":', 'elif codec.name == "H264":', "return payload")
     )
     if inspect.getsource(RTCRtpReceiver).count("__jitter_buffer.") != 1:
         problems.append("RTCRtpReceiver uses its jitter buffer beyond add()")

@@ -1,10 +1,15 @@
-"""RTP packets as bytes: the forwarding path's serialiser and the header facts it reads back.
+"""RTP packets as bytes: the forwarding path's serialiser, its reader for received audio, and the
+header facts it reads back.
 
 A forwarded packet gets a new header (the subscriber's SSRC, payload type, sequence number and
 timestamp) and new header extensions: extension ids belong to one BUNDLE group, so the
 publisher's cannot be copied to a subscriber; the server writes its own ``mid``, abs-send-time
 and, for audio, the publisher's audio level. RFC 3550 section 5.1 (header, padding) and RFC 8285
 (one-byte and two-byte extension forms) describe the layout. Only plain values pass through here.
+
+A received audio packet is read by :func:`read_rtp` for what the relay uses of it (the fixed
+header, the payload without padding, and the audio level among its extensions), instead of
+aiortc's full parse of every extension.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
@@ -158,3 +164,84 @@ def payload_size(data: bytes) -> int:
         start += 4 + 4 * int.from_bytes(data[start + 2 : start + 4], "big")
     padding = data[-1] if data[0] & 0x20 else 0
     return max(0, len(data) - start - padding)
+
+
+class RtpHeader(NamedTuple):
+    """What the relay reads of a received packet (:func:`read_rtp`)."""
+
+    marker: bool
+    payload_type: int
+    sequence: int
+    timestamp: int
+    ssrc: int
+    payload: bytes
+    padding_size: int
+    audio_level: tuple[bool, int] | None
+
+
+def read_rtp(data: bytes, audio_level_id: int | None) -> RtpHeader:
+    """The header fields, payload and (if ``audio_level_id`` is given) audio level of a packet.
+
+    Raises ``ValueError`` for what aiortc's parser refuses too: not version 2, truncated CSRCs
+    or extension block, an impossible padding count.
+    """
+    if len(data) < _HEADER.size:
+        raise ValueError("RTP packet shorter than its fixed header")
+    first, second, sequence, timestamp, ssrc = _HEADER.unpack_from(data)
+    if first & 0xC0 != _VERSION_BITS:
+        raise ValueError("RTP packet has invalid version")
+    start = _HEADER.size + 4 * (first & 0x0F)
+    level = None
+    if first & 0x10:
+        if len(data) < start + _EXTENSION_HEADER.size:
+            raise ValueError("RTP packet has truncated extension header")
+        profile, words = _EXTENSION_HEADER.unpack_from(data, start)
+        block_start = start + _EXTENSION_HEADER.size
+        start = block_start + 4 * words
+        if len(data) < start:
+            raise ValueError("RTP packet has truncated extension block")
+        if audio_level_id is not None:
+            value = _element(data[block_start:start], profile, audio_level_id)
+            if value:
+                level = (value[0] & 0x80 == 0x80, value[0] & 0x7F)
+    elif len(data) < start:
+        raise ValueError("RTP packet has truncated CSRC")
+    padding = 0
+    if first & 0x20:
+        padding = data[-1]
+        if not padding or padding > len(data) - start:
+            raise ValueError("RTP packet padding length is invalid")
+    return RtpHeader(
+        bool(second & 0x80),
+        second & 0x7F,
+        sequence,
+        timestamp,
+        ssrc,
+        data[start : len(data) - padding],
+        padding,
+        level,
+    )
+
+
+def _element(block: bytes, profile: int, wanted: int) -> bytes | None:
+    """The value of extension element ``wanted`` in a one-byte or two-byte form block."""
+    two_byte = profile & 0xFFF0 == _TWO_BYTE_PROFILE
+    if not two_byte and profile != _ONE_BYTE_PROFILE:
+        return None
+    at = 0
+    while at < len(block):
+        if block[at] == 0:  # padding between elements
+            at += 1
+            continue
+        if two_byte:
+            if at + 1 >= len(block):
+                return None
+            element_id, length, at = block[at], block[at + 1], at + 2
+        else:
+            element_id, length, at = block[at] >> 4, (block[at] & 0x0F) + 1, at + 1
+            if element_id == 15:  # reserved: stop reading (RFC 8285 4.2)
+                return None
+        if element_id == wanted:
+            return block[at : at + length] if at + length <= len(block) else None
+        at += length
+    return None

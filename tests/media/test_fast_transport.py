@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections import Counter
 from types import SimpleNamespace
 from typing import Any
 
@@ -137,3 +138,63 @@ async def test_an_empty_datagram_to_the_media_port_ends_nothing(room: Room) -> N
     before = packets_received(dtls)
     await asyncio.sleep(1.0)
     assert packets_received(dtls) > before, "media still arrives"
+
+
+async def test_audio_goes_unparsed_with_its_statistics_and_audio_level(room: Room) -> None:
+    outlet = await room.join(ClientPeer("outlet-1", rgb=(220, 40, 40), hz=440))
+    doctor = await room.join(ClientPeer("dr-li", rgb=(30, 60, 220), hz=1000))
+    await assert_see_and_hear_each_other(outlet, doctor)
+
+    parsed: Counter[str] = Counter()
+    unparsed: Counter[str] = Counter()
+    published = [
+        t
+        for t in room.router.peer("outlet-1").pc.getTransceivers()
+        if t.currentDirection in ("recvonly", "sendrecv")
+    ]
+    for transceiver in published:
+        receiver, kind = transceiver.receiver, transceiver.kind
+        take, handle = receiver.receive_unparsed, receiver._handle_rtp_packet
+
+        def counting_take(data: bytes, at: int, take: Any = take, kind: str = kind) -> bool:
+            taken = bool(take(data, at))
+            unparsed[kind] += taken
+            return taken
+
+        async def counting_handle(
+            packet: Any, arrival_time_ms: int, handle: Any = handle, kind: str = kind
+        ) -> None:
+            parsed[kind] += 1
+            await handle(packet, arrival_time_ms)
+
+        receiver.receive_unparsed = counting_take  # type: ignore[method-assign]
+        receiver._handle_rtp_packet = counting_handle  # type: ignore[method-assign]
+    levels: list[Any] = []
+    heard = next(
+        t.receiver
+        for t in doctor.pc.getTransceivers()
+        if t.kind == "audio" and t.currentDirection in ("recvonly", "sendrecv")
+    )
+    handle_at_doctor = heard._handle_rtp_packet
+
+    async def noting_level(packet: Any, arrival_time_ms: int) -> None:
+        levels.append(packet.extensions.audio_level)
+        await handle_at_doctor(packet, arrival_time_ms)
+
+    heard._handle_rtp_packet = noting_level  # type: ignore[method-assign]
+    audio = next(t.receiver for t in published if t.kind == "audio")
+    received_before = await inbound_packets(audio)
+    await asyncio.sleep(1.0)
+
+    assert unparsed["audio"] >= 30 and parsed["audio"] == 0, (unparsed, parsed)
+    assert parsed["video"] > 0 and unparsed["video"] == 0, (unparsed, parsed)
+    # The receive statistics behind the relay's receiver reports still count every packet.
+    assert await inbound_packets(audio) - received_before >= unparsed["audio"] - 5
+    # The publisher's audio level reaches the subscriber (aiortc's sender writes one).
+    assert levels and all(level is not None for level in levels)
+    await assert_see_and_hear_each_other(outlet, doctor)
+
+
+async def inbound_packets(receiver: Any) -> int:
+    report = await receiver.getStats()
+    return sum(s.packetsReceived for s in report.values() if s.type == "inbound-rtp")

@@ -18,6 +18,7 @@ from media.rtp_packing import (
     pack_extensions,
     pack_rtp,
     payload_size,
+    read_rtp,
     sequence_number,
 )
 from media.rtp_rewriter import RtpRewriter
@@ -187,3 +188,70 @@ def test_ntp_time_and_abs_send_time() -> None:
 def test_extension_ids_from_negotiated_uris() -> None:
     ids = ExtensionIds.from_uris([(MID_URI, 9), ("urn:other", 2), (ABS_SEND_TIME_URI, 3)])
     assert ids == ExtensionIds(mid=9, abs_send_time=3, audio_level=None)
+
+
+def as_aiortc_reads_it(data: bytes, level_id: int) -> tuple[object, ...]:
+    packet = RtpPacket.parse(data, extension_map(level=level_id))
+    return (
+        bool(packet.marker),
+        packet.payload_type,
+        packet.sequence_number,
+        packet.timestamp,
+        packet.ssrc,
+        packet.payload,
+        packet.padding_size,
+        packet.extensions.audio_level,
+    )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        ours(aiortc_packet(level=(True, 42))),
+        ours(aiortc_packet(level=(False, 127), payload=b"")),
+        ours(aiortc_packet(level=None)),
+        ours(aiortc_packet(level=(True, 3), padding_size=5)),
+        ours(aiortc_packet(level=(True, 3)), ids=(1, 3, 4), mid=None),
+        ours(aiortc_packet(level=(True, 9), mid="a-mid-longer-than-16-bytes")),  # two-byte form
+        pack_rtp(111, False, 65535, 2**32 - 1, 1, b"opus"),  # no extensions at all
+        pack_rtp(111, True, 0, 0, 1, b"", padding_size=200),  # padding only
+    ],
+)
+def test_reads_audio_packets_as_aiortc_does(data: bytes) -> None:
+    assert tuple(read_rtp(data, 4)) == as_aiortc_reads_it(data, 4)
+
+
+def test_reads_past_csrcs_and_two_byte_ids_above_14() -> None:
+    block = pack_extensions([(16, b"\x01\x02\x03"), (4, bytes((0x80 | 25,)))])
+    header = pack_rtp(111, False, 9, 960, 77, b"", block)
+    # Insert two CSRCs after the fixed header and set the CSRC count.
+    data = bytes((header[0] | 2,)) + header[1:12] + bytes(8) + header[12:] + b"opus"
+    read = read_rtp(data, 4)
+    assert read.payload == b"opus"
+    assert read.audio_level == (True, 25)
+    assert tuple(read) == as_aiortc_reads_it(data, 4)
+
+
+def test_audio_level_not_read_without_its_id() -> None:
+    data = ours(aiortc_packet(level=(True, 42)))
+    assert read_rtp(data, None).audio_level is None
+    assert read_rtp(data, 9).audio_level is None  # id not in the packet
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x80\x6f\x00",  # shorter than the fixed header
+        b"\x40" + pack_rtp(111, False, 1, 1, 1, b"x")[1:],  # version 1
+        bytes((0x83,)) + pack_rtp(111, False, 1, 1, 1, b"")[1:] + bytes(8),  # 3 CSRCs, room for 2
+        pack_rtp(111, False, 1, 1, 1, b"", pack_extensions([(4, b"\x01")]))[:14],
+        pack_rtp(111, False, 1, 1, 1, b"", pack_extensions([(4, b"\x01")]))[:18],
+        bytes((0xA0,)) + pack_rtp(111, False, 1, 1, 1, b"ab")[1:-1] + b"\x00",  # padding 0
+        bytes((0xA0,)) + pack_rtp(111, False, 1, 1, 1, b"ab")[1:-1] + b"\x09",  # over payload
+    ],
+)
+def test_malformed_packets_refused_like_aiortc(data: bytes) -> None:
+    with pytest.raises(ValueError):
+        RtpPacket.parse(data, extension_map())
+    with pytest.raises(ValueError):
+        read_rtp(data, 4)
