@@ -1,7 +1,8 @@
-"""The recording index: the narrow store protocol, and the typed catalogue over it.
+"""The recording index: the typed catalogue over the stores' narrow recording protocol.
 
-Both stores (``rooms.memory_store``, ``rooms.redis_store``) implement :class:`RecordingIndex`:
-they keep each entry as a JSON document and know nothing of its fields beyond the two ids.
+Both stores (``rooms.memory_store``, ``rooms.redis_store``) implement
+:class:`rooms.store.RecordingIndex`: they keep each entry as a JSON document and know nothing of
+its fields beyond the two ids.
 :class:`RecordingCatalog` is what recording code uses: it reads and writes
 :class:`~recording.model.RecordingMeta`, so a renamed field is a type error, not a ``KeyError``.
 """
@@ -9,29 +10,14 @@ they keep each entry as a JSON document and know nothing of its fields beyond th
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
 from recording.model import RecordingMeta
+from rooms.store import RecordingIndex
 
 logger = logging.getLogger(__name__)
-
-
-class RecordingIndex(Protocol):
-    """The part of a store that holds recording index entries (JSON documents)."""
-
-    async def save_recording(self, meta: dict[str, Any]) -> None:
-        """Store an entry (needs string ``recording_id`` and ``consultation_id``)."""
-        ...
-
-    async def get_recording(self, recording_id: str) -> dict[str, Any] | None: ...
-
-    async def recordings_for(self, consultation_id: str) -> list[dict[str, Any]]: ...
-
-    async def all_recordings(self) -> list[dict[str, Any]]: ...
-
-    async def delete_recording(self, recording_id: str) -> None: ...
 
 
 class RecordingCatalog:

@@ -15,9 +15,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from recording.index import RecordingCatalog, RecordingIndex
+from recording.index import RecordingCatalog
 from recording.model import RecordingMeta, RecordingStatus
 from rooms.audit import AuditAction
+from rooms.store import RecordingIndex
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,24 @@ DEFAULT_ENDED_RETENTION_S = 24 * 3600.0
 AuditOutcome = Literal["written", "duplicate", "capped"]
 
 
-class Store(Protocol):
+class RecordingIndex(Protocol):
+    """The part of a store that holds recording index entries: JSON documents it knows nothing
+    of beyond their two ids (``recording.index`` reads and writes them typed)."""
+
+    async def save_recording(self, meta: dict[str, Any]) -> None:
+        """Store an entry (needs string ``recording_id`` and ``consultation_id``)."""
+        ...
+
+    async def get_recording(self, recording_id: str) -> dict[str, Any] | None: ...
+
+    async def recordings_for(self, consultation_id: str) -> list[dict[str, Any]]: ...
+
+    async def all_recordings(self) -> list[dict[str, Any]]: ...
+
+    async def delete_recording(self, recording_id: str) -> None: ...
+
+
+class Store(RecordingIndex, Protocol):
     """Consultations, presence, invites, audit, wait history, locks and the recording index."""
 
     backend: str
@@ -103,18 +120,6 @@ class Store(Protocol):
         ...
 
     async def release_lock(self, name: str, owner: str) -> None: ...
-
-    async def save_recording(self, meta: dict[str, Any]) -> None:
-        """Store recording metadata (JSON-able; needs ``recording_id`` and ``consultation_id``)."""
-        ...
-
-    async def get_recording(self, recording_id: str) -> dict[str, Any] | None: ...
-
-    async def recordings_for(self, consultation_id: str) -> list[dict[str, Any]]: ...
-
-    async def all_recordings(self) -> list[dict[str, Any]]: ...
-
-    async def delete_recording(self, recording_id: str) -> None: ...
 
 
 def create_store(url: str | None, ended_retention_s: float = DEFAULT_ENDED_RETENTION_S) -> Store:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from recording.index import RecordingCatalog, RecordingIndex
+from recording.index import RecordingCatalog
 from recording.model import (
     CompositeFailed,
     CompositeFile,
@@ -19,7 +19,7 @@ from recording.model import (
 )
 from rooms.memory_store import MemoryStore
 from rooms.redis_store import RedisStore
-from rooms.store import Store
+from rooms.store import RecordingIndex, Store
 from tests.recording.entries import started_entry, track_entry
 
 COMPOSITE_FILE = {
