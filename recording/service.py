@@ -42,6 +42,7 @@ from rooms.errors import InvalidState, NotFound
 from rooms.models import Consultation, Participant, iso
 from rooms.notify import Actor, Notifier
 from rooms.store import Store
+from rooms.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -253,9 +254,7 @@ class Recordings:
                 return
             if active.router is not None:
                 active.router.remove_tap(active.recorder)
-            if active.watcher is not None:
-                active.watcher.cancel()
-                await asyncio.gather(active.watcher, return_exceptions=True)
+            await cancel_and_wait(active.watcher)
             await active.admission.close()
             result = await active.recorder.stop()
             await self._service.audit(
@@ -290,9 +289,8 @@ class Recordings:
         while shutting down, and running ones are stopped (the recording stays without one)."""
         self._closed = True
         logger.info("recordings closing active=%d", len(self._active))
-        if self._recovery is not None:  # an interrupted recovery is finished at the next start
-            self._recovery.cancel()
-            await asyncio.gather(self._recovery, return_exceptions=True)
+        # An interrupted recovery is finished at the next start.
+        await cancel_and_wait(self._recovery)
         await asyncio.gather(
             *(self.stop(cid, None, "server_shutdown") for cid in list(self._active))
         )

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from media.router import MediaRegistry
 from rooms.errors import StoreUnavailable
 from rooms.nodes import NodeDirectory, NodeLoad, NodeRecord, NodeView
+from rooms.tasks import cancel_and_wait
 from signaling.media_moves import MediaMoves
 from signaling.media_placement import MediaPlacement
 from signaling.node_relay import NodeRelay
@@ -101,9 +102,7 @@ class Heartbeat:
             await self.beat()
 
     async def stop(self, node_id: str) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await cancel_and_wait(self._task)
         try:
             await self.directory.stop_heartbeat(node_id)
         except StoreUnavailable:
@@ -147,9 +146,7 @@ class Watchdog:
                 logger.exception("watchdog round failed")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await cancel_and_wait(self._task)
 
 
 @dataclass
