@@ -28,7 +28,22 @@ class RecordingCatalog:
         self._index = index
 
     async def save(self, meta: RecordingMeta) -> None:
-        await self._index.save_recording(meta.to_document())
+        """Write ``meta`` whole, but for its legal hold: that is an admin's
+        (:meth:`set_legal_hold`), keeps its stored value, and is copied into ``meta``. So the
+        recording service's copy, held from start to finish, never lifts a hold set meanwhile."""
+        fields = meta.to_document()
+        del fields["legal_hold"]
+        stored = await self._index.update_recording(meta.recording_id, fields)
+        if stored is None:
+            await self._index.save_recording(meta.to_document())
+        else:
+            meta.legal_hold = stored.get("legal_hold") is True
+
+    async def set_legal_hold(self, recording_id: str, hold: bool) -> RecordingMeta | None:
+        """Set or lift an entry's legal hold, its other fields as stored; the entry, or ``None``
+        when there is none (or it does not parse)."""
+        stored = await self._index.update_recording(recording_id, {"legal_hold": hold})
+        return _parsed(stored) if stored is not None else None
 
     async def get(self, recording_id: str) -> RecordingMeta | None:
         document = await self._index.get_recording(recording_id)

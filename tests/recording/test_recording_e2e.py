@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import av
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 
 from rooms.roles import Role
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RedisServer, RunningServer, flush_redis, start_server
 from tests.media.clients import ClientPeer, close_to, mean_rgb
 from tests.recording.entries import started_entry
 from tests.signaling.consultation_peers import Cast
@@ -31,10 +32,18 @@ OUTLET_HZ, DOCTOR_HZ = 440.0, 880.0
 
 
 @pytest.fixture
-async def rec_server(test_settings: Settings) -> AsyncIterator[RunningServer]:
+async def rec_server(
+    request: pytest.FixtureRequest, test_settings: Settings
+) -> AsyncIterator[RunningServer]:
+    """A server with a recording key, on the in-memory store unless a test asks for ``redis``
+    (``parametrize("rec_server", [...], indirect=True)``)."""
     settings = replace(
         test_settings, recording_key=base64.b64encode(secrets.token_bytes(32)).decode()
     )
+    if getattr(request, "param", "memory") == "redis":
+        redis: RedisServer = request.getfixturevalue("redis_server")
+        await flush_redis(redis.url)
+        settings = replace(settings, store_url=redis.url)
     running = await start_server(settings)
     yield running
     await running.runner.cleanup()
@@ -288,6 +297,51 @@ async def test_only_admins_set_a_legal_hold(cast: Cast, rec_server: RunningServe
     assert (await store.get_recording("r-hold"))["legal_hold"] is True
     audit = await store.audit_for(consultation_id)
     assert any(e.action == "recording_legal_hold" and e.actor == "admin-1" for e in audit)
+
+
+async def set_legal_hold(server: RunningServer, recording_id: str, hold: bool) -> dict[str, Any]:
+    admin = server.token(Role.ADMIN, "admin-1")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{server.url}/api/recordings/{recording_id}/legal_hold",
+            json={"hold": hold},
+            headers={"Authorization": f"Bearer {admin}"},
+        ) as response,
+    ):
+        assert response.status == 200
+        body: dict[str, Any] = await response.json()
+        return body
+
+
+@pytest.mark.parametrize("rec_server", ["memory", "redis"], indirect=True)
+async def test_a_legal_hold_set_while_recording_survives_stop_and_finalising(
+    cast: Cast, rec_server: RunningServer
+) -> None:
+    consultation_id, outlet, doctor = await active_consultation(cast)
+    ref = {"consultation_id": consultation_id}
+    outlet_media = MediaClient(outlet, ClientPeer("outlet-7", rgb=RED), consultation_id)
+    store = rec_server.app[store_key]
+    try:
+        await outlet_media.start()
+        await outlet.ok("consultation.consent", {**ref, "given": True})
+        recording_id = (await doctor.ok("recording.start", ref))["recording_id"]
+        await outlet.next("recording.state", lambda p: p["active"])
+        await asyncio.sleep(1.0)
+        held = await set_legal_hold(rec_server, recording_id, True)
+        assert held["legal_hold"] is True and held["status"] == "recording"
+        await asyncio.sleep(1.0)
+        await doctor.ok("recording.stop", ref)
+    finally:
+        await outlet_media.close()
+    await rec_server.app[recordings_key].wait_finalized()
+    stored = await store.get_recording(recording_id)
+    assert stored is not None and stored["status"] == "ready" and stored["tracks"]
+    assert stored["composite"]["track_name"] == "composite"  # every save of finalising has run
+    assert stored["legal_hold"] is True
+    released = await set_legal_hold(rec_server, recording_id, False)
+    assert released["legal_hold"] is False and released["tracks"] == stored["tracks"]
+    assert (await store.get_recording(recording_id))["legal_hold"] is False
 
 
 async def test_a_guest_is_recorded_only_after_acknowledging(
