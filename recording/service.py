@@ -94,7 +94,7 @@ class Recordings:
         self,
         service: Consultations,
         store: Store,
-        media: Callable[[], MediaRegistry | None],
+        media: MediaRegistry,
         notifier: Notifier,
         config: RecordingConfig,
         clock: Callable[[], float] = time.time,
@@ -174,9 +174,6 @@ class Recordings:
             consent = consultation.consent
             if consent is None:
                 raise InvalidState("the guardian's consent to record is not on file")
-            registry = self._media()
-            if registry is None:
-                raise InvalidState("media is not available on this server")
             recording_id = uuid.uuid4().hex
             folder = Path(safe_file_name(consultation_id, 100)) / recording_id
             meta = RecordingMeta(
@@ -209,7 +206,7 @@ class Recordings:
                 else AuditAction.RECORDING_STARTED,
                 details,
             )
-            router = registry.router(consultation_id)
+            router = self._media.router(consultation_id)
             admission = Admission(
                 consultation, self._store, self._acknowledged.setdefault(consultation_id, set())
             )
@@ -358,8 +355,7 @@ class Recordings:
                     active.recorder.recording_id,
                     exc,
                 )
-            registry = self._media()
-            router = registry.get(consultation_id) if registry is not None else None
+            router = self._media.get(consultation_id)
             if router is not None and router is not active.router:
                 logger.info(
                     "recording follows new router consultation=%s recording=%s",

@@ -32,9 +32,7 @@ def default_node_id() -> str:
 class LoadMeter:
     """This node's load from its media registry, its metrics and the OS's CPU accounting."""
 
-    def __init__(
-        self, media: Callable[[], MediaRegistry | None], metrics: CollectorRegistry
-    ) -> None:
+    def __init__(self, media: MediaRegistry, metrics: CollectorRegistry) -> None:
         self._media = media
         self._metrics = metrics
         self._last = (time.monotonic(), self._cpu_s(), self._packets())
@@ -58,9 +56,8 @@ class LoadMeter:
         then, cpu_then, packets_then = self._last
         self._last = (now, cpu, packets)
         elapsed = max(now - then, 1e-3)
-        media = self._media()
         return NodeLoad(
-            routers=len(media) if media is not None else 0,
+            routers=len(self._media),
             peers=int(self._metrics.get_sample_value("teleconsult_media_peers") or 0),
             packets_per_s=round((packets - packets_then) / elapsed, 1),
             cpu_pct=round(100.0 * (cpu - cpu_then) / elapsed, 1),
