@@ -18,7 +18,7 @@ it to aiortc. The model, per subscriber (one participant's peer connection with 
 * **Budget** (:class:`SendBudget`), once the subscriber's link has shown congestion (5 % loss
   or a standing queue: :attr:`DownlinkEstimator.constrained`; before that video is forwarded as
   received, since a REMB grows only with what it measures). Every RTP packet sent to the
-  subscriber (audio, video, retransmissions) is debited from a token bucket filled at the
+  subscriber (audio, video, retransmissions) is debited from a :class:`ByteBudget` filled at the
   estimate. Audio is always sent
   (it may put the bucket in debt: audio first). A video frame starts only when the bucket is not
   in debt; a dropped frame makes the subscription wait for a keyframe (VP8 cannot skip a frame
@@ -125,7 +125,7 @@ class RateMeter:
             self._total -= self._samples.popleft()[1]
 
 
-class TokenBucket:
+class ByteBudget:
     """Bytes allowed at ``rate_kbps``, holding at most ``burst_s`` of it; may go into debt."""
 
     def __init__(self, rate_kbps: float, burst_s: float, max_debt_s: float, now: float) -> None:
@@ -398,12 +398,12 @@ def video_room_kbps(estimate_kbps: float, audio_kbps: float, config: CongestionC
 
 
 class SendBudget:
-    """Token buckets for one subscriber: everything sent, and retransmissions on top."""
+    """Byte budgets for one subscriber: everything sent, and retransmissions on top."""
 
     def __init__(self, config: CongestionConfig, rate_kbps: float, now: float) -> None:
         self._config = config
-        self._all = TokenBucket(rate_kbps, config.burst_s, config.max_debt_s, now)
-        self._retransmit = TokenBucket(
+        self._all = ByteBudget(rate_kbps, config.burst_s, config.max_debt_s, now)
+        self._retransmit = ByteBudget(
             rate_kbps * config.retransmit_share, 4 * config.burst_s, 0.0, now
         )
         self.audio = RateMeter()

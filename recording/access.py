@@ -21,9 +21,6 @@ from rooms.models import Consultation
 from rooms.notify import Actor
 from rooms.roles import Role
 
-CONTROL_ROLES = (Role.SPECIALIST, Role.COUNSELLOR)
-PARTICIPANT_ROLES = (Role.OUTLET, Role.SPECIALIST, Role.COUNSELLOR, Role.GUEST)
-
 
 class RecordingAction(StrEnum):
     """What may be done with a consultation's recordings."""

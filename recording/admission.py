@@ -7,6 +7,7 @@ import asyncio
 from rooms.models import Consultation
 from rooms.roles import Role
 from rooms.store import Store
+from rooms.tasks import cancel_and_wait
 
 
 class Admission:
@@ -50,6 +51,4 @@ class Admission:
             self._roles = {pid: p.role for pid, p in consultation.participants.items()}
 
     async def close(self) -> None:
-        if self._refresh is not None:
-            self._refresh.cancel()
-            await asyncio.gather(self._refresh, return_exceptions=True)
+        await cancel_and_wait(self._refresh)

@@ -1,7 +1,8 @@
-"""The recording index: the narrow store protocol, and the typed catalogue over it.
+"""The recording index: the typed catalogue over the stores' narrow recording protocol.
 
-Both stores (``rooms.memory_store``, ``rooms.redis_store``) implement :class:`RecordingIndex`:
-they keep each entry as a JSON document and know nothing of its fields beyond the two ids.
+Both stores (``rooms.memory_store``, ``rooms.redis_store``) implement
+:class:`rooms.store.RecordingIndex`: they keep each entry as a JSON document and know nothing of
+its fields beyond the two ids.
 :class:`RecordingCatalog` is what recording code uses: it reads and writes
 :class:`~recording.model.RecordingMeta`, so a renamed field is a type error, not a ``KeyError``.
 """
@@ -9,29 +10,14 @@ they keep each entry as a JSON document and know nothing of its fields beyond th
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
 from recording.model import RecordingMeta
+from rooms.store import RecordingIndex
 
 logger = logging.getLogger(__name__)
-
-
-class RecordingIndex(Protocol):
-    """The part of a store that holds recording index entries (JSON documents)."""
-
-    async def save_recording(self, meta: dict[str, Any]) -> None:
-        """Store an entry (needs string ``recording_id`` and ``consultation_id``)."""
-        ...
-
-    async def get_recording(self, recording_id: str) -> dict[str, Any] | None: ...
-
-    async def recordings_for(self, consultation_id: str) -> list[dict[str, Any]]: ...
-
-    async def all_recordings(self) -> list[dict[str, Any]]: ...
-
-    async def delete_recording(self, recording_id: str) -> None: ...
 
 
 class RecordingCatalog:
@@ -42,7 +28,22 @@ class RecordingCatalog:
         self._index = index
 
     async def save(self, meta: RecordingMeta) -> None:
-        await self._index.save_recording(meta.to_document())
+        """Write ``meta`` whole, but for its legal hold: that is an admin's
+        (:meth:`set_legal_hold`), keeps its stored value, and is copied into ``meta``. So the
+        recording service's copy, held from start to finish, never lifts a hold set meanwhile."""
+        fields = meta.to_document()
+        del fields["legal_hold"]
+        stored = await self._index.update_recording(meta.recording_id, fields)
+        if stored is None:
+            await self._index.save_recording(meta.to_document())
+        else:
+            meta.legal_hold = stored.get("legal_hold") is True
+
+    async def set_legal_hold(self, recording_id: str, hold: bool) -> RecordingMeta | None:
+        """Set or lift an entry's legal hold, its other fields as stored; the entry, or ``None``
+        when there is none (or it does not parse)."""
+        stored = await self._index.update_recording(recording_id, {"legal_hold": hold})
+        return _parsed(stored) if stored is not None else None
 
     async def get(self, recording_id: str) -> RecordingMeta | None:
         document = await self._index.get_recording(recording_id)

@@ -7,7 +7,6 @@ deletion is audited on its consultation before the index entry goes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import shutil
 import time
@@ -15,9 +14,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from recording.index import RecordingCatalog, RecordingIndex
+from recording.index import RecordingCatalog
 from recording.model import RecordingMeta, RecordingStatus
 from rooms.audit import AuditAction
+from rooms.store import RecordingIndex
+from rooms.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +50,8 @@ class RetentionSweeper:
             self._task = asyncio.create_task(self._run(), name="recording-retention")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -42,6 +42,7 @@ from rooms.errors import InvalidState, NotFound
 from rooms.models import Consultation, Participant, iso
 from rooms.notify import Actor, Notifier
 from rooms.store import Store
+from rooms.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class Recordings:
         self,
         service: Consultations,
         store: Store,
-        media: Callable[[], MediaRegistry | None],
+        media: MediaRegistry,
         notifier: Notifier,
         config: RecordingConfig,
         clock: Callable[[], float] = time.time,
@@ -173,9 +174,6 @@ class Recordings:
             consent = consultation.consent
             if consent is None:
                 raise InvalidState("the guardian's consent to record is not on file")
-            registry = self._media()
-            if registry is None:
-                raise InvalidState("media is not available on this server")
             recording_id = uuid.uuid4().hex
             folder = Path(safe_file_name(consultation_id, 100)) / recording_id
             meta = RecordingMeta(
@@ -208,7 +206,7 @@ class Recordings:
                 else AuditAction.RECORDING_STARTED,
                 details,
             )
-            router = registry.router(consultation_id)
+            router = self._media.router(consultation_id)
             admission = Admission(
                 consultation, self._store, self._acknowledged.setdefault(consultation_id, set())
             )
@@ -253,9 +251,7 @@ class Recordings:
                 return
             if active.router is not None:
                 active.router.remove_tap(active.recorder)
-            if active.watcher is not None:
-                active.watcher.cancel()
-                await asyncio.gather(active.watcher, return_exceptions=True)
+            await cancel_and_wait(active.watcher)
             await active.admission.close()
             result = await active.recorder.stop()
             await self._service.audit(
@@ -290,9 +286,8 @@ class Recordings:
         while shutting down, and running ones are stopped (the recording stays without one)."""
         self._closed = True
         logger.info("recordings closing active=%d", len(self._active))
-        if self._recovery is not None:  # an interrupted recovery is finished at the next start
-            self._recovery.cancel()
-            await asyncio.gather(self._recovery, return_exceptions=True)
+        # An interrupted recovery is finished at the next start.
+        await cancel_and_wait(self._recovery)
         await asyncio.gather(
             *(self.stop(cid, None, "server_shutdown") for cid in list(self._active))
         )
@@ -360,8 +355,7 @@ class Recordings:
                     active.recorder.recording_id,
                     exc,
                 )
-            registry = self._media()
-            router = registry.get(consultation_id) if registry is not None else None
+            router = self._media.get(consultation_id)
             if router is not None and router is not active.router:
                 logger.info(
                     "recording follows new router consultation=%s recording=%s",

@@ -20,6 +20,7 @@ from rooms.store import (
     AuditOutcome,
     audit_fingerprint,
     check_recording_meta,
+    updated_recording,
 )
 
 # As in Redis: an expired invite stays readable this long (a late guest hears "expired").
@@ -202,6 +203,16 @@ class MemoryStore:
 
     async def delete_recording(self, recording_id: str) -> None:
         self._recordings.pop(recording_id, None)
+
+    async def update_recording(
+        self, recording_id: str, fields: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        raw = self._recordings.get(recording_id)
+        if raw is None:
+            return None
+        updated = updated_recording(json.loads(raw), fields)
+        self._recordings[recording_id] = json.dumps(updated)  # no await since the read: atomic
+        return updated
 
     def _purge(self) -> None:
         """Drop ended consultations past retention (with their audit) and long-expired invites."""

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rooms.models import Consultation, QueueEntry
+from rooms.models import Consultation, ConsultationState, QueueEntry
 
 DEFAULT_DURATION_S = 15 * 60.0
 
@@ -108,5 +108,5 @@ def queue_summary(service: str, entries: Sequence[QueueEntry], first: int) -> di
 def summary_signature(entries: Sequence[QueueEntry], first: int) -> tuple[Any, ...]:
     """What a clinician's view of a queue summary depends on (to publish only changes)."""
     head = tuple((e.consultation_id, e.position, e.state.value) for e in entries[:first])
-    offered = sum(1 for e in entries if e.state.value == "offered")
+    offered = sum(1 for e in entries if e.state is ConsultationState.OFFERED)
     return (len(entries), offered, head)

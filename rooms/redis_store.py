@@ -22,9 +22,15 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from rooms.errors import StoreUnavailable
+from rooms.errors import Conflict, StoreUnavailable
 from rooms.models import AuditEvent, ClinicianPresence, Consultation, Invite
-from rooms.store import RECENT_DURATIONS, AuditOutcome, audit_fingerprint, check_recording_meta
+from rooms.store import (
+    RECENT_DURATIONS,
+    AuditOutcome,
+    audit_fingerprint,
+    check_recording_meta,
+    updated_recording,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +111,16 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
+# KEYS: recordings hash. ARGV: recording id, the entry as read, the entry to write.
+_REPLACE_RECORDING = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+# Tries of an entry's compare-and-set before giving up: each try lost is another writer's
+# success, so this many concurrent writers of one entry always get through.
+_RECORDING_UPDATE_TRIES = 16
+
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -166,6 +182,7 @@ class RedisStore:
         self._append_audit = self._redis.register_script(_APPEND_AUDIT)
         self._take_lock = self._redis.register_script(_TAKE_LOCK)
         self._release_lock = self._redis.register_script(_RELEASE_LOCK)
+        self._replace_recording = self._redis.register_script(_REPLACE_RECORDING)
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -366,3 +383,19 @@ class RedisStore:
             pipe.hdel(_RECORDINGS, recording_id)
             pipe.srem(f"{_RECORDINGS}:{meta['consultation_id']}", recording_id)
             await pipe.execute()
+
+    @_guarded
+    async def update_recording(
+        self, recording_id: str, fields: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        for _ in range(_RECORDING_UPDATE_TRIES):
+            raw = await self._redis.hget(_RECORDINGS, recording_id)
+            if raw is None:
+                return None
+            updated = updated_recording(json.loads(raw), fields)
+            written = await self._replace_recording(
+                keys=[_RECORDINGS], args=[recording_id, raw, json.dumps(updated)]
+            )
+            if written:
+                return updated
+        raise Conflict("the recording entry kept changing; try again")

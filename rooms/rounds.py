@@ -19,6 +19,7 @@ from rooms.lifecycle import Lifecycle
 from rooms.pairing import Pairing
 from rooms.queue_publisher import QueuePublisher
 from rooms.store import Store
+from rooms.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -87,11 +88,8 @@ class RoundScheduler:
     async def stop(self) -> None:
         """Cancel the background round and wait for it (idempotent)."""
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         """Run rounds until stopped; while the store is unreachable, retry with capped backoff."""

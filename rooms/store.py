@@ -22,7 +22,32 @@ DEFAULT_ENDED_RETENTION_S = 24 * 3600.0
 AuditOutcome = Literal["written", "duplicate", "capped"]
 
 
-class Store(Protocol):
+class RecordingIndex(Protocol):
+    """The part of a store that holds recording index entries: JSON documents it knows nothing
+    of beyond their two ids (``recording.index`` reads and writes them typed)."""
+
+    async def save_recording(self, meta: dict[str, Any]) -> None:
+        """Store an entry (needs string ``recording_id`` and ``consultation_id``)."""
+        ...
+
+    async def get_recording(self, recording_id: str) -> dict[str, Any] | None: ...
+
+    async def recordings_for(self, consultation_id: str) -> list[dict[str, Any]]: ...
+
+    async def all_recordings(self) -> list[dict[str, Any]]: ...
+
+    async def delete_recording(self, recording_id: str) -> None: ...
+
+    async def update_recording(
+        self, recording_id: str, fields: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Set some top-level fields of an entry in one atomic step, the others as stored (so
+        two writers of different fields never undo each other); the entry as now stored, or
+        ``None`` when there is none. The two ids cannot change (``ValueError``)."""
+        ...
+
+
+class Store(RecordingIndex, Protocol):
     """Consultations, presence, invites, audit, wait history, locks and the recording index."""
 
     backend: str
@@ -104,18 +129,6 @@ class Store(Protocol):
 
     async def release_lock(self, name: str, owner: str) -> None: ...
 
-    async def save_recording(self, meta: dict[str, Any]) -> None:
-        """Store recording metadata (JSON-able; needs ``recording_id`` and ``consultation_id``)."""
-        ...
-
-    async def get_recording(self, recording_id: str) -> dict[str, Any] | None: ...
-
-    async def recordings_for(self, consultation_id: str) -> list[dict[str, Any]]: ...
-
-    async def all_recordings(self) -> list[dict[str, Any]]: ...
-
-    async def delete_recording(self, recording_id: str) -> None: ...
-
 
 def create_store(url: str | None, ended_retention_s: float = DEFAULT_ENDED_RETENTION_S) -> Store:
     """In memory without a URL; Redis for ``redis://`` / ``rediss://`` / ``unix://`` URLs.
@@ -137,6 +150,14 @@ def create_store(url: str | None, ended_retention_s: float = DEFAULT_ENDED_RETEN
 def audit_fingerprint(event: AuditEvent) -> str:
     """What makes two audit entries the same action (everything but the time)."""
     return json.dumps([event.actor, event.action, event.details], sort_keys=True)
+
+
+def updated_recording(stored: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """``stored`` with ``fields`` set, or ``ValueError`` if they would change its ids."""
+    updated = {**stored, **fields}
+    if check_recording_meta(updated) != check_recording_meta(stored):
+        raise ValueError("a recording entry keeps its recording_id and consultation_id")
+    return updated
 
 
 def check_recording_meta(meta: dict[str, Any]) -> tuple[str, str]:

@@ -13,7 +13,7 @@ import socketio
 
 from rooms.errors import StoreUnavailable
 from rooms.models import Consultation, PresenceStatus, iso
-from rooms.roles import Role
+from rooms.roles import CLINICIAN_ROLES, PARTICIPANT_ROLES, Role
 from rooms.service import CheckIn, ConsultationService
 from signaling.auth import Identity
 from signaling.consultation_messages import (
@@ -37,8 +37,6 @@ from signaling.notifier import ADMINS_ROOM, service_room, subject_room
 
 logger = logging.getLogger(__name__)
 
-CLINICIANS = (Role.SPECIALIST, Role.COUNSELLOR)
-IN_ROOM = (Role.OUTLET, Role.SPECIALIST, Role.COUNSELLOR, Role.GUEST)
 CARETAKERS = (Role.OUTLET, Role.SPECIALIST, Role.COUNSELLOR)
 
 
@@ -60,17 +58,17 @@ class ConsultationEvents:
         return [
             event("consultation.check_in", CheckInMessage, [Role.OUTLET], self.check_in),
             event("consultation.cancel", ConsultationRef, [Role.OUTLET], self.cancel),
-            event("presence.set", PresenceMessage, CLINICIANS, self.set_presence),
-            event("queue.list", QueueListMessage, [*CLINICIANS, Role.ADMIN], self.queue_list),
-            event("consultation.accept", AcceptMessage, CLINICIANS, self.accept),
-            event("consultation.decline", ConsultationRef, CLINICIANS, self.decline),
-            event("consultation.join", ConsultationRef, IN_ROOM, self.join),
-            event("consultation.leave", ConsultationRef, IN_ROOM, self.leave),
+            event("presence.set", PresenceMessage, CLINICIAN_ROLES, self.set_presence),
+            event("queue.list", QueueListMessage, [*CLINICIAN_ROLES, Role.ADMIN], self.queue_list),
+            event("consultation.accept", AcceptMessage, CLINICIAN_ROLES, self.accept),
+            event("consultation.decline", ConsultationRef, CLINICIAN_ROLES, self.decline),
+            event("consultation.join", ConsultationRef, PARTICIPANT_ROLES, self.join),
+            event("consultation.leave", ConsultationRef, PARTICIPANT_ROLES, self.leave),
             event("consultation.end", EndMessage, [*CARETAKERS, Role.ADMIN], self.end),
             event("consultation.invite", InviteMessage, CARETAKERS, self.invite),
-            event("consultation.admit", AdmitMessage, CLINICIANS, self.admit),
-            event("consultation.transfer", TransferMessage, CLINICIANS, self.transfer),
-            event("consultation.notes", NotesMessage, CLINICIANS, self.notes),
+            event("consultation.admit", AdmitMessage, CLINICIAN_ROLES, self.admit),
+            event("consultation.transfer", TransferMessage, CLINICIAN_ROLES, self.transfer),
+            event("consultation.notes", NotesMessage, CLINICIAN_ROLES, self.notes),
             event("consultation.consent", ConsentMessage, CARETAKERS, self.consent),
             event("audit.list", AuditListMessage, [Role.ADMIN], self.audit_list),
             event("admin.overview", EmptyMessage, [Role.ADMIN], self.overview),

@@ -21,6 +21,7 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from rooms.errors import NodeUnavailable
+from rooms.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +66,7 @@ class NodeRelay:
             await asyncio.wait_for(self._subscribed.wait(), self._timeout_s)
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
+        await cancel_and_wait(self._listener)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

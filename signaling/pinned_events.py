@@ -11,7 +11,7 @@ whose media and recording act on them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any, cast
 
@@ -157,11 +157,11 @@ class PinnedListeners:
         self,
         relay: NodeRelay,
         placement: MediaPlacement,
-        local_listeners: Callable[[], list[ConsultationListener]],
+        local_listeners: Sequence[ConsultationListener],
     ) -> None:
         self._relay = relay
         self._placement = placement
-        self._local = local_listeners
+        self._local = tuple(local_listeners)
         relay.serve("hook", self._serve_hook)
 
     async def on_participant_left(self, consultation_id: str, participant_id: str) -> None:
@@ -189,7 +189,7 @@ class PinnedListeners:
     async def _serve_hook(self, body: Body) -> Body:
         consultation_id = str(body["consultation_id"])
         hook = str(body["hook"])
-        for listener in self._local():
+        for listener in self._local:
             if hook == "participant_left":
                 await listener.on_participant_left(consultation_id, str(body["participant_id"]))
             elif hook == "consultation_ended":

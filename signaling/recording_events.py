@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from recording.access import CONTROL_ROLES, PARTICIPANT_ROLES
 from recording.service import Recordings
+from rooms.roles import CLINICIAN_ROLES, PARTICIPANT_ROLES
 from signaling.dispatch import Ack, Caller, EventSpec, event
 from signaling.recording_messages import RecordingRef
 
@@ -22,8 +22,8 @@ class RecordingEvents:
 
     def specs(self) -> list[EventSpec[Any]]:
         return [
-            event("recording.start", RecordingRef, CONTROL_ROLES, self._on_start),
-            event("recording.stop", RecordingRef, CONTROL_ROLES, self._on_stop),
+            event("recording.start", RecordingRef, CLINICIAN_ROLES, self._on_start),
+            event("recording.stop", RecordingRef, CLINICIAN_ROLES, self._on_stop),
             event("recording.state", RecordingRef, PARTICIPANT_ROLES, self._on_state),
             event("recording.acknowledge", RecordingRef, PARTICIPANT_ROLES, self._on_acknowledge),
         ]

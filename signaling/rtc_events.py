@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from media.downlink import LinkState
 from media.router import MediaRegistry
 from media.stats import ClientPath, ParticipantStats
-from rooms.roles import Role
+from rooms.roles import PARTICIPANT_ROLES, Role
 from signaling.auth import Identity
 from signaling.dispatch import Ack, Caller, EventSpec, event
 from signaling.rtc_messages import (
@@ -28,8 +28,6 @@ from signaling.rtc_messages import (
 )
 
 logger = logging.getLogger(__name__)
-
-RTC_ROLES = (Role.OUTLET, Role.SPECIALIST, Role.COUNSELLOR, Role.GUEST)
 
 
 class MemberLike(Protocol):
@@ -126,12 +124,12 @@ class RtcEvents:
 
     def specs(self) -> list[EventSpec[Any]]:
         return [
-            event("rtc.offer", RtcOffer, RTC_ROLES, self.offer),
-            event("rtc.answer", RtcAnswer, RTC_ROLES, self.answer),
-            event("rtc.candidate", RtcCandidate, RTC_ROLES, self.candidate),
-            event("rtc.media_state", RtcMediaState, RTC_ROLES, self.media_state),
-            event("rtc.receive_mode", RtcReceiveMode, RTC_ROLES, self.receive_mode),
-            event("rtc.path", RtcPath, RTC_ROLES, self.path),
+            event("rtc.offer", RtcOffer, PARTICIPANT_ROLES, self.offer),
+            event("rtc.answer", RtcAnswer, PARTICIPANT_ROLES, self.answer),
+            event("rtc.candidate", RtcCandidate, PARTICIPANT_ROLES, self.candidate),
+            event("rtc.media_state", RtcMediaState, PARTICIPANT_ROLES, self.media_state),
+            event("rtc.receive_mode", RtcReceiveMode, PARTICIPANT_ROLES, self.receive_mode),
+            event("rtc.path", RtcPath, PARTICIPANT_ROLES, self.path),
         ]
 
     async def _member(self, consultation_id: str, identity: Identity) -> MemberLike:

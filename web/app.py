@@ -9,6 +9,9 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
+from media.metrics import MediaMetrics
+from media.router import MediaRegistry
+from recording.service import Recordings
 from rooms.service import ConsultationService
 from rooms.store import create_store
 from signaling.auth import TokenAuthority
@@ -16,6 +19,7 @@ from signaling.consultation_events import ConsultationConnections, ConsultationE
 from signaling.dispatch import EventLimits
 from signaling.guarded_server import ConnectionLimits
 from signaling.notifier import SocketNotifier
+from signaling.rtc_events import RtcEvents, RtcSignals
 from signaling.server import SignalingGateway, create_socket_server
 from web.invite_routes import add_invite_routes
 from web.keys import (
@@ -23,18 +27,20 @@ from web.keys import (
     consultations_key,
     gateway_key,
     http_refusals_key,
+    media_registry_key,
     node_state_key,
+    recordings_key,
     registry_key,
     settings_key,
     sio_key,
     started_at_key,
     store_key,
 )
-from web.media_wiring import media_context
-from web.nodes import attach_pinned_listeners, build_node, drain_node, node_lifetime
+from web.media_wiring import media_config_from, media_lifetime
+from web.nodes import add_pinned_listeners, build_node, node_drain, node_lifetime
 from web.pages import add_page_routes
 from web.process_metrics import register_process_gauges
-from web.recording_wiring import add_recording
+from web.recording_wiring import add_recording, recording_config_from
 from web.rooms_wiring import consultations_lifetime, ice_server_issuer_from, service_config_from
 from web.routes import add_operational_routes
 from web.security_headers import install_security_headers
@@ -57,9 +63,11 @@ def create_app(settings: Settings) -> web.Application:
     """Build the aiohttp application with every part, in order, each given the ones it uses.
 
     Order: metrics → tokens → Socket.IO server and gateway → store, notifier, consultation
-    service, this node (its event filter before any event) and the consultation events →
-    media relay → recording. Cleanup contexts only start and stop what was built here
-    (aiohttp runs them in order and stops them in reverse).
+    service → media relay and recording service → this node (its event filter before any
+    event) → the consultation, ``rtc.*`` and ``recording.*`` events, and the consultation
+    listeners in the order they act: media, recording, the pinned node. Every part and every
+    link between parts is made here; cleanup contexts only start what was built and close it
+    (aiohttp runs them in order and closes them in reverse).
     """
     settings = settings.validated()
     app = web.Application(client_max_size=settings.max_event_bytes * 4)
@@ -97,11 +105,18 @@ def create_app(settings: Settings) -> web.Application:
         on_limit=lambda limit: metrics.limit_refusals.labels(limit).inc(),
     )
     ice_servers = ice_server_issuer_from(settings)
-    node = build_node(app, settings, gateway, store, service, notifier, registry)
+    signals = RtcSignals(notifier)
+    media = MediaRegistry(media_config_from(settings), MediaMetrics(registry), signals)
+    recording_config = recording_config_from(settings)
+    recordings = Recordings(service, store, media, notifier, recording_config)
+    node = build_node(settings, gateway, store, service, notifier, registry, media, recordings)
     gateway.add_events(ConsultationEvents(service).specs())
     gateway.add_listener(
         ConsultationConnections(service, sio, ice_servers, settings.rejoin_grace_s)
     )
+    rtc_events = RtcEvents(media, service, signals)
+    gateway.add_events(rtc_events.specs())
+    service.add_listener(rtc_events)
 
     app[settings_key] = settings
     app[authority_key] = authority
@@ -111,6 +126,8 @@ def create_app(settings: Settings) -> web.Application:
     app[store_key] = store
     app[consultations_key] = service
     app[node_state_key] = node
+    app[media_registry_key] = media
+    app[recordings_key] = recordings
     app[started_at_key] = time.monotonic()
     app[http_refusals_key] = metrics.http_refusals
 
@@ -118,12 +135,15 @@ def create_app(settings: Settings) -> web.Application:
     add_operational_routes(app)
     add_page_routes(app)
     add_invite_routes(app)
+    recording_lifetime = add_recording(
+        app, settings, recording_config, recordings, service, store, gateway
+    )
+    add_pinned_listeners(node, service, [rtc_events, recordings])
     app.cleanup_ctx.append(node_lifetime(node, settings))
     app.cleanup_ctx.append(consultations_lifetime(store, service, ice_servers))
-    app.cleanup_ctx.append(media_context(lambda _: service, lambda _: notifier))
-    add_recording(app, settings, service, store, notifier, gateway)
-    app.on_startup.append(attach_pinned_listeners)
-    app.on_shutdown.append(drain_node)
+    app.cleanup_ctx.append(media_lifetime(media))
+    app.cleanup_ctx.append(recording_lifetime)
+    app.on_shutdown.append(node_drain(node, settings))
     app.on_shutdown.append(close_client_connections)
     if settings.secret_generated:
         logger.warning(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import socketio
 from aiohttp import web
@@ -13,7 +13,6 @@ from recording.service import Recordings
 from rooms.service import ConsultationService
 from rooms.store import Store
 from signaling.auth import TokenAuthority
-from signaling.rtc_events import RtcEvents
 from signaling.server import SignalingGateway
 from signaling.token_bucket import KeyedBuckets
 from web.node_state import NodeState
@@ -22,17 +21,22 @@ from web.settings import Settings
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 """A part's start-up and shutdown, as ``app.cleanup_ctx`` takes it."""
 
+ShutdownStep = Callable[[web.Application], Awaitable[None]]
+"""Work done as shutdown begins, before the cleanup contexts close, as ``app.on_shutdown`` takes
+it."""
+
 settings_key = web.AppKey("settings", Settings)
 authority_key = web.AppKey("authority", TokenAuthority)
 registry_key = web.AppKey("metrics_registry", CollectorRegistry)
 sio_key = web.AppKey("sio", socketio.AsyncServer)
-gateway_key = web.AppKey("gateway", SignalingGateway)
 started_at_key = web.AppKey("started_at", float)
-media_registry_key = web.AppKey("media_registry", MediaRegistry)
 store_key = web.AppKey("store", Store)
 consultations_key = web.AppKey("consultations", ConsultationService)
-recordings_key = web.AppKey("recordings", Recordings)
 netcheck_limiter_key = web.AppKey("netcheck_limiter", KeyedBuckets[str])
 http_refusals_key = web.AppKey("http_refusals", Counter)
-rtc_events_key = web.AppKey("rtc_events", RtcEvents)
 node_state_key = web.AppKey("node_state", NodeState)
+# Read by no handler: they give whoever holds the running app (the test suite) its gateway,
+# media relay and recording service.
+gateway_key = web.AppKey("gateway", SignalingGateway)
+media_registry_key = web.AppKey("media_registry", MediaRegistry)
+recordings_key = web.AppKey("recordings", Recordings)

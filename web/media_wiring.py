@@ -1,25 +1,16 @@
-"""Wires the media relay into the app: registry, ``rtc.*`` events, rooms listener, shutdown."""
+"""The media relay's part of the settings, and its lifetime in the app (closing it)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from media.config import IceServerConfig, MediaConfig
 from media.congestion import CongestionConfig
-from media.metrics import MediaMetrics
 from media.router import MediaRegistry
-from signaling.rtc_events import Membership, RtcEvents, RtcSignals, SubjectEmitter
-from web.keys import (
-    CleanupContext,
-    gateway_key,
-    media_registry_key,
-    registry_key,
-    rtc_events_key,
-    settings_key,
-)
+from web.keys import CleanupContext
 from web.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -40,33 +31,14 @@ def media_config_from(settings: Settings) -> MediaConfig:
     )
 
 
-def media_context(
-    membership_of: Callable[[web.Application], Membership],
-    emitter_of: Callable[[web.Application], SubjectEmitter],
-) -> CleanupContext:
-    """The cleanup context that runs the media relay for this app.
+def media_lifetime(media: MediaRegistry) -> CleanupContext:
+    """The media relay needs no start; on shutdown close every router it holds."""
 
-    ``membership_of(app)`` returns the consultation service (``require_participant`` and
-    ``add_listener``); ``emitter_of(app)`` what reaches a participant's connections
-    (``to_subject``).
-    """
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await media.close()
+            logger.info("media relay closed")
 
-    async def run_media(app: web.Application) -> AsyncIterator[None]:
-        gateway = app[gateway_key]
-        membership = membership_of(app)
-        signals = RtcSignals(emitter_of(app))
-        registry = MediaRegistry(
-            media_config_from(app[settings_key]), MediaMetrics(app[registry_key]), signals
-        )
-        events = RtcEvents(registry, membership, signals)
-        gateway.add_events(events.specs())
-        add_listener = getattr(membership, "add_listener", None)
-        if add_listener is not None:
-            add_listener(events)
-        app[media_registry_key] = registry
-        app[rtc_events_key] = events
-        yield
-        await registry.close()
-        logger.info("media relay closed")
-
-    return run_media
+    return lifetime

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from media.router import MediaRegistry
 from rooms.errors import StoreUnavailable
 from rooms.nodes import NodeDirectory, NodeLoad, NodeRecord, NodeView
+from rooms.tasks import cancel_and_wait
 from signaling.media_moves import MediaMoves
 from signaling.media_placement import MediaPlacement
 from signaling.node_relay import NodeRelay
@@ -31,9 +32,7 @@ def default_node_id() -> str:
 class LoadMeter:
     """This node's load from its media registry, its metrics and the OS's CPU accounting."""
 
-    def __init__(
-        self, media: Callable[[], MediaRegistry | None], metrics: CollectorRegistry
-    ) -> None:
+    def __init__(self, media: MediaRegistry, metrics: CollectorRegistry) -> None:
         self._media = media
         self._metrics = metrics
         self._last = (time.monotonic(), self._cpu_s(), self._packets())
@@ -57,9 +56,8 @@ class LoadMeter:
         then, cpu_then, packets_then = self._last
         self._last = (now, cpu, packets)
         elapsed = max(now - then, 1e-3)
-        media = self._media()
         return NodeLoad(
-            routers=len(media) if media is not None else 0,
+            routers=len(self._media),
             peers=int(self._metrics.get_sample_value("teleconsult_media_peers") or 0),
             packets_per_s=round((packets - packets_then) / elapsed, 1),
             cpu_pct=round(100.0 * (cpu - cpu_then) / elapsed, 1),
@@ -101,9 +99,7 @@ class Heartbeat:
             await self.beat()
 
     async def stop(self, node_id: str) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await cancel_and_wait(self._task)
         try:
             await self.directory.stop_heartbeat(node_id)
         except StoreUnavailable:
@@ -147,9 +143,7 @@ class Watchdog:
                 logger.exception("watchdog round failed")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await cancel_and_wait(self._task)
 
 
 @dataclass

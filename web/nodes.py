@@ -8,14 +8,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from media.router import MediaRegistry
+from recording.service import Recordings
 from rooms.errors import StoreUnavailable
 from rooms.nodes import NodeDirectory, NodeRecord
-from rooms.notify import Notifier
+from rooms.notify import ConsultationListener, Notifier
 from rooms.service import ConsultationService
 from rooms.store import Store
 from signaling.media_moves import MediaMoves
@@ -23,15 +25,7 @@ from signaling.media_placement import MediaPlacement
 from signaling.node_relay import NodeRelay
 from signaling.pinned_events import PinnedEvents, PinnedListeners
 from signaling.server import SignalingGateway
-from web.keys import (
-    CleanupContext,
-    consultations_key,
-    media_registry_key,
-    node_state_key,
-    recordings_key,
-    rtc_events_key,
-    settings_key,
-)
+from web.keys import CleanupContext, ShutdownStep
 from web.node_state import ClusterParts, Heartbeat, LoadMeter, NodeState, Watchdog, default_node_id
 from web.settings import Settings
 
@@ -44,16 +38,19 @@ def media_address(settings: Settings) -> str:
 
 
 def build_node(
-    app: web.Application,
     settings: Settings,
     gateway: SignalingGateway,
     store: Store,
     service: ConsultationService,
     notifier: Notifier,
     metrics: CollectorRegistry,
+    media: MediaRegistry,
+    recordings: Recordings,
 ) -> NodeState:
     """This process as a node. With a Redis store it joins the cluster: the gateway's event
-    filter is installed here, so it must run before any event is registered."""
+    filter is installed here, so it must run before any event is registered. ``media`` is
+    measured for the node's load; ``recordings`` continue the recordings of consultations
+    moved here."""
     node_id = settings.node_id or default_node_id()
     if settings.store_backend != "redis" or settings.store_url is None:
         return NodeState(node_id)
@@ -65,11 +62,10 @@ def build_node(
     moves = MediaMoves(relay, placement, store, service, notifier)
 
     async def continue_recording(consultation_id: str, from_node: str) -> None:
-        if recordings_key in app:
-            await app[recordings_key].continue_moved(consultation_id)
+        await recordings.continue_moved(consultation_id)
 
     moves.add_adopter(continue_recording)
-    meter = LoadMeter(lambda: app.get(media_registry_key), metrics)
+    meter = LoadMeter(media, metrics)
     started_at = time.time()
 
     def record(draining: bool) -> NodeRecord:
@@ -129,35 +125,33 @@ async def _move_stale_pins(moves: MediaMoves, directory: NodeDirectory, node_id:
         logger.warning("could not check for consultations left by a previous run")
 
 
-async def attach_pinned_listeners(app: web.Application) -> None:
-    """On startup, once every context is up: room changes reach the consultation's pinned node."""
-    parts = app[node_state_key].cluster
-    if parts is None:
-        return
-
-    def local_listeners() -> list[object]:
-        return [app[rtc_events_key], *([app[recordings_key]] if recordings_key in app else [])]
-
-    app[consultations_key].add_listener(
-        PinnedListeners(parts.relay, parts.placement, local_listeners)  # type: ignore[arg-type]
-    )
+def add_pinned_listeners(
+    state: NodeState, service: ConsultationService, local: Sequence[ConsultationListener]
+) -> None:
+    """In a cluster, room changes also reach the consultation's pinned node, where ``local``
+    (this node's media and recording listeners, registered before) act on them."""
+    parts = state.cluster
+    if parts is not None:
+        service.add_listener(PinnedListeners(parts.relay, parts.placement, local))
 
 
-async def drain_node(app: web.Application) -> None:
+def node_drain(state: NodeState, settings: Settings) -> ShutdownStep:
     """On shutdown: take no new consultations and move this node's media elsewhere (bounded)."""
-    parts = app[node_state_key].cluster
-    if parts is None:
-        return
-    settings = app[settings_key]
-    node_id = app[node_state_key].node_id
 
-    async def drain() -> tuple[bool, int]:
-        await parts.heartbeat.drain()
-        return await parts.moves.move_all(node_id, "drain")
+    async def drain_node(app: web.Application) -> None:
+        parts = state.cluster
+        if parts is None:
+            return
 
-    try:
-        done, moved = await asyncio.wait_for(drain(), settings.drain_timeout_s)
-    except (TimeoutError, StoreUnavailable):
-        logger.warning("drain: not finished in time node=%s", node_id)
-        return
-    logger.info("drain: moved %d consultations node=%s complete=%s", moved, node_id, done)
+        async def drain() -> tuple[bool, int]:
+            await parts.heartbeat.drain()
+            return await parts.moves.move_all(state.node_id, "drain")
+
+        try:
+            done, moved = await asyncio.wait_for(drain(), settings.drain_timeout_s)
+        except (TimeoutError, StoreUnavailable):
+            logger.warning("drain: not finished in time node=%s", state.node_id)
+            return
+        logger.info("drain: moved %d consultations node=%s complete=%s", moved, state.node_id, done)
+
+    return drain_node

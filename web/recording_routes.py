@@ -150,7 +150,7 @@ class RecordingRoutes:
         try:
             identity = deps.identity(request)
             deps.allow(identity, RecordingAction.LEGAL_HOLD, None)
-            meta = await deps.recording(request.match_info["recording_id"])
+            found = await deps.recording(request.match_info["recording_id"])
             try:
                 body = await request.json()
             except ValueError as exc:
@@ -158,8 +158,9 @@ class RecordingRoutes:
             hold = body.get("hold") if isinstance(body, dict) else None
             if not isinstance(hold, bool):
                 raise _BadRequest('send JSON {"hold": true|false}')
-            meta.legal_hold = hold
-            await deps.catalog.save(meta)
+            meta = await deps.catalog.set_legal_hold(found.recording_id, hold)
+            if meta is None:  # deleted meanwhile
+                raise _Refusal.of(NotFound("no such recording"))
             await deps.service.audit(
                 meta.consultation_id,
                 identity,

@@ -13,12 +13,11 @@ from recording.keys import Keyring, RecordingKeyError, default_key_file, load_ke
 from recording.retention import RetentionSweeper
 from recording.service import RecordingConfig, Recordings
 from rooms.audit import SYSTEM, AuditAction
-from rooms.notify import Notifier
 from rooms.service import ConsultationService
 from rooms.store import Store
 from signaling.recording_events import RecordingEvents
 from signaling.server import SignalingGateway
-from web.keys import media_registry_key, recordings_key
+from web.keys import CleanupContext
 from web.recording_routes import RecordingRoutes
 from web.settings import Settings, SettingsError
 
@@ -49,33 +48,30 @@ def recording_config_from(settings: Settings) -> RecordingConfig:
 def add_recording(
     app: web.Application,
     settings: Settings,
+    config: RecordingConfig,
+    recordings: Recordings,
     service: ConsultationService,
     store: Store,
-    notifier: Notifier,
     gateway: SignalingGateway,
-) -> None:
-    """Build the recording service, its events and routes; its lifetime is a cleanup context.
-
-    The context must come after the media context: the recording service is registered as a
-    consultation listener after the media relay's, and reaches the relay it creates.
-    """
-    config = recording_config_from(settings)
+) -> CleanupContext:
+    """Wire the recording service in: its events, its HTTP routes and its place among the
+    consultation listeners (call it after the media relay's listener is added: it reads the
+    relay). Returns its lifetime, for after the media relay's: the recordings folder made
+    private, the retention sweeper and the recovery of recordings a crash left; closing."""
     RecordingRoutes(config).add_to(app.router)
-    recordings = Recordings(service, store, lambda: app.get(media_registry_key), notifier, config)
     gateway.add_events(RecordingEvents(recordings).specs())
+    service.add_listener(recordings)
 
     async def audit(consultation_id: str, action: AuditAction, details: dict[str, object]) -> None:
         await service.audit(consultation_id, SYSTEM, action, dict(details))
 
     sweeper = RetentionSweeper(store, config.root, settings.retention_days * _DAY_S, audit)
-    app[recordings_key] = recordings
 
     async def recording_lifetime(app: web.Application) -> AsyncIterator[None]:
         make_private_dir(config.root)
         tightened = await asyncio.to_thread(restrict_tree, config.root)
         if tightened:
             logger.warning("recordings folder: made %d folders/files private", tightened)
-        service.add_listener(recordings)
         sweeper.start()
         recordings.start_recovery()
         logger.info(
@@ -90,4 +86,4 @@ def add_recording(
             await sweeper.close()
             await recordings.close()
 
-    app.cleanup_ctx.append(recording_lifetime)
+    return recording_lifetime

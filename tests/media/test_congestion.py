@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 
 from media.congestion import (
+    ByteBudget,
     CapSmoother,
     CapTarget,
     CongestionConfig,
@@ -21,7 +22,6 @@ from media.congestion import (
     Resend,
     RetransmitGate,
     SendBudget,
-    TokenBucket,
     publisher_cap,
     video_room_kbps,
 )
@@ -31,8 +31,8 @@ from media.metrics import MediaMetrics
 CONFIG = CongestionConfig()
 
 
-def test_token_bucket_refills_at_its_rate_up_to_its_burst_and_bounds_debt() -> None:
-    bucket = TokenBucket(rate_kbps=80.0, burst_s=0.25, max_debt_s=1.0, now=0.0)
+def test_byte_budget_refills_at_its_rate_up_to_its_burst_and_bounds_debt() -> None:
+    bucket = ByteBudget(rate_kbps=80.0, burst_s=0.25, max_debt_s=1.0, now=0.0)
     assert bucket.tokens(0.0) == pytest.approx(2500)  # 80 kbit/s = 10 kB/s, a quarter second
     bucket.spend(2500, 0.0)
     assert bucket.tokens(0.1) == pytest.approx(1000)

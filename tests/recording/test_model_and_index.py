@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from recording.index import RecordingCatalog, RecordingIndex
+from recording.index import RecordingCatalog
 from recording.model import (
     CompositeFailed,
     CompositeFile,
@@ -19,7 +19,7 @@ from recording.model import (
 )
 from rooms.memory_store import MemoryStore
 from rooms.redis_store import RedisStore
-from rooms.store import Store
+from rooms.store import RecordingIndex, Store
 from tests.recording.entries import started_entry, track_entry
 
 COMPOSITE_FILE = {
@@ -134,10 +134,14 @@ async def test_the_catalogue_on_each_store(store: Store, caplog: pytest.LogCaptu
     assert "recording index entry unreadable recording=r-bad" in caplog.text
     assert sorted(m.recording_id for m in await catalog.all()) == ["r-1", "r-2", "r-3"]
 
-    first.legal_hold = True
+    held = await catalog.set_legal_hold("r-1", True)
+    assert held is not None and held.legal_hold and held.tracks == first.tracks
+    assert await catalog.set_legal_hold("missing", True) is None
+    first.duration_s = 2.5  # the recording service's own copy, which knows of no hold
     await catalog.save(first)
+    assert first.legal_hold is True
     stored = await store.get_recording("r-1")
-    assert stored is not None and stored["legal_hold"] is True
+    assert stored is not None and stored["legal_hold"] is True and stored["duration_s"] == 2.5
     await catalog.delete("r-1")
     assert await catalog.get("r-1") is None
     assert [m.recording_id for m in await catalog.for_consultation("c-1")] == ["r-2"]

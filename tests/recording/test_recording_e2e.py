@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import secrets
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import av
@@ -18,10 +20,10 @@ import numpy as np
 import pytest
 
 from rooms.roles import Role
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RedisServer, RunningServer, flush_redis, start_server
 from tests.media.clients import ClientPeer, close_to, mean_rgb
 from tests.recording.entries import started_entry
-from tests.signaling.consultation_peers import Cast
+from tests.signaling.consultation_peers import Cast, Peer
 from tests.signaling.test_rtc_events import MediaClient, active_consultation
 from web.keys import recordings_key, store_key
 from web.settings import Settings
@@ -31,10 +33,18 @@ OUTLET_HZ, DOCTOR_HZ = 440.0, 880.0
 
 
 @pytest.fixture
-async def rec_server(test_settings: Settings) -> AsyncIterator[RunningServer]:
+async def rec_server(
+    request: pytest.FixtureRequest, test_settings: Settings
+) -> AsyncIterator[RunningServer]:
+    """A server with a recording key, on the in-memory store unless a test asks for ``redis``
+    (``parametrize("rec_server", [...], indirect=True)``)."""
     settings = replace(
         test_settings, recording_key=base64.b64encode(secrets.token_bytes(32)).decode()
     )
+    if getattr(request, "param", "memory") == "redis":
+        redis: RedisServer = request.getfixturevalue("redis_server")
+        await flush_redis(redis.url)
+        settings = replace(settings, store_url=redis.url)
     running = await start_server(settings)
     yield running
     await running.runner.cleanup()
@@ -226,25 +236,44 @@ async def test_records_a_real_consultation_and_serves_it_to_its_clinician_only(
     assert {e.actor for e in accessed} == {"dr-li", "admin-1"} and len(accessed) == len(tracks) + 5
 
 
-async def test_consent_withdrawal_stops_the_recording_at_once(
-    cast: Cast, rec_server: RunningServer
-) -> None:
+@dataclass(frozen=True)
+class Recorded:
+    consultation_id: str
+    recording_id: str
+
+    @property
+    def ref(self) -> dict[str, str]:
+        return {"consultation_id": self.consultation_id}
+
+
+@contextlib.asynccontextmanager
+async def outlet_recorded(cast: Cast) -> AsyncIterator[tuple[Recorded, Peer, Peer]]:
+    """An active consultation whose outlet sends media and consented, being recorded (the
+    outlet's media stops on leaving)."""
     consultation_id, outlet, doctor = await active_consultation(cast)
     ref = {"consultation_id": consultation_id}
     outlet_media = MediaClient(outlet, ClientPeer("outlet-7", rgb=RED), consultation_id)
     try:
         await outlet_media.start()
         await outlet.ok("consultation.consent", {**ref, "given": True})
-        await doctor.ok("recording.start", ref)
+        started = await doctor.ok("recording.start", ref)
         await outlet.next("recording.state", lambda p: p["active"])
+        yield Recorded(consultation_id, started["recording_id"]), outlet, doctor
+    finally:
+        await outlet_media.close()
+
+
+async def test_consent_withdrawal_stops_the_recording_at_once(
+    cast: Cast, rec_server: RunningServer
+) -> None:
+    async with outlet_recorded(cast) as (recorded, outlet, doctor):
+        consultation_id, ref = recorded.consultation_id, recorded.ref
         await asyncio.sleep(1.0)
         await outlet.ok("consultation.consent", {**ref, "given": False})
         state = await doctor.next("recording.state", lambda p: not p["active"])
         assert state["consultation_id"] == consultation_id
         assert not (await doctor.ok("recording.state", ref))["active"]
         assert await doctor.refused("recording.start", ref) == "invalid_state"
-    finally:
-        await outlet_media.close()
     await rec_server.app[recordings_key].wait_finalized()
     audit = await rec_server.app[store_key].audit_for(consultation_id)
     stops = [e for e in audit if e.action == "recording_stopped"]
@@ -288,6 +317,44 @@ async def test_only_admins_set_a_legal_hold(cast: Cast, rec_server: RunningServe
     assert (await store.get_recording("r-hold"))["legal_hold"] is True
     audit = await store.audit_for(consultation_id)
     assert any(e.action == "recording_legal_hold" and e.actor == "admin-1" for e in audit)
+
+
+async def set_legal_hold(server: RunningServer, recording_id: str, hold: bool) -> dict[str, Any]:
+    admin = server.token(Role.ADMIN, "admin-1")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{server.url}/api/recordings/{recording_id}/legal_hold",
+            json={"hold": hold},
+            headers={"Authorization": f"Bearer {admin}"},
+        ) as response,
+    ):
+        assert response.status == 200
+        body: dict[str, Any] = await response.json()
+        return body
+
+
+@pytest.mark.parametrize("rec_server", ["memory", "redis"], indirect=True)
+async def test_a_legal_hold_set_while_recording_survives_stop_and_finalising(
+    cast: Cast, rec_server: RunningServer
+) -> None:
+    store = rec_server.app[store_key]
+    async with outlet_recorded(cast) as (recorded, _, doctor):
+        recording_id = recorded.recording_id
+        await asyncio.sleep(1.0)
+        held = await set_legal_hold(rec_server, recording_id, True)
+        assert held["legal_hold"] is True and held["status"] == "recording"
+        await asyncio.sleep(1.0)
+        await doctor.ok("recording.stop", recorded.ref)
+    await rec_server.app[recordings_key].wait_finalized()
+    stored = await store.get_recording(recording_id)
+    assert stored is not None and stored["status"] == "ready" and stored["tracks"]
+    assert stored["composite"]["track_name"] == "composite"  # every save of finalising has run
+    assert stored["legal_hold"] is True
+    released = await set_legal_hold(rec_server, recording_id, False)
+    assert released["legal_hold"] is False and released["tracks"] == stored["tracks"]
+    lifted = await store.get_recording(recording_id)
+    assert lifted is not None and lifted["legal_hold"] is False
 
 
 async def test_a_guest_is_recorded_only_after_acknowledging(

@@ -6,11 +6,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
+from media.config import MediaConfig
+from media.metrics import MediaMetrics
+from media.router import MediaRegistry
 from recording.files import DecryptingReader
 from recording.service import LOCK_TTL_S, RecordingConfig, Recordings
 from recording.tap import ConsultationRecorder
 from rooms.service import ConsultationService, ServiceConfig
 from rooms.store import Store
+from signaling.rtc_events import RtcSignals
 from tests.recording.entries import started_entry
 from tests.recording.synthetic import KEYRING, FakeClock, feed_all, participant_media
 
@@ -42,8 +48,9 @@ async def leftover(store: Store, root: Path, recording_id: str) -> None:
 
 async def test_recovery_finalises_dead_recordings_only(store: Store, tmp_path: Path) -> None:
     service = ConsultationService(store, Silent(), ServiceConfig())
+    media = MediaRegistry(MediaConfig(), MediaMetrics(CollectorRegistry()), RtcSignals(Silent()))
     recordings = Recordings(
-        service, store, lambda: None, Silent(), RecordingConfig(root=tmp_path, keyring=KEYRING)
+        service, store, media, Silent(), RecordingConfig(root=tmp_path, keyring=KEYRING)
     )
     await leftover(store, tmp_path, "dead")
     await leftover(store, tmp_path, "alive")

@@ -257,6 +257,33 @@ async def test_recording_index(store: Store) -> None:
         await store.save_recording({"recording_id": "r-9"})
 
 
+async def test_recording_updates_set_fields_atomically(store: Store) -> None:
+    await store.save_recording({"recording_id": "r-1", "consultation_id": "c-1", "size": 10})
+    assert await store.update_recording("r-1", {"hold": True}) == {
+        "recording_id": "r-1",
+        "consultation_id": "c-1",
+        "size": 10,
+        "hold": True,
+    }
+    assert await store.update_recording("r-unknown", {"hold": True}) is None
+    assert await store.get_recording("r-unknown") is None
+    with pytest.raises(ValueError):
+        await store.update_recording("r-1", {"consultation_id": "c-2"})
+    # Writers of different fields at once (each read, then write) never undo each other. Each
+    # lost compare-and-set is another's success, so a dozen writers fit the stores' retries.
+    await asyncio.gather(
+        *(store.update_recording("r-1", {f"field-{n}": n}) for n in range(8)),
+        *(store.update_recording("r-1", {"size": 20}) for _ in range(4)),
+    )
+    stored = await store.get_recording("r-1")
+    assert stored is not None
+    assert {k: v for k, v in stored.items() if k.startswith("field-")} == {
+        f"field-{n}": n for n in range(8)
+    }
+    assert stored["size"] == 20 and stored["hold"] is True
+    assert [m["recording_id"] for m in await store.recordings_for("c-1")] == ["r-1"]
+
+
 def test_factory_picks_backend_and_refuses_unknown_schemes() -> None:
     assert create_store(None).backend == "memory"
     with pytest.raises(ValueError):
