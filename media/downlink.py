@@ -155,8 +155,8 @@ class SubscriberLink:
     async def close(self) -> None:
         await self.pacer.close()
 
-    def sender_feedback(self, kind: str, lost: Lost) -> SenderFeedback:
-        return SenderFeedback(self, kind, lost)
+    def sender_feedback(self, kind: str, lost: Lost) -> DownlinkFeedback:
+        return DownlinkFeedback(self, kind, lost)
 
     def retransmit(
         self, gate: RetransmitGate, sequence: int, size: int, send: Send, lost: Lost
@@ -245,7 +245,7 @@ class SubscriberLink:
         )
 
 
-class SenderFeedback:
+class DownlinkFeedback:
     """The hooks one ``ForwardingSender`` calls: its subscriber's link and its own NACK gate."""
 
     def __init__(self, link: SubscriberLink, kind: str, lost: Lost) -> None:

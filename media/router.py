@@ -29,7 +29,7 @@ from aiortc.sdp import SessionDescription
 
 from media.config import MediaConfig
 from media.congestion import CapTarget, GateState, publisher_cap
-from media.downlink import LinkState, SenderFeedback, SubscriberLink
+from media.downlink import DownlinkFeedback, LinkState, SubscriberLink
 from media.errors import BadSdp, NoMediaSession, RoomFull, UnknownTrack
 from media.forwarding import ForwardingReceiver, ForwardingSender
 from media.ice import selected_path
@@ -176,7 +176,7 @@ class Subscription:
     _pli_passed_at: float = 0.0
     _frame_timestamp: int | None = None
     _resync: bool = False
-    _feedback: SenderFeedback | None = field(default=None, repr=False)
+    _feedback: DownlinkFeedback | None = field(default=None, repr=False)
     _dropping_frame: bool = False
     _keyframe_frame: bool = False
     _numbers: RtpRewriter = field(default_factory=RtpRewriter, repr=False)
