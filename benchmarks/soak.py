@@ -295,8 +295,8 @@ class Soak:
 
     def _plan(self) -> Plan:
         """The next visit's plan. Each trait is spread evenly over the visits, not drawn at
-        random: random draws put 9 media calls in one minute and 20 in the next, and media
-        calls cost most of the server's CPU, so minutes would not be comparable."""
+        random: media calls cost most of the server's CPU, and with random draws the number
+        starting in a minute varies by about a quarter, so minutes would not be comparable."""
         n = self.visits
         self.visits += 1
         return Plan(
