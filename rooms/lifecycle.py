@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from rooms.announcer import Announcer
 from rooms.audit import SYSTEM, AuditAction
@@ -28,6 +29,11 @@ from rooms.store import Store
 from rooms.transitions import ACTIVE, ENDED, OFFERED, finish, requeue
 
 logger = logging.getLogger(__name__)
+
+# The check-in lock is held for two store calls; a crashed holder's lapses after the TTL.
+_OUTLET_LOCK_TTL_S = 5.0
+_OUTLET_LOCK_TRIES = 100
+_OUTLET_LOCK_WAIT_S = 0.02
 
 
 class Lifecycle:
@@ -61,12 +67,13 @@ class Lifecycle:
     ) -> tuple[Consultation, QueueEntry | None]:
         """Queue a consultation request for the outlet; returns it with its queue entry.
 
-        An outlet may have at most ``max_open_per_outlet`` open consultations (checked within
-        this process; two processes checking in for one outlet at once could pass it by one).
-        The entry is ``None`` if the consultation already left the queue (taken or ended).
+        An outlet may have at most ``max_open_per_outlet`` open consultations: the count and
+        the write happen under the outlet's check-in lock in the store, so that processes
+        sharing a store cannot pass the limit together. The entry is ``None`` if the
+        consultation already left the queue (taken or ended).
         """
         require_check_in_for_self(actor, request.outlet_id)
-        async with self._check_in_lock:
+        async with self._check_in_lock, self._outlet_lock(request.outlet_id):
             written = await self._create(actor, request)
         await self._repository.audit(
             written.id,
@@ -88,6 +95,21 @@ class Lifecycle:
         entry = await self._queues.entry_for(written)
         self._wake()
         return written, entry
+
+    @contextlib.asynccontextmanager
+    async def _outlet_lock(self, outlet_id: str) -> AsyncIterator[None]:
+        """Hold the store's check-in lock of one outlet (another process may hold it briefly)."""
+        name, owner = f"check_in:{outlet_id}", uuid.uuid4().hex
+        for _ in range(_OUTLET_LOCK_TRIES):
+            if await self._store.try_lock(name, owner, _OUTLET_LOCK_TTL_S):
+                break
+            await asyncio.sleep(_OUTLET_LOCK_WAIT_S)
+        else:
+            raise Conflict("another check-in for this outlet is in progress; try again")
+        try:
+            yield
+        finally:
+            await self._store.release_lock(name, owner)
 
     async def _create(self, actor: Actor, request: CheckIn) -> Consultation:
         limit = self._config.max_open_per_outlet
