@@ -4,6 +4,7 @@ clear error when the socket.io client is missing."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 from playwright.async_api import Browser, expect
@@ -12,11 +13,14 @@ from rooms.roles import Role
 from tests.browser.harness import (
     DESK_VIEWPORT,
     KIOSK_VIEWPORT,
+    PageHandle,
     open_page,
     screenshot,
     wait_moving_video,
 )
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, start_server
+from tests.signaling.consultation_peers import Peer
+from web.settings import Settings
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -166,3 +170,50 @@ async def test_keyboard_reaches_every_kiosk_control_with_visible_focus(
         assert {"start-button", "zh", "en"} <= reached
     finally:
         await kiosk.context.close()
+
+
+async def test_admin_reads_a_long_audit_trail_page_by_page_and_sees_new_entries(
+    browser: Browser, browser_settings: Settings
+) -> None:
+    running = await start_server(replace(browser_settings, audit_page_max=2))
+    outlet = Peer(running.url, running.token(Role.OUTLET, "outlet-7", name="Kiosk 7"))
+    admin: PageHandle | None = None
+    try:
+        await outlet.connect()
+        checked = await outlet.ok(
+            "consultation.check_in",
+            {
+                "service": "ophthalmology",
+                "outlet_id": "outlet-7",
+                "patient_ref": "P-7",
+                "guardian_present": True,
+            },
+        )
+        cid = checked["consultation_id"]
+        for given in (True, False, True, False):  # 1 check-in + 4 consent entries
+            await outlet.ok("consultation.consent", {"consultation_id": cid, "given": given})
+        token = running.token(Role.ADMIN, "admin-1", name="Admin")
+        admin = await open_page(
+            browser, "admin", f"{running.url}/admin#token={token}", DESK_VIEWPORT
+        )
+        # A waiting consultation is not in the live list: looked up by its id.
+        lookup = admin.page.locator("#audit-form")
+        await lookup.get_by_label("Consultation id").fill(cid)
+        await lookup.get_by_role("button", name="Audit trail").click()
+        rows = admin.page.locator("#audit-rows tr")
+        more = admin.page.get_by_role("button", name="Show more entries")
+        await expect(rows).to_have_count(2)
+        await more.click()
+        await expect(rows).to_have_count(4)
+        await more.click()
+        await expect(rows).to_have_count(5)
+        await expect(more).to_be_hidden()
+        await expect(rows.nth(0)).to_contain_text("check_in")
+        # The trail was read to its end: the periodic refresh appends what comes after.
+        await outlet.ok("consultation.consent", {"consultation_id": cid, "given": True})
+        await expect(rows).to_have_count(6, timeout=10_000)
+    finally:
+        if admin is not None:
+            await admin.context.close()
+        await outlet.disconnect()
+        await running.runner.cleanup()

@@ -209,6 +209,7 @@ export default {
   "admin.node_cpu": "CPU",
   "admin.audit_lookup": "Consultation id",
   "admin.audit_show": "Audit trail",
+  "admin.audit_more": "Show more entries",
   "admin.time": "Time",
   "admin.actor": "Actor",
   "admin.action": "Action",

@@ -209,6 +209,7 @@ export default {
   "admin.node_cpu": "CPU",
   "admin.audit_lookup": "问诊编号",
   "admin.audit_show": "审计记录",
+  "admin.audit_more": "显示更多记录",
   "admin.time": "时间",
   "admin.actor": "操作人",
   "admin.action": "操作",

@@ -13,7 +13,12 @@ const REFRESH_MS = 3000;
 const i18n = new I18n("en");
 const t = (key, vars) => i18n.t(key, vars);
 const screens = new Screens(document, { signin: ["overview"], overview: ["signin"] });
-const admin = { signal: null, api: null, timer: null, pushTimer: null, overview: null, auditFor: null };
+const admin = {
+  signal: null, api: null, timer: null, pushTimer: null, overview: null,
+  // The audit trail shown: its consultation, the entries read so far (oldest first), whether
+  // the server has more pages after them, and which opening of a trail is shown / being read.
+  auditFor: null, auditEvents: [], auditMore: false, auditOpened: 0, auditReading: null,
+};
 
 function cells(...values) {
   return values.map((value) => el("td", {}, value));
@@ -78,7 +83,8 @@ async function refresh() {
   try {
     admin.overview = await admin.api.overview();
     render();
-    if (admin.auditFor) await loadAudit(admin.auditFor);
+    // The trail only grows at its end: once every page is read, read what came after it.
+    if (admin.auditFor && !admin.auditMore) await loadAudit();
   } catch (err) {
     showAlert(t("error.generic", { message: err.message }));
   }
@@ -86,18 +92,31 @@ async function refresh() {
 
 async function showAudit(consultationId) {
   admin.auditFor = consultationId;
-  $("#audit-card").hidden = false;
+  admin.auditEvents = [];
+  admin.auditMore = false;
+  admin.auditOpened += 1;
+  $("#audit-table").hidden = false;
   $("#audit-input").value = consultationId;
-  await loadAudit(consultationId);
+  $("#audit-id").textContent = `· ${consultationId}`;
+  $("#audit-rows").replaceChildren();
+  await loadAudit();
   $("#audit-card h2").setAttribute("tabindex", "-1");
   $("#audit-card h2").focus();
 }
 
-async function loadAudit(consultationId) {
+/** Reads the page after the entries shown and appends it (the first page for a new trail). */
+async function loadAudit() {
+  const opened = admin.auditOpened;
+  // A refresh and a click must not read one page of this trail twice.
+  if (admin.auditReading === opened) return;
+  admin.auditReading = opened;
   try {
-    const { events } = await admin.api.listAudit(consultationId);
-    $("#audit-id").textContent = consultationId;
-    $("#audit-rows").replaceChildren(...events.map((e) =>
+    const page = await admin.api.listAudit(admin.auditFor, admin.auditEvents.length);
+    if (opened !== admin.auditOpened) return; // a trail was opened meanwhile
+    admin.auditEvents = admin.auditEvents.concat(page.events);
+    admin.auditMore = page.next_cursor !== null;
+    $("#audit-more").hidden = !admin.auditMore;
+    $("#audit-rows").append(...page.events.map((e) =>
       el("tr", {}, cells(
         new Date(e.at).toLocaleString("en-GB"),
         e.actor,
@@ -107,6 +126,8 @@ async function loadAudit(consultationId) {
       ))));
   } catch (err) {
     showAlert(t("error.generic", { message: err.message }));
+  } finally {
+    if (admin.auditReading === opened) admin.auditReading = null;
   }
 }
 
@@ -148,6 +169,7 @@ function boot() {
     const id = $("#audit-input").value.trim();
     if (id) showAudit(id);
   });
+  $("#audit-more").addEventListener("click", () => loadAudit());
   wireSignIn(TOKEN_KEY, start);
   const token = takeToken(TOKEN_KEY);
   if (token) start(token);

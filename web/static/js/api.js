@@ -116,9 +116,9 @@ export class Api {
     ]);
   }
 
-  /** → {consultation_id, events: [AuditEvent], next_cursor} */
-  listAudit(consultationId) {
-    return this._request("audit.list", { consultation_id: consultationId }, [
+  /** → {consultation_id, events: [AuditEvent], next_cursor}: one page from `cursor` (0: the first) */
+  listAudit(consultationId, cursor = 0) {
+    return this._request("audit.list", { consultation_id: consultationId, cursor }, [
       "consultation_id",
       "events",
       "next_cursor",
