@@ -26,7 +26,8 @@ Like :mod:`media.forwarding`, this reaches into private attributes of aiortc 1.1
   (whose ``ssrc_table`` maps each routed SSRC to its receiver), the statistics
   counters ``__rx_bytes``/``__rx_packets``/``__tx_bytes``/``__tx_packets`` and ``transport``
   (the ``RTCIceTransport``), whose ``_connection`` is aioice's ``Connection``.
-* ``Connection.data_received(data, component)`` (replaced on the instance) and
+* ``Connection.data_received(data, component)`` (replaced on the instance), ``Connection._queue``
+  (what arrived before the switch, taken out and handled in order; ``recvfrom`` reads it) and
   ``Connection._nominated`` (component → the nominated ``CandidatePair``, with ``protocol`` and
   ``remote_addr``); ``StunProtocol.datagram_received`` (replaced on the nominated pair's
   protocol instance), ``StunProtocol.local_candidate`` and ``StunProtocol.transport``.
@@ -134,9 +135,30 @@ def receive_directly(dtls: RTCDtlsTransport) -> None:
         run_eagerly(handler)
 
     connection.data_received = data_received  # type: ignore[method-assign]
+    _deliver_backlog(connection, data_received)
     pair = connection._nominated.get(_RTP_COMPONENT)
     if pair is not None and type(pair.protocol) is StunProtocol:
         _skip_stun_parsing(pair.protocol, data_received)
+
+
+def _deliver_backlog(connection: Connection, deliver: Callable[[bytes, int], None]) -> None:
+    """Hand what aioice queued before the switch to ``deliver``, in arrival order.
+
+    Left in the queue, the DTLS transport's task would handle those packets after newer ones
+    that arrive directly: a subscription starting at a keyframe among them then skipped the
+    packets handled before it started, and its receiver reported them lost (20 % of the
+    first second; the link was then treated as congested and budgeted). DTLS records go back
+    to the queue, in order; the end-of-connection marker (``None``) is put back last.
+    """
+    queue = connection._queue
+    backlog = []
+    while not queue.empty():
+        backlog.append(queue.get_nowait())
+    for item in backlog:
+        if item is not None:
+            deliver(*item)
+    if None in backlog:
+        queue.put_nowait(None)
 
 
 def _skip_stun_parsing(protocol: StunProtocol, deliver: Callable[[bytes, int], None]) -> None:
@@ -208,6 +230,11 @@ def check_internals() -> list[str]:
             ),
         ),
         *missing_lines(Connection.data_received, ("self._queue.put_nowait((data, component))",)),
+        *missing_lines(
+            Connection.__init__,
+            ("self._queue: asyncio.Queue[tuple[bytes, int] | None] = asyncio.Queue()",),
+        ),
+        *missing_lines(Connection.recvfrom, ("result = await self._queue.get()",)),
         *missing_lines(
             Connection.sendto,
             (

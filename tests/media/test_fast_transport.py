@@ -198,3 +198,41 @@ async def test_audio_goes_unparsed_with_its_statistics_and_audio_level(room: Roo
 async def inbound_packets(receiver: Any) -> int:
     report = await receiver.getStats()
     return sum(s.packetsReceived for s in report.values() if s.type == "inbound-rtp")
+
+
+async def test_datagrams_queued_before_the_switch_are_handled_first_and_in_order() -> None:
+    """What aioice queued before the switch must not be handled after newer packets: a
+    subscription starting at a keyframe among them skipped the packets in between, and its
+    receiver reported a fifth of the first second lost."""
+    handled: list[int] = []
+
+    async def handle_rtp(data: bytes, arrival_time_ms: int) -> None:
+        handled.append(int.from_bytes(data[2:4], "big"))
+
+    def rtp(sequence: int) -> bytes:
+        return bytes((0x80, 96)) + sequence.to_bytes(2, "big") + bytes(8) + b"payload"
+
+    dtls_record = bytes((22, 254, 253)) + bytes(10)  # a DTLS record: not SRTP, stays queued
+    queue: asyncio.Queue[tuple[bytes, int] | None] = asyncio.Queue()
+    connection = SimpleNamespace(_queue=queue, _nominated={})
+    connection.data_received = lambda data, component: queue.put_nowait((data, component))
+    for item in (rtp(1), dtls_record, rtp(2), rtp(3)):
+        connection.data_received(item, 1)
+    queue.put_nowait(None)  # the connection ended: the reader must still see it
+    dtls = SimpleNamespace(
+        transport=SimpleNamespace(_connection=connection),
+        _rtp_router=SimpleNamespace(ssrc_table={}),
+        _rx_srtp=SimpleNamespace(unprotect=lambda data: data),
+        _state=State.CONNECTED,
+        _handle_rtp_data=handle_rtp,
+        _RTCDtlsTransport__rx_bytes=0,
+        _RTCDtlsTransport__rx_packets=0,
+    )
+
+    fast_transport.receive_directly(dtls)  # type: ignore[arg-type]
+    connection.data_received(rtp(4), 1)  # arrives after the switch
+
+    assert handled == [1, 2, 3, 4]
+    assert queue.get_nowait() == (dtls_record, 1)
+    assert queue.get_nowait() is None
+    assert queue.empty()
