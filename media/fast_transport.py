@@ -10,14 +10,14 @@ packet. Sending goes down three coroutine layers (``RTCIceTransport._send`` is
 :func:`receive_directly` makes SRTP and SRTCP be handled as each datagram arrives, running
 aiortc's own handlers (unprotect, parse, routing to the receiver) eagerly, and skips aioice's
 attempt to parse each of them as a STUN message; DTLS and STUN still go the usual way. An RTP
-packet whose SSRC aiortc has already routed to a receiver that takes packets unparsed
-(:class:`UnparsedReceiver`: the relay's audio receivers) goes to it as bytes, skipping aiortc's
-full parse. A handler that does wait (none on the forwarding path does) is finished by a task, so
-a packet behind it could overtake it. :func:`send_rtp_now` protects and sends in one call,
-through the nominated pair's datagram transport (for a TURN-relayed pair that is aioice's
-``TurnTransport``, which wraps each datagram for the TURN server). Both leave to aiortc's path
-what theirs does not cover (a transport not connected yet, a pair whose protocol is not aioice's
-``StunProtocol``).
+packet whose SSRC aiortc has already routed to a receiver with a ``receive_unparsed(data,
+arrival_time_ms) -> bool`` method (the relay's receivers: it takes audio) goes to it as bytes,
+skipping aiortc's full parse; ``False`` leaves the packet to aiortc's path. A handler that does
+wait (none on the forwarding path does) is finished by a task, so a packet behind it could
+overtake it. :func:`send_rtp_now` protects and sends in one call, through the nominated pair's
+datagram transport (for a TURN-relayed pair that is aioice's ``TurnTransport``, which wraps each
+datagram for the TURN server). Both leave to aiortc's path what theirs does not cover (a
+transport not connected yet, a pair whose protocol is not aioice's ``StunProtocol``).
 Like :mod:`media.forwarding`, this reaches into private attributes of aiortc 1.16 and aioice
 0.13; :func:`check_internals` lists them and a test fails if an upgrade moves them:
 
@@ -39,7 +39,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import pylibsrtp
 from aioice.ice import Connection, StunProtocol
@@ -55,14 +55,6 @@ _RTP_COMPONENT = 1
 _ENDED = object()
 # Handlers that waited, finished by tasks: kept here so that none is garbage-collected early.
 _finishing: set[asyncio.Task[None]] = set()
-
-
-class UnparsedReceiver(Protocol):
-    """A receiver that can take a decrypted RTP packet as bytes."""
-
-    def receive_unparsed(self, data: bytes, arrival_time_ms: int) -> bool:
-        """Handle the packet; ``False`` leaves it to aiortc's parse and routing."""
-        ...
 
 
 def run_eagerly(coroutine: Coroutine[Any, Any, None]) -> None:
@@ -125,8 +117,10 @@ def receive_directly(dtls: RTCDtlsTransport) -> None:
                 # aiortc's clock.current_ms() (milliseconds since 1900), without a datetime.
                 arrival_time_ms = int((time.time() + NTP_UNIX_OFFSET_S) * 1000)
                 plain = dtls._rx_srtp.unprotect(data)
-                receiver = routed.get(int.from_bytes(plain[8:12], "big"))
-                take = getattr(receiver, "receive_unparsed", None)
+                routed_to = (
+                    routed.get(int.from_bytes(plain[8:12], "big")) if len(plain) >= 12 else None
+                )
+                take = getattr(routed_to, "receive_unparsed", None)
                 if take is not None and take(plain, arrival_time_ms):
                     return
                 handler = dtls._handle_rtp_data(plain, arrival_time_ms=arrival_time_ms)
