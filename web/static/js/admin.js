@@ -15,9 +15,9 @@ const t = (key, vars) => i18n.t(key, vars);
 const screens = new Screens(document, { signin: ["overview"], overview: ["signin"] });
 const admin = {
   signal: null, api: null, timer: null, pushTimer: null, overview: null,
-  // The audit trail shown: its consultation, the entries read so far (oldest first), whether
+  // The audit trail shown: its consultation, how many entries are read (oldest first), whether
   // the server has more pages after them, and which opening of a trail is shown / being read.
-  auditFor: null, auditEvents: [], auditMore: false, auditOpened: 0, auditReading: null,
+  auditFor: null, auditShown: 0, auditMore: false, auditOpened: 0, auditReading: null,
 };
 
 function cells(...values) {
@@ -92,7 +92,7 @@ async function refresh() {
 
 async function showAudit(consultationId) {
   admin.auditFor = consultationId;
-  admin.auditEvents = [];
+  admin.auditShown = 0;
   admin.auditMore = false;
   admin.auditOpened += 1;
   $("#audit-table").hidden = false;
@@ -111,9 +111,9 @@ async function loadAudit() {
   if (admin.auditReading === opened) return;
   admin.auditReading = opened;
   try {
-    const page = await admin.api.listAudit(admin.auditFor, admin.auditEvents.length);
+    const page = await admin.api.listAudit(admin.auditFor, admin.auditShown);
     if (opened !== admin.auditOpened) return; // a trail was opened meanwhile
-    admin.auditEvents = admin.auditEvents.concat(page.events);
+    admin.auditShown += page.events.length;
     admin.auditMore = page.next_cursor !== null;
     $("#audit-more").hidden = !admin.auditMore;
     $("#audit-rows").append(...page.events.map((e) =>
