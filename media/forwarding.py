@@ -107,7 +107,6 @@ from media.rtp_packing import (
     ExtensionWriter,
     ntp_time,
     pack_rtp,
-    payload_size,
     read_rtp,
 )
 from media.rtp_packing import sequence_number as rtp_sequence_number
@@ -645,7 +644,8 @@ class ForwardingSender(RTCRtpSender):
         if data is None or rtp_sequence_number(data) != sequence_number:
             return
         resend = functools.partial(self._resend, sequence_number)
-        await self._queue_resend(sequence_number, payload_size(data), resend)
+        payload_bytes = len(read_rtp(data, None).payload)
+        await self._queue_resend(sequence_number, payload_bytes, resend)
 
     async def _queue_resend(
         self, sequence_number: int, payload_bytes: int, resend: Callable[[], Awaitable[None]]

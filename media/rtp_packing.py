@@ -7,9 +7,9 @@ publisher's cannot be copied to a subscriber; the server writes its own ``mid``,
 and, for audio, the publisher's audio level. RFC 3550 section 5.1 (header, padding) and RFC 8285
 (one-byte and two-byte extension forms) describe the layout. Only plain values pass through here.
 
-A received audio packet is read by :func:`read_rtp` for what the relay uses of it (the fixed
-header, the payload without padding, and the audio level among its extensions), instead of
-aiortc's full parse of every extension.
+:func:`read_rtp` reads what the relay uses of a packet (the fixed header, the payload without
+padding, and the audio level among its extensions): for a received audio packet instead of
+aiortc's full parse of every extension, and for a NACKed packet's payload size.
 """
 
 from __future__ import annotations
@@ -155,15 +155,6 @@ def pack_rtp(
 def sequence_number(data: bytes) -> int:
     """The sequence number of an RTP packet."""
     return int.from_bytes(data[2:4], "big")
-
-
-def payload_size(data: bytes) -> int:
-    """Bytes of payload in an RTP packet: without header, CSRCs, extensions and padding."""
-    start = 12 + 4 * (data[0] & 0x0F)
-    if data[0] & 0x10:
-        start += 4 + 4 * int.from_bytes(data[start + 2 : start + 4], "big")
-    padding = data[-1] if data[0] & 0x20 else 0
-    return max(0, len(data) - start - padding)
 
 
 class RtpHeader(NamedTuple):
