@@ -1,4 +1,4 @@
-"""RTP packets as bytes: the forwarding path's serialiser, its reader for received audio, and the
+"""RTP packets as bytes: the forwarding path's serialiser, its reader for received packets, and the
 header facts it reads back.
 
 A forwarded packet gets a new header (the subscriber's SSRC, payload type, sequence number and
@@ -8,8 +8,8 @@ and, for audio, the publisher's audio level. RFC 3550 section 5.1 (header, paddi
 (one-byte and two-byte extension forms) describe the layout. Only plain values pass through here.
 
 :func:`read_rtp` reads what the relay uses of a packet (the fixed header, the payload without
-padding, and the audio level among its extensions): for a received audio packet instead of
-aiortc's full parse of every extension, and for a NACKed packet's payload size.
+padding, and the audio level and abs-send-time among its extensions): for a received packet
+instead of aiortc's full parse of every extension, and for a NACKed packet's payload size.
 """
 
 from __future__ import annotations
@@ -168,10 +168,14 @@ class RtpHeader(NamedTuple):
     payload: bytes
     padding_size: int
     audio_level: tuple[bool, int] | None
+    abs_send_time: int | None
 
 
-def read_rtp(data: bytes, audio_level_id: int | None) -> RtpHeader:
-    """The header fields, payload and (if ``audio_level_id`` is given) audio level of a packet.
+def read_rtp(
+    data: bytes, audio_level_id: int | None, abs_send_time_id: int | None = None
+) -> RtpHeader:
+    """The header fields, payload, and the audio level and abs-send-time of a packet (each
+    read only when its extension id is given).
 
     Raises ``ValueError`` for what aiortc's parser refuses too: not version 2, truncated CSRCs
     or extension block, an impossible padding count.
@@ -182,7 +186,7 @@ def read_rtp(data: bytes, audio_level_id: int | None) -> RtpHeader:
     if first & 0xC0 != _VERSION_BITS:
         raise ValueError("RTP packet has invalid version")
     start = _HEADER.size + 4 * (first & 0x0F)
-    level = None
+    level = sent_at = None
     if first & 0x10:
         if len(data) < start + _EXTENSION_HEADER.size:
             raise ValueError("RTP packet has truncated extension header")
@@ -195,6 +199,10 @@ def read_rtp(data: bytes, audio_level_id: int | None) -> RtpHeader:
             value = _element(data[block_start:start], profile, audio_level_id)
             if value:
                 level = (value[0] & 0x80 == 0x80, value[0] & 0x7F)
+        if abs_send_time_id is not None:
+            value = _element(data[block_start:start], profile, abs_send_time_id)
+            if value is not None and len(value) == 3:
+                sent_at = int.from_bytes(value, "big")
     elif len(data) < start:
         raise ValueError("RTP packet has truncated CSRC")
     padding = 0
@@ -211,6 +219,7 @@ def read_rtp(data: bytes, audio_level_id: int | None) -> RtpHeader:
         data[start : len(data) - padding],
         padding,
         level,
+        sent_at,
     )
 
 

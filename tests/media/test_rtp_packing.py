@@ -189,8 +189,8 @@ def test_extension_ids_from_negotiated_uris() -> None:
     assert ids == ExtensionIds(mid=9, abs_send_time=3, audio_level=None)
 
 
-def as_aiortc_reads_it(data: bytes, level_id: int) -> tuple[object, ...]:
-    packet = RtpPacket.parse(data, extension_map(level=level_id))
+def as_aiortc_reads_it(data: bytes, level_id: int, abs_time_id: int = 3) -> tuple[object, ...]:
+    packet = RtpPacket.parse(data, extension_map(abs_time=abs_time_id, level=level_id))
     return (
         bool(packet.marker),
         packet.payload_type,
@@ -200,6 +200,7 @@ def as_aiortc_reads_it(data: bytes, level_id: int) -> tuple[object, ...]:
         packet.payload,
         packet.padding_size,
         packet.extensions.audio_level,
+        packet.extensions.abs_send_time,
     )
 
 
@@ -216,8 +217,8 @@ def as_aiortc_reads_it(data: bytes, level_id: int) -> tuple[object, ...]:
         pack_rtp(111, True, 0, 0, 1, b"", padding_size=200),  # padding only
     ],
 )
-def test_reads_audio_packets_as_aiortc_does(data: bytes) -> None:
-    assert tuple(read_rtp(data, 4)) == as_aiortc_reads_it(data, 4)
+def test_reads_packets_as_aiortc_does(data: bytes) -> None:
+    assert tuple(read_rtp(data, 4, 3)) == as_aiortc_reads_it(data, 4)
 
 
 def test_reads_past_csrcs_and_two_byte_ids_above_14() -> None:
@@ -225,16 +226,20 @@ def test_reads_past_csrcs_and_two_byte_ids_above_14() -> None:
     header = pack_rtp(111, False, 9, 960, 77, b"", block)
     # Insert two CSRCs after the fixed header and set the CSRC count.
     data = bytes((header[0] | 2,)) + header[1:12] + bytes(8) + header[12:] + b"opus"
-    read = read_rtp(data, 4)
+    read = read_rtp(data, 4, 16)
     assert read.payload == b"opus"
     assert read.audio_level == (True, 25)
-    assert tuple(read) == as_aiortc_reads_it(data, 4)
+    assert read.abs_send_time == 0x010203
+    assert tuple(read) == as_aiortc_reads_it(data, 4, 16)
 
 
-def test_audio_level_not_read_without_its_id() -> None:
+def test_extensions_not_read_without_their_ids() -> None:
     data = ours(aiortc_packet(level=(True, 42)))
+    assert read_rtp(data, 4, 3).abs_send_time == (NTP >> 14) & 0xFFFFFF
     assert read_rtp(data, None).audio_level is None
-    assert read_rtp(data, 9).audio_level is None  # id not in the packet
+    assert read_rtp(data, None).abs_send_time is None
+    assert read_rtp(data, 9, 10).audio_level is None  # ids not in the packet
+    assert read_rtp(data, 9, 10).abs_send_time is None
 
 
 @pytest.mark.parametrize(
