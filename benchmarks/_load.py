@@ -29,7 +29,7 @@ from aiortc import (
 from aiortc.rtp import RtpPacket
 
 from media.config import MediaConfig
-from media.forwarding import ForwardingPeerConnection, ForwardingReceiver
+from media.forwarding import ForwardingPeerConnection, ForwardingReceiver, codec_data
 from media.ice import restrict_host_addresses
 from media.peer import CodecPreferences
 
@@ -203,6 +203,7 @@ class StreamCounter:
 
     kind: str
     log: SendLog | None
+    receiver: ForwardingReceiver
     packets: int = 0
     frames: int = 0
     octets: int = 0
@@ -222,7 +223,9 @@ class StreamCounter:
         self.packets += 1
         self.octets += len(packet.payload)
         if self.kind == "video" and packet.payload and packet.payload[0] & 0x17 == 0x10:
-            self._pending_key = bytes(getattr(packet, "_data", b""))[:KEY_BYTES]
+            codec = self.receiver.codec_for(packet.payload_type)
+            frame = codec_data(packet, codec) if codec is not None else None
+            self._pending_key = frame[:KEY_BYTES] if frame else None
         if not packet.marker and self.kind == "video":
             return
         now = time.perf_counter()
@@ -271,7 +274,7 @@ class LoadPeer:
             if transceiver.sender.track is not None:
                 continue  # one of our own publishing m-lines: the relay sends on others
             if isinstance(receiver, ForwardingReceiver) and id(receiver) not in self.streams:
-                counter = StreamCounter(transceiver.kind, self.partner_log)
+                counter = StreamCounter(transceiver.kind, self.partner_log, receiver)
                 self.streams[id(receiver)] = counter
                 receiver.set_sink(counter.on_packet)
 

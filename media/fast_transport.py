@@ -11,10 +11,10 @@ packet. Sending goes down three coroutine layers (``RTCIceTransport._send`` is
 aiortc's own handlers (unprotect, parse, routing to the receiver) eagerly, and skips aioice's
 attempt to parse each of them as a STUN message; DTLS and STUN still go the usual way. An RTP
 packet whose SSRC aiortc has already routed to a receiver with a ``receive_unparsed(data,
-arrival_time_ms) -> bool`` method (the relay's receivers: it takes audio) goes to it as bytes,
-skipping aiortc's full parse; ``False`` leaves the packet to aiortc's path. A handler that does
-wait (none on the forwarding path does) is finished by a task, so a packet behind it could
-overtake it. :func:`send_rtp_now` protects and sends in one call, through the nominated pair's
+arrival_time_ms) -> bool`` method (the relay's receivers: they take all but RTX) goes to it as
+bytes, skipping aiortc's full parse; ``False`` leaves the packet to aiortc's path. A handler
+that does wait (none on the forwarding path does) is finished by a task, so a packet behind it
+could overtake it. :func:`send_rtp_now` protects and sends in one call, through the nominated pair's
 datagram transport (for a TURN-relayed pair that is aioice's ``TurnTransport``, which wraps each
 datagram for the TURN server). Both leave to aiortc's path what theirs does not cover (a
 transport not connected yet, a pair whose protocol is not aioice's ``StunProtocol``).

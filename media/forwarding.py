@@ -24,11 +24,13 @@ loudly if an upgrade moves them. What it relies on:
   one frame later, and nothing is ever queued to a decoder. ``_send_rtcp`` is overridden so the
   server's own REMB goes to :mod:`media.upstream` instead of straight to the publisher, which
   then sends the combined REMB with ``_RTCRtpReceiver__rtcp_ssrc`` as the sender SSRC.
-* For audio, :meth:`ForwardingReceiver.receive_unparsed` stands in for ``_handle_rtp_packet``
-  (and aiortc's parse before it) once aiortc has routed a stream: it relies on an audio
-  receiver having no bandwidth estimator or NACK generator, on ``_enabled``, on
-  ``_RTCRtpReceiver__active_ssrc`` and ``__remote_streams`` (``StreamStatistics.add``, behind
-  the receiver reports) and on ``depayload`` leaving all but VP8 and H.264 as they are.
+* :meth:`ForwardingReceiver.receive_unparsed` stands in for ``_handle_rtp_packet`` (and
+  aiortc's parse before it) for each packet but RTX once aiortc has routed a stream: it relies
+  on ``_enabled``, on ``_RTCRtpReceiver__remote_bitrate_estimator`` (``add``, whose REMB goes out
+  from ``__rtcp_ssrc``), ``__active_ssrc``, ``__remote_streams`` (``StreamStatistics.add``,
+  behind the receiver reports), ``__nack_generator`` (``add``, ``missing``) and
+  ``_send_rtcp_nack``. Such a packet is not depayloaded: :func:`codec_data` does what aiortc's
+  ``depayload`` call does when a tap or the transcoder needs the codec data.
 * ``RTCRtpReceiver.receive`` starts a decoder thread (``_RTCRtpReceiver__decoder_thread``); we stop
   it at once with ``_RTCRtpReceiver__stop_decoder`` (the decoder object itself is created lazily
   by that thread and therefore never is). ``_send_rtcp_pli`` sends picture-loss requests upstream.
@@ -76,6 +78,7 @@ from aiortc import (
 from aiortc.codecs import depayload, get_decoder, is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
@@ -83,7 +86,7 @@ from aiortc.rtcrtpparameters import (
     RTCRtpReceiveParameters,
     RTCRtpSendParameters,
 )
-from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import (
     DYNAMIC_PAYLOAD_TYPES,
@@ -102,6 +105,7 @@ from aiortc.sdp import MediaDescription, SessionDescription
 from media.fast_transport import receive_directly, run_eagerly, send_rtp_now
 from media.internals import missing_lines
 from media.rtp_packing import (
+    ABS_SEND_TIME_URI,
     AUDIO_LEVEL_URI,
     ExtensionIds,
     ExtensionWriter,
@@ -353,14 +357,30 @@ class _PassThroughBuffer:
         return False, None
 
 
+def codec_data(packet: RtpPacket, codec: RTCRtpCodecParameters) -> bytes | None:
+    """A received packet's codec data (aiortc's ``depayload``), worked out once per packet.
+
+    ``None`` for a payload aiortc's parser refuses (aiortc's own path drops such a packet).
+    """
+    data: bytes | None = getattr(packet, "_data", None)
+    if data is None:
+        try:
+            data = depayload(codec, packet.payload) if packet.payload else b""
+        except ValueError:
+            return None
+        packet._data = data  # type: ignore[attr-defined]
+    return data
+
+
 class ForwardingReceiver(RTCRtpReceiver):
-    """Receives a publisher's RTP and hands each packet, depayloaded, to a sink at once."""
+    """Receives a publisher's RTP and hands each packet to a sink at once."""
 
     _arrived: list[RtpPacket]
     _sink: PacketSink | None
     _codecs_by_pt: dict[int, RTCRtpCodecParameters]
     _unparsed_payload_types: frozenset[int]
     _audio_level_id: int | None
+    _abs_send_time_id: int | None
     _media_ssrc: int | None
     _remb_listener: RembListener | None
     _uplink_loss: float
@@ -374,6 +394,7 @@ class ForwardingReceiver(RTCRtpReceiver):
         adopted._codecs_by_pt = {}
         adopted._unparsed_payload_types = frozenset()
         adopted._audio_level_id = None
+        adopted._abs_send_time_id = None
         adopted._media_ssrc = None
         adopted._remb_listener = None
         adopted._uplink_loss = 0.0
@@ -442,11 +463,11 @@ class ForwardingReceiver(RTCRtpReceiver):
             self._unparsed_payload_types = frozenset(
                 payload_type
                 for payload_type, codec in self._codecs_by_pt.items()
-                if codec.mimeType.lower().startswith("audio/") and not is_rtx(codec)
+                if not is_rtx(codec)
             )
-            self._audio_level_id = next(
-                (e.id for e in parameters.headerExtensions if e.uri == AUDIO_LEVEL_URI), None
-            )
+            ids = {e.uri: e.id for e in parameters.headerExtensions}
+            self._audio_level_id = ids.get(AUDIO_LEVEL_URI)
+            self._abs_send_time_id = ids.get(ABS_SEND_TIME_URI)
         await super().receive(parameters)
         # The thread exits on its first queue item; no decoder object was created yet.
         self._RTCRtpReceiver__stop_decoder()  # type: ignore[attr-defined]
@@ -463,39 +484,61 @@ class ForwardingReceiver(RTCRtpReceiver):
                 await sink(item)
 
     def receive_unparsed(self, data: bytes, arrival_time_ms: int) -> bool:
-        """Take a decrypted audio packet as bytes (see :mod:`media.fast_transport`).
+        """Take a decrypted packet as bytes (see :mod:`media.fast_transport`).
 
-        Does what aiortc's ``_handle_rtp_packet`` does for audio, which has no bandwidth
-        estimator, NACK generator or RTX and whose depayloading returns the payload as is:
-        the source's last-seen time, the receive statistics behind our receiver reports, and
-        the packet to the sink; only the header and the audio level are read. ``False`` (aiortc's
-        path then handles the packet): video, RTX, an unknown payload type, a stream whose
-        statistics aiortc has not set up yet, a disabled receiver, or bytes aiortc would refuse.
+        Does what aiortc's ``_handle_rtp_packet`` does for a packet that is only forwarded,
+        reading only the header, the audio level and abs-send-time: the bandwidth estimator
+        (REMB), the source's last-seen time, the receive statistics behind our receiver
+        reports, the NACK generator, and the packet to the sink. It does not depayload: the
+        router does when a tap or the transcoder reads the codec data (:func:`codec_data`).
+        ``False`` (aiortc's path then handles the packet): RTX, an unknown payload type, a
+        stream whose statistics aiortc has not set up yet, a disabled receiver, or bytes
+        aiortc would refuse.
         """
         if data[1] & 0x7F not in self._unparsed_payload_types or not self._enabled:
             return False
         try:
-            header = read_rtp(data, self._audio_level_id)
+            header = read_rtp(data, self._audio_level_id, self._abs_send_time_id)
         except ValueError:
             return False
+        ssrc = header.ssrc
         streams: dict[int, StreamStatistics] = self._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
-        statistics = streams.get(header.ssrc)
+        statistics = streams.get(ssrc)
         if statistics is None:
             return False
+        estimator: RemoteBitrateEstimator | None = self._RTCRtpReceiver__remote_bitrate_estimator  # type: ignore[attr-defined]
+        if estimator is not None and header.abs_send_time is not None:
+            remb = estimator.add(
+                arrival_time_ms=arrival_time_ms,
+                abs_send_time=header.abs_send_time,
+                payload_size=len(header.payload) + header.padding_size,
+                ssrc=ssrc,
+            )
+            rtcp_ssrc = self._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
+            if remb is not None and rtcp_ssrc is not None:
+                fci = pack_remb_fci(*remb)
+                run_eagerly(
+                    self._send_rtcp(
+                        RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=fci)
+                    )
+                )
         packet = RtpPacket(
             header.payload_type,
             header.marker,
             header.sequence,
             header.timestamp,
-            header.ssrc,
+            ssrc,
             header.payload,
         )
         packet.padding_size = header.padding_size
         packet.extensions.audio_level = header.audio_level
-        packet._data = header.payload  # type: ignore[attr-defined]
-        self._RTCRtpReceiver__active_ssrc[header.ssrc] = clock.current_datetime()  # type: ignore[attr-defined]
+        packet.extensions.abs_send_time = header.abs_send_time
+        self._RTCRtpReceiver__active_ssrc[ssrc] = clock.current_datetime()  # type: ignore[attr-defined]
         statistics.add(packet)
-        self._media_ssrc = header.ssrc
+        nacks: NackGenerator | None = self._RTCRtpReceiver__nack_generator  # type: ignore[attr-defined]
+        if nacks is not None and nacks.add(packet):
+            run_eagerly(self._send_rtcp_nack(ssrc, sorted(nacks.missing)))
+        self._media_ssrc = ssrc
         if self._sink is not None:
             run_eagerly(self._sink(packet))
         return True
@@ -759,18 +802,22 @@ def check_internals() -> list[str]:
             "self.__rtcp_ssrc: Optional[int] = None",
             "fci=pack_remb_fci(*remb),",
             "async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int)",
-            # What receive_unparsed does in its place for audio:
-            'if kind == "audio":',
-            "self.__nack_generator = None",
-            "self.__remote_bitrate_estimator = None",
+            # What receive_unparsed does in its place:
+            "self.__nack_generator = NackGenerator()",
+            "self.__remote_bitrate_estimator = RemoteBitrateEstimator()",
             "if not self._enabled:",
+            "remb = self.__remote_bitrate_estimator.add(",
+            "abs_send_time=packet.extensions.abs_send_time,",
+            "payload_size=len(packet.payload) + packet.padding_size,",
+            "if self.__rtcp_ssrc is not None and remb is not None:",
             "self.__active_ssrc[packet.ssrc] = clock.current_datetime()",
             "self.__remote_streams[packet.ssrc] = StreamStatistics(codec.clockRate)",
             "self.__remote_streams[packet.ssrc].add(packet)",
+            "if is_rtx(codec):",
+            "if self.__nack_generator is not None and self.__nack_generator.add(packet):",
+            "packet.ssrc, sorted(self.__nack_generator.missing)",
+            "async def _send_rtcp_nack(self, media_ssrc: int, lost: list[int])",
         ),
-    )
-    problems += missing_lines(
-        depayload, ('if codec.name == "VP8":', 'elif codec.name == "H264":', "return payload")
     )
     if inspect.getsource(RTCRtpReceiver).count("__jitter_buffer.") != 1:
         problems.append("RTCRtpReceiver uses its jitter buffer beyond add()")

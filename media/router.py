@@ -19,7 +19,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -31,7 +31,7 @@ from media.config import MediaConfig
 from media.congestion import CapTarget, GateState, publisher_cap
 from media.downlink import DownlinkFeedback, LinkState, SubscriberLink
 from media.errors import BadSdp, NoMediaSession, RoomFull, UnknownTrack
-from media.forwarding import ForwardingReceiver, ForwardingSender
+from media.forwarding import ForwardingReceiver, ForwardingSender, codec_data
 from media.ice import selected_path
 from media.keyframes import starts_keyframe
 from media.metrics import MediaMetrics
@@ -87,8 +87,23 @@ class PublishedTrack:
         codec = self.receiver.codec_for(packet.payload_type)
         if codec is None or self._ended:
             return
-        payload: bytes = getattr(packet, "_data", b"")
-        for tap in self._router.taps:
+        taps = self._router.taps
+        if taps or self._transcoder is not None:
+            payload = codec_data(packet, codec)
+            if payload is None:
+                return  # a payload the codec's parser refuses (aiortc's own path drops it too)
+            self._tap(taps, packet, payload)
+        keyframe = starts_keyframe(codec.mimeType, packet.payload)
+        if self._transcoder is not None and self._transcoder.feed(packet, keyframe):
+            self.request_keyframe()
+        if not self.subscriptions:
+            return
+        for subscription in self.subscriptions:
+            await subscription.forward(packet, codec, keyframe)
+
+    def _tap(self, taps: Sequence[PacketTap], packet: RtpPacket, payload: bytes) -> None:
+        """Hand one packet and its codec data to each tap (a recorder); a failing tap is logged."""
+        for tap in taps:
             try:
                 tap.on_rtp(self.info, packet, payload)
             except Exception:
@@ -97,13 +112,6 @@ class PublishedTrack:
                     self._router.consultation_id,
                     self.info.track_id,
                 )
-        keyframe = starts_keyframe(codec.mimeType, packet.payload)
-        if self._transcoder is not None and self._transcoder.feed(packet, keyframe):
-            self.request_keyframe()
-        if not self.subscriptions:
-            return
-        for subscription in self.subscriptions:
-            await subscription.forward(packet, codec, keyframe)
 
     def request_keyframe(self, force: bool = False) -> None:
         """Ask the publisher for a keyframe (PLI), at most once per throttle interval."""

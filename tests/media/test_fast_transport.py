@@ -140,7 +140,9 @@ async def test_an_empty_datagram_to_the_media_port_ends_nothing(room: Room) -> N
     assert packets_received(dtls) > before, "media still arrives"
 
 
-async def test_audio_goes_unparsed_with_its_statistics_and_audio_level(room: Room) -> None:
+async def test_packets_go_unparsed_with_statistics_estimate_nacks_and_audio_level(
+    room: Room,
+) -> None:
     outlet = await room.join(ClientPeer("outlet-1", rgb=(220, 40, 40), hz=440))
     doctor = await room.join(ClientPeer("dr-li", rgb=(30, 60, 220), hz=1000))
     await assert_see_and_hear_each_other(outlet, doctor)
@@ -183,13 +185,45 @@ async def test_audio_goes_unparsed_with_its_statistics_and_audio_level(room: Roo
 
     heard._handle_rtp_packet = noting_level  # type: ignore[method-assign]
     audio = next(t.receiver for t in published if t.kind == "audio")
-    received_before = await inbound_packets(audio)
-    await asyncio.sleep(1.0)
+    video = next(t.receiver for t in published if t.kind == "video")
+    estimates: list[int] = []
+    to_upstream = video._remb_listener
 
-    assert unparsed["audio"] >= 30 and parsed["audio"] == 0, (unparsed, parsed)
-    assert parsed["video"] > 0 and unparsed["video"] == 0, (unparsed, parsed)
+    def noting_estimate(bitrate: int, ssrcs: list[int]) -> None:
+        estimates.append(bitrate)
+        to_upstream(bitrate, ssrcs)
+
+    video.on_remb(noting_estimate)
+    nacked: list[list[int]] = []
+    send_nack = video._send_rtcp_nack
+
+    async def noting_nack(media_ssrc: int, lost: list[int]) -> None:
+        nacked.append(lost)
+        await send_nack(media_ssrc, lost)
+
+    video._send_rtcp_nack = noting_nack
+    nack_generator = video._RTCRtpReceiver__nack_generator
+    received_before = [await inbound_packets(receiver) for receiver in (audio, video)]
+    await asyncio.sleep(1.5)
+
+    assert unparsed["audio"] >= 45 and parsed["audio"] == 0, (unparsed, parsed)
+    assert unparsed["video"] >= 20 and parsed["video"] == 0, (unparsed, parsed)
     # The receive statistics behind the relay's receiver reports still count every packet.
-    assert await inbound_packets(audio) - received_before >= unparsed["audio"] - 5
+    for receiver, before, kind in zip((audio, video), received_before, ("audio", "video")):
+        assert await inbound_packets(receiver) - before >= unparsed[kind] - 5
+    # The bandwidth estimator still gets every arrival: it estimates once it has seen 3 s of
+    # throughput, then every half second ...
+    for _ in range(50):
+        if len(estimates) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    assert len(estimates) >= 2, "no REMB from the server's estimator"
+    # ... and the NACK generator every sequence number: made to forget the latest one, it
+    # sees a gap when the next arrives and asks the publisher for it at once.
+    forgotten = nack_generator.max_seq
+    nack_generator.max_seq = (forgotten - 1) % 65536
+    await asyncio.sleep(0.3)
+    assert any(forgotten in lost for lost in nacked), (forgotten, nacked)
     # The publisher's audio level reaches the subscriber (aiortc's sender writes one).
     assert levels and all(level is not None for level in levels)
     await assert_see_and_hear_each_other(outlet, doctor)
