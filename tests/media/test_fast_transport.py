@@ -209,7 +209,9 @@ async def test_packets_go_unparsed_with_statistics_estimate_nacks_and_audio_leve
     assert unparsed["audio"] >= 45 and parsed["audio"] == 0, (unparsed, parsed)
     assert unparsed["video"] >= 20 and parsed["video"] == 0, (unparsed, parsed)
     # The receive statistics behind the relay's receiver reports still count every packet.
-    for receiver, before, kind in zip((audio, video), received_before, ("audio", "video")):
+    for receiver, before, kind in zip(
+        (audio, video), received_before, ("audio", "video"), strict=True
+    ):
         assert await inbound_packets(receiver) - before >= unparsed[kind] - 5
     # The bandwidth estimator still gets every arrival: it estimates once it has seen 3 s of
     # throughput, then every half second ...
