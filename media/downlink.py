@@ -28,6 +28,7 @@ from media.congestion import (
 )
 from media.metrics import MediaMetrics
 from media.pacer import Pacer, Send
+from media.rtp_numbers import seq_diff
 
 Lost = Callable[[], None]
 SRTP_OVERHEAD = 10  # authentication tag added after serialisation (SRTP_AES128_CM_HMAC_SHA1_80)
@@ -252,27 +253,32 @@ class DownlinkFeedback:
         self.kind = kind
         self._link = link
         self._lost = lost
-        self._reports_to_skip = 0
+        self._gap_end: int | None = None
         self._reported_at: float | None = None
         self._gate = RetransmitGate(link.config, RTP_HISTORY_SIZE)
 
     def on_remb(self, ssrcs: frozenset[int], bitrate_bps: int) -> None:
         self._link.on_remb(ssrcs, bitrate_bps)
 
-    def on_report(self, fraction_lost: float, rtt_s: float | None) -> None:
-        """A receiver report block about this stream: its loss covers the time since the last."""
+    def on_report(self, fraction_lost: float, rtt_s: float | None, highest_sequence: int) -> None:
+        """A receiver report block about this stream: its loss covers the time since the last;
+        ``highest_sequence`` is the (extended) highest sequence number it has received."""
         now = time.monotonic()
         since, self._reported_at = self._reported_at, now
-        if self._reports_to_skip:
-            # The numbering gap of a resync reads as loss in the next reports.
-            self._reports_to_skip -= 1
+        gap_end = self._gap_end
+        if gap_end is not None:
+            # The numbering gap of a resync reads as loss in the report whose interval holds
+            # it (the first to have seen a packet after it), however many come before that one.
+            if seq_diff(highest_sequence & 0xFFFF, gap_end) >= 0:
+                self._gap_end = None
             self._link.on_report(self.kind, None, rtt_s, since, now)
             return
         self._link.on_report(self.kind, fraction_lost, rtt_s, since, now)
 
-    def skip_gap(self) -> None:
-        """Sequence numbers were skipped on purpose (a resync): not loss."""
-        self._reports_to_skip = 2
+    def skip_gap(self, resumes_at: int) -> None:
+        """Sequence numbers were skipped on purpose (a resync) up to ``resumes_at``, the
+        subscriber's number of the packet the stream resumes with: not loss."""
+        self._gap_end = resumes_at
 
     def on_sent(self, sequence: int, size: int) -> None:
         self._gate.on_sent(sequence, time.monotonic())

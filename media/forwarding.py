@@ -138,7 +138,9 @@ class SenderFeedback(Protocol):
 
     def on_remb(self, ssrcs: frozenset[int], bitrate_bps: int) -> None: ...
 
-    def on_report(self, fraction_lost: float, rtt_s: float | None) -> None: ...
+    def on_report(
+        self, fraction_lost: float, rtt_s: float | None, highest_sequence: int
+    ) -> None: ...
 
     def on_sent(self, sequence: int, size: int) -> None: ...
 
@@ -637,13 +639,14 @@ class ForwardingSender(RTCRtpSender):
                 self._remb_bps = bitrate
                 if self._feedback is not None:
                     self._feedback.on_remb(frozenset(ssrcs), bitrate)
-        reports: list[tuple[float, float | None]] = []
+        reports: list[tuple[float, float | None, int]] = []
         if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
             now = time.monotonic()
             reports = [
                 (
                     report.fraction_lost / 256.0,
                     self._round_trip.on_receiver_report(report.lsr, report.dlsr, now),
+                    report.highest_sequence,
                 )
                 for report in packet.reports
                 if report.ssrc == self._ssrc
@@ -654,8 +657,8 @@ class ForwardingSender(RTCRtpSender):
             self._RTCRtpSender__lsr = None
         await super()._handle_rtcp_packet(packet)
         if self._feedback is not None:
-            for fraction_lost, rtt in reports:
-                self._feedback.on_report(fraction_lost, rtt)
+            for fraction_lost, rtt, highest_sequence in reports:
+                self._feedback.on_report(fraction_lost, rtt, highest_sequence)
 
     async def _send_rtcp(self, packets: list[AnyRtcpPacket]) -> None:
         for packet in packets:

@@ -360,9 +360,12 @@ class Subscription:
 
     def _restart(self, packet: RtpPacket, clock_rate: int) -> None:
         """Continue this subscriber's stream from ``packet`` (start, rejoin, resume)."""
-        if self._resync and self._numbers.last_sent is not None and self._feedback is not None:
-            self._feedback.skip_gap()
-        self._numbers.rebase(packet.sequence_number, packet.timestamp, clock_rate, self._resync)
+        skips_gap = self._resync and self._numbers.last_sent is not None
+        resumes_at = self._numbers.rebase(
+            packet.sequence_number, packet.timestamp, clock_rate, self._resync
+        )
+        if skips_gap and self._feedback is not None:
+            self._feedback.skip_gap(resumes_at)
         self._resync = False
         self.needs_keyframe = False
         logger.info(

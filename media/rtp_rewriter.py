@@ -83,8 +83,9 @@ class RtpRewriter:
         """The numbers of the newest packet rewritten so far (``None`` before the first)."""
         return self._last_out
 
-    def rebase(self, sequence: int, timestamp: int, clock_rate: int, resync: bool = False) -> None:
-        """Continue the subscriber's stream from this packet (a keyframe's first packet).
+    def rebase(self, sequence: int, timestamp: int, clock_rate: int, resync: bool = False) -> int:
+        """Continue the subscriber's stream from this packet (a keyframe's first packet); the
+        subscriber's sequence number for it.
 
         ``resync``: the subscriber lost a packet that will not be resent; skip
         :data:`RESYNC_GAP` sequence numbers so its receiver gives up on the broken frames.
@@ -103,6 +104,7 @@ class RtpRewriter:
         self._base_seq = sequence
         self._highest_seq = sequence
         self._started = True
+        return start_sequence
 
     def rewrite(self, sequence: int, timestamp: int) -> RewrittenNumbers | None:
         """The subscriber's numbers for this packet, or ``None`` to drop it.

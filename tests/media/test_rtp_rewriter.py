@@ -201,3 +201,14 @@ def test_last_sent_follows_the_newest_packet() -> None:
     rewriter.rewrite(11, 3_000)
     assert rewriter.started
     assert rewriter.last_sent == RewrittenNumbers(START_SEQ + 2, START_TS + 6_000)
+
+
+@pytest.mark.parametrize("resync", [False, True])
+def test_a_rebase_gives_the_number_the_restart_packet_gets(resync: bool) -> None:
+    rewriter = RtpRewriter(Clock(), FixedStart(65_000, START_TS))
+    assert rewriter.rebase(10, 0, VIDEO) == 65_000
+    assert rewriter.rewrite(10, 0) == RewrittenNumbers(65_000, START_TS)
+    resumes_at = rewriter.rebase(500, 9_000, VIDEO, resync=resync)
+    assert resumes_at == (65_001 + (RESYNC_GAP if resync else 0)) % 65_536
+    numbers = rewriter.rewrite(500, 9_000)
+    assert numbers is not None and numbers.sequence == resumes_at
