@@ -195,12 +195,13 @@ def read_rtp(
         start = block_start + 4 * words
         if len(data) < start:
             raise ValueError("RTP packet has truncated extension block")
+        block = data[block_start:start]
         if audio_level_id is not None:
-            value = _element(data[block_start:start], profile, audio_level_id)
+            value = _element(block, profile, audio_level_id)
             if value:
                 level = (value[0] & 0x80 == 0x80, value[0] & 0x7F)
         if abs_send_time_id is not None:
-            value = _element(data[block_start:start], profile, abs_send_time_id)
+            value = _element(block, profile, abs_send_time_id)
             if value is not None and len(value) == 3:
                 sent_at = int.from_bytes(value, "big")
     elif len(data) < start:
