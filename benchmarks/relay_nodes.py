@@ -157,6 +157,7 @@ class Cluster:
             command = [sys.executable, "-m", "web.cli", "serve", "--port", str(http_port)]
             command += ["--store", self.redis_url, "--media-ip", "127.0.0.1", "--log-level"]
             command += ["WARNING", "--recordings", str(self.workdir / "recordings")]
+            command += ["--records-url", f"sqlite:///{self.workdir / 'records.db'}"]
             command += ["--node-id", self.node_id(index)]
             log = self.workdir / f"node-{index}.log"
             self.processes.append(spawn(command, env, log))

@@ -522,6 +522,8 @@ class ServerUnderTest:
             "127.0.0.1",
             "--recordings",
             str(self.workdir / "recordings"),
+            "--records-url",
+            f"sqlite:///{self.workdir / 'records.db'}",
             "--log-level",
             "WARNING",
         ]

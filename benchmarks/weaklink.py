@@ -24,9 +24,11 @@ import secrets
 import signal
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientError, ClientSession
@@ -156,6 +158,7 @@ class AppServer:
         self.port = free_port()
         self._authority = TokenAuthority(self.secret)
         self._process: asyncio.subprocess.Process | None = None
+        self._workdir = tempfile.TemporaryDirectory(prefix="teleconsult-weaklink-")
 
     @property
     def url(self) -> str:
@@ -167,6 +170,9 @@ class AppServer:
     async def __aenter__(self) -> AppServer:
         command = [sys.executable, "-m", "web.cli", "serve", "--port", str(self.port)]
         command += ["--media-ip", "127.0.0.1", "--secret", self.secret, "--log-level", "WARNING"]
+        workdir = Path(self._workdir.name)
+        command += ["--recordings", str(workdir / "recordings")]
+        command += ["--records-url", f"sqlite:///{workdir / 'records.db'}"]
         self._process = await asyncio.create_subprocess_exec(
             *command, stdout=asyncio.subprocess.DEVNULL
         )
@@ -186,14 +192,14 @@ class AppServer:
         raise RuntimeError(f"teleconsult serve did not answer within {SERVER_START_S:.0f} s")
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._process is None or self._process.returncode is not None:
-            return
-        self._process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self._process.wait(), 10)
-        except TimeoutError:
-            self._process.kill()
-            await self._process.wait()
+        if self._process is not None and self._process.returncode is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self._process.wait(), 10)
+            except TimeoutError:
+                self._process.kill()
+                await self._process.wait()
+        self._workdir.cleanup()
 
 
 async def measure(

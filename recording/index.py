@@ -1,8 +1,7 @@
-"""The recording index: the typed catalogue over the stores' narrow recording protocol.
+"""The recording index: the typed catalogue over the narrow recording index protocol.
 
-Both stores (``rooms.memory_store``, ``rooms.redis_store``) implement
-:class:`rooms.store.RecordingIndex`: they keep each entry as a JSON document and know nothing of
-its fields beyond the two ids.
+The records database (``records.recording_index``) implements :class:`rooms.store.RecordingIndex`:
+it keeps each entry as a JSON document and knows nothing of its fields beyond the two ids.
 :class:`RecordingCatalog` is what recording code uses: it reads and writes
 :class:`~recording.model.RecordingMeta`, so a renamed field is a type error, not a ``KeyError``.
 """

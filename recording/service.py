@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from media.router import MediaRegistry, MediaRouter
-from recording import access
-from recording.access import RecordingAction
 from recording.admission import Admission
 from recording.compositing import CompositeMaker
 from recording.files import describe_stored, safe_file_name
@@ -37,11 +35,13 @@ from recording.model import (
 )
 from recording.recovery import recover_folder
 from recording.tap import ConsultationRecorder, RecordingResult
+from rooms import access
+from rooms.access import Access
 from rooms.audit import SYSTEM, AuditAction
 from rooms.errors import InvalidState, NotFound
 from rooms.models import Consultation, Participant, iso
 from rooms.notify import Actor, Notifier
-from rooms.store import Store
+from rooms.store import RecordingIndex, Store
 from rooms.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
@@ -94,6 +94,7 @@ class Recordings:
         self,
         service: Consultations,
         store: Store,
+        index: RecordingIndex,
         media: MediaRegistry,
         notifier: Notifier,
         config: RecordingConfig,
@@ -101,7 +102,7 @@ class Recordings:
     ) -> None:
         self._service = service
         self._store = store
-        self._catalog = RecordingCatalog(store)
+        self._catalog = RecordingCatalog(index)
         self._media = media
         self._notifier = notifier
         self._config = config
@@ -130,13 +131,15 @@ class Recordings:
         }
 
     async def state_for(self, actor: Actor, consultation_id: str) -> dict[str, Any]:
-        """The recording state, for someone who may see the consultation."""
-        await self._service.get(actor, consultation_id)
+        """The recording state, for those taking part in the consultation and admins."""
+        consultation = await self._service.get(actor, consultation_id)
+        access.require(actor, Access.RECORDING_STATE, consultation)
         return self.state(consultation_id)
 
     async def acknowledge(self, actor: Actor, consultation_id: str) -> dict[str, Any]:
         """A participant saw the recording notice: a guest's media is recorded from now on."""
         consultation = await self._service.get(actor, consultation_id)
+        access.require(actor, Access.RECORDING_ACKNOWLEDGE, consultation)
         self._acknowledged.setdefault(consultation.id, set()).add(actor.subject)
         active = self._active.get(consultation.id)
         if active is not None and active.router is not None:
@@ -161,7 +164,7 @@ class Recordings:
             if continues is None:
                 await self._service.require_participant(consultation_id, actor)
                 consultation = await self._service.get(actor, consultation_id)
-                access.require(actor, RecordingAction.START, consultation)
+                access.require(actor, Access.RECORDING_START, consultation)
             else:  # the server itself, not a participant: read the consultation as it is stored
                 stored = await self._store.get_consultation(consultation_id)
                 if stored is None:
@@ -239,7 +242,7 @@ class Recordings:
     async def stop_for(self, actor: Actor, consultation_id: str) -> dict[str, Any]:
         """The clinician's stop: refused to anyone else."""
         consultation = await self._service.get(actor, consultation_id)
-        access.require(actor, RecordingAction.STOP, consultation)
+        access.require(actor, Access.RECORDING_STOP, consultation)
         await self.stop(consultation_id, actor, "stopped")
         return self.state(consultation_id)
 

@@ -42,6 +42,15 @@ class AuditAction(StrEnum):
     RECORDING_CONTINUED = "recording_continued"
     MEDIA_PINNED = "media_pinned"
     MEDIA_MOVED = "media_moved"
+    PATIENT_REGISTERED = "patient_registered"
+    PATIENT_LOOKUP = "patient_lookup"
+    PATIENT_HISTORY_READ = "patient_history_read"
+    REPORT_SAVED = "report_saved"
+    REPORT_FINALISED = "report_finalised"
+    REPORT_AMENDED = "report_amended"
+    REPORT_READ = "report_read"
+    REPORT_SHARE_READ = "report_share_read"
+    REPORT_SHARE_REFUSED = "report_share_refused"
 
 
 @dataclass(frozen=True)

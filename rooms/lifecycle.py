@@ -92,6 +92,7 @@ class Lifecycle:
             written.service,
             written.urgent,
         )
+        await self._announcer.visit_changed(written)
         entry = await self._queues.entry_for(written)
         self._wake()
         return written, entry
@@ -130,6 +131,7 @@ class Lifecycle:
             guardian_present=request.guardian_present,
             urgent=request.urgent,
             appointment_at=request.appointment_at,
+            patient_id=request.patient_id,
             created_at=now,
             queued_at=now,
             participants={
@@ -220,6 +222,7 @@ class Lifecycle:
             clinician_id or "-",
         )
         await self._announcer.participant_left(after.id, actor.subject)
+        await self._announcer.visit_changed(after)
         if after.state is OFFERED and after.offered_to:
             await self._pairing.announce_offer(after)
         await self._announcer.updated(after)
@@ -258,4 +261,5 @@ class Lifecycle:
         if before.started_at is not None and after.ended_at is not None and before.state is ACTIVE:
             await self._store.add_duration(after.service, after.ended_at - before.started_at)
         await self._announcer.ended(before, after)
+        await self._announcer.visit_changed(after)
         self._wake()

@@ -1,7 +1,8 @@
 """In-process store (the default). Values are kept as JSON so they behave exactly like Redis's.
 
-Open consultations are indexed; ended ones (with their audit) and expired invites are dropped
-after a retention period, so memory and per-round work follow what is live, not history.
+Open consultations are indexed; ended ones and expired invites are dropped after a retention
+period, so memory and per-round work follow what is live, not history (the records database keeps
+what must last: audit, recording index, reports).
 """
 
 from __future__ import annotations
@@ -11,17 +12,9 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
 
-from rooms.models import AuditEvent, ClinicianPresence, Consultation, Invite
-from rooms.store import (
-    DEFAULT_ENDED_RETENTION_S,
-    RECENT_DURATIONS,
-    AuditOutcome,
-    audit_fingerprint,
-    check_recording_meta,
-    updated_recording,
-)
+from rooms.models import ClinicianPresence, Consultation, Invite
+from rooms.store import DEFAULT_ENDED_RETENTION_S, RECENT_DURATIONS
 
 # As in Redis: an expired invite stays readable this long (a late guest hears "expired").
 INVITE_AFTERLIFE_S = 86400.0
@@ -40,14 +33,8 @@ class MemoryStore:
         self._seen: dict[str, float] = {}
         self._invites: dict[str, str] = {}
         self._invites_of: defaultdict[str, set[str]] = defaultdict(set)
-        self._audit: defaultdict[str, list[str]] = defaultdict(list)
-        self._audit_counts: defaultdict[str, defaultdict[str, int]] = defaultdict(
-            lambda: defaultdict(int)
-        )
-        self._audit_last: dict[str, str] = {}
         self._durations: defaultdict[str, list[float]] = defaultdict(list)
         self._locks: dict[str, tuple[str, float]] = {}
-        self._recordings: dict[str, str] = {}
         # (drop at, monotonic) → consultation id / invite code, oldest first.
         self._ended_queue: list[tuple[float, str]] = []
         self._invite_queue: list[tuple[float, str]] = []
@@ -141,31 +128,6 @@ class MemoryStore:
         self._invites[code] = json.dumps(data)
         return Invite.from_dict(data)
 
-    async def append_audit(self, event: AuditEvent, max_per_action: int) -> AuditOutcome:
-        fingerprint = audit_fingerprint(event)
-        if self._audit_last.get(event.consultation_id) == fingerprint:
-            return "duplicate"
-        counts = self._audit_counts[event.consultation_id]
-        if counts[event.action] >= max_per_action:
-            return "capped"
-        counts[event.action] += 1
-        self._audit_last[event.consultation_id] = fingerprint
-        self._audit[event.consultation_id].append(json.dumps(event.to_dict()))
-        return "written"
-
-    async def audit_count(self, consultation_id: str, action: str) -> int:
-        counts = self._audit_counts.get(consultation_id)
-        return counts.get(action, 0) if counts else 0
-
-    async def audit_for(self, consultation_id: str) -> list[AuditEvent]:
-        return [
-            AuditEvent.from_dict(json.loads(raw)) for raw in self._audit.get(consultation_id, [])
-        ]
-
-    async def audit_page(self, consultation_id: str, start: int, count: int) -> list[AuditEvent]:
-        raws = self._audit.get(consultation_id, [])[start : start + count]
-        return [AuditEvent.from_dict(json.loads(raw)) for raw in raws]
-
     async def add_duration(self, service: str, seconds: float) -> None:
         recent = self._durations[service]
         recent.insert(0, float(seconds))
@@ -187,44 +149,14 @@ class MemoryStore:
         if holder is not None and holder[0] == owner:
             del self._locks[name]
 
-    async def save_recording(self, meta: dict[str, Any]) -> None:
-        recording_id, _ = check_recording_meta(meta)
-        self._recordings[recording_id] = json.dumps(meta)
-
-    async def get_recording(self, recording_id: str) -> dict[str, Any] | None:
-        raw = self._recordings.get(recording_id)
-        return dict(json.loads(raw)) if raw else None
-
-    async def recordings_for(self, consultation_id: str) -> list[dict[str, Any]]:
-        return [m for m in await self.all_recordings() if m["consultation_id"] == consultation_id]
-
-    async def all_recordings(self) -> list[dict[str, Any]]:
-        return [dict(json.loads(raw)) for raw in self._recordings.values()]
-
-    async def delete_recording(self, recording_id: str) -> None:
-        self._recordings.pop(recording_id, None)
-
-    async def update_recording(
-        self, recording_id: str, fields: dict[str, Any]
-    ) -> dict[str, Any] | None:
-        raw = self._recordings.get(recording_id)
-        if raw is None:
-            return None
-        updated = updated_recording(json.loads(raw), fields)
-        self._recordings[recording_id] = json.dumps(updated)  # no await since the read: atomic
-        return updated
-
     def _purge(self) -> None:
-        """Drop ended consultations past retention (with their audit) and long-expired invites."""
+        """Drop ended consultations past retention and long-expired invites."""
         now = time.monotonic()
         while self._ended_queue and self._ended_queue[0][0] <= now:
             _, cid = heapq.heappop(self._ended_queue)
             if cid in self._open:
                 continue
             self._consultations.pop(cid, None)
-            self._audit.pop(cid, None)
-            self._audit_counts.pop(cid, None)
-            self._audit_last.pop(cid, None)
         while self._invite_queue and self._invite_queue[0][0] <= now:
             _, code = heapq.heappop(self._invite_queue)
             invite = self._invite(code)

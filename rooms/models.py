@@ -122,6 +122,8 @@ class Consultation:
     empty_since: float | None = None
     ended_at: float | None = None
     ended_reason: str | None = None
+    # The registered patient (records database), when the outlet checked in a known child.
+    patient_id: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -159,6 +161,7 @@ class Consultation:
             "state": self.state.value,
             "outlet_id": self.outlet_id,
             "patient_ref": self.patient_ref,
+            "patient_id": self.patient_id,
             "guardian_present": self.guardian_present,
             "urgent": self.urgent,
             "appointment_at": iso(self.appointment_at),
@@ -205,6 +208,8 @@ class AuditEvent:
     role: str
     action: str
     details: dict[str, Any] = field(default_factory=dict)
+    # Set on entries about a patient's record (a look-up, a history read, a report).
+    patient_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -309,3 +314,4 @@ class CheckIn:
     guardian_present: bool
     urgent: bool = False
     appointment_at: float | None = None
+    patient_id: str | None = None

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Set
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rooms.roles import Role
+
+if TYPE_CHECKING:
+    from rooms.models import Consultation
 
 
 class Actor(Protocol):
@@ -35,6 +38,13 @@ class Notifier(Protocol):
     async def to_service(self, service: str, event: str, payload: dict[str, Any]) -> None: ...
 
     async def to_admins(self, event: str, payload: dict[str, Any]) -> None: ...
+
+
+class VisitListener(Protocol):
+    """Told each time a consultation reaches a milestone the records keep (checked in, taken,
+    transferred, ended), with the consultation as it now is."""
+
+    async def on_visit_changed(self, consultation: Consultation) -> None: ...
 
 
 class ConsultationListener(Protocol):

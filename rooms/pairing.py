@@ -87,6 +87,7 @@ class Pairing:
         await self._repository.audit(after.id, actor, action, {})
         logger.info("%s consultation=%s clinician=%s", action.value, after.id, actor.subject)
         await self._announcer.updated(after, skip=actor.subject)
+        await self._announcer.visit_changed(after)
         self._wake()
         return after
 

@@ -23,7 +23,7 @@ from rooms.rules import (
     require_role,
     require_view,
 )
-from rooms.store import Store
+from rooms.store import AuditTrail, Store
 from rooms.transitions import ACTIVE, ENDED
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ class Records:
     def __init__(
         self,
         store: Store,
+        audit_trail: AuditTrail,
         repository: ConsultationRepository,
         queues: QueueView,
         announcer: Announcer,
@@ -42,6 +43,7 @@ class Records:
         clock: Callable[[], float],
     ) -> None:
         self._store = store
+        self._audit_trail = audit_trail
         self._repository = repository
         self._queues = queues
         self._announcer = announcer
@@ -150,7 +152,7 @@ class Records:
         require_role(actor, Role.ADMIN)
         size = min(limit or self._config.audit_page_max, self._config.audit_page_max)
         # One entry more than asked tells whether another page follows.
-        events = await self._store.audit_page(consultation_id, cursor, size + 1)
+        events = await self._audit_trail.audit_page(consultation_id, cursor, size + 1)
         if not events and cursor == 0:
             await self._repository.get(consultation_id)
         following = cursor + size if len(events) > size else None

@@ -1,7 +1,7 @@
 """Redis store (redis-py asyncio): state survives restarts and is shared by server processes.
 
-Keys live under ``tc:``. The consultation and presence compare-and-set, the capped invite and
-audit appends and lock release are Lua scripts, so they are atomic however many processes share
+Keys live under ``tc:``. The consultation and presence compare-and-set, the capped invite
+append and lock release are Lua scripts, so they are atomic however many processes share
 the database. Open consultations are a set (the index rounds read); ended ones leave it.
 
 When Redis cannot be reached every call raises :class:`rooms.errors.StoreUnavailable` (clients
@@ -14,7 +14,7 @@ import functools
 import json
 import logging
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
@@ -22,15 +22,9 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from rooms.errors import Conflict, StoreUnavailable
-from rooms.models import AuditEvent, ClinicianPresence, Consultation, Invite
-from rooms.store import (
-    RECENT_DURATIONS,
-    AuditOutcome,
-    audit_fingerprint,
-    check_recording_meta,
-    updated_recording,
-)
+from rooms.errors import StoreUnavailable
+from rooms.models import ClinicianPresence, Consultation, Invite
+from rooms.store import RECENT_DURATIONS
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +32,6 @@ _PREFIX = "tc:"
 _OPEN = _PREFIX + "open"
 _PRESENCE = _PREFIX + "presence"
 _SEEN = _PREFIX + "seen"
-_RECORDINGS = _PREFIX + "recordings"
 # A burst (hundreds of outlets reconnecting) waits for a pooled connection instead of failing.
 _MAX_CONNECTIONS = 32
 _POOL_WAIT_S = 10.0
@@ -88,17 +81,6 @@ if redis.call('TTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS
 return 1
 """
 
-# KEYS: audit list, audit counters. ARGV: JSON, fingerprint, action, max per action.
-_APPEND_AUDIT = """
-if redis.call('HGET', KEYS[2], '_last') == ARGV[2] then return 'duplicate' end
-local count = tonumber(redis.call('HGET', KEYS[2], 'n:' .. ARGV[3]) or '0')
-if count >= tonumber(ARGV[4]) then return 'capped' end
-redis.call('RPUSH', KEYS[1], ARGV[1])
-redis.call('HINCRBY', KEYS[2], 'n:' .. ARGV[3], 1)
-redis.call('HSET', KEYS[2], '_last', ARGV[2])
-return 'written'
-"""
-
 _RELEASE_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -111,15 +93,6 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
-# KEYS: recordings hash. ARGV: recording id, the entry as read, the entry to write.
-_REPLACE_RECORDING = """
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-return 1
-"""
-# Tries of an entry's compare-and-set before giving up: each try lost is another writer's
-# success, so this many concurrent writers of one entry always get through.
-_RECORDING_UPDATE_TRIES = 16
 
 
 P = ParamSpec("P")
@@ -154,10 +127,6 @@ def _outstanding_key(consultation_id: str) -> str:
     return f"{_PREFIX}invites:{consultation_id}"
 
 
-def _audit_key(consultation_id: str) -> str:
-    return f"{_PREFIX}audit:{consultation_id}"
-
-
 class RedisStore:
     """The :class:`rooms.store.Store` on one Redis database."""
 
@@ -179,10 +148,8 @@ class RedisStore:
         self._put_consultation = self._redis.register_script(_PUT_CONSULTATION)
         self._put_presence = self._redis.register_script(_PUT_PRESENCE)
         self._put_invite = self._redis.register_script(_PUT_INVITE)
-        self._append_audit = self._redis.register_script(_APPEND_AUDIT)
         self._take_lock = self._redis.register_script(_TAKE_LOCK)
         self._release_lock = self._redis.register_script(_RELEASE_LOCK)
-        self._replace_recording = self._redis.register_script(_REPLACE_RECORDING)
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -295,38 +262,6 @@ class RedisStore:
         return redeemed
 
     @_guarded
-    async def append_audit(self, event: AuditEvent, max_per_action: int) -> AuditOutcome:
-        key = _audit_key(event.consultation_id)
-        outcome = await self._append_audit(
-            keys=[key, key + ":counts"],
-            args=[
-                json.dumps(event.to_dict()),
-                audit_fingerprint(event),
-                event.action,
-                max_per_action,
-            ],
-        )
-        return cast(AuditOutcome, str(outcome))
-
-    @_guarded
-    async def audit_count(self, consultation_id: str, action: str) -> int:
-        count = await self._redis.hget(_audit_key(consultation_id) + ":counts", "n:" + action)
-        return int(count or 0)
-
-    @_guarded
-    async def audit_for(self, consultation_id: str) -> list[AuditEvent]:
-        return await self.audit_page(consultation_id, 0, -1)
-
-    @_guarded
-    async def audit_page(self, consultation_id: str, start: int, count: int) -> list[AuditEvent]:
-        """``count`` -1 reads to the end."""
-        stop = -1 if count < 0 else start + count - 1
-        if count == 0:
-            return []
-        raws = await self._redis.lrange(_audit_key(consultation_id), start, stop)
-        return [AuditEvent.from_dict(json.loads(raw)) for raw in raws]
-
-    @_guarded
     async def add_duration(self, service: str, seconds: float) -> None:
         key = f"{_PREFIX}durations:{service}"
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -348,54 +283,3 @@ class RedisStore:
     @_guarded
     async def release_lock(self, name: str, owner: str) -> None:
         await self._release_lock(keys=[f"{_PREFIX}lock:{name}"], args=[owner])
-
-    @_guarded
-    async def save_recording(self, meta: dict[str, Any]) -> None:
-        recording_id, consultation_id = check_recording_meta(meta)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(_RECORDINGS, recording_id, json.dumps(meta))
-            pipe.sadd(f"{_RECORDINGS}:{consultation_id}", recording_id)
-            await pipe.execute()
-
-    @_guarded
-    async def get_recording(self, recording_id: str) -> dict[str, Any] | None:
-        raw = await self._redis.hget(_RECORDINGS, recording_id)
-        return dict(json.loads(raw)) if raw else None
-
-    @_guarded
-    async def recordings_for(self, consultation_id: str) -> list[dict[str, Any]]:
-        ids = sorted(str(i) for i in await self._redis.smembers(f"{_RECORDINGS}:{consultation_id}"))
-        if not ids:
-            return []
-        raws = await self._redis.hmget(_RECORDINGS, ids)
-        return [dict(json.loads(raw)) for raw in raws if raw]
-
-    @_guarded
-    async def all_recordings(self) -> list[dict[str, Any]]:
-        return [dict(json.loads(raw)) for raw in await self._redis.hvals(_RECORDINGS)]
-
-    @_guarded
-    async def delete_recording(self, recording_id: str) -> None:
-        meta = await self.get_recording(recording_id)
-        if meta is None:
-            return
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(_RECORDINGS, recording_id)
-            pipe.srem(f"{_RECORDINGS}:{meta['consultation_id']}", recording_id)
-            await pipe.execute()
-
-    @_guarded
-    async def update_recording(
-        self, recording_id: str, fields: dict[str, Any]
-    ) -> dict[str, Any] | None:
-        for _ in range(_RECORDING_UPDATE_TRIES):
-            raw = await self._redis.hget(_RECORDINGS, recording_id)
-            if raw is None:
-                return None
-            updated = updated_recording(json.loads(raw), fields)
-            written = await self._replace_recording(
-                keys=[_RECORDINGS], args=[recording_id, raw, json.dumps(updated)]
-            )
-            if written:
-                return updated
-        raise Conflict("the recording entry kept changing; try again")

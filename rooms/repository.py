@@ -15,7 +15,7 @@ from rooms.errors import AuditLimitReached, Conflict, NotFound
 from rooms.models import AuditEvent, ClinicianPresence, Consultation
 from rooms.notify import Actor
 from rooms.roles import Role
-from rooms.store import Store
+from rooms.store import AuditTrail, Store
 
 logger = logging.getLogger(__name__)
 
@@ -26,16 +26,18 @@ PresenceChange = Callable[[ClinicianPresence | None], ClinicianPresence | None]
 
 
 class ConsultationRepository:
-    """Get, compare-and-set update and audit, over the store."""
+    """Get and compare-and-set update over the store; the audit trail."""
 
     def __init__(
         self,
         store: Store,
+        audit_trail: AuditTrail,
         clock: Callable[[], float],
         max_audit_per_action: int,
         on_limit: Callable[[str], None],
     ) -> None:
         self._store = store
+        self._audit_trail = audit_trail
         self._clock = clock
         self._max_audit_per_action = max_audit_per_action
         self._on_limit = on_limit
@@ -109,14 +111,14 @@ class ConsultationRepository:
         """
         when = self._clock() if at is None else at
         event = AuditEvent(consultation_id, when, subject, role.value, action.value, details)
-        outcome = await self._store.append_audit(event, self._max_audit_per_action)
+        outcome = await self._audit_trail.append_audit(event, self._max_audit_per_action)
         if outcome == "capped":
             self._on_limit(AuditLimitReached.limit)
             logger.info("audit capped consultation=%s action=%s", consultation_id, action.value)
 
     async def require_audit_room(self, consultation_id: str, action: AuditAction) -> None:
         """Refuse a client action whose audit entries reached the per-consultation cap."""
-        count = await self._store.audit_count(consultation_id, action.value)
+        count = await self._audit_trail.audit_count(consultation_id, action.value)
         if count >= self._max_audit_per_action:
             self._on_limit(AuditLimitReached.limit)
             raise AuditLimitReached(

@@ -40,7 +40,7 @@ from rooms.queue_view import QueueView
 from rooms.records import Records
 from rooms.repository import ConsultationRepository
 from rooms.rounds import RoundScheduler, Wakeup
-from rooms.store import Store
+from rooms.store import AuditTrail, Store
 
 __all__ = ["CheckIn", "ConsultationService", "ServiceConfig"]
 
@@ -51,6 +51,7 @@ class ConsultationService:
     def __init__(
         self,
         store: Store,
+        audit_trail: AuditTrail,
         notifier: Notifier,
         config: ServiceConfig,
         clock: Callable[[], float] = time.time,
@@ -58,7 +59,9 @@ class ConsultationService:
     ) -> None:
         """``on_limit(name)`` is told of every refusal or cap by a resource limit (a metric)."""
         wake = Wakeup()
-        repository = ConsultationRepository(store, clock, config.max_audit_per_action, on_limit)
+        repository = ConsultationRepository(
+            store, audit_trail, clock, config.max_audit_per_action, on_limit
+        )
         announcer = Announcer(notifier)
         queues = QueueView(store, config, clock)
         pairing = Pairing(store, repository, queues, announcer, config, clock, wake)
@@ -68,7 +71,7 @@ class ConsultationService:
         )
         attendance = Attendance(repository, lifecycle, announcer, config, clock)
         invites = Invites(store, repository, announcer, config, clock, on_limit)
-        records = Records(store, repository, queues, announcer, config, clock)
+        records = Records(store, audit_trail, repository, queues, announcer, config, clock)
         connections = Connections(
             store, presence, pairing, attendance, queues, announcer, config, clock, wake
         )
@@ -88,6 +91,7 @@ class ConsultationService:
         )
 
         self.add_listener = announcer.add_listener
+        self.add_visit_listener = announcer.add_visit_listener
         self.wake = wake.__call__
         self.run_round = self._rounds.run_round
         # Queues and pairing.

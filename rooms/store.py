@@ -23,8 +23,8 @@ AuditOutcome = Literal["written", "duplicate", "capped"]
 
 
 class RecordingIndex(Protocol):
-    """The part of a store that holds recording index entries: JSON documents it knows nothing
-    of beyond their two ids (``recording.index`` reads and writes them typed)."""
+    """Where recording index entries are kept: JSON documents it knows nothing of beyond their
+    two ids (``recording.index`` reads and writes them typed)."""
 
     async def save_recording(self, meta: dict[str, Any]) -> None:
         """Store an entry (needs string ``recording_id`` and ``consultation_id``)."""
@@ -47,8 +47,31 @@ class RecordingIndex(Protocol):
         ...
 
 
-class Store(RecordingIndex, Protocol):
-    """Consultations, presence, invites, audit, wait history, locks and the recording index."""
+class AuditTrail(Protocol):
+    """Consultations' audit trails (kept in the records database, for years)."""
+
+    async def append_audit(self, event: AuditEvent, max_per_action: int) -> AuditOutcome:
+        """Append unless it repeats the consultation's last entry (same actor, action, details:
+        ``duplicate``) or the consultation already has ``max_per_action`` entries of that action
+        (``capped``); atomic."""
+        ...
+
+    async def audit_count(self, consultation_id: str, action: str) -> int:
+        """How many entries of ``action`` the consultation's audit log holds."""
+        ...
+
+    async def audit_for(self, consultation_id: str) -> list[AuditEvent]: ...
+
+    async def audit_page(self, consultation_id: str, start: int, count: int) -> list[AuditEvent]:
+        """Up to ``count`` entries from position ``start`` (0 = oldest)."""
+        ...
+
+
+class Store(Protocol):
+    """Live coordination state: consultations, presence, invites, wait history and locks.
+
+    What must outlast it (audit trail, recording index, patients, reports) is in the records
+    database: :class:`AuditTrail`, :class:`RecordingIndex` and ``records``."""
 
     backend: str
 
@@ -101,22 +124,6 @@ class Store(RecordingIndex, Protocol):
         """Mark the invite used by ``guest_id``; ``None`` if it is unknown or already used."""
         ...
 
-    async def append_audit(self, event: AuditEvent, max_per_action: int) -> AuditOutcome:
-        """Append unless it repeats the consultation's last entry (same actor, action, details:
-        ``duplicate``) or the consultation already has ``max_per_action`` entries of that action
-        (``capped``); atomic."""
-        ...
-
-    async def audit_count(self, consultation_id: str, action: str) -> int:
-        """How many entries of ``action`` the consultation's audit log holds."""
-        ...
-
-    async def audit_for(self, consultation_id: str) -> list[AuditEvent]: ...
-
-    async def audit_page(self, consultation_id: str, start: int, count: int) -> list[AuditEvent]:
-        """Up to ``count`` entries from position ``start`` (0 = oldest)."""
-        ...
-
     async def add_duration(self, service: str, seconds: float) -> None:
         """Remember how long a consultation took (the last few feed wait estimates)."""
         ...
@@ -133,8 +140,8 @@ class Store(RecordingIndex, Protocol):
 def create_store(url: str | None, ended_retention_s: float = DEFAULT_ENDED_RETENTION_S) -> Store:
     """In memory without a URL; Redis for ``redis://`` / ``rediss://`` / ``unix://`` URLs.
 
-    ``ended_retention_s`` bounds the in-memory store: ended consultations, their audit and
-    expired invites are dropped after it (Redis keeps consultations; invites expire there).
+    ``ended_retention_s`` bounds the in-memory store: ended consultations and expired invites are
+    dropped after it (Redis keeps consultations; invites expire there).
     """
     if not url or url == "memory://":
         from rooms.memory_store import MemoryStore

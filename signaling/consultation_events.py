@@ -7,7 +7,7 @@ Handlers are thin: the dispatcher has validated the payload and the role; they c
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 import socketio
 
@@ -48,11 +48,18 @@ def _view(consultation: Consultation, caller: Caller) -> dict[str, Any]:
     return consultation.to_wire(include_notes=consultation.clinician_id == caller.identity.subject)
 
 
+class RegisteredPatients(Protocol):
+    """Where a check-in's ``patient_id`` must be registered (the records database)."""
+
+    async def require_patient(self, patient_id: str) -> object: ...
+
+
 class ConsultationEvents:
     """The ``consultation.*``, ``presence.*``, ``queue.*``, ``audit.*`` and ``admin.*`` events."""
 
-    def __init__(self, service: ConsultationService) -> None:
+    def __init__(self, service: ConsultationService, patients: RegisteredPatients) -> None:
         self._service = service
+        self._patients = patients
 
     def specs(self) -> list[EventSpec[Any]]:
         return [
@@ -75,10 +82,13 @@ class ConsultationEvents:
         ]
 
     async def check_in(self, caller: Caller, msg: CheckInMessage) -> Ack:
+        if msg.patient_id is not None:
+            await self._patients.require_patient(msg.patient_id)
         request = CheckIn(
             service=msg.service,
             outlet_id=msg.outlet_id,
-            patient_ref=msg.patient_ref,
+            patient_ref=msg.patient_ref or "",
+            patient_id=msg.patient_id,
             guardian_present=msg.guardian_present,
             urgent=msg.urgent,
             appointment_at=msg.appointment_at.timestamp() if msg.appointment_at else None,

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 Id = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9._:-]+$")]
 ServiceName = Annotated[str, Field(min_length=2, max_length=40, pattern=r"^[a-z][a-z0-9_-]+$")]
@@ -32,12 +39,21 @@ class Message(BaseModel):
 
 
 class CheckInMessage(Message):
+    """A registered patient (``patient_id``) or, for a child not registered, a ticket."""
+
     service: ServiceName
     outlet_id: Id
-    patient_ref: PatientRef
+    patient_ref: PatientRef | None = None
+    patient_id: Id | None = None
     guardian_present: bool
     urgent: bool = False
     appointment_at: WireTime | None = None
+
+    @model_validator(mode="after")
+    def _names_the_patient(self) -> CheckInMessage:
+        if self.patient_ref is None and self.patient_id is None:
+            raise ValueError("give patient_id (a registered patient) or patient_ref")
+        return self
 
 
 class ConsultationRef(Message):

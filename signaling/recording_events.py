@@ -1,6 +1,6 @@
 """The ``recording.*`` events: validate, hand to :class:`~recording.service.Recordings`, ack.
 
-Who may send which event is the recording access policy (:mod:`recording.access`); the
+Who may send which event is the access policy (:mod:`rooms.access`); the
 lifecycle itself (tap, locks, finalising, recovery, composite) lives in :mod:`recording`.
 """
 

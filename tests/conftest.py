@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+import secrets
 import shutil
 import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
 import redis.asyncio as redis
 from aiohttp import web
 
+from recording.keys import Keyring
+from records.facade import Records
+from records.shares import ShareRules
 from rooms.roles import Role
 from rooms.store import Store, create_store
 from signaling.auth import TokenAuthority
@@ -23,8 +30,12 @@ from tests.coturn import Coturn, start_coturn
 from web.app import create_app
 from web.settings import Settings
 
+if TYPE_CHECKING:
+    from tests.postgres import PostgresServer
+
 TEST_SECRET = "test-secret-" + "x" * 40
 TEST_METRICS_TOKEN = "test-metrics-" + "m" * 40
+TEST_SHARE_RULES = ShareRules(timedelta(days=30), 5, timedelta(seconds=60))
 
 
 def free_port() -> int:
@@ -115,9 +126,56 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     await backend.close()
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server shared by the test run (each test gets its own database)."""
+    from tests.postgres import start_postgres
+
+    server = start_postgres()
+    yield server
+    server.remove()
+
+
+_databases = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def records_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty records database on each engine: an SQLite file, and a new database on
+    the real PostgreSQL server. A test limits the engines with ``parametrize(..., indirect)``."""
+    if request.param == "postgres":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        return server.create_database(f"records_{os.getpid()}_{next(_databases)}")
+    return f"sqlite:///{tmp_path / 'records.db'}"
+
+
+async def open_records(url: str, keyring: Keyring | None = None) -> Records:
+    """The records facades, opened (migrated) on ``url`` with a fresh key unless one is given."""
+    opened = Records(url, keyring or Keyring.of([], secrets.token_bytes(32)), TEST_SHARE_RULES)
+    await opened.open()
+    return opened
+
+
+@pytest.fixture
+async def records(records_url: str) -> AsyncIterator[Records]:
+    """The records facades, opened (migrated) on a fresh database of each engine."""
+    opened = await open_records(records_url)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def local_records(tmp_path: Path) -> AsyncIterator[Records]:
+    """The records facades on an SQLite file only (for tests of other parts that need them)."""
+    opened = await open_records(f"sqlite:///{tmp_path / 'local-records.db'}")
+    yield opened
+    await opened.close()
+
+
 @pytest.fixture
 def test_settings(tmp_path: Path) -> Settings:
     return Settings(
+        records_url=f"sqlite:///{tmp_path / 'records.db'}",
         secret=TEST_SECRET,
         port=free_port(),
         media_ips=("127.0.0.1",),

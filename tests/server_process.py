@@ -46,11 +46,17 @@ class ServerProcess:
             await self.process.communicate()
 
 
+def records_url_beside(recordings: Path) -> str:
+    """The SQLite records database a test server keeps beside its recordings folder."""
+    return f"sqlite:///{recordings.parent / 'records.db'}"
+
+
 async def spawn_server(
     recordings: Path, *args: str, env: dict[str, str] | None = None
 ) -> ServerProcess:
     """Start ``teleconsult serve`` on a free loopback port and wait until /healthz answers;
-    ``env`` adds ``TELECONSULT_*`` settings."""
+    ``env`` adds ``TELECONSULT_*`` settings. Its records database is ``records.db`` beside the
+    recordings folder unless ``--records-url`` is among ``args``."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -63,6 +69,7 @@ async def spawn_server(
         "127.0.0.1",
         "--recordings",
         str(recordings),
+        *([] if "--records-url" in args else ["--records-url", records_url_beside(recordings)]),
         *args,
         env={**os.environ, "TELECONSULT_SECRET": TEST_SECRET, **(env or {})},
         stdout=subprocess.PIPE,

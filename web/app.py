@@ -15,6 +15,7 @@ from recording.service import Recordings
 from rooms.service import ConsultationService
 from rooms.store import create_store
 from signaling.auth import TokenAuthority
+from signaling.care_events import CareEvents
 from signaling.consultation_events import ConsultationConnections, ConsultationEvents
 from signaling.dispatch import EventLimits
 from signaling.guarded_server import ConnectionLimits
@@ -24,12 +25,14 @@ from signaling.server import SignalingGateway, create_socket_server
 from web.invite_routes import add_invite_routes
 from web.keys import (
     authority_key,
+    care_key,
     consultations_key,
     gateway_key,
     http_refusals_key,
     media_registry_key,
     node_state_key,
     recordings_key,
+    records_key,
     registry_key,
     settings_key,
     sio_key,
@@ -41,10 +44,12 @@ from web.nodes import add_pinned_listeners, build_node, node_drain, node_lifetim
 from web.pages import add_page_routes
 from web.process_metrics import register_process_gauges
 from web.recording_wiring import add_recording, recording_config_from
+from web.records_wiring import care_record_from, records_from, records_lifetime
 from web.rooms_wiring import consultations_lifetime, ice_server_issuer_from, service_config_from
 from web.routes import add_operational_routes
 from web.security_headers import install_security_headers
 from web.settings import Settings
+from web.share_routes import add_share_routes
 from web.shutdown import close_client_connections
 
 logger = logging.getLogger(__name__)
@@ -62,12 +67,13 @@ def socket_origins(settings: Settings) -> tuple[str, ...]:
 def create_app(settings: Settings) -> web.Application:
     """Build the aiohttp application with every part, in order, each given the ones it uses.
 
-    Order: metrics → tokens → Socket.IO server and gateway → store, notifier, consultation
-    service → media relay and recording service → this node (its event filter before any
-    event) → the consultation, ``rtc.*`` and ``recording.*`` events, and the consultation
-    listeners in the order they act: media, recording, the pinned node. Every part and every
-    link between parts is made here; cleanup contexts only start what was built and close it
-    (aiohttp runs them in order and closes them in reverse).
+    Order: metrics → tokens → Socket.IO server and gateway → store, records database,
+    notifier, consultation service, care record → media relay and recording service → this
+    node (its event filter before any event) → the consultation, care, ``rtc.*`` and
+    ``recording.*`` events, and the consultation listeners in the order they act: media,
+    recording, the pinned node. Every part and every link between parts is made here; cleanup
+    contexts only start what was built and close it (aiohttp runs them in order and closes them
+    in reverse); the records database opens first and closes last.
     """
     settings = settings.validated()
     app = web.Application(client_max_size=settings.max_event_bytes * 4)
@@ -97,9 +103,12 @@ def create_app(settings: Settings) -> web.Application:
     sio.attach(app)
 
     store = create_store(settings.store_url, settings.ended_retention_s)
+    recording_config = recording_config_from(settings)
+    records = records_from(settings, recording_config.keyring)
     notifier = SocketNotifier(sio)
     service = ConsultationService(
         store,
+        records.audit,
         notifier,
         service_config_from(settings),
         on_limit=lambda limit: metrics.limit_refusals.labels(limit).inc(),
@@ -107,10 +116,11 @@ def create_app(settings: Settings) -> web.Application:
     ice_servers = ice_server_issuer_from(settings)
     signals = RtcSignals(notifier)
     media = MediaRegistry(media_config_from(settings), MediaMetrics(registry), signals)
-    recording_config = recording_config_from(settings)
-    recordings = Recordings(service, store, media, notifier, recording_config)
+    care = care_record_from(settings, records, service, store, notifier)
+    recordings = Recordings(service, store, records.recordings, media, notifier, recording_config)
     node = build_node(settings, gateway, store, service, notifier, registry, media, recordings)
-    gateway.add_events(ConsultationEvents(service).specs())
+    gateway.add_events(ConsultationEvents(service, care).specs())
+    gateway.add_events(CareEvents(care).specs())
     gateway.add_listener(
         ConsultationConnections(service, sio, ice_servers, settings.rejoin_grace_s)
     )
@@ -124,6 +134,8 @@ def create_app(settings: Settings) -> web.Application:
     app[sio_key] = sio
     app[gateway_key] = gateway
     app[store_key] = store
+    app[records_key] = records
+    app[care_key] = care
     app[consultations_key] = service
     app[node_state_key] = node
     app[media_registry_key] = media
@@ -135,10 +147,12 @@ def create_app(settings: Settings) -> web.Application:
     add_operational_routes(app)
     add_page_routes(app)
     add_invite_routes(app)
+    add_share_routes(app)
     recording_lifetime = add_recording(
-        app, settings, recording_config, recordings, service, store, gateway
+        app, settings, recording_config, recordings, service, records.recordings, gateway
     )
     add_pinned_listeners(node, service, [rtc_events, recordings])
+    app.cleanup_ctx.append(records_lifetime(records, settings))
     app.cleanup_ctx.append(node_lifetime(node, settings))
     app.cleanup_ctx.append(consultations_lifetime(store, service, ice_servers))
     app.cleanup_ctx.append(media_lifetime(media))

@@ -33,6 +33,7 @@ def _settings_from(args: argparse.Namespace) -> Settings:
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
         "store_url": getattr(args, "store", None),
+        "records_url": getattr(args, "records_url", None),
         "secret": getattr(args, "secret", None),
         "media_ips": tuple(args.media_ip) if getattr(args, "media_ip", None) else None,
         "announced_ip": getattr(args, "announced_ip", None),
@@ -134,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="HTTP port (default 8080)")
     serve.add_argument("--store", help="store URL: redis://host:port/db (default: in memory)")
+    serve.add_argument(
+        "--records-url", help="records database: sqlite:///records.db (default) or postgresql://"
+    )
     serve.add_argument("--secret", help="token secret (default: generated for this process)")
     serve.add_argument("--media-ip", action="append", help="IP media binds to (repeatable)")
     serve.add_argument("--announced-ip", help="IP announced in ICE candidates (behind 1:1 NAT)")

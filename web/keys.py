@@ -10,6 +10,8 @@ from prometheus_client import CollectorRegistry, Counter
 
 from media.router import MediaRegistry
 from recording.service import Recordings
+from records.care import CareRecord
+from records.facade import Records
 from rooms.service import ConsultationService
 from rooms.store import Store
 from signaling.auth import TokenAuthority
@@ -31,6 +33,8 @@ registry_key = web.AppKey("metrics_registry", CollectorRegistry)
 sio_key = web.AppKey("sio", socketio.AsyncServer)
 started_at_key = web.AppKey("started_at", float)
 store_key = web.AppKey("store", Store)
+records_key = web.AppKey("records", Records)
+care_key = web.AppKey("care", CareRecord)
 consultations_key = web.AppKey("consultations", ConsultationService)
 netcheck_limiter_key = web.AppKey("netcheck_limiter", KeyedBuckets[str])
 http_refusals_key = web.AppKey("http_refusals", Counter)

@@ -1,9 +1,8 @@
 """``teleconsult recording``: operator tools for encrypted recordings.
 
 ``decrypt FILE --out COPY --operator NAME`` writes a playable copy (0600, never over an existing
-file). With a shared (Redis) store the export is audited on the recording's consultation before
-anything is decrypted, and refused if it cannot be; with the in-memory store there is no audit
-trail to write to, so it runs as an offline tool and says so. ``new-key`` appends a fresh key
+file). The export is audited on the recording's consultation in the records database before
+anything is decrypted, and refused if it cannot be. ``new-key`` appends a fresh key
 to the key file: it becomes the current key, older ones still decrypt what they sealed.
 """
 
@@ -89,13 +88,7 @@ def _decrypt(args: argparse.Namespace, settings: Settings) -> int:
     keyring = _keyring(settings)
     source: Path = args.file.resolve()
     with DecryptingReader(source, keyring) as reader:
-        if settings.store_backend == "redis":
-            asyncio.run(_audit_export(settings, source, args.operator))
-        else:
-            print(
-                "teleconsult: not audited: no shared store is configured (offline operator tool)",
-                file=sys.stderr,
-            )
+        asyncio.run(_audit_export(settings, keyring, source, args.operator))
         fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as target:
             os.fchmod(target.fileno(), 0o600)
@@ -106,21 +99,22 @@ def _decrypt(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _audit_export(settings: Settings, source: Path, operator: str) -> None:
+async def _audit_export(settings: Settings, keyring: Keyring, source: Path, operator: str) -> None:
     """Audit the export on the recording's consultation (``<root>/<consultation>/<recording>/``)."""
     from recording.index import RecordingCatalog
     from rooms.audit import AuditAction
     from rooms.models import AuditEvent
     from rooms.roles import Role
     from rooms.service import ServiceConfig
-    from rooms.store import create_store
+    from web.records_wiring import records_from
 
     root = settings.recordings_dir.resolve()
     if not source.is_relative_to(root):
         raise _Refused(f"{source} is not under the recordings folder {root}")
-    store = create_store(settings.store_url)
+    records = records_from(settings, keyring)
     try:
-        meta = await RecordingCatalog(store).get(source.parent.name)
+        await records.open()
+        meta = await RecordingCatalog(records.recordings).get(source.parent.name)
         if meta is None:
             raise _Refused(f"recording {source.parent.name} is not in the index: export refused")
         event = AuditEvent(
@@ -131,8 +125,8 @@ async def _audit_export(settings: Settings, source: Path, operator: str) -> None
             AuditAction.RECORDING_EXPORTED.value,
             {"recording_id": meta.recording_id, "file": source.name, "tool": "cli"},
         )
-        outcome = await store.append_audit(event, ServiceConfig().max_audit_per_action)
+        outcome = await records.audit.append_audit(event, ServiceConfig().max_audit_per_action)
         if outcome == "capped":
             raise _Refused("the consultation's audit trail is full for exports: export refused")
     finally:
-        await store.close()
+        await records.close()

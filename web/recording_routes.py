@@ -1,6 +1,6 @@
 """Recording HTTP API: list, download with Range (playback in the browser), legal hold.
 
-Who gets in is the recording access policy (:mod:`recording.access`); every access is audited.
+Who gets in is the access policy (:mod:`rooms.access`); every access is audited.
 Files are stored encrypted and decrypted on the fly, chunk by chunk, for exactly the range asked
 for.
 """
@@ -13,12 +13,12 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from recording import access
-from recording.access import RecordingAction
 from recording.files import DecryptingReader, RecordingFileError
 from recording.index import RecordingCatalog
 from recording.model import CompositeFile, RecordingMeta, RecordingStatus, TrackFile
 from recording.service import RecordingConfig
+from rooms import access
+from rooms.access import Access
 from rooms.audit import AuditAction
 from rooms.errors import DomainError, InvalidState, NotFound
 from rooms.models import Consultation, iso
@@ -28,7 +28,7 @@ from signaling.auth import AuthError, Identity, TokenAuthority
 from signaling.errors import error_payload
 from web.http_errors import http_status
 from web.http_range import ByteRange, RangeNotSatisfiable, resolve_range
-from web.keys import authority_key, consultations_key, store_key
+from web.keys import authority_key, consultations_key, records_key, store_key
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class RecordingRoutes:
             consultation_id = request.query.get("consultation_id", "")
             if not consultation_id:
                 raise _BadRequest("consultation_id is required")
-            await deps.authorize(identity, RecordingAction.LIST, consultation_id)
+            await deps.authorize(identity, Access.RECORDING_LIST, consultation_id)
             recordings = await deps.catalog.for_consultation(consultation_id)
             await deps.service.audit(
                 consultation_id, identity, AuditAction.RECORDINGS_LISTED, {"count": len(recordings)}
@@ -73,7 +73,7 @@ class RecordingRoutes:
         try:
             identity = deps.identity(request)
             meta = await deps.recording(request.match_info["recording_id"])
-            await deps.authorize(identity, RecordingAction.DOWNLOAD, meta.consultation_id)
+            await deps.authorize(identity, Access.RECORDING_DOWNLOAD, meta.consultation_id)
             stored = _find_file(meta, track_name)
             path = self._config.root / stored.file
             reader = await asyncio.to_thread(DecryptingReader, path, self._config.keyring)
@@ -149,7 +149,7 @@ class RecordingRoutes:
         deps = _Deps(request.app)
         try:
             identity = deps.identity(request)
-            deps.allow(identity, RecordingAction.LEGAL_HOLD, None)
+            deps.allow(identity, Access.RECORDING_LEGAL_HOLD, None)
             found = await deps.recording(request.match_info["recording_id"])
             try:
                 body = await request.json()
@@ -178,7 +178,7 @@ class _Deps:
     def __init__(self, app: web.Application) -> None:
         self.authority: TokenAuthority = app[authority_key]
         self.store: Store = app[store_key]
-        self.catalog = RecordingCatalog(self.store)
+        self.catalog = RecordingCatalog(app[records_key].recordings)
         self.service: ConsultationService = app[consultations_key]
 
     def identity(self, request: web.Request) -> Identity:
@@ -192,7 +192,7 @@ class _Deps:
             raise _Refusal(401, exc.code, exc.message) from exc
 
     async def authorize(
-        self, identity: Identity, action: RecordingAction, consultation_id: str
+        self, identity: Identity, action: Access, consultation_id: str
     ) -> None:
         """Refused unless the access policy allows ``action`` on this consultation."""
         consultation = await self.store.get_consultation(consultation_id)
@@ -201,7 +201,7 @@ class _Deps:
         self.allow(identity, action, consultation)
 
     def allow(
-        self, identity: Identity, action: RecordingAction, consultation: Consultation | None
+        self, identity: Identity, action: Access, consultation: Consultation | None
     ) -> None:
         """Refused (logged) unless the access policy allows ``action``."""
         try:

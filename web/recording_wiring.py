@@ -14,7 +14,7 @@ from recording.retention import RetentionSweeper
 from recording.service import RecordingConfig, Recordings
 from rooms.audit import SYSTEM, AuditAction
 from rooms.service import ConsultationService
-from rooms.store import Store
+from rooms.store import RecordingIndex
 from signaling.recording_events import RecordingEvents
 from signaling.server import SignalingGateway
 from web.keys import CleanupContext
@@ -51,7 +51,7 @@ def add_recording(
     config: RecordingConfig,
     recordings: Recordings,
     service: ConsultationService,
-    store: Store,
+    index: RecordingIndex,
     gateway: SignalingGateway,
 ) -> CleanupContext:
     """Wire the recording service in: its events, its HTTP routes and its place among the
@@ -65,7 +65,7 @@ def add_recording(
     async def audit(consultation_id: str, action: AuditAction, details: dict[str, object]) -> None:
         await service.audit(consultation_id, SYSTEM, action, dict(details))
 
-    sweeper = RetentionSweeper(store, config.root, settings.retention_days * _DAY_S, audit)
+    sweeper = RetentionSweeper(index, config.root, settings.retention_days * _DAY_S, audit)
 
     async def recording_lifetime(app: web.Application) -> AsyncIterator[None]:
         make_private_dir(config.root)

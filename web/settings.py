@@ -6,7 +6,9 @@ values or small config objects.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import secrets
 import tomllib
 from collections.abc import Mapping
@@ -14,6 +16,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from records.database import DEFAULT_RECORDS_URL
+from records.templates import FIELD_NAME_PATTERN
 from signaling.auth import MIN_SECRET_BYTES
 
 ENV_PREFIX = "TELECONSULT_"
@@ -51,6 +55,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     store_url: str | None = None
+    records_url: str = DEFAULT_RECORDS_URL
     secret: str = ""
     secret_generated: bool = False
     production: bool = False
@@ -67,6 +72,10 @@ class Settings:
     recording_key: str | None = None
     recording_key_file: Path | None = None
     retention_days: int = 30
+    report_edit_hours: float = 24.0
+    report_share_days: int = 30
+    report_share_lock_s: float = 900.0
+    report_templates: tuple[tuple[str, tuple[str, ...]], ...] = ()
     offer_timeout_s: float = 30.0
     rejoin_grace_s: float = 60.0
     empty_room_grace_s: float = 60.0
@@ -171,6 +180,10 @@ def check_secret(value: str, name: str) -> None:
 _CONVERTERS: dict[str, Any] = {
     "port": int,
     "retention_days": int,
+    "report_edit_hours": lambda v: _positive(float(v)),
+    "report_share_days": lambda v: int(_positive(int(v))),
+    "report_share_lock_s": lambda v: _positive(float(v)),
+    "report_templates": lambda v: _templates(v),
     "max_event_bytes": int,
     "events_per_s": float,
     "event_burst": int,
@@ -216,6 +229,25 @@ def _positive(value: float) -> float:
     if value <= 0:
         raise ValueError(f"must be positive, not {value}")
     return value
+
+
+def _templates(value: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Report templates: a TOML table (or JSON text in the environment) of service → list of
+    finding field names."""
+    table = json.loads(value) if isinstance(value, str) else value
+    if isinstance(table, tuple):
+        return table
+    if not isinstance(table, Mapping):
+        raise ValueError("report_templates is a table of service = [field names]")
+    pattern = re.compile(FIELD_NAME_PATTERN)
+    result = []
+    for service, names in table.items():
+        if not isinstance(names, list) or not all(
+            isinstance(n, str) and pattern.match(n) for n in names
+        ):
+            raise ValueError(f"report_templates.{service}: a list of lower-case field names")
+        result.append((str(service), tuple(names)))
+    return tuple(result)
 
 
 def _split(value: str) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from tests.recording.synthetic import open_recording
 from tests.server_process import spawn_server
 from tests.signaling.consultation_peers import Cast
 from tests.web.test_shutdown import live_call
-from web.keys import store_key
+from web.keys import records_key
 from web.settings import Settings
 
 # What plaintext recordings would show: the EBML header, the DocTypes, the Opus header, and a
@@ -83,9 +83,9 @@ async def test_a_killed_server_leaves_only_ciphertext_and_its_recording_recovers
     settings = replace(test_settings, store_url=redis_server.url, recordings_dir=recordings)
     restarted = await start_server(settings)
     try:
-        store = restarted.app[store_key]
+        index = restarted.app[records_key].recordings
         for _ in range(80):  # the restart retries once the dead process's lock has run out
-            recovered = await store.get_recording(started["recording_id"])
+            recovered = await index.get_recording(started["recording_id"])
             if recovered is not None and recovered["status"] == "ready":
                 break
             await asyncio.sleep(0.5)

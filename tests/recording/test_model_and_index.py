@@ -17,9 +17,9 @@ from recording.model import (
     RecordingStatus,
     TrackFile,
 )
-from rooms.memory_store import MemoryStore
-from rooms.redis_store import RedisStore
-from rooms.store import RecordingIndex, Store
+from records.facade import Records
+from records.recording_index import SqlRecordingIndex
+from rooms.store import RecordingIndex
 from tests.recording.entries import started_entry, track_entry
 
 COMPOSITE_FILE = {
@@ -111,12 +111,15 @@ def test_assignments_are_checked() -> None:
         meta.status = "uploading"  # type: ignore[assignment]
 
 
-def test_both_stores_are_recording_indexes() -> None:
-    indexes: list[type[RecordingIndex]] = [MemoryStore, RedisStore]  # checked by mypy
+def test_the_records_database_is_the_recording_index() -> None:
+    indexes: list[type[RecordingIndex]] = [SqlRecordingIndex]  # checked by mypy
     assert all(callable(getattr(kind, "save_recording", None)) for kind in indexes)
 
 
-async def test_the_catalogue_on_each_store(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+async def test_the_catalogue_on_each_engine(
+    records: Records, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = records.recordings
     catalog = RecordingCatalog(store)
     first = RecordingMeta.from_document(finalised({"pending": True}))
     second = RecordingMeta.from_document(started_entry("r-2", "c-1", "c-1/r-2"))

@@ -1,4 +1,4 @@
-"""``teleconsult recording``: decrypt (audited when the store is shared), rotate keys; and
+"""``teleconsult recording``: decrypt (audited in the records database), rotate keys; and
 ``serve --production`` refusing to start without a recording key."""
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import redis.asyncio as redis
 
 from recording.files import EncryptingWriter
-from recording.keys import load_keyring
-from rooms.store import create_store
-from tests.conftest import TEST_SECRET, RedisServer
+from recording.keys import Keyring, load_keyring
+from tests.conftest import TEST_SECRET, open_records
 from tests.recording.entries import started_entry
 from web.cli import main
 
@@ -26,14 +24,24 @@ from web.cli import main
 def recordings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "recordings"
     monkeypatch.setenv("TELECONSULT_RECORDINGS_DIR", str(root))
+    monkeypatch.setenv("TELECONSULT_RECORDS_URL", records_url(root))
     for name in ("TELECONSULT_STORE_URL", "TELECONSULT_RECORDING_KEY"):
         monkeypatch.delenv(name, raising=False)
     return root
 
 
-def sealed_file(root: Path, recording_id: str = "r-1") -> tuple[Path, bytes]:
-    """A track file sealed with the current key of the key file beside ``root``."""
-    keyring = load_keyring(None, root.with_name("recordings.keys"), root, production=True)
+def records_url(root: Path) -> str:
+    return f"sqlite:///{root.with_name('records.db')}"
+
+
+def keyring_of(root: Path) -> Keyring:
+    return load_keyring(None, root.with_name("recordings.keys"), root, production=True)
+
+
+def sealed_file(root: Path, recording_id: str = "r-1", indexed: bool = True) -> tuple[Path, bytes]:
+    """A track file sealed with the current key of the key file beside ``root``, and (unless
+    not ``indexed``) its recording's entry in the records database."""
+    keyring = keyring_of(root)
     folder = root / "c-1" / recording_id
     folder.mkdir(parents=True)
     data = secrets.token_bytes(200_000)
@@ -41,18 +49,45 @@ def sealed_file(root: Path, recording_id: str = "r-1") -> tuple[Path, bytes]:
     writer = EncryptingWriter(path, keyring)
     writer.write(data)
     writer.close()
+    if indexed:
+
+        async def index() -> None:
+            records = await open_records(records_url(root), keyring)
+            entry = started_entry(recording_id, "c-1", f"c-1/{recording_id}", "ready")
+            await records.recordings.save_recording(entry)
+            await records.close()
+
+        asyncio.run(index())
     return path, data
 
 
-def test_decrypt_offline_writes_a_private_copy_and_says_it_is_not_audited(
+def exports(root: Path) -> list[tuple[str, str, dict[str, object]]]:
+    """The export entries of consultation c-1's audit trail."""
+
+    async def read() -> list[tuple[str, str, dict[str, object]]]:
+        records = await open_records(records_url(root), keyring_of(root))
+        audit = await records.audit.audit_for("c-1")
+        await records.close()
+        return [(e.actor, e.action, e.details) for e in audit]
+
+    return asyncio.run(read())
+
+
+def test_decrypt_writes_a_private_copy_and_audits_the_export(
     recordings: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["recording", "new-key"]) == 0
     path, data = sealed_file(recordings)
     out = tmp_path / "copy.webm"
-    assert main(["recording", "decrypt", str(path), "--out", str(out), "--operator", "ops"]) == 0
+    assert main(["recording", "decrypt", str(path), "--out", str(out), "--operator", "ops-1"]) == 0
     assert out.read_bytes() == data and stat.S_IMODE(out.stat().st_mode) == 0o600
-    assert "not audited" in capsys.readouterr().err
+    assert exports(recordings) == [
+        (
+            "operator:ops-1",
+            "recording_exported",
+            {"recording_id": "r-1", "file": "p-camera.webm.enc", "tool": "cli"},
+        )
+    ]
     assert main(["recording", "decrypt", str(path), "--out", str(out), "--operator", "ops"]) == 2
     assert "exists" in capsys.readouterr().err, "an existing file is never overwritten"
 
@@ -77,44 +112,11 @@ def test_rotation_keeps_old_recordings_readable(
     assert "not in the keyring" in capsys.readouterr().err
 
 
-def test_decrypt_with_a_shared_store_is_audited_or_refused(
-    recordings: Path,
-    tmp_path: Path,
-    redis_server: RedisServer,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+def test_a_recording_missing_from_the_index_is_not_exported(
+    recordings: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("TELECONSULT_STORE_URL", redis_server.url)
-
-    async def prepare() -> None:
-        client = redis.Redis.from_url(redis_server.url)
-        await client.flushdb()
-        await client.aclose()
-        store = create_store(redis_server.url)
-        await store.save_recording(started_entry("r-1", "c-1", "c-1/r-1", "ready"))
-        await store.close()
-
-    asyncio.run(prepare())
     assert main(["recording", "new-key"]) == 0
-    path, data = sealed_file(recordings)
-    out = tmp_path / "copy.webm"
-    assert main(["recording", "decrypt", str(path), "--out", str(out), "--operator", "ops-1"]) == 0
-    assert out.read_bytes() == data
-
-    async def exports() -> list[tuple[str, str, dict[str, object]]]:
-        store = create_store(redis_server.url)
-        audit = await store.audit_for("c-1")
-        await store.close()
-        return [(e.actor, e.action, e.details) for e in audit]
-
-    assert asyncio.run(exports()) == [
-        (
-            "operator:ops-1",
-            "recording_exported",
-            {"recording_id": "r-1", "file": "p-camera.webm.enc", "tool": "cli"},
-        )
-    ]
-    orphan, _ = sealed_file(recordings, "r-unknown")
+    orphan, _ = sealed_file(recordings, "r-unknown", indexed=False)
     refused = tmp_path / "orphan.webm"
     assert (
         main(["recording", "decrypt", str(orphan), "--out", str(refused), "--operator", "o"]) == 2

@@ -25,7 +25,7 @@ from tests.media.clients import ClientPeer, close_to, mean_rgb
 from tests.recording.entries import started_entry
 from tests.signaling.consultation_peers import Cast, Peer
 from tests.signaling.test_rtc_events import MediaClient, active_consultation
-from web.keys import recordings_key, store_key
+from web.keys import recordings_key, records_key
 from web.settings import Settings
 
 RED, GREEN = (220, 40, 40), (40, 200, 60)
@@ -227,7 +227,7 @@ async def test_records_a_real_consultation_and_serves_it_to_its_clinician_only(
     )
     assert status == 200 and len(whole) == size
 
-    audit = await rec_server.app[store_key].audit_for(consultation_id)
+    audit = await rec_server.app[records_key].audit.audit_for(consultation_id)
     actions = [(e.action, e.actor) for e in audit]
     assert ("consent", "outlet-7") in actions
     assert actions.index(("consent", "outlet-7")) < actions.index(("recording_started", "dr-li"))
@@ -275,10 +275,10 @@ async def test_consent_withdrawal_stops_the_recording_at_once(
         assert not (await doctor.ok("recording.state", ref))["active"]
         assert await doctor.refused("recording.start", ref) == "invalid_state"
     await rec_server.app[recordings_key].wait_finalized()
-    audit = await rec_server.app[store_key].audit_for(consultation_id)
+    audit = await rec_server.app[records_key].audit.audit_for(consultation_id)
     stops = [e for e in audit if e.action == "recording_stopped"]
     assert len(stops) == 1 and stops[0].details["reason"] == "consent_withdrawn"
-    (meta,) = await rec_server.app[store_key].recordings_for(consultation_id)
+    (meta,) = await rec_server.app[records_key].recordings.recordings_for(consultation_id)
     assert meta["status"] == "ready" and {t["kind"] for t in meta["tracks"]} == {"audio", "video"}
 
 
@@ -292,14 +292,15 @@ async def test_guests_acknowledge_and_others_cannot_control_recording(
     assert await outlet.refused("recording.stop", ref) == "forbidden"
     assert await doctor.refused("recording.start", {"consultation_id": ""}) == "bad_request"
     await outlet.ok("recording.acknowledge", ref)
-    audit = await rec_server.app[store_key].audit_for(consultation_id)
+    audit = await rec_server.app[records_key].audit.audit_for(consultation_id)
     assert any(e.action == "recording_acknowledged" and e.actor == "outlet-7" for e in audit)
 
 
 async def test_only_admins_set_a_legal_hold(cast: Cast, rec_server: RunningServer) -> None:
     consultation_id, _, _ = await active_consultation(cast)
-    store = rec_server.app[store_key]
-    await store.save_recording(started_entry("r-hold", consultation_id, "x/r-hold", "ready"))
+    records = rec_server.app[records_key]
+    entry = started_entry("r-hold", consultation_id, "x/r-hold", "ready")
+    await records.recordings.save_recording(entry)
     url = rec_server.url + "/api/recordings/r-hold/legal_hold"
     doctor = rec_server.token(Role.SPECIALIST, "dr-li", services=("ophthalmology",))
     admin = rec_server.token(Role.ADMIN, "admin-1")
@@ -314,8 +315,8 @@ async def test_only_admins_set_a_legal_hold(cast: Cast, rec_server: RunningServe
             url, json={"hold": True}, headers={"Authorization": f"Bearer {admin}"}
         ) as r:
             assert r.status == 200 and (await r.json())["legal_hold"] is True
-    assert (await store.get_recording("r-hold"))["legal_hold"] is True
-    audit = await store.audit_for(consultation_id)
+    assert (await records.recordings.get_recording("r-hold"))["legal_hold"] is True
+    audit = await records.audit.audit_for(consultation_id)
     assert any(e.action == "recording_legal_hold" and e.actor == "admin-1" for e in audit)
 
 
@@ -338,7 +339,7 @@ async def set_legal_hold(server: RunningServer, recording_id: str, hold: bool) -
 async def test_a_legal_hold_set_while_recording_survives_stop_and_finalising(
     cast: Cast, rec_server: RunningServer
 ) -> None:
-    store = rec_server.app[store_key]
+    index = rec_server.app[records_key].recordings
     async with outlet_recorded(cast) as (recorded, _, doctor):
         recording_id = recorded.recording_id
         await asyncio.sleep(1.0)
@@ -347,13 +348,13 @@ async def test_a_legal_hold_set_while_recording_survives_stop_and_finalising(
         await asyncio.sleep(1.0)
         await doctor.ok("recording.stop", recorded.ref)
     await rec_server.app[recordings_key].wait_finalized()
-    stored = await store.get_recording(recording_id)
+    stored = await index.get_recording(recording_id)
     assert stored is not None and stored["status"] == "ready" and stored["tracks"]
     assert stored["composite"]["track_name"] == "composite"  # every save of finalising has run
     assert stored["legal_hold"] is True
     released = await set_legal_hold(rec_server, recording_id, False)
     assert released["legal_hold"] is False and released["tracks"] == stored["tracks"]
-    lifted = await store.get_recording(recording_id)
+    lifted = await index.get_recording(recording_id)
     assert lifted is not None and lifted["legal_hold"] is False
 
 
@@ -395,7 +396,7 @@ async def test_a_guest_is_recorded_only_after_acknowledging(
         await outlet_media.close()
         await guest_media.close()
     await rec_server.app[recordings_key].wait_finalized()
-    (meta,) = await rec_server.app[store_key].recordings_for(consultation_id)
+    (meta,) = await rec_server.app[records_key].recordings.recordings_for(consultation_id)
     tracks = {t["track_name"]: t for t in meta["tracks"]}
     outlet_video, guest_video = tracks["outlet-7-camera"], tracks[f"{guest_id}-camera"]
     assert outlet_video["offset_s"] < 0.5 and guest_video["offset_s"] > 1.4

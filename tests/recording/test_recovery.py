@@ -14,8 +14,9 @@ from media.router import MediaRegistry
 from recording.files import DecryptingReader
 from recording.service import LOCK_TTL_S, RecordingConfig, Recordings
 from recording.tap import ConsultationRecorder
+from records.facade import Records
 from rooms.service import ConsultationService, ServiceConfig
-from rooms.store import Store
+from rooms.store import RecordingIndex, Store
 from signaling.rtc_events import RtcSignals
 from tests.recording.entries import started_entry
 from tests.recording.synthetic import KEYRING, FakeClock, feed_all, participant_media
@@ -32,7 +33,7 @@ class Silent:
         return None
 
 
-async def leftover(store: Store, root: Path, recording_id: str) -> None:
+async def leftover(index: RecordingIndex, root: Path, recording_id: str) -> None:
     """Files and an index entry as a crashed process leaves them (status still ``recording``)."""
     folder = Path("c1") / recording_id
     clock = FakeClock()
@@ -41,24 +42,27 @@ async def leftover(store: Store, root: Path, recording_id: str) -> None:
     )
     feed_all(recorder, clock, participant_media("outlet-7", (200, 20, 20), 440.0, 2.0))
     await recorder.stop()
-    await store.save_recording(
+    await index.save_recording(
         started_entry(recording_id, "c1", str(folder), started_at=time.time() - 60)
     )
 
 
-async def test_recovery_finalises_dead_recordings_only(store: Store, tmp_path: Path) -> None:
-    service = ConsultationService(store, Silent(), ServiceConfig())
+async def test_recovery_finalises_dead_recordings_only(
+    store: Store, local_records: Records, tmp_path: Path
+) -> None:
+    index = local_records.recordings
+    service = ConsultationService(store, local_records.audit, Silent(), ServiceConfig())
     media = MediaRegistry(MediaConfig(), MediaMetrics(CollectorRegistry()), RtcSignals(Silent()))
     recordings = Recordings(
-        service, store, media, Silent(), RecordingConfig(root=tmp_path, keyring=KEYRING)
+        service, store, index, media, Silent(), RecordingConfig(root=tmp_path, keyring=KEYRING)
     )
-    await leftover(store, tmp_path, "dead")
-    await leftover(store, tmp_path, "alive")
+    await leftover(index, tmp_path, "dead")
+    await leftover(index, tmp_path, "alive")
     assert await store.try_lock("recording:alive", "another-process", LOCK_TTL_S)
 
     assert await recordings.recover() == ["dead"]
 
-    dead = await store.get_recording("dead")
+    dead = await index.get_recording("dead")
     assert dead is not None and dead["status"] == "ready" and dead["interrupted"] is True
     tracks = {t["track_name"]: t for t in dead["tracks"]}
     assert set(tracks) == {"outlet-7-camera", "outlet-7-microphone"}
@@ -68,9 +72,9 @@ async def test_recovery_finalises_dead_recordings_only(store: Store, tmp_path: P
     assert camera["key_id"] == KEYRING.current_id
     with DecryptingReader(tmp_path / camera["file"], KEYRING) as reader:
         assert reader.complete and reader.size == camera["size"]
-    alive = await store.get_recording("alive")
+    alive = await index.get_recording("alive")
     assert alive is not None and alive["status"] == "recording"
-    audit = await store.audit_for("c1")
+    audit = await local_records.audit.audit_for("c1")
     assert [e.details["recording_id"] for e in audit if e.action == "recording_recovered"] == [
         "dead"
     ]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from recording.retention import RetentionSweeper
-from rooms.store import Store
+from records.facade import Records
 from tests.recording.entries import started_entry, track_entry
 
 DAY = 86400.0
@@ -31,8 +31,9 @@ def meta(
 
 
 async def test_sweep_deletes_only_expired_recordings_and_audits_each(
-    store: Store, tmp_path: Path
+    records: Records, tmp_path: Path
 ) -> None:
+    store = records.recordings
     recordings = [
         meta("old", 31),
         meta("older", 400),
@@ -68,7 +69,10 @@ async def test_sweep_deletes_only_expired_recordings_and_audits_each(
     assert await sweeper.sweep() == []
 
 
-async def test_the_periodic_task_sweeps_and_stops_on_close(store: Store, tmp_path: Path) -> None:
+async def test_the_periodic_task_sweeps_and_stops_on_close(
+    local_records: Records, tmp_path: Path
+) -> None:
+    store = local_records.recordings
     await store.save_recording(meta("old", 31))
     swept: list[str] = []
 

@@ -11,9 +11,10 @@ import time
 
 import pytest
 
+from records.facade import Records
 from rooms.errors import TooManyOpenConsultations
 from rooms.service import CheckIn, ConsultationService, ServiceConfig
-from rooms.store import Store
+from rooms.store import AuditTrail, Store
 from tests.rooms.test_service import OUTLET, Inbox
 
 pytestmark = pytest.mark.parametrize("store", ["memory", "redis"], indirect=True)
@@ -21,12 +22,15 @@ pytestmark = pytest.mark.parametrize("store", ["memory", "redis"], indirect=True
 LIMIT = 4
 
 
-def node(store: Store) -> ConsultationService:
-    return ConsultationService(store, Inbox(), ServiceConfig(max_open_per_outlet=LIMIT), time.time)
+def node(store: Store, audit: AuditTrail) -> ConsultationService:
+    config = ServiceConfig(max_open_per_outlet=LIMIT)
+    return ConsultationService(store, audit, Inbox(), config, time.time)
 
 
-async def test_concurrent_check_ins_on_two_nodes_never_pass_the_limit(store: Store) -> None:
-    nodes = [node(store) for _ in range(3)]
+async def test_concurrent_check_ins_on_two_nodes_never_pass_the_limit(
+    store: Store, local_records: Records
+) -> None:
+    nodes = [node(store, local_records.audit) for _ in range(3)]
     request = CheckIn("ophthalmology", OUTLET.subject, "P-1", guardian_present=True)
     try:
         for round_ in range(3):

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
+from records.facade import Records
 from rooms.models import ConsultationState, PresenceStatus
 from rooms.service import CheckIn, ConsultationService, ServiceConfig
-from rooms.store import Store
+from rooms.store import AuditTrail, Store
 from tests.rooms.test_service import DR, OUTLET, Inbox
 
 STATUSES = (PresenceStatus.BUSY, PresenceStatus.AVAILABLE, PresenceStatus.AWAY)
@@ -44,9 +45,9 @@ class OfferWatch(Inbox):
         await super().to_subject(subject, event, payload)
 
 
-def node(store: Store, inbox: Inbox) -> ConsultationService:
+def node(store: Store, audit: AuditTrail, inbox: Inbox) -> ConsultationService:
     config = ServiceConfig(offer_timeout_s=30, presence_timeout_s=10, rejoin_grace_s=60)
-    return ConsultationService(store, inbox, config, time.time)
+    return ConsultationService(store, audit, inbox, config, time.time)
 
 
 async def beat(service: ConsultationService) -> None:
@@ -56,9 +57,10 @@ async def beat(service: ConsultationService) -> None:
 
 
 async def test_a_status_the_clinician_sets_is_never_overwritten_by_rounds(
-    store: Store,
+    store: Store, local_records: Records
 ) -> None:
-    first, second = node(store, Inbox()), node(store, Inbox())
+    first = node(store, local_records.audit, Inbox())
+    second = node(store, local_records.audit, Inbox())
     await first.connected(DR, "sid-1")
     await second.connected(DR, "sid-2")
     rng = random.Random(3)
@@ -76,9 +78,12 @@ async def test_a_status_the_clinician_sets_is_never_overwritten_by_rounds(
         await second.close()
 
 
-async def test_no_offer_goes_to_a_clinician_who_set_busy(store: Store) -> None:
+async def test_no_offer_goes_to_a_clinician_who_set_busy(
+    store: Store, local_records: Records
+) -> None:
     inbox = OfferWatch(store=store)
-    first, second = node(store, inbox), node(store, Inbox())
+    first = node(store, local_records.audit, inbox)
+    second = node(store, local_records.audit, Inbox())
     await first.connected(DR, "sid-1")
     await second.connected(DR, "sid-2")
     await first.connected(OUTLET, "sid-o")

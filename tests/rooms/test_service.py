@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from records.facade import Records
 from rooms.audit import SYSTEM, AuditAction
 from rooms.errors import Conflict, Expired, Forbidden, InvalidState
 from rooms.models import ConsultationState, PresenceStatus
@@ -81,10 +82,11 @@ class Rig:
 
 
 @pytest.fixture
-async def rig(store: Store) -> AsyncIterator[Rig]:
+async def rig(store: Store, local_records: Records) -> AsyncIterator[Rig]:
     clock, inbox, hooks = Clock(), Inbox(), Hooks()
     service = ConsultationService(
         store,
+        local_records.audit,
         inbox,
         ServiceConfig(
             offer_timeout_s=30, rejoin_grace_s=60, empty_room_grace_s=60, presence_timeout_s=10
@@ -223,10 +225,12 @@ async def test_room_everyone_dropped_from_ends_after_the_empty_grace(rig: Rig) -
     assert ended.state is ConsultationState.ENDED and ended.ended_reason == "empty"
 
 
-async def test_a_crashed_process_connections_are_noticed_by_another(rig: Rig, store: Store) -> None:
+async def test_a_crashed_process_connections_are_noticed_by_another(
+    rig: Rig, store: Store, local_records: Records
+) -> None:
     cid = await checked_in(rig)  # outlet connected to the first process, which then dies silently
     config = ServiceConfig(rejoin_grace_s=60, presence_timeout_s=10)
-    survivor = ConsultationService(store, rig.inbox, config, rig.clock)
+    survivor = ConsultationService(store, local_records.audit, rig.inbox, config, rig.clock)
     rig.clock.now += 5
     await survivor.run_round()
     assert (await survivor.get(ADMIN, cid)).participants["outlet-1"].connected

@@ -1,4 +1,4 @@
-"""One behaviour contract for every store backend (memory and Redis)."""
+"""One behaviour contract for every live-state store backend (memory and Redis)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import time
 import pytest
 
 from rooms.models import (
-    AuditEvent,
     ClinicianPresence,
     Consent,
     Consultation,
@@ -157,35 +156,6 @@ async def test_invite_redeems_once(store: Store) -> None:
     assert await store.get_invite("unknown") is None
 
 
-async def test_audit_log_keeps_order_per_consultation(store: Store) -> None:
-    for i, action in enumerate(["check_in", "offer", "accept"]):
-        event = AuditEvent("c-1", float(i), "x", "outlet", action, {"i": i})
-        assert await store.append_audit(event, 10) == "written"
-    await store.append_audit(AuditEvent("c-2", 9.0, "y", "admin", "end", {}), 10)
-    assert [e.action for e in await store.audit_for("c-1")] == ["check_in", "offer", "accept"]
-    assert (await store.audit_for("c-1"))[2].details == {"i": 2}
-    assert await store.audit_for("c-none") == []
-    assert [e.action for e in await store.audit_page("c-1", 1, 5)] == ["offer", "accept"]
-    assert [e.action for e in await store.audit_page("c-1", 0, 1)] == ["check_in"]
-    assert await store.audit_page("c-1", 3, 5) == []
-
-
-async def test_audit_skips_repeats_and_caps_each_action(store: Store) -> None:
-    def consent(at: float, purpose: str = "recording") -> AuditEvent:
-        return AuditEvent("c-1", at, "outlet-1", "outlet", "consent", {"purpose": purpose})
-
-    assert await store.append_audit(consent(1.0), 3) == "written"
-    assert await store.append_audit(consent(2.0), 3) == "duplicate"
-    withdrawn = AuditEvent("c-1", 3.0, "outlet-1", "outlet", "consent_withdrawn", {})
-    assert await store.append_audit(withdrawn, 3) == "written"
-    assert await store.append_audit(consent(4.0), 3) == "written"
-    assert await store.append_audit(consent(5.0, "other"), 3) == "written"
-    assert await store.append_audit(consent(6.0), 3) == "capped"
-    assert await store.audit_count("c-1", "consent") == 3
-    assert await store.audit_count("c-1", "notes") == 0
-    assert [e.at for e in await store.audit_for("c-1")] == [1.0, 3.0, 4.0, 5.0]
-
-
 async def test_outstanding_invites_are_capped_atomically(store: Store) -> None:
     now = time.time()
 
@@ -236,52 +206,6 @@ async def test_lock_excludes_other_owners_and_expires(store: Store) -> None:
     assert await store.try_lock("rounds", "node-b", 5)
     await store.release_lock("rounds", "node-b")
     assert await store.try_lock("rounds", "node-a", 5)
-
-
-async def test_recording_index(store: Store) -> None:
-    await store.save_recording({"recording_id": "r-1", "consultation_id": "c-1", "size": 10})
-    await store.save_recording({"recording_id": "r-2", "consultation_id": "c-1"})
-    await store.save_recording({"recording_id": "r-3", "consultation_id": "c-2"})
-    assert await store.get_recording("r-1") == {
-        "recording_id": "r-1",
-        "consultation_id": "c-1",
-        "size": 10,
-    }
-    assert {m["recording_id"] for m in await store.recordings_for("c-1")} == {"r-1", "r-2"}
-    assert len(await store.all_recordings()) == 3
-    await store.delete_recording("r-1")
-    await store.delete_recording("r-unknown")
-    assert await store.get_recording("r-1") is None
-    assert [m["recording_id"] for m in await store.recordings_for("c-1")] == ["r-2"]
-    with pytest.raises(ValueError):
-        await store.save_recording({"recording_id": "r-9"})
-
-
-async def test_recording_updates_set_fields_atomically(store: Store) -> None:
-    await store.save_recording({"recording_id": "r-1", "consultation_id": "c-1", "size": 10})
-    assert await store.update_recording("r-1", {"hold": True}) == {
-        "recording_id": "r-1",
-        "consultation_id": "c-1",
-        "size": 10,
-        "hold": True,
-    }
-    assert await store.update_recording("r-unknown", {"hold": True}) is None
-    assert await store.get_recording("r-unknown") is None
-    with pytest.raises(ValueError):
-        await store.update_recording("r-1", {"consultation_id": "c-2"})
-    # Writers of different fields at once (each read, then write) never undo each other. Each
-    # lost compare-and-set is another's success, so a dozen writers fit the stores' retries.
-    await asyncio.gather(
-        *(store.update_recording("r-1", {f"field-{n}": n}) for n in range(8)),
-        *(store.update_recording("r-1", {"size": 20}) for _ in range(4)),
-    )
-    stored = await store.get_recording("r-1")
-    assert stored is not None
-    assert {k: v for k, v in stored.items() if k.startswith("field-")} == {
-        f"field-{n}": n for n in range(8)
-    }
-    assert stored["size"] == 20 and stored["hold"] is True
-    assert [m["recording_id"] for m in await store.recordings_for("c-1")] == ["r-1"]
 
 
 def test_factory_picks_backend_and_refuses_unknown_schemes() -> None:

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from records.facade import Records
 from rooms.errors import StoreUnavailable
 from rooms.service import CheckIn, ConsultationService, ServiceConfig
 from rooms.store import Store
@@ -51,15 +52,18 @@ async def connected(service: ConsultationService, cid: str) -> bool:
     return (await service.get(ADMIN, cid)).participants["outlet-1"].connected
 
 
-async def test_an_outage_longer_than_the_presence_timeout_drops_nobody(store: Store) -> None:
+async def test_an_outage_longer_than_the_presence_timeout_drops_nobody(
+    store: Store, local_records: Records
+) -> None:
     clock, inbox = Clock(), Inbox()
     # empty_room_grace_s sets a fast round interval (0.1 s); nothing here is an active room.
     config = ServiceConfig(rejoin_grace_s=60, presence_timeout_s=10, empty_room_grace_s=0.4)
-    outlets = ConsultationService(store, inbox, config, clock)  # holds the outlet's connection
+    # The first holds the outlet's connection.
+    outlets = ConsultationService(store, local_records.audit, inbox, config, clock)
     await outlets.connected(OUTLET, "sid-o")
     cid = (await outlets.check_in(OUTLET, CheckIn("ophthalmology", "outlet-1", "P-1", True)))[0].id
     switchable = SwitchableStore(store)
-    rounds = ConsultationService(switchable, inbox, config, clock)  # type: ignore[arg-type]
+    rounds = ConsultationService(switchable, local_records.audit, inbox, config, clock)  # type: ignore[arg-type]
     await rounds.start()
     try:
         switchable.down = True

@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import RunningServer, start_server
 from tests.signaling.consultation_peers import Cast, Peer, check_in_payload
 from tests.signaling.raw_socket import RawSocket
-from web.keys import media_registry_key, registry_key, store_key
+from web.keys import media_registry_key, records_key, registry_key
 from web.settings import Settings
 
 CANDIDATE = "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host"
@@ -105,7 +105,7 @@ async def test_a_raw_disconnect_event_writes_no_audit_entry(
     finally:
         await raw.close()
     await outlet.ok("consultation.join", {"consultation_id": consultation_id})
-    audit = await server.app[store_key].audit_for(consultation_id)
+    audit = await server.app[records_key].audit.audit_for(consultation_id)
     assert not [e for e in audit if e.action == "disconnect" and e.actor == "outlet-7"]
 
 

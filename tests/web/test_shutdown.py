@@ -18,7 +18,7 @@ from tests.recording.synthetic import open_recording
 from tests.server_process import ServerProcess, spawn_server
 from tests.signaling.consultation_peers import Cast, Peer, check_in_payload
 from tests.signaling.test_rtc_events import MediaClient
-from web.keys import store_key
+from web.keys import records_key
 from web.settings import Settings
 
 EXIT_WITHIN_S = 5.0
@@ -119,7 +119,8 @@ async def test_a_busy_server_stops_within_5_s_and_leaves_playable_recordings(
         restarted = await start_server(settings)
         try:
             for _ in range(120):
-                (meta,) = await restarted.app[store_key].recordings_for(consultation_id)
+                index = restarted.app[records_key].recordings
+                (meta,) = await index.recordings_for(consultation_id)
                 if meta["status"] == "ready" and "file" in (meta["composite"] or {}):
                     break
                 await asyncio.sleep(0.5)

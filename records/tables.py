@@ -1,0 +1,179 @@
+"""Every table of the records database, declared once (the migrations create the same schema;
+``tests/records/test_migrations.py`` checks that they agree).
+
+Columns ending in ``_sealed`` hold ``key id + nonce + AES-GCM ciphertext`` (:mod:`records.sealing`);
+``*_hash`` columns hold a keyed hash for look-ups. Indexes are named for the query they serve.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from records.columns import BigId, UtcDateTime
+
+ID = 64
+SUBJECT = 128
+
+
+class Table(DeclarativeBase):
+    """The declarative base of the records tables."""
+
+
+class AuditRow(Table):
+    """One audit entry; ``consultation_id`` is empty for entries about a patient alone."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    consultation_id: Mapped[str] = mapped_column(String(ID))
+    patient_id: Mapped[str | None] = mapped_column(String(ID))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(SUBJECT))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(40))
+    details: Mapped[dict[str, object]] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_audit_by_consultation", "consultation_id", "id"),
+        Index("ix_audit_count_by_action", "consultation_id", "action"),
+        Index("ix_audit_by_patient", "patient_id", "id"),
+    )
+
+
+class ConsentRow(Table):
+    """Evidence of a guardian's consent (to record a consultation, or to keep a patient record)
+    and of its withdrawal."""
+
+    __tablename__ = "consent_evidence"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    consultation_id: Mapped[str | None] = mapped_column(String(ID))
+    patient_id: Mapped[str | None] = mapped_column(String(ID))
+    purpose: Mapped[str] = mapped_column(String(64))
+    given_by: Mapped[str] = mapped_column(String(SUBJECT))
+    role: Mapped[str] = mapped_column(String(16))
+    outlet_id: Mapped[str] = mapped_column(String(SUBJECT))
+    given_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    withdrawn_by: Mapped[str | None] = mapped_column(String(SUBJECT))
+
+    __table_args__ = (
+        Index("ix_consent_by_consultation", "consultation_id", "id"),
+        Index("ix_consent_by_patient", "patient_id", "id"),
+    )
+
+
+class RecordingRow(Table):
+    """A recording index entry: the document ``recording.index`` reads typed, by its two ids."""
+
+    __tablename__ = "recordings"
+    recording_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    consultation_id: Mapped[str] = mapped_column(String(ID), index=True)
+    document: Mapped[dict[str, object]] = mapped_column(JSON)
+
+
+class RecordKeyRow(Table):
+    """Keys the database itself needs (the look-up hash key), sealed under the keyring."""
+
+    __tablename__ = "record_keys"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ImportRow(Table):
+    """One-time imports already done (the Redis store's audit and recording index)."""
+
+    __tablename__ = "imports"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    done_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    summary: Mapped[dict[str, object]] = mapped_column(JSON)
+
+
+class PatientRow(Table):
+    """A child known across visits: pseudonymous id, card code (hash for look-up, sealed copy to
+    print again), sealed name and guardian details, birth year and sex in the clear."""
+
+    __tablename__ = "patients"
+    patient_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    card_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    card_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    name_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    birth_year: Mapped[int] = mapped_column(Integer)
+    sex: Mapped[str] = mapped_column(String(12))
+    guardian_name_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    guardian_phone_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    registered_outlet: Mapped[str] = mapped_column(String(SUBJECT), index=True)
+    registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class VisitRow(Table):
+    """One consultation as the records keep it: who, what service, where, when, outcome."""
+
+    __tablename__ = "visits"
+    consultation_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    patient_id: Mapped[str | None] = mapped_column(ForeignKey("patients.patient_id"))
+    service: Mapped[str] = mapped_column(String(64))
+    outlet_id: Mapped[str] = mapped_column(String(SUBJECT))
+    checked_in_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    clinician_id: Mapped[str | None] = mapped_column(String(SUBJECT))
+    clinician_name_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    outcome: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (
+        Index("ix_visits_by_patient", "patient_id", "checked_in_at"),
+        Index("ix_visits_by_time", "checked_in_at"),
+        Index("ix_visits_by_outlet_time", "outlet_id", "checked_in_at"),
+    )
+
+
+class ReportRow(Table):
+    """One version of a consultation's report; the sealed body holds every free-text field."""
+
+    __tablename__ = "reports"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    consultation_id: Mapped[str] = mapped_column(String(ID))
+    patient_id: Mapped[str | None] = mapped_column(ForeignKey("patients.patient_id"))
+    service: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(12))
+    body_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    follow_up_days: Mapped[int | None] = mapped_column(Integer)
+    has_referral: Mapped[bool] = mapped_column(Boolean)
+    shared_with_family: Mapped[bool] = mapped_column(Boolean)
+    clinician_id: Mapped[str] = mapped_column(String(SUBJECT))
+    clinician_name_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    saved_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finalised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("consultation_id", "version", name="uq_report_version"),
+        Index("ix_reports_by_patient", "patient_id", "consultation_id"),
+        Index("ix_reports_by_final_time", "status", "finalised_at"),
+    )
+
+
+class ShareRow(Table):
+    """The family's copy of a consultation's report: a code for the link, a sealed PIN, and the
+    wrong-PIN counter behind the lockout."""
+
+    __tablename__ = "report_shares"
+    share_code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    consultation_id: Mapped[str] = mapped_column(String(ID), unique=True)
+    pin_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -1,0 +1,35 @@
+"""Keeps the ``visits`` table in step with the live consultations (a visit listener)."""
+
+from __future__ import annotations
+
+from records.columns import utc
+from records.models import Visit
+from records.visits import VisitRecords
+from rooms.models import Consultation
+
+
+class VisitKeeper:
+    """Implements :class:`rooms.notify.VisitListener`: each milestone rewrites the visit."""
+
+    def __init__(self, visits: VisitRecords) -> None:
+        self._visits = visits
+
+    async def on_visit_changed(self, consultation: Consultation) -> None:
+        await self._visits.keep(visit_of(consultation))
+
+
+def visit_of(c: Consultation) -> Visit:
+    """The visit a consultation is, as the records keep it."""
+    clinician = c.participants.get(c.clinician_id) if c.clinician_id else None
+    return Visit(
+        consultation_id=c.id,
+        patient_id=c.patient_id,
+        service=c.service,
+        outlet_id=c.outlet_id,
+        checked_in_at=utc(c.created_at),
+        started_at=utc(c.started_at) if c.started_at is not None else None,
+        ended_at=utc(c.ended_at) if c.ended_at is not None else None,
+        clinician_id=c.clinician_id,
+        clinician_name=clinician.name if clinician else None,
+        outcome=c.ended_reason,
+    )

@@ -1,0 +1,71 @@
+"""Wires the records database in: built from the settings, opened (migrated) first at start,
+fed by the consultation milestones, closed last."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from aiohttp import web
+
+from recording.keys import Keyring
+from records.care import CareConfig, CareRecord
+from records.facade import Records
+from records.redis_import import import_from_redis
+from records.shares import ShareRules
+from records.templates import Templates
+from records.visit_keeper import VisitKeeper
+from rooms.service import ConsultationService
+from rooms.store import Store
+from signaling.notifier import SocketNotifier
+from web.keys import CleanupContext
+from web.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+MAX_WRONG_PINS = 5
+
+
+def records_from(settings: Settings, keyring: Keyring) -> Records:
+    """The records facades over the configured database (not opened yet)."""
+    rules = ShareRules(
+        timedelta(days=settings.report_share_days),
+        MAX_WRONG_PINS,
+        timedelta(seconds=settings.report_share_lock_s),
+    )
+    return Records(settings.records_url, keyring, rules)
+
+
+def care_record_from(
+    settings: Settings,
+    records: Records,
+    service: ConsultationService,
+    store: Store,
+    notifier: SocketNotifier,
+) -> CareRecord:
+    """The care record, and the visits it reads kept in step with the consultations."""
+    service.add_visit_listener(VisitKeeper(records.visits))
+    return CareRecord(
+        records,
+        service,
+        store,
+        notifier,
+        Templates(dict(settings.report_templates)),
+        CareConfig(settings.report_edit_hours * 3600.0, settings.max_audit_entries_per_action),
+    )
+
+
+def records_lifetime(records: Records, settings: Settings) -> CleanupContext:
+    """Open the records first (migrations, the one-time Redis import), close them last."""
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        await records.open()
+        if settings.store_backend == "redis" and settings.store_url:
+            await import_from_redis(records.database, settings.store_url)
+        try:
+            yield
+        finally:
+            await records.close()
+
+    return lifetime
