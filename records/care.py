@@ -28,6 +28,7 @@ from records.errors import (
 )
 from records.facade import Records
 from records.models import Patient, Report, Share, iso
+from records.visit_keeper import ended_consultation_of
 from records.reports import ReportAuthor, ReportContent
 from records.shares import PinCheck
 from records.templates import Templates
@@ -221,7 +222,7 @@ class CareRecord:
     ) -> tuple[Report | None, Share | None]:
         """The report (a version, or the newest): drafts for its clinician only; the final
         report (family view for the outlet) for its clinician, its outlet and admins."""
-        consultation = await self._consultations.get(actor, consultation_id)
+        consultation = await self._recorded(actor, consultation_id)
         own = access.may(actor, Access.REPORT_READ_DRAFT, consultation)
         access.require(actor, Access.REPORT_READ_FINAL, consultation)
         reports = self._records.reports
@@ -284,6 +285,17 @@ class CareRecord:
         return self._family_view(report)
 
     # ----- helpers -----------------------------------------------------------------------------
+
+    async def _recorded(self, actor: Actor, consultation_id: str) -> Consultation:
+        """The live consultation, or (once the live store has forgotten it: the in-memory store
+        after a restart or its retention) the ended one its visit record describes."""
+        try:
+            return await self._consultations.get(actor, consultation_id)
+        except NotFound:
+            visit = await self._records.visits.get(consultation_id)
+            if visit is None:
+                raise
+            return ended_consultation_of(visit)
 
     def _family_view(self, report: Report) -> Report:
         """What the family sees: for opt-in services (counselling) nothing written unless the

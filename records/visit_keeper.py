@@ -5,7 +5,7 @@ from __future__ import annotations
 from records.columns import utc
 from records.models import Visit
 from records.visits import VisitRecords
-from rooms.models import Consultation
+from rooms.models import Consultation, ConsultationState
 
 
 class VisitKeeper:
@@ -32,4 +32,27 @@ def visit_of(c: Consultation) -> Visit:
         clinician_id=c.clinician_id,
         clinician_name=clinician.name if clinician else None,
         outcome=c.ended_reason,
+    )
+
+
+def ended_consultation_of(visit: Visit) -> Consultation:
+    """The consultation a visit record describes, as ended: what the access policy needs (its
+    outlet, service, clinician, patient) once the live store no longer holds it."""
+    checked_in = visit.checked_in_at.timestamp()
+    return Consultation(
+        id=visit.consultation_id,
+        service=visit.service,
+        outlet_id=visit.outlet_id,
+        patient_ref="",
+        guardian_present=True,
+        urgent=False,
+        appointment_at=None,
+        created_at=checked_in,
+        queued_at=checked_in,
+        state=ConsultationState.ENDED,
+        clinician_id=visit.clinician_id,
+        started_at=visit.started_at.timestamp() if visit.started_at else None,
+        ended_at=visit.ended_at.timestamp() if visit.ended_at else checked_in,
+        ended_reason=visit.outcome,
+        patient_id=visit.patient_id,
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 from rooms.roles import Role
 from signaling.auth import TokenAuthority
+from web.db_cli import add_db_commands
 from web.recording_cli import add_recording_commands
 from web.settings import Settings, SettingsError, check_secret, load_settings
 
@@ -189,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.set_defaults(func=_token)
 
     add_recording_commands(commands, _settings_from)
+    add_db_commands(commands, _settings_from)
 
     bench = commands.add_parser("bench", help="run a benchmark from benchmarks/")
     bench.add_argument("name", help="benchmark name: relay, record, weaklink or soak")

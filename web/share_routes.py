@@ -20,7 +20,7 @@ from web.http_errors import http_status
 from web.keys import care_key, settings_key
 from web.pages import STATIC_DIR
 
-_SHARE_CODE = re.compile(r"^[0-9A-Z*~$=]{6,16}$")
+_SHARE_CODE = re.compile(r"^[0-9A-Z]{6,16}$")
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
