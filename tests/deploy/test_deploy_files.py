@@ -91,10 +91,7 @@ def test_the_unit_keeps_data_config_and_log_where_the_other_files_expect_them() 
     assert state == ["teleconsult"]
     for name in ("recordings_dir", "recording_key_file"):
         assert values[name].startswith(f"/var/lib/{state[0]}/"), name
-    assert (
-        f"--config /etc/{unit_values('ConfigurationDirectory')[0]}/teleconsult.toml"
-        in (unit_values("ExecStart")[0])
-    )
+    assert "--config /etc/teleconsult/teleconsult.toml" in unit_values("ExecStart")[0]
     log_file = unit_values("StandardOutput")[0].removeprefix("append:")
     assert log_file.startswith(f"/var/log/{unit_values('LogsDirectory')[0]}/")
     rotated = (DEPLOY / "logrotate-teleconsult").read_text().split("{", 1)[0].split()[-1]
