@@ -47,6 +47,19 @@ async def check_media_and_nodes(settings: Settings) -> str:
     return f"ice_transport_policy {settings.ice_transport_policy}, {settings.workers} worker(s)"
 
 
+async def check_public_url(settings: Settings) -> str:
+    if settings.public_url is None:
+        return "unset: Socket.IO accepts the server's own origin (or allowed_origins)"
+    parts = urlsplit(settings.public_url)
+    host = parts.hostname or ""
+    if parts.scheme != "https" or not host:
+        # Browsers give pages camera and microphone only in a secure context.
+        raise SettingsError(f"public_url {settings.public_url!r} must be an https:// address")
+    if host.rsplit(".", 2)[-2:-1] == ["example"]:
+        raise SettingsError(f"public_url {settings.public_url!r} is the example: use your own name")
+    return settings.public_url
+
+
 async def check_recording_keys(settings: Settings) -> str:
     # As in production: never generate a development key file while checking.
     keyring = recording_keyring(replace(settings, production=True))
@@ -102,6 +115,7 @@ class Check:
 CHECKS: tuple[Check, ...] = (
     Check("production", check_production),
     Check("secret", check_token_secret),
+    Check("public address", check_public_url),
     Check("media and nodes", check_media_and_nodes),
     Check("recording keys", check_recording_keys),
     Check("recordings folder", check_recordings_dir),

@@ -16,6 +16,10 @@ need_python() {
   local python
   python=$(python_cmd)
   if ! command -v "$python" >/dev/null; then
+    if [ -n "${PYTHON:-}" ]; then
+      echo "PYTHON=${PYTHON} is not a command: install it or unset PYTHON." >&2
+      exit 1
+    fi
     missing+=(python3 python3-venv)
     return
   fi

@@ -73,8 +73,12 @@ def test_the_filled_in_production_toml_passes_check_config(
     config = tmp_path / "teleconsult.toml"
     text = TOML.read_text().replace(DATA_DIR, str(tmp_path / "data"))
     assert main(["check-config", "--config", str(_written(config, text))]) == 1
-    assert "FAIL  secret: no secret" in capsys.readouterr().out, "the shipped file fails closed"
+    out = capsys.readouterr().out
+    assert "FAIL  secret: no secret" in out, "the shipped file fails closed"
+    assert "FAIL  public address: public_url 'https://tc.example.org' is the example" in out
+    # What README.md's "Install for production" fills in.
     text = text.replace('secret = ""', f'secret = "{secrets.token_urlsafe(48)}"')
+    text = text.replace("tc.example.org", "tc.clinic.test")
     _written(config, text)
     assert main(["recording", "new-key", "--config", str(config)]) == 0
     assert main(["check-config", "--config", str(config)]) == 0, capsys.readouterr().out

@@ -46,6 +46,8 @@ def bare_bin(folder: Path, leave_out: tuple[str, ...] = ()) -> Path:
     assert node and npm, "the stand-in apt-get links the real node and npm"
     write_program(folder / "apt-get", FAKE_APT_GET.format(log=log, node=node, npm=npm, bin=folder))
     write_program(folder / "sudo", FAKE_SUDO.format(log=log))
+    for program in NODE_PROGRAMS:
+        assert shutil.which(program, path=str(folder)) is None, f"{program} is still on the PATH"
     return folder
 
 

@@ -91,6 +91,14 @@ def test_an_old_python_is_refused_with_the_package_to_install(tmp_path: Path) ->
     assert not apt_log(folder).exists()
 
 
+def test_a_python_named_in_python_that_is_not_there_is_refused(tmp_path: Path) -> None:
+    folder = bare_bin(tmp_path / "bin")
+    done = run(ENSURE, folder, PYTHON="python3.99")
+    assert done.returncode == 1
+    assert "PYTHON=python3.99 is not a command" in done.stderr
+    assert not apt_log(folder).exists()
+
+
 def test_scripts_test_asks_for_the_servers_the_suite_needs(tmp_path: Path) -> None:
     folder = bare_bin(tmp_path / "bin", leave_out=("redis-sentinel", "turnserver"))
     # An apt-get whose install fails: scripts/test stops right after asking for its list.

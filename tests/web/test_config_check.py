@@ -38,6 +38,7 @@ def good_settings(tmp_path: Path, store_url: str) -> dict[str, object]:
         "recordings_dir": str(tmp_path / "data" / "recordings"),
         "recording_key_file": str(key_file(tmp_path)),
         "store_url": store_url,
+        "public_url": "https://tc.clinic.test",
     }
 
 
@@ -85,6 +86,8 @@ def test_the_memory_store_passes_and_says_what_it_means(
     ("change", "reason"),
     [
         ({"production": False}, "FAIL  production: production is off"),
+        ({"public_url": "http://tc.clinic.test"}, "FAIL  public address: public_url 'http://"),
+        ({"public_url": "https://tc.example.org"}, "is the example: use your own name"),
         ({"secret": None}, "FAIL  secret: no secret"),
         ({"secret": "changeme"}, "FAIL  secret: the secret is too weak"),
         ({"metrics_token": "short"}, "FAIL  secret: metrics_token is too weak"),
