@@ -72,12 +72,18 @@ class RecordsDatabase:
             _configure_sqlite(self.engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database's file (``None`` for PostgreSQL or an in-memory database)."""
+        database = make_url(self.url).database
+        if self.dialect != "sqlite" or not database or database == ":memory:":
+            return None
+        return Path(database)
+
     async def upgrade(self) -> None:
         """Run the migrations up to the newest schema (idempotent; safe on every start)."""
-        if self.dialect == "sqlite":
-            database = make_url(self.url).database
-            if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if self.sqlite_file is not None:
+            self.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
         async with self.engine.begin() as connection:
             await connection.run_sync(_upgrade_to, "head")
 

@@ -1,12 +1,15 @@
-"""The ``teleconsult`` command: ``serve``, ``token``, ``recording`` and ``bench``."""
+"""The ``teleconsult`` command: ``serve``, ``check-config``, ``nodes``, ``token``, ``recording`` and
+``bench``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import importlib
+import importlib.metadata
 import re
 import sys
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -82,6 +85,17 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_config(args: argparse.Namespace) -> int:
+    from web.config_check import run_checks
+
+    try:
+        settings = _settings_from(args)
+    except (OSError, tomllib.TOMLDecodeError, SettingsError) as exc:
+        print(f"teleconsult: cannot read the configuration: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(run_checks(settings, sys.stdout))
+
+
 def _nodes(args: argparse.Namespace) -> int:
     from web.node_list import print_nodes
 
@@ -129,6 +143,12 @@ def _bench(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="teleconsult", description=__doc__)
+    # pyproject.toml holds the one version number; the installed metadata carries it.
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {importlib.metadata.version('teleconsult')}",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the signaling, media and web server")
@@ -171,6 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--node-capacity", type=int, help="most consultations whose media this node carries"
     )
     serve.set_defaults(func=_serve)
+
+    check = commands.add_parser(
+        "check-config",
+        help="check a production configuration (secret, keys, store) without starting",
+    )
+    check.add_argument("--config", type=Path, help="TOML file with settings")
+    check.set_defaults(func=_check_config)
 
     nodes = commands.add_parser("nodes", help="list the cluster's nodes and their load")
     nodes.add_argument("--config", type=Path, help="TOML file with settings")

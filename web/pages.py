@@ -17,7 +17,11 @@ from web.keys import http_refusals_key, netcheck_limiter_key, settings_key
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-VENDOR_DIR = Path(__file__).parent / "node_modules" / "socket.io-client" / "dist"
+# An installed wheel carries the client (copied by setup.py at build time); a checkout serves it
+# from web/node_modules, where `npm ci` put it.
+_PACKAGED_VENDOR_DIR = Path(__file__).parent / "vendor" / "socket.io"
+_CHECKOUT_VENDOR_DIR = Path(__file__).parent / "node_modules" / "socket.io-client" / "dist"
+VENDOR_DIR = _PACKAGED_VENDOR_DIR if _PACKAGED_VENDOR_DIR.is_dir() else _CHECKOUT_VENDOR_DIR
 VENDOR_URL = "/vendor/socket.io"
 # Bounds of the network check: enough bytes to see a rural link's bitrate, never a load generator.
 MAX_PROBE_KIB = 1024
@@ -47,7 +51,8 @@ def _page(file_name: str) -> PageHandler:
 
 
 async def vendor_file(request: web.Request) -> web.StreamResponse:
-    """The npm-installed socket.io client; a clear 503 when ``npm ci`` was not run in ``web/``."""
+    """The socket.io client (packaged, or npm-installed in a checkout); a clear 503 when a
+    checkout's ``npm ci`` was not run in ``web/``."""
     name = request.match_info["name"]
     if "/" in name or name.startswith("."):
         raise web.HTTPNotFound()

@@ -115,8 +115,8 @@ class Settings:
 
     def validated(self) -> Settings:
         """Return settings with a secret in place; refuse weak secrets in every mode."""
-        self._check_ice()
-        self._check_nodes()
+        self.check_ice()
+        self.check_nodes()
         if not self.secret:
             if self.production:
                 raise SettingsError("production mode needs TELECONSULT_SECRET (32+ random bytes)")
@@ -126,7 +126,8 @@ class Settings:
             check_secret(self.metrics_token, "TELECONSULT_METRICS_TOKEN")
         return self
 
-    def _check_nodes(self) -> None:
+    def check_nodes(self) -> None:
+        """Refuse node, cluster and worker settings that cannot work together."""
         if self.node_capacity < 0:
             raise SettingsError("node_capacity must be 0 (signalling only) or more")
         if not 0 < self.node_heartbeat_s < self.node_ttl_s:
@@ -138,7 +139,8 @@ class Settings:
         if self.workers > 1 and self.store_backend != "redis":
             raise SettingsError("--workers above 1 needs a Redis store (--store redis://...)")
 
-    def _check_ice(self) -> None:
+    def check_ice(self) -> None:
+        """Refuse ICE and TURN settings that cannot work together."""
         if self.ice_transport_policy not in ICE_TRANSPORT_POLICIES:
             raise SettingsError(
                 f"ice_transport_policy must be one of {', '.join(ICE_TRANSPORT_POLICIES)}"
