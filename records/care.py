@@ -28,10 +28,10 @@ from records.errors import (
 )
 from records.facade import Records
 from records.models import Patient, Report, Share, iso
-from records.visit_keeper import ended_consultation_of
 from records.reports import ReportAuthor, ReportContent
 from records.shares import PinCheck
 from records.templates import Templates
+from records.visit_keeper import ended_consultation_of
 from rooms import access
 from rooms.access import Access
 from rooms.audit import AuditAction

@@ -29,8 +29,14 @@ async def peer(server: ServerProcess, role: Role, subject: str, **claims: Any) -
     return connected
 
 
-async def visits(server: ServerProcess, n: int, done: list[dict[str, Any]]) -> None:
-    """One outlet and its specialist, visit after visit; ``done`` gets each acknowledged one."""
+KILL_AFTER = OUTLETS * 3  # finalised reports
+
+
+async def visits(
+    server: ServerProcess, n: int, done: list[dict[str, Any]], enough: asyncio.Event
+) -> None:
+    """One outlet and its specialist, visit after visit; ``done`` gets each acknowledged one,
+    ``enough`` is set once ``KILL_AFTER`` reports are final."""
     outlet = await peer(server, Role.OUTLET, f"outlet-{n}")
     doctor = await peer(server, Role.SPECIALIST, f"dr-{n}", services=("ophthalmology",))
     try:
@@ -48,6 +54,8 @@ async def visits(server: ServerProcess, n: int, done: list[dict[str, Any]]) -> N
             final = await doctor.ok("report.finalise", ref)
             await doctor.ok("consultation.end", ref)
             acknowledged.update(final, consultation_id=ref["consultation_id"])
+            if sum("report" in d for d in done) >= KILL_AFTER:
+                enough.set()
     except (AssertionError, OSError, TimeoutError, SocketIOError, aiohttp.ClientError):
         pass  # the server was killed mid-visit: only what was acknowledged counts
     finally:
@@ -60,10 +68,10 @@ async def test_a_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path) ->
     recordings = tmp_path / "recordings"
     server = await spawn_server(recordings)
     done: list[dict[str, Any]] = []
+    enough = asyncio.Event()
     try:
-        load = [asyncio.create_task(visits(server, n, done)) for n in range(OUTLETS)]
-        while len([d for d in done if "report" in d]) < OUTLETS * 3:
-            await asyncio.sleep(0.05)
+        load = [asyncio.create_task(visits(server, n, done, enough)) for n in range(OUTLETS)]
+        await asyncio.wait_for(enough.wait(), 120)
         server.process.send_signal(signal.SIGKILL)
         await asyncio.wait_for(asyncio.gather(*load), 30)
     finally:
@@ -75,7 +83,7 @@ async def test_a_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path) ->
         admin = await peer(restarted, Role.ADMIN, "admin-1")
         outlet = await peer(restarted, Role.OUTLET, "outlet-9")
         finalised = [d for d in done if "report" in d]
-        assert len(finalised) >= OUTLETS * 3
+        assert len(finalised) >= KILL_AFTER
         for acknowledged in done:
             found = await outlet.ok(
                 "patient.lookup", {"card_code": acknowledged["patient"]["card_code"]}
