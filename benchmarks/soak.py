@@ -57,6 +57,11 @@ PROGRESS_EVERY = 6  # samples
 SERVICES = ("ophthalmology", "paediatrics")
 # How long a simulated consultation lasts once both sides are in, by kind (seconds).
 PLAIN_CALL_S = (2.0, 5.0)
+# The records in the loop: a third of visits register a new child, the rest bring one back.
+NEW_CHILD_SHARE = 1 / 3
+CARDS_KEPT = 50
+CHILD = {"display_name": "", "birth_year": 2017, "sex": "female", "record_consent": True}
+REPORT = {"findings": {"diagnosis": "healthy"}, "summary": "All well.", "advice": "None."}
 MEDIA_CALL_S = (10.0, 16.0)
 FLAT_RESOURCES = 0.10
 FLAT_COSTS = 0.20
@@ -219,9 +224,11 @@ class MediaCall:
 
 @dataclass
 class Kiosk:
-    """A kiosk's current connection, replaced when it drops and comes back."""
+    """A kiosk's current connection, replaced when it drops and comes back, and the card codes
+    of the children it registered (who come back for later visits)."""
 
     client: Client
+    cards: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -339,16 +346,31 @@ class Soak:
         finally:
             await kiosk.client.close()
 
+    async def _patient(self, kiosk: Kiosk) -> str:
+        """A child for this visit: a new one registered (a third of visits, and the first), or a
+        returning one found by the card code typed at the kiosk."""
+        if not kiosk.cards or self.rng.random() < NEW_CHILD_SHARE:
+            child = {**CHILD, "display_name": f"Child {secrets.token_hex(3)}"}
+            patient = (await kiosk.client.call("patient.register", child))["patient"]
+            kiosk.cards.append(patient["card_code"])
+            del kiosk.cards[:-CARDS_KEPT]
+            self.tally.counts["patients_registered"] += 1
+        else:
+            card = {"card_code": self.rng.choice(kiosk.cards)}
+            patient = (await kiosk.client.call("patient.lookup", card))["patient"]
+            self.tally.counts["returning_children"] += 1
+        return str(patient["patient_id"])
+
     async def _visit(self, kiosk: Kiosk, subject: str, service: str, plan: Plan) -> None:
         """One consultation from the kiosk's side (a drop leaves ``kiosk`` a new connection)."""
         client = kiosk.client
-        payload = {
-            "service": service,
-            "outlet_id": subject,
-            "patient_ref": "P-" + secrets.token_hex(4),
-            "guardian_present": True,
-        }
         try:
+            payload = {
+                "service": service,
+                "outlet_id": subject,
+                "patient_id": await self._patient(kiosk),
+                "guardian_present": True,
+            }
             checked = await client.call("consultation.check_in", payload)
         except RuntimeError:
             return
@@ -422,6 +444,9 @@ class Soak:
             return
         # Busy while in a call (pairing already skips it): exercises presence compare-and-set.
         await client.call("presence.set", {"status": "busy"})
+        patient_id = offer["consultation"].get("patient_id")
+        if patient_id:
+            await client.call("patient.history", {"patient_id": patient_id})
         plan = self.plans.get(cid, Plan(False, False, False, False))
         call: MediaCall | None = None
         guest: Client | None = None
@@ -442,6 +467,9 @@ class Soak:
             if guest is not None:
                 await guest.call("consultation.leave", {"consultation_id": cid})
             await client.call("consultation.notes", {"consultation_id": cid, "notes": "ok"})
+            await client.call("report.save", {"consultation_id": cid, **REPORT})
+            await client.call("report.finalise", {"consultation_id": cid})
+            self.tally.counts["reports_finalised"] += 1
             await client.call("consultation.end", {"consultation_id": cid})
         finally:
             if call is not None:

@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_RECORDS_URL = "sqlite:///records.db"
 _SQLITE_BUSY_TIMEOUT_MS = 5000
+_SQLITE_POOL_WAIT_S = 30.0
 _MIGRATIONS = Path(__file__).with_name("migrations")
 # Reads that failed because the connection dropped are tried again this many times.
 _READ_TRIES = 3
@@ -66,6 +67,9 @@ class RecordsDatabase:
         self.dialect = make_url(self.url).get_backend_name()
         options: dict[str, Any] = {"pool_pre_ping": True}
         if self.dialect == "sqlite":
+            # One connection: every transaction takes the write lock (BEGIN IMMEDIATE), so more
+            # connections would only poll SQLite's lock; queued in the pool they wait in order.
+            options.update(pool_size=1, max_overflow=0, pool_timeout=_SQLITE_POOL_WAIT_S)
             options["connect_args"] = {"timeout": _SQLITE_BUSY_TIMEOUT_MS / 1000}
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         if self.dialect == "sqlite":
