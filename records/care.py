@@ -28,7 +28,7 @@ from records.errors import (
 )
 from records.facade import Records
 from records.models import Patient, Report, Share, iso
-from records.reports import ReportAuthor, ReportContent
+from records.reports import Handover, ReportAuthor, ReportContent
 from records.shares import PinCheck
 from records.templates import Templates
 from records.visit_keeper import ended_consultation_of
@@ -187,16 +187,12 @@ class CareRecord:
     async def finalise(self, actor: Actor, consultation_id: str) -> tuple[Report, Share]:
         """Make the draft final; the outlet hears ``report.finalised`` with the family copy."""
         consultation = await self._writable(actor, consultation_id)
-        now = self._now()
-        report = await self._records.reports.finalise(consultation.id, now)
-        if report is None:
+        handed = self._handover(actor, consultation, AuditAction.REPORT_FINALISED)
+        done = await self._records.reports.finalise(consultation.id, self._now(), handed)
+        if done is None:
             raise NoDraft()
-        share = await self._records.shares.for_consultation(consultation.id, now)
-        await self._audit(
-            actor, consultation, AuditAction.REPORT_FINALISED, {"version": report.version}
-        )
-        await self._announce(consultation, report, share)
-        return report, share
+        await self._announce(consultation, *done)
+        return done
 
     async def amend(
         self, actor: Actor, consultation_id: str, content: ReportContent, reason: str
@@ -204,18 +200,30 @@ class CareRecord:
         """A new final version with a reason; every earlier version stays readable."""
         consultation = await self._clinicians_consultation(actor, consultation_id)
         checked = self._checked(consultation, content)
-        now = self._now()
-        report = await self._records.reports.amend(
-            _author(actor, consultation), checked, reason, now
+        handed = self._handover(actor, consultation, AuditAction.REPORT_AMENDED)
+        done = await self._records.reports.amend(
+            _author(actor, consultation), checked, reason, self._now(), handed
         )
-        if report is None:
+        if done is None:
             raise NotFinal()
-        share = await self._records.shares.for_consultation(consultation.id, now)
-        await self._audit(
-            actor, consultation, AuditAction.REPORT_AMENDED, {"version": report.version}
-        )
-        await self._announce(consultation, report, share)
-        return report, share
+        await self._announce(consultation, *done)
+        return done
+
+    def _handover(self, actor: Actor, consultation: Consultation, action: AuditAction) -> Handover:
+        """The share and the audit entry written with a final version."""
+
+        def audit(report: Report) -> AuditEvent:
+            return AuditEvent(
+                consultation.id,
+                self._clock(),
+                actor.subject,
+                actor.role.value,
+                action.value,
+                {"version": report.version},
+                consultation.patient_id,
+            )
+
+        return Handover(self._records.shares, audit)
 
     async def get(
         self, actor: Actor, consultation_id: str, version: int | None

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DataError, IntegrityError, ProgrammingError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -34,12 +34,17 @@ logger = logging.getLogger(__name__)
 DEFAULT_RECORDS_URL = "sqlite:///records.db"
 _SQLITE_BUSY_TIMEOUT_MS = 5000
 _SQLITE_POOL_WAIT_S = 30.0
+_PG_CONNECT_TIMEOUT_S = 5.0
+_PG_COMMAND_TIMEOUT_S = 15.0
 _MIGRATIONS = Path(__file__).with_name("migrations")
 # Reads that failed because the connection dropped are tried again this many times.
 _READ_TRIES = 3
 _READ_BACKOFF_S = 0.2
 
 T = TypeVar("T")
+# Driver errors that are not the database being unreachable (connection refused or reset, the
+# server shutting down or restarting, a timeout): every other one is reported as unavailable.
+_REQUEST_ERRORS = (IntegrityError, ProgrammingError, DataError)
 
 
 def async_url(url: str) -> str:
@@ -71,6 +76,12 @@ class RecordsDatabase:
             # connections would only poll SQLite's lock; queued in the pool they wait in order.
             options.update(pool_size=1, max_overflow=0, pool_timeout=_SQLITE_POOL_WAIT_S)
             options["connect_args"] = {"timeout": _SQLITE_BUSY_TIMEOUT_MS / 1000}
+        else:
+            # A database that does not answer fails the request in seconds, not minutes.
+            options["connect_args"] = {
+                "timeout": _PG_CONNECT_TIMEOUT_S,
+                "command_timeout": _PG_COMMAND_TIMEOUT_S,
+            }
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
@@ -108,9 +119,9 @@ class RecordsDatabase:
         try:
             async with self.sessions.begin() as session:
                 yield session
-        except (OperationalError, DBAPIError, OSError) as exc:
-            if isinstance(exc, DBAPIError) and not _is_disconnect(exc):
-                raise
+        except (DBAPIError, OSError, TimeoutError) as exc:
+            if isinstance(exc, _REQUEST_ERRORS):
+                raise  # the request's own fault (a constraint) or a bug: not an outage
             logger.warning("records database unavailable: %s", type(exc).__name__)
             raise RecordsUnavailable("the records database is unavailable") from exc
 
@@ -135,10 +146,6 @@ class RecordsDatabase:
 
     async def close(self) -> None:
         await self.engine.dispose()
-
-
-def _is_disconnect(exc: DBAPIError) -> bool:
-    return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -7,6 +7,7 @@ finalised; an amendment adds a new final version and keeps every earlier one rea
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,10 +15,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from records.audit_trail import row_of
 from records.database import RecordsDatabase
-from records.models import Report
+from records.models import Report, Share
 from records.sealing import Sealer
+from records.shares import ReportShares
 from records.tables import ReportRow
+from rooms.models import AuditEvent
 
 _TABLE = "reports"
 DRAFT = "draft"
@@ -35,6 +39,15 @@ class ReportContent:
     follow_up_days: int | None
     shared_with_family: bool
     attachments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Handover:
+    """What finalising a version also writes: the family's share, and the audit entry made
+    from the version (both in the version's transaction)."""
+
+    shares: ReportShares
+    audit: Callable[[Report], AuditEvent]
 
 
 @dataclass(frozen=True)
@@ -108,8 +121,11 @@ class ReportRecords:
             await session.flush()
             return self._report_of(row)
 
-    async def finalise(self, consultation_id: str, at: datetime) -> Report | None:
-        """Make the current draft final; ``None`` when there is no draft."""
+    async def finalise(
+        self, consultation_id: str, at: datetime, handed: Handover
+    ) -> tuple[Report, Share] | None:
+        """Make the current draft final, in one transaction with its share and audit entry
+        (a dropped connection leaves all three undone); ``None`` when there is no draft."""
         async with self._db.transaction() as session:
             await self._db.serialise(session, "report:" + consultation_id)
             row = await _latest_row(session, consultation_id, lock=True)
@@ -117,12 +133,18 @@ class ReportRecords:
                 return None
             row.status = FINAL
             row.finalised_at = at
-            return self._report_of(row)
+            return await self._hand_over(session, row, at, handed)
 
     async def amend(
-        self, author: ReportAuthor, content: ReportContent, reason: str, at: datetime
-    ) -> Report | None:
-        """A new final version after the newest final one; ``None`` when none is final yet."""
+        self,
+        author: ReportAuthor,
+        content: ReportContent,
+        reason: str,
+        at: datetime,
+        handed: Handover,
+    ) -> tuple[Report, Share] | None:
+        """A new final version after the newest final one, in one transaction with its share
+        and audit entry; ``None`` when none is final yet."""
         async with self._db.transaction() as session:
             await self._db.serialise(session, "report:" + author.consultation_id)
             row = await _latest_row(session, author.consultation_id, lock=True)
@@ -133,7 +155,15 @@ class ReportRecords:
             amended.finalised_at = at
             session.add(amended)
             await session.flush()
-            return self._report_of(amended)
+            return await self._hand_over(session, amended, at, handed)
+
+    async def _hand_over(
+        self, session: AsyncSession, row: ReportRow, at: datetime, handed: Handover
+    ) -> tuple[Report, Share]:
+        report = self._report_of(row)
+        share = await handed.shares.ensure(session, row.consultation_id, at)
+        session.add(row_of(handed.audit(report)))
+        return report, share
 
     def _fill(
         self,

@@ -49,26 +49,26 @@ class ReportShares:
         self._sealer = sealer
         self._rules = rules
 
-    async def for_consultation(self, consultation_id: str, at: datetime) -> Share:
-        """The consultation's share (made on first use; the same code for every version)."""
-        async with self._db.transaction() as session:
-            await self._db.serialise(session, "share:" + consultation_id)
-            row = await session.scalar(
-                select(ShareRow).where(ShareRow.consultation_id == consultation_id)
+    async def ensure(self, session: AsyncSession, consultation_id: str, at: datetime) -> Share:
+        """Within ``session``: the consultation's share, made on first use (one code for every
+        version of its report)."""
+        await self._db.serialise(session, "share:" + consultation_id)
+        row = await session.scalar(
+            select(ShareRow).where(ShareRow.consultation_id == consultation_id)
+        )
+        if row is None:
+            code = new_code(SHARE_CODE_LENGTH - 1).replace("-", "")
+            pin = "".join(secrets.choice("0123456789") for _ in range(PIN_DIGITS))
+            row = ShareRow(
+                share_code=code,
+                consultation_id=consultation_id,
+                pin_sealed=self._sealer.seal(pin, _TABLE, code, "pin"),
+                created_at=at,
+                expires_at=at + self._rules.valid_for,
+                failed_attempts=0,
             )
-            if row is None:
-                code = new_code(SHARE_CODE_LENGTH - 1).replace("-", "")
-                pin = "".join(secrets.choice("0123456789") for _ in range(PIN_DIGITS))
-                row = ShareRow(
-                    share_code=code,
-                    consultation_id=consultation_id,
-                    pin_sealed=self._sealer.seal(pin, _TABLE, code, "pin"),
-                    created_at=at,
-                    expires_at=at + self._rules.valid_for,
-                    failed_attempts=0,
-                )
-                session.add(row)
-            return self._share_of(row)
+            session.add(row)
+        return self._share_of(row)
 
     async def existing(self, consultation_id: str) -> Share | None:
         async def query(session: AsyncSession) -> Share | None:
