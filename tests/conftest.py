@@ -21,6 +21,7 @@ import redis.asyncio as redis
 from aiohttp import web
 
 from recording.keys import Keyring
+from records.database import DEFAULT_RECORDS_URL
 from records.facade import Records
 from records.shares import ShareRules
 from rooms.roles import Role
@@ -219,6 +220,11 @@ class RunningServer:
 
 
 async def start_server(settings: Settings) -> RunningServer:
+    """Serve ``settings`` on 127.0.0.1; a records database left at its default (a file in the
+    working directory) is put beside the recordings folder instead."""
+    if settings.records_url == DEFAULT_RECORDS_URL:
+        beside = settings.recordings_dir.resolve().parent / "records.db"
+        settings = replace(settings, records_url=f"sqlite:///{beside}")
     app = create_app(settings)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
