@@ -14,9 +14,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from records.audit_trail import row_of
 from records.codes import normalise_code
 from records.columns import utc
-from records.consents import ConsentEvidence, ConsentKind
+from records.consents import ConsentEvidence, ConsentKind, consent_row
 from records.errors import (
     BadCardCode,
     NoDraft,
@@ -27,11 +28,12 @@ from records.errors import (
     UnknownCard,
 )
 from records.facade import Records
+from records.keeper import ended_consultation_of
 from records.models import Patient, Report, Share, iso
 from records.reports import Handover, ReportAuthor, ReportContent
 from records.shares import PinCheck
+from records.tables import Table
 from records.templates import Templates
-from records.visit_keeper import ended_consultation_of
 from rooms import access
 from rooms.access import Access
 from rooms.audit import AuditAction
@@ -101,17 +103,9 @@ class CareRecord:
         if actor.role is not Role.OUTLET:
             raise Forbidden("only outlets register patients")
         now = self._now()
-        patient = await self._records.patients.register(
-            new.display_name,
-            new.birth_year,
-            new.sex,
-            new.guardian_name,
-            new.guardian_phone,
-            actor.subject,
-            now,
-        )
-        await self._records.consents.given(
-            ConsentEvidence(
+
+        def evidence(patient: Patient) -> list[Table]:
+            consent = ConsentEvidence(
                 ConsentKind.RECORD,
                 None,
                 patient.patient_id,
@@ -121,8 +115,21 @@ class CareRecord:
                 actor.subject,
                 now,
             )
+            registered = self._patient_event(
+                actor, patient.patient_id, AuditAction.PATIENT_REGISTERED
+            )
+            return [consent_row(consent), row_of(registered)]
+
+        patient = await self._records.patients.register(
+            new.display_name,
+            new.birth_year,
+            new.sex,
+            new.guardian_name,
+            new.guardian_phone,
+            actor.subject,
+            now,
+            evidence,
         )
-        await self._patient_audit(actor, patient.patient_id, AuditAction.PATIENT_REGISTERED)
         logger.info("patient registered patient=%s outlet=%s", patient.patient_id, actor.subject)
         return patient
 
@@ -391,9 +398,13 @@ class CareRecord:
 
     async def _patient_audit(self, actor: Actor, patient_id: str, action: AuditAction) -> None:
         await self._records.audit.append_patient_event(
-            AuditEvent(
-                "", self._clock(), actor.subject, actor.role.value, action.value, {}, patient_id
-            )
+            self._patient_event(actor, patient_id, action)
+        )
+
+    def _patient_event(self, actor: Actor, patient_id: str, action: AuditAction) -> AuditEvent:
+        """An audit entry about a patient alone (no consultation)."""
+        return AuditEvent(
+            "", self._clock(), actor.subject, actor.role.value, action.value, {}, patient_id
         )
 
     def _now(self) -> datetime:

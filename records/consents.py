@@ -44,18 +44,7 @@ class ConsentRecords:
 
     async def given(self, evidence: ConsentEvidence) -> None:
         async with self._db.transaction() as session:
-            session.add(
-                ConsentRow(
-                    kind=evidence.kind.value,
-                    consultation_id=evidence.consultation_id,
-                    patient_id=evidence.patient_id,
-                    purpose=evidence.purpose,
-                    given_by=evidence.given_by,
-                    role=evidence.role,
-                    outlet_id=evidence.outlet_id,
-                    given_at=evidence.given_at,
-                )
-            )
+            session.add(consent_row(evidence))
 
     async def withdrawn(self, consultation_id: str, by: str, at: datetime) -> None:
         """Mark the consultation's standing recording consent withdrawn."""
@@ -83,6 +72,20 @@ class ConsentRecords:
             return [_evidence_of(row) for row in await session.scalars(statement)]
 
         return await self._db.read(query)
+
+
+def consent_row(evidence: ConsentEvidence) -> ConsentRow:
+    """The row that keeps a consent as given (for a transaction that writes it with more)."""
+    return ConsentRow(
+        kind=evidence.kind.value,
+        consultation_id=evidence.consultation_id,
+        patient_id=evidence.patient_id,
+        purpose=evidence.purpose,
+        given_by=evidence.given_by,
+        role=evidence.role,
+        outlet_id=evidence.outlet_id,
+        given_at=evidence.given_at,
+    )
 
 
 def _evidence_of(row: ConsentRow) -> ConsentEvidence:

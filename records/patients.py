@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -13,7 +14,7 @@ from records.codes import new_code
 from records.database import RecordsDatabase
 from records.models import Patient
 from records.sealing import Sealer
-from records.tables import PatientRow
+from records.tables import PatientRow, Table
 
 CARD_CODE_LENGTH = 7
 _TABLE = "patients"
@@ -36,8 +37,10 @@ class PatientRecords:
         guardian_phone: str | None,
         outlet_id: str,
         at: datetime,
+        evidence: Callable[[Patient], list[Table]],
     ) -> Patient:
-        """A new patient with a fresh card code (drawn again on the rare collision)."""
+        """A new patient with a fresh card code (drawn again on the rare collision), written in
+        one transaction with the rows ``evidence`` makes for it (consent, audit)."""
         for _ in range(_CODE_TRIES):
             patient = Patient(
                 uuid.uuid4().hex,
@@ -53,6 +56,8 @@ class PatientRecords:
             try:
                 async with self._db.transaction() as session:
                     session.add(self._row_of(patient))
+                    await session.flush()  # a card code collision shows here, before the rest
+                    session.add_all(evidence(patient))
             except IntegrityError:
                 continue
             return patient

@@ -7,7 +7,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from rooms.models import Consultation, ConsultationState
-from rooms.notify import ConsultationListener, Notifier, VisitListener
+from rooms.notify import Actor, ConsultationListener, Notifier, RecordsListener
 from rooms.rules import audience
 
 logger = logging.getLogger(__name__)
@@ -19,21 +19,26 @@ class Announcer:
     def __init__(self, notifier: Notifier) -> None:
         self._notifier = notifier
         self._listeners: list[ConsultationListener] = []
-        self._visit_listeners: list[VisitListener] = []
+        self._records_listeners: list[RecordsListener] = []
 
     def add_listener(self, listener: ConsultationListener) -> None:
         """Register media/recording hooks (participant left, ended, consent withdrawn)."""
         self._listeners.append(listener)
 
-    def add_visit_listener(self, listener: VisitListener) -> None:
-        """Register the records' keeper of visits."""
-        self._visit_listeners.append(listener)
+    def add_records_listener(self, listener: RecordsListener) -> None:
+        """Register the records database's keeper of visits and consent evidence."""
+        self._records_listeners.append(listener)
 
     async def visit_changed(self, consultation: Consultation) -> None:
         """A milestone the records keep; a failure is logged, the request it follows stands."""
-        for listener in self._visit_listeners:
+        for listener in self._records_listeners:
+            await _safely(listener.on_visit_changed(consultation), "visit_changed", consultation.id)
+
+    async def consent_changed(self, consultation: Consultation, actor: Actor) -> None:
+        """Consent given or withdrawn, kept as evidence; a failure is logged as above."""
+        for listener in self._records_listeners:
             await _safely(
-                listener.on_visit_changed(consultation), "visit_changed", consultation.id
+                listener.on_consent_changed(consultation, actor), "consent_changed", consultation.id
             )
 
     async def to_subject(self, subject: str, event: str, payload: dict[str, Any]) -> None:

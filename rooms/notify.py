@@ -40,11 +40,14 @@ class Notifier(Protocol):
     async def to_admins(self, event: str, payload: dict[str, Any]) -> None: ...
 
 
-class VisitListener(Protocol):
-    """Told each time a consultation reaches a milestone the records keep (checked in, taken,
-    transferred, ended), with the consultation as it now is."""
+class RecordsListener(Protocol):
+    """Told of what the records database keeps, with the consultation as it now is: each
+    milestone of its visit (checked in, taken, transferred, ended) and each change of the
+    guardian's recording consent (given, or withdrawn: ``consultation.consent`` is ``None``)."""
 
     async def on_visit_changed(self, consultation: Consultation) -> None: ...
+
+    async def on_consent_changed(self, consultation: Consultation, actor: Actor) -> None: ...
 
 
 class ConsultationListener(Protocol):

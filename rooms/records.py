@@ -87,6 +87,7 @@ class Records:
             return after.consent
         await self._repository.audit(after.id, actor, AuditAction.CONSENT, {"purpose": purpose})
         logger.info("consent recorded consultation=%s by=%s", after.id, actor.subject)
+        await self._announcer.consent_changed(after, actor)
         await self._announcer.updated(after)
         return after.consent
 
@@ -107,6 +108,7 @@ class Records:
         await self._repository.audit(after.id, actor, AuditAction.CONSENT_WITHDRAWN, {})
         logger.info("consent withdrawn consultation=%s by=%s", after.id, actor.subject)
         await self._announcer.consent_withdrawn(after.id)
+        await self._announcer.consent_changed(after, actor)
         await self._announcer.updated(after)
         return after
 

@@ -91,7 +91,7 @@ class ConsultationService:
         )
 
         self.add_listener = announcer.add_listener
-        self.add_visit_listener = announcer.add_visit_listener
+        self.add_records_listener = announcer.add_records_listener
         self.wake = wake.__call__
         self.run_round = self._rounds.run_round
         # Queues and pairing.

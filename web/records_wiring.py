@@ -4,6 +4,7 @@ fed by the consultation milestones, closed last."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -12,10 +13,10 @@ from aiohttp import web
 from recording.keys import Keyring
 from records.care import CareConfig, CareRecord
 from records.facade import Records
+from records.keeper import RecordKeeper
 from records.redis_import import import_from_redis
 from records.shares import ShareRules
 from records.templates import Templates
-from records.visit_keeper import VisitKeeper
 from rooms.service import ConsultationService
 from rooms.store import Store
 from signaling.notifier import SocketNotifier
@@ -44,8 +45,9 @@ def care_record_from(
     store: Store,
     notifier: SocketNotifier,
 ) -> CareRecord:
-    """The care record, and the visits it reads kept in step with the consultations."""
-    service.add_visit_listener(VisitKeeper(records.visits))
+    """The care record, and the visits and consent evidence it reads kept in step with the
+    consultations."""
+    service.add_records_listener(RecordKeeper(records.visits, records.consents, time.time))
     return CareRecord(
         records,
         service,

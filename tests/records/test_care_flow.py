@@ -7,9 +7,11 @@ from typing import Any
 
 import aiohttp
 
+from records.consents import ConsentKind
 from rooms.roles import Role
 from tests.conftest import RunningServer
 from tests.signaling.consultation_peers import Cast, Peer
+from web.keys import records_key
 
 CHILD = {
     "display_name": "Wang Mei",
@@ -76,10 +78,22 @@ async def test_two_visits_of_one_child_reach_the_family_and_the_next_specialist(
     patient = await register(outlet)
     assert patient["display_name"] == "Wang Mei" and patient["registered_outlet"] == "outlet-1"
     assert "guardian_phone" not in patient  # the card carries what the kiosk prints, no more
+    records = server.app[records_key]
+    (consent,) = await records.consents.of_patient(patient["patient_id"])
+    assert (consent.kind, consent.given_by, consent.purpose) == (
+        ConsentKind.RECORD,
+        "outlet-1",
+        "keep_patient_record",
+    )
 
     dr_a = await cast.specialist("dr-a")
     first = await visit(outlet, "outlet-1", patient["patient_id"], dr_a)
     ref = {"consultation_id": first}
+    await outlet.ok("consultation.consent", {**ref, "given": True})
+    await outlet.ok("consultation.consent", {**ref, "given": False})
+    (given,) = await records.consents.of_consultation(first)
+    assert given.kind is ConsentKind.RECORDING and given.patient_id == patient["patient_id"]
+    assert given.withdrawn_at is not None and given.withdrawn_by == "outlet-1"
     draft = (await dr_a.ok("report.save", {**ref, **report()}))["report"]
     assert draft["status"] == "draft" and draft["version"] == 1
     assert (await outlet.ok("report.get", ref))["report"] is None, "drafts are the clinician's"

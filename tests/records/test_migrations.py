@@ -20,6 +20,7 @@ from records.recording_index import SqlRecordingIndex
 from records.tables import Table
 from rooms.models import AuditEvent
 from tests.conftest import TEST_SHARE_RULES
+from tests.records.conftest import nothing_else
 
 HEAD = "0002"
 
@@ -63,7 +64,7 @@ async def test_the_previous_schema_and_its_data_migrate_forward(records_url: str
         assert await records.recordings.get_recording("r-1") is not None
         # The new tables work on the migrated database.
         patient = await records.patients.register(
-            "Li Na", 2016, "female", None, None, "outlet-1", utc(event.at)
+            "Li Na", 2016, "female", None, None, "outlet-1", utc(event.at), nothing_else
         )
         assert await records.patients.get(patient.patient_id) == patient
     finally:

@@ -22,6 +22,7 @@ from records.facade import Records
 from records.tables import PatientRow
 from tests.conftest import TEST_SHARE_RULES, RedisServer, flush_redis, open_records, start_server
 from tests.postgres import PostgresServer
+from tests.records.conftest import nothing_else
 from tests.records.test_care_flow import CHILD, register, report, visit
 from tests.signaling.consultation_peers import Cast
 from web.keys import records_key
@@ -120,7 +121,7 @@ async def test_rows_sealed_under_an_old_key_open_after_rotation(tmp_path: Path) 
     old, new = secrets.token_bytes(32), secrets.token_bytes(32)
     first = await open_records(url, Keyring.of([], old))
     patient = await first.patients.register(
-        NAME, 2017, "female", GUARDIAN, PHONE, "outlet-1", datetime.now(UTC)
+        NAME, 2017, "female", GUARDIAN, PHONE, "outlet-1", datetime.now(UTC), nothing_else
     )
     await first.close()
 
@@ -129,7 +130,7 @@ async def test_rows_sealed_under_an_old_key_open_after_rotation(tmp_path: Path) 
     try:
         assert await rotated.patients.by_card_code(patient.card_code) == patient
         second = await rotated.patients.register(
-            "Li Na", 2016, "female", None, None, "outlet-1", datetime.now(UTC)
+            "Li Na", 2016, "female", None, None, "outlet-1", datetime.now(UTC), nothing_else
         )
         async with rotated.database.transaction() as session:
             rows = {r.patient_id: r for r in await session.scalars(select(PatientRow))}
@@ -147,7 +148,7 @@ async def test_rows_sealed_under_an_old_key_open_after_rotation(tmp_path: Path) 
 
 async def test_card_codes_are_looked_up_by_keyed_hash_only(local_records: Records) -> None:
     patient = await local_records.patients.register(
-        NAME, 2017, "female", None, None, "outlet-1", datetime.now(UTC)
+        NAME, 2017, "female", None, None, "outlet-1", datetime.now(UTC), nothing_else
     )
     async with local_records.database.transaction() as session:
         row = await session.get(PatientRow, patient.patient_id)

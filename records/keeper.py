@@ -1,21 +1,49 @@
-"""Keeps the ``visits`` table in step with the live consultations (a visit listener)."""
+"""Keeps the records in step with the live consultations: the ``visits`` table at each
+milestone, and consent evidence as the guardian gives or withdraws recording consent."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from records.columns import utc
+from records.consents import ConsentEvidence, ConsentKind, ConsentRecords
 from records.models import Visit
 from records.visits import VisitRecords
 from rooms.models import Consultation, ConsultationState
+from rooms.notify import Actor
 
 
-class VisitKeeper:
-    """Implements :class:`rooms.notify.VisitListener`: each milestone rewrites the visit."""
+class RecordKeeper:
+    """Implements :class:`rooms.notify.RecordsListener`."""
 
-    def __init__(self, visits: VisitRecords) -> None:
+    def __init__(
+        self, visits: VisitRecords, consents: ConsentRecords, clock: Callable[[], float]
+    ) -> None:
         self._visits = visits
+        self._consents = consents
+        self._clock = clock
 
     async def on_visit_changed(self, consultation: Consultation) -> None:
+        """Each milestone rewrites the visit."""
         await self._visits.keep(visit_of(consultation))
+
+    async def on_consent_changed(self, consultation: Consultation, actor: Actor) -> None:
+        consent = consultation.consent
+        if consent is None:
+            await self._consents.withdrawn(consultation.id, actor.subject, utc(self._clock()))
+            return
+        await self._consents.given(
+            ConsentEvidence(
+                ConsentKind.RECORDING,
+                consultation.id,
+                consultation.patient_id,
+                consent.purpose,
+                consent.given_by,
+                actor.role.value,
+                consent.outlet_id,
+                utc(consent.given_at),
+            )
+        )
 
 
 def visit_of(c: Consultation) -> Visit:
