@@ -1,11 +1,13 @@
 """The browser pages: kiosk, clinician console, guest and admin HTML, their static files, the
-vendored socket.io client and the small network-check endpoints the kiosk measures against."""
+vendored npm packages (socket.io client, QR code maker and reader) and the small network-check
+endpoints the kiosk measures against."""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -17,8 +19,24 @@ from web.keys import http_refusals_key, netcheck_limiter_key, settings_key
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-VENDOR_DIR = Path(__file__).parent / "node_modules" / "socket.io-client" / "dist"
-VENDOR_URL = "/vendor/socket.io"
+NODE_MODULES = Path(__file__).parent / "node_modules"
+
+
+@dataclass(frozen=True)
+class VendorPackage:
+    """An npm package whose browser build a page loads from ``/vendor/<url name>/<file>``."""
+
+    package: str
+    folder: str
+
+
+# Only each package's folder of browser builds is served, and only script files from it.
+VENDOR_PACKAGES = {
+    "socket.io": VendorPackage("socket.io-client", "dist"),
+    "qrcode": VendorPackage("qrcode-generator", "dist"),
+    "jsqr": VendorPackage("jsqr", "dist"),
+}
+_VENDOR_SUFFIXES = (".js", ".mjs", ".map")
 # Bounds of the network check: enough bytes to see a rural link's bitrate, never a load generator.
 MAX_PROBE_KIB = 1024
 MAX_UPLOAD_BYTES = 1024 * 1024
@@ -47,17 +65,22 @@ def _page(file_name: str) -> PageHandler:
 
 
 async def vendor_file(request: web.Request) -> web.StreamResponse:
-    """The npm-installed socket.io client; a clear 503 when ``npm ci`` was not run in ``web/``."""
+    """A browser build from ``web/node_modules``; a clear 503 when ``npm ci`` was not run in
+    ``web/``."""
+    vendor = VENDOR_PACKAGES.get(request.match_info["package"])
     name = request.match_info["name"]
-    if "/" in name or name.startswith("."):
+    if vendor is None or name.startswith(".") or not name.endswith(_VENDOR_SUFFIXES):
         raise web.HTTPNotFound()
-    path = VENDOR_DIR / name
-    if not VENDOR_DIR.is_dir():
-        logger.error("socket.io-client is not installed: run `npm ci` in web/ (scripts/setup does)")
+    folder = NODE_MODULES / vendor.package / vendor.folder
+    if not folder.is_dir():
+        logger.error(
+            "%s is not installed: run `npm ci` in web/ (scripts/setup does)", vendor.package
+        )
         return web.Response(
             status=503,
-            text="socket.io-client is not installed on the server: run `npm ci` in web/",
+            text=f"{vendor.package} is not installed on the server: run `npm ci` in web/",
         )
+    path = folder / name
     if not path.is_file():
         raise web.HTTPNotFound()
     return web.FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})
@@ -102,13 +125,13 @@ async def netcheck_upload(request: web.Request) -> web.Response:
 
 
 def add_page_routes(app: web.Application) -> None:
-    """Serve the pages, ``/static``, the vendored socket.io client and the network check."""
+    """Serve the pages, ``/static``, the vendored npm packages and the network check."""
     per_min = app[settings_key].netcheck_downloads_per_min
     app[netcheck_limiter_key] = KeyedBuckets(per_min / 60.0, per_min)
     for url, file_name in _PAGES.items():
         app.router.add_get(url, _page(file_name))
     app.router.add_get("/join/{code}", _page("guest.html"))
-    app.router.add_get(f"{VENDOR_URL}/{{name}}", vendor_file)
+    app.router.add_get("/vendor/{package}/{name}", vendor_file)
     app.router.add_get("/api/netcheck/ping", netcheck_ping)
     app.router.add_get("/api/netcheck/download", netcheck_download)
     app.router.add_post("/api/netcheck/upload", netcheck_upload)
