@@ -64,6 +64,10 @@ async def print_pdf(handle: PageHandle, step: str) -> PdfReader:
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOT_DIR / f"{handle.name}-{step}.pdf"
     pdf = await handle.page.pdf(path=str(path), format="A4", print_background=True)
+    # A picture of the print layout beside the PDF, for a person to look at.
+    await handle.page.emulate_media(media="print")
+    await handle.page.screenshot(path=str(path.with_suffix(".png")), full_page=True)
+    await handle.page.emulate_media(media="no-override")
     return PdfReader(io.BytesIO(pdf))
 
 
