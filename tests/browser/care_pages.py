@@ -76,3 +76,14 @@ def pdf_text(reader: PdfReader) -> str:
     (the PDF's CJK glyphs may map to compatibility ideographs)."""
     text = "".join(page.extract_text() or "" for page in reader.pages)
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+
+
+def page_faults(*handles: PageHandle, expected: str | None = None) -> list[str]:
+    """Script errors and refusals (CSP included) the pages logged, but for ``expected``."""
+    return [
+        line
+        for handle in handles
+        for line in handle.console
+        if (" error]" in line or " pageerror]" in line or "Content Security Policy" in line)
+        and not (expected and expected in line)
+    ]

@@ -14,7 +14,13 @@ from playwright.async_api import Browser, expect
 
 from benchmarks.browser_call import CHROMIUM, CHROMIUM_ARGS
 from rooms.roles import Role
-from tests.browser.care_pages import pdf_text, print_pdf, read_qr, to_patient_step
+from tests.browser.care_pages import (
+    page_faults,
+    pdf_text,
+    print_pdf,
+    read_qr,
+    to_patient_step,
+)
 from tests.browser.harness import KIOSK_VIEWPORT, PageHandle, open_page, screenshot
 from tests.conftest import RunningServer
 from tests.signaling.consultation_peers import Peer
@@ -42,6 +48,17 @@ async def visits_of(server: RunningServer, card_code: str) -> list[dict[str, Any
         return visits
     finally:
         await admin.disconnect()
+
+
+async def registered_elsewhere(server: RunningServer) -> dict[str, Any]:
+    """A child registered at another outlet (a card works at every outlet)."""
+    outlet = Peer(server.url, server.token(Role.OUTLET, "outlet-7"))
+    await outlet.connect()
+    try:
+        patient: dict[str, Any] = (await outlet.ok("patient.register", CHILD))["patient"]
+        return patient
+    finally:
+        await outlet.disconnect()
 
 
 async def check_in_from_consent(kiosk: PageHandle) -> None:
@@ -97,6 +114,7 @@ async def test_a_new_child_is_registered_and_gets_a_printed_card(
             "sessionStorage.getItem('teleconsult.outlet.consultation')"
         )
         assert [v["consultation_id"] for v in visits] == [consultation]
+        assert page_faults(kiosk) == []
     finally:
         await kiosk.context.close()
 
@@ -104,10 +122,7 @@ async def test_a_new_child_is_registered_and_gets_a_printed_card(
 async def test_a_returning_child_is_found_by_the_typed_card_number(
     browser: Browser, live_server: RunningServer
 ) -> None:
-    other_outlet = Peer(live_server.url, live_server.token(Role.OUTLET, "outlet-7"))
-    await other_outlet.connect()
-    patient = (await other_outlet.ok("patient.register", CHILD))["patient"]
-    await other_outlet.disconnect()
+    patient = await registered_elsewhere(live_server)
     kiosk = await open_kiosk(browser, live_server, "kiosk-returning")
     page = kiosk.page
     try:
@@ -162,10 +177,7 @@ async def test_a_returning_child_is_found_by_the_card_qr_code_shown_to_the_camer
 ) -> None:
     from playwright.async_api import async_playwright
 
-    outlet = Peer(live_server.url, live_server.token(Role.OUTLET, "outlet-7"))
-    await outlet.connect()
-    patient = (await outlet.ok("patient.register", CHILD))["patient"]
-    await outlet.disconnect()
+    patient = await registered_elsewhere(live_server)
     video = card_video(patient["card_code"], tmp_path / "card.y4m")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
@@ -188,5 +200,6 @@ async def test_a_returning_child_is_found_by_the_card_qr_code_shown_to_the_camer
             await screenshot(kiosk, "1-scanned")
             await page.get_by_role("button", name="Continue").click()
             await check_in_from_consent(kiosk)
+            assert page_faults(kiosk) == []
         finally:
             await browser.close()

@@ -14,8 +14,14 @@ from playwright.async_api import Browser, Route, expect
 
 from benchmarks.browser_call import CALL_TIMEOUT_MS, open_desk
 from rooms.roles import Role
-from tests.browser.care_pages import pdf_text, print_pdf, read_qr, to_patient_step
-from tests.browser.harness import KIOSK_VIEWPORT, PageHandle, open_page, screenshot
+from tests.browser.care_pages import page_faults, pdf_text, print_pdf, read_qr, to_patient_step
+from tests.browser.harness import (
+    DESK_VIEWPORT,
+    KIOSK_VIEWPORT,
+    PageHandle,
+    open_page,
+    screenshot,
+)
 from tests.conftest import RunningServer
 from tests.records.test_care_flow import CHILD, report, visit
 from tests.signaling.consultation_peers import Cast
@@ -158,6 +164,8 @@ async def test_the_report_goes_from_the_console_to_the_printout_and_the_familys_
         width = await f.evaluate("document.documentElement.scrollWidth")
         assert width <= FAMILY_VIEWPORT["width"], "the report fits the phone's width"
         await screenshot(family, "2-report-en")
+        wrong_pin = "the server responded with a status of 403"
+        assert page_faults(desk, kiosk, family, expected=wrong_pin) == []
     finally:
         if family is not None:
             await family.context.close()
@@ -170,7 +178,10 @@ async def open_family(browser: Browser, link: str) -> PageHandle:
     context = await browser.new_context(viewport=FAMILY_VIEWPORT, locale="zh-CN", is_mobile=True)
     page = await context.new_page()
     handle = PageHandle("family", context, page)
-    page.on("pageerror", lambda error: handle.console.append(str(error)))
+    page.on(
+        "console", lambda message: handle.console.append(f"[family {message.type}] {message.text}")
+    )
+    page.on("pageerror", lambda error: handle.console.append(f"[family pageerror] {error}"))
     await page.goto(link)
     return handle
 
@@ -208,3 +219,57 @@ def refusal(status: int) -> Callable[[Route], Awaitable[None]]:
         await route.fulfill(status=status, json={"error": {"code": "refused", "message": "-"}})
 
     return fulfil
+
+
+async def test_counselling_notes_reach_the_family_only_when_the_counsellor_shares_them(
+    browser: Browser, live_server: RunningServer
+) -> None:
+    token = live_server.token(Role.COUNSELLOR, "cn-wang", name="Ms Wang", services=["counselling"])
+    desk = await open_page(
+        browser, "counsellor", f"{live_server.url}/counsellor#token={token}", DESK_VIEWPORT
+    )
+    outlet = live_server.token(Role.OUTLET, "outlet-0042", name="Xinhua Rd post office")
+    kiosk = await open_page(
+        browser, "kiosk-counselling", f"{live_server.url}/outlet#token={outlet}", KIOSK_VIEWPORT
+    )
+    try:
+        d, k = desk.page, kiosk.page
+        await expect(d.locator("#connection")).to_have_attribute("data-state", "connected")
+        await d.get_by_role("button", name="中文").click()
+        await d.get_by_role("button", name="空闲").click()
+        await to_patient_step(k, "counselling")  # the kiosk in Chinese
+        await k.locator("[data-patient=none]").click()
+        await k.locator("#guardian-present").check()
+        await k.locator("#consent-consult").check()
+        await k.locator("#check-in").click()
+        await expect(d.locator("#offer-history")).to_contain_text(
+            "没有就诊卡", timeout=CALL_TIMEOUT_MS
+        )
+        await d.locator("#offer-accept").click()
+        await expect(k.locator("body")).to_have_attribute(
+            "data-screen", "call", timeout=CALL_TIMEOUT_MS
+        )
+
+        form = d.locator("#report-form")
+        share = form.get_by_label("把记录分享给家属")
+        await expect(share).to_be_visible()
+        await expect(form.locator("#report-findings input")).to_have_count(0)
+        await form.get_by_label("小结").fill("Talked about worries at school.")
+        await form.get_by_role("button", name="定稿").click()
+        await expect(d.locator("#report-message")).to_contain_text("已定稿，第 1 版")
+        await screenshot(desk, "care-1-counselling-zh")
+        await d.locator("#end").click()
+        sheet = k.locator("#report-sheet")
+        await expect(sheet).to_contain_text("咨询师对本次咨询的记录保密")
+        await expect(sheet).not_to_contain_text("worries")
+
+        await share.check()
+        await form.get_by_label("修改原因").fill("家长希望看到记录")
+        await d.get_by_role("button", name="保存修改").click()
+        await expect(sheet).to_contain_text("Talked about worries at school.")
+        await expect(sheet).not_to_contain_text("保密")
+        await screenshot(kiosk, "care-counselling-shared-zh")
+        assert page_faults(desk, kiosk) == []
+    finally:
+        await kiosk.context.close()
+        await desk.context.close()

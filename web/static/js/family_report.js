@@ -14,12 +14,7 @@ const REFUSALS = { 400: "family.error.format", 403: "family.error.wrong_pin", 40
 let report = null;
 
 function say(key) {
-  const message = $("#pin-message");
-  message.hidden = !key;
-  if (key) {
-    message.dataset.i18n = key;
-    message.textContent = i18n.t(key);
-  }
+  i18n.say($("#pin-message"), key);
 }
 
 async function readReport(event) {
@@ -61,7 +56,7 @@ function show() {
 function boot() {
   i18n.bindSwitch();
   i18n.addEventListener("change", show);
-  screens.current = "pin";
+  screens.go("pin");
   $("#pin-form").addEventListener("submit", readReport);
   $("#pin").focus();
 }

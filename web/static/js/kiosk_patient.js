@@ -97,15 +97,7 @@ export class PatientStep {
   }
 
   say(selector, key, vars) {
-    const node = $(selector);
-    node.hidden = !key;
-    node.textContent = key ? this.t(key, vars) : "";
-    if (key) {
-      node.dataset.i18n = key;
-      node.dataset.i18nVars = JSON.stringify(vars || {});
-    } else {
-      delete node.dataset.i18n;
-    }
+    this.i18n.say($(selector), key, vars);
   }
 
   /** The form's child, or null after saying what is wrong. */

@@ -174,14 +174,7 @@ export class ReportForm {
   }
 
   say(key, vars) {
-    const line = $("#report-message");
-    line.textContent = key ? this.t(key, vars) : "";
-    if (key) {
-      line.dataset.i18n = key;
-      line.dataset.i18nVars = JSON.stringify(vars || {});
-    } else {
-      delete line.dataset.i18n;
-    }
+    this.i18n.say($("#report-message"), key, vars);
   }
 
   relabel() {
