@@ -100,18 +100,22 @@ async def test_the_report_goes_from_the_console_to_the_printout_and_the_familys_
         await form.get_by_label("Advice").fill("New glasses; two hours outdoors every day.")
         await form.get_by_label("Follow-up in days").fill("90")
         await expect(form.get_by_label("Share the notes with the family")).to_be_hidden()
-        await form.get_by_role("button", name="Save draft").click()
-        await expect(d.locator("#report-message")).to_contain_text("Draft saved")
+        # Nobody clicks Save draft: the draft saves itself once typing stops.
+        await expect(d.locator("#report-message")).to_contain_text("Draft saved", timeout=15_000)
         await expect(d.locator("#report-status")).to_have_text("· Version 1")
         await screenshot(desk, "care-2-report-draft")
+
+        # The call ends first; the kiosk waits for the report the specialist finishes after it.
+        await d.get_by_role("button", name="End", exact=True).click()
+        await expect(k.locator("body")).to_have_attribute("data-screen", "ended")
+        await expect(k.locator("#report-waiting")).to_be_visible()
+        await expect(d.locator("#report-close")).to_be_visible()
         await form.get_by_role("button", name="Finalise").click()
         await expect(d.locator("#report-message")).to_contain_text("Final, version 1")
         await expect(form.get_by_role("button", name="Save draft")).to_be_hidden()
-
-        await d.get_by_role("button", name="End", exact=True).click()
-        await expect(k.locator("body")).to_have_attribute("data-screen", "ended")
         sheet = k.locator("#report-sheet")
         await expect(sheet).to_be_visible()
+        await expect(k.locator("#report-waiting")).to_be_hidden()
         await expect(sheet).to_contain_text("Myopia has progressed in both eyes.")
         await expect(sheet).to_contain_text("Come back in 90 days")
         await expect(sheet).to_contain_text(f"{CHILD['display_name']} · card {card_code}")

@@ -2,10 +2,12 @@
 // referral, follow-up and, where the family only reads what is shared (counselling), a "share
 // with family" tick. Save draft, Finalise, then Amend with a reason; every version stays readable.
 
-import { fieldLabel, renderReport } from "./report_view.js";
+import { fieldLabel, formatTime, renderReport } from "./report_view.js";
 import { $, el } from "./ui.js";
 
 const MIN_REASON = 3;
+// A draft is saved this long after the last keystroke, so a dropped connection loses little.
+const AUTOSAVE_MS = 4000;
 
 export class ReportForm {
   /** `api()`: the console's Api. */
@@ -16,6 +18,7 @@ export class ReportForm {
     this.template = null;
     this.report = null;
     this.viewing = null;
+    this.autosave = null;
     i18n.addEventListener("change", () => this.relabel());
   }
 
@@ -28,6 +31,9 @@ export class ReportForm {
     $("#report-finalise").addEventListener("click", () => this.finalise());
     $("#report-amend-save").addEventListener("click", () => this.amend());
     $("#report-form").addEventListener("submit", (event) => event.preventDefault());
+    $("#report-form").addEventListener("input", (event) => {
+      if (event.target.id !== "report-reason") this.draftChanged();
+    });
   }
 
   /** Start (or pick up) the report of `consultation`: its template, then any saved version. */
@@ -51,6 +57,7 @@ export class ReportForm {
   }
 
   close() {
+    clearTimeout(this.autosave);
     this.consultation = null;
     this.template = null;
     this.report = null;
@@ -96,12 +103,20 @@ export class ReportForm {
     return content;
   }
 
+  /** Save the draft a little after typing stops (a final report changes only by amendment). */
+  draftChanged() {
+    clearTimeout(this.autosave);
+    if (!this.consultation || (this.report && this.report.status === "final")) return;
+    this.autosave = setTimeout(() => this.save(), AUTOSAVE_MS);
+  }
+
   async save() {
+    clearTimeout(this.autosave);
     if (!this.consultation) return false;
     try {
       const { report } = await this.api().saveReport(this.consultation.id, this.content());
       this.report = report;
-      this.say("console.report.saved", { time: new Date().toLocaleTimeString(this.i18n.lang === "zh" ? "zh-CN" : "en-GB") });
+      this.say("console.report.saved", { time: formatTime(report.saved_at, this.i18n.lang) });
       return true;
     } catch (err) {
       this.say("console.report.failed", { message: err.message });
