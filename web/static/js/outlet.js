@@ -20,7 +20,7 @@ const CONSULTATION_KEY = "teleconsult.outlet.consultation";
 // Seconds the end screen stays before the kiosk resets; a kiosk URL may set ?return_after=N.
 const END_SCREEN_S = Math.min(120, Math.max(1, Number(new URLSearchParams(window.location.search).get("return_after")) || 12));
 const IDLE_RESET_S = 180;
-// How long the ended screen waits for a registered child's report, and shows it once there.
+// How long the ended screen waits for a registered child's report (shown, it stays IDLE_RESET_S).
 const REPORT_WAIT_S = 300;
 
 const i18n = new I18n("zh");
@@ -350,6 +350,7 @@ function resetKiosk() {
   kiosk.ticket = null;
   patientStep.reset();
   report.clear();
+  $("#consent-patient").textContent = "";
   kiosk.audioOnly = false;
   sessionStorage.removeItem(CONSULTATION_KEY);
   $("#preview").srcObject = null;
