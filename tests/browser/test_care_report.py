@@ -134,7 +134,7 @@ async def test_the_report_goes_from_the_console_to_the_printout_and_the_familys_
             assert len(printed.pages) == 1, f"{lang}: {len(printed.pages)} pages"
             for word in [*words, pin, "0.5"]:
                 assert word in text, f"{lang}: {word!r} not printed"
-            assert "Backtostart" not in text and "返回开始" not in text
+            assert "Backtostart" not in text and "回到开始" not in text
 
         # An amendment needs a reason and is a new version; the kiosk shows the newest.
         await d.get_by_role("button", name="Save amendment").click()
@@ -150,6 +150,11 @@ async def test_the_report_goes_from_the_console_to_the_printout_and_the_familys_
             "已修改（第 2 版）：Left eye misread"
         )  # kiosk in Chinese
         await expect(sheet).to_contain_text("0.6")
+        await k.get_by_role("button", name="回到开始").click()
+        await expect(k.locator("body")).to_have_attribute("data-screen", "start")
+        left = await k.locator("[data-screen=ended]").text_content() or ""
+        for private in (CHILD["display_name"], pin, link, "Myopia", card_code):
+            assert private not in left, f"{private!r} stays for the next family"
 
         family = await open_family(browser, link)
         f = family.page

@@ -29,7 +29,9 @@ export class KioskReport {
     $("#report-sheet").hidden = true;
     $("#report-waiting").hidden = true;
     $("#report-print").hidden = true;
-    for (const id of ["#sheet-report", "#sheet-qr"]) $(id).replaceChildren();
+    for (const id of ["#sheet-patient", "#sheet-report", "#sheet-qr", "#sheet-url", "#sheet-pin", "#sheet-expires"]) {
+      $(id).replaceChildren();
+    }
   }
 
   /** `report.finalised` (and amendments): {consultation_id, report, share_code, share_pin, expires_at}. */
