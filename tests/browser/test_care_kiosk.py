@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import segno
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, async_playwright, expect
 
 from benchmarks.browser_call import CHROMIUM, CHROMIUM_ARGS
 from rooms.roles import Role
@@ -175,8 +175,6 @@ def card_video(code: str, path: Path, width: int = 640, height: int = 480) -> Pa
 async def test_a_returning_child_is_found_by_the_card_qr_code_shown_to_the_camera(
     live_server: RunningServer, tmp_path: Path
 ) -> None:
-    from playwright.async_api import async_playwright
-
     patient = await registered_elsewhere(live_server)
     video = card_video(patient["card_code"], tmp_path / "card.y4m")
     async with async_playwright() as playwright:
