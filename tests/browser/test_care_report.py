@@ -30,6 +30,13 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 FAMILY_VIEWPORT = {"width": 390, "height": 844}
 EARLIER_SUMMARY = "Mild myopia in both eyes."
+# A report as long as a real one: the printout must still be one A4 page.
+ADVICE = (
+    "New glasses for distance, worn all day at school and at home. Two hours of outdoor play "
+    "every day, in daylight; breaks from books and screens every 20 minutes, looking at "
+    "something far away for 20 seconds. Sit at least 30 cm from a book and 50 cm from a "
+    "screen. Come back sooner if the child squints, has headaches or sees less well."
+)
 
 
 async def earlier_visit(server: RunningServer) -> str:
@@ -97,7 +104,12 @@ async def test_the_report_goes_from_the_console_to_the_printout_and_the_familys_
         await form.get_by_label("Visual acuity, left eye").fill("0.7")
         await form.get_by_label("Diagnosis").fill("myopia, progressing")
         await form.get_by_label("Summary").fill("Myopia has progressed in both eyes.")
-        await form.get_by_label("Advice").fill("New glasses; two hours outdoors every day.")
+        await form.get_by_label("Refraction, right eye").fill("-1.75 DS / -0.50 DC x 180")
+        await form.get_by_label("Refraction, left eye").fill("-1.25 DS")
+        await form.get_by_label("Advice").fill(ADVICE)
+        await form.get_by_label("Referral (optional)").fill(
+            "County eye hospital: cycloplegic refraction and a check of the retina."
+        )
         await form.get_by_label("Follow-up in days").fill("90")
         await expect(form.get_by_label("Share the notes with the family")).to_be_hidden()
         # Nobody clicks Save draft: the draft saves itself once typing stops.
