@@ -270,6 +270,8 @@ async def check_in(
         await page.get_by_label("Voice only").check()
     await page.locator("#check-next").click()
     await page.locator("[data-service=ophthalmology]").click()
+    # A visit without a patient card: the kiosk's ticket names the child.
+    await page.locator("[data-patient=none]").click()
     await page.locator("#guardian-present").check()
     await page.locator("#consent-consult").check()
     if record:

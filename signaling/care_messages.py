@@ -15,8 +15,9 @@ Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=_TEXT)
 ]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 -]{5,20}$")]
+# A card code's last character is its check character, which may be one of * ~ $ = (records.codes).
 CardCode = Annotated[
-    str, StringConstraints(min_length=4, max_length=16, pattern=r"^[0-9A-Za-z -]+$")
+    str, StringConstraints(min_length=4, max_length=16, pattern=r"^[0-9A-Za-z*~$= -]+$")
 ]
 FindingName = Annotated[str, StringConstraints(pattern=FIELD_NAME_PATTERN)]
 Finding = Annotated[str, StringConstraints(max_length=MAX_FINDING_CHARS, pattern=_TEXT)]

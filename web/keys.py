@@ -19,6 +19,7 @@ from signaling.server import SignalingGateway
 from signaling.token_bucket import KeyedBuckets
 from web.node_state import NodeState
 from web.settings import Settings
+from web.vendor import VendorFiles
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 """A part's start-up and shutdown, as ``app.cleanup_ctx`` takes it."""
@@ -37,6 +38,7 @@ records_key = web.AppKey("records", Records)
 care_key = web.AppKey("care", CareRecord)
 consultations_key = web.AppKey("consultations", ConsultationService)
 netcheck_limiter_key = web.AppKey("netcheck_limiter", KeyedBuckets[str])
+vendor_files_key = web.AppKey("vendor_files", VendorFiles)
 http_refusals_key = web.AppKey("http_refusals", Counter)
 node_state_key = web.AppKey("node_state", NodeState)
 # Read by no handler: they give whoever holds the running app (the test suite) its gateway,

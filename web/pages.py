@@ -1,5 +1,6 @@
 """The browser pages: kiosk, clinician console, guest and admin HTML, their static files, the
-vendored socket.io client and the small network-check endpoints the kiosk measures against."""
+vendored npm packages (socket.io client, QR code maker and reader) and the small network-check
+endpoints the kiosk measures against."""
 
 from __future__ import annotations
 
@@ -12,17 +13,12 @@ from aiohttp import web
 
 from signaling.errors import error_payload
 from signaling.token_bucket import KeyedBuckets
-from web.keys import http_refusals_key, netcheck_limiter_key, settings_key
+from web.keys import http_refusals_key, netcheck_limiter_key, settings_key, vendor_files_key
+from web.vendor import BrowserFile, VendorFiles, browser_files
 
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-# An installed wheel carries the client (copied by setup.py at build time); a checkout serves it
-# from web/node_modules, where `npm ci` put it.
-_PACKAGED_VENDOR_DIR = Path(__file__).parent / "vendor" / "socket.io"
-_CHECKOUT_VENDOR_DIR = Path(__file__).parent / "node_modules" / "socket.io-client" / "dist"
-VENDOR_DIR = _PACKAGED_VENDOR_DIR if _PACKAGED_VENDOR_DIR.is_dir() else _CHECKOUT_VENDOR_DIR
-VENDOR_URL = "/vendor/socket.io"
 # Bounds of the network check: enough bytes to see a rural link's bitrate, never a load generator.
 MAX_PROBE_KIB = 1024
 MAX_UPLOAD_BYTES = 1024 * 1024
@@ -51,21 +47,22 @@ def _page(file_name: str) -> PageHandler:
 
 
 async def vendor_file(request: web.Request) -> web.StreamResponse:
-    """The socket.io client (packaged, or npm-installed in a checkout); a clear 503 when a
-    checkout's ``npm ci`` was not run in ``web/``."""
-    name = request.match_info["name"]
-    if "/" in name or name.startswith("."):
+    """A browser build the pages load (:mod:`web.vendor`); a clear 503 when a checkout's
+    ``npm ci`` was not run in ``web/``."""
+    found = request.app[vendor_files_key].find(
+        request.match_info["package"], request.match_info["name"]
+    )
+    if found is None:
         raise web.HTTPNotFound()
-    path = VENDOR_DIR / name
-    if not VENDOR_DIR.is_dir():
-        logger.error("socket.io-client is not installed: run `npm ci` in web/ (scripts/setup does)")
+    if isinstance(found, BrowserFile):
+        logger.error(
+            "%s is not installed: run `npm ci` in web/ (scripts/setup does)", found.package
+        )
         return web.Response(
             status=503,
-            text="socket.io-client is not installed on the server: run `npm ci` in web/",
+            text=f"{found.package} is not installed on the server: run `npm ci` in web/",
         )
-    if not path.is_file():
-        raise web.HTTPNotFound()
-    return web.FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})
+    return web.FileResponse(found, headers={"Cache-Control": "public, max-age=3600"})
 
 
 async def netcheck_ping(request: web.Request) -> web.Response:
@@ -107,13 +104,14 @@ async def netcheck_upload(request: web.Request) -> web.Response:
 
 
 def add_page_routes(app: web.Application) -> None:
-    """Serve the pages, ``/static``, the vendored socket.io client and the network check."""
+    """Serve the pages, ``/static``, the vendored npm packages and the network check."""
     per_min = app[settings_key].netcheck_downloads_per_min
     app[netcheck_limiter_key] = KeyedBuckets(per_min / 60.0, per_min)
+    app[vendor_files_key] = VendorFiles(browser_files())
     for url, file_name in _PAGES.items():
         app.router.add_get(url, _page(file_name))
     app.router.add_get("/join/{code}", _page("guest.html"))
-    app.router.add_get(f"{VENDOR_URL}/{{name}}", vendor_file)
+    app.router.add_get("/vendor/{package}/{name}", vendor_file)
     app.router.add_get("/api/netcheck/ping", netcheck_ping)
     app.router.add_get("/api/netcheck/download", netcheck_download)
     app.router.add_post("/api/netcheck/upload", netcheck_upload)

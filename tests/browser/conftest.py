@@ -58,6 +58,8 @@ def browser_settings(tmp_path: Path) -> Settings:
         port=free_port(),
         media_ips=("127.0.0.1",),
         recordings_dir=tmp_path / "recordings",
+        # Beside the recordings (and their key), never in the working directory.
+        records_url=f"sqlite:///{tmp_path / 'records.db'}",
         offer_timeout_s=30.0,
         rejoin_grace_s=30.0,
         empty_room_grace_s=30.0,

@@ -1,4 +1,5 @@
-"""The page routes over plain HTTP: headers, the vendored client, and the network-check bounds."""
+"""The page routes over plain HTTP: headers, the vendored npm packages, the family's report page
+and the network-check bounds."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from tests.conftest import RunningServer
 from web import pages
+from web.keys import vendor_files_key
 
 
 async def test_pages_are_served_with_strict_headers(server: RunningServer) -> None:
@@ -31,11 +33,24 @@ async def test_pages_are_served_with_strict_headers(server: RunningServer) -> No
             assert "视频问诊" in await response.text()
 
 
-async def test_the_socketio_client_comes_from_node_modules(server: RunningServer) -> None:
+async def test_the_browser_packages_come_from_node_modules(server: RunningServer) -> None:
     async with aiohttp.ClientSession() as http:
-        async with http.get(server.url + "/vendor/socket.io/socket.io.esm.min.js") as response:
-            assert response.status == 200, "run `npm ci` in web/ (scripts/setup does)"
-            assert "javascript" in response.headers["Content-Type"]
+        for path, marker in [
+            ("/vendor/socket.io/socket.io.esm.min.js", "io"),
+            ("/vendor/qrcode/qrcode.mjs", "export const qrcode"),
+            ("/vendor/jsqr/jsQR.js", "jsQR"),
+        ]:
+            async with http.get(server.url + path) as response:
+                assert response.status == 200, "run `npm ci` in web/ (scripts/setup does)"
+                assert "javascript" in response.headers["Content-Type"]
+                assert marker in await response.text()
+        for absent in (
+            "/vendor/qrcode/qrcode.d.ts",
+            "/vendor/ws/index.js",
+            "/vendor/jsqr/..%2Fpackage.json",
+        ):
+            async with http.get(server.url + absent) as response:
+                assert response.status == 404, absent
         async with http.get(server.url + "/vendor/socket.io/.package-lock.json") as response:
             assert response.status == 404
         async with http.get(server.url + "/vendor/socket.io/nothing.js") as response:
@@ -45,11 +60,24 @@ async def test_the_socketio_client_comes_from_node_modules(server: RunningServer
 async def test_a_missing_client_is_a_clear_503(
     server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pages, "VENDOR_DIR", tmp_path / "absent")
+    monkeypatch.setattr(server.app[vendor_files_key], "node_modules", tmp_path / "absent")
     async with aiohttp.ClientSession() as http:
-        async with http.get(server.url + "/vendor/socket.io/socket.io.esm.min.js") as response:
-            assert response.status == 503
-            assert "npm ci" in await response.text()
+        for path in ("/vendor/socket.io/socket.io.esm.min.js", "/vendor/jsqr/jsQR.js"):
+            async with http.get(server.url + path) as response:
+                assert response.status == 503
+                assert "npm ci" in await response.text()
+
+
+async def test_the_family_page_is_served_for_a_share_code_only(server: RunningServer) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(server.url + "/r/7K2M9QXR4") as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/html")
+            assert response.headers["Cache-Control"] == "no-store"
+            assert "family_report.js" in await response.text()
+        for bad in ("/r/short", "/r/lower-case-code", "/r/ABCDEFGHJKMNPQRST1"):
+            async with http.get(server.url + bad) as response:
+                assert response.status == 404, bad
 
 
 async def test_network_check_is_bounded(server: RunningServer) -> None:

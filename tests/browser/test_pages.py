@@ -68,6 +68,8 @@ async def test_kiosk_device_check_measures_camera_microphone_and_link(
         await expect(page.locator("body")).to_have_attribute("data-screen", "service")
         await screenshot(kiosk, "3-service-zh")
         await page.locator("[data-service=ophthalmology]").click()
+        await expect(page.locator("body")).to_have_attribute("data-screen", "patient")
+        await page.locator("[data-patient=none]").click()
         check_in = page.locator("#check-in")
         await expect(check_in).to_be_disabled()
         await page.locator("#guardian-present").check()

@@ -82,9 +82,14 @@ def installed(tmp_path: Path) -> Path:
     where = "import os, web; print(os.path.dirname(web.__file__))"
     package = Path(run(bin_dir / "python", "-c", where, cwd=tmp_path).strip())
     assert package.is_relative_to(tmp_path / "venv"), "the installed copy, not the checkout"
-    assert {p.name for p in (package / "vendor" / "socket.io").iterdir()} == {
-        "socket.io.esm.min.js",
-        "LICENSE",
+    vendor = package / "vendor"
+    assert {
+        name: {p.name for p in (vendor / name).iterdir()}
+        for name in ("socket.io", "qrcode", "jsqr")
+    } == {
+        "socket.io": {"socket.io.esm.min.js", "LICENSE"},
+        "qrcode": {"qrcode.mjs", "package.json"},  # MIT, named in its package.json
+        "jsqr": {"jsQR.js", "LICENSE"},
     }
     assert not (package / "node_modules").exists()
     return bin_dir
@@ -133,6 +138,14 @@ async def test_the_installed_wheel_serves_every_page_and_chromium_connects(
             token = (await asyncio.to_thread(run, *minted)).strip()
             await assert_page_connects(browser, f"{base}{path}#token={token}")
         await assert_page_loads(browser, f"{base}/join/abc123")
+        async with aiohttp.ClientSession() as http:
+            for packaged in ("/vendor/qrcode/qrcode.mjs", "/vendor/jsqr/jsQR.js"):
+                async with http.get(base + packaged) as response:
+                    assert response.status == 200, packaged
+            async with http.get(base + "/vendor/jsqr/LICENSE") as response:
+                assert response.status == 404, "only what the pages load is served"
+        # The records database is made and migrated in the working directory.
+        assert (run_dir / "records.db").is_file()
     finally:
         server.send_signal(signal.SIGTERM)
         try:

@@ -24,11 +24,13 @@ export class Api {
 
   // ----- consultations --------------------------------------------------------------------
 
-  /** → {consultation_id, consultation, position, estimated_wait_s} */
-  checkIn({ service, outletId, patientRef, guardianPresent, urgent = false }) {
+  /** → {consultation_id, consultation, position, estimated_wait_s}; a registered child by
+   * `patientId`, any other by the ticket `patientRef`. */
+  checkIn({ service, outletId, patientRef, patientId, guardianPresent, urgent = false }) {
+    const patient = patientId ? { patient_id: patientId } : { patient_ref: patientRef };
     return this._request(
       "consultation.check_in",
-      { service, outlet_id: outletId, patient_ref: patientRef, guardian_present: guardianPresent, urgent },
+      { service, outlet_id: outletId, ...patient, guardian_present: guardianPresent, urgent },
       ["consultation_id", "consultation", "position", "estimated_wait_s"],
     );
   }
@@ -128,6 +130,49 @@ export class Api {
   /** → {queues: {service: [QueueEntry]}, clinicians, active: [Consultation], store} */
   overview() {
     return this._request("admin.overview", {}, ["queues", "clinicians", "active", "store"]);
+  }
+
+  // ----- care record: patients and reports -------------------------------------------------
+
+  /** → {patient}; `child`: {display_name, birth_year, sex, guardian_name?, guardian_phone?, record_consent} */
+  registerPatient(child) {
+    return this._request("patient.register", child, ["patient"]);
+  }
+
+  /** → {patient} */
+  lookupPatient(cardCode) {
+    return this._request("patient.lookup", { card_code: cardCode }, ["patient"]);
+  }
+
+  /** → {patient_id, visits: [{consultation_id, service, outlet_id, started_at, ended_at, clinician_name, report}]} */
+  patientHistory(patientId) {
+    return this._request("patient.history", { patient_id: patientId }, ["visits"]);
+  }
+
+  /** → {template: {service, fields, family_opt_in}} */
+  reportTemplate(service) {
+    return this._request("report.template", { service }, ["template"]);
+  }
+
+  /** → {report} (the draft) */
+  saveReport(consultationId, content) {
+    return this._request("report.save", { consultation_id: consultationId, ...content }, ["report"]);
+  }
+
+  /** → {report, share_code, share_pin, expires_at} */
+  finaliseReport(consultationId) {
+    return this._request("report.finalise", { consultation_id: consultationId }, ["report", "share_code", "share_pin"]);
+  }
+
+  /** → {report, share_code, share_pin, expires_at} (a new final version) */
+  amendReport(consultationId, content, reason) {
+    return this._request("report.amend", { consultation_id: consultationId, ...content, reason }, ["report", "share_code"]);
+  }
+
+  /** → {report | null, share_code?, share_pin?}: the newest version, or `version` */
+  getReport(consultationId, version) {
+    const payload = version ? { consultation_id: consultationId, version } : { consultation_id: consultationId };
+    return this._request("report.get", payload, ["report"]);
   }
 
   // ----- recording (each → RecordingState) ------------------------------------------------

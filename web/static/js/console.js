@@ -1,11 +1,14 @@
 // Specialist and counsellor console: presence, queue, offers, the call with quality per
-// participant, invites, the door, transfer, notes and recording. /counsellor uses a group layout.
+// participant, invites, the door, transfer, notes and recording, the patient's earlier visits and
+// the report. /counsellor uses a group layout.
 
 import { Api, resumable } from "./api.js";
 import { bindCallControls } from "./call_controls.js";
 import { openMedia, stopMedia } from "./devices.js";
+import { HistoryPanel } from "./history_panel.js";
 import { IceConfig } from "./ice.js";
 import { I18n } from "./i18n.js";
+import { ReportForm } from "./report_form.js";
 import { MediaSession } from "./rtc.js";
 import { connect } from "./session.js";
 import { showCallMedia, Tiles } from "./tiles.js";
@@ -39,6 +42,9 @@ const tiles = new Tiles($("#tiles"), {
   onAutoplayBlocked: () => ($("#sound-button").hidden = false),
 });
 const controls = bindCallControls(i18n, () => desk.media);
+const offerHistory = new HistoryPanel($("#offer-history"), { i18n, api: () => desk.api });
+const visitHistory = new HistoryPanel($("#history"), { i18n, api: () => desk.api });
+const reportForm = new ReportForm({ i18n, api: () => desk.api });
 
 // ----- queue --------------------------------------------------------------------------------
 
@@ -140,6 +146,7 @@ function showOffer({ consultation, expires_in_s: expiresIn }) {
   clearInterval(desk.offerTimer);
   tick();
   desk.offerTimer = setInterval(tick, 1000);
+  offerHistory.load(consultation);
   const dialog = $("#offer-dialog");
   if (!dialog.open) dialog.showModal();
   $("#offer-accept").focus();
@@ -149,6 +156,7 @@ function showOffer({ consultation, expires_in_s: expiresIn }) {
 function closeOffer() {
   clearInterval(desk.offerTimer);
   desk.offer = null;
+  offerHistory.clear();
   const dialog = $("#offer-dialog");
   if (dialog.open) dialog.close();
 }
@@ -170,6 +178,7 @@ async function answerOffer(accept) {
 async function enterCall(consultation) {
   const joined = await desk.api.join(consultation.id);
   showConsultation(joined.consultation);
+  openCareRecord(joined.consultation);
   $("#idle").hidden = true;
   $("#call").hidden = false;
   document.body.dataset.inCall = "true";
@@ -203,6 +212,20 @@ function showConsultation(consultation) {
   setRecording(Boolean(consultation.recording));
   tiles.setParticipants(consultation.participants || []);
   renderDoor(consultation.participants || []);
+}
+
+/** The patient's earlier visits and this visit's report, kept open after the call for writing. */
+function openCareRecord(consultation) {
+  $("#care-panels").hidden = false;
+  $("#report-close").hidden = true;
+  visitHistory.load(consultation);
+  reportForm.open(consultation);
+}
+
+function closeCareRecord() {
+  $("#care-panels").hidden = true;
+  visitHistory.clear();
+  reportForm.close();
 }
 
 function renderDoor(participants) {
@@ -297,6 +320,7 @@ function leaveCall() {
   document.body.dataset.inCall = "false";
   $("#call").hidden = true;
   $("#idle").hidden = false;
+  $("#report-close").hidden = false;
   $("#invite-result").hidden = true;
   $("#notes").value = "";
   $("#notes-status").textContent = "";
@@ -374,6 +398,8 @@ function bindControls() {
   $("#invite-copy").addEventListener("click", () => navigator.clipboard.writeText($("#invite-url").value).catch(() => $("#invite-url").select()));
   $("#transfer").addEventListener("click", transfer);
   $("#notes-save").addEventListener("click", saveNotes);
+  reportForm.bind();
+  $("#report-close").addEventListener("click", closeCareRecord);
   $("#sound-button").addEventListener("click", () => {
     tiles.resumePlayback();
     $("#sound-button").hidden = true;

@@ -26,6 +26,19 @@ export class I18n extends EventTarget {
     return key in CATALOGUES[this.lang] || key in CATALOGUES.en;
   }
 
+  /** Show `key`'s text in `node` and keep it translated on a switch; `null` empties and hides it. */
+  say(node, key, vars = {}) {
+    node.hidden = !key;
+    node.textContent = key ? this.t(key, vars) : "";
+    if (key) {
+      node.dataset.i18n = key;
+      node.dataset.i18nVars = JSON.stringify(vars);
+    } else {
+      delete node.dataset.i18n;
+      delete node.dataset.i18nVars;
+    }
+  }
+
   setLang(lang, { remember = true } = {}) {
     if (!CATALOGUES[lang]) return;
     this.lang = lang;

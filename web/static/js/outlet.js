@@ -1,4 +1,5 @@
-// The outlet kiosk: start → device check → service → consent → waiting → call → end → start.
+// The outlet kiosk: start → device check → service → patient (new, returning or none) →
+// consent → waiting → call → end (with the report) → start.
 // It runs unattended: every path leads back to the start screen.
 
 import { Api, resumable } from "./api.js";
@@ -6,6 +7,8 @@ import { bindCallControls } from "./call_controls.js";
 import { LevelMeter, measureLink, openMedia, stopMedia } from "./devices.js";
 import { checkRelay, IceConfig } from "./ice.js";
 import { I18n } from "./i18n.js";
+import { KioskReport } from "./kiosk_report.js";
+import { PatientStep } from "./kiosk_patient.js";
 import { MediaSession } from "./rtc.js";
 import { connect } from "./session.js";
 import { showCallMedia, Tiles } from "./tiles.js";
@@ -17,14 +20,20 @@ const CONSULTATION_KEY = "teleconsult.outlet.consultation";
 // Seconds the end screen stays before the kiosk resets; a kiosk URL may set ?return_after=N.
 const END_SCREEN_S = Math.min(120, Math.max(1, Number(new URLSearchParams(window.location.search).get("return_after")) || 12));
 const IDLE_RESET_S = 180;
+// How long the ended screen waits for a registered child's report (shown, it stays IDLE_RESET_S).
+const REPORT_WAIT_S = 300;
 
 const i18n = new I18n("zh");
 const t = (key, vars) => i18n.t(key, vars);
 const screens = new Screens(document, {
   start: ["check", "waiting", "call"],
   check: ["start", "service"],
-  service: ["start", "check", "consent"],
-  consent: ["start", "service", "waiting"],
+  service: ["start", "check", "patient"],
+  patient: ["start", "service", "register", "returning", "consent"],
+  register: ["start", "patient", "card"],
+  card: ["start", "consent"],
+  returning: ["start", "patient", "consent"],
+  consent: ["start", "service", "patient", "waiting"],
   waiting: ["start", "call", "ended"],
   call: ["ended", "start"],
   ended: ["start"],
@@ -39,6 +48,7 @@ const kiosk = {
   meter: null,
   media: null,
   service: null,
+  patient: null,
   ticket: null,
   consultation: null,
   joining: null,
@@ -54,6 +64,18 @@ const tiles = new Tiles($("#tiles"), {
   onAutoplayBlocked: () => ($("#sound-button").hidden = false),
 });
 const controls = bindCallControls(i18n, () => kiosk.media);
+const patientStep = new PatientStep({
+  i18n,
+  screens,
+  api: () => kiosk.api,
+  stream: () => kiosk.stream,
+  onChosen: showConsent,
+});
+const report = new KioskReport({
+  i18n,
+  api: () => kiosk.api,
+  onShown: () => countDown(IDLE_RESET_S),
+});
 
 // ----- start and device check ---------------------------------------------------------------
 
@@ -132,7 +154,15 @@ function newTicket() {
 
 function chooseService(service) {
   kiosk.service = service;
+  patientStep.begin();
+}
+
+function showConsent(patient) {
+  const service = kiosk.service;
+  kiosk.patient = patient;
   kiosk.ticket = kiosk.ticket || newTicket();
+  $("#consent-patient-line").hidden = !patient;
+  $("#consent-patient").textContent = patient ? `${patient.display_name} · ${patient.card_code}` : "";
   $("#consent-service").textContent = t(`service.${service}`);
   $("#consent-service").dataset.i18n = `service.${service}`;
   $("#ticket").textContent = kiosk.ticket;
@@ -153,6 +183,7 @@ async function checkIn() {
       service: kiosk.service,
       outletId: kiosk.identity.subject,
       patientRef: kiosk.ticket,
+      patientId: kiosk.patient ? kiosk.patient.patient_id : null,
       guardianPresent: $("#guardian-present").checked,
     });
     const consultation = result.consultation;
@@ -169,6 +200,7 @@ async function checkIn() {
 }
 
 function remember(consultation) {
+  if (report.consultationId !== consultation.id) report.clear(consultation.id, kiosk.patient);
   kiosk.consultation = consultation;
   sessionStorage.setItem(CONSULTATION_KEY, consultation.id);
 }
@@ -272,7 +304,15 @@ function showEnded(reason) {
   sessionStorage.removeItem(CONSULTATION_KEY);
   if (screens.current !== "ended") screens.go("ended");
   $("#ended-reason").textContent = reason && i18n.has(`ended.${reason}`) ? t(`ended.${reason}`) : "";
-  let left = END_SCREEN_S;
+  countDown(END_SCREEN_S);
+  report.ended().then((waiting) => {
+    if (waiting && screens.current === "ended") countDown(REPORT_WAIT_S);
+  });
+}
+
+/** Count the ended screen down from `seconds`, then reset the kiosk. */
+function countDown(seconds) {
+  let left = seconds;
   const tick = () => {
     $("#ended-countdown").textContent = t("outlet.ended.countdown", { n: left });
     left -= 1;
@@ -306,7 +346,11 @@ function resetKiosk() {
   kiosk.stream = null;
   kiosk.consultation = null;
   kiosk.service = null;
+  kiosk.patient = null;
   kiosk.ticket = null;
+  patientStep.reset();
+  report.clear();
+  $("#consent-patient").textContent = "";
   kiosk.audioOnly = false;
   sessionStorage.removeItem(CONSULTATION_KEY);
   $("#preview").srcObject = null;
@@ -374,6 +418,7 @@ function bindSignal(signal) {
   signal.on("recording.state", (p) => {
     if (isMine(p.consultation_id)) $("#recording-indicator").hidden = !p.active;
   });
+  signal.on("report.finalised", (p) => report.received(p));
   signal.on("status", ({ state }) => {
     if (screens.current === "call" && state === "disconnected") $("#reconnecting").hidden = false;
   });
@@ -384,7 +429,7 @@ function bindSignal(signal) {
 function resetIdleTimer() {
   clearTimeout(kiosk.idleTimer);
   kiosk.idleTimer = setTimeout(() => {
-    if (["check", "service", "consent"].includes(screens.current)) resetKiosk();
+    if (["check", "service", "patient", "register", "card", "returning", "consent"].includes(screens.current)) resetKiosk();
   }, IDLE_RESET_S * 1000);
 }
 
@@ -405,7 +450,9 @@ function bindControls() {
   });
   for (const button of $$("[data-action=home]")) button.addEventListener("click", resetKiosk);
   $("[data-action=back-check]").addEventListener("click", () => screens.go("check"));
-  $("[data-action=back-service]").addEventListener("click", () => screens.go("service"));
+  $("[data-action=back-service]").addEventListener("click", () => screens.go("patient"));
+  patientStep.bind();
+  report.bind();
   for (const type of ["pointerdown", "keydown"]) document.addEventListener(type, resetIdleTimer);
   i18n.addEventListener("change", () => {
     if (screens.current === "waiting") showPosition(kiosk.lastEntry);
