@@ -14,6 +14,8 @@ from pathlib import Path
 
 WEB_DIR = Path(__file__).parent
 PACKAGE_JSON = WEB_DIR / "package.json"
+# A wheel's vendor folders also hold each package's licence: only scripts are served from them.
+SCRIPT_SUFFIXES = (".js", ".mjs")
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class VendorFiles:
         """The file to serve (a ``Path``), the listed file a checkout lacks (``BrowserFile``:
         ``npm ci`` was not run), or ``None`` when nothing of that name is served."""
         if not self.listed:
-            safe = "/" not in name + file_name and not file_name.startswith(".")
+            safe = "/" not in name + file_name and file_name.endswith(SCRIPT_SUFFIXES)
             copy = self.packaged / name / file_name
             return copy if safe and copy.is_file() else None
         listed = self.listed.get((name, file_name))
