@@ -26,10 +26,15 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
+from media.aiortc_adapter import (
+    ForwardingPeerConnection,
+    ForwardingReceiver,
+    ForwardingSender,
+    announce_address,
+    restrict_host_addresses,
+)
 from media.config import MediaConfig
 from media.errors import BadCandidate, BadSdp, NegotiationInProgress, TooManyCandidates
-from media.forwarding import ForwardingPeerConnection, ForwardingReceiver, ForwardingSender
-from media.ice import announce_address, restrict_host_addresses
 from media.stats import ClientPath
 
 logger = logging.getLogger(__name__)

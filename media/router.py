@@ -27,12 +27,11 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 
+from media.aiortc_adapter import ForwardingReceiver, ForwardingSender, codec_data, selected_path
 from media.config import MediaConfig
 from media.congestion import CapTarget, GateState, publisher_cap
 from media.downlink import DownlinkFeedback, LinkState, SubscriberLink
 from media.errors import BadSdp, NoMediaSession, RoomFull, UnknownTrack
-from media.forwarding import ForwardingReceiver, ForwardingSender, codec_data
-from media.ice import selected_path
 from media.keyframes import starts_keyframe
 from media.metrics import MediaMetrics
 from media.peer import CodecPreferences, MediaPeer, OfferSummary, summarize_offer

@@ -6,7 +6,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from media.ice import CandidatePath
+from media.aiortc_adapter import CandidatePath
 
 
 @dataclass(frozen=True)

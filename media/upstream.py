@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from media.aiortc_adapter import ForwardingReceiver
 from media.congestion import CapSmoother, CapTarget, CongestionConfig, RembPacer
-from media.forwarding import ForwardingReceiver
 
 Spawn = Callable[[Coroutine[Any, Any, Any]], None]
 UPLINK_LOSS_CONGESTED = 0.05

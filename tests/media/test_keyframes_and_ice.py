@@ -11,7 +11,7 @@ from aiortc import RTCPeerConnection, RTCRtpSender
 from aiortc.codecs import get_encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from media.ice import announce_address, restrict_host_addresses
+from media.aiortc_adapter import announce_address, restrict_host_addresses
 from media.keyframes import starts_keyframe
 from tests.media.clients import ColourTrack
 

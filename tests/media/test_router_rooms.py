@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from aiortc import rtcrtpreceiver, rtcrtpsender
 
+from media.aiortc_adapter import ForwardingReceiver, inspection
 from media.errors import BadSdp, NegotiationInProgress, UnknownTrack
-from media.forwarding import ForwardingReceiver
 from tests.media.clients import ClientPeer, close_to, dominant_hz, mean_rgb
 from tests.media.conftest import Room
 
@@ -64,14 +64,16 @@ async def test_three_party_room_forwards_without_any_codec_on_the_server(
 
     server_peers = [room.router.peer(pid).pc for pid in clients]
     server_queues = {
-        id(t.receiver._track._queue)
+        id(inspection.frame_queue(t.receiver.track))
         for pc in server_peers
         for t in pc.getTransceivers()
-        if t.receiver._track is not None
+        if t.receiver.track is not None
     }
     server_senders = {id(t.sender) for pc in server_peers for t in pc.getTransceivers()}
     client_queues = {
-        id(r.track._queue) for c, _, _ in clients.values() for r in c.received.values()
+        id(inspection.frame_queue(r.track))
+        for c, _, _ in clients.values()
+        for r in c.received.values()
     }
     client_senders = {id(s) for c, _, _ in clients.values() for s in c.pc.getSenders()}
 
@@ -97,7 +99,7 @@ def _client_decoder_threads(clients: dict[str, Any]) -> set[threading.Thread]:
     threads = set()
     for client, _, _ in clients.values():
         for transceiver in client.pc.getTransceivers():
-            thread = transceiver.receiver._RTCRtpReceiver__decoder_thread
+            thread = inspection.decoder_thread(transceiver.receiver)
             if thread is not None:
                 threads.add(thread)
     return threads
