@@ -70,7 +70,7 @@ class CongestionConfig:
     pause_hold_s: float = 2.0
     probe_rate_factor: float = 1.2
     probe_backoff_s: float = 3.0
-    probe_backoff_max_s: float = 3.0
+    probe_backoff_max_s: float = 3.0  # equal: no doubling by default (see PauseGate)
     probe_confirm_s: float = 3.0
     probe_max_s: float = 5.0
     probe_sent_min_s: float = 1.5
@@ -85,6 +85,22 @@ class CongestionConfig:
     cap_increase_per_s: float = 0.08
     congested_keyframe_interval_s: float = 2.0
     congested_loss: float = 0.1
+    # Loss (fraction of packets) that shows congestion: from then on the link is budgeted
+    # (``constrained``), REMB drops are followed and the estimate may not grow.
+    lossy_link_loss: float = 0.05
+    # The loss controller (GCC's): above ``loss_backoff_above`` the estimate drops by half the
+    # loss, below ``loss_growth_below`` it grows 8 % a second.
+    loss_backoff_above: float = 0.1
+    loss_growth_below: float = 0.02
+    # A publisher's uplink loss (from the server's receiver reports) at which a drop of the
+    # server's own estimate is followed (media.upstream).
+    uplink_congested_loss: float = 0.05
+    # Bytes a packet costs beyond its payload, as budgets count them: the RTP header with the
+    # extensions the server writes; RTX adds the original sequence number; SRTP adds the
+    # authentication tag (SRTP_AES128_CM_HMAC_SHA1_80) after serialisation.
+    rtp_header_bytes: int = 24
+    rtx_header_bytes: int = 26
+    srtp_tag_bytes: int = 10
 
 
 @dataclass(frozen=True)
@@ -240,16 +256,16 @@ class DownlinkEstimator:
         # stream reads as several percent, so decisions use a smoothed figure.
         self.fraction_lost = 0.5 * self.fraction_lost + 0.5 * fraction_lost
         fraction_lost = self.fraction_lost
-        if fraction_lost >= 0.05:
+        if fraction_lost >= self._config.lossy_link_loss:
             self._lossy_at = now
             self.constrained = True
         elapsed = now - self._loss_at
         if elapsed < 0.5:
             return
         self._loss_at = now
-        if fraction_lost > 0.1:
+        if fraction_lost > self._config.loss_backoff_above:
             self._loss_kbps *= 1.0 - 0.5 * fraction_lost
-        elif fraction_lost < 0.02:
+        elif fraction_lost < self._config.loss_growth_below:
             ceiling = max(self._loss_kbps, 1.5 * sent_kbps + 10.0)
             self._loss_kbps = min(ceiling, self._loss_kbps * (1.0 + 0.08 * min(elapsed, 2.0)))
         self._loss_kbps = min(max(self._loss_kbps, 10.0), self._config.max_kbps)
@@ -296,7 +312,7 @@ class DownlinkEstimator:
     def _may_grow(self, now: float) -> bool:
         """No sign of a queue forming (the last RTT within 100 ms of the lowest seen) and no
         loss shown within ``loss_memory_s``."""
-        if self.fraction_lost >= 0.05 or self._lost_recently(now):
+        if self.fraction_lost >= self._config.lossy_link_loss or self._lost_recently(now):
             return False
         if self._last_rtt_s is None or self._min_rtt_s is None:
             return True
@@ -335,7 +351,7 @@ class DownlinkEstimator:
         smoothing forgets within two reports, while REMBs arrive in between. (A busy machine
         delays reports but loses nothing, so the memory costs a healthy link nothing there.)
         """
-        if self.fraction_lost >= 0.05 or self._lost_recently(now):
+        if self.fraction_lost >= self._config.lossy_link_loss or self._lost_recently(now):
             return False
         if self._last_rtt_s is None or self._min_rtt_s is None or self.rtt_s is None:
             return False
@@ -499,16 +515,21 @@ class GateState(Enum):
 class PauseGate:
     """Hysteresis between sending video to a subscriber, pausing it, and probing to resume.
 
-    Paused, the gate probes after a back-off (``probe_backoff_s``, doubled after each failed
-    probe up to ``probe_backoff_max_s``, so a link that recovers is found within that), when
-    the reports do not show the link still congested. A probe sends the lowest video rate and
-    is judged by the receiver reports about it, not by the REMB (whose estimator remembers the
-    starved link): it fails as soon as they show loss (``probe_fail_loss`` over all streams, or
-    ``probe_max_loss`` on audio: a probe must not starve the sound) or a queue
-    (``probe_queue_s`` above the lowest RTT); it holds once ``probe_confirm_s`` have passed
-    with a report from the probe's last second, room for video and at least
-    ``probe_sent_min_s`` of the lowest video rate actually sent, and fails without them by
-    ``probe_max_s``. A pause within ``resume_stable_s`` of a resume counts as a failed probe.
+    Paused, the gate probes after a back-off (``probe_backoff_s``; each failed probe doubles it,
+    up to ``probe_backoff_max_s``), when the reports do not show the link still congested. A
+    probe sends the lowest video rate and is judged by the receiver reports about it, not by the
+    REMB (whose estimator remembers the starved link): it fails as soon as they show loss
+    (``probe_fail_loss`` over all streams, or ``probe_max_loss`` on audio: a probe must not
+    starve the sound) or a queue (``probe_queue_s`` above the lowest RTT); it holds once
+    ``probe_confirm_s`` have passed with a report from the probe's last second, room for video
+    and at least ``probe_sent_min_s`` of the lowest video rate actually sent, and fails without
+    them by ``probe_max_s``. A pause within ``resume_stable_s`` of a resume counts as a failed
+    probe.
+
+    By default ``probe_backoff_max_s`` equals ``probe_backoff_s`` (3 s), so the back-off does
+    not grow: in real Chromium a link that recovered resumed within 10 s only with probes that
+    close together (6.3 to 9.9 s measured; 7.3 to 15.4 s with 4 s between them). Raise the
+    maximum to trade that for fewer probes on a link that stays weak.
     """
 
     def __init__(self, config: CongestionConfig) -> None:

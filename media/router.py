@@ -45,7 +45,6 @@ logger = logging.getLogger(__name__)
 
 Source = Literal["camera", "microphone", "screen"]
 SOURCE_KINDS: dict[str, str] = {"camera": "video", "screen": "video", "microphone": "audio"}
-_RTP_HEADER_BYTES = 24  # fixed header and the extensions the server adds
 MAX_HELD_CANDIDATES = 32  # per participant, of an ICE generation whose offer has not come yet
 
 
@@ -335,7 +334,7 @@ class Subscription:
                 numbers.sequence,
                 numbers.timestamp,
             )
-            size = len(packet.payload) + _RTP_HEADER_BYTES
+            size = len(packet.payload) + self.router.config.congestion.rtp_header_bytes
             await self.link.send_video(size, send, keyframe=self._keyframe_frame)
         else:
             await self.sender.send_forwarded(

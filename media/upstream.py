@@ -20,7 +20,6 @@ from media.aiortc_adapter import ForwardingReceiver
 from media.congestion import CapSmoother, CapTarget, CongestionConfig, RembPacer
 
 Spawn = Callable[[Coroutine[Any, Any, Any]], None]
-UPLINK_LOSS_CONGESTED = 0.05
 
 
 class _Stream:
@@ -55,7 +54,8 @@ class PublisherFeedback:
             # As for subscribers' REMB (media.congestion), a drop of aiortc's delay-based
             # estimate is only followed when the publisher's uplink loses packets too.
             held = stream.own_bps
-            if held is None or bitrate_bps >= held or receiver.uplink_loss >= UPLINK_LOSS_CONGESTED:
+            uplink_congested = receiver.uplink_loss >= self._config.uplink_congested_loss
+            if held is None or bitrate_bps >= held or uplink_congested:
                 stream.own_bps = bitrate_bps
 
         receiver.on_remb(own_estimate)
