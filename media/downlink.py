@@ -19,8 +19,6 @@ from aiortc.rtp import RTP_HISTORY_SIZE
 from media.congestion import (
     CongestionConfig,
     DownlinkEstimator,
-    GateState,
-    PauseGate,
     Resend,
     RetransmitGate,
     SendBudget,
@@ -28,6 +26,7 @@ from media.congestion import (
 )
 from media.metrics import MediaMetrics
 from media.pacer import Pacer, Send
+from media.pause_gate import GateState, PauseGate
 from media.rtp_numbers import seq_diff
 
 Lost = Callable[[], None]

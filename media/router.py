@@ -29,12 +29,13 @@ from aiortc.sdp import SessionDescription
 
 from media.aiortc_adapter import ForwardingReceiver, ForwardingSender, codec_data, selected_path
 from media.config import MediaConfig
-from media.congestion import CapTarget, GateState, publisher_cap
 from media.downlink import DownlinkFeedback, LinkState, SubscriberLink
 from media.errors import BadSdp, NoMediaSession, RoomFull, UnknownTrack
 from media.keyframes import starts_keyframe
 from media.metrics import MediaMetrics
+from media.pause_gate import GateState
 from media.peer import CodecPreferences, MediaPeer, OfferSummary, summarize_offer
+from media.publisher_cap import CapTarget, publisher_cap
 from media.rtp_rewriter import RtpRewriter
 from media.stats import ClientPath, DownlinkFigures, ParticipantStats, StatsSampler
 from media.taps import PacketTap, TrackInfo

@@ -4,8 +4,8 @@ aiortc's receivers send REMB with the server's receive-side estimate of each inc
 stream. :class:`PublisherFeedback` takes those over (the receiver hands them here instead of
 sending them) and sends one REMB per publisher for all its video streams: for each, the lower
 of the server's own estimate and the cap the router sets from the subscribers
-(:func:`media.congestion.publisher_cap`), summed, listing every stream's SSRC (a browser
-applies a REMB to everything it sends). Sending is paced by :class:`~media.congestion.RembPacer`.
+(:func:`media.publisher_cap.publisher_cap`), summed, listing every stream's SSRC (a browser
+applies a REMB to everything it sends). Sending is paced by :class:`~media.publisher_cap.RembPacer`.
 A drop of the server's own estimate is followed only while the publisher's uplink loses 5 % or
 more (from the server's receiver reports): aiortc's estimator also reacts to the server's own
 scheduling jitter, which on a busy node would otherwise pull every publisher down.
@@ -17,7 +17,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from media.aiortc_adapter import ForwardingReceiver
-from media.congestion import CapSmoother, CapTarget, CongestionConfig, RembPacer
+from media.congestion import CongestionConfig
+from media.publisher_cap import CapSmoother, CapTarget, RembPacer
 
 Spawn = Callable[[Coroutine[Any, Any, Any]], None]
 
