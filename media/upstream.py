@@ -1,7 +1,7 @@
 """REMB to a publisher: the server's own receive estimate, capped by what subscribers can take.
 
 aiortc's receivers send REMB with the server's receive-side estimate of each incoming video
-stream. :class:`PublisherFeedback` takes those over (the receiver hands them here instead of
+stream. :class:`PublisherFeedback` gets them instead (the receiver hands them here rather than
 sending them) and sends one REMB per publisher for all its video streams: for each, the lower
 of the server's own estimate and the cap the router sets from the subscribers
 (:func:`media.publisher_cap.publisher_cap`), summed, listing every stream's SSRC (a browser
@@ -39,10 +39,9 @@ class PublisherFeedback:
         self._spawn = spawn
         self._streams: dict[ForwardingReceiver, _Stream] = {}
         self._pacer = RembPacer()
-        self.last_sent_bps: int | None = None
 
-    def adopt(self, receiver: ForwardingReceiver) -> None:
-        """Take over the REMB this receiver would send."""
+    def add_stream(self, receiver: ForwardingReceiver) -> None:
+        """A video stream of this publisher: the REMB its receiver would send comes here."""
         if receiver in self._streams:
             return
         self._streams[receiver] = _Stream(self._config)
@@ -61,7 +60,7 @@ class PublisherFeedback:
 
         receiver.on_remb(own_estimate)
 
-    def forget(self, receiver: ForwardingReceiver) -> None:
+    def remove_stream(self, receiver: ForwardingReceiver) -> None:
         if self._streams.pop(receiver, None) is not None:
             receiver.on_remb(None)
 
@@ -96,7 +95,6 @@ class PublisherFeedback:
         if not ssrcs:
             ssrcs = sorted(r.media_ssrc for r in self._streams if r.media_ssrc is not None)
         self._pacer.sent(value, now)
-        self.last_sent_bps = value
         self._spawn(sender.send_remb(value, ssrcs))
 
 

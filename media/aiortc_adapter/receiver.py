@@ -133,10 +133,6 @@ class ForwardingReceiver(RTCRtpReceiver):
                 return
         await super()._send_rtcp(packet)
 
-    @property
-    def decoder_running(self) -> bool:
-        return self._RTCRtpReceiver__decoder_thread is not None  # type: ignore[attr-defined]
-
     async def receive(self, parameters: RTCRtpReceiveParameters) -> None:
         # aiortc fixes its payload-type map at the first call (later ones only re-run the
         # connection); ours follows it. Re-offers keep the numbers (see the peer connection).

@@ -84,7 +84,7 @@ INTERNALS: tuple[Internal, ...] = (
     _receiver("_RTCRtpReceiver__active_ssrc", "attribute", "written (last-seen time)"),
     _receiver("_RTCRtpReceiver__nack_generator", "attribute", "fed; its misses are NACKed"),
     _receiver("_RTCRtpReceiver__rtcp_ssrc", "attribute", "sender SSRC of our REMB"),
-    _receiver("_RTCRtpReceiver__decoder_thread", "attribute", "read: must not be running"),
+    _receiver("_RTCRtpReceiver__decoder_thread", "attribute", "read by inspection (tests)"),
     _receiver("_RTCRtpReceiver__stop_decoder", "method", "called after receive()"),
     _receiver("_RTCRtpReceiver__codecs", "attribute", "read by inspection (tests)"),
     _receiver("_send_rtcp", "method", "overridden: REMB to the listener; called"),

@@ -9,7 +9,7 @@ from aiortc.rtp import RtpPacket, is_rtcp
 
 from media.aiortc_adapter import ForwardingSender, inspection
 from media.aiortc_adapter.remb import remb_packet
-from media.keyframes import starts_keyframe
+from media.keyframes import may_start_stream
 from media.taps import TrackInfo
 from tests.media.clients import ClientPeer, close_to, mean_rgb
 from tests.media.conftest import Room, media_config
@@ -161,7 +161,7 @@ class RecordingTap:
         assert isinstance(payload, bytes)
         self.infos[track.track_id] = track
         self.packets[track.track_id] = self.packets.get(track.track_id, 0) + 1
-        if track.kind == "video" and starts_keyframe(track.codec_mime, packet.payload):
+        if track.kind == "video" and may_start_stream(track.codec_mime, packet.payload):
             self.keyframes[track.track_id] = self.keyframes.get(track.track_id, 0) + 1
 
     def on_track_ended(self, track: TrackInfo) -> None:

@@ -87,7 +87,8 @@ async def test_three_party_room_forwards_without_any_codec_on_the_server(
     for pc in server_peers:
         for transceiver in pc.getTransceivers():
             receiver = transceiver.receiver
-            assert isinstance(receiver, ForwardingReceiver) and not receiver.decoder_running
+            assert isinstance(receiver, ForwardingReceiver)
+            assert inspection.decoder_thread(receiver) is None
     assert not [
         t
         for t in threading.enumerate()
@@ -246,9 +247,9 @@ async def test_client_offer_during_pending_server_offer_is_refused(room: Room) -
     await room.join(quiet)
     outlet_peer = room.router.peer("outlet-1")
     for _ in range(50):
-        if outlet_peer.awaiting_answer:
+        if outlet_peer.pc.signalingState == "have-local-offer":
             break
         await asyncio.sleep(0.02)
-    assert outlet_peer.awaiting_answer
+    assert outlet_peer.pc.signalingState == "have-local-offer"  # the server offer waits
     with pytest.raises(NegotiationInProgress):
         await room.router.handle_offer("outlet-1", outlet_peer.pc.remoteDescription.sdp, None)
