@@ -1,6 +1,7 @@
 """Every private aiortc/aioice name the adapter uses, in one table, and the check that they exist.
 
-Written for and tested with aiortc 1.16.x and aioice 0.13.x (``pyproject.toml`` pins both).
+Written for and tested with aiortc 1.16.x (``pyproject.toml`` pins it) and the aioice 0.13.x
+it brings.
 Each :class:`Internal` says where a name lives, whether it is a method (checked on the class,
 with its leading parameter names when they matter) or an attribute (checked on a live object),
 and what the adapter does with it. Besides these names the adapter swaps the class of every
