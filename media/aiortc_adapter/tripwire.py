@@ -47,7 +47,6 @@ _NOT_COMPARED = frozenset(
         "_track",
         "_sink",
         "_remb_listener",
-        "_events",
     }
 )
 
