@@ -28,9 +28,14 @@ from aiortc import (
 )
 from aiortc.rtp import RtpPacket
 
+from media.aiortc_adapter import (
+    ForwardingPeerConnection,
+    ForwardingReceiver,
+    codec_data,
+    inspection,
+    restrict_host_addresses,
+)
 from media.config import MediaConfig
-from media.forwarding import ForwardingPeerConnection, ForwardingReceiver, codec_data
-from media.ice import restrict_host_addresses
 from media.peer import CodecPreferences
 
 FPS = 30
@@ -266,7 +271,7 @@ class LoadPeer:
         def keyframe_requested() -> None:
             video.keyframe_wanted = True
 
-        video_sender._send_keyframe = keyframe_requested  # type: ignore[method-assign]
+        inspection.on_keyframe_request(video_sender, keyframe_requested)
 
     def count_received(self) -> None:
         for transceiver in self.pc.getTransceivers():

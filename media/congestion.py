@@ -28,17 +28,18 @@ it to aiortc. The model, per subscriber (one participant's peer connection with 
   second bucket filled at a share of the estimate.
 * **Retransmission** (:class:`RetransmitGate`). A NACKed packet is resent once per RTT at most,
   and not at all when older than an RTT-based horizon (capped at a fixed age).
-* **Pause** (:class:`PauseGate`). When the video the estimate leaves room for (estimate minus
-  audio and overhead) stays below the lowest useful video rate, video to this subscriber pauses
-  (audio continues). REMB is only fed by video, so while paused the estimate cannot grow: the
-  gate probes by sending video at a little above the lowest rate after a back-off (3 s),
-  judges the probe by the receiver reports (loss, audio loss, RTT growth) rather than the
-  REMB, and reports the subscriber resumed only once the probe held.
-* **Feedback upstream** (:func:`publisher_cap` and :class:`RembPacer`). Each published video
-  track is capped at the smallest share of its subscribers that are not paused and not
-  outvoted (a subscriber with under a third of the best share is served by frame dropping
-  instead of lowering everyone); increases are rate-limited (:class:`CapSmoother`) unless the
-  subscriber that set the cap stopped counting, and REMB messages are paced.
+* **Pause** (:class:`~media.pause_gate.PauseGate`). When the video the estimate leaves room for
+  (estimate minus audio and overhead) stays below the lowest useful video rate, video to this
+  subscriber pauses (audio continues). REMB is only fed by video, so while paused the estimate
+  cannot grow: the gate probes by sending video at a little above the lowest rate after a
+  back-off (3 s), judges the probe by the receiver reports (loss, audio loss, RTT growth)
+  rather than the REMB, and reports the subscriber resumed only once the probe held.
+* **Feedback upstream** (:mod:`media.publisher_cap`: :func:`~media.publisher_cap.publisher_cap`
+  and :class:`~media.publisher_cap.RembPacer`). Each published video track is capped at the
+  smallest share of its subscribers that are not paused and not outvoted (a subscriber with
+  under a third of the best share is served by frame dropping instead of lowering everyone);
+  increases are rate-limited (:class:`~media.publisher_cap.CapSmoother`) unless the subscriber
+  that set the cap stopped counting, and REMB messages are paced.
 
 Simulcast is not used; see ``media/SIMULCAST.md``.
 """
@@ -46,7 +47,6 @@ Simulcast is not used; see ``media/SIMULCAST.md``.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -70,7 +70,7 @@ class CongestionConfig:
     pause_hold_s: float = 2.0
     probe_rate_factor: float = 1.2
     probe_backoff_s: float = 3.0
-    probe_backoff_max_s: float = 3.0
+    probe_backoff_max_s: float = 3.0  # equal: no doubling by default (see PauseGate)
     probe_confirm_s: float = 3.0
     probe_max_s: float = 5.0
     probe_sent_min_s: float = 1.5
@@ -85,6 +85,22 @@ class CongestionConfig:
     cap_increase_per_s: float = 0.08
     congested_keyframe_interval_s: float = 2.0
     congested_loss: float = 0.1
+    # Loss (fraction of packets) that shows congestion: from then on the link is budgeted
+    # (``constrained``), REMB drops are followed and the estimate may not grow.
+    lossy_link_loss: float = 0.05
+    # The loss controller (GCC's): above ``loss_backoff_above`` the estimate drops by half the
+    # loss, below ``loss_growth_below`` it grows 8 % a second.
+    loss_backoff_above: float = 0.1
+    loss_growth_below: float = 0.02
+    # A publisher's uplink loss (from the server's receiver reports) at which a drop of the
+    # server's own estimate is followed (media.upstream).
+    uplink_congested_loss: float = 0.05
+    # Bytes a packet costs beyond its payload, as budgets count them: the RTP header with the
+    # extensions the server writes; RTX adds the original sequence number; SRTP adds the
+    # authentication tag (SRTP_AES128_CM_HMAC_SHA1_80) after serialisation.
+    rtp_header_bytes: int = 24
+    rtx_header_bytes: int = 26
+    srtp_tag_bytes: int = 10
 
 
 @dataclass(frozen=True)
@@ -240,16 +256,16 @@ class DownlinkEstimator:
         # stream reads as several percent, so decisions use a smoothed figure.
         self.fraction_lost = 0.5 * self.fraction_lost + 0.5 * fraction_lost
         fraction_lost = self.fraction_lost
-        if fraction_lost >= 0.05:
+        if fraction_lost >= self._config.lossy_link_loss:
             self._lossy_at = now
             self.constrained = True
         elapsed = now - self._loss_at
         if elapsed < 0.5:
             return
         self._loss_at = now
-        if fraction_lost > 0.1:
+        if fraction_lost > self._config.loss_backoff_above:
             self._loss_kbps *= 1.0 - 0.5 * fraction_lost
-        elif fraction_lost < 0.02:
+        elif fraction_lost < self._config.loss_growth_below:
             ceiling = max(self._loss_kbps, 1.5 * sent_kbps + 10.0)
             self._loss_kbps = min(ceiling, self._loss_kbps * (1.0 + 0.08 * min(elapsed, 2.0)))
         self._loss_kbps = min(max(self._loss_kbps, 10.0), self._config.max_kbps)
@@ -296,7 +312,7 @@ class DownlinkEstimator:
     def _may_grow(self, now: float) -> bool:
         """No sign of a queue forming (the last RTT within 100 ms of the lowest seen) and no
         loss shown within ``loss_memory_s``."""
-        if self.fraction_lost >= 0.05 or self._lost_recently(now):
+        if self.fraction_lost >= self._config.lossy_link_loss or self._lost_recently(now):
             return False
         if self._last_rtt_s is None or self._min_rtt_s is None:
             return True
@@ -335,7 +351,7 @@ class DownlinkEstimator:
         smoothing forgets within two reports, while REMBs arrive in between. (A busy machine
         delays reports but loses nothing, so the memory costs a healthy link nothing there.)
         """
-        if self.fraction_lost >= 0.05 or self._lost_recently(now):
+        if self.fraction_lost >= self._config.lossy_link_loss or self._lost_recently(now):
             return False
         if self._last_rtt_s is None or self._min_rtt_s is None or self.rtt_s is None:
             return False
@@ -488,210 +504,3 @@ class RetransmitGate:
 
     def on_resent(self, sequence: int, now: float) -> None:
         self._resent[sequence % self._history] = (sequence, now)
-
-
-class GateState(Enum):
-    FLOWING = "flowing"
-    PAUSED = "paused"
-    PROBING = "probing"
-
-
-class PauseGate:
-    """Hysteresis between sending video to a subscriber, pausing it, and probing to resume.
-
-    Paused, the gate probes after a back-off (``probe_backoff_s``, doubled after each failed
-    probe up to ``probe_backoff_max_s``, so a link that recovers is found within that), when
-    the reports do not show the link still congested. A probe sends the lowest video rate and
-    is judged by the receiver reports about it, not by the REMB (whose estimator remembers the
-    starved link): it fails as soon as they show loss (``probe_fail_loss`` over all streams, or
-    ``probe_max_loss`` on audio: a probe must not starve the sound) or a queue
-    (``probe_queue_s`` above the lowest RTT); it holds once ``probe_confirm_s`` have passed
-    with a report from the probe's last second, room for video and at least
-    ``probe_sent_min_s`` of the lowest video rate actually sent, and fails without them by
-    ``probe_max_s``. A pause within ``resume_stable_s`` of a resume counts as a failed probe.
-    """
-
-    def __init__(self, config: CongestionConfig) -> None:
-        self._config = config
-        self.state = GateState.FLOWING
-        self._low_since: float | None = None
-        self._changed_at = 0.0
-        self._resumed_at: float | None = None
-        self._backoff_s = config.probe_backoff_s
-
-    @property
-    def video_paused(self) -> bool:
-        """What the subscriber is told: paused until a probe has held."""
-        return self.state is not GateState.FLOWING
-
-    @property
-    def forwarding(self) -> bool:
-        """Whether video is being sent (also while probing)."""
-        return self.state is not GateState.PAUSED
-
-    def update(
-        self,
-        video_room_kbps: float,
-        now: float,
-        evidence: LinkEvidence | None = None,
-        probe_sent_kbit: float | None = None,
-    ) -> GateState | None:
-        """Feed the room for video, the reports' evidence and the video sent since the probe
-        began (``None``: not metered) now; the new state if it changes."""
-        evidence = evidence or LinkEvidence()
-        if self.state is GateState.PAUSED:
-            if now - self._changed_at >= self._backoff_s and self._calm(evidence, now):
-                return self._enter(GateState.PROBING, now)
-            return None
-        if self.state is GateState.PROBING:
-            return self._judge_probe(video_room_kbps, now, evidence, probe_sent_kbit)
-        if video_room_kbps >= self._config.video_min_kbps:
-            self._low_since = None
-            return None
-        if self._low_since is None:
-            self._low_since = now
-        if now - self._low_since < self._config.pause_hold_s:
-            return None
-        recent = self._resumed_at is not None and (
-            now - self._resumed_at < self._config.resume_stable_s
-        )
-        self._backoff_s = self._longer_backoff() if recent else self._config.probe_backoff_s
-        return self._enter(GateState.PAUSED, now)
-
-    def _calm(self, evidence: LinkEvidence, now: float) -> bool:
-        """No fresh report shows the link still congested (loss or a queue)."""
-        if evidence.queue_s is not None and evidence.queue_s > self._config.probe_queue_s:
-            return False
-        fresh = evidence.reported_at is not None and (
-            now - evidence.reported_at <= self._config.evidence_max_age_s
-        )
-        return not fresh or evidence.fraction_lost < self._config.probe_max_loss
-
-    def _judge_probe(
-        self,
-        video_room_kbps: float,
-        now: float,
-        evidence: LinkEvidence,
-        sent_kbit: float | None,
-    ) -> GateState | None:
-        config = self._config
-        started = self._changed_at
-        elapsed = now - started
-        audio_hurt = (
-            evidence.audio_at is not None
-            and evidence.audio_at > started
-            and (evidence.audio_lost or 0.0) > config.probe_max_loss
-        )
-        reported = evidence.reported_at is not None and evidence.reported_at > started
-        hurt = reported and (
-            evidence.fraction_lost >= config.probe_fail_loss
-            or (evidence.queue_s is not None and evidence.queue_s > config.probe_queue_s)
-        )
-        if audio_hurt or hurt or elapsed >= config.probe_max_s:
-            self._backoff_s = self._longer_backoff()
-            return self._enter(GateState.PAUSED, now)
-        judged = evidence.reported_at is not None and (
-            evidence.reported_at >= started + config.probe_confirm_s - 1.0
-        )
-        # A probe that has hardly sent (the publisher's keyframe still awaited, frames dropped
-        # at the pacer) has not tested the link, whatever the reports say.
-        tested = sent_kbit is None or sent_kbit >= config.video_min_kbps * config.probe_sent_min_s
-        if (
-            elapsed >= config.probe_confirm_s
-            and judged
-            and tested
-            and video_room_kbps >= config.video_min_kbps
-        ):
-            self._resumed_at = now
-            return self._enter(GateState.FLOWING, now)
-        return None
-
-    def _longer_backoff(self) -> float:
-        return min(2 * self._backoff_s, self._config.probe_backoff_max_s)
-
-    def _enter(self, state: GateState, now: float) -> GateState:
-        self.state = state
-        self._changed_at = now
-        self._low_since = None
-        return state
-
-    @property
-    def probe_kbps(self) -> float:
-        """The rate a probe sends video at (with its overhead): a little above the lowest."""
-        config = self._config
-        return config.video_min_kbps * (1.0 + config.video_overhead) * config.probe_rate_factor
-
-
-@dataclass(frozen=True)
-class CapTarget:
-    """The video rate to ask a publisher for, and the subscribers whose shares set it."""
-
-    kbps: float
-    voters: frozenset[str]
-
-
-def publisher_cap(shares_kbps: Mapping[str, float], config: CongestionConfig) -> CapTarget | None:
-    """The cap for a published stream from its active subscribers' video shares (by id).
-
-    The lowest share, leaving out the outvoted (under ``outvoted_ratio`` of the best: served by
-    dropping frames rather than lowering everyone), times ``publisher_headroom`` so that a
-    keyframe or an encoder overshoot fits the subscriber's budget without dropping frames.
-    ``None`` when nobody is subscribed.
-    """
-    if not shares_kbps:
-        return None
-    best = max(shares_kbps.values())
-    kept = {
-        who: share for who, share in shares_kbps.items() if share >= config.outvoted_ratio * best
-    }
-    lowest = config.publisher_headroom * min(kept.values())
-    return CapTarget(max(config.video_min_kbps, lowest), frozenset(kept))
-
-
-class CapSmoother:
-    """Follows a cap down at once and up by at most ``cap_increase_per_s`` a second.
-
-    Except when the rise comes from a subscriber ceasing to vote (paused, outvoted or gone)
-    while every remaining voter voted before: their shares were measured, not probed, so the
-    cap returns to them at once. Otherwise a weak guest who pulled the cap down on its way to
-    a pause would hold the others' video low for many seconds after it.
-    """
-
-    def __init__(self, config: CongestionConfig) -> None:
-        self._config = config
-        self._value: float | None = None
-        self._voters: frozenset[str] = frozenset()
-        self._at = 0.0
-
-    def update(self, target: CapTarget | None, now: float) -> float | None:
-        if target is None:
-            self._value = None
-        elif (
-            self._value is None
-            or target.kbps <= self._value
-            or (target.voters and target.voters < self._voters)
-        ):
-            self._value = target.kbps
-        else:
-            growth = 1.0 + self._config.cap_increase_per_s * max(0.0, now - self._at)
-            self._value = min(target.kbps, self._value * growth)
-        self._voters = frozenset() if target is None else target.voters
-        self._at = now
-        return self._value
-
-
-class RembPacer:
-    """When to send a REMB: at once on a drop of 3 % or more (every 0.2 s at most), else 1/s."""
-
-    def __init__(self) -> None:
-        self._last: tuple[float, float] | None = None
-
-    def should_send(self, bps: float, now: float) -> bool:
-        if self._last is None:
-            return True
-        value, at = self._last
-        elapsed = now - at
-        return elapsed >= 1.0 or (bps < 0.97 * value and elapsed >= 0.2)
-
-    def sent(self, bps: float, now: float) -> None:
-        self._last = (bps, now)

@@ -19,8 +19,6 @@ from aiortc.rtp import RTP_HISTORY_SIZE
 from media.congestion import (
     CongestionConfig,
     DownlinkEstimator,
-    GateState,
-    PauseGate,
     Resend,
     RetransmitGate,
     SendBudget,
@@ -28,10 +26,10 @@ from media.congestion import (
 )
 from media.metrics import MediaMetrics
 from media.pacer import Pacer, Send
+from media.pause_gate import GateState, PauseGate
 from media.rtp_numbers import seq_diff
 
 Lost = Callable[[], None]
-SRTP_OVERHEAD = 10  # authentication tag added after serialisation (SRTP_AES128_CM_HMAC_SHA1_80)
 
 
 @dataclass(frozen=True)
@@ -94,7 +92,7 @@ class SubscriberLink:
 
     def on_sent(self, kind: str, size: int) -> None:
         now = time.monotonic()
-        self.budget.on_sent(kind, size + SRTP_OVERHEAD, now)
+        self.budget.on_sent(kind, size + self.config.srtp_tag_bytes, now)
         if kind == "video":
             self.estimator.on_video_sent(now)
 
@@ -147,11 +145,11 @@ class SubscriberLink:
         has shown congestion, at once before (the publisher paced it already; on a clear link
         the pacer would only add a keyframe's burst to the latency of the packets behind it)."""
         if keyframe:
-            self._keyframe_bytes += size + SRTP_OVERHEAD
+            self._keyframe_bytes += size + self.config.srtp_tag_bytes
         if not self.estimator.constrained and self.pacer.idle:
             await send()
         else:
-            self.pacer.enqueue(size + SRTP_OVERHEAD, send)
+            self.pacer.enqueue(size + self.config.srtp_tag_bytes, send)
 
     async def close(self) -> None:
         await self.pacer.close()
@@ -180,7 +178,9 @@ class SubscriberLink:
             self._metrics.retransmissions.labels(Resend.BUDGET.value).inc()
             lost()
 
-        self.pacer.enqueue_retransmission(size + SRTP_OVERHEAD, send, deadline, expired)
+        self.pacer.enqueue_retransmission(
+            size + self.config.srtp_tag_bytes, send, deadline, expired
+        )
 
     def _may_retransmit(self, size: int) -> bool:
         if not self.budget.retransmit_allowed(size, time.monotonic()):
@@ -284,5 +284,6 @@ class DownlinkFeedback:
         self._gate.on_sent(sequence, time.monotonic())
         self._link.on_sent(self.kind, size)
 
-    def retransmit(self, sequence: int, size: int, send: Send) -> None:
+    def retransmit(self, sequence: int, payload_bytes: int, send: Send) -> None:
+        size = payload_bytes + self._link.config.rtx_header_bytes
         self._link.retransmit(self._gate, sequence, size, send, self._lost)

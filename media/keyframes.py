@@ -1,12 +1,16 @@
-"""Where a subscription may start: audio at any packet, video at a keyframe's first packet."""
+"""Where a subscriber's stream may start: any audio packet, a video keyframe's first packet."""
 
 from __future__ import annotations
 
 from media.bitstream import starts_h264_keyframe, starts_vp8_keyframe
 
 
-def starts_keyframe(mime_type: str, payload: bytes) -> bool:
-    """Whether a subscription may start at this packet: audio, or a keyframe's first packet."""
+def may_start_stream(mime_type: str, payload: bytes) -> bool:
+    """Whether a subscriber's stream may start (or restart) at this packet.
+
+    True for every audio packet (each decodes on its own) and for the first packet of a video
+    keyframe; false for any other video packet.
+    """
     mime = mime_type.lower()
     if mime == "video/vp8":
         return starts_vp8_keyframe(payload)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,15 +23,21 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
-from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
+from media.aiortc_adapter import (
+    CandidatePath,
+    ForwardingPeerConnection,
+    ForwardingReceiver,
+    ForwardingSender,
+    announce_address,
+    restrict_host_addresses,
+    selected_path,
+)
 from media.config import MediaConfig
 from media.errors import BadCandidate, BadSdp, NegotiationInProgress, TooManyCandidates
-from media.forwarding import ForwardingPeerConnection, ForwardingReceiver, ForwardingSender
-from media.ice import announce_address, restrict_host_addresses
-from media.stats import ClientPath
 
 logger = logging.getLogger(__name__)
 
@@ -134,16 +141,35 @@ class MediaPeer:
         self._early_candidates: list[Any] = []
         self._remote_candidates = 0
         self._closed = False
-        self.client_path: ClientPath | None = None
-        self.relay_counted = False
-
-    @property
-    def awaiting_answer(self) -> bool:
-        return self._awaiting_answer
 
     @property
     def connection_state(self) -> str:
         return str(self.pc.connectionState)
+
+    @property
+    def negotiated(self) -> bool:
+        """Whether a client offer has been applied (the connection has media sections)."""
+        return self.pc.remoteDescription is not None
+
+    def on_state_change(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(connection_state)`` whenever the connection state changes."""
+        self.pc.on("connectionstatechange", lambda: callback(self.connection_state))
+
+    async def stats_report(self) -> dict[str, Any]:
+        """aiortc's statistics of the connection, by id."""
+        return dict(await self.pc.getStats())
+
+    def selected_path(self) -> CandidatePath | None:
+        """The candidate pair the server's ICE agent nominated, ``None`` before that."""
+        return selected_path(self.pc)
+
+    def answered_codecs(self) -> dict[str, RTCRtpCodecParameters]:
+        """The first codec of each m-line of our answer, by mid: what the publisher sends."""
+        description = self.pc.localDescription
+        if description is None:
+            return {}
+        parsed = SessionDescription.parse(description.sdp)
+        return {m.rtp.muxId: m.rtp.codecs[0] for m in parsed.media if m.rtp.codecs}
 
     async def answer(self, sdp: str) -> str:
         """Apply a client offer and return the server's answer."""

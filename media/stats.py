@@ -1,12 +1,17 @@
-"""Per-participant link quality from aiortc's stats: RTT, loss, jitter, bitrates and ICE path."""
+"""Per-participant link quality (RTT, loss, jitter, bitrates, ICE path) and relayed sessions."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from media.ice import CandidatePath
+from media.aiortc_adapter import CandidatePath
+from media.downlink import SubscriberLink
+from media.metrics import MediaMetrics
+from media.peer import MediaPeer
+from media.subscription import Subscription
 
 
 @dataclass(frozen=True)
@@ -138,3 +143,53 @@ class StatsSampler:
 
 def _kbps(octets: int, elapsed_s: float) -> float:
     return round(8.0 * octets / elapsed_s / 1000.0, 1) if elapsed_s > 0 else 0.0
+
+
+class RelayCount:
+    """Counts one media session as relayed (TURN) once, by how the browser reaches the relay.
+
+    The browser's own report (``rtc.path``) counts it by the relay protocol; a session the
+    server saw relayed whose browser never reported its path counts as ``unreported`` when it
+    closes.
+    """
+
+    def __init__(self, metrics: MediaMetrics) -> None:
+        self.client_path: ClientPath | None = None
+        self._metrics = metrics
+        self._counted = False
+
+    def client_reported(self, path: ClientPath) -> None:
+        self.client_path = path
+        if path.relayed and not self._counted:
+            self._counted = True
+            self._metrics.relayed_sessions.labels(path.relay_protocol or "unknown").inc()
+
+    def session_closed(self, server_path: CandidatePath | None) -> None:
+        if server_path is not None and server_path.remote_type == "relay" and not self._counted:
+            self._counted = True
+            self._metrics.relayed_sessions.labels("unreported").inc()
+
+
+async def sample_participant(
+    peer: MediaPeer,
+    sampler: StatsSampler,
+    link: SubscriberLink,
+    subscriptions: Iterable[Subscription],
+    client_path: ClientPath | None,
+) -> ParticipantStats:
+    """One participant's figures now: its connection's, and its downlink's as controlled."""
+    report = await peer.stats_report()
+    forwarded = list(subscriptions)
+    estimates = [s.sender.remb_bps for s in forwarded if s.sender.remb_bps]
+    forwarding = any(s.kind == "video" and s.track is not None and not s.paused for s in forwarded)
+    return sampler.sample(
+        report,
+        [int(e) for e in estimates if e],
+        peer.selected_path(),
+        client_path,
+        DownlinkFigures(
+            estimate_kbps=round(link.estimate_kbps, 1),
+            video_paused=link.gate.video_paused,
+            layer="full" if forwarding else None,
+        ),
+    )

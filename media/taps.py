@@ -7,6 +7,8 @@ from typing import Literal, Protocol
 
 from aiortc.rtp import RtpPacket
 
+Source = Literal["camera", "microphone", "screen"]
+
 
 @dataclass(frozen=True)
 class TrackInfo:
@@ -15,7 +17,7 @@ class TrackInfo:
     track_id: str
     participant_id: str
     kind: Literal["audio", "video"]
-    source: Literal["camera", "microphone", "screen"]
+    source: Source
     codec_mime: str
     clock_rate: int
 

@@ -17,16 +17,45 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from aiortc.codecs import get_decoder
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
-
-from media.forwarding import EncodedFrame, TranscodeDecoder
 
 logger = logging.getLogger(__name__)
 
 _QUEUE_FRAMES = {"video": 3, "audio": 10}
 _PENDING_FRAMES = {"video": 2, "audio": 5}
+
+
+EncodedFrame = JitterFrame
+"""One encoded frame as aiortc's jitter buffer assembles it (``data``, RTP ``timestamp``)."""
+
+
+class TranscodeDecoder:
+    """Transcoding fallback only: reassembles encoded frames from packets and decodes them.
+
+    Uses aiortc's own jitter buffer and decoder factory; ``decode`` is blocking (run it in a
+    worker thread).
+    """
+
+    def __init__(self, codec: RTCRtpCodecParameters) -> None:
+        self.codec = codec
+        video = codec.mimeType.lower().startswith("video/")
+        self._buffer = (
+            JitterBuffer(capacity=512, is_video=True)
+            if video
+            else JitterBuffer(capacity=16, prefetch=4)
+        )
+        self._decoder = get_decoder(codec)
+
+    def add(self, packet: RtpPacket) -> tuple[bool, EncodedFrame | None]:
+        """Feed one depayloaded packet; returns ``(picture_lost, encoded_frame_or_None)``."""
+        return self._buffer.add(packet)
+
+    def decode(self, encoded_frame: EncodedFrame) -> list[Any]:
+        return list(self._decoder.decode(encoded_frame))
 
 
 class RelayedTrack(MediaStreamTrack):

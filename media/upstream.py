@@ -1,11 +1,11 @@
 """REMB to a publisher: the server's own receive estimate, capped by what subscribers can take.
 
 aiortc's receivers send REMB with the server's receive-side estimate of each incoming video
-stream. :class:`PublisherFeedback` takes those over (the receiver hands them here instead of
+stream. :class:`PublisherFeedback` gets them instead (the receiver hands them here rather than
 sending them) and sends one REMB per publisher for all its video streams: for each, the lower
 of the server's own estimate and the cap the router sets from the subscribers
-(:func:`media.congestion.publisher_cap`), summed, listing every stream's SSRC (a browser
-applies a REMB to everything it sends). Sending is paced by :class:`~media.congestion.RembPacer`.
+(:func:`media.publisher_cap.publisher_cap`), summed, listing every stream's SSRC (a browser
+applies a REMB to everything it sends). Sending is paced by :class:`~media.publisher_cap.RembPacer`.
 A drop of the server's own estimate is followed only while the publisher's uplink loses 5 % or
 more (from the server's receiver reports): aiortc's estimator also reacts to the server's own
 scheduling jitter, which on a busy node would otherwise pull every publisher down.
@@ -16,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from media.congestion import CapSmoother, CapTarget, CongestionConfig, RembPacer
-from media.forwarding import ForwardingReceiver
+from media.aiortc_adapter import ForwardingReceiver
+from media.congestion import CongestionConfig
+from media.publisher_cap import CapSmoother, CapTarget, RembPacer
 
 Spawn = Callable[[Coroutine[Any, Any, Any]], None]
-UPLINK_LOSS_CONGESTED = 0.05
 
 
 class _Stream:
@@ -39,10 +39,9 @@ class PublisherFeedback:
         self._spawn = spawn
         self._streams: dict[ForwardingReceiver, _Stream] = {}
         self._pacer = RembPacer()
-        self.last_sent_bps: int | None = None
 
-    def adopt(self, receiver: ForwardingReceiver) -> None:
-        """Take over the REMB this receiver would send."""
+    def add_stream(self, receiver: ForwardingReceiver) -> None:
+        """A video stream of this publisher: the REMB its receiver would send comes here."""
         if receiver in self._streams:
             return
         self._streams[receiver] = _Stream(self._config)
@@ -55,12 +54,13 @@ class PublisherFeedback:
             # As for subscribers' REMB (media.congestion), a drop of aiortc's delay-based
             # estimate is only followed when the publisher's uplink loses packets too.
             held = stream.own_bps
-            if held is None or bitrate_bps >= held or receiver.uplink_loss >= UPLINK_LOSS_CONGESTED:
+            uplink_congested = receiver.uplink_loss >= self._config.uplink_congested_loss
+            if held is None or bitrate_bps >= held or uplink_congested:
                 stream.own_bps = bitrate_bps
 
         receiver.on_remb(own_estimate)
 
-    def forget(self, receiver: ForwardingReceiver) -> None:
+    def remove_stream(self, receiver: ForwardingReceiver) -> None:
         if self._streams.pop(receiver, None) is not None:
             receiver.on_remb(None)
 
@@ -95,7 +95,6 @@ class PublisherFeedback:
         if not ssrcs:
             ssrcs = sorted(r.media_ssrc for r in self._streams if r.media_ssrc is not None)
         self._pacer.sent(value, now)
-        self.last_sent_bps = value
         self._spawn(sender.send_remb(value, ssrcs))
 
 

@@ -12,7 +12,7 @@ import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from benchmarks.link_emulator import LinkEmulator, LinkShape
-from media.ice import restrict_host_addresses
+from media.aiortc_adapter import inspection, restrict_host_addresses
 
 UNLIMITED = LinkShape(queue_ms=None)
 
@@ -282,7 +282,7 @@ async def test_aiortc_peers_connect_only_through_the_relay() -> None:
             assert link.uplink.counters.packets_delivered > 0
             assert link.downlink.counters.packets_delivered > 0
             ice = server.getTransceivers()[0].receiver.transport.transport
-            nominated = ice._connection._nominated
+            nominated = inspection.nominated_pairs(ice)
             assert {pair.remote_candidate.port for pair in nominated.values()} <= set(
                 link.participant_ports().values()
             )

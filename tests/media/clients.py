@@ -22,10 +22,11 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
+from aiortc.rtp import AnyRtcpPacket
 from aiortc.sdp import SessionDescription
 
-from media.ice import restrict_host_addresses
+from media.aiortc_adapter import inspection, restrict_host_addresses
+from media.aiortc_adapter.remb import read_remb
 from media.stats import ParticipantStats
 from tests.media.repair import LossRepair
 
@@ -259,16 +260,14 @@ class ClientPeer:
 
     def _record_rembs(self, sender: RTCRtpSender) -> None:
         """Keep every REMB this sender gets (time, bit/s); aiortc still applies it."""
-        handle = sender._handle_rtcp_packet
+        ssrc = inspection.sender_ssrc(sender)
 
-        async def recording(packet: Any) -> None:
-            if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
-                bitrate, ssrcs = unpack_remb_fci(packet.fci)
-                if sender._ssrc in ssrcs:
-                    self.rembs.append((asyncio.get_running_loop().time(), bitrate))
-            await handle(packet)
+        def recording(packet: AnyRtcpPacket) -> None:
+            remb = read_remb(packet)
+            if remb is not None and ssrc in remb[1]:
+                self.rembs.append((asyncio.get_running_loop().time(), remb[0]))
 
-        sender._handle_rtcp_packet = recording  # type: ignore[method-assign]
+        inspection.observe_rtcp(sender, recording)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         received = Received(track)

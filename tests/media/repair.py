@@ -13,6 +13,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from media.aiortc_adapter import inspection
+
 RENACK_INTERVAL_S = 0.1
 MAX_NACKS = 10
 STALL_KEYFRAME_S = 3.0
@@ -27,13 +29,13 @@ class LossRepair:
         self._nacks: dict[int, int] = {}
 
     def _media_ssrc(self) -> int | None:
-        streams = self._receiver._RTCRtpReceiver__remote_streams
+        streams = inspection.receive_statistics(self._receiver)
         if not streams:
             return None
         return max(streams, key=lambda ssrc: streams[ssrc].packets_received)
 
     def _packets_received(self) -> int:
-        streams = self._receiver._RTCRtpReceiver__remote_streams
+        streams = inspection.receive_statistics(self._receiver)
         return sum(stats.packets_received for stats in streams.values())
 
     async def run(self) -> None:
@@ -51,11 +53,11 @@ class LossRepair:
                 decoded, progress_at = frames, now
             elif arrived > packets and now - progress_at >= STALL_KEYFRAME_S:
                 progress_at = now
-                await self._receiver._send_rtcp_pli(ssrc)
+                await inspection.send_pli(self._receiver, ssrc)
             packets = arrived
 
     async def _renack(self, ssrc: int) -> None:
-        generator = self._receiver._RTCRtpReceiver__nack_generator
+        generator = inspection.nack_generator(self._receiver)
         if generator is None:
             return
         missing = set(generator.missing)
@@ -65,4 +67,4 @@ class LossRepair:
             return
         for seq in again:
             self._nacks[seq] = self._nacks.get(seq, 0) + 1
-        await self._receiver._send_rtcp_nack(ssrc, again)
+        await inspection.send_nack(self._receiver, ssrc, again)

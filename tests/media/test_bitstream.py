@@ -25,7 +25,7 @@ KEY, INTER = 0x00, 0x01
 
 
 @pytest.mark.parametrize(
-    ("payload", "starts_frame", "starts_keyframe"),
+    ("payload", "starts_frame", "may_start_stream"),
     [
         (b"", False, False),
         (bytes([0x10, KEY]), True, True),  # S=1, PID=0, no extension
@@ -41,9 +41,9 @@ KEY, INTER = 0x00, 0x01
         (bytes([0x90, 0x80]), True, False),  # I set but no picture id
     ],
 )
-def test_vp8_descriptor(payload: bytes, starts_frame: bool, starts_keyframe: bool) -> None:
+def test_vp8_descriptor(payload: bytes, starts_frame: bool, may_start_stream: bool) -> None:
     assert vp8_packet_starts_frame(payload) is starts_frame
-    assert starts_vp8_keyframe(payload) is starts_keyframe
+    assert starts_vp8_keyframe(payload) is may_start_stream
 
 
 def _vp8_frames(width: int, height: int, count: int) -> list[bytes]:
@@ -70,7 +70,7 @@ def test_vp8_keyframe_size_of_real_frames() -> None:
 
 
 @pytest.mark.parametrize(
-    ("payload", "may_start", "starts_keyframe"),
+    ("payload", "may_start", "may_start_stream"),
     [
         (b"", False, False),
         (bytes([0x65, 0x88]), True, True),  # IDR slice (type 5)
@@ -84,9 +84,9 @@ def test_vp8_keyframe_size_of_real_frames() -> None:
         (bytes([0x78, 0x00, 0x02, 0x41, 0x9A]), True, False),  # STAP-A: a non-IDR slice
     ],
 )
-def test_h264_payloads(payload: bytes, may_start: bool, starts_keyframe: bool) -> None:
+def test_h264_payloads(payload: bytes, may_start: bool, may_start_stream: bool) -> None:
     assert h264_packet_may_start_frame(payload) is may_start
-    assert starts_h264_keyframe(payload) is starts_keyframe
+    assert starts_h264_keyframe(payload) is may_start_stream
 
 
 def test_annexb_split_keeps_units_and_drops_start_codes() -> None:

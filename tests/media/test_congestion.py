@@ -11,22 +11,18 @@ import pytest
 
 from media.congestion import (
     ByteBudget,
-    CapSmoother,
-    CapTarget,
     CongestionConfig,
     DownlinkEstimator,
-    GateState,
     LinkEvidence,
-    PauseGate,
-    RembPacer,
     Resend,
     RetransmitGate,
     SendBudget,
-    publisher_cap,
     video_room_kbps,
 )
 from media.downlink import SubscriberLink
 from media.metrics import MediaMetrics
+from media.pause_gate import GateState, PauseGate
+from media.publisher_cap import CapSmoother, CapTarget, RembPacer, publisher_cap
 
 CONFIG = CongestionConfig()
 

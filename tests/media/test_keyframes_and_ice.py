@@ -11,8 +11,8 @@ from aiortc import RTCPeerConnection, RTCRtpSender
 from aiortc.codecs import get_encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from media.ice import announce_address, restrict_host_addresses
-from media.keyframes import starts_keyframe
+from media.aiortc_adapter import announce_address, restrict_host_addresses
+from media.keyframes import may_start_stream
 from tests.media.clients import ColourTrack
 
 
@@ -38,20 +38,20 @@ def encoded(mime: str, clock: int = 90000, **parameters: object) -> list[list[by
 
 def test_vp8_keyframe_starts_only_at_the_first_packet_of_a_keyframe() -> None:
     payloads = encoded("video/VP8")
-    assert starts_keyframe("video/VP8", payloads[0][0])
-    assert not any(starts_keyframe("video/VP8", p) for p in payloads[0][1:])
-    assert not any(starts_keyframe("video/VP8", p) for frame in payloads[1:] for p in frame)
+    assert may_start_stream("video/VP8", payloads[0][0])
+    assert not any(may_start_stream("video/VP8", p) for p in payloads[0][1:])
+    assert not any(may_start_stream("video/VP8", p) for frame in payloads[1:] for p in frame)
 
 
 def test_h264_idr_is_recognised() -> None:
     payloads = encoded("video/H264", **{"packetization-mode": "1", "profile-level-id": "42e01f"})
-    assert any(starts_keyframe("video/H264", p) for p in payloads[0])
-    assert not any(starts_keyframe("video/H264", p) for frame in payloads[1:] for p in frame)
+    assert any(may_start_stream("video/H264", p) for p in payloads[0])
+    assert not any(may_start_stream("video/H264", p) for frame in payloads[1:] for p in frame)
 
 
 def test_audio_packets_always_start() -> None:
-    assert starts_keyframe("audio/opus", b"\x01\x02")
-    assert not starts_keyframe("video/VP8", b"")
+    assert may_start_stream("audio/opus", b"\x01\x02")
+    assert not may_start_stream("video/VP8", b"")
 
 
 async def test_host_candidates_only_on_configured_addresses() -> None:

@@ -16,7 +16,7 @@ from aiortc.codecs import CODECS, HEADER_EXTENSIONS
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
 from aiortc.sdp import MediaDescription, SessionDescription
 
-from media.forwarding import OPUS_FMTP, BundleNumbering
+from media.sdp_numbering import OPUS_FMTP, BundleNumbering
 from tests.media.clients import (
     ClientPeer,
     assert_see_and_hear_each_other,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, is_rtcp, pack_remb_fci
+from aiortc.rtp import RtpPacket, is_rtcp
 
-from media.forwarding import ForwardingSender
-from media.keyframes import starts_keyframe
+from media.aiortc_adapter import ForwardingSender, inspection
+from media.aiortc_adapter.remb import remb_packet
+from media.keyframes import may_start_stream
 from media.taps import TrackInfo
 from tests.media.clients import ClientPeer, close_to, mean_rgb
 from tests.media.conftest import Room, media_config
@@ -71,59 +71,57 @@ async def test_a_subscribers_low_estimate_does_not_reach_the_publisher(room: Roo
         if t.receiver.track and t.receiver.track.id == "outlet-1:camera"
     )
     for _ in range(5):
-        await doctor_receiver._send_rtcp(
-            RtcpPsfbPacket(
-                fmt=RTCP_PSFB_APP,
-                ssrc=1234,
-                media_ssrc=0,
-                fci=pack_remb_fci(30_000, [server_sender._ssrc]),
-            )
+        await inspection.send_rtcp(
+            doctor_receiver,
+            remb_packet(1234, 30_000, [inspection.sender_ssrc(server_sender)]),
         )
         await asyncio.sleep(0.1)
     assert server_sender.remb_bps == 30_000  # recorded for the console
     outlet_video = next(s for s in outlet.pc.getSenders() if s.kind == "video")
-    encoder = outlet_video._RTCRtpSender__encoder
+    encoder = inspection.sender_encoder(outlet_video)
     assert encoder.target_bitrate > 200_000  # the publisher was not throttled to it
 
 
 def drop_every(sender: Any, nth: int, dropped: list[int]) -> None:
-    """Make the sender lose every ``nth`` first transmission of its packets (the server's
-    forwarded packets leave through ``ForwardingSender._transmit``, a client's through its
-    DTLS transport)."""
-    owner = sender if isinstance(sender, ForwardingSender) else sender.transport
-    name = "_transmit" if owner is sender else "_send_rtp"
-    send = getattr(owner, name)
+    """Make the sender lose every ``nth`` first transmission of its packets."""
+    ssrc = inspection.sender_ssrc(sender)
     count = 0
 
-    async def lossy(data: bytes) -> None:
-        nonlocal count
-        if not is_rtcp(data):
-            packet = RtpPacket.parse(data)
-            if packet.ssrc == sender._ssrc:  # not audio, not RTX retransmissions
-                count += 1
-                if count % nth == 0:
-                    dropped.append(packet.sequence_number)
-                    return
-        await send(data)
+    def lossy(send: inspection.Transmit) -> inspection.Transmit:
+        async def maybe_send(data: bytes) -> None:
+            nonlocal count
+            if not is_rtcp(data):
+                packet = RtpPacket.parse(data)
+                if packet.ssrc == ssrc:  # not audio, not RTX retransmissions
+                    count += 1
+                    if count % nth == 0:
+                        dropped.append(packet.sequence_number)
+                        return
+            await send(data)
 
-    setattr(owner, name, lossy)
+        return maybe_send
+
+    inspection.intercept_rtp_out(sender, lossy)
 
 
-async def test_nack_recovers_losses_on_both_legs(
-    room: Room, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_nack_recovers_losses_on_both_legs(room: Room) -> None:
     retransmitted: list[tuple[str, int]] = []
-    from aiortc import RTCRtpSender
 
-    real = RTCRtpSender._retransmit
-
-    async def counting(self: RTCRtpSender, sequence_number: int) -> None:
+    def counting(sender: Any, sequence_number: int) -> None:
         retransmitted.append(
-            ("server" if isinstance(self, ForwardingSender) else "client", sequence_number)
+            ("server" if isinstance(sender, ForwardingSender) else "client", sequence_number)
         )
-        await real(self, sequence_number)
 
-    monkeypatch.setattr(RTCRtpSender, "_retransmit", counting)
+    stop = inspection.observe_retransmissions(counting)
+    try:
+        await nack_recovers_losses_on_both_legs(room, retransmitted)
+    finally:
+        stop()
+
+
+async def nack_recovers_losses_on_both_legs(
+    room: Room, retransmitted: list[tuple[str, int]]
+) -> None:
     outlet = await room.join(ClientPeer("outlet-1", rgb=RED))
     doctor = await room.join(ClientPeer("dr-li", rgb=GREEN))
     await doctor.wait_for("outlet-1", "video")
@@ -163,7 +161,7 @@ class RecordingTap:
         assert isinstance(payload, bytes)
         self.infos[track.track_id] = track
         self.packets[track.track_id] = self.packets.get(track.track_id, 0) + 1
-        if track.kind == "video" and starts_keyframe(track.codec_mime, packet.payload):
+        if track.kind == "video" and may_start_stream(track.codec_mime, packet.payload):
             self.keyframes[track.track_id] = self.keyframes.get(track.track_id, 0) + 1
 
     def on_track_ended(self, track: TrackInfo) -> None:
@@ -240,8 +238,8 @@ async def test_no_shared_codec_falls_back_to_transcoding_for_that_subscriber() -
             for t in vp8_only.pc.getTransceivers()
             if t.receiver.track and t.receiver.track.id == "outlet-1:camera"
         )
-        assert receiver._RTCRtpReceiver__codecs  # negotiated
-        assert {c.mimeType for c in receiver._RTCRtpReceiver__codecs.values()} <= {
+        assert inspection.negotiated_codecs(receiver)
+        assert {c.mimeType for c in inspection.negotiated_codecs(receiver)} <= {
             "video/VP8",
             "video/rtx",
         }

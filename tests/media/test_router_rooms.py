@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from aiortc import rtcrtpreceiver, rtcrtpsender
 
+from media.aiortc_adapter import ForwardingReceiver, inspection
 from media.errors import BadSdp, NegotiationInProgress, UnknownTrack
-from media.forwarding import ForwardingReceiver
 from tests.media.clients import ClientPeer, close_to, dominant_hz, mean_rgb
 from tests.media.conftest import Room
 
@@ -64,14 +64,16 @@ async def test_three_party_room_forwards_without_any_codec_on_the_server(
 
     server_peers = [room.router.peer(pid).pc for pid in clients]
     server_queues = {
-        id(t.receiver._track._queue)
+        id(inspection.frame_queue(t.receiver.track))
         for pc in server_peers
         for t in pc.getTransceivers()
-        if t.receiver._track is not None
+        if t.receiver.track is not None
     }
     server_senders = {id(t.sender) for pc in server_peers for t in pc.getTransceivers()}
     client_queues = {
-        id(r.track._queue) for c, _, _ in clients.values() for r in c.received.values()
+        id(inspection.frame_queue(r.track))
+        for c, _, _ in clients.values()
+        for r in c.received.values()
     }
     client_senders = {id(s) for c, _, _ in clients.values() for s in c.pc.getSenders()}
 
@@ -85,7 +87,8 @@ async def test_three_party_room_forwards_without_any_codec_on_the_server(
     for pc in server_peers:
         for transceiver in pc.getTransceivers():
             receiver = transceiver.receiver
-            assert isinstance(receiver, ForwardingReceiver) and not receiver.decoder_running
+            assert isinstance(receiver, ForwardingReceiver)
+            assert inspection.decoder_thread(receiver) is None
     assert not [
         t
         for t in threading.enumerate()
@@ -97,7 +100,7 @@ def _client_decoder_threads(clients: dict[str, Any]) -> set[threading.Thread]:
     threads = set()
     for client, _, _ in clients.values():
         for transceiver in client.pc.getTransceivers():
-            thread = transceiver.receiver._RTCRtpReceiver__decoder_thread
+            thread = inspection.decoder_thread(transceiver.receiver)
             if thread is not None:
                 threads.add(thread)
     return threads
@@ -244,9 +247,9 @@ async def test_client_offer_during_pending_server_offer_is_refused(room: Room) -
     await room.join(quiet)
     outlet_peer = room.router.peer("outlet-1")
     for _ in range(50):
-        if outlet_peer.awaiting_answer:
+        if outlet_peer.pc.signalingState == "have-local-offer":
             break
         await asyncio.sleep(0.02)
-    assert outlet_peer.awaiting_answer
+    assert outlet_peer.pc.signalingState == "have-local-offer"  # the server offer waits
     with pytest.raises(NegotiationInProgress):
         await room.router.handle_offer("outlet-1", outlet_peer.pc.remoteDescription.sdp, None)

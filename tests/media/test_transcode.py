@@ -10,15 +10,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiortc.codecs import depayload
 from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 from av import AudioFrame, VideoFrame
 
-from media.forwarding import TranscodeDecoder
-from media.transcode import RelayedTrack, TranscodeSource
+from media.aiortc_adapter import codec_data
+from media.transcode import RelayedTrack, TranscodeDecoder, TranscodeSource
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90_000, payloadType=96)
 OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48_000, channels=2, payloadType=111)
@@ -71,7 +70,7 @@ class Vp8Stream:
                 marker=i == len(payloads) - 1,
                 payload=payload,
             )
-            packet._data = depayload(VP8, payload)  # type: ignore[attr-defined]
+            codec_data(packet, VP8)
             self._sequence += 1
             packets.append((packet, keyframe and i == 0))
         return packets
@@ -134,7 +133,7 @@ async def test_an_audio_decoder_behind_drops_frames_without_a_keyframe(
             packet = RtpPacket(
                 payload_type=111, sequence_number=index, timestamp=timestamp, payload=payloads[0]
             )
-            packet._data = depayload(OPUS, payloads[0])  # type: ignore[attr-defined]
+            codec_data(packet, OPUS)
             asked.append(source.feed(packet, False))
         assert not any(asked)
         assert source.dropped_frames > 40

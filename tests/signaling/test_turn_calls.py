@@ -14,7 +14,7 @@ import pytest
 from aioice import stun, turn
 from aiortc import RTCIceServer
 
-from media.ice import selected_path
+from media.aiortc_adapter import selected_path
 from signaling.turn import mint_credentials
 from tests.conftest import RunningServer, start_server
 from tests.coturn import Coturn

@@ -14,9 +14,10 @@ loopback) with sockets bound to port 0. We replace it per connection
 :func:`selected_path` reads which candidate pair ICE nominated (aiortc has no public
 selected-pair API), to tell host, server-reflexive and relayed (TURN) paths apart.
 
-Private aioice names used: ``Connection._local_candidates_start/_end``, ``_local_candidates``,
-``_components``, ``_protocols``, ``_use_ipv4``, ``_use_ipv6``, ``_nominated``,
-``ice.StunProtocol``, ``ice.server_reflexive_candidate``; :func:`check_internals` verifies them.
+Private aioice names used (each listed in :mod:`media.aiortc_adapter.registry`):
+``Connection._local_candidates_start/_end``, ``_local_candidates``, ``_components``,
+``_protocols``, ``_use_ipv4``, ``_use_ipv6``, ``_nominated``; ``ice.StunProtocol`` and
+``ice.server_reflexive_candidate``.
 """
 
 from __future__ import annotations
@@ -182,26 +183,3 @@ def announce_address(sdp: str, announced_ip: str | None) -> str:
         return sdp
     sdp = _HOST_CANDIDATE.sub(lambda m: f"{m.group(1)}{announced_ip}{m.group(3)}", sdp)
     return _CONNECTION_LINE.sub(f"c=IN IP4 {announced_ip}", sdp)
-
-
-def check_internals() -> list[str]:
-    """aioice internals this module needs that are missing (empty when all good)."""
-    from aioice import Connection
-
-    connection = Connection(ice_controlling=False)
-    problems = [
-        name
-        for name in (
-            "_local_candidates_start",
-            "_local_candidates_end",
-            "_local_candidates",
-            "_components",
-            "_nominated",
-            "turn_ssl",
-            "turn_transport",
-            "get_component_candidates",
-            "gather_candidates",
-        )
-        if not hasattr(connection, name)
-    ]
-    return problems

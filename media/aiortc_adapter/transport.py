@@ -18,8 +18,8 @@ could overtake it. :func:`send_rtp_now` protects and sends in one call, through 
 datagram transport (for a TURN-relayed pair that is aioice's ``TurnTransport``, which wraps each
 datagram for the TURN server). Both leave to aiortc's path what theirs does not cover (a
 transport not connected yet, a pair whose protocol is not aioice's ``StunProtocol``).
-Like :mod:`media.forwarding`, this reaches into private attributes of aiortc 1.16 and aioice
-0.13; :func:`check_internals` lists them and a test fails if an upgrade moves them:
+What it relies on of aiortc 1.16 and aioice 0.13 (each listed in
+:mod:`media.aiortc_adapter.registry`):
 
 * ``RTCDtlsTransport``: ``_state``, ``_rx_srtp``/``_tx_srtp`` (pylibsrtp sessions),
   ``_handle_rtp_data(data, arrival_time_ms)``, ``_handle_rtcp_data(data)``, ``_rtp_router``
@@ -35,65 +35,19 @@ Like :mod:`media.forwarding`, this reaches into private attributes of aiortc 1.1
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pylibsrtp
 from aioice.ice import Connection, StunProtocol
-from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter, State
+from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtp import is_rtcp
 
-from media.internals import missing_lines
+from media.eager import run_eagerly
 from media.rtp_packing import NTP_UNIX_OFFSET_S
 
-logger = logging.getLogger(__name__)
-
 _RTP_COMPONENT = 1
-_ENDED = object()
-# Handlers that waited, finished by tasks: kept here so that none is garbage-collected early.
-_finishing: set[asyncio.Task[None]] = set()
-
-
-def run_eagerly(coroutine: Coroutine[Any, Any, None]) -> None:
-    """Run ``coroutine`` now, up to its first real wait; a task finishes it from there.
-
-    The handlers of a forwarded packet almost never wait, so this saves scheduling a task
-    for each packet (what Python 3.12's eager tasks do).
-    """
-    waiting_on = _advance(coroutine)
-    if waiting_on is _ENDED:
-        return
-    task = asyncio.ensure_future(_finish(coroutine, waiting_on))
-    _finishing.add(task)
-    task.add_done_callback(_finishing.discard)
-
-
-def _advance(coroutine: Coroutine[Any, Any, None]) -> Any:
-    """Run the coroutine to its next wait: what it waits on, or ``_ENDED`` (ended or failed)."""
-    try:
-        return coroutine.send(None)
-    except StopIteration:
-        return _ENDED
-    except Exception:
-        logger.exception("packet handler failed")
-        return _ENDED
-
-
-async def _finish(coroutine: Coroutine[Any, Any, None], waiting_on: Any) -> None:
-    """Drive a coroutine that :func:`run_eagerly` started, from the future it waits on."""
-    while waiting_on is not _ENDED:
-        try:
-            if waiting_on is None:
-                await asyncio.sleep(0)  # a bare yield: give the loop one turn
-            else:
-                await asyncio.wait([waiting_on])
-        except asyncio.CancelledError:
-            coroutine.close()
-            raise
-        waiting_on = _advance(coroutine)
 
 
 def receive_directly(dtls: RTCDtlsTransport) -> None:
@@ -185,60 +139,3 @@ def send_rtp_now(dtls: RTCDtlsTransport, data: bytes) -> bool:
     dtls._RTCDtlsTransport__tx_bytes += len(protected)  # type: ignore[attr-defined]
     dtls._RTCDtlsTransport__tx_packets += 1  # type: ignore[attr-defined]
     return True
-
-
-def check_internals() -> list[str]:
-    """Names of the aiortc/aioice internals above that the installed versions lack."""
-    return [
-        *missing_lines(
-            RTCDtlsTransport._recv_next,
-            (
-                "self.__rx_bytes += len(data)",
-                "self.__rx_packets += 1",
-                "data = self._rx_srtp.unprotect_rtcp(data)",
-                "await self._handle_rtcp_data(data)",
-                "data = self._rx_srtp.unprotect(data)",
-                "await self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)",
-            ),
-        ),
-        *missing_lines(
-            RTCDtlsTransport._send_rtp,
-            (
-                "if self._state != State.CONNECTED:",
-                "data = self._tx_srtp.protect(data)",
-                "await self.transport._send(data)",
-                "self.__tx_bytes += len(data)",
-                "self.__tx_packets += 1",
-            ),
-        ),
-        *missing_lines(
-            RTCDtlsTransport._handle_rtp_data,
-            ("receiver = self._rtp_router.route_rtp(packet)",),
-        ),
-        *missing_lines(
-            RtpRouter,
-            (
-                "self.ssrc_table: dict[int, RtpReceiver] = {}",
-                "ssrc_receiver = self.ssrc_table.get(packet.ssrc)",
-                "self.__discard(self.ssrc_table, receiver)",
-            ),
-        ),
-        *missing_lines(Connection.data_received, ("self._queue.put_nowait((data, component))",)),
-        *missing_lines(
-            Connection.__init__,
-            ("self._queue: asyncio.Queue[tuple[bytes, int] | None] = asyncio.Queue()",),
-        ),
-        *missing_lines(Connection.recvfrom, ("result = await self._queue.get()",)),
-        *missing_lines(
-            Connection.sendto,
-            (
-                "active_pair = self._nominated.get(component)",
-                "await active_pair.protocol.send_data(data, active_pair.remote_addr)",
-            ),
-        ),
-        *missing_lines(StunProtocol.send_data, ("self.transport.sendto(data, addr)",)),
-        *missing_lines(
-            StunProtocol.datagram_received,
-            ("self.receiver.data_received(data, self.local_candidate.component)",),
-        ),
-    ]

@@ -1,9 +1,8 @@
-"""SRTP handled as each datagram arrives and sent in one call (media/fast_transport.py)."""
+"""SRTP handled as each datagram arrives and sent in one call (aiortc_adapter/transport.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 from collections import Counter
 from types import SimpleNamespace
@@ -12,63 +11,10 @@ from typing import Any
 import pytest
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 
-from media import fast_transport
-from media.fast_transport import run_eagerly, send_rtp_now
+from media.aiortc_adapter import transport
+from media.aiortc_adapter.transport import send_rtp_now
 from tests.media.clients import ClientPeer, assert_see_and_hear_each_other
 from tests.media.conftest import Room
-
-
-def test_the_aiortc_and_aioice_internals_it_uses_are_present() -> None:
-    assert fast_transport.check_internals() == []
-
-
-async def test_a_handler_that_never_waits_runs_to_its_end_at_once() -> None:
-    done: list[str] = []
-
-    async def handler() -> None:
-        done.append("handled")
-
-    run_eagerly(handler())
-    assert done == ["handled"]  # before this task yields to the loop
-
-
-async def test_a_handler_that_waits_is_finished_by_a_task_once_its_future_is_done() -> None:
-    loop = asyncio.get_running_loop()
-    reply: asyncio.Future[str] = loop.create_future()
-    steps: list[str] = []
-
-    async def handler() -> None:
-        steps.append("before")
-        steps.append(await reply)
-        await asyncio.sleep(0)  # a bare yield is finished too
-        steps.append("after")
-
-    run_eagerly(handler())
-    assert steps == ["before"]
-    loop.call_later(0.01, reply.set_result, "reply")
-    for _ in range(100):
-        if "after" in steps:
-            break
-        await asyncio.sleep(0.01)
-    assert steps == ["before", "reply", "after"]
-
-
-async def test_a_failing_handler_is_logged_and_does_not_raise(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    async def handler() -> None:
-        raise ValueError("malformed")
-
-    async def later() -> None:
-        await asyncio.sleep(0)
-        raise ValueError("malformed later")
-
-    with caplog.at_level(logging.ERROR, logger="media.fast_transport"):
-        run_eagerly(handler())
-        run_eagerly(later())
-        await asyncio.sleep(0.05)
-    failures = [r for r in caplog.records if r.getMessage() == "packet handler failed"]
-    assert len(failures) == 2
 
 
 def fake_transport(protocol: Any, state: State = State.CONNECTED) -> Any:
@@ -265,7 +211,7 @@ async def test_datagrams_queued_before_the_switch_are_handled_first_and_in_order
         _RTCDtlsTransport__rx_packets=0,
     )
 
-    fast_transport.receive_directly(dtls)  # type: ignore[arg-type]
+    transport.receive_directly(dtls)  # type: ignore[arg-type]
     connection.data_received(rtp(4), 1)  # arrives after the switch
 
     assert handled == [1, 2, 3, 4]
