@@ -135,6 +135,7 @@ class PhotoService:
             received = await self._records.photos.add_chunk(upload_id, offset, data)
             upload = await self.upload(actor, upload_id)
             if received < upload.total_bytes:
+                await self._progress(actor, upload)
                 return upload, None
         if upload.photo_id is not None:
             return upload, await self._records.photos.get(upload.photo_id)
@@ -217,6 +218,19 @@ class PhotoService:
             "photo added photo=%s consultation=%s by=%s", photo.photo_id, consultation.id, upload.by
         )
         return photo
+
+    async def _progress(self, actor: Actor, upload: Upload) -> None:
+        """``photo.progress`` to the others taking part, so both ends see the upload advance."""
+        consultation = await self._consultations.get(upload.consultation_id)
+        payload = {
+            "consultation_id": consultation.id,
+            "upload_id": upload.upload_id,
+            "by": upload.by,
+            "received": upload.received,
+            "bytes": upload.total_bytes,
+        }
+        for subject in sorted(access.taking_part_subjects(consultation) - {actor.subject}):
+            await self._notifier.to_subject(subject, "photo.progress", payload)
 
     async def _image(self, photo: Photo) -> bytes:
         image = await self._records.photos.image(photo.photo_id)

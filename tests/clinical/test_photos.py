@@ -35,6 +35,8 @@ async def test_a_jpeg_with_gps_comes_back_upright_without_metadata_and_the_same_
     assert photo["by"] == "outlet-1" and photo["taken_at"].endswith("Z")
     assert photo["bytes"] > 0 and photo["photo_id"].startswith("ph-")
 
+    progress = [p["received"] for p in call.doctor.pushes["photo.progress"]]
+    assert progress and progress == sorted(progress) and progress[-1] < len(original)
     pushed = await call.doctor.next("photo.added")
     assert pushed["photo"]["photo_id"] == photo["photo_id"]
     status, image = await Uploader(server, call.doctor.token).photo(photo["photo_id"])

@@ -6,6 +6,7 @@ import { bindCallControls } from "./call_controls.js";
 import { openMedia, stopMedia } from "./devices.js";
 import { IceConfig } from "./ice.js";
 import { I18n } from "./i18n.js";
+import { attachInCallTools } from "./in_call_tools.js";
 import { MediaSession } from "./rtc.js";
 import { connect } from "./session.js";
 import { showCallMedia, Tiles } from "./tiles.js";
@@ -31,6 +32,8 @@ const desk = {
   consultation: null,
   stream: null,
   media: null,
+  token: null,
+  tools: null,
 };
 
 const tiles = new Tiles($("#tiles"), {
@@ -185,6 +188,19 @@ async function enterCall(consultation) {
   });
   showCallMedia(desk.media, tiles);
   desk.media.start();
+  if (desk.tools) desk.tools.close();
+  desk.tools = attachInCallTools({
+    role: "clinician",
+    signal: desk.signal,
+    token: desk.token,
+    consultation: joined.consultation,
+    me: claimsOf(desk.token).sub,
+    getMedia: () => desk.media,
+    getStream: () => desk.stream,
+    t,
+    root: $(".side-panels"),
+    controls: $("#call .controls"),
+  });
 }
 
 function showConsultation(consultation) {
@@ -288,6 +304,8 @@ async function endCall() {
 }
 
 function leaveCall() {
+  if (desk.tools) desk.tools.close();
+  desk.tools = null;
   if (desk.media) desk.media.close();
   desk.media = null;
   stopMedia(desk.stream);
@@ -389,6 +407,7 @@ async function start(token) {
     return;
   }
   screens.go("desk");
+  desk.token = token;
   desk.signal = await connect(token, i18n, {
     onRefused: () => {
       forgetToken(TOKEN_KEY);
