@@ -88,51 +88,71 @@ async function heldBytes(url, auth, fallback) {
 }
 
 /**
- * A still at the camera's highest resolution: ImageCapture's takePhoto() at the largest size
- * the camera reports where the browser has it, else one frame of a track opened at the highest
- * constraints the camera allows. Resolves to {blob, width, height, method}.
+ * A still at the camera's highest resolution. ImageCapture's takePhoto() at the largest size
+ * the camera reports, where the browser has it; when that comes back smaller than the camera
+ * can deliver (some cameras and drivers take the photo at the video's size), one frame with
+ * the call's own track raised to the camera's highest constraints for a moment (a camera runs
+ * at one resolution at a time, so a second track would get the call's size). The larger wins.
+ * Resolves to {blob, width, height, method}.
  */
 export async function captureStill(stream) {
   const live = stream && stream.getVideoTracks().find((t) => t.readyState === "live");
+  let shot = null;
   if (live && typeof ImageCapture === "function") {
     try {
-      const capture = new ImageCapture(live);
-      const caps = await capture.getPhotoCapabilities();
-      const settings = {};
-      if (caps.imageWidth && caps.imageWidth.max) settings.imageWidth = caps.imageWidth.max;
-      if (caps.imageHeight && caps.imageHeight.max) settings.imageHeight = caps.imageHeight.max;
-      const blob = await capture.takePhoto(settings);
-      const bitmap = await createImageBitmap(blob);
-      const shot = { blob, width: bitmap.width, height: bitmap.height, method: "takePhoto" };
-      bitmap.close();
-      return shot;
+      shot = await takePhoto(live);
     } catch (err) {
       console.info("takePhoto unavailable, using a frame instead:", err.message);
     }
   }
-  return frameAtHighestResolution(live);
+  const caps = live && live.getCapabilities ? live.getCapabilities() : {};
+  const most = caps.width && caps.height ? caps.width.max * caps.height.max : Infinity;
+  if (shot && shot.width * shot.height >= most) return shot;
+  const frame = live ? await frameOfRaisedTrack(live, caps) : await frameOfNewTrack();
+  return shot && shot.width * shot.height >= frame.width * frame.height ? shot : frame;
 }
 
-async function frameAtHighestResolution(live) {
-  const deviceId = live ? live.getSettings().deviceId : undefined;
+async function takePhoto(track) {
+  const capture = new ImageCapture(track);
+  const caps = await capture.getPhotoCapabilities();
+  const settings = {};
+  if (caps.imageWidth && caps.imageWidth.max) settings.imageWidth = caps.imageWidth.max;
+  if (caps.imageHeight && caps.imageHeight.max) settings.imageHeight = caps.imageHeight.max;
+  const blob = await capture.takePhoto(settings);
+  const bitmap = await createImageBitmap(blob);
+  const shot = { blob, width: bitmap.width, height: bitmap.height, method: "takePhoto" };
+  bitmap.close();
+  return shot;
+}
+
+async function frameOfRaisedTrack(track, caps) {
+  const before = track.getConstraints();
+  try {
+    if (caps.width && caps.height) {
+      await track.applyConstraints({ width: { exact: caps.width.max }, height: { exact: caps.height.max } })
+        .catch(() => track.applyConstraints({ width: { ideal: caps.width.max }, height: { ideal: caps.height.max } }));
+    }
+    return await frameOf(new MediaStream([track.clone()]));
+  } finally {
+    await track.applyConstraints(before).catch(() => {});
+  }
+}
+
+async function frameOfNewTrack() {
   const stream = await navigator.mediaDevices.getUserMedia({
-    video: {
-      deviceId: deviceId ? { exact: deviceId } : undefined,
-      width: { ideal: 4096 },
-      height: { ideal: 3072 },
-    },
+    video: { width: { ideal: 4096 }, height: { ideal: 3072 } },
     audio: false,
   });
-  const track = stream.getVideoTracks()[0];
+  return frameOf(stream);
+}
+
+// One frame of `stream` as a JPEG; the stream's tracks (a clone, or a track of its own) are stopped.
+async function frameOf(stream) {
+  const video = document.createElement("video");
+  video.muted = true;
+  video.playsInline = true;
+  video.srcObject = stream;
   try {
-    const caps = track.getCapabilities ? track.getCapabilities() : {};
-    if (caps.width && caps.height) {
-      await track.applyConstraints({ width: caps.width.max, height: caps.height.max }).catch(() => {});
-    }
-    const video = document.createElement("video");
-    video.muted = true;
-    video.playsInline = true;
-    video.srcObject = stream;
     await video.play();
     await new Promise((resolve) => (video.requestVideoFrameCallback ? video.requestVideoFrameCallback(resolve) : setTimeout(resolve, 200)));
     const canvas = document.createElement("canvas");
@@ -140,9 +160,9 @@ async function frameAtHighestResolution(live) {
     canvas.height = video.videoHeight;
     canvas.getContext("2d").drawImage(video, 0, 0);
     const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
-    video.srcObject = null;
     return { blob, width: canvas.width, height: canvas.height, method: "frame" };
   } finally {
+    video.srcObject = null;
     for (const t of stream.getTracks()) t.stop();
   }
 }
