@@ -1,18 +1,27 @@
 """The in-call tools in real Chromium: the clinician asks for a photo and the kiosk's fake camera
-is captured at its full resolution and shown (and zoomed) in the console; chat both ways in
-Chinese and English; screen share on and off."""
+is captured at its full resolution and shown (and zoomed) in the console; a photo crosses a
+250 kbit/s uplink while the call goes on over the weak link; chat both ways in Chinese and
+English; screen share on and off."""
 
 from __future__ import annotations
 
+import io
+import random
+import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import pytest_asyncio
+from PIL import Image
 from playwright.async_api import Browser, async_playwright, expect
 
-from benchmarks.browser_call import CHROMIUM_ARGS, OUTLET_ID, SPECIALIST_ID, start_call
-from tests.browser.harness import screenshot
+from benchmarks.browser_call import CHROMIUM_ARGS, OUTLET_ID, SPECIALIST_ID, start_call, tile
+from benchmarks.link_emulator import LinkEmulator, LinkShape
+from benchmarks.tcp_shaper import TcpShaper
+from rooms.roles import Role
+from tests.browser.harness import screenshot, wait_moving_video
 from tests.conftest import RunningServer
 
 if TYPE_CHECKING:
@@ -114,3 +123,67 @@ async def test_chat_both_ways_in_both_languages_and_screen_share(
         await expect(desk.locator(f'[data-participant="{OUTLET_ID}"] video')).to_be_visible()
     finally:
         await call.close()
+
+
+WEAK = LinkShape(capacity_kbps=250, delay_ms=40, loss=0.01, queue_ms=500)
+UPLINK = LinkShape(delay_ms=40)
+UPLINK_KBPS = 250
+
+
+@dataclass
+class _ShapedSite:
+    """The app as the kiosk reaches it: through the shaped TCP relay."""
+
+    url: str
+    server: RunningServer
+
+    def token(self, role: Role, subject: str, **kwargs: Any) -> str:
+        return self.server.token(role, subject, **kwargs)
+
+
+def noisy_jpeg(width: int, height: int) -> bytes:
+    """A JPEG that does not compress much (noise), so its size is what crosses the link."""
+    noise = random.Random(3).randbytes(width * height * 3)
+    out = io.BytesIO()
+    Image.frombytes("RGB", (width, height), noise).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+async def test_a_photo_crosses_a_250_kbit_uplink_while_the_call_goes_on(
+    browser: Browser, live_server: RunningServer
+) -> None:
+    async with (
+        LinkEmulator(downlink=WEAK, uplink=UPLINK, seed=9) as link,
+        TcpShaper(live_server.settings.port, None) as shaper,
+    ):
+        call = await start_call(
+            browser, live_server, link=link, kiosk_site=_ShapedSite(shaper.url, live_server)
+        )
+        # The kiosk's network check ran on the open path (on a 250 kbit/s uplink it would
+        # rightly advise a voice-only call); the photo goes up the weak uplink beside the video.
+        shaper.limit(UPLINK_KBPS)
+        try:
+            desk, kiosk = call.desk.page, call.kiosk.page
+            photo = noisy_jpeg(640, 480)
+            started = time.monotonic()
+            await kiosk.locator("#photo-file").set_input_files(
+                files=[{"name": "prescription.jpg", "mimeType": "image/jpeg", "buffer": photo}]
+            )
+            # The console sees the kiosk's upload advance while it is under way ...
+            await expect(desk.locator(".photo-gallery .photo-progress")).to_be_visible(
+                timeout=30_000
+            )
+            # ... and the call's video keeps moving at the kiosk meanwhile.
+            await wait_moving_video(call.kiosk, tile(SPECIALIST_ID))
+            await expect(desk.locator("#photo-grid img")).to_have_count(1, timeout=90_000)
+            took_s = time.monotonic() - started
+            await wait_moving_video(call.kiosk, tile(SPECIALIST_ID))
+            progress = desk.locator(".photo-gallery .photo-progress")
+            assert int(await progress.get_attribute("data-events") or 0) >= 3
+            kiosk_progress = kiosk.locator(".photo-tools .photo-progress")
+            assert int(await kiosk_progress.get_attribute("data-events") or 0) >= 3
+            # Paced by the uplink: the bytes took at least 80 % of their time at 250 kbit/s.
+            assert took_s >= 0.8 * len(photo) * 8 / (UPLINK_KBPS * 1000), took_s
+            assert shaper.pacer.sent >= len(photo)
+        finally:
+            await call.close()
