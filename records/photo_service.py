@@ -192,10 +192,11 @@ class PhotoService:
             await self._records.photos.discard_upload(upload.upload_id)
             raise
         consultation = await self._consultations.get(upload.consultation_id)
+        photo_id = "ph-" + secrets.token_urlsafe(12)
         photo = await self._records.photos.complete(
             upload.upload_id,
             Photo(
-                "ph-" + secrets.token_urlsafe(12),
+                photo_id,
                 consultation.id,
                 consultation.patient_id,
                 upload.created_at,
@@ -208,6 +209,8 @@ class PhotoService:
             ),
             clean.data,
         )
+        if photo.photo_id != photo_id:  # a concurrent last chunk finished it first
+            return photo
         await self._audit.write(
             actor, consultation, AuditAction.PHOTO_ADDED, {"photo_id": photo.photo_id}
         )

@@ -5,8 +5,6 @@ English; screen share on and off."""
 
 from __future__ import annotations
 
-import io
-import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import pytest_asyncio
-from PIL import Image
 from playwright.async_api import Browser, async_playwright, expect
 
 from benchmarks.browser_call import CHROMIUM_ARGS, OUTLET_ID, SPECIALIST_ID, start_call, tile
 from benchmarks.link_emulator import LinkEmulator, LinkShape
 from benchmarks.tcp_shaper import TcpShaper
+from benchmarks.weaklink import noisy_jpeg
 from rooms.roles import Role
 from tests.browser.harness import screenshot, wait_moving_video
 from tests.conftest import RunningServer
@@ -141,14 +139,6 @@ class _ShapedSite:
         return self.server.token(role, subject, **kwargs)
 
 
-def noisy_jpeg(width: int, height: int) -> bytes:
-    """A JPEG that does not compress much (noise), so its size is what crosses the link."""
-    noise = random.Random(3).randbytes(width * height * 3)
-    out = io.BytesIO()
-    Image.frombytes("RGB", (width, height), noise).save(out, "JPEG", quality=90)
-    return out.getvalue()
-
-
 async def test_a_photo_crosses_a_250_kbit_uplink_while_the_call_goes_on(
     browser: Browser, live_server: RunningServer
 ) -> None:
@@ -164,7 +154,7 @@ async def test_a_photo_crosses_a_250_kbit_uplink_while_the_call_goes_on(
         shaper.limit(UPLINK_KBPS)
         try:
             desk, kiosk = call.desk.page, call.kiosk.page
-            photo = noisy_jpeg(640, 480)
+            photo = noisy_jpeg(300)
             started = time.monotonic()
             await kiosk.locator("#photo-file").set_input_files(
                 files=[{"name": "prescription.jpg", "mimeType": "image/jpeg", "buffer": photo}]

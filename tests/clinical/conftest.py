@@ -43,6 +43,19 @@ async def start_call(cast: Cast, outlet_id: str = "outlet-1", doctor_id: str = "
     return Call(outlet, doctor, cid, patient["patient_id"])
 
 
+async def admitted_guest(cast: Cast, server: RunningServer, call: Call) -> tuple[Peer, str]:
+    """A guest invited by the clinician, at the door; returns it and its participant id."""
+    ref = {"consultation_id": call.consultation_id}
+    invite = await call.doctor.ok("consultation.invite", {**ref, "guest_role": "parent"})
+    async with aiohttp.ClientSession() as http:
+        redeem = f"{server.url}/api/invites/{invite['invite_code']}/redeem"
+        async with http.post(redeem, json={"name": "Mum"}) as response:
+            grant: dict[str, Any] = await response.json()
+    guest = await cast.with_token(grant["token"])
+    await guest.ok("consultation.join", ref)
+    return guest, str(grant["guest_id"])
+
+
 def jpeg_with_gps(size: tuple[int, int] = (640, 480)) -> bytes:
     """A JPEG of noise (so it is not tiny) carrying EXIF with a GPS position and a camera make."""
     image = Image.frombytes("RGB", size, random.Random(7).randbytes(size[0] * size[1] * 3))

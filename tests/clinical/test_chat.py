@@ -7,29 +7,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import Any
 
-import aiohttp
 import pytest
 
 from rooms.roles import Role
-from tests.clinical.conftest import Call, start_call
+from tests.clinical.conftest import admitted_guest, start_call
 from tests.conftest import RunningServer, start_server
-from tests.signaling.consultation_peers import Cast, Peer, check_in_payload
+from tests.signaling.consultation_peers import Cast, check_in_payload
 from web.settings import Settings
-
-
-async def admitted_guest(cast: Cast, server: RunningServer, call: Call) -> tuple[Peer, str]:
-    """A guest invited by the clinician, at the door; returns it and its participant id."""
-    ref = {"consultation_id": call.consultation_id}
-    invite = await call.doctor.ok("consultation.invite", {**ref, "guest_role": "parent"})
-    async with aiohttp.ClientSession() as http:
-        redeem = f"{server.url}/api/invites/{invite['invite_code']}/redeem"
-        async with http.post(redeem, json={"name": "Mum"}) as response:
-            grant: dict[str, Any] = await response.json()
-    guest = await cast.with_token(grant["token"])
-    await guest.ok("consultation.join", ref)
-    return guest, str(grant["guest_id"])
 
 
 async def test_each_message_reaches_every_other_participant_once(

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from rooms.roles import Role
-from tests.clinical.conftest import Uploader, jpeg_with_gps, png, start_call
+from tests.clinical.conftest import Uploader, admitted_guest, jpeg_with_gps, png, start_call
 from tests.conftest import RunningServer, start_server
 from tests.records.test_care_flow import read_shared, report
 from tests.signaling.consultation_peers import Cast
@@ -308,3 +308,23 @@ async def test_photos_and_pending_uploads_per_consultation_are_bounded(
         assert status == 429 and body["error"]["code"] == "too_many_photos"
     finally:
         await people.close()
+
+
+async def test_a_guest_sends_photos_once_admitted_but_does_not_view_them(
+    cast: Cast, server: RunningServer
+) -> None:
+    call = await start_call(cast)
+    guest, guest_id = await admitted_guest(cast, server, call)
+    phone = Uploader(server, guest.token)
+    status, body = await phone.start(call.consultation_id, 100)
+    assert status == 403 and body["error"]["code"] == "forbidden", "at the door"
+    ref = {"consultation_id": call.consultation_id}
+    await call.doctor.ok("consultation.admit", {**ref, "guest_id": guest_id})
+    await guest.next("consultation.admitted")
+    status, photo = await phone.send(call.consultation_id, png((40, 30)))
+    assert status == 201 and photo["by"] == guest_id and photo["by_role"] == "guest"
+    assert (await call.outlet.next("photo.added"))["photo"]["photo_id"] == photo["photo_id"]
+    assert (await phone.photo(photo["photo_id"]))[0] == 403
+    asked = await call.doctor.ok("photo.request", {**ref, "participant_id": guest_id})
+    assert asked["participant_id"] == guest_id
+    assert (await guest.next("photo.requested"))["consultation_id"] == call.consultation_id
