@@ -95,7 +95,7 @@ async def test_chat_both_ways_in_both_languages_and_screen_share(
         await desk.locator("#chat-input").press("Enter")
         await expect(kiosk.locator("#chat-list")).to_contain_text("arm's length")
         await kiosk.get_by_role("button", name="English").click()
-        await expect(kiosk.locator("#chat-send")).to_have_text("Send")
+        await expect(kiosk.locator("#chat-send")).to_have_text("Post")
         await kiosk.locator("#chat-input").fill("OK")
         await kiosk.locator("#chat-send").click()
         await expect(desk.locator("#chat-list li")).to_have_count(3)

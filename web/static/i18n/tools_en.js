@@ -23,7 +23,7 @@ export default {
 
   "tools.chat.title": "Messages",
   "tools.chat.write": "Write a message",
-  "tools.chat.send": "Send",
+  "tools.chat.send": "Post",
   "tools.chat.me": "Me",
   "tools.chat.failed": "Not sent: {message}",
 
