@@ -14,7 +14,16 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, async_playwright, expect
 
-from benchmarks.browser_call import CHROMIUM_ARGS, OUTLET_ID, SPECIALIST_ID, start_call, tile
+from benchmarks.browser_call import (
+    CALL_TIMEOUT_MS,
+    CHROMIUM_ARGS,
+    OUTLET_ID,
+    SPECIALIST_ID,
+    check_in,
+    open_desk,
+    start_call,
+    tile,
+)
 from benchmarks.link_emulator import LinkEmulator, LinkShape
 from benchmarks.tcp_shaper import TcpShaper
 from benchmarks.weaklink import noisy_jpeg
@@ -177,3 +186,25 @@ async def test_a_photo_crosses_a_250_kbit_uplink_while_the_call_goes_on(
             assert shaper.pacer.sent >= len(photo)
         finally:
             await call.close()
+
+
+async def test_the_offered_clinician_writes_to_the_waiting_kiosk(
+    browser: Browser, live_server: RunningServer
+) -> None:
+    desk = await open_desk(browser, live_server)
+    kiosk = await check_in(browser, live_server)
+    try:
+        dialog = desk.page.locator("#offer-dialog")
+        await expect(dialog).to_be_visible(timeout=CALL_TIMEOUT_MS)
+        await dialog.get_by_label("A note to the family waiting").fill(
+            "I will be with you in five minutes"
+        )
+        await dialog.get_by_role("button", name="Write to the family").click()
+        await expect(dialog).to_contain_text("Note delivered")
+        notes = kiosk.page.locator("#waiting-notes")
+        await expect(notes).to_contain_text("I will be with you in five minutes")
+        await expect(notes).to_contain_text("Dr Li")
+        await screenshot(kiosk, "tools-4-waiting-note")
+    finally:
+        for handle in (kiosk, desk):
+            await handle.context.close()

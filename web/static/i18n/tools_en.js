@@ -27,6 +27,11 @@ export default {
   "tools.chat.me": "Me",
   "tools.chat.failed": "Not sent: {message}",
 
+  "tools.note.label": "A note to the family waiting",
+  "tools.note.placeholder": "I will be with you in five minutes",
+  "tools.note.submit": "Write to the family",
+  "tools.note.sent": "Note delivered to the kiosk.",
+
   "tools.screen.share": "Share screen",
   "tools.screen.stop": "Stop sharing",
   "tools.screen.view": "Shared screen",

@@ -27,6 +27,11 @@ export default {
   "tools.chat.me": "我",
   "tools.chat.failed": "未发送：{message}",
 
+  "tools.note.label": "给候诊家庭的留言",
+  "tools.note.placeholder": "我五分钟后为您接诊",
+  "tools.note.submit": "给家庭留言",
+  "tools.note.sent": "留言已发送到终端。",
+
   "tools.screen.share": "共享屏幕",
   "tools.screen.stop": "停止共享",
   "tools.screen.view": "共享的屏幕",

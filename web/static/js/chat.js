@@ -96,3 +96,36 @@ export class WaitingNotes {
     this.list.remove();
   }
 }
+
+/**
+ * In the console's offer dialog: a note to the outlet that waits ("I will be with you in five
+ * minutes"). Made once inside `dialog`; `show(consultationId)` points it at the offered one.
+ */
+export function waitingNoteForm(dialog, signal, t) {
+  let form = dialog.querySelector(".waiting-note");
+  if (!form) {
+    const input = el("input", { type: "text", id: "waiting-note-text", maxlength: String(MAX_TEXT), "data-i18n-placeholder": "tools.note.placeholder", placeholder: t("tools.note.placeholder"), "data-i18n-label": "tools.note.label", "aria-label": t("tools.note.label") });
+    const status = el("p", { class: "muted small", role: "status" });
+    form = el("form", { class: "waiting-note row" }, input,
+      el("button", { type: "submit", id: "waiting-note-send", "data-i18n": "tools.note.submit" }, t("tools.note.submit")), status);
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const text = input.value.trim();
+      if (!text) return;
+      try {
+        await signal.request("chat.send", { consultation_id: form.dataset.consultation, text });
+        input.value = "";
+        status.textContent = t("tools.note.sent");
+      } catch (err) {
+        status.textContent = t("tools.chat.failed", { message: err.message });
+      }
+    });
+    dialog.querySelector(".row").before(form);
+  }
+  return {
+    show(consultationId) {
+      form.dataset.consultation = consultationId;
+      form.querySelector("[role=status]").textContent = "";
+    },
+  };
+}

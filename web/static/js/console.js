@@ -3,6 +3,7 @@
 
 import { Api, resumable } from "./api.js";
 import { bindCallControls } from "./call_controls.js";
+import { waitingNoteForm } from "./chat.js";
 import { openMedia, stopMedia } from "./devices.js";
 import { IceConfig } from "./ice.js";
 import { I18n } from "./i18n.js";
@@ -144,6 +145,7 @@ function showOffer({ consultation, expires_in_s: expiresIn }) {
   tick();
   desk.offerTimer = setInterval(tick, 1000);
   const dialog = $("#offer-dialog");
+  waitingNoteForm(dialog, desk.signal, t).show(consultation.id);
   if (!dialog.open) dialog.showModal();
   $("#offer-accept").focus();
   chime();
