@@ -148,21 +148,44 @@ class _ShapedSite:
         return self.server.token(role, subject, **kwargs)
 
 
-async def test_a_photo_crosses_a_250_kbit_uplink_while_the_call_goes_on(
-    browser: Browser, live_server: RunningServer
+async def test_photos_cross_a_250_kbit_uplink_while_the_call_goes_on(
+    browser: Browser, kiosk_browser: Browser, live_server: RunningServer
 ) -> None:
     async with (
         LinkEmulator(downlink=WEAK, uplink=UPLINK, seed=9) as link,
         TcpShaper(live_server.settings.port, None) as shaper,
     ):
         call = await start_call(
-            browser, live_server, link=link, kiosk_site=_ShapedSite(shaper.url, live_server)
+            browser,
+            live_server,
+            link=link,
+            kiosk_site=_ShapedSite(shaper.url, live_server),
+            kiosk_browser=kiosk_browser,
         )
         # The kiosk's network check ran on the open path (on a 250 kbit/s uplink it would
         # rightly advise a voice-only call); the photo goes up the weak uplink beside the video.
         shaper.limit(UPLINK_KBPS)
         try:
             desk, kiosk = call.desk.page, call.kiosk.page
+            # The clinician asks; the kiosk's camera is captured at its full resolution.
+            camera_max = await kiosk.evaluate(_CAMERA_MAX)
+            await desk.get_by_role("button", name="Take photo").click()
+            thumbs = desk.locator("#photo-grid img")
+            await expect(thumbs).to_have_count(1, timeout=60_000)
+            assert await kiosk.locator(".photo-tools").get_attribute("data-captured") == (
+                f"{camera_max[0]}x{camera_max[1]}"
+            )
+            await thumbs.first.click()
+            await desk.get_by_role("button", name="Zoom in").click()
+            await expect(desk.locator("#photo-viewer")).to_have_attribute("data-zoom", "1.5")
+            size = await desk.locator("#photo-viewer img").evaluate(
+                "i => [i.naturalWidth, i.naturalHeight]"
+            )
+            assert size == camera_max
+            await desk.get_by_role("button", name="Close").click()
+            await wait_moving_video(call.kiosk, tile(SPECIALIST_ID))
+
+            # A larger photo from the kiosk's own button: progress at both ends, video moving.
             photo = noisy_jpeg(300)
             started = time.monotonic()
             await kiosk.locator("#photo-file").set_input_files(
@@ -174,7 +197,7 @@ async def test_a_photo_crosses_a_250_kbit_uplink_while_the_call_goes_on(
             )
             # ... and the call's video keeps moving at the kiosk meanwhile.
             await wait_moving_video(call.kiosk, tile(SPECIALIST_ID))
-            await expect(desk.locator("#photo-grid img")).to_have_count(1, timeout=90_000)
+            await expect(thumbs).to_have_count(2, timeout=90_000)
             took_s = time.monotonic() - started
             await wait_moving_video(call.kiosk, tile(SPECIALIST_ID))
             progress = desk.locator(".photo-gallery .photo-progress")

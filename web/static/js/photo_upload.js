@@ -3,7 +3,8 @@
 // goes on from there, so a weak link never starts a photo over. And a still from the camera at
 // its highest resolution.
 
-const CHUNK_BYTES = 64 * 1024;
+// 32 KiB: about a second per chunk at 250 kbit/s, so progress moves and a resend is short.
+const CHUNK_BYTES = 32 * 1024;
 const MAX_RETRIES = 40;
 const RETRY_DELAY_MS = [250, 500, 1000, 2000, 4000];
 
