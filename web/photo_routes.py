@@ -29,7 +29,7 @@ from signaling.auth import AuthError, Identity
 from signaling.errors import error_payload, to_wire
 from web.http_errors import http_status
 from web.keys import authority_key, photos_key, settings_key
-from web.share_routes import PinRequest
+from web.share_routes import SHARE_CODE, PinRequest
 
 B = TypeVar("B", bound=BaseModel)
 
@@ -196,7 +196,9 @@ async def get_photo(request: web.Request) -> web.StreamResponse:
 
 async def get_shared_photo(request: web.Request) -> web.StreamResponse:
     try:
-        share_code, photo_id = _id(request, "share_code"), _id(request, "photo_id")
+        share_code, photo_id = request.match_info["share_code"], _id(request, "photo_id")
+        if not SHARE_CODE.match(share_code):
+            raise _Refused(404, "not_found", "no such report")
         body = await _body(request, PinRequest, 'send JSON {"pin": "123456"}')
         photo, image = await request.app[photos_key].read_shared(share_code, body.pin, photo_id)
     except ShareLocked as exc:
