@@ -89,12 +89,15 @@ async def test_photo_on_request_at_full_resolution_then_zoom(
         await call.close()
 
 
-async def test_chat_both_ways_in_both_languages_and_screen_share(
+async def test_a_document_photo_chat_both_ways_in_both_languages_and_screen_share(
     browser: Browser, live_server: RunningServer
 ) -> None:
     call = await start_call(browser, live_server)
     try:
         desk, kiosk = call.desk.page, call.kiosk.page
+        # The guardian holds a prescription to the kiosk's camera.
+        await kiosk.get_by_role("button", name="Photograph a document").click()
+        await expect(desk.locator("#photo-grid img")).to_have_count(1, timeout=30_000)
         await kiosk.get_by_role("button", name="中文").click()
         await expect(kiosk.locator("#chat-send")).to_have_text("发送")
         await kiosk.locator("#chat-input").fill("医生您好，孩子看不清黑板")

@@ -1,6 +1,7 @@
 // English strings of the in-call tools (photos, chat, screen share). Keep keys in step with tools_zh.js.
 export default {
   "tools.photo.title": "Photos",
+  "tools.photo.document": "Photograph a document",
   "tools.photo.send": "Send a photo",
   "tools.photo.sending": "Sending the photo… {percent}%",
   "tools.photo.sent": "Photo sent.",

@@ -1,6 +1,7 @@
 // 通话中工具（照片、消息、共享屏幕）的中文文字。键与 tools_en.js 保持一致。
 export default {
   "tools.photo.title": "照片",
+  "tools.photo.document": "拍摄文件或处方",
   "tools.photo.send": "发送照片",
   "tools.photo.sending": "正在发送照片… {percent}%",
   "tools.photo.sent": "照片已发送。",

@@ -23,7 +23,7 @@ export function attachInCallTools({ role, signal, token, consultation, me, getMe
     box.append(gallery.root);
     parts.push(gallery, share);
   } else {
-    const photos = new KioskPhotos({ signal, token, consultationId: consultation.id, getStream, t, canCapture: true });
+    const photos = new KioskPhotos({ signal, token, consultationId: consultation.id, getStream, t, ownCamera: role === "outlet" });
     const view = new ScreenView({ signal, media, consultationId: consultation.id, t });
     root.prepend(view.video);
     box.append(photos.root);

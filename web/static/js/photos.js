@@ -32,7 +32,8 @@ function progressBar(t) {
 
 export class KioskPhotos {
   /** `getStream()` gives the camera stream of the call (the still is taken from its camera). */
-  constructor({ signal, token, consultationId, getStream, t, canCapture = true }) {
+  /** `ownCamera`: a button that photographs what is held to the camera (the kiosk). */
+  constructor({ signal, token, consultationId, getStream, t, ownCamera = false }) {
     this.signal = signal;
     this.token = token;
     this.consultationId = consultationId;
@@ -44,15 +45,16 @@ export class KioskPhotos {
     this.file.addEventListener("change", () => this._sendFile());
     this.root = el("section", { class: "card photo-tools", "aria-labelledby": "photo-tools-title" },
       el("h3", { id: "photo-tools-title", "data-i18n": "tools.photo.title" }, t("tools.photo.title")),
+      ownCamera
+        ? el("button", { type: "button", id: "photo-document", class: "primary", "data-i18n": "tools.photo.document", onclick: () => this._onRequested({ countdown_s: 3 }) }, t("tools.photo.document"))
+        : null,
       el("label", { for: "photo-file", class: "button", "data-i18n": "tools.photo.send" }, t("tools.photo.send")),
       this.file,
       ...this.progress.nodes,
       this.countdown);
-    this._off = canCapture
-      ? this.signal.on("photo.requested", (p) => {
-        if (p && p.consultation_id === this.consultationId) this._onRequested(p);
-      })
-      : () => {};
+    this._off = this.signal.on("photo.requested", (p) => {
+      if (p && p.consultation_id === this.consultationId) this._onRequested(p);
+    });
   }
 
   close() {
