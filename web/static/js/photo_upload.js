@@ -30,10 +30,11 @@ async function refusal(response) {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Upload `blob` into the consultation; `onProgress(sent, total)` after each acknowledged chunk.
+ * Upload `blob` into the consultation; `onProgress(sent, total)` after each acknowledged chunk,
+ * `onResume(held, total)` when it goes on after a network error from what the server holds.
  * Resolves to the photo (`{photo_id, width, height, bytes, taken_at, by, ...}`).
  */
-export async function uploadPhoto({ token, consultationId, blob, onProgress = () => {} }) {
+export async function uploadPhoto({ token, consultationId, blob, onProgress = () => {}, onResume = () => {} }) {
   const auth = { Authorization: `Bearer ${token}` };
   const started = await fetch(`/api/consultations/${encodeURIComponent(consultationId)}/photos`, {
     method: "POST",
@@ -62,6 +63,7 @@ export async function uploadPhoto({ token, consultationId, blob, onProgress = ()
       if (++retries > MAX_RETRIES) throw new UploadError(0, "network", err.message);
       await sleep(RETRY_DELAY_MS[Math.min(retries - 1, RETRY_DELAY_MS.length - 1)]);
       held = await heldBytes(url, auth, held);
+      onResume(held, total);
       continue;
     }
     if (response.status === 201) {

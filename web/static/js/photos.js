@@ -108,6 +108,7 @@ export class KioskPhotos {
       consultationId: this.consultationId,
       blob,
       onProgress: (sent, total) => this.progress.show(sent, total),
+      onResume: () => (this.root.dataset.resumed = String(Number(this.root.dataset.resumed || 0) + 1)),
     });
     this.root.dataset.lastPhoto = photo.photo_id;
     this.progress.done(this.t("tools.photo.sent"));
