@@ -287,10 +287,19 @@ async def start_call(
     record: bool = False,
     link: LinkEmulator | None = None,
     at_step: Step | None = None,
+    kiosk_browser: Browser | None = None,
+    kiosk_site: Site | None = None,
 ) -> Call:
-    """Specialist available, kiosk checks in (behind ``link`` if given), accepted, media flows."""
+    """Specialist available, kiosk checks in (behind ``link`` if given), accepted, media flows.
+
+    ``kiosk_browser``: open the kiosk in this browser (a browser's fake camera is one device
+    for all its pages, held at the resolution the first page opened it with; a kiosk in its
+    own browser can raise its camera to the highest resolution). ``kiosk_site``: the kiosk's
+    way to the app (e.g. through a :class:`benchmarks.tcp_shaper.TcpShaper`)."""
     desk = await open_desk(browser, site)
-    kiosk = await check_in(browser, site, record, link=link, at_step=at_step)
+    kiosk = await check_in(
+        kiosk_browser or browser, kiosk_site or site, record, link=link, at_step=at_step
+    )
     await expect(kiosk.page.locator("#queue-position")).to_have_text("1")
     if at_step is not None:
         await at_step(kiosk, "5-waiting")

@@ -10,6 +10,12 @@ Two runs back to back, with the same emulated link on the kiosk's downlink (by d
 
 After the video first moves, ``--warmup`` seconds pass, then ``--duration`` seconds are measured
 from the kiosk's and the specialist's ``getStats()`` (every 0.5 s) and the link's own counters.
+
+``--photo-kib N`` (relay run): as the measured window starts, the kiosk sends a photo of about
+N KiB (a noisy JPEG) through its "Send a photo" button; the kiosk's HTTP and WebSocket then go
+through a TCP relay paced at ``--photo-kbps`` (default: the downlink's capacity), and the run
+reports how long the photo took to reach the server alongside the call (the network check at
+check-in runs unpaced, so the kiosk keeps its video).
 Only 127.0.0.1 is used; every loop is bounded in time. Needs Playwright and /usr/bin/chromium
 (the project's test extras).
 """
@@ -18,20 +24,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
+import random
 import secrets
 import signal
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientError, ClientSession
+from PIL import Image
 from playwright.async_api import Browser, async_playwright
 
 from benchmarks._processes import free_port
@@ -62,6 +72,7 @@ from benchmarks.receive_figures import (
     sent_limitation,
     sent_resolution,
 )
+from benchmarks.tcp_shaper import TcpShaper
 from rooms.roles import Role
 from signaling.auth import TokenAuthority
 
@@ -136,6 +147,8 @@ class RunFigures:
     link_dropped_by_queue_pct: float
     retransmitted_pct: float | None
     connection_states: list[str]
+    photo_bytes: int | None = None
+    photo_upload_s: float | None = None
 
 
 @dataclass
@@ -266,17 +279,83 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
+@dataclass
+class PhotoLoad:
+    """A photo the kiosk sends during the relay run, over an uplink of ``kbps``."""
+
+    kib: int
+    kbps: float
+
+
+def noisy_jpeg(kib: int) -> bytes:
+    """A JPEG of noise of at least ``kib`` KiB (noise does not compress, so its size is known)."""
+    side = 64
+    while True:
+        noise = random.Random(5).randbytes(side * side * 3)
+        out = io.BytesIO()
+        Image.frombytes("RGB", (side, side), noise).save(out, "JPEG", quality=90)
+        if out.tell() >= kib * 1024 or side >= 4096:
+            return out.getvalue()
+        side = int(side * 1.15) + 1
+
+
+async def send_photo(kiosk: PageHandle, photo: bytes) -> float:
+    """Send ``photo`` from the kiosk's "Send a photo" button; seconds until the server kept it."""
+    started = time.monotonic()
+    await kiosk.page.locator("#photo-file").set_input_files(
+        files=[{"name": "photo.jpg", "mimeType": "image/jpeg", "buffer": photo}]
+    )
+    await kiosk.page.wait_for_selector(
+        ".photo-tools[data-last-photo]", state="attached", timeout=MAX_DURATION_S * 1000
+    )
+    return time.monotonic() - started
+
+
 async def relay_run(
-    browser: Browser, downlink: LinkShape, uplink: LinkShape, warmup_s: float, duration_s: float
+    browser: Browser,
+    downlink: LinkShape,
+    uplink: LinkShape,
+    warmup_s: float,
+    duration_s: float,
+    photo: PhotoLoad | None = None,
 ) -> RunFigures:
-    async with AppServer() as server, LinkEmulator(downlink, uplink) as link:
-        call = await start_call(browser, server, link=link)
+    async with (
+        AppServer() as server,
+        LinkEmulator(downlink, uplink) as link,
+        TcpShaper(server.port, None) as shaper,
+    ):
+        kiosk_site = _Through(shaper.url, server) if photo else None
+        call = await start_call(browser, server, link=link, kiosk_site=kiosk_site)
         try:
-            return await measure(
+            measured = measure(
                 call.kiosk, call.desk, link, "relay", SPECIALIST_ID, warmup_s, duration_s
             )
+            if photo is None:
+                return await measured
+            image = noisy_jpeg(photo.kib)
+            shaper.limit(photo.kbps)
+            figures_, took_s = await asyncio.gather(
+                measured, _after(warmup_s, send_photo(call.kiosk, image))
+            )
+            return replace(figures_, photo_bytes=len(image), photo_upload_s=round(took_s, 1))
         finally:
             await call.close()
+
+
+async def _after(delay_s: float, work: Awaitable[float]) -> float:
+    await asyncio.sleep(delay_s)
+    return await work
+
+
+@dataclass
+class _Through:
+    """The app as the kiosk reaches it through the TCP relay."""
+
+    url: str
+    server: AppServer
+
+    def token(self, role: Role, subject: str, **kwargs: Any) -> str:
+        return self.server.token(role, subject, **kwargs)
 
 
 async def direct_run(
@@ -318,7 +397,10 @@ async def run(args: argparse.Namespace) -> Report:
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
         )
         try:
-            relay = await relay_run(browser, downlink, uplink, args.warmup, duration)
+            photo = None
+            if args.photo_kib:
+                photo = PhotoLoad(args.photo_kib, args.photo_kbps or downlink.capacity_kbps or 0)
+            relay = await relay_run(browser, downlink, uplink, args.warmup, duration, photo)
             direct = await direct_run(browser, downlink, uplink, args.warmup, duration)
         finally:
             await browser.close()
@@ -361,6 +443,8 @@ _ROWS = [
     ("dropped by the link's queue", "link_dropped_by_queue_pct", " %"),
     ("retransmitted share (video)", "retransmitted_pct", " %"),
     ("connection states seen", "connection_states", ""),
+    ("photo sent alongside (bytes)", "photo_bytes", ""),
+    ("photo's upload time", "photo_upload_s", " s"),
 ]
 
 
@@ -397,6 +481,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--queue-ms", type=float, default=500.0, help="drop-tail queue (ms)")
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring")
+    parser.add_argument(
+        "--photo-kib", type=int, default=0, help="send a photo of this size during the relay run"
+    )
+    parser.add_argument(
+        "--photo-kbps", type=float, default=0.0, help="the photo's uplink (default: --kbps)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     if not CHROMIUM.exists():

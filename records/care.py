@@ -18,7 +18,9 @@ from records.audit_trail import row_of
 from records.codes import normalise_code
 from records.columns import utc
 from records.consents import ConsentEvidence, ConsentKind, consent_row
+from records.consultation_audit import ConsultationAudit
 from records.errors import (
+    BadAttachment,
     BadCardCode,
     NoDraft,
     NotFinal,
@@ -37,7 +39,7 @@ from records.templates import Templates
 from rooms import access
 from rooms.access import Access
 from rooms.audit import AuditAction
-from rooms.errors import AuditLimitReached, Expired, Forbidden, InvalidState, NotFound
+from rooms.errors import Expired, Forbidden, InvalidState, NotFound
 from rooms.models import AuditEvent, Consultation, ConsultationState
 from rooms.notify import Actor, Notifier
 from rooms.roles import Role
@@ -95,6 +97,9 @@ class CareRecord:
         self._templates = templates
         self._config = config
         self._clock = clock
+        self._consultation_audit = ConsultationAudit(
+            records.audit, config.max_audit_per_action, clock
+        )
 
     # ----- patients ----------------------------------------------------------------------------
 
@@ -155,9 +160,11 @@ class CareRecord:
     async def history(self, actor: Actor, patient_id: str) -> list[dict[str, Any]]:
         """The patient's visits, newest first, each with its final report (family view for
         counselling unless shared), for a clinician treating or offered the patient, or admins."""
-        await self._require_history(actor, patient_id)
+        await self.require_history(actor, patient_id)
         visits = await self._records.visits.of_patient(patient_id, HISTORY_VISITS)
-        reports = await self._records.reports.latest_final([v.consultation_id for v in visits])
+        ids = [v.consultation_id for v in visits]
+        reports = await self._records.reports.latest_final(ids)
+        photos = await self._records.photos.of_consultations(ids)
         await self._patient_audit(actor, patient_id, AuditAction.PATIENT_HISTORY_READ)
         return [
             {
@@ -168,6 +175,7 @@ class CareRecord:
                 "ended_at": iso(v.ended_at),
                 "clinician_name": v.clinician_name,
                 "report": self._history_view(reports.get(v.consultation_id)),
+                "photo_ids": [p.photo_id for p in photos[v.consultation_id]],
             }
             for v in visits
         ]
@@ -180,7 +188,7 @@ class CareRecord:
     async def save(self, actor: Actor, consultation_id: str, content: ReportContent) -> Report:
         """Save the draft (while active, or within the report window after the end)."""
         consultation = await self._writable(actor, consultation_id)
-        checked = self._checked(consultation, content)
+        checked = await self._checked(consultation, content)
         report = await self._records.reports.save_draft(
             _author(actor, consultation), checked, self._now()
         )
@@ -206,7 +214,7 @@ class CareRecord:
     ) -> tuple[Report, Share]:
         """A new final version with a reason; every earlier version stays readable."""
         consultation = await self._clinicians_consultation(actor, consultation_id)
-        checked = self._checked(consultation, content)
+        checked = await self._checked(consultation, content)
         handed = self._handover(actor, consultation, AuditAction.REPORT_AMENDED)
         done = await self._records.reports.amend(
             _author(actor, consultation), checked, reason, self._now(), handed
@@ -264,7 +272,7 @@ class CareRecord:
         outcome, consultation_id = await self._records.shares.check_pin(
             share_code, pin, self._now()
         )
-        family = _Family(share_code)
+        family = FamilyReader(share_code)
         if consultation_id is None:
             raise NotFound("no such report")
         if outcome is PinCheck.EXPIRED:
@@ -286,7 +294,7 @@ class CareRecord:
         report = await self._records.reports.latest(consultation_id)
         if report is None or not report.final:
             raise NotFound("no such report")
-        await self._append(
+        await self._consultation_audit.append(
             AuditEvent(
                 consultation_id,
                 self._clock(),
@@ -325,9 +333,15 @@ class CareRecord:
     def _history_view(self, report: Report | None) -> dict[str, Any] | None:
         return None if report is None else self._family_view(report).to_wire()
 
-    def _checked(self, consultation: Consultation, content: ReportContent) -> ReportContent:
+    async def _checked(self, consultation: Consultation, content: ReportContent) -> ReportContent:
+        """Findings that fit the service's template; attachments that are this consultation's
+        photos."""
         template = self._templates.for_service(consultation.service)
         findings = template.check(content.findings)
+        if content.attachments:
+            photos = await self._records.photos.of_consultations([consultation.id])
+            if not set(content.attachments) <= {p.photo_id for p in photos[consultation.id]}:
+                raise BadAttachment()
         return replace(content, findings=findings)
 
     async def _clinicians_consultation(self, actor: Actor, consultation_id: str) -> Consultation:
@@ -345,7 +359,8 @@ class CareRecord:
             raise ReportClosed()
         raise InvalidState("the report is written once the consultation has started")
 
-    async def _require_history(self, actor: Actor, patient_id: str) -> None:
+    async def require_history(self, actor: Actor, patient_id: str) -> None:
+        """Refused (:class:`Forbidden`) unless ``actor`` may read the patient's history."""
         if actor.role is Role.ADMIN:
             return
         open_ = [c for c in await self._store.open_consultations() if c.patient_id == patient_id]
@@ -379,22 +394,7 @@ class CareRecord:
         action: AuditAction,
         details: dict[str, Any],
     ) -> None:
-        await self._append(
-            AuditEvent(
-                consultation.id,
-                self._clock(),
-                actor.subject,
-                actor.role.value,
-                action.value,
-                details,
-                consultation.patient_id,
-            )
-        )
-
-    async def _append(self, event: AuditEvent) -> None:
-        outcome = await self._records.audit.append_audit(event, self._config.max_audit_per_action)
-        if outcome == "capped":
-            raise AuditLimitReached(f"{event.action!r} was recorded too often on this consultation")
+        await self._consultation_audit.write(actor, consultation, action, details)
 
     async def _patient_audit(self, actor: Actor, patient_id: str, action: AuditAction) -> None:
         await self._records.audit.append_patient_event(
@@ -412,14 +412,21 @@ class CareRecord:
 
 
 @dataclass(frozen=True)
-class _Family:
+class FamilyReader:
     """Whoever holds a share code and its PIN (the audit names the code, never the PIN)."""
 
     share_code: str
+    name: str = "family"
+    consultation_id: str | None = None
+    services: frozenset[str] = frozenset()
 
     @property
     def subject(self) -> str:
         return f"share:{self.share_code}"
+
+    @property
+    def role(self) -> Role:
+        return Role.GUEST
 
 
 def _author(actor: Actor, consultation: Consultation) -> ReportAuthor:

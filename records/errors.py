@@ -57,3 +57,51 @@ class BadCardCode(DomainError):
 class ShareLocked(LimitReached):
     code = "locked"
     default_message = "too many wrong PINs: try again later"
+
+
+class UnsupportedImage(DomainError):
+    """Bytes that do not decode as a JPEG or PNG image (HTTP ``415``)."""
+
+    code = "unsupported_media_type"
+    default_message = "send a JPEG or PNG image"
+
+
+class ImageTooLarge(DomainError):
+    """More bytes or pixels than the configured limits (HTTP ``413``)."""
+
+    code = "too_large"
+    default_message = "the image is larger than this server accepts"
+
+
+class TooManyPhotos(LimitReached):
+    code = "too_many_photos"
+    limit = "photos_per_consultation"
+    default_message = "this consultation already has the most photos allowed"
+
+
+class TooManyUploads(LimitReached):
+    code = "too_many_uploads"
+    limit = "pending_uploads_per_consultation"
+    default_message = "too many photo uploads are under way in this consultation; finish one first"
+
+
+class UploadOffset(DomainError):
+    """A chunk that starts past what the server holds (HTTP ``416``, with the held range)."""
+
+    code = "upload_offset"
+    default_message = "this chunk starts after the bytes the server holds: resend from there"
+
+    def __init__(self, received: int) -> None:
+        super().__init__(f"the server holds {received} bytes: send the chunk starting there")
+        self.received = received
+
+
+class BadAttachment(DomainError):
+    code = "bad_attachment"
+    default_message = "a report can attach only photos of its own consultation"
+
+
+class TooManyMessages(LimitReached):
+    code = "too_many_messages"
+    limit = "chat_messages_per_consultation"
+    default_message = "this consultation already holds the most chat messages allowed"

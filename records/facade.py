@@ -7,9 +7,11 @@ import secrets
 
 from recording.keys import Keyring
 from records.audit_trail import SqlAuditTrail
+from records.chat import ChatRecords
 from records.consents import ConsentRecords
 from records.database import RecordsDatabase, redacted
 from records.patients import PatientRecords
+from records.photos import PhotoRecords
 from records.recording_index import SqlRecordingIndex
 from records.reports import ReportRecords
 from records.sealing import LOOKUP_KEY_BYTES, Sealer, open_bytes, seal_bytes
@@ -37,6 +39,8 @@ class Records:
         self.visits = VisitRecords(self.database, self.sealer)
         self.reports = ReportRecords(self.database, self.sealer)
         self.shares = ReportShares(self.database, self.sealer, share_rules)
+        self.photos = PhotoRecords(self.database, self.sealer)
+        self.chat = ChatRecords(self.database, self.sealer)
 
     async def open(self) -> None:
         """Migrate to the newest schema and load (or, the first time, make) the look-up key."""

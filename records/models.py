@@ -117,3 +117,76 @@ class Share:
             "share_pin": self.pin,
             "expires_at": iso(self.expires_at),
         }
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A photo of a consultation (its image is read separately)."""
+
+    photo_id: str
+    consultation_id: str
+    patient_id: str | None
+    taken_at: datetime
+    by: str
+    by_role: str
+    media_type: str
+    width: int
+    height: int
+    size_bytes: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "photo_id": self.photo_id,
+            "consultation_id": self.consultation_id,
+            "width": self.width,
+            "height": self.height,
+            "bytes": self.size_bytes,
+            "media_type": self.media_type,
+            "taken_at": iso(self.taken_at),
+            "by": self.by,
+            "by_role": self.by_role,
+        }
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A photo upload under way (or done: ``photo_id`` set)."""
+
+    upload_id: str
+    consultation_id: str
+    by: str
+    by_role: str
+    total_bytes: int
+    received: int
+    created_at: datetime
+    expires_at: datetime
+    photo_id: str | None
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One chat message; ``to`` names the one outlet a waiting-room message went to."""
+
+    seq: int
+    message_id: str
+    consultation_id: str
+    sent_at: datetime
+    sender: str
+    name: str
+    role: str
+    text: str
+    to: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {
+            "message_id": self.message_id,
+            "consultation_id": self.consultation_id,
+            "from": self.sender,
+            "name": self.name,
+            "role": self.role,
+            "text": self.text,
+            "sent_at": iso(self.sent_at),
+        }
+        if self.to is not None:
+            wire["to"] = self.to
+        return wire

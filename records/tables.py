@@ -177,3 +177,77 @@ class ShareRow(Table):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class PhotoRow(Table):
+    """A still from a consultation: metadata in the clear, the image (metadata stripped) sealed
+    under the keyring with the photo's id as context. ``show_family``: the clinician lets the
+    family's copy of the report show it (when the report attaches it)."""
+
+    __tablename__ = "photos"
+    photo_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    consultation_id: Mapped[str] = mapped_column(String(ID))
+    patient_id: Mapped[str | None] = mapped_column(ForeignKey("patients.patient_id"))
+    taken_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    by_subject: Mapped[str] = mapped_column(String(SUBJECT))
+    by_role: Mapped[str] = mapped_column(String(16))
+    media_type: Mapped[str] = mapped_column(String(16))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    image_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (
+        Index("ix_photos_by_consultation", "consultation_id", "taken_at"),
+        Index("ix_photos_by_patient", "patient_id", "taken_at"),
+    )
+
+
+class PhotoUploadRow(Table):
+    """An upload under way: who may send its bytes, how many there are, how many arrived, and
+    (once complete) the photo it became, so a resent last chunk gets the same answer."""
+
+    __tablename__ = "photo_uploads"
+    upload_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    consultation_id: Mapped[str] = mapped_column(String(ID))
+    by_subject: Mapped[str] = mapped_column(String(SUBJECT))
+    by_role: Mapped[str] = mapped_column(String(16))
+    total_bytes: Mapped[int] = mapped_column(Integer)
+    received: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    photo_id: Mapped[str | None] = mapped_column(String(ID))
+
+    __table_args__ = (
+        Index("ix_photo_uploads_by_consultation", "consultation_id", "expires_at"),
+        Index("ix_photo_uploads_by_expiry", "expires_at"),
+    )
+
+
+class PhotoChunkRow(Table):
+    """One received chunk of an upload, sealed (context: upload id and offset)."""
+
+    __tablename__ = "photo_upload_chunks"
+    upload_id: Mapped[str] = mapped_column(
+        ForeignKey("photo_uploads.upload_id", ondelete="CASCADE"), primary_key=True
+    )
+    offset: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ChatRow(Table):
+    """One chat message of a consultation; ``to_subject`` is set on a message a clinician sent
+    to an outlet still waiting (only that outlet received it)."""
+
+    __tablename__ = "chat_messages"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(ID), unique=True)
+    consultation_id: Mapped[str] = mapped_column(String(ID))
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    from_subject: Mapped[str] = mapped_column(String(SUBJECT))
+    role: Mapped[str] = mapped_column(String(16))
+    to_subject: Mapped[str | None] = mapped_column(String(SUBJECT))
+    name_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    text_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (Index("ix_chat_by_consultation", "consultation_id", "id"),)

@@ -14,7 +14,9 @@ patient's card and history, photos and chat. Every handler and HTTP route asks i
   whose report may still be written), and admins;
 - photos: its own clinician, its outlet, and admins read them; its admitted participants add
   them; its own clinician requests one;
-- chat: its admitted participants send and read.
+- photos of earlier visits: also a clinician who may read that patient's history (to compare);
+- chat: its admitted participants send (during the call) and read; admins read (audited); a
+  clinician covering its service, or offered it, may write to its outlet while it still waits.
 Decrypting a recording file outside the server is an operator's act on the machine that holds
 the key, outside token roles.
 """
@@ -46,6 +48,8 @@ class Access(StrEnum):
     PHOTO_ADD = "photo_add"
     PHOTO_REQUEST = "photo_request"
     CHAT = "chat"
+    CHAT_WAITING = "chat_waiting"
+    CHAT_READ = "chat_read"
 
 
 _CONTROL = "only this consultation's clinician may control its recording"
@@ -68,6 +72,8 @@ _REFUSALS = {
     Access.PHOTO_ADD: _TAKING_PART,
     Access.PHOTO_REQUEST: "only this consultation's clinician may ask for a photo",
     Access.CHAT: _TAKING_PART,
+    Access.CHAT_WAITING: "only a clinician covering this service may write to an outlet that waits",
+    Access.CHAT_READ: "only those taking part in this consultation, and admins, may read its chat",
 }
 
 
@@ -94,6 +100,15 @@ def taking_part(actor: Actor, consultation: Consultation) -> bool:
     )
 
 
+def taking_part_subjects(consultation: Consultation) -> set[str]:
+    """Who takes part: its outlet, its clinician and its admitted participants."""
+    subjects = {consultation.outlet_id}
+    if consultation.clinician_id is not None:
+        subjects.add(consultation.clinician_id)
+    subjects.update(p.participant_id for p in consultation.participants.values() if p.admitted)
+    return subjects
+
+
 def may(actor: Actor, access: Access, consultation: Consultation | None) -> bool:
     """Whether ``actor`` may do ``access`` on ``consultation``'s records (``None``: on records
     of no one consultation, which only an admin reads or holds)."""
@@ -110,9 +125,20 @@ def may(actor: Actor, access: Access, consultation: Consultation | None) -> bool
         return admin or own_clinician(actor, consultation)
     if access is Access.RECORDING_STATE:
         return admin or taking_part(actor, consultation)
+    if access is Access.CHAT:
+        # While it waits no one else is in the room; see CHAT_WAITING for the clinician's note.
+        return consultation.state is ConsultationState.ACTIVE and taking_part(actor, consultation)
+    if access is Access.CHAT_READ:
+        return admin or taking_part(actor, consultation)
+    if access is Access.CHAT_WAITING:
+        return (
+            consultation.state.queued
+            and actor.role.is_clinician
+            and (consultation.service in actor.services or consultation.offered_to == actor.subject)
+        )
     if access in (Access.REPORT_READ_FINAL, Access.PHOTO_READ):
         return admin or own_clinician(actor, consultation) or own_outlet(actor, consultation)
-    # Acknowledging, adding a photo and chatting are acts of those in an open consultation.
+    # Acknowledging and adding a photo are acts of those in an open consultation.
     return consultation.state is not ConsultationState.ENDED and taking_part(actor, consultation)
 
 

@@ -51,6 +51,12 @@ class AuditAction(StrEnum):
     REPORT_READ = "report_read"
     REPORT_SHARE_READ = "report_share_read"
     REPORT_SHARE_REFUSED = "report_share_refused"
+    PHOTO_REQUESTED = "photo_requested"
+    PHOTO_ADDED = "photo_added"
+    PHOTO_VIEWED = "photo_viewed"
+    PHOTO_SHARE_READ = "photo_share_read"
+    CHAT_WAITING_MESSAGE = "chat_waiting_message"
+    CHAT_READ = "chat_read"
 
 
 @dataclass(frozen=True)

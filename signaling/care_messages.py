@@ -10,17 +10,16 @@ from records.templates import FIELD_NAME_PATTERN, MAX_FINDING_CHARS
 from signaling.consultation_messages import ConsultationRef, Id, Message
 
 # Names and free text: trimmed, no control characters (a printout and a log stay readable).
-_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+PLAIN_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=_TEXT)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=PLAIN_TEXT)
 ]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 -]{5,20}$")]
-# A card code's last character is its check character, which may be one of * ~ $ = (records.codes).
 CardCode = Annotated[
-    str, StringConstraints(min_length=4, max_length=16, pattern=r"^[0-9A-Za-z*~$= -]+$")
+    str, StringConstraints(min_length=4, max_length=16, pattern=r"^[0-9A-Za-z -]+$")
 ]
 FindingName = Annotated[str, StringConstraints(pattern=FIELD_NAME_PATTERN)]
-Finding = Annotated[str, StringConstraints(max_length=MAX_FINDING_CHARS, pattern=_TEXT)]
+Finding = Annotated[str, StringConstraints(max_length=MAX_FINDING_CHARS, pattern=PLAIN_TEXT)]
 LongText = Annotated[str, StringConstraints(max_length=4000)]
 
 

@@ -16,6 +16,7 @@ from rooms.service import ConsultationService
 from rooms.store import create_store
 from signaling.auth import TokenAuthority
 from signaling.care_events import CareEvents
+from signaling.clinical_events import ClinicalEvents
 from signaling.consultation_events import ConsultationConnections, ConsultationEvents
 from signaling.dispatch import EventLimits
 from signaling.guarded_server import ConnectionLimits
@@ -31,6 +32,7 @@ from web.keys import (
     http_refusals_key,
     media_registry_key,
     node_state_key,
+    photos_key,
     recordings_key,
     records_key,
     registry_key,
@@ -42,9 +44,15 @@ from web.keys import (
 from web.media_wiring import media_config_from, media_lifetime
 from web.nodes import add_pinned_listeners, build_node, node_drain, node_lifetime
 from web.pages import add_page_routes
+from web.photo_routes import add_photo_routes
 from web.process_metrics import register_process_gauges
 from web.recording_wiring import add_recording, recording_config_from
-from web.records_wiring import care_record_from, records_from, records_lifetime
+from web.records_wiring import (
+    care_record_from,
+    clinical_tools_from,
+    records_from,
+    records_lifetime,
+)
 from web.rooms_wiring import consultations_lifetime, ice_server_issuer_from, service_config_from
 from web.routes import add_operational_routes
 from web.security_headers import install_security_headers
@@ -68,8 +76,8 @@ def create_app(settings: Settings) -> web.Application:
     """Build the aiohttp application with every part, in order, each given the ones it uses.
 
     Order: metrics → tokens → Socket.IO server and gateway → store, records database,
-    notifier, consultation service, care record → media relay and recording service → this
-    node (its event filter before any event) → the consultation, care, ``rtc.*`` and
+    notifier, consultation service, care record, photos and chat → media relay and recording
+    service → this node (its event filter before any event) → the consultation, care, ``rtc.*`` and
     ``recording.*`` events, and the consultation listeners in the order they act: media,
     recording, the pinned node. Every part and every link between parts is made here; cleanup
     contexts only start what was built and close it (aiohttp runs them in order and closes them
@@ -117,10 +125,12 @@ def create_app(settings: Settings) -> web.Application:
     signals = RtcSignals(notifier)
     media = MediaRegistry(media_config_from(settings), MediaMetrics(registry), signals)
     care = care_record_from(settings, records, service, store, notifier)
+    photos, chat = clinical_tools_from(settings, records, care, store, notifier)
     recordings = Recordings(service, store, records.recordings, media, notifier, recording_config)
     node = build_node(settings, gateway, store, service, notifier, registry, media, recordings)
     gateway.add_events(ConsultationEvents(service, care).specs())
     gateway.add_events(CareEvents(care).specs())
+    gateway.add_events(ClinicalEvents(photos, chat).specs())
     gateway.add_listener(
         ConsultationConnections(service, sio, ice_servers, settings.rejoin_grace_s)
     )
@@ -136,6 +146,7 @@ def create_app(settings: Settings) -> web.Application:
     app[store_key] = store
     app[records_key] = records
     app[care_key] = care
+    app[photos_key] = photos
     app[consultations_key] = service
     app[node_state_key] = node
     app[media_registry_key] = media
@@ -148,6 +159,7 @@ def create_app(settings: Settings) -> web.Application:
     add_page_routes(app)
     add_invite_routes(app)
     add_share_routes(app)
+    add_photo_routes(app)
     recording_lifetime = add_recording(
         app, settings, recording_config, recordings, service, records.recordings, gateway
     )

@@ -12,6 +12,7 @@ from media.router import MediaRegistry
 from recording.service import Recordings
 from records.care import CareRecord
 from records.facade import Records
+from records.photo_service import PhotoService
 from rooms.service import ConsultationService
 from rooms.store import Store
 from signaling.auth import TokenAuthority
@@ -36,6 +37,7 @@ started_at_key = web.AppKey("started_at", float)
 store_key = web.AppKey("store", Store)
 records_key = web.AppKey("records", Records)
 care_key = web.AppKey("care", CareRecord)
+photos_key = web.AppKey("photos", PhotoService)
 consultations_key = web.AppKey("consultations", ConsultationService)
 netcheck_limiter_key = web.AppKey("netcheck_limiter", KeyedBuckets[str])
 vendor_files_key = web.AppKey("vendor_files", VendorFiles)

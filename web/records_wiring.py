@@ -12,8 +12,13 @@ from aiohttp import web
 
 from recording.keys import Keyring
 from records.care import CareConfig, CareRecord
+from records.chat_service import ChatConfig, ChatService
+from records.consultation_audit import ConsultationAudit
 from records.facade import Records
 from records.keeper import RecordKeeper
+from records.known_consultations import KnownConsultations
+from records.photo_service import PhotoConfig, PhotoService
+from records.photos import PhotoLimits
 from records.redis_import import import_from_redis
 from records.shares import ShareRules
 from records.templates import Templates
@@ -56,6 +61,36 @@ def care_record_from(
         Templates(dict(settings.report_templates)),
         CareConfig(settings.report_edit_hours * 3600.0, settings.max_audit_entries_per_action),
     )
+
+
+def clinical_tools_from(
+    settings: Settings,
+    records: Records,
+    care: CareRecord,
+    store: Store,
+    notifier: SocketNotifier,
+) -> tuple[PhotoService, ChatService]:
+    """Photos and chat, over the live consultations and, once they are gone, their visits."""
+    known = KnownConsultations(store, records.visits)
+    audit = ConsultationAudit(records.audit, settings.max_audit_entries_per_action, time.time)
+    photos = PhotoService(
+        records,
+        known,
+        care,
+        notifier,
+        audit,
+        PhotoConfig(
+            settings.photo_max_bytes,
+            settings.photo_max_pixels,
+            PhotoLimits(
+                settings.photo_max_per_consultation,
+                settings.photo_pending_uploads,
+                timedelta(seconds=settings.photo_upload_ttl_s),
+            ),
+        ),
+    )
+    chat = ChatService(records, known, notifier, audit, ChatConfig(settings.chat_max_messages))
+    return photos, chat
 
 
 def records_lifetime(records: Records, settings: Settings) -> CleanupContext:

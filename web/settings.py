@@ -76,6 +76,12 @@ class Settings:
     report_share_days: int = 30
     report_share_lock_s: float = 900.0
     report_templates: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    photo_max_bytes: int = 8 * 1024 * 1024
+    photo_max_pixels: int = 40_000_000
+    photo_max_per_consultation: int = 30
+    photo_pending_uploads: int = 3
+    photo_upload_ttl_s: float = 900.0
+    chat_max_messages: int = 2000
     offer_timeout_s: float = 30.0
     rejoin_grace_s: float = 60.0
     empty_room_grace_s: float = 60.0
@@ -186,6 +192,12 @@ _CONVERTERS: dict[str, Any] = {
     "report_share_days": lambda v: int(_positive(int(v))),
     "report_share_lock_s": lambda v: _positive(float(v)),
     "report_templates": lambda v: _templates(v),
+    "photo_max_bytes": lambda v: int(_positive(int(v))),
+    "photo_max_pixels": lambda v: int(_positive(int(v))),
+    "photo_max_per_consultation": lambda v: int(_positive(int(v))),
+    "photo_pending_uploads": lambda v: int(_positive(int(v))),
+    "photo_upload_ttl_s": lambda v: _positive(float(v)),
+    "chat_max_messages": lambda v: int(_positive(int(v))),
     "max_event_bytes": int,
     "events_per_s": float,
     "event_burst": int,

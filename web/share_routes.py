@@ -20,7 +20,7 @@ from web.http_errors import http_status
 from web.keys import care_key, settings_key
 from web.pages import STATIC_DIR
 
-_SHARE_CODE = re.compile(r"^[0-9A-Z]{6,16}$")
+SHARE_CODE = re.compile(r"^[0-9A-Z]{6,16}$")
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -32,14 +32,14 @@ class PinRequest(BaseModel):
 
 async def share_page(request: web.Request) -> web.StreamResponse:
     """The phone page asking for the PIN (it reads the report with the POST below)."""
-    if not _SHARE_CODE.match(request.match_info["share_code"]):
+    if not SHARE_CODE.match(request.match_info["share_code"]):
         raise web.HTTPNotFound()
     return web.FileResponse(STATIC_DIR / "report.html", headers=_NO_STORE)
 
 
 async def read_report(request: web.Request) -> web.Response:
     share_code = request.match_info["share_code"]
-    if not _SHARE_CODE.match(share_code):
+    if not SHARE_CODE.match(share_code):
         return web.json_response(error_payload("not_found", "no such report"), status=404)
     try:
         body = PinRequest.model_validate(await request.json())

@@ -13,7 +13,7 @@ from signaling.auth import Identity
 
 A = Access
 CLINICIAN_ONLY = {A.RECORDING_START, A.RECORDING_STOP, A.REPORT_WRITE, A.REPORT_READ_DRAFT}
-TAKING_PART = {A.RECORDING_STATE, A.RECORDING_ACKNOWLEDGE, A.PHOTO_ADD, A.CHAT}
+TAKING_PART = {A.RECORDING_STATE, A.RECORDING_ACKNOWLEDGE, A.PHOTO_ADD, A.CHAT, A.CHAT_READ}
 READERS = {A.RECORDING_LIST, A.RECORDING_DOWNLOAD, A.REPORT_READ_FINAL, A.PHOTO_READ}
 
 
@@ -37,8 +37,11 @@ CASES = [
     (who(Role.COUNSELLOR, "dr-li"), CLINICIAN_ONLY | TAKING_PART | READERS | {A.PHOTO_REQUEST}),
     # Covering the service is not treating the patient: nothing of this consultation's records.
     (who(Role.SPECIALIST, "dr-other"), set()),
-    (who(Role.ADMIN, "admin-1"), READERS | {A.RECORDING_LEGAL_HOLD, A.RECORDING_STATE}),
-    (who(Role.ADMIN, "dr-li"), READERS | {A.RECORDING_LEGAL_HOLD, A.RECORDING_STATE}),
+    (
+        who(Role.ADMIN, "admin-1"),
+        READERS | {A.RECORDING_LEGAL_HOLD, A.RECORDING_STATE, A.CHAT_READ},
+    ),
+    (who(Role.ADMIN, "dr-li"), READERS | {A.RECORDING_LEGAL_HOLD, A.RECORDING_STATE, A.CHAT_READ}),
     (who(Role.OUTLET, "outlet-7"), TAKING_PART | {A.REPORT_READ_FINAL, A.PHOTO_READ}),
     (who(Role.OUTLET, "outlet-8"), set()),
     (who(Role.GUEST, "guest-1", "c-1"), TAKING_PART),
@@ -100,3 +103,20 @@ def test_history_goes_to_a_clinician_treating_or_offered_the_patient_and_admins(
     access.require_patient_lookup(who(Role.OUTLET, "outlet-8"))
     with pytest.raises(Forbidden):
         access.require_patient_lookup(who(Role.SPECIALIST, "dr-li"))
+
+
+def test_a_waiting_outlet_hears_from_a_clinician_covering_its_service_only() -> None:
+    waiting = consultation(ConsultationState.WAITING)
+    waiting.clinician_id = None
+    waiting.participants.clear()
+    paediatrician = Identity(
+        "dr-p", Role.SPECIALIST, "dr-p", frozenset({"paediatrics"}), None, 0.0, "t"
+    )
+    assert access.may(who(Role.SPECIALIST, "dr-other"), A.CHAT_WAITING, waiting)
+    assert not access.may(paediatrician, A.CHAT_WAITING, waiting)
+    assert not access.may(who(Role.OUTLET, "outlet-7"), A.CHAT_WAITING, waiting)
+    assert not access.may(who(Role.OUTLET, "outlet-7"), A.CHAT, waiting), "no one else is there"
+    waiting.offered_to = "dr-p"
+    waiting.state = ConsultationState.OFFERED
+    assert access.may(paediatrician, A.CHAT_WAITING, waiting), "offered it"
+    assert access.taking_part_subjects(consultation()) == {"outlet-7", "dr-li", "guest-1"}

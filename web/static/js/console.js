@@ -4,11 +4,13 @@
 
 import { Api, resumable } from "./api.js";
 import { bindCallControls } from "./call_controls.js";
+import { waitingNoteForm } from "./chat.js";
 import { openMedia, stopMedia } from "./devices.js";
 import { HistoryPanel } from "./history_panel.js";
 import { IceConfig } from "./ice.js";
 import { I18n } from "./i18n.js";
 import { ReportForm } from "./report_form.js";
+import { attachInCallTools } from "./in_call_tools.js";
 import { MediaSession } from "./rtc.js";
 import { connect } from "./session.js";
 import { showCallMedia, Tiles } from "./tiles.js";
@@ -34,6 +36,8 @@ const desk = {
   consultation: null,
   stream: null,
   media: null,
+  token: null,
+  tools: null,
 };
 
 const tiles = new Tiles($("#tiles"), {
@@ -44,7 +48,11 @@ const tiles = new Tiles($("#tiles"), {
 const controls = bindCallControls(i18n, () => desk.media);
 const offerHistory = new HistoryPanel($("#offer-history"), { i18n, api: () => desk.api });
 const visitHistory = new HistoryPanel($("#history"), { i18n, api: () => desk.api });
-const reportForm = new ReportForm({ i18n, api: () => desk.api });
+const reportForm = new ReportForm({
+  i18n,
+  api: () => desk.api,
+  attachments: () => (desk.tools && desk.tools.gallery ? desk.tools.gallery.attachments() : null),
+});
 
 // ----- queue --------------------------------------------------------------------------------
 
@@ -148,6 +156,7 @@ function showOffer({ consultation, expires_in_s: expiresIn }) {
   desk.offerTimer = setInterval(tick, 1000);
   offerHistory.load(consultation);
   const dialog = $("#offer-dialog");
+  waitingNoteForm(dialog, desk.signal, t).show(consultation.id);
   if (!dialog.open) dialog.showModal();
   $("#offer-accept").focus();
   chime();
@@ -194,6 +203,19 @@ async function enterCall(consultation) {
   });
   showCallMedia(desk.media, tiles);
   desk.media.start();
+  if (desk.tools) desk.tools.close();
+  desk.tools = attachInCallTools({
+    role: "clinician",
+    signal: desk.signal,
+    token: desk.token,
+    consultation: joined.consultation,
+    me: claimsOf(desk.token).sub,
+    getMedia: () => desk.media,
+    getStream: () => desk.stream,
+    t,
+    root: $(".side-panels"),
+    controls: $("#call .controls"),
+  });
 }
 
 function showConsultation(consultation) {
@@ -311,6 +333,8 @@ async function endCall() {
 }
 
 function leaveCall() {
+  if (desk.tools) desk.tools.close();
+  desk.tools = null;
   if (desk.media) desk.media.close();
   desk.media = null;
   stopMedia(desk.stream);
@@ -415,6 +439,7 @@ async function start(token) {
     return;
   }
   screens.go("desk");
+  desk.token = token;
   desk.signal = await connect(token, i18n, {
     onRefused: () => {
       forgetToken(TOKEN_KEY);

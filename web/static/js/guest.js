@@ -6,8 +6,10 @@ import { bindCallControls } from "./call_controls.js";
 import { LevelMeter, openMedia, stopMedia } from "./devices.js";
 import { IceConfig } from "./ice.js";
 import { I18n } from "./i18n.js";
+import { attachInCallTools } from "./in_call_tools.js";
 import { MediaSession } from "./rtc.js";
 import { connect } from "./session.js";
+import { claimsOf } from "./token.js";
 import { showCallMedia, Tiles } from "./tiles.js";
 import { $, $$, playStream, Screens, showAlert } from "./ui.js";
 
@@ -24,7 +26,7 @@ const screens = new Screens(document, {
   done: [],
 });
 
-const guest = { acknowledged: false, signal: null, api: null, token: null, consultationId: null, stream: null, meter: null, media: null, ice: new IceConfig() };
+const guest = { acknowledged: false, tools: null, signal: null, api: null, token: null, consultationId: null, stream: null, meter: null, media: null, ice: new IceConfig() };
 const tiles = new Tiles($("#tiles"), {
   t,
   mainRoles: ["outlet"],
@@ -138,6 +140,17 @@ async function enterCall() {
   });
   showCallMedia(guest.media, tiles);
   guest.media.start();
+  guest.tools = attachInCallTools({
+    role: "guest",
+    signal: guest.signal,
+    token: guest.token,
+    consultation: { id: guest.consultationId },
+    me: claimsOf(guest.token).sub,
+    getMedia: () => guest.media,
+    getStream: () => guest.stream,
+    t,
+    root: $('[data-screen="call"]'),
+  });
   const state = await guest.api.recordingState(guest.consultationId).catch(() => null);
   if (state) showRecording(Boolean(state.active));
 }
@@ -150,6 +163,8 @@ async function leave() {
 }
 
 function finish(messageKey) {
+  if (guest.tools) guest.tools.close();
+  guest.tools = null;
   if (guest.media) guest.media.close();
   guest.media = null;
   if (guest.meter) guest.meter.stop();

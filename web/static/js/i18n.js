@@ -2,9 +2,12 @@
 // data-i18n (text, with placeholders from data-i18n-vars JSON), data-i18n-label (aria-label) or data-i18n-placeholder.
 
 import en from "../i18n/en.js";
+import toolsEn from "../i18n/tools_en.js";
+import toolsZh from "../i18n/tools_zh.js";
 import zh from "../i18n/zh.js";
 
-const CATALOGUES = { en, zh };
+// The in-call tools keep their strings in their own catalogues.
+const CATALOGUES = { en: { ...en, ...toolsEn }, zh: { ...zh, ...toolsZh } };
 const HTML_LANG = { en: "en", zh: "zh-CN" };
 const STORAGE_KEY = "teleconsult.lang";
 

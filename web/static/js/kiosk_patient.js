@@ -8,7 +8,7 @@ import { $, $$ } from "./ui.js";
 const NAME_MAX = 40;
 const PHONE = /^\+?[0-9 -]{5,20}$/;
 // A card number as printed (XXXX-XXXX; the last character is a check character).
-const CARD_CODE = /^[0-9A-Z]{4}-?[0-9A-Z]{3}[0-9A-Z*~$=]$/;
+const CARD_CODE = /^[0-9A-Z]{4}-?[0-9A-Z]{4}$/;
 
 /** The card number in a scanned or typed text, upper-cased, or null. */
 export function cardCodeIn(text) {

@@ -9,10 +9,12 @@ import { checkRelay, IceConfig } from "./ice.js";
 import { I18n } from "./i18n.js";
 import { KioskReport } from "./kiosk_report.js";
 import { PatientStep } from "./kiosk_patient.js";
+import { attachInCallTools } from "./in_call_tools.js";
+import { WaitingNotes } from "./chat.js";
 import { MediaSession } from "./rtc.js";
 import { connect } from "./session.js";
 import { showCallMedia, Tiles } from "./tiles.js";
-import { takeToken } from "./token.js";
+import { claimsOf, takeToken } from "./token.js";
 import { $, $$, formatDuration, playStream, Screens, showAlert } from "./ui.js";
 
 const TOKEN_KEY = "teleconsult.outlet.token";
@@ -40,6 +42,9 @@ const screens = new Screens(document, {
 });
 
 const kiosk = {
+  token: null,
+  tools: null,
+  notes: null,
   signal: null,
   api: null,
   identity: null,
@@ -209,6 +214,7 @@ function remember(consultation) {
 
 function enterWaiting(entry) {
   if (screens.current !== "waiting") screens.go("waiting");
+  if (!kiosk.notes) kiosk.notes = new WaitingNotes({ signal: kiosk.signal, root: $('[data-screen="waiting"]'), t });
   $("#waiting-ticket").textContent = kiosk.consultation.patient_ref || kiosk.ticket || "";
   showPosition(entry);
 }
@@ -272,6 +278,18 @@ async function joinCall(consultation) {
   $("#camera").hidden = local.getVideoTracks().length === 0;
   $("#tiles").classList.toggle("voice-only", kiosk.audioOnly);
   startMedia(consultation.id, local);
+  if (kiosk.tools) kiosk.tools.close();
+  kiosk.tools = attachInCallTools({
+    role: "outlet",
+    signal: kiosk.signal,
+    token: kiosk.token,
+    consultation: joined.consultation,
+    me: claimsOf(kiosk.token).sub,
+    getMedia: () => kiosk.media,
+    getStream: () => kiosk.stream,
+    t,
+    root: $('[data-screen="call"]'),
+  });
 }
 
 function startMedia(consultationId, local) {
@@ -324,6 +342,10 @@ function countDown(seconds) {
 }
 
 function closeCall() {
+  if (kiosk.tools) kiosk.tools.close();
+  kiosk.tools = null;
+  if (kiosk.notes) kiosk.notes.close();
+  kiosk.notes = null;
   if (kiosk.media) kiosk.media.close();
   kiosk.media = null;
   tiles.clear();
@@ -469,6 +491,7 @@ async function boot() {
     $("#start-button").disabled = true;
     return;
   }
+  kiosk.token = token;
   kiosk.signal = await connect(token, i18n, { onRefused: () => ($("#start-button").disabled = true) });
   kiosk.api = new Api(kiosk.signal);
   bindSignal(kiosk.signal);

@@ -10,10 +10,12 @@ const MIN_REASON = 3;
 const AUTOSAVE_MS = 4000;
 
 export class ReportForm {
-  /** `api()`: the console's Api. */
-  constructor({ i18n, api }) {
+  /** `api()`: the console's Api; `attachments()`: the photo ids ticked in the call's gallery,
+   * or null once the call's gallery is gone (the report then keeps those it has). */
+  constructor({ i18n, api, attachments }) {
     this.i18n = i18n;
     this.api = api;
+    this.attachments = attachments;
     this.consultation = null;
     this.template = null;
     this.report = null;
@@ -96,6 +98,8 @@ export class ReportForm {
       advice: $("#report-advice").value.trim(),
       shared_with_family: Boolean(this.template && this.template.family_opt_in && $("#report-share").checked),
     };
+    const ticked = this.attachments();
+    content.attachments = ticked ?? (this.report ? this.report.attachments : []);
     const referral = $("#report-referral").value.trim();
     if (referral) content.referral = referral;
     const days = Number($("#report-follow-up").value);

@@ -21,6 +21,8 @@ export class MediaSession extends EventTarget {
     this.consultationId = consultationId;
     this.ice = ice;
     this.localStream = localStream;
+    this.screenTrack = null;
+    this._screen = null;
     this.pc = null;
     this.remoteStreams = new Map();
     this.tracksInfo = [];
@@ -65,6 +67,7 @@ export class MediaSession extends EventTarget {
       });
       this._sources.set(transceiver, track.kind === "audio" ? "microphone" : "camera");
     }
+    this._screen = this.screenTrack ? this._addScreen(pc, this.screenTrack) : null;
     pc.addEventListener("icecandidate", (e) => {
       const candidate = e.candidate ? e.candidate.toJSON() : null;
       if (this._heldCandidates) this._heldCandidates.push(candidate);
@@ -198,6 +201,34 @@ export class MediaSession extends EventTarget {
 
   _infoFor(participantId) {
     return this.tracksInfo.filter((t) => t.participant_id === participantId);
+  }
+
+  _addScreen(pc, track) {
+    const transceiver = pc.addTransceiver(track, { direction: "sendonly" });
+    this._sources.set(transceiver, "screen");
+    return transceiver;
+  }
+
+  /**
+   * Share a screen as a second video track. The first share adds an m-line (one renegotiation);
+   * later ones reuse it with replaceTrack, so stopping and starting again needs none.
+   */
+  async shareScreen(track) {
+    this.screenTrack = track;
+    if (this._screen) {
+      await this._screen.sender.replaceTrack(track);
+    } else if (this.pc) {
+      this._screen = this._addScreen(this.pc, track);
+      await this._enqueue(() => this._offer());
+    }
+    await this.api.setMediaState(this.consultationId, "screen", false).catch((err) => this._warn("media state", err));
+  }
+
+  /** Stop sending the screen; the others hear `rtc.media_state` (screen muted) and hide it. */
+  async stopScreen() {
+    this.screenTrack = null;
+    if (this._screen) await this._screen.sender.replaceTrack(null);
+    await this.api.setMediaState(this.consultationId, "screen", true).catch((err) => this._warn("media state", err));
   }
 
   /** Mute or unmute a local source and tell the others. */
