@@ -77,8 +77,10 @@ def create_app(settings: Settings) -> web.Application:
     metrics = _Counters(registry)
 
     authority = TokenAuthority(settings.secret)
+    redis_options = settings.redis_options()
     sio = create_socket_server(
         settings.store_url if settings.store_backend == "redis" else None,
+        redis_options,
         settings.max_event_bytes,
         settings.presence_timeout_s,
         ConnectionLimits(
@@ -96,7 +98,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     sio.attach(app)
 
-    store = create_store(settings.store_url, settings.ended_retention_s)
+    store = create_store(settings.store_url, settings.ended_retention_s, redis_options)
     notifier = SocketNotifier(sio)
     service = ConsultationService(
         store,

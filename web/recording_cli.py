@@ -118,7 +118,7 @@ async def _audit_export(settings: Settings, source: Path, operator: str) -> None
     root = settings.recordings_dir.resolve()
     if not source.is_relative_to(root):
         raise _Refused(f"{source} is not under the recordings folder {root}")
-    store = create_store(settings.store_url)
+    store = create_store(settings.store_url, redis_options=settings.redis_options())
     try:
         meta = await RecordingCatalog(store).get(source.parent.name)
         if meta is None:
