@@ -190,6 +190,7 @@ class RedisStore:
         )
         self._wait_replicas = wait_replicas(url, options)
         self._wait_ms = max(1, int(options.wait_timeout_s * 1000))
+        self._replicated_ok = True
         self._put_consultation = self._redis.register_script(_PUT_CONSULTATION)
         self._put_presence = self._redis.register_script(_PUT_PRESENCE)
         self._put_invite = self._redis.register_script(_PUT_INVITE)
@@ -227,15 +228,27 @@ class RedisStore:
             await self._put_consultation(keys=keys, args=args, client=pipe)
             pipe.execute_command("WAIT", self._wait_replicas, self._wait_ms)
             done, acked = await pipe.execute()
-        if done == 1 and int(acked) < self._wait_replicas:
+        if done == 1:
+            self._note_replication(consultation_id, int(acked) >= self._wait_replicas)
+        return done
+
+    def _note_replication(self, consultation_id: str, confirmed: bool) -> None:
+        """Log when replicas stop (and start again) confirming writes in time, not every write:
+        without a replica, each durable write waits out the timeout and is acknowledged anyway
+        (refusing it would turn the loss of a replica into an outage)."""
+        if confirmed == self._replicated_ok:
+            return
+        self._replicated_ok = confirmed
+        if confirmed:
+            logger.info("writes confirmed by a replica again consultation=%s", consultation_id)
+        else:
             logger.warning(
-                "write not confirmed by %d replica(s) within %d ms consultation=%s acked=%s",
+                "write not confirmed by %d replica(s) within %d ms consultation=%s: "
+                "durable writes wait that long until a replica is back",
                 self._wait_replicas,
                 self._wait_ms,
                 consultation_id,
-                acked,
             )
-        return done
 
     @_guarded
     async def get_consultation(self, consultation_id: str) -> Consultation | None:

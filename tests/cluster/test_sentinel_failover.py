@@ -59,7 +59,7 @@ class CheckIns:
                 else:
                     assert ack["error"]["code"] == "unavailable", ack
                     self.unavailable += 1
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.2)
 
 
 async def queue_ids(admin: Peer, service: str = "ophthalmology") -> list[str]:
@@ -137,7 +137,8 @@ async def test_a_sentinel_failover_loses_no_acknowledged_change_and_media_flows(
         assert {p["participant_id"] for p in consultation["participants"]} >= {"outlet-1", "dr-1"}
         queued_after = await queue_ids(admin)
         assert queued_after[: len(queued_before)] == queued_before
-        assert sorted(queued_after) == sorted(check_ins.acked)
+        # (A check-in refused by the failover after its write may be queued too: not acknowledged.)
+        assert set(check_ins.acked) <= set(queued_after)
         assert len(check_ins.acked) == KIOSKS * CHECK_INS_PER_KIOSK
 
         # A new check-in is paired with a clinician who comes online after the failover.
