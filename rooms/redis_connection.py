@@ -11,6 +11,7 @@ credentials and TLS are :class:`RedisOptions`.
 
 from __future__ import annotations
 
+import socket
 import ssl
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,13 @@ SENTINEL_SCHEME = "redis+sentinel://"
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://", SENTINEL_SCHEME)
 # Writes that must survive a failover wait this long at most for a replica's acknowledgement.
 DEFAULT_WAIT_TIMEOUT_S = 1.0
+# A machine that dies without closing its connections (power, network) leaves idle ones (the
+# pub/sub listeners) open: TCP keepalive finds it out in about 11 s instead of Linux's 2 hours.
+_KEEPALIVE: dict[int, int] = (
+    {socket.TCP_KEEPIDLE: 5, socket.TCP_KEEPINTVL: 2, socket.TCP_KEEPCNT: 3}
+    if hasattr(socket, "TCP_KEEPIDLE")
+    else {}
+)
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,19 @@ def _tls_kwargs(url: str, options: RedisOptions) -> dict[str, Any]:
     return kwargs
 
 
+def _socket_kwargs(
+    connect_timeout_s: float, command_timeout_s: float | None = None
+) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "socket_connect_timeout": connect_timeout_s,
+        "socket_keepalive": True,
+        "socket_keepalive_options": _KEEPALIVE,
+    }
+    if command_timeout_s is not None:
+        kwargs["socket_timeout"] = command_timeout_s
+    return kwargs
+
+
 def _sentinel_kwargs(
     url: str, options: RedisOptions, socket_kwargs: dict[str, Any]
 ) -> dict[str, Any]:
@@ -134,11 +155,7 @@ def connect(
     """A client with decoded responses on ``url``'s primary. ``max_connections`` with
     ``pool_wait_s`` makes its pool blocking; ``retry`` retries a command that lost its
     connection on a new one (after a failover, on the new primary)."""
-    socket_kwargs: dict[str, Any] = {
-        "socket_connect_timeout": connect_timeout_s,
-        "socket_timeout": command_timeout_s,
-        "socket_keepalive": True,
-    }
+    socket_kwargs = _socket_kwargs(connect_timeout_s, command_timeout_s)
     common: dict[str, Any] = {"decode_responses": True, **socket_kwargs}
     if retry is not None:
         common["retry"] = retry
@@ -178,15 +195,10 @@ def socketio_redis_options(
     url: str, options: RedisOptions, connect_timeout_s: float
 ) -> dict[str, Any]:
     """``redis_options`` for python-socketio's ``AsyncRedisManager`` on ``url``: the same
-    sentinel credentials and TLS as this process's own clients."""
-    socket_kwargs: dict[str, Any] = {
-        "socket_connect_timeout": connect_timeout_s,
-        "socket_keepalive": True,
-    }
-    if not is_sentinel_url(url):
-        return {**socket_kwargs, **_tls_kwargs(url, options)}
-    return {
-        **socket_kwargs,
-        "sentinel_kwargs": _sentinel_kwargs(url, options, socket_kwargs),
-        **_tls_kwargs(url, options),
-    }
+    sentinel credentials and TLS as this process's own clients. No command timeout: its
+    listener waits on an idle subscription (keepalive notices a dead server)."""
+    socket_kwargs = _socket_kwargs(connect_timeout_s)
+    redis_options = {**socket_kwargs, **_tls_kwargs(url, options)}
+    if is_sentinel_url(url):
+        redis_options["sentinel_kwargs"] = _sentinel_kwargs(url, options, socket_kwargs)
+    return redis_options

@@ -6,12 +6,15 @@ import asyncio
 import logging
 import signal
 import time
+from typing import Any
 
 import pytest
+from redis.asyncio.sentinel import SentinelManagedSSLConnection
 
 from benchmarks._sentinel import SentinelSetup
 from rooms.errors import StoreUnavailable
-from rooms.redis_connection import RedisOptions, parse_sentinel_url, wait_replicas
+from rooms.redis_connection import RedisOptions, connect, parse_sentinel_url, wait_replicas
+from signaling.server import create_redis_manager
 from rooms.store import create_store
 from tests.rooms.test_store_contract import consultation
 from web.settings import Settings, SettingsError, load_settings
@@ -63,6 +66,43 @@ def test_sentinel_settings_come_from_the_environment_and_bad_ones_are_refused() 
     ):
         with pytest.raises(SettingsError):
             bad.validated()
+
+
+def sentinel_pool_facts(client: Any) -> dict[str, Any]:
+    """What a Sentinel-backed client connects with: to the primary, and to the sentinels."""
+    pool = client.connection_pool
+    to_sentinel = pool.sentinel_manager.sentinels[0].connection_pool.connection_kwargs
+    return {
+        "service": pool.service_name,
+        "db": pool.connection_kwargs["db"],
+        "password": pool.connection_kwargs["password"],
+        "tls": issubclass(pool.connection_class, SentinelManagedSSLConnection),
+        "ca": pool.connection_kwargs.get("ssl_ca_certs"),
+        "sentinel_password": to_sentinel.get("password"),
+        "sentinel_ca": to_sentinel.get("ssl_ca_certs"),
+    }
+
+
+async def test_the_store_and_the_socketio_manager_connect_alike_through_sentinel() -> None:
+    options = RedisOptions(sentinel_password="s-pw", tls=True, tls_ca_file="/etc/ca.pem")
+    expected = {
+        "service": "clinic",
+        "db": 2,
+        "password": "pw",
+        "tls": True,
+        "ca": "/etc/ca.pem",
+        "sentinel_password": "s-pw",
+        "sentinel_ca": "/etc/ca.pem",
+    }
+    client = connect(URL, options, connect_timeout_s=1.0, command_timeout_s=1.0)
+    manager = create_redis_manager(URL, options)
+    manager._redis_connect()  # builds the clients; connects only when used
+    try:
+        assert sentinel_pool_facts(client) == expected
+        assert sentinel_pool_facts(manager.redis) == expected
+    finally:
+        await client.aclose()
+        await manager.redis.aclose()
 
 
 async def test_durable_writes_wait_for_a_replica_and_survive_a_failover(
