@@ -14,8 +14,8 @@ from redis.asyncio.sentinel import SentinelManagedSSLConnection
 from benchmarks._sentinel import SentinelSetup
 from rooms.errors import StoreUnavailable
 from rooms.redis_connection import RedisOptions, connect, parse_sentinel_url, wait_replicas
-from signaling.server import create_redis_manager
 from rooms.store import create_store
+from signaling.server import create_redis_manager
 from tests.rooms.test_store_contract import consultation
 from web.settings import Settings, SettingsError, load_settings
 
