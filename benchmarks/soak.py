@@ -584,8 +584,7 @@ class ServerUnderTest:
         return None
 
     def stop(self) -> None:
-        if self.sentinel is not None:
-            self.sentinel.stop()
+        """The server first, so that it leaves the cluster while its Redis still answers."""
         for process in (self.server, self.redis):
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -594,6 +593,8 @@ class ServerUnderTest:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+        if self.sentinel is not None:
+            self.sentinel.stop()
 
 
 def _thread_names(pid: int) -> tuple[str, ...]:

@@ -66,6 +66,13 @@ class SentinelTarget:
     password: str | None = field(repr=False)
 
 
+def brief(exc: BaseException) -> str:
+    """An exception for a log line: redis-py's "no master found" names every sentinel client
+    with all its settings, a screenful per line."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text[:120]}{'...' if len(text) > 120 else ''}"
+
+
 def is_redis_url(url: str | None) -> bool:
     return bool(url) and str(url).startswith(REDIS_SCHEMES)
 

@@ -22,7 +22,7 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from rooms.errors import NodeUnavailable
-from rooms.redis_connection import RedisOptions, connect
+from rooms.redis_connection import RedisOptions, brief, connect
 from rooms.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ class NodeRelay:
                     if message is not None and message.get("type") == "message":
                         self._receive(str(message["data"]))
             except (RedisError, OSError) as exc:
-                logger.warning("relay: listener lost redis node=%s: %s", self.node_id, exc)
+                logger.warning("relay: listener lost redis node=%s: %s", self.node_id, brief(exc))
             finally:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()

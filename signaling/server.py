@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import socketio
 
-from rooms.redis_connection import RedisOptions, socketio_redis_options
+from rooms.redis_connection import RedisOptions, brief, socketio_redis_options
 from signaling.auth import AuthError, Identity, TokenAuthority
 from signaling.dispatch import Dispatcher, EventLimits, EventSpec
 from signaling.guarded_server import ConnectionLimits, GuardedServer
@@ -67,7 +67,9 @@ async def _listen_with_capped_backoff(manager: Any) -> AsyncIterator[Any]:
             async for message in manager.pubsub.listen():
                 yield message
         except Exception as exc:  # any loss of the subscription: subscribe again
-            logger.warning("socket.io manager lost redis, retrying in %.1fs: %s", backoff, exc)
+            logger.warning(
+                "socket.io manager lost redis, retrying in %.1fs: %s", backoff, brief(exc)
+            )
             with contextlib.suppress(Exception):
                 await manager.pubsub.aclose()
             await asyncio.sleep(backoff)
