@@ -2,7 +2,8 @@
 
 Used by the failover tests and ``bench soak --store sentinel``. The timers are short (the
 primary is judged down after ``down_after_ms``), so a failover takes seconds, not a minute.
-Nothing is persisted: the processes live in a temporary folder for one run.
+Nothing is persisted: the processes live in a temporary folder for one run. :class:`Secured`
+adds passwords (the servers', the sentinels') and TLS on every port.
 """
 
 from __future__ import annotations
@@ -34,15 +35,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@contextlib.asynccontextmanager
-async def _client(port: int) -> AsyncIterator[redis.Redis]:
-    client = redis.Redis(port=port, decode_responses=True, socket_timeout=2.0)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
 @dataclass
 class Daemon:
     """One redis-server (primary, replica or sentinel) this process started."""
@@ -50,6 +42,31 @@ class Daemon:
     role: str
     port: int
     process: subprocess.Popen[bytes]
+
+
+@dataclass(frozen=True)
+class Secured:
+    """Passwords and TLS for every process of a setup; ``tls_cert`` (for 127.0.0.1) is also
+    the CA everything verifies against."""
+
+    server_password: str | None = None
+    sentinel_password: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    def tls_lines(self, port: int) -> list[str]:
+        """Configuration lines: the port, TLS only on it when there is a certificate."""
+        if self.tls_cert is None or self.tls_key is None:
+            return [f"port {port}"]
+        return [
+            "port 0",
+            f"tls-port {port}",
+            f"tls-cert-file {self.tls_cert}",
+            f"tls-key-file {self.tls_key}",
+            f"tls-ca-cert-file {self.tls_cert}",
+            "tls-replication yes",
+            "tls-auth-clients no",
+        ]
 
 
 @dataclass
@@ -61,16 +78,37 @@ class SentinelSetup:
     sentinels: int = 3
     down_after_ms: int = 1000
     failover_timeout_ms: int = 3000
+    secured: Secured = field(default_factory=Secured)
     servers: list[Daemon] = field(default_factory=list)
     watchers: list[Daemon] = field(default_factory=list)
 
     @property
     def url(self) -> str:
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.watchers)
-        return f"redis+sentinel://{hosts}/0/{SERVICE}"
+        password = self.secured.server_password
+        return f"redis+sentinel://{f':{password}@' if password else ''}{hosts}/0/{SERVICE}"
 
-    def server_url(self, port: int) -> str:
-        return f"redis://127.0.0.1:{port}/0"
+    @contextlib.asynccontextmanager
+    async def _client(self, port: int) -> AsyncIterator[redis.Redis]:
+        """An admin connection to one of this setup's processes."""
+        sentinel = any(w.port == port for w in self.watchers)
+        secured = self.secured
+        password = secured.sentinel_password if sentinel else secured.server_password
+        tls: dict[str, Any] = {}
+        if secured.tls_cert is not None:
+            tls = {"ssl": True, "ssl_ca_certs": str(secured.tls_cert)}
+        client = redis.Redis(
+            host="127.0.0.1",
+            port=port,
+            password=password,
+            decode_responses=True,
+            socket_timeout=2.0,
+            **tls,
+        )
+        try:
+            yield client
+        finally:
+            await client.aclose()
 
     async def start(self) -> None:
         """Primary, then its replicas (in sync), then the sentinels (each seeing the replicas
@@ -93,8 +131,14 @@ class SentinelSetup:
         port = _free_port()
         folder = self.workdir / f"{role}-{port}"
         folder.mkdir()
-        command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-        command += ["--appendonly", "no", "--dir", str(folder), *extra]
+        lines = [*self.secured.tls_lines(port), "bind 127.0.0.1", 'save ""', "appendonly no"]
+        lines.append(f"dir {folder}")
+        if self.secured.server_password:
+            lines += [f"requirepass {self.secured.server_password}"]
+            lines += [f"masterauth {self.secured.server_password}"]
+        config = folder / "redis.conf"
+        config.write_text("\n".join(lines) + "\n")
+        command = [binary, str(config), *extra]
         daemon = Daemon(role, port, self._spawn(command, folder / "redis.log"))
         self.servers.append(daemon)
         return daemon
@@ -104,13 +148,19 @@ class SentinelSetup:
         folder = self.workdir / f"sentinel-{index}"
         folder.mkdir()
         config = folder / "sentinel.conf"
-        config.write_text(
-            f"port {port}\nbind 127.0.0.1\ndir {folder}\n"
-            f"sentinel monitor {SERVICE} 127.0.0.1 {primary_port} {QUORUM}\n"
-            f"sentinel down-after-milliseconds {SERVICE} {self.down_after_ms}\n"
-            f"sentinel failover-timeout {SERVICE} {self.failover_timeout_ms}\n"
-            f"sentinel parallel-syncs {SERVICE} 1\n"
-        )
+        lines = [*self.secured.tls_lines(port), "bind 127.0.0.1", f"dir {folder}"]
+        lines += [
+            f"sentinel monitor {SERVICE} 127.0.0.1 {primary_port} {QUORUM}",
+            f"sentinel down-after-milliseconds {SERVICE} {self.down_after_ms}",
+            f"sentinel failover-timeout {SERVICE} {self.failover_timeout_ms}",
+            f"sentinel parallel-syncs {SERVICE} 1",
+        ]
+        if self.secured.server_password:
+            lines.append(f"sentinel auth-pass {SERVICE} {self.secured.server_password}")
+        if self.secured.sentinel_password:
+            lines.append(f"requirepass {self.secured.sentinel_password}")
+            lines.append(f"sentinel sentinel-pass {self.secured.sentinel_password}")
+        config.write_text("\n".join(lines) + "\n")
         command = [binary, str(config), "--sentinel"]
         return Daemon("sentinel", port, self._spawn(command, folder / "sentinel.log"))
 
@@ -132,20 +182,19 @@ class SentinelSetup:
 
     async def _until_pong(self, port: int) -> None:
         async def pong() -> bool:
-            async with _client(port) as client:
+            async with self._client(port) as client:
                 return bool(await client.ping())
 
         await self._until(pong, "redis-server to start")
 
-    @staticmethod
-    async def _linked(port: int) -> bool:
-        async with _client(port) as client:
+    async def _linked(self, port: int) -> bool:
+        async with self._client(port) as client:
             info = await client.info("replication")
         return bool(info.get("master_link_status") == "up")
 
     async def _sentinels_ready(self) -> bool:
         for watcher in self.watchers:
-            async with _client(watcher.port) as client:
+            async with self._client(watcher.port) as client:
                 state: Any = await client.sentinel_master(SERVICE)
             if int(state["num-slaves"]) < self.replicas:
                 return False
@@ -153,9 +202,8 @@ class SentinelSetup:
                 return False
         return True
 
-    @staticmethod
-    async def _named_primary(sentinel_port: int) -> int:
-        async with _client(sentinel_port) as client:
+    async def _named_primary(self, sentinel_port: int) -> int:
+        async with self._client(sentinel_port) as client:
             address: Any = await client.sentinel_get_master_addr_by_name(SERVICE)
         return int(address[1])
 

@@ -6,16 +6,18 @@ import asyncio
 import logging
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.asyncio.sentinel import SentinelManagedSSLConnection
 
-from benchmarks._sentinel import SentinelSetup
+from benchmarks._sentinel import Secured, SentinelSetup
 from rooms.errors import StoreUnavailable
 from rooms.redis_connection import RedisOptions, connect, parse_sentinel_url, wait_replicas
 from rooms.store import create_store
 from signaling.server import create_redis_manager
+from tests.coturn import write_self_signed
 from tests.rooms.test_store_contract import consultation
 from web.settings import Settings, SettingsError, load_settings
 
@@ -148,3 +150,45 @@ async def test_durable_writes_wait_for_a_replica_and_survive_a_failover(
         assert await store.put_consultation(found, found.version, durable=True) is not None
     finally:
         await store.close()
+
+
+async def test_passwords_and_tls_on_every_port_through_a_failover(tmp_path: Path) -> None:
+    cert, key = write_self_signed(tmp_path)
+    setup = SentinelSetup(
+        tmp_path / "sentinel", secured=Secured("server-pw", "sentinel-pw", cert, key)
+    )
+    good = RedisOptions(sentinel_password="sentinel-pw", tls=True, tls_ca_file=str(cert))
+    try:
+        await setup.start()
+    except BaseException:
+        setup.stop()
+        raise
+    store = create_store(setup.url, redis_options=good)
+    manager = create_redis_manager(setup.url, good)
+    refused = [
+        create_store(setup.url, redis_options=RedisOptions(tls=True, tls_ca_file=str(cert))),
+        create_store(setup.url, redis_options=RedisOptions(sentinel_password="sentinel-pw")),
+    ]
+    try:
+        assert await store.put_consultation(consultation("c-1"), 0, durable=True) is not None
+        manager._redis_connect()
+        assert await manager.redis.publish(manager.channel, "{}") == 0  # nobody subscribed
+        for store_without in refused:  # no sentinel password; no TLS
+            with pytest.raises(StoreUnavailable):
+                await store_without.get_consultation("c-1")
+
+        old = await setup.kill_primary()
+        await setup.wait_promotion(old.port)
+        for _ in range(50):
+            try:
+                found = await store.get_consultation("c-1")
+                break
+            except StoreUnavailable:
+                await asyncio.sleep(0.1)
+        assert found is not None
+    finally:
+        for each in [store, *refused]:
+            await each.close()
+        if manager.redis is not None:
+            await manager.redis.aclose()
+        setup.stop()
