@@ -70,8 +70,14 @@ async def queue_ids(admin: Peer, service: str = "ophthalmology") -> list[str]:
 async def test_a_sentinel_failover_loses_no_acknowledged_change_and_media_flows(
     tmp_path: Path, sentinel_setup: SentinelSetup
 ) -> None:
+    # With the primary gone its one replica has none left: each check-in, acceptance and
+    # consent then waits out the replica wait, kept short here.
     nodes = await spawn_nodes(
-        tmp_path, sentinel_setup.url, {"node-a": 0, "node-b": 4}, relay_timeout_s="2.0"
+        tmp_path,
+        sentinel_setup.url,
+        {"node-a": 0, "node-b": 4},
+        relay_timeout_s="2.0",
+        redis_wait_timeout_s="0.25",
     )
     on_a, on_b = Cast(nodes["node-a"]), Cast(nodes["node-b"])
     clients: list[FollowingClient] = []
