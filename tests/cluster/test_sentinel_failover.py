@@ -10,6 +10,8 @@ may not stop, and requests must succeed again within 15 s of the promotion.
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 from pathlib import Path
 
 import redis.asyncio as redis
@@ -128,6 +130,22 @@ async def test_a_sentinel_failover_loses_no_acknowledged_change_and_media_flows(
             assert await promoted_client.hget("tc:pins", cid) == "node-b"
         finally:
             await promoted_client.aclose()
+        listing = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "web.cli",
+            "nodes",
+            "--store",
+            sentinel_setup.url,
+            "--json",
+            stdout=asyncio.subprocess.PIPE,
+        )
+        listed, _ = await listing.communicate()
+        assert listing.returncode == 0, listed
+        assert {n["node_id"]: n["live"] for n in json.loads(listed)["nodes"]} == {
+            "node-a": True,
+            "node-b": True,
+        }
 
         # Media flowed all along, both ways, on the node that carried it.
         pts.append((last_pts(doctor_media.media, "outlet-1"), last_pts(outlet_media.media, "dr-1")))
