@@ -19,10 +19,11 @@ from typing import Any
 
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rooms.errors import ClusterFull, StoreUnavailable
-from rooms.redis_connection import RedisOptions, connect
+from rooms.redis_connection import RedisOptions, connect, refused_for_replicas
 
 _PREFIX = "tc:"
 _NODES = _PREFIX + "nodes"
@@ -181,6 +182,10 @@ async def _reachable() -> AsyncIterator[None]:
         yield
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
         raise StoreUnavailable() from exc
+    except ResponseError as exc:
+        if refused_for_replicas(exc):
+            raise StoreUnavailable() from exc
+        raise
 
 
 class NodeDirectory:

@@ -21,6 +21,7 @@ from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from socketio.redis_manager import parse_redis_sentinel_url
 
@@ -71,6 +72,12 @@ def brief(exc: BaseException) -> str:
     with all its settings, a screenful per line."""
     text = str(exc)
     return f"{type(exc).__name__}: {text[:120]}{'...' if len(text) > 120 else ''}"
+
+
+def refused_for_replicas(exc: BaseException) -> bool:
+    """Whether a primary with ``min-replicas-to-write`` refused a write (before making it) for
+    lack of replicas: to its callers Redis is unavailable, as in an outage."""
+    return isinstance(exc, ResponseError) and "NOREPLICAS" in str(exc)
 
 
 def is_redis_url(url: str | None) -> bool:

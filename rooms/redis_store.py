@@ -29,7 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rooms.errors import Conflict, StoreUnavailable
 from rooms.models import AuditEvent, ClinicianPresence, Consultation, Invite
-from rooms.redis_connection import RedisOptions, connect, wait_replicas
+from rooms.redis_connection import RedisOptions, connect, refused_for_replicas, wait_replicas
 from rooms.store import (
     RECENT_DURATIONS,
     AuditOutcome,
@@ -145,8 +145,7 @@ def _guarded(
             logger.debug("redis unreachable in %s: %s", method.__name__, exc)
             raise StoreUnavailable() from exc
         except ResponseError as exc:
-            # A primary with min-replicas-to-write and too few replicas refuses before writing.
-            if str(exc).startswith("NOREPLICAS"):
+            if refused_for_replicas(exc):
                 logger.warning("redis refused a write in %s: no replica", method.__name__)
                 raise StoreUnavailable() from exc
             raise

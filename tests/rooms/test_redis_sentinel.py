@@ -10,13 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as redis
 from redis.asyncio.sentinel import SentinelManagedSSLConnection
 
 from benchmarks._sentinel import Secured, SentinelSetup
 from rooms.errors import StoreUnavailable
+from rooms.nodes import NodeDirectory
 from rooms.redis_connection import RedisOptions, connect, parse_sentinel_url, wait_replicas
 from rooms.store import create_store
 from signaling.server import create_redis_manager
+from tests.cluster.test_placement import record
+from tests.conftest import start_redis
 from tests.coturn import write_self_signed
 from tests.rooms.test_store_contract import consultation
 from web.settings import Settings, SettingsError, load_settings
@@ -192,3 +196,30 @@ async def test_passwords_and_tls_on_every_port_through_a_failover(tmp_path: Path
         if manager.redis is not None:
             await manager.redis.aclose()
         setup.stop()
+
+
+async def test_a_primary_that_lost_its_replicas_refuses_writes_as_unavailable(
+    tmp_path: Path,
+) -> None:
+    """``min-replicas-to-write`` (docs/deploy.md): writes are refused before they are made, to
+    the store and to the node directory alike (a heartbeat that crashed on it would stop)."""
+    server = start_redis(tmp_path)
+    admin = redis.Redis(port=server.port)
+    store = create_store(server.url)
+    directory = NodeDirectory(server.url)
+    try:
+        await admin.config_set("min-replicas-to-write", 1)
+        with pytest.raises(StoreUnavailable):
+            await store.put_consultation(consultation("c-1"), 0, durable=True)
+        with pytest.raises(StoreUnavailable):
+            await directory.heartbeat(record("node-a", 4), 30)
+        assert await store.get_consultation("c-1") is None  # reads go on
+        await admin.config_set("min-replicas-to-write", 0)
+        assert await store.put_consultation(consultation("c-1"), 0, durable=True) is not None
+        await directory.heartbeat(record("node-a", 4), 30)
+    finally:
+        await store.close()
+        await directory.close()
+        await admin.aclose()
+        server.process.terminate()
+        server.process.wait(timeout=10)
