@@ -8,6 +8,10 @@ accepts, joins and leaves, media calls through the relay (aiortc, pre-encoded VP
 fraction of consultations), abrupt drops followed by a rejoin, invited guests admitted to the
 room, and reconnects of every kind. Reported: resources after warm-up and at the end, server CPU
 per consultation and ack latency p50/p99 in the first and the last minute, and every error.
+With ``--store sentinel`` the server finds its Redis through three sentinels (a primary and two
+replicas, all started here), and the primary is killed in the middle of the run (``--failover-at``):
+reported are the time to the promotion and to the first request acknowledged after it. With a
+Redis store, every acknowledged check-in and acceptance is looked up in the store at the end.
 Everything is bounded: at most 240 minutes, 40 kiosks and 40 clinicians; no traffic leaves
 127.0.0.1.
 """
@@ -42,6 +46,8 @@ from aiohttp import ClientSession, ClientTimeout
 
 from benchmarks._load import Clip, LoadPeer, make_clip, video_capability_check
 from benchmarks._processes import free_port, spawn, start_redis, wait_http
+from benchmarks._sentinel import SentinelSetup
+from benchmarks.soak_failover import failover_at, kept
 from rooms.roles import Role
 from signaling.auth import TokenAuthority
 
@@ -87,6 +93,8 @@ class Tally:
     errors: Counter[str] = field(default_factory=Counter)
     counts: Counter[str] = field(default_factory=Counter)
     check_ins_at: list[float] = field(default_factory=list)
+    checked_in: set[str] = field(default_factory=set)
+    accepted: dict[str, str] = field(default_factory=dict)
     queue_push_bytes_max: int = 0
 
     def ack(self, event: str, started: float) -> None:
@@ -377,6 +385,7 @@ class Soak:
         cid = checked["consultation_id"]
         self.plans[cid] = plan
         self.tally.counts["check_ins"] += 1
+        self.tally.checked_in.add(cid)
         self.tally.check_ins_at.append(time.monotonic())
         call: MediaCall | None = None
         try:
@@ -442,6 +451,7 @@ class Soak:
         except RuntimeError:
             self.tally.counts["offers_gone_before_accept"] += 1
             return
+        self.tally.accepted[cid] = subject
         # Busy while in a call (pairing already skips it): exercises presence compare-and-set.
         await client.call("presence.set", {"status": "busy"})
         patient_id = offer["consultation"].get("patient_id")
@@ -531,6 +541,8 @@ class ServerUnderTest:
         self.port = free_port()
         self.server: subprocess.Popen[bytes] | None = None
         self.redis: subprocess.Popen[bytes] | None = None
+        self.sentinel: SentinelSetup | None = None
+        self.store_url: str | None = None
 
     @property
     def url(self) -> str:
@@ -556,8 +568,14 @@ class ServerUnderTest:
             "WARNING",
         ]
         if self.store == "redis":
-            self.redis, url = await start_redis(self.workdir)
-            command += ["--store", url]
+            self.redis, self.store_url = await start_redis(self.workdir)
+        elif self.store == "sentinel":
+            # Two replicas: after the failover one still confirms the writes that wait for it.
+            self.sentinel = SentinelSetup(self.workdir / "sentinel", replicas=2)
+            await self.sentinel.start()
+            self.store_url = self.sentinel.url
+        if self.store_url is not None:
+            command += ["--store", self.store_url]
         env = {
             **os.environ,
             "TELECONSULT_SECRET": self.secret,
@@ -596,6 +614,7 @@ class ServerUnderTest:
         return None
 
     def stop(self) -> None:
+        """The server first, so that it leaves the cluster while its Redis still answers."""
         for process in (self.server, self.redis):
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -604,6 +623,8 @@ class ServerUnderTest:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+        if self.sentinel is not None:
+            self.sentinel.stop()
 
 
 def _thread_names(pid: int) -> tuple[str, ...]:
@@ -814,6 +835,10 @@ def print_table(result: dict[str, Any]) -> None:
         f"resources flat (10%): {result['resources_flat_within_10pct']}; "
         f"costs flat (20%): {result['costs_flat_within_20pct']}"
     )
+    if "failover" in result:
+        print("failover: " + ", ".join(f"{k}={v}" for k, v in result["failover"].items()))
+    if "kept" in result:
+        print("kept: " + ", ".join(f"{k}={v}" for k, v in result["kept"].items()))
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -829,6 +854,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         warm = began + args.warmup_s
         until = warm + args.minutes * 60
         load = asyncio.create_task(soak.run(until))
+        failover = None
+        if server.sentinel is not None:
+            at = warm + args.failover_at * 60
+            failover = asyncio.create_task(
+                failover_at(server.sentinel, at, soak.tally.acks, soak.tally.errors)
+            )
         async with ClientSession(timeout=ClientTimeout(total=5)) as http:
             while not load.done():
                 samples.append(server.sample(await server.tasks(http)))
@@ -837,7 +868,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.wait([load], timeout=SAMPLE_EVERY_S)
             samples.append(server.sample(await server.tasks(http)))
         load.result()
-        return report(args, soak.tally, [s for s in samples if s.at <= until + 1], warm)
+        result = report(args, soak.tally, [s for s in samples if s.at <= until + 1], warm)
+        if failover is not None:
+            result["failover"] = {"at_min": args.failover_at, **await failover}
+        if server.store_url is not None:
+            tally = soak.tally
+            result["kept"] = await kept(server.store_url, tally.checked_in, tally.accepted)
+        return result
     finally:
         server.stop()
         if not args.keep:
@@ -849,7 +886,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="teleconsult bench soak", description=__doc__)
     parser.add_argument("--minutes", type=float, default=10.0, help="measured minutes")
-    parser.add_argument("--store", choices=["memory", "redis"], default="memory")
+    parser.add_argument(
+        "--store",
+        choices=["memory", "redis", "sentinel"],
+        default="memory",
+        help="sentinel: Redis through three sentinels, the primary killed at --failover-at",
+    )
+    parser.add_argument(
+        "--failover-at",
+        type=float,
+        default=None,
+        help="with --store sentinel: measured minute at which the primary is killed "
+        "(default: the middle of the run)",
+    )
     parser.add_argument("--rate", type=float, default=1.2, help="check-ins per second")
     parser.add_argument("--outlets", type=int, default=30)
     parser.add_argument("--clinicians", type=int, default=16)
@@ -878,6 +927,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         parser.error(f"--outlets and --clinicians must be 1..{MAX_PEOPLE}")
     if not 0 < args.rate <= 10:
         parser.error("--rate must be in (0, 10]")
+    if args.failover_at is not None and args.store != "sentinel":
+        parser.error("--failover-at needs --store sentinel")
+    if args.store == "sentinel":
+        args.failover_at = args.minutes / 2 if args.failover_at is None else args.failover_at
+        if not 0 <= args.failover_at < args.minutes:
+            parser.error("--failover-at must be within the measured minutes")
     return args
 
 

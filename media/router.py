@@ -530,5 +530,9 @@ class MediaRegistry:
         for consultation_id in list(self._routers):
             await self.close_router(consultation_id)
 
+    def consultation_ids(self) -> list[str]:
+        """The consultations whose media this process carries now."""
+        return list(self._routers)
+
     def __len__(self) -> int:
         return len(self._routers)

@@ -140,7 +140,7 @@ class Lifecycle:
                 )
             },
         )
-        written = await self._store.put_consultation(consultation, 0)
+        written = await self._store.put_consultation(consultation, 0, durable=True)
         if written is None:
             raise Conflict("consultation id collision; try again")
         return written

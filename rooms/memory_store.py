@@ -43,8 +43,9 @@ class MemoryStore:
         """Nothing to release."""
 
     async def put_consultation(
-        self, consultation: Consultation, expected_version: int
+        self, consultation: Consultation, expected_version: int, durable: bool = False
     ) -> Consultation | None:
+        """``durable`` changes nothing here: one process, no replica to wait for."""
         self._purge()
         current = self._consultations.get(consultation.id)
         stored_version = json.loads(current)["version"] if current else 0

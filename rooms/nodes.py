@@ -19,9 +19,11 @@ from typing import Any
 
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rooms.errors import ClusterFull, StoreUnavailable
+from rooms.redis_connection import RedisOptions, connect, refused_for_replicas
 
 _PREFIX = "tc:"
 _NODES = _PREFIX + "nodes"
@@ -72,6 +74,19 @@ for i = 1, n do
   end
 end
 return {best, current}
+"""
+
+# KEYS[1]: pins hash, KEYS[2]: the node's pin set. ARGV: the node, its consultation ids.
+# Pins each consultation to the node unless it is pinned already; returns how many it pinned.
+_RESTORE_PINS = """
+local restored = 0
+for i = 2, #ARGV do
+  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[1]) == 1 then
+    redis.call('SADD', KEYS[2], ARGV[i])
+    restored = restored + 1
+  end
+end
+return restored
 """
 
 # KEYS[1]: pins hash, KEYS[2]: the pinned node's set. ARGV: consultation id, that node.
@@ -167,20 +182,25 @@ async def _reachable() -> AsyncIterator[None]:
         yield
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
         raise StoreUnavailable() from exc
+    except ResponseError as exc:
+        if refused_for_replicas(exc):
+            raise StoreUnavailable() from exc
+        raise
 
 
 class NodeDirectory:
     """Node heartbeats and media pins in one Redis database."""
 
-    def __init__(self, url: str) -> None:
-        self._redis: redis.Redis = redis.Redis.from_url(
+    def __init__(self, url: str, options: RedisOptions | None = None) -> None:
+        self._redis: redis.Redis = connect(
             url,
-            decode_responses=True,
-            socket_connect_timeout=_CONNECT_TIMEOUT_S,
-            socket_timeout=_COMMAND_TIMEOUT_S,
+            options or RedisOptions(),
+            connect_timeout_s=_CONNECT_TIMEOUT_S,
+            command_timeout_s=_COMMAND_TIMEOUT_S,
         )
         self._place = self._redis.register_script(_PLACE)
         self._unpin = self._redis.register_script(_UNPIN)
+        self._restore_pins = self._redis.register_script(_RESTORE_PINS)
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -251,6 +271,19 @@ class NodeDirectory:
             if node:
                 node = str(node)
                 await self._unpin(keys=[_PINS, _pins_key(node)], args=[consultation_id, node])
+
+    async def restore_pins(self, node_id: str, consultation_ids: Iterable[str]) -> int:
+        """Pin to ``node_id`` the consultations whose media it carries and that have no pin:
+        a store that came back empty, or a promoted replica that missed the last writes, has
+        lost them. Pins that exist are left alone. Returns how many were restored."""
+        ids = sorted(set(consultation_ids))
+        if not ids:
+            return 0
+        async with _reachable():
+            restored = await self._restore_pins(
+                keys=[_PINS, _pins_key(node_id)], args=[node_id, *ids]
+            )
+        return int(restored)
 
     async def pins_of(self, node_id: str) -> list[str]:
         async with _reachable():

@@ -83,7 +83,7 @@ class Pairing:
             activate(c, actor, self._clock())
             return True
 
-        _, after = await self._repository.update(consultation_id, change)
+        _, after = await self._repository.update(consultation_id, change, durable=True)
         await self._repository.audit(after.id, actor, action, {})
         logger.info("%s consultation=%s clinician=%s", action.value, after.id, actor.subject)
         await self._announcer.updated(after, skip=actor.subject)

@@ -81,7 +81,7 @@ class Records:
             c.consent = Consent(actor.subject, now, c.outlet_id, purpose)
             return True
 
-        before, after = await self._repository.update(consultation_id, change)
+        before, after = await self._repository.update(consultation_id, change, durable=True)
         assert after.consent is not None
         if after.version == before.version:
             return after.consent
@@ -102,7 +102,7 @@ class Records:
             c.consent = None
             return True
 
-        before, after = await self._repository.update(consultation_id, change)
+        before, after = await self._repository.update(consultation_id, change, durable=True)
         if before.consent is None:
             return after
         await self._repository.audit(after.id, actor, AuditAction.CONSENT_WITHDRAWN, {})

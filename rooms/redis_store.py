@@ -5,7 +5,11 @@ append and lock release are Lua scripts, so they are atomic however many process
 the database. Open consultations are a set (the index rounds read); ended ones leave it.
 
 When Redis cannot be reached every call raises :class:`rooms.errors.StoreUnavailable` (clients
-get ``unavailable``); nothing is cached, so work resumes as soon as Redis answers again.
+get ``unavailable``); nothing is cached, so work resumes as soon as Redis answers again. Through
+Sentinel (``rooms.redis_connection``) that includes a failover: calls fail until the sentinels
+name the promoted replica, then go to it. A consultation write marked ``durable`` is sent with
+``WAIT`` on the same connection, so it is acknowledged only once a replica holds it (or the
+wait timed out, which is logged).
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rooms.errors import StoreUnavailable
 from rooms.models import ClinicianPresence, Consultation, Invite
+from rooms.redis_connection import RedisOptions, connect, refused_for_replicas, wait_replicas
 from rooms.store import RECENT_DURATIONS
 
 logger = logging.getLogger(__name__)
@@ -94,7 +100,6 @@ return 1
 """
 
 
-
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -111,6 +116,11 @@ def _guarded(
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             logger.debug("redis unreachable in %s: %s", method.__name__, exc)
             raise StoreUnavailable() from exc
+        except ResponseError as exc:
+            if refused_for_replicas(exc):
+                logger.warning("redis refused a write in %s: no replica", method.__name__)
+                raise StoreUnavailable() from exc
+            raise
 
     return call
 
@@ -132,19 +142,22 @@ class RedisStore:
 
     backend = "redis"
 
-    def __init__(self, url: str) -> None:
-        pool = redis.BlockingConnectionPool.from_url(
+    def __init__(self, url: str, options: RedisOptions | None = None) -> None:
+        options = options or RedisOptions()
+        self._redis: redis.Redis = connect(
             url,
+            options,
+            connect_timeout_s=_CONNECT_TIMEOUT_S,
+            command_timeout_s=_COMMAND_TIMEOUT_S + options.wait_timeout_s,
             max_connections=_MAX_CONNECTIONS,
-            timeout=_POOL_WAIT_S,
-            decode_responses=True,
-            socket_connect_timeout=_CONNECT_TIMEOUT_S,
-            socket_timeout=_COMMAND_TIMEOUT_S,
-            # A pooled connection from before a Redis restart fails once: retry on a new one.
+            pool_wait_s=_POOL_WAIT_S,
+            # A pooled connection from before a Redis restart (or a failover) fails once:
+            # retry on a new one.
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), _RETRIES),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
-        self._redis: redis.Redis = redis.Redis.from_pool(pool)
+        self._wait_replicas = wait_replicas(url, options)
+        self._wait_ms = max(1, int(options.wait_timeout_s * 1000))
+        self._replicated_ok = True
         self._put_consultation = self._redis.register_script(_PUT_CONSULTATION)
         self._put_presence = self._redis.register_script(_PUT_PRESENCE)
         self._put_invite = self._redis.register_script(_PUT_INVITE)
@@ -156,20 +169,51 @@ class RedisStore:
 
     @_guarded
     async def put_consultation(
-        self, consultation: Consultation, expected_version: int
+        self, consultation: Consultation, expected_version: int, durable: bool = False
     ) -> Consultation | None:
         written = consultation.copy()
         written.version = expected_version + 1
-        done = await self._put_consultation(
-            keys=[_consultation_key(written.id), _OPEN],
-            args=[
-                expected_version,
-                json.dumps(written.to_dict()),
-                "1" if written.is_open else "0",
-                written.id,
-            ],
-        )
+        keys = [_consultation_key(written.id), _OPEN]
+        args: list[Any] = [
+            expected_version,
+            json.dumps(written.to_dict()),
+            "1" if written.is_open else "0",
+            written.id,
+        ]
+        if durable and self._wait_replicas:
+            done = await self._replicated(written.id, keys, args)
+        else:
+            done = await self._put_consultation(keys=keys, args=args)
         return written if done == 1 else None
+
+    async def _replicated(self, consultation_id: str, keys: list[str], args: list[Any]) -> Any:
+        """The consultation's compare-and-set, then ``WAIT`` on the same connection (``WAIT``
+        counts the replicas holding this connection's writes, so both go in one pipeline)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            await self._put_consultation(keys=keys, args=args, client=pipe)
+            pipe.execute_command("WAIT", self._wait_replicas, self._wait_ms)
+            done, acked = await pipe.execute()
+        if done == 1:
+            self._note_replication(consultation_id, int(acked) >= self._wait_replicas)
+        return done
+
+    def _note_replication(self, consultation_id: str, confirmed: bool) -> None:
+        """Log when replicas stop (and start again) confirming writes in time, not every write:
+        without a replica, each durable write waits out the timeout and is acknowledged anyway
+        (refusing it would turn the loss of a replica into an outage)."""
+        if confirmed == self._replicated_ok:
+            return
+        self._replicated_ok = confirmed
+        if confirmed:
+            logger.info("writes confirmed by a replica again consultation=%s", consultation_id)
+        else:
+            logger.warning(
+                "write not confirmed by %d replica(s) within %d ms consultation=%s: "
+                "durable writes wait that long until a replica is back",
+                self._wait_replicas,
+                self._wait_ms,
+                consultation_id,
+            )
 
     @_guarded
     async def get_consultation(self, consultation_id: str) -> Consultation | None:

@@ -50,19 +50,19 @@ class ConsultationRepository:
         return consultation
 
     async def update(
-        self, consultation_id: str, change: Change
+        self, consultation_id: str, change: Change, durable: bool = False
     ) -> tuple[Consultation, Consultation]:
         """Apply ``change`` to a fresh copy and compare-and-set it; retry if someone else won.
 
         ``change`` raises a :class:`DomainError` to refuse, or returns ``False`` for "nothing to
-        do" (then ``before`` is returned twice).
+        do" (then ``before`` is returned twice). ``durable``: see ``Store.put_consultation``.
         """
         for _ in range(CAS_ATTEMPTS):
             before = await self.get(consultation_id)
             after = before.copy()
             if not change(after):
                 return before, before
-            written = await self._store.put_consultation(after, before.version)
+            written = await self._store.put_consultation(after, before.version, durable)
             if written is not None:
                 return before, written
         raise Conflict()

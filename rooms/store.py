@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any, Literal, Protocol
 
 from rooms.models import AuditEvent, ClinicianPresence, Consultation, Invite
+from rooms.redis_connection import RedisOptions, is_redis_url
 
 RECENT_DURATIONS = 20
 # Ended consultations (with their audit) kept by the in-memory store; Redis keeps them for good.
@@ -78,11 +79,13 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
     async def put_consultation(
-        self, consultation: Consultation, expected_version: int
+        self, consultation: Consultation, expected_version: int, durable: bool = False
     ) -> Consultation | None:
         """Write if the stored version is ``expected_version`` (0: must not exist yet).
 
         Returns the stored copy with its new version, or ``None`` when the version did not match.
+        ``durable``: a change that must survive a failover of the store (check-in, acceptance,
+        consent); where the store has replicas, it returns once one holds the change.
         """
         ...
 
@@ -137,8 +140,13 @@ class Store(Protocol):
     async def release_lock(self, name: str, owner: str) -> None: ...
 
 
-def create_store(url: str | None, ended_retention_s: float = DEFAULT_ENDED_RETENTION_S) -> Store:
-    """In memory without a URL; Redis for ``redis://`` / ``rediss://`` / ``unix://`` URLs.
+def create_store(
+    url: str | None,
+    ended_retention_s: float = DEFAULT_ENDED_RETENTION_S,
+    redis_options: RedisOptions | None = None,
+) -> Store:
+    """In memory without a URL; Redis for ``redis://`` / ``rediss://`` / ``unix://`` URLs and
+    ``redis+sentinel://`` ones (see ``rooms.redis_connection``, with ``redis_options``).
 
     ``ended_retention_s`` bounds the in-memory store: ended consultations and expired invites are
     dropped after it (Redis keeps consultations; invites expire there).
@@ -147,10 +155,10 @@ def create_store(url: str | None, ended_retention_s: float = DEFAULT_ENDED_RETEN
         from rooms.memory_store import MemoryStore
 
         return MemoryStore(ended_retention_s)
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if is_redis_url(url):
         from rooms.redis_store import RedisStore
 
-        return RedisStore(url)
+        return RedisStore(url, redis_options)
     raise ValueError(f"unsupported store URL scheme: {url.split(':', 1)[0]!r}")
 
 

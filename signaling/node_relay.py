@@ -4,7 +4,8 @@ Each node listens on its own channel. :meth:`NodeRelay.request` publishes a requ
 node and waits for that node's reply on the caller's channel; no listener (the node is gone) or no
 reply within the timeout raises :class:`rooms.errors.NodeUnavailable`. Requests that share an
 ordering key (one participant's ``rtc.*`` events) run one after another on the receiving node, in
-the order they were published. The listener reconnects with capped backoff after a Redis restart.
+the order they were published. The listener reconnects with capped backoff after a Redis restart
+or a Sentinel failover (its new connection goes to the promoted primary).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from rooms.errors import NodeUnavailable
+from rooms.redis_connection import RedisOptions, brief, connect
 from rooms.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
@@ -40,12 +42,18 @@ def _channel(node_id: str) -> str:
 class NodeRelay:
     """This node's end of the relay: sends requests, answers the ones addressed to it."""
 
-    def __init__(self, url: str, node_id: str, timeout_s: float, max_in_flight: int = 256) -> None:
+    def __init__(
+        self,
+        url: str,
+        node_id: str,
+        timeout_s: float,
+        options: RedisOptions | None = None,
+        max_in_flight: int = 256,
+    ) -> None:
         self.node_id = node_id
-        self._url = url
         self._timeout_s = timeout_s
-        self._redis: redis.Redis = redis.Redis.from_url(
-            url, decode_responses=True, socket_connect_timeout=2.0, socket_timeout=3.0
+        self._redis: redis.Redis = connect(
+            url, options or RedisOptions(), connect_timeout_s=2.0, command_timeout_s=3.0
         )
         self._handlers: dict[str, RelayHandler] = {}
         self._pending: dict[str, asyncio.Future[Body]] = {}
@@ -121,10 +129,10 @@ class NodeRelay:
                     if message is not None and message.get("type") == "message":
                         self._receive(str(message["data"]))
             except (RedisError, OSError) as exc:
-                logger.warning("relay: listener lost redis node=%s: %s", self.node_id, exc)
+                logger.warning("relay: listener lost redis node=%s: %s", self.node_id, brief(exc))
             finally:
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
             await asyncio.sleep(backoff)
             backoff = min(_BACKOFF_MAX_S, backoff * 2)
 

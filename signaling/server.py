@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Protocol
 
 import socketio
 
+from rooms.redis_connection import RedisOptions, brief, socketio_redis_options
 from signaling.auth import AuthError, Identity, TokenAuthority
 from signaling.dispatch import Dispatcher, EventLimits, EventSpec
 from signaling.guarded_server import ConnectionLimits, GuardedServer
@@ -20,6 +24,10 @@ _IDENTITY = "identity"
 # Socket.IO frames above this are dropped by engine.io itself; between the per-event cap and this
 # limit the client gets a clear ``payload_too_large`` ack instead.
 _TRANSPORT_HEADROOM = 4
+_MANAGER_CONNECT_TIMEOUT_S = 2.0
+# The manager's listener retries this often at first, then at most every _LISTEN_BACKOFF_MAX_S.
+_LISTEN_BACKOFF_S = 0.2
+_LISTEN_BACKOFF_MAX_S = 2.0
 
 
 EventFilter = Callable[[Iterable[EventSpec[Any]]], list[EventSpec[Any]]]
@@ -33,8 +41,44 @@ class ConnectionListener(Protocol):
     async def on_disconnect(self, sid: str, identity: Identity) -> None: ...
 
 
+def create_redis_manager(url: str, options: RedisOptions) -> socketio.AsyncRedisManager:
+    """python-socketio's Redis manager on ``url``, whose listener comes back within seconds.
+
+    Its own listener waits twice as long after each failed reconnect, up to a minute: after a
+    Redis restart or a Sentinel failover, emits between processes would stay lost that long.
+    This one's retry loop (the manager calls it to receive) caps the wait.
+    """
+    manager = socketio.AsyncRedisManager(
+        url, redis_options=socketio_redis_options(url, options, _MANAGER_CONNECT_TIMEOUT_S)
+    )
+    manager._redis_listen_with_retries = functools.partial(_listen_with_capped_backoff, manager)
+    return manager
+
+
+async def _listen_with_capped_backoff(manager: Any) -> AsyncIterator[Any]:
+    """Subscribe the manager to its channel and yield what arrives; after any loss, close the
+    broken subscription and subscribe again (0.2 s, doubling to 2 s at most)."""
+    backoff = _LISTEN_BACKOFF_S
+    while True:
+        try:
+            manager._redis_connect()
+            await manager.pubsub.subscribe(manager.channel)
+            backoff = _LISTEN_BACKOFF_S
+            async for message in manager.pubsub.listen():
+                yield message
+        except Exception as exc:  # any loss of the subscription: subscribe again
+            logger.warning(
+                "socket.io manager lost redis, retrying in %.1fs: %s", backoff, brief(exc)
+            )
+            with contextlib.suppress(Exception):
+                await manager.pubsub.aclose()
+            await asyncio.sleep(backoff)
+            backoff = min(_LISTEN_BACKOFF_MAX_S, backoff * 2)
+
+
 def create_socket_server(
     redis_url: str | None,
+    redis_options: RedisOptions,
     max_event_bytes: int,
     liveness_timeout_s: float,
     limits: ConnectionLimits,
@@ -42,7 +86,8 @@ def create_socket_server(
     on_refusal: Callable[[str], None] = lambda reason: None,
     websocket_only: bool = False,
 ) -> GuardedServer:
-    """Build the Socket.IO server; with Redis, emits are shared between server processes.
+    """Build the Socket.IO server; with Redis (one server or through Sentinel, with
+    ``redis_options``), emits are shared between server processes.
 
     Engine.IO pings every ``liveness_timeout_s / 2`` and gives up after as long again, so a
     connection lost without a goodbye (network loss) is noticed within ``liveness_timeout_s``
@@ -52,7 +97,7 @@ def create_socket_server(
     ``websocket_only`` refuses long-polling: with several processes behind one port, each
     connection must stay on the process that accepted it, which only a websocket guarantees.
     """
-    manager = socketio.AsyncRedisManager(redis_url) if redis_url else None
+    manager = create_redis_manager(redis_url, redis_options) if redis_url else None
     half = max(1.0, liveness_timeout_s / 2)
     return GuardedServer(
         limits,

@@ -20,6 +20,7 @@ import pytest
 import redis.asyncio as redis
 from aiohttp import web
 
+from benchmarks._sentinel import SentinelSetup
 from recording.keys import Keyring
 from records.database import DEFAULT_RECORDS_URL
 from records.facade import Records
@@ -102,6 +103,20 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     yield server
     server.process.terminate()
     server.process.wait(timeout=10)
+
+
+@pytest.fixture
+async def sentinel_setup(tmp_path: Path) -> AsyncIterator[SentinelSetup]:
+    """A primary, one replica and three sentinels of this test's own (a failover test kills
+    the primary), ready for a failover; every process stopped by its PID afterwards."""
+    if shutil.which("redis-sentinel") is None:
+        pytest.fail("redis-sentinel is not installed (.ci/run installs it with apt-get)")
+    setup = SentinelSetup(tmp_path / "sentinel")
+    try:
+        await setup.start()
+        yield setup
+    finally:
+        setup.stop()
 
 
 async def flush_redis(url: str) -> None:

@@ -91,8 +91,10 @@ def create_app(settings: Settings) -> web.Application:
     metrics = _Counters(registry)
 
     authority = TokenAuthority(settings.secret)
+    redis_options = settings.redis_options()
     sio = create_socket_server(
         settings.store_url if settings.store_backend == "redis" else None,
+        redis_options,
         settings.max_event_bytes,
         settings.presence_timeout_s,
         ConnectionLimits(
@@ -110,7 +112,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     sio.attach(app)
 
-    store = create_store(settings.store_url, settings.ended_retention_s)
+    store = create_store(settings.store_url, settings.ended_retention_s, redis_options)
     recording_config = recording_config_from(settings)
     records = records_from(settings, recording_config.keyring)
     notifier = SocketNotifier(sio)

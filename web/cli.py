@@ -105,7 +105,7 @@ def _nodes(args: argparse.Namespace) -> int:
             "teleconsult: nodes live in the Redis store: pass --store redis://...", file=sys.stderr
         )
         return 2
-    return asyncio.run(print_nodes(settings.store_url, args.json))
+    return asyncio.run(print_nodes(settings.store_url, settings.redis_options(), args.json))
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -155,7 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, help="TOML file with settings")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="HTTP port (default 8080)")
-    serve.add_argument("--store", help="store URL: redis://host:port/db (default: in memory)")
+    serve.add_argument(
+        "--store",
+        help="store URL: redis://host:port/db or redis+sentinel://host:port,.../db/service "
+        "(default: in memory)",
+    )
     serve.add_argument(
         "--records-url", help="records database: sqlite:///records.db (default) or postgresql://"
     )
@@ -201,7 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     nodes = commands.add_parser("nodes", help="list the cluster's nodes and their load")
     nodes.add_argument("--config", type=Path, help="TOML file with settings")
-    nodes.add_argument("--store", help="store URL: redis://host:port/db")
+    nodes.add_argument(
+        "--store",
+        help="store URL: redis://host:port/db or redis+sentinel://host:port,.../db/service",
+    )
     nodes.add_argument("--json", action="store_true", help="print JSON instead of a table")
     nodes.set_defaults(func=_nodes)
 

@@ -20,11 +20,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from records.database import RecordsDatabase
 from records.database import redacted as records_redacted
+from rooms.redis_connection import connect, is_redis_url
 from web.recording_wiring import recording_keyring
 from web.settings import Settings, SettingsError, check_secret
 
 STORE_TIMEOUT_S = 5.0
-_REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 async def check_production(settings: Settings) -> str:
@@ -84,10 +84,17 @@ async def check_store(settings: Settings) -> str:
     url = settings.store_url
     if not url or url == "memory://":
         return "in memory (one process; consultations are lost on restart)"
-    scheme = urlsplit(url).scheme
-    if scheme not in _REDIS_SCHEMES:
-        raise SettingsError(f"store_url: unsupported scheme {scheme!r} (redis://, rediss://)")
-    client = redis.from_url(url, socket_connect_timeout=STORE_TIMEOUT_S)
+    if not is_redis_url(url):
+        scheme = urlsplit(url).scheme
+        raise SettingsError(
+            f"store_url: unsupported scheme {scheme!r} (redis://, rediss://, redis+sentinel://)"
+        )
+    client = connect(
+        url,
+        settings.redis_options(),
+        connect_timeout_s=STORE_TIMEOUT_S,
+        command_timeout_s=STORE_TIMEOUT_S,
+    )
     try:
         await asyncio.wait_for(client.ping(), STORE_TIMEOUT_S)
     except (redis.RedisError, OSError, TimeoutError) as exc:

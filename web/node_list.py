@@ -6,13 +6,14 @@ import json
 import time
 
 from rooms.nodes import NodeDirectory
+from rooms.redis_connection import RedisOptions
 
 _COLUMNS = "{:<28} {:<6} {:<9} {:<16} {:>8} {:>8} {:>6} {:>9} {:>6}"
 
 
-async def print_nodes(store_url: str, as_json: bool) -> int:
+async def print_nodes(store_url: str, options: RedisOptions, as_json: bool) -> int:
     """Print every known node; returns the exit status (1 when a node is lost)."""
-    directory = NodeDirectory(store_url)
+    directory = NodeDirectory(store_url, options)
     try:
         views = await directory.nodes()
     finally:

@@ -8,7 +8,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
@@ -67,13 +67,20 @@ class LoadMeter:
 @dataclass
 class Heartbeat:
     """Publishes this node's record every ``interval_s`` with a TTL; keeps going through Redis
-    outages (the node re-registers as soon as Redis answers)."""
+    outages (the node re-registers as soon as Redis answers).
+
+    The first beat after an outage also restores the pins of the consultations this node
+    carries (``carried``): a Redis restarted without them, or a replica promoted before it
+    received the last writes, would otherwise send their next media request to another node.
+    """
 
     directory: NodeDirectory
     record: Callable[[bool], NodeRecord]
     interval_s: float
     ttl_s: float
+    carried: Callable[[], Awaitable[list[str]]]
     draining: bool = False
+    _unreachable: bool = field(default=False, init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
 
     async def start(self) -> None:
@@ -81,11 +88,18 @@ class Heartbeat:
         self._task = asyncio.create_task(self._run(), name="node-heartbeat")
 
     async def beat(self) -> bool:
+        record = self.record(self.draining)
         try:
-            await self.directory.heartbeat(self.record(self.draining), self.ttl_s)
+            await self.directory.heartbeat(record, self.ttl_s)
+            if self._unreachable:
+                restored = await self.directory.restore_pins(record.node_id, await self.carried())
+                logger.info("heartbeat: redis back, restored %d pins", restored)
         except StoreUnavailable:
-            logger.warning("heartbeat: redis unreachable")
+            if not self._unreachable:
+                logger.warning("heartbeat: redis unreachable")
+            self._unreachable = True
             return False
+        self._unreachable = False
         return True
 
     async def drain(self) -> None:

@@ -55,8 +55,9 @@ def build_node(
     if settings.store_backend != "redis" or settings.store_url is None:
         return NodeState(node_id)
     url = settings.store_url
-    directory = NodeDirectory(url)
-    relay = NodeRelay(url, node_id, settings.relay_timeout_s)
+    options = settings.redis_options()
+    directory = NodeDirectory(url, options)
+    relay = NodeRelay(url, node_id, settings.relay_timeout_s, options)
     placement = MediaPlacement(directory, store, service)
     gateway.add_event_filter(PinnedEvents(relay, placement).wrap)
     moves = MediaMoves(relay, placement, store, service, notifier)
@@ -78,7 +79,15 @@ def build_node(
             draining,
         )
 
-    heartbeat = Heartbeat(directory, record, settings.node_heartbeat_s, settings.node_ttl_s)
+    async def carried() -> list[str]:
+        """Consultations with media on this node that are still open (an ended one's pin is
+        gone for good, even if its media has not closed yet)."""
+        open_ids = {c.id for c in await store.open_consultations()}
+        return [i for i in media.consultation_ids() if i in open_ids]
+
+    heartbeat = Heartbeat(
+        directory, record, settings.node_heartbeat_s, settings.node_ttl_s, carried
+    )
     watchdog = Watchdog(moves, directory, settings.node_heartbeat_s, settings.node_ttl_s)
     return NodeState(node_id, ClusterParts(directory, relay, placement, moves, heartbeat, watchdog))
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from records.database import DEFAULT_RECORDS_URL
 from records.templates import FIELD_NAME_PATTERN
+from rooms.redis_connection import RedisOptions, is_redis_url, is_sentinel_url, parse_sentinel_url
 from signaling.auth import MIN_SECRET_BYTES
 
 ENV_PREFIX = "TELECONSULT_"
@@ -56,6 +57,12 @@ class Settings:
     port: int = 8080
     store_url: str | None = None
     records_url: str = DEFAULT_RECORDS_URL
+    redis_sentinel_username: str | None = None
+    redis_sentinel_password: str | None = field(default=None, repr=False)
+    redis_tls: bool = False
+    redis_tls_ca_file: Path | None = None
+    redis_wait_replicas: int = 1
+    redis_wait_timeout_s: float = 1.0
     secret: str = ""
     secret_generated: bool = False
     production: bool = False
@@ -117,12 +124,24 @@ class Settings:
     @property
     def store_backend(self) -> str:
         """The store backend's name as shown on /healthz."""
-        return "redis" if self.store_url and self.store_url.startswith("redis") else "memory"
+        return "redis" if is_redis_url(self.store_url) else "memory"
+
+    def redis_options(self) -> RedisOptions:
+        """How every Redis client of this process connects (beyond ``store_url``)."""
+        return RedisOptions(
+            sentinel_username=self.redis_sentinel_username,
+            sentinel_password=self.redis_sentinel_password,
+            tls=self.redis_tls,
+            tls_ca_file=str(self.redis_tls_ca_file) if self.redis_tls_ca_file else None,
+            wait_replicas=self.redis_wait_replicas,
+            wait_timeout_s=self.redis_wait_timeout_s,
+        )
 
     def validated(self) -> Settings:
         """Return settings with a secret in place; refuse weak secrets in every mode."""
         self.check_ice()
         self.check_nodes()
+        self.check_redis()
         if not self.secret:
             if self.production:
                 raise SettingsError("production mode needs TELECONSULT_SECRET (32+ random bytes)")
@@ -144,6 +163,20 @@ class Settings:
             raise SettingsError("workers must be 1 or more")
         if self.workers > 1 and self.store_backend != "redis":
             raise SettingsError("--workers above 1 needs a Redis store (--store redis://...)")
+
+    def check_redis(self) -> None:
+        """Refuse a Sentinel URL without its service and replica waits that cannot work."""
+        if is_sentinel_url(self.store_url):
+            try:
+                parse_sentinel_url(str(self.store_url))
+            except ValueError as exc:
+                raise SettingsError(f"store_url: {exc}") from None
+        if self.redis_wait_replicas < 0 or self.redis_wait_timeout_s <= 0:
+            raise SettingsError(
+                "redis_wait_replicas must be 0 or more and redis_wait_timeout_s positive"
+            )
+        if self.redis_tls_ca_file is not None and not self.redis_tls_ca_file.is_file():
+            raise SettingsError(f"redis_tls_ca_file {self.redis_tls_ca_file} is not a file")
 
     def check_ice(self) -> None:
         """Refuse ICE and TURN settings that cannot work together."""
@@ -185,8 +218,16 @@ def check_secret(value: str, name: str) -> None:
         )
 
 
+def _flag(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes"}
+
+
 _CONVERTERS: dict[str, Any] = {
     "port": int,
+    "redis_tls": _flag,
+    "redis_tls_ca_file": Path,
+    "redis_wait_replicas": int,
+    "redis_wait_timeout_s": float,
     "retention_days": int,
     "report_edit_hours": lambda v: _positive(float(v)),
     "report_share_days": lambda v: int(_positive(int(v))),
@@ -230,7 +271,7 @@ _CONVERTERS: dict[str, Any] = {
     "workers": int,
     "recordings_dir": Path,
     "recording_key_file": Path,
-    "production": lambda v: v if isinstance(v, bool) else str(v).lower() in {"1", "true", "yes"},
+    "production": _flag,
     "media_ips": lambda v: tuple(v) if isinstance(v, list | tuple) else _split(str(v)),
     "media_udp_ports": lambda v: _port_range(v),
     "ice_servers": lambda v: tuple(
