@@ -19,6 +19,7 @@ from records.audit_trail import row_of
 from records.database import RecordsDatabase
 from records.tables import ImportRow, RecordingRow
 from rooms.models import AuditEvent
+from rooms.redis_connection import RedisOptions, connect
 
 logger = logging.getLogger(__name__)
 
@@ -26,11 +27,14 @@ IMPORT_NAME = "redis_store_v1"
 _AUDIT_PATTERN = "tc:audit:*"
 _RECORDINGS = "tc:recordings"
 _SCAN_BATCH = 500
+_TIMEOUT_S = 30.0
 
 
-async def import_from_redis(database: RecordsDatabase, url: str) -> dict[str, int] | None:
+async def import_from_redis(
+    database: RecordsDatabase, url: str, options: RedisOptions
+) -> dict[str, int] | None:
     """Import once; the counts imported, or ``None`` when it was done before."""
-    client: redis.Redis = redis.Redis.from_url(url, decode_responses=True)
+    client = connect(url, options, connect_timeout_s=_TIMEOUT_S, command_timeout_s=_TIMEOUT_S)
     try:
         async with database.transaction() as session:
             await database.serialise(session, "import:" + IMPORT_NAME)

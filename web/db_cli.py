@@ -83,7 +83,7 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
         records = records_from(settings, recording_keyring(settings))
         try:
             await records.open()
-            return await import_from_redis(records.database, args.store)
+            return await import_from_redis(records.database, args.store, settings.redis_options())
         finally:
             await records.close()
 

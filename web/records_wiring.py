@@ -99,7 +99,7 @@ def records_lifetime(records: Records, settings: Settings) -> CleanupContext:
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         await records.open()
         if settings.store_backend == "redis" and settings.store_url:
-            await import_from_redis(records.database, settings.store_url)
+            await import_from_redis(records.database, settings.store_url, settings.redis_options())
         try:
             yield
         finally:

@@ -13,6 +13,7 @@ import redis.asyncio as redis
 from records.facade import Records
 from records.redis_import import import_from_redis
 from rooms.models import AuditEvent
+from rooms.redis_connection import RedisOptions
 from tests.conftest import RedisServer, flush_redis, start_server
 from web.cli import main
 from web.keys import records_key
@@ -47,12 +48,12 @@ async def test_the_import_copies_audit_and_index_once(
     records: Records, redis_server: RedisServer
 ) -> None:
     await seed_legacy_layout(redis_server.url)
-    summary = await import_from_redis(records.database, redis_server.url)
+    summary = await import_from_redis(records.database, redis_server.url, RedisOptions())
     assert summary == {"audit_events": 4, "recordings": 1}
     for cid, events in EVENTS.items():
         assert await records.audit.audit_for(cid) == events
     assert await records.recordings.get_recording("r-old") == RECORDING
-    assert await import_from_redis(records.database, redis_server.url) is None, "only once"
+    assert await import_from_redis(records.database, redis_server.url, RedisOptions()) is None
     assert len(await records.audit.audit_for("c-old-1")) == 3
 
 
