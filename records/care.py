@@ -139,12 +139,18 @@ class CareRecord:
         return patient
 
     async def lookup(self, actor: Actor, card_code: str) -> Patient:
-        """The patient holding a card code (any outlet, admins), audited."""
+        """The patient holding a card code (any outlet, admins, and a clinician treating or
+        offered that patient, who hears only ``forbidden`` otherwise), audited."""
         access.require_patient_lookup(actor)
         code = normalise_code(card_code)
+        patient = await self._records.patients.by_card_code(code) if code else None
+        if actor.role.is_clinician:
+            if patient is None:
+                access.require_history(actor, "", [])
+            else:
+                await self.require_history(actor, patient.patient_id)
         if code is None:
             raise BadCardCode()
-        patient = await self._records.patients.by_card_code(code)
         if patient is None:
             raise UnknownCard()
         await self._patient_audit(actor, patient.patient_id, AuditAction.PATIENT_LOOKUP)

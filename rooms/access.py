@@ -8,8 +8,8 @@ patient's card and history, photos and chat. Every handler and HTTP route asks i
 - report write (draft, finalise, amend) and drafts: its own clinician only;
 - final report: its own clinician, its outlet, and admins (the family reads it by share code
   and PIN, outside token roles);
-- patient register: outlets; patient look-up by card code: any outlet, and admins (a clinician
-  reads the patient of a consultation it treats or is offered, see ``history``);
+- patient register: outlets; patient look-up by card code: any outlet, admins, and a clinician
+  treating or offered that patient (as for ``history``);
 - history: a clinician treating or offered an open consultation of that patient (or treated one
   whose report may still be written), and admins;
 - photos: its own clinician, its outlet, and admins read them; its admitted participants add
@@ -168,6 +168,7 @@ def require_history(actor: Actor, patient_id: str, consultations: list[Consultat
 
 
 def require_patient_lookup(actor: Actor) -> None:
-    """Any outlet (a returning child may come to another outlet) and admins."""
-    if actor.role not in (Role.OUTLET, Role.ADMIN):
-        raise Forbidden("only outlets and admins may look a patient up by card code")
+    """Any outlet (a returning child may come to another outlet), admins, and clinicians (who
+    must then also treat, or be offered, that patient: :func:`require_history`)."""
+    if actor.role not in (Role.OUTLET, Role.ADMIN) and not actor.role.is_clinician:
+        raise Forbidden("only outlets, clinicians and admins may look a patient up by card code")

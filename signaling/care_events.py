@@ -34,7 +34,7 @@ class CareEvents:
     def specs(self) -> list[EventSpec[Any]]:
         return [
             event("patient.register", RegisterPatientMessage, [Role.OUTLET], self.register),
-            event("patient.lookup", LookupPatientMessage, [Role.OUTLET, Role.ADMIN], self.lookup),
+            event("patient.lookup", LookupPatientMessage, _READERS, self.lookup),
             event("patient.history", PatientRef, [*CLINICIAN_ROLES, Role.ADMIN], self.history),
             event("report.template", TemplateMessage, _READERS, self.template),
             event("report.save", SaveReportMessage, CLINICIAN_ROLES, self.save),

@@ -22,6 +22,7 @@ from tests.browser.harness import (
     open_page,
     screenshot,
 )
+from tests.clinical.conftest import Uploader, png
 from tests.conftest import RunningServer
 from tests.records.test_care_flow import CHILD, report, visit
 from tests.signaling.consultation_peers import Cast
@@ -294,3 +295,34 @@ async def test_counselling_notes_reach_the_family_only_when_the_counsellor_share
     finally:
         await kiosk.context.close()
         await desk.context.close()
+
+
+async def test_the_family_sees_the_photos_the_report_attaches(
+    browser: Browser, live_server: RunningServer
+) -> None:
+    cast = Cast(live_server)
+    try:
+        outlet = await cast.outlet("outlet-8")
+        patient = (await outlet.ok("patient.register", CHILD))["patient"]
+        doctor = await cast.specialist("dr-photo")
+        ref = {"consultation_id": await visit(outlet, "outlet-8", patient["patient_id"], doctor)}
+        kiosk = Uploader(live_server, outlet.token)
+        _, attached = await kiosk.send(ref["consultation_id"], png((300, 200)))
+        await kiosk.send(ref["consultation_id"], png((50, 40)))  # taken, not attached
+        await doctor.ok("report.save", {**ref, **report(attachments=[attached["photo_id"]])})
+        final = await doctor.ok("report.finalise", ref)
+    finally:
+        await cast.close()
+    family = await open_family(browser, f"{live_server.url}/r/{final['share_code']}")
+    try:
+        f = family.page
+        await f.locator("#pin").fill(final["share_pin"])
+        await f.locator("#pin-form button").click()
+        photos = f.locator("img.family-photo")
+        await expect(photos).to_have_count(1, timeout=CALL_TIMEOUT_MS)
+        size = await photos.evaluate("image => [image.naturalWidth, image.naturalHeight]")
+        assert size == [300, 200], "the attached photo, at its own size"
+        await screenshot(family, "3-report-with-photo")
+        assert page_faults(family) == []
+    finally:
+        await family.context.close()

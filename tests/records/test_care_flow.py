@@ -128,6 +128,9 @@ async def test_two_visits_of_one_child_reach_the_family_and_the_next_specialist(
     await dr_b.ok("presence.set", {"status": "available"})
     await dr_b.next("consultation.offered", lambda p: p["consultation"]["id"] == second)
     history = await dr_b.ok("patient.history", history_ref)
+    card = {"card_code": patient["card_code"]}
+    assert (await dr_b.ok("patient.lookup", card))["patient"]["patient_id"] == found["patient_id"]
+    assert await dr_c.refused("patient.lookup", card) == "forbidden", "covers, does not treat"
     visits = history["visits"]
     assert [v["consultation_id"] for v in visits] == [second, first], "newest first"
     assert visits[1]["clinician_name"] == "dr-a" and visits[1]["report"]["findings"] == FINDINGS

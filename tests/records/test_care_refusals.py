@@ -4,12 +4,17 @@ recording leaks closed."""
 
 from __future__ import annotations
 
-import aiohttp
+from datetime import UTC, datetime, timedelta
 
+import aiohttp
+from sqlalchemy import update
+
+from records.tables import ShareRow
 from rooms.roles import Role
 from tests.conftest import RunningServer
 from tests.records.test_care_flow import CHILD, check_in, read_shared, register, report, visit
 from tests.signaling.consultation_peers import Cast
+from web.keys import records_key
 
 
 async def test_five_wrong_pins_lock_the_code_even_for_the_right_pin(
@@ -165,3 +170,26 @@ async def test_recording_state_and_acknowledge_are_for_those_taking_part(cast: C
     await guest.ok("recording.acknowledge", ref)
     await doctor.ok("consultation.end", ref)
     assert await guest.refused("recording.acknowledge", ref) in {"forbidden", "not_found"}
+
+
+async def test_a_share_code_expires_after_report_share_days(
+    cast: Cast, server: RunningServer
+) -> None:
+    outlet = await cast.outlet("outlet-1")
+    patient = await register(outlet)
+    doctor = await cast.specialist("dr-a")
+    ref = {"consultation_id": await visit(outlet, "outlet-1", patient["patient_id"], doctor)}
+    await doctor.ok("report.save", {**ref, **report()})
+    final = await doctor.ok("report.finalise", ref)
+    expires = datetime.fromisoformat(final["expires_at"])
+    days = server.settings.report_share_days
+    assert abs(expires - datetime.now(UTC) - timedelta(days=days)) < timedelta(minutes=1)
+    records = server.app[records_key]
+    async with records.database.transaction() as session:  # the days have gone by
+        await session.execute(
+            update(ShareRow)
+            .where(ShareRow.share_code == final["share_code"])
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    status, body = await read_shared(server, final["share_code"], final["share_pin"])
+    assert status == 410 and body["error"]["code"] == "expired"

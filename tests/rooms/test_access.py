@@ -101,8 +101,9 @@ def test_history_goes_to_a_clinician_treating_or_offered_the_patient_and_admins(
     with pytest.raises(Forbidden):
         access.require_history(who(Role.SPECIALIST, "dr-other"), "pat-1", open_)
     access.require_patient_lookup(who(Role.OUTLET, "outlet-8"))
+    access.require_patient_lookup(who(Role.SPECIALIST, "dr-li"))  # then: treating or offered
     with pytest.raises(Forbidden):
-        access.require_patient_lookup(who(Role.SPECIALIST, "dr-li"))
+        access.require_patient_lookup(who(Role.GUEST, "guest-1", "c-1"))
 
 
 def test_a_waiting_outlet_hears_from_a_clinician_covering_its_service_only() -> None:

@@ -250,6 +250,7 @@ export default {
   "family.pin.label": "PIN",
   "family.pin.submit": "Show the report",
   "family.report.title": "Consultation report",
+  "family.photo": "A photo from the consultation",
   "family.report.private": "This report is private: do not share the link and PIN with people who should not read it.",
   "family.error.format": "The PIN is the 6 digits printed under the QR code on the report.",
   "family.error.wrong_pin": "That PIN is not right. Check the digits on the printout and try again: after several wrong tries the report is locked for a while.",

@@ -250,6 +250,7 @@ export default {
   "family.pin.label": "密码",
   "family.pin.submit": "查看报告",
   "family.report.title": "问诊报告",
+  "family.photo": "问诊时拍摄的照片",
   "family.report.private": "此报告属于隐私：请勿把链接和密码告诉不应看到报告的人。",
   "family.error.format": "密码是报告上二维码下方印的 6 位数字。",
   "family.error.wrong_pin": "密码不正确。请核对打印件上的数字再试：多次输错后报告会被暂时锁定。",

@@ -12,6 +12,8 @@ const shareCode = decodeURIComponent(window.location.pathname.split("/").pop());
 const REFUSALS = { 400: "family.error.format", 403: "family.error.wrong_pin", 404: "family.error.not_found", 410: "family.error.expired", 429: "family.error.locked" };
 
 let report = null;
+// The attached photos, fetched once with the PIN (object URLs of their images).
+let photos = [];
 
 function say(key) {
   i18n.say($("#pin-message"), key);
@@ -42,6 +44,7 @@ async function readReport(event) {
     say(null);
     show();
     screens.go("report");
+    await showPhotos(pin);
   } catch (err) {
     say("family.error.network");
   } finally {
@@ -51,6 +54,30 @@ async function readReport(event) {
 
 function show() {
   if (report) $("#family-report").replaceChildren(renderReport(report, i18n));
+}
+
+/** The photos the clinician attached to the report, each read with the PIN (the report only
+ * lists what the family may see). */
+async function showPhotos(pin) {
+  for (const url of photos) URL.revokeObjectURL(url);
+  photos = [];
+  const box = $("#family-photos");
+  box.replaceChildren();
+  for (const photoId of report.attachments || []) {
+    const response = await fetch(
+      `/api/reports/${encodeURIComponent(shareCode)}/photos/${encodeURIComponent(photoId)}`,
+      { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ pin }), cache: "no-store" },
+    );
+    if (!response.ok) continue;
+    const url = URL.createObjectURL(await response.blob());
+    photos.push(url);
+    const image = document.createElement("img");
+    image.src = url;
+    image.alt = i18n.t("family.photo");
+    image.className = "family-photo";
+    box.append(image);
+  }
+  box.hidden = photos.length === 0;
 }
 
 function boot() {
