@@ -3,7 +3,7 @@ wire)."""
 
 from __future__ import annotations
 
-from rooms.errors import DomainError, InvalidState, LimitReached, StoreUnavailable
+from rooms.errors import Conflict, DomainError, InvalidState, LimitReached, StoreUnavailable
 
 
 class RecordsUnavailable(StoreUnavailable):
@@ -57,3 +57,19 @@ class BadCardCode(DomainError):
 class ShareLocked(LimitReached):
     code = "locked"
     default_message = "too many wrong PINs: try again later"
+
+
+class SlotTaken(Conflict):
+    """Another active booking holds this clinician's slot (the unique index refused ours)."""
+
+    default_message = "this slot is already booked: choose another"
+
+
+class NotASlot(DomainError):
+    code = "not_a_slot"
+    default_message = "the clinician's hours have no slot starting at that time"
+
+
+class InvalidSchedule(DomainError):
+    code = "invalid_schedule"
+    default_message = "these clinic hours cannot be used"

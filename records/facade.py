@@ -6,14 +6,17 @@ import logging
 import secrets
 
 from recording.keys import Keyring
+from records.appointments import AppointmentRecords
 from records.audit_trail import SqlAuditTrail
 from records.consents import ConsentRecords
 from records.database import RecordsDatabase, redacted
 from records.patients import PatientRecords
 from records.recording_index import SqlRecordingIndex
 from records.reports import ReportRecords
+from records.schedule import ScheduleRecords
 from records.sealing import LOOKUP_KEY_BYTES, Sealer, open_bytes, seal_bytes
 from records.shares import ReportShares, ShareRules
+from records.stats import ProgrammeStats
 from records.tables import RecordKeyRow
 from records.visits import VisitRecords
 
@@ -37,6 +40,9 @@ class Records:
         self.visits = VisitRecords(self.database, self.sealer)
         self.reports = ReportRecords(self.database, self.sealer)
         self.shares = ReportShares(self.database, self.sealer, share_rules)
+        self.schedule = ScheduleRecords(self.database)
+        self.appointments = AppointmentRecords(self.database)
+        self.stats = ProgrammeStats(self.database)
 
     async def open(self) -> None:
         """Migrate to the newest schema and load (or, the first time, make) the look-up key."""
