@@ -166,6 +166,15 @@ class AppointmentRecords:
             row = await session.get(AppointmentRow, appointment_id, populate_existing=True)
             return None if row is None else _appointment_of(row)
 
+    async def link(self, appointment_id: str, consultation_id: str) -> None:
+        """Note the consultation a checked-in appointment became."""
+        async with self._db.transaction() as session:
+            await session.execute(
+                update(AppointmentRow)
+                .where(AppointmentRow.appointment_id == appointment_id)
+                .values(consultation_id=consultation_id)
+            )
+
     async def between(
         self,
         start: datetime,

@@ -12,6 +12,7 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_SLOT_MIN = 15
 MAX_INTERVALS_PER_DAY = 6
 MAX_EXCEPTIONS = 120
+END_OF_DAY = "24:00"
 
 Interval = tuple[time, time]
 
@@ -102,7 +103,7 @@ def _intervals(spans: Any) -> tuple[Interval, ...]:
     for span in spans:
         if not isinstance(span, list | tuple) or len(span) != 2:
             raise ValueError('an interval is ["HH:MM", "HH:MM"]')
-        begin, end = (time.fromisoformat(str(t)) for t in span)
+        begin, end = (_time_of(str(t)) for t in span)
         if begin >= end:
             raise ValueError("an interval ends after it begins")
         result.append((begin, end))
@@ -112,5 +113,14 @@ def _intervals(spans: Any) -> tuple[Interval, ...]:
     return tuple(result)
 
 
+def _time_of(text: str) -> time:
+    # "24:00" closes a day that runs to midnight.
+    return time.max if text == END_OF_DAY else time.fromisoformat(text)
+
+
+def _wire_time(at: time) -> str:
+    return END_OF_DAY if at == time.max else at.strftime("%H:%M")
+
+
 def _wire_intervals(spans: tuple[Interval, ...]) -> list[list[str]]:
-    return [[a.strftime("%H:%M"), b.strftime("%H:%M")] for a, b in spans]
+    return [[_wire_time(a), _wire_time(b)] for a, b in spans]

@@ -10,8 +10,9 @@ around ``p·(n−1)``, which gives the same figures.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Float,
@@ -52,6 +53,28 @@ class StatsQuery:
     service: str | None = None
     clinician_id: str | None = None
     group_by: GroupBy | None = None
+
+
+def query_for_days(
+    first: date,
+    last: date,
+    zone: ZoneInfo,
+    outlet_id: str | None = None,
+    service: str | None = None,
+    clinician_id: str | None = None,
+    group_by: GroupBy | None = None,
+) -> StatsQuery:
+    """The query for local days ``first`` to ``last`` (both included) of the programme's zone;
+    weeks start on the Monday on or before ``first``."""
+    start = datetime.combine(first, time(), zone)
+    end = datetime.combine(last + timedelta(days=1), time(), zone)
+    monday = datetime.combine(first - timedelta(days=first.weekday()), time(), zone)
+    return StatsQuery(start, end, monday, outlet_id, service, clinician_id, group_by)
+
+
+def week_start(query: StatsQuery, week: int, zone: ZoneInfo) -> date:
+    """The local Monday a week index of :meth:`ProgrammeStats.figures` begins on."""
+    return query.week_origin.astimezone(zone).date() + timedelta(weeks=week)
 
 
 def _empty_figures() -> dict[str, Any]:

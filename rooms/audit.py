@@ -51,6 +51,13 @@ class AuditAction(StrEnum):
     REPORT_READ = "report_read"
     REPORT_SHARE_READ = "report_share_read"
     REPORT_SHARE_REFUSED = "report_share_refused"
+    SCHEDULE_SET = "schedule_set"
+    APPOINTMENT_BOOKED = "appointment_booked"
+    APPOINTMENT_CANCELLED = "appointment_cancelled"
+    APPOINTMENT_CHECKED_IN = "appointment_checked_in"
+    APPOINTMENT_NO_SHOW = "appointment_no_show"
+    APPOINTMENT_REMINDED = "appointment_reminded"
+    PROGRAMME_FIGURES_READ = "programme_figures_read"
 
 
 @dataclass(frozen=True)

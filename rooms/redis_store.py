@@ -94,7 +94,6 @@ return 1
 """
 
 
-
 P = ParamSpec("P")
 R = TypeVar("R")
 

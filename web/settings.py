@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from records.database import DEFAULT_RECORDS_URL
 from records.templates import FIELD_NAME_PATTERN
@@ -76,6 +77,14 @@ class Settings:
     report_share_days: int = 30
     report_share_lock_s: float = 900.0
     report_templates: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    timezone: str = "Asia/Shanghai"
+    no_show_after_min: float = 15.0
+    preferred_clinician_wait_s: float = 300.0
+    appointment_sweep_s: float = 60.0
+    reminder_webhook_url: str | None = None
+    reminder_webhook_secret: str = field(default="", repr=False)
+    reminder_lead_h: float = 24.0
+    reminder_tries: int = 5
     offer_timeout_s: float = 30.0
     rejoin_grace_s: float = 60.0
     empty_room_grace_s: float = 60.0
@@ -117,6 +126,7 @@ class Settings:
         """Return settings with a secret in place; refuse weak secrets in every mode."""
         self._check_ice()
         self._check_nodes()
+        self._check_appointments()
         if not self.secret:
             if self.production:
                 raise SettingsError("production mode needs TELECONSULT_SECRET (32+ random bytes)")
@@ -137,6 +147,17 @@ class Settings:
             raise SettingsError("workers must be 1 or more")
         if self.workers > 1 and self.store_backend != "redis":
             raise SettingsError("--workers above 1 needs a Redis store (--store redis://...)")
+
+    def _check_appointments(self) -> None:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise SettingsError(f"timezone {self.timezone!r} is not a known time zone") from exc
+        url = self.reminder_webhook_url
+        if url is not None:
+            if not url.startswith(("https://", "http://")):
+                raise SettingsError("reminder_webhook_url must be an http:// or https:// URL")
+            check_secret(self.reminder_webhook_secret, "reminder_webhook_secret")
 
     def _check_ice(self) -> None:
         if self.ice_transport_policy not in ICE_TRANSPORT_POLICIES:
@@ -195,6 +216,11 @@ _CONVERTERS: dict[str, Any] = {
     "netcheck_downloads_per_min": int,
     "dev_link_ttl_s": float,
     "offer_timeout_s": float,
+    "no_show_after_min": lambda v: _positive(float(v)),
+    "preferred_clinician_wait_s": float,
+    "appointment_sweep_s": lambda v: _positive(float(v)),
+    "reminder_lead_h": lambda v: _positive(float(v)),
+    "reminder_tries": lambda v: int(_positive(int(v))),
     "rejoin_grace_s": float,
     "empty_room_grace_s": float,
     "presence_timeout_s": float,
