@@ -1,4 +1,4 @@
-"""The ``teleconsult`` command: ``serve``, ``token``, ``recording`` and ``bench``."""
+"""The ``teleconsult`` command: ``serve``, ``token``, ``recording``, ``db`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 from rooms.roles import Role
 from signaling.auth import TokenAuthority
+from web.db_cli import add_db_commands
 from web.recording_cli import add_recording_commands
 from web.settings import Settings, SettingsError, check_secret, load_settings
 
@@ -189,9 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     token.set_defaults(func=_token)
 
     add_recording_commands(commands, _settings_from)
+    add_db_commands(commands, _settings_from)
 
     bench = commands.add_parser("bench", help="run a benchmark from benchmarks/")
-    bench.add_argument("name", help="benchmark name: relay, record, weaklink or soak")
+    bench.add_argument("name", help="benchmark name: relay, record, weaklink, soak or stats")
     bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments for the benchmark")
     bench.set_defaults(func=_bench, config=None)
     return parser

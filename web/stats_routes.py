@@ -20,7 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from records.stats import GroupBy, query_for_days, week_start
 from rooms import access
+from rooms.audit import AuditAction
 from rooms.errors import DomainError
+from rooms.models import AuditEvent
 from signaling.auth import AuthError
 from signaling.errors import error_payload, to_wire
 from web.http_errors import http_status
@@ -88,8 +90,24 @@ async def stats(request: web.Request) -> web.Response:
         params.clinician_id,
         params.group_by,
     )
+    records = request.app[records_key]
+    await records.audit.append_patient_event(
+        AuditEvent(
+            "",
+            time.time(),
+            identity.subject,
+            identity.role.value,
+            AuditAction.PROGRAMME_FIGURES_READ.value,
+            {
+                "from": params.from_.isoformat(),
+                "to": params.to.isoformat(),
+                "group_by": params.group_by,
+                "format": params.format,
+            },
+        )
+    )
     began = time.perf_counter()
-    figures = await request.app[records_key].stats.figures(query)
+    figures = await records.stats.figures(query)
     took_ms = (time.perf_counter() - began) * 1000
     logger.info("programme figures days=%d group_by=%s ms=%.1f", days, params.group_by, took_ms)
     for week in figures["weeks"]:
