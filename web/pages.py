@@ -1,5 +1,6 @@
-"""The browser pages: kiosk, clinician console, guest and admin HTML, their static files, the
-vendored socket.io client and the small network-check endpoints the kiosk measures against."""
+"""The browser pages: kiosk, appointment desk, clinician console, guest, admin and dashboard
+HTML, their static files, the vendored socket.io client and Chart.js, and the small
+network-check endpoints the kiosk measures against."""
 
 from __future__ import annotations
 
@@ -17,8 +18,13 @@ from web.keys import http_refusals_key, netcheck_limiter_key, settings_key
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-VENDOR_DIR = Path(__file__).parent / "node_modules" / "socket.io-client" / "dist"
+NODE_MODULES = Path(__file__).parent / "node_modules"
+VENDOR_DIR = NODE_MODULES / "socket.io-client" / "dist"
 VENDOR_URL = "/vendor/socket.io"
+# The dashboard's charts: Chart.js's unminified UMD build (its one dependency bundled in).
+CHART_DIR = NODE_MODULES / "chart.js" / "dist"
+CHART_URL = "/vendor/chart.js"
+CHART_FILES = frozenset({"chart.umd.js"})
 # Bounds of the network check: enough bytes to see a rural link's bitrate, never a load generator.
 MAX_PROBE_KIB = 1024
 MAX_UPLOAD_BYTES = 1024 * 1024
@@ -28,6 +34,8 @@ _PAGES = {
     "/specialist": "console.html",
     "/counsellor": "console.html",
     "/admin": "admin.html",
+    "/dashboard": "dashboard.html",
+    "/outlet/appointments": "appointments.html",
 }
 
 # Security headers (CSP, referrer policy...) are set on every response by web.security_headers.
@@ -60,6 +68,18 @@ async def vendor_file(request: web.Request) -> web.StreamResponse:
         )
     if not path.is_file():
         raise web.HTTPNotFound()
+    return web.FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})
+
+
+async def chart_file(request: web.Request) -> web.StreamResponse:
+    """The npm-installed Chart.js (one named file only); 503 when ``npm ci`` was not run."""
+    name = request.match_info["name"]
+    if name not in CHART_FILES:
+        raise web.HTTPNotFound()
+    path = CHART_DIR / name
+    if not path.is_file():
+        logger.error("chart.js is not installed: run `npm ci` in web/ (scripts/setup does)")
+        return web.Response(status=503, text="chart.js is not installed: run `npm ci` in web/")
     return web.FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})
 
 
@@ -109,6 +129,7 @@ def add_page_routes(app: web.Application) -> None:
         app.router.add_get(url, _page(file_name))
     app.router.add_get("/join/{code}", _page("guest.html"))
     app.router.add_get(f"{VENDOR_URL}/{{name}}", vendor_file)
+    app.router.add_get(f"{CHART_URL}/{{name}}", chart_file)
     app.router.add_get("/api/netcheck/ping", netcheck_ping)
     app.router.add_get("/api/netcheck/download", netcheck_download)
     app.router.add_post("/api/netcheck/upload", netcheck_upload)

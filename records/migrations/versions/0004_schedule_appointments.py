@@ -21,8 +21,7 @@ _ACTIVE = "status IN ('booked', 'checked_in')"
 
 
 def upgrade() -> None:
-    # The programme figures filtered by service or clinician.
-    op.create_index("ix_visits_by_service_time", "visits", ["service", "checked_in_at"])
+    # The programme figures of one clinician.
     op.create_index("ix_visits_by_clinician_time", "visits", ["clinician_id", "checked_in_at"])
     op.create_table(
         "clinic_schedules",
@@ -86,4 +85,3 @@ def downgrade() -> None:
     for table in ("reminder_attempts", "appointments", "clinic_schedules"):
         op.drop_table(table)
     op.drop_index("ix_visits_by_clinician_time", "visits")
-    op.drop_index("ix_visits_by_service_time", "visits")
