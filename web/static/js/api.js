@@ -25,10 +25,11 @@ export class Api {
   // ----- consultations --------------------------------------------------------------------
 
   /** → {consultation_id, consultation, position, estimated_wait_s} */
-  checkIn({ service, outletId, patientRef, guardianPresent, urgent = false }) {
+  checkIn({ service, outletId, patientRef, guardianPresent, urgent = false, appointmentId = null }) {
+    const booking = appointmentId ? { appointment_id: appointmentId } : {};
     return this._request(
       "consultation.check_in",
-      { service, outlet_id: outletId, patient_ref: patientRef, guardian_present: guardianPresent, urgent },
+      { service, outlet_id: outletId, patient_ref: patientRef, guardian_present: guardianPresent, urgent, ...booking },
       ["consultation_id", "consultation", "position", "estimated_wait_s"],
     );
   }

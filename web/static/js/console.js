@@ -7,6 +7,7 @@ import { openMedia, stopMedia } from "./devices.js";
 import { IceConfig } from "./ice.js";
 import { I18n } from "./i18n.js";
 import { MediaSession } from "./rtc.js";
+import { showMyDay } from "./schedule_day.js";
 import { connect } from "./session.js";
 import { showCallMedia, Tiles } from "./tiles.js";
 import { claimsOf, forgetToken, takeToken, wireSignIn } from "./token.js";
@@ -398,6 +399,7 @@ async function start(token) {
   });
   desk.api = new Api(desk.signal);
   bindSignal(desk.signal);
+  showMyDay(desk.signal, $("#my-day"));
 }
 
 function boot() {

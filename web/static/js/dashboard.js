@@ -2,6 +2,7 @@
 // totals, a table by outlet, service or clinician, bars by week and the wait distribution
 // (Chart.js, loaded by its own script tag as the global `Chart`), CSV and JSON downloads.
 
+import { localDay } from "./appointments.js";
 import { forgetToken, takeToken, wireSignIn } from "./token.js";
 import { $, el, showAlert } from "./ui.js";
 
@@ -61,6 +62,7 @@ async function fetchStats(format) {
 }
 
 function render(stats) {
+  sessionStorage.setItem(ZONE_KEY, stats.timezone);
   $("#stats-range").textContent = `${stats.from} – ${stats.to} (${stats.timezone})`;
   $("#stats-totals").replaceChildren(...FIGURES.map(([key, label, format]) =>
     el("div", { dataset: { figure: key } }, el("dt", {}, label), el("dd", {}, format ? format(stats.totals[key]) : String(stats.totals[key])))));
@@ -131,14 +133,13 @@ function start(value) {
   refresh();
 }
 
-function localDay(date) {
-  // The browser's own day; the server reads the days in the programme's zone.
-  return new Date(date.getTime() - date.getTimezoneOffset() * 60_000).toISOString().slice(0, 10);
-}
-
+// Days are the programme's (the server names its zone in every reply; remembered for the next
+// visit), not the browser's.
+const ZONE_KEY = "teleconsult.programme.zone";
+const zone = sessionStorage.getItem(ZONE_KEY) || "Asia/Shanghai";
 const today = new Date();
-$("#stats-to").value = localDay(today);
-$("#stats-from").value = localDay(new Date(today.getTime() - 90 * 86_400_000));
+$("#stats-to").value = localDay(zone, today);
+$("#stats-from").value = localDay(zone, new Date(today.getTime() - 90 * 86_400_000));
 $("#stats-form").addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
 $("#stats-csv").addEventListener("click", () => download("csv"));
 $("#stats-json").addEventListener("click", () => download("json"));

@@ -2,6 +2,7 @@
 // It runs unattended: every path leads back to the start screen.
 
 import { Api, resumable } from "./api.js";
+import { clearPendingAppointment, pendingAppointment } from "./appointments.js";
 import { bindCallControls } from "./call_controls.js";
 import { LevelMeter, measureLink, openMedia, stopMedia } from "./devices.js";
 import { checkRelay, IceConfig } from "./ice.js";
@@ -149,12 +150,15 @@ async function checkIn() {
   $("#check-in").disabled = true;
   kiosk.audioOnly = $("#audio-only").checked;
   try {
+    const booked = pendingAppointment();
     const result = await kiosk.api.checkIn({
       service: kiosk.service,
       outletId: kiosk.identity.subject,
       patientRef: kiosk.ticket,
       guardianPresent: $("#guardian-present").checked,
+      appointmentId: booked && booked.service === kiosk.service ? booked.appointment_id : null,
     });
+    clearPendingAppointment();
     const consultation = result.consultation;
     remember(consultation);
     if ($("#consent-record").checked) {
