@@ -9,6 +9,7 @@ around ``p·(n−1)``, which gives the same figures.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
@@ -279,7 +280,10 @@ async def _weeks(session: AsyncSession, dialect: str, query: StatsQuery) -> list
     )
     for index, no_shows in no_show_rows:
         counts.setdefault(int(index), {"consultations": 0, "patients": 0})["no_shows"] = no_shows
-    return [{"week": index, **counts[index]} for index in sorted(counts)]
+    # Every week of the range, the empty ones too (a bar chart shows a gap, not a shorter year).
+    weeks = math.ceil((query.end - query.week_origin).total_seconds() / _WEEK_S)
+    empty = {"consultations": 0, "patients": 0, "no_shows": 0}
+    return [{"week": index, **counts.get(index, empty)} for index in range(weeks)]
 
 
 async def _wait_histogram(
