@@ -137,9 +137,21 @@ class VisitRow(Table):
         Index("ix_visits_by_patient", "patient_id", "checked_in_at"),
         Index("ix_visits_by_time", "checked_in_at"),
         Index("ix_visits_by_outlet_time", "outlet_id", "checked_in_at"),
-        # The programme figures of one clinician (migration 0004). No (service, time) index:
-        # the planner would take it for the follow-up's "came back" probe, which the patient
-        # index answers in a few rows.
+        # The programme figures (migration 0004): every column they read, so a year's scan
+        # reads this index alone; and one clinician's. No (service, time) index: the planner
+        # would take it for the follow-up's "came back" probe, which the patient index answers
+        # in a few rows.
+        Index(
+            "ix_visits_for_figures",
+            "checked_in_at",
+            "outlet_id",
+            "service",
+            "clinician_id",
+            "patient_id",
+            "outcome",
+            "started_at",
+            "ended_at",
+        ),
         Index("ix_visits_by_clinician_time", "clinician_id", "checked_in_at"),
     )
 
@@ -167,6 +179,9 @@ class ReportRow(Table):
         UniqueConstraint("consultation_id", "version", name="uq_report_version"),
         Index("ix_reports_by_patient", "patient_id", "consultation_id"),
         Index("ix_reports_by_final_time", "status", "finalised_at"),
+        # A consultation's final versions (migration 0004): without it SQLite joined the
+        # figures' visits to every final report through the index above.
+        Index("ix_reports_by_consultation_status", "consultation_id", "status", "version"),
     )
 
 

@@ -21,8 +21,26 @@ _ACTIVE = "status IN ('booked', 'checked_in')"
 
 
 def upgrade() -> None:
-    # The programme figures of one clinician.
+    # The programme figures: a covering index of what they read, one clinician's, and a
+    # consultation's final report versions.
+    op.create_index(
+        "ix_visits_for_figures",
+        "visits",
+        [
+            "checked_in_at",
+            "outlet_id",
+            "service",
+            "clinician_id",
+            "patient_id",
+            "outcome",
+            "started_at",
+            "ended_at",
+        ],
+    )
     op.create_index("ix_visits_by_clinician_time", "visits", ["clinician_id", "checked_in_at"])
+    op.create_index(
+        "ix_reports_by_consultation_status", "reports", ["consultation_id", "status", "version"]
+    )
     op.create_table(
         "clinic_schedules",
         sa.Column("clinician_id", sa.String(128), primary_key=True),
@@ -85,3 +103,5 @@ def downgrade() -> None:
     for table in ("reminder_attempts", "appointments", "clinic_schedules"):
         op.drop_table(table)
     op.drop_index("ix_visits_by_clinician_time", "visits")
+    op.drop_index("ix_visits_for_figures", "visits")
+    op.drop_index("ix_reports_by_consultation_status", "reports")
