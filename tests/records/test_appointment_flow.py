@@ -4,6 +4,8 @@ programme figures over HTTP."""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,9 +13,10 @@ from zoneinfo import ZoneInfo
 import aiohttp
 
 from rooms.roles import Role
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, start_server
 from tests.records.test_care_flow import CHILD
 from tests.signaling.consultation_peers import Cast, Peer
+from web.settings import Settings
 
 ALL_DAY = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -215,3 +218,36 @@ async def test_stats_route_admin_only_json_and_csv(server: RunningServer) -> Non
     assert (await stats_get(server, admin, "from=2026-03-02&to=2025-03-15"))[0] == 400
     assert (await stats_get(server, admin, "from=2026-03-02&to=2026-03-15&x=1"))[0] == 400
     assert (await stats_get(server, admin, "from=yesterday&to=2026-03-15"))[0] == 400
+
+
+async def test_the_booked_clinician_is_waited_for_only_within_the_grace(
+    test_settings: Settings,
+) -> None:
+    running = await start_server(replace(test_settings, preferred_clinician_wait_s=1.5))
+    people = Cast(running)
+    try:
+        dr_a = await people.specialist("dr-a")
+        await publish(dr_a)
+        # Online but away: the child waits for dr-a, then anyone covering the service takes it.
+        await dr_a.ok("presence.set", {"status": "away"})
+        dr_b = await people.specialist("dr-b")
+        await dr_b.ok("presence.set", {"status": "available"})
+        outlet = await people.outlet("outlet-1")
+        patient = (await outlet.ok("patient.register", CHILD))["patient"]
+        appointment = await book(outlet, patient["patient_id"], next_slot(), clinician_id="dr-a")
+        checked = await outlet.ok(
+            "consultation.check_in",
+            {
+                "service": "ophthalmology",
+                "outlet_id": "outlet-1",
+                "appointment_id": appointment["appointment_id"],
+                "guardian_present": True,
+            },
+        )
+        await asyncio.sleep(0.8)
+        assert dr_b.none_of("consultation.offered")
+        offered = await dr_b.next("consultation.offered", within_s=5)
+        assert offered["consultation"]["id"] == checked["consultation_id"]
+    finally:
+        await people.close()
+        await running.runner.cleanup()
