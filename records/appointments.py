@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Select, and_, exists, select, update
+from sqlalchemy import CursorResult, Select, and_, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -128,6 +128,19 @@ class AppointmentRecords:
         except IntegrityError as exc:
             raise SlotTaken() from exc
         return _appointment_of(row)
+
+    async def active_of_patient(self, patient_id: str, now: datetime) -> int:
+        """How many booked appointments the patient has from ``now`` on."""
+        statement = select(func.count()).where(
+            AppointmentRow.patient_id == patient_id,
+            AppointmentRow.status == BOOKED,
+            AppointmentRow.start_at >= now,
+        )
+
+        async def query(session: AsyncSession) -> int:
+            return int(await session.scalar(statement) or 0)
+
+        return await self._db.read(query)
 
     async def get(self, appointment_id: str) -> Appointment | None:
         async def query(session: AsyncSession) -> Appointment | None:

@@ -73,3 +73,9 @@ class NotASlot(DomainError):
 class InvalidSchedule(DomainError):
     code = "invalid_schedule"
     default_message = "these clinic hours cannot be used"
+
+
+class TooManyBookings(LimitReached):
+    code = "too_many_bookings"
+    limit = "bookings_per_patient"
+    default_message = "this child already has the most appointments to come allowed"

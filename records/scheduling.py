@@ -26,7 +26,7 @@ from records.appointments import (
 )
 from records.clinic_hours import ClinicHours, hours_of
 from records.columns import utc
-from records.errors import InvalidSchedule, NotASlot, SlotTaken
+from records.errors import InvalidSchedule, NotASlot, SlotTaken, TooManyBookings
 from records.facade import Records
 from records.models import iso
 from rooms import access
@@ -50,6 +50,7 @@ class SchedulingConfig:
     zone: ZoneInfo
     no_show_after_s: float = 15 * 60.0
     max_days_ahead: int = 365
+    max_bookings_per_patient: int = 10
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,8 @@ class Scheduling:
         """Publish a clinician's hours for a service (replacing earlier ones)."""
         clinician = clinician_id or actor.subject
         access.require_schedule_write(actor, clinician)
+        if actor.role is not Role.ADMIN and service not in actor.services:
+            raise Forbidden("you publish hours only for services your token grants")
         try:
             hours = hours_of(clinician, service, slot_min, document)
         except ValueError as exc:
@@ -175,6 +178,11 @@ class Scheduling:
             raise InvalidSchedule(f"book at most {self._config.max_days_ahead} days ahead")
         if await self._records.patients.get(request.patient_id) is None:
             raise NotFound("no such patient")
+        ahead = await self._records.appointments.active_of_patient(request.patient_id, now)
+        if ahead >= self._config.max_bookings_per_patient:
+            raise TooManyBookings(
+                f"this child already has {ahead} appointments to come, the most allowed"
+            )
         if request.clinician_id is not None:
             hours = await self._records.schedule.get(request.clinician_id, request.service)
             candidates = [] if hours is None else [hours]

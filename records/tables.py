@@ -252,6 +252,7 @@ class AppointmentRow(Table):
         Index("ix_appointments_by_clinician_time", "clinician_id", "start_at"),
         Index("ix_appointments_by_status_time", "status", "start_at"),
         Index("ix_appointments_by_follow_up", "follow_up_of"),
+        Index("ix_appointments_by_patient_time", "patient_id", "start_at"),
     )
 
 

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from records.appointment_sweep import AppointmentSweeper
-from records.errors import SlotTaken
+from records.errors import SlotTaken, TooManyBookings
 from records.facade import Records
 from records.models import Visit
 from records.reminder_webhook import (
@@ -27,6 +27,7 @@ from records.reminder_webhook import (
 )
 from records.reports import ReportAuthor, ReportContent
 from records.scheduling import BookRequest, Scheduling, SchedulingConfig
+from rooms.errors import Forbidden
 from rooms.memory_store import MemoryStore
 from rooms.roles import Role
 from signaling.auth import Identity
@@ -249,3 +250,27 @@ async def test_reminder_gives_up_after_its_tries(
     audit = await records.audit.audit_for_patient(booked.patient_id, 10)
     reminded = [e for e in audit if e.action == "appointment_reminded"]
     assert len(reminded) == 1 and reminded[0].details["delivered"] is False
+
+
+async def test_a_child_has_a_bounded_number_of_bookings_to_come(
+    records: Records, scheduling: Scheduling
+) -> None:
+    child = await patient(records)
+    # Ten slots of Monday and Tuesday mornings, then one too many.
+    starts = [local(2, 9) + timedelta(minutes=20 * i) for i in range(9)] + [local(3, 9)]
+    for start in starts:
+        await scheduling.book(OUTLET, BookRequest(child, "gp", start, "d1"))
+    with pytest.raises(TooManyBookings):
+        await scheduling.book(OUTLET, BookRequest(child, "gp", local(3, 9, 20), "d1"))
+
+
+async def test_a_clinician_publishes_hours_only_for_services_it_covers(
+    scheduling: Scheduling,
+) -> None:
+    doctor = who(Role.SPECIALIST, "d3")
+    hours = await scheduling.set_hours(doctor, None, "gp", 15, {"weekly": {}, "exceptions": {}})
+    assert hours.clinician_id == "d3"
+    with pytest.raises(Forbidden):
+        await scheduling.set_hours(doctor, None, "dentistry", 15, {"weekly": {}})
+    with pytest.raises(Forbidden):
+        await scheduling.set_hours(doctor, "d1", "gp", 15, {"weekly": {}})

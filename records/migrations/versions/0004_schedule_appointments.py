@@ -85,6 +85,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_appointments_by_status_time", "appointments", ["status", "start_at"])
     op.create_index("ix_appointments_by_follow_up", "appointments", ["follow_up_of"])
+    op.create_index("ix_appointments_by_patient_time", "appointments", ["patient_id", "start_at"])
     op.create_table(
         "reminder_attempts",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
