@@ -196,22 +196,21 @@ async def _figures(
     )
     for key, due_count, kept in rows:
         put(key, follow_ups_due=due_count, follow_ups_kept=kept)
-    rows = await session.execute(
-        select(
-            visit_key,
-            func.count(distinct(ReportRow.consultation_id)),
-            func.count(distinct(case((ReportRow.has_referral, ReportRow.consultation_id)))),
-        )
-        .select_from(VisitRow)
-        .join(ReportRow, ReportRow.consultation_id == VisitRow.consultation_id)
-        .where(
-            ReportRow.status == "final",
-            ReportRow.finalised_at >= query.start,
-            ReportRow.finalised_at < query.end,
-            *_visit_filter(query, by_time=False),
-        )
-        .group_by(visit_key)
+    finals = select(
+        visit_key,
+        func.count(distinct(ReportRow.consultation_id)),
+        func.count(distinct(case((ReportRow.has_referral, ReportRow.consultation_id)))),
+    ).where(
+        ReportRow.status == "final",
+        ReportRow.finalised_at >= query.start,
+        ReportRow.finalised_at < query.end,
     )
+    visit_filter = _visit_filter(query, by_time=False)
+    if group is not None or visit_filter:
+        # The visit says where and by whom; the programme's totals need the reports alone.
+        finals = finals.join(VisitRow, ReportRow.consultation_id == VisitRow.consultation_id)
+        finals = finals.where(*visit_filter)
+    rows = await session.execute(finals.select_from(ReportRow).group_by(visit_key))
     for key, finalised, referrals in rows:
         put(key, reports_finalised=finalised, referrals=referrals)
     return out
