@@ -54,6 +54,7 @@ async def browser(chromium: Path) -> AsyncIterator[Browser]:
 def browser_settings(tmp_path: Path) -> Settings:
     """Media on 127.0.0.1; grace long enough for a page reload, offers long enough to click."""
     return Settings(
+        records_url=f"sqlite:///{tmp_path / 'records.db'}",
         secret="browser-test-secret-" + "y" * 40,
         port=free_port(),
         media_ips=("127.0.0.1",),
