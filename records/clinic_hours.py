@@ -39,7 +39,11 @@ class ClinicHours:
         slots = []
         for begin, end in self.intervals_on(day):
             at = datetime.combine(day, begin, zone)
-            close = datetime.combine(day, end, zone)
+            close = (
+                datetime.combine(day + timedelta(days=1), time(), zone)
+                if end == time.max
+                else datetime.combine(day, end, zone)
+            )
             while at + step <= close:
                 slots.append((at.astimezone(UTC), (at + step).astimezone(UTC)))
                 at += step

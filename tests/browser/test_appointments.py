@@ -69,6 +69,11 @@ async def test_book_on_the_desk_see_it_in_the_day_check_in_and_read_the_dashboar
         await booked.get_by_role("button", name="Check in").click()
         await expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
         await page.get_by_role("button", name="English").click()
+        # The kiosk's start screen lists today's bookings (time and service only).
+        today = page.locator("#kiosk-appointments li")
+        await expect(today).to_have_count(1)
+        await expect(today).to_contain_text("Eyes (ophthalmology)")
+        await screenshot(kiosk, "appointments-3-kiosk")
         await page.locator("#start-button").click()
         await expect(page.locator("#check-next")).to_be_enabled(timeout=20_000)
         await page.locator("#check-next").click()
@@ -95,7 +100,7 @@ async def test_book_on_the_desk_see_it_in_the_day_check_in_and_read_the_dashboar
         await expect(figures.locator("[data-figure=consultations] dd")).to_have_text("1")
         await expect(figures.locator("[data-figure=appointments] dd")).to_have_text("1")
         assert await admin.page.locator("#chart-weeks").evaluate("c => c.width > 0")
-        await screenshot(admin, "appointments-3-dashboard")
+        await screenshot(admin, "appointments-4-dashboard")
         async with admin.page.expect_download() as download_info:
             await admin.page.get_by_role("button", name="Download CSV").click()
         download = await download_info.value

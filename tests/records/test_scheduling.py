@@ -85,6 +85,11 @@ async def test_slots_are_local_hours_stored_as_utc(scheduling: Scheduling) -> No
     assert slots[0]["start"] == "2026-03-02T01:00:00Z"  # 09:00 in Shanghai
     assert slots[-1]["end"] == "2026-03-02T04:00:00Z"
     assert await scheduling.day(ADMIN, date(2026, 3, 4), "gp", None) == []
+    # A day that runs to "24:00" has its last slot end at midnight.
+    all_day = {"weekly": {"wed": [["00:00", "24:00"]]}}
+    await scheduling.set_hours(ADMIN, "d9", "night", 30, all_day)
+    night = await scheduling.day(ADMIN, date(2026, 3, 4), "night", None)
+    assert len(night) == 48 and night[-1]["end"] == "2026-03-04T16:00:00Z"
 
 
 async def test_one_winner_when_bookings_race(records: Records, scheduling: Scheduling) -> None:

@@ -1,6 +1,8 @@
 // Appointments on the kiosk: the booking the clerk chose to check in (the appointment desk keeps
 // it in sessionStorage) goes with the kiosk's next check-in, then is forgotten.
 
+import { el } from "./ui.js";
+
 const PENDING_KEY = "teleconsult.outlet.appointment";
 
 /** The booking to check in next: {appointment_id, service, start} or null. */
@@ -42,4 +44,23 @@ export function dayStart(day, timeZone) {
   const utc = new Date(noon.toLocaleString("en-US", { timeZone: "UTC" }));
   const offsetMs = local - utc;
   return new Date(Date.parse(`${day}T00:00:00Z`) - offsetMs);
+}
+
+/** Today's bookings still to check in, on the kiosk's start screen (times and services only: the
+ * screen is public); choosing one keeps it for the check-in and starts the kiosk's flow. */
+export async function showTodayOnKiosk(signal, root, t, start) {
+  const { timezone } = await signal.request("schedule.get", {});
+  const from = dayStart(localDay(timezone), timezone);
+  const to = new Date(from.getTime() + 86_400_000);
+  const { appointments } = await signal.request("appointment.list", { from: from.toISOString(), to: to.toISOString() });
+  const waiting = appointments.filter((a) => a.status === "booked");
+  root.hidden = waiting.length === 0;
+  root.querySelector("ul").replaceChildren(...waiting.map((a) => el("li", { dataset: { appointment: a.appointment_id } },
+    el("strong", {}, localTime(a.start, timezone)),
+    // data-i18n: the page's language switch translates them again.
+    el("span", { dataset: { i18n: `service.${a.service}` } }, t(`service.${a.service}`)),
+    el("button", {
+      type: "button", dataset: { i18n: "outlet.appointments.mine" }, onclick: () => { setPendingAppointment(a); start(); },
+    }, t("outlet.appointments.mine")),
+  )));
 }

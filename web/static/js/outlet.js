@@ -2,7 +2,7 @@
 // It runs unattended: every path leads back to the start screen.
 
 import { Api, resumable } from "./api.js";
-import { clearPendingAppointment, pendingAppointment } from "./appointments.js";
+import { clearPendingAppointment, pendingAppointment, showTodayOnKiosk } from "./appointments.js";
 import { bindCallControls } from "./call_controls.js";
 import { LevelMeter, measureLink, openMedia, stopMedia } from "./devices.js";
 import { checkRelay, IceConfig } from "./ice.js";
@@ -429,6 +429,7 @@ async function boot() {
   kiosk.signal = await connect(token, i18n, { onRefused: () => ($("#start-button").disabled = true) });
   kiosk.api = new Api(kiosk.signal);
   bindSignal(kiosk.signal);
+  showTodayOnKiosk(kiosk.signal, $("#kiosk-appointments"), t, startCheck).catch((err) => console.warn("appointments", err.code));
 }
 
 boot();
