@@ -114,7 +114,10 @@ class ReminderWebhook:
             "Idempotency-Key": appointment_id,
         }
         try:
-            async with session.post(self._config.url, data=data, headers=headers) as response:
+            # No redirects: the signed body (with a phone number) goes to the configured URL only.
+            async with session.post(
+                self._config.url, data=data, headers=headers, allow_redirects=False
+            ) as response:
                 return response.status, None
         except (aiohttp.ClientError, TimeoutError) as exc:
             return None, type(exc).__name__[:120]

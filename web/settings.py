@@ -157,6 +157,10 @@ class Settings:
         if url is not None:
             if not url.startswith(("https://", "http://")):
                 raise SettingsError("reminder_webhook_url must be an http:// or https:// URL")
+            if self.production and not url.startswith("https://"):
+                raise SettingsError(
+                    "production mode sends reminders (a guardian's phone) over https only"
+                )
             check_secret(self.reminder_webhook_secret, "reminder_webhook_secret")
 
     def _check_ice(self) -> None:

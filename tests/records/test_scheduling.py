@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -32,6 +32,7 @@ from rooms.memory_store import MemoryStore
 from rooms.roles import Role
 from signaling.auth import Identity
 from tests.conftest import free_port
+from web.settings import Settings, SettingsError
 
 ZONE = ZoneInfo("Asia/Shanghai")
 # Monday 2 March 2026, 08:00 in Shanghai (00:00 UTC).
@@ -279,3 +280,16 @@ async def test_a_clinician_publishes_hours_only_for_services_it_covers(
         await scheduling.set_hours(doctor, None, "dentistry", 15, {"weekly": {}})
     with pytest.raises(Forbidden):
         await scheduling.set_hours(doctor, "d1", "gp", 15, {"weekly": {}})
+
+
+def test_reminder_settings_are_checked() -> None:
+    good = Settings(reminder_webhook_url="http://127.0.0.1:9/hook", reminder_webhook_secret=SECRET)
+    assert good.validated().reminder_webhook_url == "http://127.0.0.1:9/hook"
+    with pytest.raises(SettingsError, match="too weak"):
+        Settings(
+            reminder_webhook_url="https://x.example/h", reminder_webhook_secret="s"
+        ).validated()
+    with pytest.raises(SettingsError, match="https"):
+        replace(good, production=True, secret="p" * 48).validated()
+    with pytest.raises(SettingsError, match="time zone"):
+        Settings(timezone="Mars/Olympus").validated()
