@@ -32,7 +32,9 @@ class Announcer:
     async def visit_changed(self, consultation: Consultation) -> None:
         """A milestone the records keep; a failure is logged, the request it follows stands."""
         for listener in self._visit_listeners:
-            await _safely(listener.on_visit_changed(consultation), "visit_changed", consultation.id)
+            await _safely(
+                listener.on_visit_changed(consultation), "visit_changed", consultation.id
+            )
 
     async def to_subject(self, subject: str, event: str, payload: dict[str, Any]) -> None:
         await self._notifier.to_subject(subject, event, payload)

@@ -94,6 +94,7 @@ return 1
 """
 
 
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
