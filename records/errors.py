@@ -3,7 +3,7 @@ wire)."""
 
 from __future__ import annotations
 
-from rooms.errors import DomainError, InvalidState, LimitReached, StoreUnavailable
+from rooms.errors import Conflict, DomainError, InvalidState, LimitReached, StoreUnavailable
 
 
 class RecordsUnavailable(StoreUnavailable):
@@ -105,3 +105,25 @@ class TooManyMessages(LimitReached):
     code = "too_many_messages"
     limit = "chat_messages_per_consultation"
     default_message = "this consultation already holds the most chat messages allowed"
+
+
+class SlotTaken(Conflict):
+    """Another active booking holds this clinician's slot (the unique index refused ours)."""
+
+    default_message = "this slot is already booked: choose another"
+
+
+class NotASlot(DomainError):
+    code = "not_a_slot"
+    default_message = "the clinician's hours have no slot starting at that time"
+
+
+class InvalidSchedule(DomainError):
+    code = "invalid_schedule"
+    default_message = "these clinic hours cannot be used"
+
+
+class TooManyBookings(LimitReached):
+    code = "too_many_bookings"
+    limit = "bookings_per_patient"
+    default_message = "this child already has the most appointments to come allowed"

@@ -6,6 +6,7 @@ import logging
 import secrets
 
 from recording.keys import Keyring
+from records.appointments import AppointmentRecords
 from records.audit_trail import SqlAuditTrail
 from records.chat import ChatRecords
 from records.consents import ConsentRecords
@@ -14,8 +15,10 @@ from records.patients import PatientRecords
 from records.photos import PhotoRecords
 from records.recording_index import SqlRecordingIndex
 from records.reports import ReportRecords
+from records.schedule import ScheduleRecords
 from records.sealing import LOOKUP_KEY_BYTES, Sealer, open_bytes, seal_bytes
 from records.shares import ReportShares, ShareRules
+from records.stats import ProgrammeStats
 from records.tables import RecordKeyRow
 from records.visits import VisitRecords
 
@@ -41,6 +44,9 @@ class Records:
         self.shares = ReportShares(self.database, self.sealer, share_rules)
         self.photos = PhotoRecords(self.database, self.sealer)
         self.chat = ChatRecords(self.database, self.sealer)
+        self.schedule = ScheduleRecords(self.database)
+        self.appointments = AppointmentRecords(self.database)
+        self.stats = ProgrammeStats(self.database)
 
     async def open(self) -> None:
         """Migrate to the newest schema and load (or, the first time, make) the look-up key."""

@@ -18,6 +18,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -136,6 +137,22 @@ class VisitRow(Table):
         Index("ix_visits_by_patient", "patient_id", "checked_in_at"),
         Index("ix_visits_by_time", "checked_in_at"),
         Index("ix_visits_by_outlet_time", "outlet_id", "checked_in_at"),
+        # The programme figures (migration 0004): every column they read, so a year's scan
+        # reads this index alone; and one clinician's. No (service, time) index: the planner
+        # would take it for the follow-up's "came back" probe, which the patient index answers
+        # in a few rows.
+        Index(
+            "ix_visits_for_figures",
+            "checked_in_at",
+            "outlet_id",
+            "service",
+            "clinician_id",
+            "patient_id",
+            "outcome",
+            "started_at",
+            "ended_at",
+        ),
+        Index("ix_visits_by_clinician_time", "clinician_id", "checked_in_at"),
     )
 
 
@@ -162,6 +179,9 @@ class ReportRow(Table):
         UniqueConstraint("consultation_id", "version", name="uq_report_version"),
         Index("ix_reports_by_patient", "patient_id", "consultation_id"),
         Index("ix_reports_by_final_time", "status", "finalised_at"),
+        # A consultation's final versions (migration 0004): without it SQLite joined the
+        # figures' visits to every final report through the index above.
+        Index("ix_reports_by_consultation_status", "consultation_id", "status", "version"),
     )
 
 
@@ -251,3 +271,74 @@ class ChatRow(Table):
     text_sealed: Mapped[bytes] = mapped_column(LargeBinary)
 
     __table_args__ = (Index("ix_chat_by_consultation", "consultation_id", "id"),)
+
+
+# Bookings that hold their slot: a cancelled or missed one frees it for someone else.
+ACTIVE_BOOKING = "status IN ('booked', 'checked_in')"
+
+
+class ScheduleRow(Table):
+    """When a clinician covers a service: weekly hours and dated exceptions (local times of the
+    programme's zone, as the document of :class:`records.schedule.Schedule`), and slot length."""
+
+    __tablename__ = "clinic_schedules"
+    clinician_id: Mapped[str] = mapped_column(String(SUBJECT), primary_key=True)
+    service: Mapped[str] = mapped_column(String(64), primary_key=True)
+    slot_min: Mapped[int] = mapped_column(Integer)
+    document: Mapped[dict[str, object]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str] = mapped_column(String(SUBJECT))
+
+    __table_args__ = (Index("ix_schedules_by_service", "service"),)
+
+
+class AppointmentRow(Table):
+    """A booked slot. At most one active booking holds a clinician's slot start (the partial
+    unique index is the exactly-once guarantee across processes, on both engines)."""
+
+    __tablename__ = "appointments"
+    appointment_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.patient_id"))
+    service: Mapped[str] = mapped_column(String(64))
+    outlet_id: Mapped[str] = mapped_column(String(SUBJECT))
+    clinician_id: Mapped[str] = mapped_column(String(SUBJECT))
+    start_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    end_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    booked_by: Mapped[str] = mapped_column(String(SUBJECT))
+    booked_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    follow_up_of: Mapped[str | None] = mapped_column(String(ID))
+    consultation_id: Mapped[str | None] = mapped_column(String(ID))
+    reminded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index(
+            "uq_appointments_active_slot",
+            "clinician_id",
+            "start_at",
+            unique=True,
+            sqlite_where=text(ACTIVE_BOOKING),
+            postgresql_where=text(ACTIVE_BOOKING),
+        ),
+        Index("ix_appointments_by_time", "start_at"),
+        Index("ix_appointments_by_outlet_time", "outlet_id", "start_at"),
+        Index("ix_appointments_by_clinician_time", "clinician_id", "start_at"),
+        Index("ix_appointments_by_status_time", "status", "start_at"),
+        Index("ix_appointments_by_follow_up", "follow_up_of"),
+        Index("ix_appointments_by_patient_time", "patient_id", "start_at"),
+    )
+
+
+class ReminderAttemptRow(Table):
+    """One attempt to deliver an appointment reminder to the operator's webhook."""
+
+    __tablename__ = "reminder_attempts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    appointment_id: Mapped[str] = mapped_column(String(ID))
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(120))
+
+    __table_args__ = (Index("ix_reminder_attempts_by_appointment", "appointment_id", "id"),)

@@ -17,6 +17,11 @@ patient's card and history, photos and chat. Every handler and HTTP route asks i
 - photos of earlier visits: also a clinician who may read that patient's history (to compare);
 - chat: its admitted participants send (during the call) and read; admins read (audited); a
   clinician covering its service, or offered it, may write to its outlet while it still waits.
+- clinic hours: an admin for anyone, a clinician for themself, publish them; outlets, clinicians
+  and admins read them (an outlet books from them);
+- appointments: an outlet books, cancels and lists its own, an admin any outlet's; a clinician
+  lists its own; follow-ups due: an outlet its own, admins all;
+- programme figures: admins only.
 Decrypting a recording file outside the server is an operator's act on the machine that holds
 the key, outside token roles.
 """
@@ -172,3 +177,33 @@ def require_patient_lookup(actor: Actor) -> None:
     must then also treat, or be offered, that patient: :func:`require_history`)."""
     if actor.role not in (Role.OUTLET, Role.ADMIN) and not actor.role.is_clinician:
         raise Forbidden("only outlets, clinicians and admins may look a patient up by card code")
+
+
+def require_schedule_write(actor: Actor, clinician_id: str) -> None:
+    """An admin for any clinician, a clinician for themself."""
+    if actor.role is Role.ADMIN or (actor.role.is_clinician and actor.subject == clinician_id):
+        return
+    raise Forbidden("only admins, and a clinician for themself, may publish clinic hours")
+
+
+def require_booking(actor: Actor, outlet_id: str) -> None:
+    """An outlet books and cancels for itself; an admin for any outlet."""
+    if actor.role is Role.ADMIN or (actor.role is Role.OUTLET and actor.subject == outlet_id):
+        return
+    raise Forbidden("only the outlet itself, and admins, may book or cancel its appointments")
+
+
+def require_appointment_list(actor: Actor, outlet_id: str | None, clinician_id: str | None) -> None:
+    """Admins list any; an outlet its own; a clinician its own."""
+    if actor.role is Role.ADMIN:
+        return
+    if actor.role is Role.OUTLET and outlet_id == actor.subject and clinician_id is None:
+        return
+    if actor.role.is_clinician and clinician_id == actor.subject and outlet_id is None:
+        return
+    raise Forbidden("an outlet lists its own appointments, a clinician its own")
+
+
+def require_programme_figures(actor: Actor) -> None:
+    if actor.role is not Role.ADMIN:
+        raise Forbidden("only admins may read the programme figures")

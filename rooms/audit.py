@@ -57,6 +57,13 @@ class AuditAction(StrEnum):
     PHOTO_SHARE_READ = "photo_share_read"
     CHAT_WAITING_MESSAGE = "chat_waiting_message"
     CHAT_READ = "chat_read"
+    SCHEDULE_SET = "schedule_set"
+    APPOINTMENT_BOOKED = "appointment_booked"
+    APPOINTMENT_CANCELLED = "appointment_cancelled"
+    APPOINTMENT_CHECKED_IN = "appointment_checked_in"
+    APPOINTMENT_NO_SHOW = "appointment_no_show"
+    APPOINTMENT_REMINDED = "appointment_reminded"
+    PROGRAMME_FIGURES_READ = "programme_figures_read"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,9 @@ class ServiceConfig:
     max_audit_per_action: int = 100
     queue_push_entries: int = 20
     audit_page_max: int = 200
+    # How long a checked-in appointment waits for its booked clinician (while online) before
+    # anyone covering the service may take it.
+    preferred_clinician_wait_s: float = 300.0
 
     @property
     def round_interval_s(self) -> float:

@@ -83,6 +83,7 @@ class Lifecycle:
                 "service": written.service,
                 "urgent": written.urgent,
                 "appointment_at": written.appointment_at,
+                "appointment_id": written.appointment_id,
             },
         )
         logger.info(
@@ -132,6 +133,13 @@ class Lifecycle:
             urgent=request.urgent,
             appointment_at=request.appointment_at,
             patient_id=request.patient_id,
+            appointment_id=request.appointment_id,
+            preferred_clinician=request.preferred_clinician,
+            prefer_until=(
+                now + self._config.preferred_clinician_wait_s
+                if request.preferred_clinician
+                else None
+            ),
             created_at=now,
             queued_at=now,
             participants={

@@ -124,6 +124,10 @@ class Consultation:
     ended_reason: str | None = None
     # The registered patient (records database), when the outlet checked in a known child.
     patient_id: str | None = None
+    # A booked appointment's clinician, offered it first until ``prefer_until`` while online.
+    appointment_id: str | None = None
+    preferred_clinician: str | None = None
+    prefer_until: float | None = None
 
     @property
     def is_open(self) -> bool:
@@ -172,6 +176,8 @@ class Consultation:
             "participants": [p.to_wire() for p in self.participants.values()],
             "consent": self.consent.to_wire() if self.consent else None,
             "recording": self.recording,
+            "appointment_id": self.appointment_id,
+            "preferred_clinician": self.preferred_clinician,
         }
         if include_notes:
             wire["notes"] = self.notes
@@ -315,3 +321,5 @@ class CheckIn:
     urgent: bool = False
     appointment_at: float | None = None
     patient_id: str | None = None
+    appointment_id: str | None = None
+    preferred_clinician: str | None = None

@@ -8,7 +8,7 @@ declines or lets the offer lapse (then it is marked away).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from rooms.announcer import Announcer
@@ -114,10 +114,11 @@ class Pairing:
         now = self._clock()
         open_ = await self._store.open_consultations()
         busy = engaged(open_)
+        live = await self._queues.live_clinicians(now)
         free = sorted(
             (
                 p
-                for p in (await self._queues.live_clinicians(now)).values()
+                for p in live.values()
                 if p.status is PresenceStatus.AVAILABLE and p.clinician_id not in busy
             ),
             key=lambda p: p.available_since,
@@ -128,11 +129,14 @@ class Pairing:
             outlet = c.participants.get(c.outlet_id)
             if c.state is not WAITING or outlet is None or not outlet.connected:
                 continue
+            waiting_for = _waiting_for(c, now, live)
             chosen = next(
                 (
                     p
                     for p in free
-                    if c.service in p.services and p.clinician_id not in c.declined_by
+                    if c.service in p.services
+                    and p.clinician_id not in c.declined_by
+                    and waiting_for in (None, p.clinician_id)
                 ),
                 None,
             )
@@ -241,3 +245,20 @@ class Pairing:
         await self._announcer.updated(after)
         self._wake()
         return True
+
+
+def _waiting_for(
+    consultation: Consultation, now: float, live: Mapping[str, ClinicianPresence]
+) -> str | None:
+    """The booked clinician a checked-in appointment is kept for: while the grace lasts, the
+    clinician is online and has not declined it (``None``: anyone covering the service)."""
+    preferred = consultation.preferred_clinician
+    if (
+        preferred is None
+        or consultation.prefer_until is None
+        or now >= consultation.prefer_until
+        or preferred in consultation.declined_by
+        or preferred not in live
+    ):
+        return None
+    return preferred

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import socketio
 
+from records.appointments import Appointment
 from rooms.errors import StoreUnavailable
 from rooms.models import Consultation, PresenceStatus, iso
 from rooms.roles import CLINICIAN_ROLES, PARTICIPANT_ROLES, Role
@@ -32,6 +33,7 @@ from signaling.consultation_messages import (
     TransferMessage,
 )
 from signaling.dispatch import Ack, Caller, EventSpec, event
+from signaling.errors import ProtocolError
 from signaling.ice_servers import IceServerIssuer
 from signaling.notifier import ADMINS_ROOM, service_room, subject_room
 
@@ -54,12 +56,32 @@ class RegisteredPatients(Protocol):
     async def require_patient(self, patient_id: str) -> object: ...
 
 
+class BookedCheckIns(Protocol):
+    """How a check-in with ``appointment_id`` claims the booking (records scheduling)."""
+
+    async def claim_for_check_in(
+        self, actor: Identity, appointment_id: str, patient_id: str | None, service: str
+    ) -> Appointment: ...
+
+    async def checked_in(
+        self, actor: Identity, appointment: Appointment, consultation_id: str
+    ) -> None: ...
+
+    async def release(self, appointment: Appointment) -> None: ...
+
+
 class ConsultationEvents:
     """The ``consultation.*``, ``presence.*``, ``queue.*``, ``audit.*`` and ``admin.*`` events."""
 
-    def __init__(self, service: ConsultationService, patients: RegisteredPatients) -> None:
+    def __init__(
+        self,
+        service: ConsultationService,
+        patients: RegisteredPatients,
+        appointments: BookedCheckIns | None = None,
+    ) -> None:
         self._service = service
         self._patients = patients
+        self._appointments = appointments
 
     def specs(self) -> list[EventSpec[Any]]:
         return [
@@ -84,16 +106,32 @@ class ConsultationEvents:
     async def check_in(self, caller: Caller, msg: CheckInMessage) -> Ack:
         if msg.patient_id is not None:
             await self._patients.require_patient(msg.patient_id)
+        booked = await self._claim_booking(caller, msg)
         request = CheckIn(
             service=msg.service,
             outlet_id=msg.outlet_id,
             patient_ref=msg.patient_ref or "",
-            patient_id=msg.patient_id,
+            patient_id=booked.patient_id if booked else msg.patient_id,
             guardian_present=msg.guardian_present,
             urgent=msg.urgent,
-            appointment_at=msg.appointment_at.timestamp() if msg.appointment_at else None,
+            appointment_at=(
+                booked.start.timestamp()
+                if booked
+                else msg.appointment_at.timestamp()
+                if msg.appointment_at
+                else None
+            ),
+            appointment_id=booked.appointment_id if booked else None,
+            preferred_clinician=booked.clinician_id if booked else None,
         )
-        consultation, entry = await self._service.check_in(caller.identity, request)
+        try:
+            consultation, entry = await self._service.check_in(caller.identity, request)
+        except BaseException:
+            if booked is not None and self._appointments is not None:
+                await self._appointments.release(booked)
+            raise
+        if booked is not None and self._appointments is not None:
+            await self._appointments.checked_in(caller.identity, booked, consultation.id)
         return _ok(
             {
                 "consultation_id": consultation.id,
@@ -101,6 +139,15 @@ class ConsultationEvents:
                 "position": entry.position if entry else None,
                 "estimated_wait_s": entry.to_wire()["estimated_wait_s"] if entry else None,
             }
+        )
+
+    async def _claim_booking(self, caller: Caller, msg: CheckInMessage) -> Appointment | None:
+        if msg.appointment_id is None:
+            return None
+        if self._appointments is None:
+            raise ProtocolError("bad_request", "appointments are not kept by this server")
+        return await self._appointments.claim_for_check_in(
+            caller.identity, msg.appointment_id, msg.patient_id, msg.service
         )
 
     async def cancel(self, caller: Caller, msg: ConsultationRef) -> Ack:

@@ -48,11 +48,15 @@ class CheckInMessage(Message):
     guardian_present: bool
     urgent: bool = False
     appointment_at: WireTime | None = None
+    # A booked appointment: its patient, time and clinician come from the booking.
+    appointment_id: Id | None = None
 
     @model_validator(mode="after")
     def _names_the_patient(self) -> CheckInMessage:
-        if self.patient_ref is None and self.patient_id is None:
-            raise ValueError("give patient_id (a registered patient) or patient_ref")
+        if self.patient_ref is None and self.patient_id is None and self.appointment_id is None:
+            raise ValueError(
+                "give patient_id (a registered patient), patient_ref or appointment_id"
+            )
         return self
 
 

@@ -14,6 +14,7 @@ from media.router import MediaRegistry
 from recording.service import Recordings
 from rooms.service import ConsultationService
 from rooms.store import create_store
+from signaling.appointment_events import AppointmentEvents
 from signaling.auth import TokenAuthority
 from signaling.care_events import CareEvents
 from signaling.clinical_events import ClinicalEvents
@@ -23,6 +24,7 @@ from signaling.guarded_server import ConnectionLimits
 from signaling.notifier import SocketNotifier
 from signaling.rtc_events import RtcEvents, RtcSignals
 from signaling.server import SignalingGateway, create_socket_server
+from web.appointments_wiring import scheduling_from, sweeper_from, sweeper_lifetime
 from web.invite_routes import add_invite_routes
 from web.keys import (
     authority_key,
@@ -59,6 +61,7 @@ from web.security_headers import install_security_headers
 from web.settings import Settings
 from web.share_routes import add_share_routes
 from web.shutdown import close_client_connections
+from web.stats_routes import add_stats_routes
 
 logger = logging.getLogger(__name__)
 
@@ -130,9 +133,11 @@ def create_app(settings: Settings) -> web.Application:
     photos, chat = clinical_tools_from(settings, records, care, store, notifier)
     recordings = Recordings(service, store, records.recordings, media, notifier, recording_config)
     node = build_node(settings, gateway, store, service, notifier, registry, media, recordings)
-    gateway.add_events(ConsultationEvents(service, care).specs())
+    scheduling = scheduling_from(settings, records)
+    gateway.add_events(ConsultationEvents(service, care, scheduling).specs())
     gateway.add_events(CareEvents(care).specs())
     gateway.add_events(ClinicalEvents(photos, chat).specs())
+    gateway.add_events(AppointmentEvents(scheduling).specs())
     gateway.add_listener(
         ConsultationConnections(service, sio, ice_servers, settings.rejoin_grace_s)
     )
@@ -162,11 +167,13 @@ def create_app(settings: Settings) -> web.Application:
     add_invite_routes(app)
     add_share_routes(app)
     add_photo_routes(app)
+    add_stats_routes(app)
     recording_lifetime = add_recording(
         app, settings, recording_config, recordings, service, records.recordings, gateway
     )
     add_pinned_listeners(node, service, [rtc_events, recordings])
     app.cleanup_ctx.append(records_lifetime(records, settings))
+    app.cleanup_ctx.append(sweeper_lifetime(sweeper_from(settings, records, scheduling, store)))
     app.cleanup_ctx.append(node_lifetime(node, settings))
     app.cleanup_ctx.append(consultations_lifetime(store, service, ice_servers))
     app.cleanup_ctx.append(media_lifetime(media))

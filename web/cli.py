@@ -1,5 +1,5 @@
-"""The ``teleconsult`` command: ``serve``, ``check-config``, ``nodes``, ``token``, ``recording`` and
-``bench``."""
+"""The ``teleconsult`` command: ``serve``, ``check-config``, ``nodes``, ``token``, ``recording``,
+``db`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_db_commands(commands, _settings_from)
 
     bench = commands.add_parser("bench", help="run a benchmark from benchmarks/")
-    bench.add_argument("name", help="benchmark name: relay, record, weaklink or soak")
+    bench.add_argument("name", help="benchmark name: relay, record, weaklink, soak or stats")
     bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments for the benchmark")
     bench.set_defaults(func=_bench, config=None)
     return parser

@@ -29,6 +29,7 @@ def service_config_from(settings: Settings) -> ServiceConfig:
         max_audit_per_action=settings.max_audit_entries_per_action,
         queue_push_entries=settings.queue_push_entries,
         audit_page_max=settings.audit_page_max,
+        preferred_clinician_wait_s=settings.preferred_clinician_wait_s,
     )
 
 

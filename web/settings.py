@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from records.database import DEFAULT_RECORDS_URL
 from records.templates import FIELD_NAME_PATTERN
@@ -89,6 +90,14 @@ class Settings:
     photo_pending_uploads: int = 3
     photo_upload_ttl_s: float = 900.0
     chat_max_messages: int = 2000
+    timezone: str = "Asia/Shanghai"
+    no_show_after_min: float = 15.0
+    preferred_clinician_wait_s: float = 300.0
+    appointment_sweep_s: float = 60.0
+    reminder_webhook_url: str | None = None
+    reminder_webhook_secret: str = field(default="", repr=False)
+    reminder_lead_h: float = 24.0
+    reminder_tries: int = 5
     offer_timeout_s: float = 30.0
     rejoin_grace_s: float = 60.0
     empty_room_grace_s: float = 60.0
@@ -142,6 +151,7 @@ class Settings:
         self.check_ice()
         self.check_nodes()
         self.check_redis()
+        self.check_appointments()
         if not self.secret:
             if self.production:
                 raise SettingsError("production mode needs TELECONSULT_SECRET (32+ random bytes)")
@@ -178,8 +188,24 @@ class Settings:
         if self.redis_tls_ca_file is not None and not self.redis_tls_ca_file.is_file():
             raise SettingsError(f"redis_tls_ca_file {self.redis_tls_ca_file} is not a file")
 
-    def check_ice(self) -> None:
         """Refuse ICE and TURN settings that cannot work together."""
+    def check_appointments(self) -> None:
+        """Refuse an unknown time zone and a reminder webhook that cannot be trusted."""
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise SettingsError(f"timezone {self.timezone!r} is not a known time zone") from exc
+        url = self.reminder_webhook_url
+        if url is not None:
+            if not url.startswith(("https://", "http://")):
+                raise SettingsError("reminder_webhook_url must be an http:// or https:// URL")
+            if self.production and not url.startswith("https://"):
+                raise SettingsError(
+                    "production mode sends reminders (a guardian's phone) over https only"
+                )
+            check_secret(self.reminder_webhook_secret, "reminder_webhook_secret")
+
+    def check_ice(self) -> None:
         if self.ice_transport_policy not in ICE_TRANSPORT_POLICIES:
             raise SettingsError(
                 f"ice_transport_policy must be one of {', '.join(ICE_TRANSPORT_POLICIES)}"
@@ -250,6 +276,11 @@ _CONVERTERS: dict[str, Any] = {
     "netcheck_downloads_per_min": int,
     "dev_link_ttl_s": float,
     "offer_timeout_s": float,
+    "no_show_after_min": lambda v: _positive(float(v)),
+    "preferred_clinician_wait_s": float,
+    "appointment_sweep_s": lambda v: _positive(float(v)),
+    "reminder_lead_h": lambda v: _positive(float(v)),
+    "reminder_tries": lambda v: int(_positive(int(v))),
     "rejoin_grace_s": float,
     "empty_room_grace_s": float,
     "presence_timeout_s": float,

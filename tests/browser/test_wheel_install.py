@@ -85,11 +85,12 @@ def installed(tmp_path: Path) -> Path:
     vendor = package / "vendor"
     assert {
         name: {p.name for p in (vendor / name).iterdir()}
-        for name in ("socket.io", "qrcode", "jsqr")
+        for name in ("socket.io", "qrcode", "jsqr", "chart.js")
     } == {
         "socket.io": {"socket.io.esm.min.js", "LICENSE"},
         "qrcode": {"qrcode.mjs", "package.json"},  # MIT, named in its package.json
         "jsqr": {"jsQR.js", "LICENSE"},
+        "chart.js": {"chart.umd.js", "LICENSE.md"},
     }
     assert not (package / "node_modules").exists()
     return bin_dir

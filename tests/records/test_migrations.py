@@ -22,7 +22,7 @@ from rooms.models import AuditEvent
 from tests.conftest import TEST_SHARE_RULES
 from tests.records.conftest import nothing_else
 
-HEAD = "0003"
+HEAD = "0004"
 
 
 def differences(connection: Connection) -> list[Any]:

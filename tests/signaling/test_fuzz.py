@@ -93,6 +93,7 @@ class Arena:
 
 async def _open_arena(tmp: Path) -> tuple[RunningServer, dict[Role, RawSocket], str]:
     config = Settings(
+        records_url=f"sqlite:///{tmp / 'records.db'}",
         secret="fuzz-secret-" + "f" * 40,
         port=free_port(),
         media_ips=("127.0.0.1",),

@@ -25,12 +25,13 @@ export class Api {
   // ----- consultations --------------------------------------------------------------------
 
   /** → {consultation_id, consultation, position, estimated_wait_s}; a registered child by
-   * `patientId`, any other by the ticket `patientRef`. */
-  checkIn({ service, outletId, patientRef, patientId, guardianPresent, urgent = false }) {
+   * `patientId`, any other by the ticket `patientRef`; `appointmentId` when it was booked. */
+  checkIn({ service, outletId, patientRef, patientId, guardianPresent, urgent = false, appointmentId = null }) {
     const patient = patientId ? { patient_id: patientId } : { patient_ref: patientRef };
+    const booking = appointmentId ? { appointment_id: appointmentId } : {};
     return this._request(
       "consultation.check_in",
-      { service, outlet_id: outletId, ...patient, guardian_present: guardianPresent, urgent },
+      { service, outlet_id: outletId, ...patient, guardian_present: guardianPresent, urgent, ...booking },
       ["consultation_id", "consultation", "position", "estimated_wait_s"],
     );
   }

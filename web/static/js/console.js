@@ -12,6 +12,7 @@ import { I18n } from "./i18n.js";
 import { ReportForm } from "./report_form.js";
 import { attachInCallTools } from "./in_call_tools.js";
 import { MediaSession } from "./rtc.js";
+import { showMyDay } from "./schedule_day.js";
 import { connect } from "./session.js";
 import { showCallMedia, Tiles } from "./tiles.js";
 import { claimsOf, forgetToken, takeToken, wireSignIn } from "./token.js";
@@ -449,6 +450,7 @@ async function start(token) {
   });
   desk.api = new Api(desk.signal);
   bindSignal(desk.signal);
+  showMyDay(desk.signal, $("#my-day"));
 }
 
 function boot() {

@@ -3,6 +3,7 @@
 // It runs unattended: every path leads back to the start screen.
 
 import { Api, resumable } from "./api.js";
+import { clearPendingAppointment, pendingAppointment, showTodayOnKiosk } from "./appointments.js";
 import { bindCallControls } from "./call_controls.js";
 import { LevelMeter, measureLink, openMedia, stopMedia } from "./devices.js";
 import { checkRelay, IceConfig } from "./ice.js";
@@ -184,13 +185,16 @@ async function checkIn() {
   $("#check-in").disabled = true;
   kiosk.audioOnly = $("#audio-only").checked;
   try {
+    const booked = pendingAppointment();
     const result = await kiosk.api.checkIn({
       service: kiosk.service,
       outletId: kiosk.identity.subject,
       patientRef: kiosk.ticket,
       patientId: kiosk.patient ? kiosk.patient.patient_id : null,
       guardianPresent: $("#guardian-present").checked,
+      appointmentId: booked && booked.service === kiosk.service ? booked.appointment_id : null,
     });
+    clearPendingAppointment();
     const consultation = result.consultation;
     remember(consultation);
     if ($("#consent-record").checked) {
@@ -495,6 +499,7 @@ async function boot() {
   kiosk.signal = await connect(token, i18n, { onRefused: () => ($("#start-button").disabled = true) });
   kiosk.api = new Api(kiosk.signal);
   bindSignal(kiosk.signal);
+  showTodayOnKiosk(kiosk.signal, $("#kiosk-appointments"), t, startCheck).catch((err) => console.warn("appointments", err.code));
 }
 
 boot();

@@ -1,0 +1,87 @@
+"""The programme figures against a hand-computed fixture, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from records.facade import Records
+from records.stats import StatsQuery
+from tests.records.programme_fixture import END, START, write_programme
+
+
+def _query(**kwargs: str) -> StatsQuery:
+    return replace(StatsQuery(START, END, START), **kwargs)
+
+
+async def test_totals_are_exact(records: Records) -> None:
+    await write_programme(records)
+    figures = await records.stats.figures(_query())
+    assert figures["totals"] == {
+        # v1..v5 checked in within the range; p1, p2, p3 were seen (v5 never started).
+        "people_served": 3,
+        "consultations": 5,
+        "outcomes": {"completed": 3, "referred": 1, "cancelled": 1},
+        # waits 240, 720, 1800, 4200 s: p50 between 720 and 1800, p90 at 2.7 of 3.
+        "wait_p50_s": 1260.0,
+        "wait_p90_s": 3480.0,
+        # lengths 360, 600, 840, 1200 s.
+        "length_p50_s": 720.0,
+        "length_p90_s": 1092.0,
+        # three bookings start in the range (the fourth after it): one no-show.
+        "appointments": 3,
+        "no_shows": 1,
+        # due: v1 (9 Mar), v2 (5 Mar), v6 (6 Mar); v4's newest final version asks none;
+        # kept: v1 (p1 came back in v3), v6 (p2 came back in v2); v2's p2 did not come back.
+        "follow_ups_due": 3,
+        "follow_ups_kept": 2,
+        # v1, v2, v3, v4 finalised in the range (v4 twice, counted once); v3 refers.
+        "reports_finalised": 4,
+        "referrals": 1,
+    }
+    assert figures["groups"] == []
+
+
+async def test_by_outlet(records: Records) -> None:
+    await write_programme(records)
+    figures = await records.stats.figures(_query(group_by="outlet"))
+    by_key = {g["key"]: g for g in figures["groups"]}
+    assert set(by_key) == {"o1", "o2"}
+    o1, o2 = by_key["o1"], by_key["o2"]
+    assert (o1["consultations"], o1["people_served"]) == (2, 2)
+    assert (o1["wait_p50_s"], o1["wait_p90_s"]) == (480.0, 672.0)
+    assert (o1["appointments"], o1["no_shows"]) == (2, 1)
+    assert (o1["follow_ups_due"], o1["follow_ups_kept"]) == (3, 2)
+    assert (o1["reports_finalised"], o1["referrals"]) == (2, 0)
+    assert (o2["consultations"], o2["people_served"]) == (3, 2)
+    assert (o2["wait_p50_s"], o2["wait_p90_s"]) == (3000.0, 3960.0)
+    assert o2["outcomes"] == {"referred": 1, "completed": 1, "cancelled": 1}
+    assert (o2["appointments"], o2["no_shows"]) == (1, 0)
+    assert (o2["reports_finalised"], o2["referrals"]) == (2, 1)
+    assert figures["totals"]["consultations"] == 5
+
+
+async def test_filters_and_weeks(records: Records) -> None:
+    await write_programme(records)
+    derm = await records.stats.figures(_query(service="derm"))
+    assert derm["totals"]["consultations"] == 2
+    assert derm["totals"]["people_served"] == 1
+    assert derm["totals"]["wait_p50_s"] == 4200.0
+    d1 = await records.stats.figures(_query(clinician_id="d1", group_by="service"))
+    assert [g["key"] for g in d1["groups"]] == ["gp"]
+    assert d1["totals"]["consultations"] == 2
+    everyone = await records.stats.figures(_query())
+    assert everyone["weeks"] == [
+        {"week": 0, "consultations": 3, "patients": 2, "no_shows": 1},
+        {"week": 1, "consultations": 2, "patients": 1, "no_shows": 0},
+    ]
+    counts = [b["count"] for b in everyone["wait_histogram"]]
+    # 4 min, 12 min, 30 min, 70 min.
+    assert counts == [1, 0, 1, 0, 1, 1, 0]
+
+
+async def test_no_data_gives_empty_figures(records: Records) -> None:
+    figures = await records.stats.figures(_query(group_by="clinician"))
+    assert figures["totals"]["consultations"] == 0
+    assert figures["totals"]["wait_p50_s"] is None
+    assert figures["groups"] == []
+    assert [w["consultations"] for w in figures["weeks"]] == [0, 0]
