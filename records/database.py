@@ -36,6 +36,7 @@ _SQLITE_BUSY_TIMEOUT_MS = 5000
 _SQLITE_POOL_WAIT_S = 30.0
 _PG_CONNECT_TIMEOUT_S = 5.0
 _PG_COMMAND_TIMEOUT_S = 15.0
+_CLOSE_WAIT_S = 5.0
 _MIGRATIONS = Path(__file__).with_name("migrations")
 # Reads that failed because the connection dropped are tried again this many times.
 _READ_TRIES = 3
@@ -86,6 +87,12 @@ class RecordsDatabase:
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Transactions under way: closing waits for them (a request still writing at shutdown
+        # finishes before the engine goes, instead of its driver thread outliving the loop).
+        self._active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closed = False
 
     @property
     def sqlite_file(self) -> Path | None:
@@ -116,6 +123,10 @@ class RecordsDatabase:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One short transaction: committed on success, rolled back on error; a dropped
         connection becomes :class:`RecordsUnavailable` (the write was not confirmed)."""
+        if self._closed:
+            raise RecordsUnavailable("the records database is closing")
+        self._active += 1
+        self._idle.clear()
         try:
             async with self.sessions.begin() as session:
                 yield session
@@ -124,6 +135,10 @@ class RecordsDatabase:
                 raise  # the request's own fault (a constraint) or a bug: not an outage
             logger.warning("records database unavailable: %s", type(exc).__name__)
             raise RecordsUnavailable("the records database is unavailable") from exc
+        finally:
+            self._active -= 1
+            if not self._active:
+                self._idle.set()
 
     async def read(self, query: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run an idempotent read, tried again with back-off if the connection dropped."""
@@ -145,6 +160,13 @@ class RecordsDatabase:
             await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
     async def close(self) -> None:
+        """Refuse new transactions, let those under way finish (a few seconds at most), then
+        close every connection."""
+        self._closed = True
+        try:
+            await asyncio.wait_for(self._idle.wait(), _CLOSE_WAIT_S)
+        except TimeoutError:
+            logger.warning("records database closed with %d transactions under way", self._active)
         await self.engine.dispose()
 
 

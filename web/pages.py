@@ -28,6 +28,8 @@ _PAGES = {
     "/specialist": "console.html",
     "/counsellor": "console.html",
     "/admin": "admin.html",
+    "/dashboard": "dashboard.html",
+    "/outlet/appointments": "appointments.html",
 }
 
 # Security headers (CSP, referrer policy...) are set on every response by web.security_headers.

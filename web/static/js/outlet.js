@@ -31,7 +31,7 @@ const t = (key, vars) => i18n.t(key, vars);
 const screens = new Screens(document, {
   start: ["check", "waiting", "call"],
   check: ["start", "service"],
-  service: ["start", "check", "patient"],
+  service: ["start", "check", "patient", "consent"],
   patient: ["start", "service", "register", "returning", "consent"],
   register: ["start", "patient", "card"],
   card: ["start", "consent"],
@@ -160,7 +160,10 @@ function newTicket() {
 
 function chooseService(service) {
   kiosk.service = service;
-  patientStep.begin();
+  // A booked visit names its child already: straight to consent.
+  const booked = pendingAppointment();
+  if (booked && booked.service === service) showConsent(null);
+  else patientStep.begin();
 }
 
 function showConsent(patient) {
