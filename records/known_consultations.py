@@ -3,9 +3,10 @@ let it go (ended and purged, or the server restarted on the memory store), from 
 
 from __future__ import annotations
 
+from records.keeper import ended_consultation_of
 from records.visits import VisitRecords
 from rooms.errors import NotFound
-from rooms.models import Consultation, ConsultationState
+from rooms.models import Consultation
 from rooms.store import Store
 
 
@@ -23,20 +24,4 @@ class KnownConsultations:
         visit = await self._visits.get(consultation_id)
         if visit is None:
             raise NotFound("no such consultation")
-        checked_in = visit.checked_in_at.timestamp()
-        # Only what the access policy reads: ended, its outlet, its clinician, its patient.
-        return Consultation(
-            id=visit.consultation_id,
-            service=visit.service,
-            outlet_id=visit.outlet_id,
-            patient_ref="",
-            guardian_present=True,
-            urgent=False,
-            appointment_at=None,
-            created_at=checked_in,
-            queued_at=checked_in,
-            state=ConsultationState.ENDED,
-            clinician_id=visit.clinician_id,
-            ended_at=visit.ended_at.timestamp() if visit.ended_at else checked_in,
-            patient_id=visit.patient_id,
-        )
+        return ended_consultation_of(visit)
