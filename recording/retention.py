@@ -18,7 +18,7 @@ from recording.index import RecordingCatalog
 from recording.model import RecordingMeta, RecordingStatus
 from rooms.audit import AuditAction
 from rooms.store import RecordingIndex
-from rooms.tasks import cancel_and_wait
+from rooms.tasks import cancel_and_wait, every
 
 logger = logging.getLogger(__name__)
 
@@ -47,19 +47,13 @@ class RetentionSweeper:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="recording-retention")
+            self._task = asyncio.create_task(
+                every(self._interval_s, self.sweep, "retention sweep"), name="recording-retention"
+            )
 
     async def close(self) -> None:
         await cancel_and_wait(self._task)
         self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except Exception:
-                logger.exception("retention sweep failed")
-            await asyncio.sleep(self._interval_s)
 
     def expired(self, meta: RecordingMeta, now: float) -> bool:
         """Whether a recording is past retention and may go."""

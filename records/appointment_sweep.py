@@ -20,7 +20,7 @@ from records.reminder_webhook import ReminderWebhook
 from records.scheduling import Scheduling
 from rooms.audit import SYSTEM, AuditAction
 from rooms.models import AuditEvent
-from rooms.tasks import cancel_and_wait
+from rooms.tasks import cancel_and_wait, every
 
 logger = logging.getLogger(__name__)
 
@@ -61,19 +61,13 @@ class AppointmentSweeper:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="appointment-sweep")
+            self._task = asyncio.create_task(
+                every(self._interval_s, self.sweep, "appointment sweep"), name="appointment-sweep"
+            )
 
     async def close(self) -> None:
         await cancel_and_wait(self._task)
         self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except Exception:
-                logger.exception("appointment sweep failed")
-            await asyncio.sleep(self._interval_s)
 
     async def sweep(self) -> tuple[int, int]:
         """One sweep if this process holds the lock: (no-shows marked, reminders delivered)."""

@@ -1,9 +1,13 @@
-"""Stopping a background task: the one way every part does it."""
+"""Background tasks: stopping one (the one way every part does it) and a periodic sweep."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 
 async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
@@ -13,3 +17,14 @@ async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
         return
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+async def every(interval_s: float, step: Callable[[], Awaitable[object]], what: str) -> None:
+    """Run ``step`` now and every ``interval_s`` after, until cancelled; a step that fails is
+    logged as ``what`` and the next one still runs."""
+    while True:
+        try:
+            await step()
+        except Exception:
+            logger.exception("%s failed", what)
+        await asyncio.sleep(interval_s)
