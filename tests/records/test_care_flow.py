@@ -65,6 +65,16 @@ async def visit(
     return cid
 
 
+async def drafted(cast: Cast) -> tuple[Peer, Peer, dict[str, str]]:
+    """A registered child seen by dr-a at outlet-1, with a draft report: outlet, doctor, ref."""
+    outlet = await cast.outlet("outlet-1")
+    patient = await register(outlet)
+    doctor = await cast.specialist("dr-a")
+    ref = {"consultation_id": await visit(outlet, "outlet-1", patient["patient_id"], doctor)}
+    await doctor.ok("report.save", {**ref, **report()})
+    return outlet, doctor, ref
+
+
 async def read_shared(server: RunningServer, code: str, pin: str) -> tuple[int, dict[str, Any]]:
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{server.url}/api/reports/{code}", json={"pin": pin}) as response:

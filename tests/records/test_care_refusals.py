@@ -12,7 +12,15 @@ from sqlalchemy import update
 from records.tables import ShareRow
 from rooms.roles import Role
 from tests.conftest import RunningServer
-from tests.records.test_care_flow import CHILD, check_in, read_shared, register, report, visit
+from tests.records.test_care_flow import (
+    CHILD,
+    check_in,
+    drafted,
+    read_shared,
+    register,
+    report,
+    visit,
+)
 from tests.signaling.consultation_peers import Cast
 from web.keys import records_key
 
@@ -20,11 +28,7 @@ from web.keys import records_key
 async def test_five_wrong_pins_lock_the_code_even_for_the_right_pin(
     cast: Cast, server: RunningServer
 ) -> None:
-    outlet = await cast.outlet("outlet-1")
-    patient = await register(outlet)
-    doctor = await cast.specialist("dr-a")
-    ref = {"consultation_id": await visit(outlet, "outlet-1", patient["patient_id"], doctor)}
-    await doctor.ok("report.save", {**ref, **report()})
+    _, doctor, ref = await drafted(cast)
     final = await doctor.ok("report.finalise", ref)
     code, pin = final["share_code"], final["share_pin"]
     wrong = "000000" if pin != "000000" else "111111"
@@ -175,11 +179,7 @@ async def test_recording_state_and_acknowledge_are_for_those_taking_part(cast: C
 async def test_a_share_code_expires_after_report_share_days(
     cast: Cast, server: RunningServer
 ) -> None:
-    outlet = await cast.outlet("outlet-1")
-    patient = await register(outlet)
-    doctor = await cast.specialist("dr-a")
-    ref = {"consultation_id": await visit(outlet, "outlet-1", patient["patient_id"], doctor)}
-    await doctor.ok("report.save", {**ref, **report()})
+    _, doctor, ref = await drafted(cast)
     final = await doctor.ok("report.finalise", ref)
     expires = datetime.fromisoformat(final["expires_at"])
     days = server.settings.report_share_days

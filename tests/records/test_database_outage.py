@@ -13,8 +13,8 @@ import pytest
 
 from tests.conftest import RunningServer, start_server
 from tests.postgres import PostgresServer
-from tests.records.test_care_flow import register, report, visit
-from tests.signaling.consultation_peers import Cast, Peer
+from tests.records.test_care_flow import drafted
+from tests.signaling.consultation_peers import Cast
 from web.keys import records_key
 from web.settings import Settings
 
@@ -27,15 +27,6 @@ async def on_postgres(
     running = await start_server(replace(test_settings, records_url=url))
     yield running, postgres_server
     await running.runner.cleanup()
-
-
-async def drafted(cast: Cast) -> tuple[Peer, Peer, dict[str, str]]:
-    outlet = await cast.outlet("outlet-1")
-    patient = await register(outlet)
-    doctor = await cast.specialist("dr-a")
-    ref = {"consultation_id": await visit(outlet, "outlet-1", patient["patient_id"], doctor)}
-    await doctor.ok("report.save", {**ref, **report()})
-    return outlet, doctor, ref
 
 
 async def wholly_final_or_not(server: RunningServer, consultation_id: str) -> bool:
