@@ -28,6 +28,7 @@ from media.downlink import LinkState
 from media.metrics import MediaMetrics
 from media.router import MediaRegistry
 from media.stats import ParticipantStats
+from rooms.tasks import within
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ async def serve(port: int, transcode: bool, max_seconds: float) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     print("READY", flush=True)
     with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(stop.wait(), max_seconds)
+        await within(stop.wait(), max_seconds)
     await registry.close()
     await runner.cleanup()
 

@@ -32,6 +32,7 @@ from aiohttp import ClientSession
 
 from benchmarks._load import Clip, LoadPeer, direct_pair, make_clip, video_capability_check
 from benchmarks._processes import free_port
+from rooms.tasks import within
 
 MAX_CONSULTATIONS = 32
 MAX_WINDOW_S = 120.0
@@ -120,7 +121,7 @@ async def _start_relay(
     command += ["--profile", profile] if profile else []
     process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
     assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), 30)
+    line = await within(process.stdout.readline(), 30)
     if line.strip() != b"READY":
         process.kill()
         raise SystemExit("the relay process did not start")
@@ -131,7 +132,7 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
     if process.returncode is None:
         process.send_signal(signal.SIGTERM)
         try:
-            await asyncio.wait_for(process.wait(), 20)
+            await within(process.wait(), 20)
         except TimeoutError:
             process.kill()
             await process.wait()

@@ -49,6 +49,7 @@ from benchmarks._processes import free_port, spawn, start_redis, wait_http
 from benchmarks._sentinel import SentinelSetup
 from benchmarks.soak_failover import failover_at, kept
 from rooms.roles import Role
+from rooms.tasks import within
 from signaling.auth import TokenAuthority
 
 MAX_MINUTES = 240.0
@@ -127,7 +128,7 @@ class Client:
         self.changed.set()
 
     async def connect(self) -> dict[str, Any]:
-        await asyncio.wait_for(
+        await within(
             self.sio.connect(
                 self.url, auth={"token": self.token}, transports=["websocket"], wait_timeout=10
             ),
@@ -172,13 +173,13 @@ class Client:
         ws = getattr(self.sio.eio, "ws", None)
         if ws is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(), CLOSE_TIMEOUT_S)
+                await within(ws.close(), CLOSE_TIMEOUT_S)
         await self.close()
 
     async def close(self) -> None:
         """Disconnect; a goodbye that gets no answer in time is counted and cut short."""
         try:
-            await asyncio.wait_for(self.sio.disconnect(), CLOSE_TIMEOUT_S)
+            await within(self.sio.disconnect(), CLOSE_TIMEOUT_S)
         except TimeoutError:
             self.tally.error("disconnect_timeout")
         except Exception:  # already gone: nothing to say goodbye to
@@ -198,7 +199,7 @@ class MediaCall:
         self._answers: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await asyncio.wait_for(self._start(), STEP_TIMEOUT_S)
+        await within(self._start(), STEP_TIMEOUT_S)
 
     async def _start(self) -> None:
         self.peer.publish()
@@ -225,7 +226,7 @@ class MediaCall:
             self._answers.cancel()
             await asyncio.gather(self._answers, return_exceptions=True)
         try:
-            await asyncio.wait_for(self.peer.pc.close(), CLOSE_TIMEOUT_S)
+            await within(self.peer.pc.close(), CLOSE_TIMEOUT_S)
         except TimeoutError:
             self.client.tally.error("peer_close_timeout")
 
@@ -345,9 +346,7 @@ class Soak:
                         kiosk.client = await self.connected(token)
                         self.tally.counts["outlet_reconnects"] += 1
                         step = "visit"
-                    await asyncio.wait_for(
-                        self._visit(kiosk, subject, service, plan), VISIT_TIMEOUT_S
-                    )
+                    await within(self._visit(kiosk, subject, service, plan), VISIT_TIMEOUT_S)
                 except (TimeoutError, socketio.exceptions.SocketIOError, OSError) as exc:
                     self.tally.error(f"kiosk_{step}:{_kind(exc)}")
                 await asyncio.sleep(max(0.2, interval - (time.monotonic() - began)))
@@ -433,7 +432,7 @@ class Soak:
                     continue
                 await self._guarded(
                     "consult",
-                    asyncio.wait_for(self._consult(client, subject, offer), VISIT_TIMEOUT_S),
+                    within(self._consult(client, subject, offer), VISIT_TIMEOUT_S),
                 )
                 handled += 1
                 if handled % 15 == 0:
@@ -516,7 +515,7 @@ class Soak:
         try:
             while not self.stop.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop.wait(), 20)
+                    await within(self.stop.wait(), 20)
                 overview = await client.call("admin.overview", {})
                 active = overview["active"]
                 if active:

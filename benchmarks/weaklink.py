@@ -74,6 +74,7 @@ from benchmarks.receive_figures import (
 )
 from benchmarks.tcp_shaper import TcpShaper
 from rooms.roles import Role
+from rooms.tasks import within
 from signaling.auth import TokenAuthority
 
 MAX_DURATION_S = 300.0
@@ -208,7 +209,7 @@ class AppServer:
         if self._process is not None and self._process.returncode is None:
             self._process.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(self._process.wait(), 10)
+                await within(self._process.wait(), 10)
             except TimeoutError:
                 self._process.kill()
                 await self._process.wait()

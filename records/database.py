@@ -164,7 +164,8 @@ class RecordsDatabase:
         close every connection."""
         self._closed = True
         try:
-            await asyncio.wait_for(self._idle.wait(), _CLOSE_WAIT_S)
+            async with asyncio.timeout(_CLOSE_WAIT_S):
+                await self._idle.wait()
         except TimeoutError:
             logger.warning("records database closed with %d transactions under way", self._active)
         await self.engine.dispose()

@@ -41,7 +41,8 @@ class Wakeup:
     async def wait(self, timeout_s: float) -> None:
         """Until called or ``timeout_s`` passed; then ready to be called again."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._event.wait()
         self._event.clear()
 
 

@@ -71,7 +71,8 @@ class NodeRelay:
         """Listen on this node's channel; returns once subscribed (or after the timeout)."""
         self._listener = asyncio.create_task(self._listen(), name=f"relay-{self.node_id}")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._subscribed.wait(), self._timeout_s)
+            async with asyncio.timeout(self._timeout_s):
+                await self._subscribed.wait()
 
     async def close(self) -> None:
         await cancel_and_wait(self._listener)
@@ -109,7 +110,8 @@ class NodeRelay:
             if not receivers:
                 raise NodeUnavailable()
             try:
-                return await asyncio.wait_for(future, timeout_s or self._timeout_s)
+                async with asyncio.timeout(timeout_s or self._timeout_s):
+                    return await future
             except TimeoutError:
                 logger.warning("relay: no reply node=%s kind=%s", node_id, kind)
                 raise NodeUnavailable() from None

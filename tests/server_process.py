@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 
 from rooms.roles import Role
+from rooms.tasks import within
 from signaling.auth import TokenAuthority
 from tests.conftest import TEST_SECRET, free_port
 
@@ -37,7 +38,7 @@ class ServerProcess:
         """Send ``signum``; returns the seconds until the process exited and its output."""
         sent = time.monotonic()
         self.process.send_signal(signum)
-        output, _ = await asyncio.wait_for(self.process.communicate(), timeout=within_s)
+        output, _ = await within(self.process.communicate(), within_s)
         return time.monotonic() - sent, output.decode(errors="replace")
 
     async def ensure_stopped(self) -> None:

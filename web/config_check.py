@@ -96,7 +96,8 @@ async def check_store(settings: Settings) -> str:
         command_timeout_s=STORE_TIMEOUT_S,
     )
     try:
-        await asyncio.wait_for(client.ping(), STORE_TIMEOUT_S)
+        async with asyncio.timeout(STORE_TIMEOUT_S):
+            await client.ping()
     except (redis.RedisError, OSError, TimeoutError) as exc:
         reason = str(exc) or type(exc).__name__
         raise SettingsError(f"store_url {redacted(url)}: {reason}") from exc
@@ -121,7 +122,8 @@ async def check_records(settings: Settings) -> str:
         return f"{file} (will be created at first start)"
     try:
         async with database.engine.connect() as connection:
-            await asyncio.wait_for(connection.execute(text("SELECT 1")), STORE_TIMEOUT_S)
+            async with asyncio.timeout(STORE_TIMEOUT_S):
+                await connection.execute(text("SELECT 1"))
         revision = await database.revision()
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -157,7 +157,8 @@ def node_drain(state: NodeState, settings: Settings) -> ShutdownStep:
             return await parts.moves.move_all(state.node_id, "drain")
 
         try:
-            done, moved = await asyncio.wait_for(drain(), settings.drain_timeout_s)
+            async with asyncio.timeout(settings.drain_timeout_s):
+                done, moved = await drain()
         except (TimeoutError, StoreUnavailable):
             logger.warning("drain: not finished in time node=%s", state.node_id)
             return

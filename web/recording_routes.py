@@ -191,18 +191,14 @@ class _Deps:
         except AuthError as exc:
             raise _Refusal(401, exc.code, exc.message) from exc
 
-    async def authorize(
-        self, identity: Identity, action: Access, consultation_id: str
-    ) -> None:
+    async def authorize(self, identity: Identity, action: Access, consultation_id: str) -> None:
         """Refused unless the access policy allows ``action`` on this consultation."""
         consultation = await self.store.get_consultation(consultation_id)
         if consultation is None:
             raise _Refusal.of(NotFound("no such consultation"))
         self.allow(identity, action, consultation)
 
-    def allow(
-        self, identity: Identity, action: Access, consultation: Consultation | None
-    ) -> None:
+    def allow(self, identity: Identity, action: Access, consultation: Consultation | None) -> None:
         """Refused (logged) unless the access policy allows ``action``."""
         try:
             access.require(identity, action, consultation)

@@ -189,6 +189,7 @@ class Settings:
             raise SettingsError(f"redis_tls_ca_file {self.redis_tls_ca_file} is not a file")
 
         """Refuse ICE and TURN settings that cannot work together."""
+
     def check_appointments(self) -> None:
         """Refuse an unknown time zone and a reminder webhook that cannot be trusted."""
         try:

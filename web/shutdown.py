@@ -29,7 +29,8 @@ async def close_client_connections(app: web.Application) -> None:
     if sids:
         closing = asyncio.gather(*(sio.eio.disconnect(sid) for sid in sids))
         try:
-            await asyncio.wait_for(closing, CLOSE_CLIENTS_TIMEOUT_S)
+            async with asyncio.timeout(CLOSE_CLIENTS_TIMEOUT_S):
+                await closing
         except TimeoutError:
             logger.warning("shutdown: some client connections did not close in time")
     await sio.shutdown()

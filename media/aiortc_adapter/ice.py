@@ -129,10 +129,10 @@ async def _candidates_in_range(
             if ipaddress.ip_address(protocol.local_candidate.host).version != 4:
                 continue
             try:
-                candidate, _ = await asyncio.wait_for(
-                    aioice_ice.server_reflexive_candidate(protocol, connection.stun_server),
-                    _STUN_TIMEOUT_S,
-                )
+                async with asyncio.timeout(_STUN_TIMEOUT_S):
+                    candidate, _ = await aioice_ice.server_reflexive_candidate(
+                        protocol, connection.stun_server
+                    )
             except (OSError, TimeoutError, TransactionError):
                 continue
             candidates.append(candidate)

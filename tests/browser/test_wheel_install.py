@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, Response, expect
 
+from rooms.tasks import within
 from tests.conftest import free_port
 from tests.scripts.bare_machine import ROOT, clean_copy
 
@@ -150,7 +151,7 @@ async def test_the_installed_wheel_serves_every_page_and_chromium_connects(
     finally:
         server.send_signal(signal.SIGTERM)
         try:
-            await asyncio.wait_for(server.wait(), 30)
+            await within(server.wait(), 30)
         except TimeoutError:
             server.kill()
             await server.wait()

@@ -13,6 +13,7 @@ import pytest
 
 from recording.keys import load_keyring
 from rooms.roles import Role
+from rooms.tasks import within
 from tests.cluster.harness import (
     RECORDING_KEY,
     FollowingClient,
@@ -84,7 +85,7 @@ async def test_killed_pinned_node_consultation_moves_media_and_recording_continu
         killed_at = asyncio.get_running_loop().time()
 
         for client in (outlet_media, doctor_media):
-            await asyncio.wait_for(client.renegotiated.wait(), DETECTION_S + MEDIA_AGAIN_S)
+            await within(client.renegotiated.wait(), DETECTION_S + MEDIA_AGAIN_S)
             assert client.moves == [
                 {"consultation_id": consultation_id, "node_id": spare, "reason": "node_lost"}
             ]

@@ -17,6 +17,7 @@ from pathlib import Path
 import redis.asyncio as redis
 
 from benchmarks._sentinel import SentinelSetup
+from rooms.tasks import within
 from tests.cluster.harness import (
     FollowingClient,
     admin_on,
@@ -102,7 +103,7 @@ async def test_a_sentinel_failover_loses_no_acknowledged_change_and_media_flows(
         admin = await admin_on(on_a)
         check_ins = CheckIns(kiosks)
         loader = asyncio.create_task(check_ins.run())
-        await asyncio.wait_for(check_ins.queued.wait(), 15)
+        await within(check_ins.queued.wait(), 15)
         queued_before = await queue_ids(admin)
         assert len(queued_before) >= 2
 
@@ -114,7 +115,7 @@ async def test_a_sentinel_failover_loses_no_acknowledged_change_and_media_flows(
         await until_ok(admin, "admin.overview", {}, within_s=BACK_WITHIN_S)
         back_s = loop.time() - promoted_at
         assert back_s < BACK_WITHIN_S
-        await asyncio.wait_for(loader, 30)
+        await within(loader, 30)
         print(f"requests answered {back_s:.1f}s after the promotion")
         assert check_ins.unavailable > 0, "no request met the failover: the test proves nothing"
 

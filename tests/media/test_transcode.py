@@ -18,6 +18,7 @@ from av import AudioFrame, VideoFrame
 
 from media.aiortc_adapter import codec_data
 from media.transcode import RelayedTrack, TranscodeDecoder, TranscodeSource
+from rooms.tasks import within
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90_000, payloadType=96)
 OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48_000, channels=2, payloadType=111)
@@ -100,13 +101,13 @@ async def test_a_video_decoder_behind_skips_to_the_next_keyframe(held: HeldDecod
         assert held.decoded in ([], [timestamps[0]])
         held.release()
         for _ in range(2):
-            picture = await asyncio.wait_for(output.recv(), 10)
+            picture = await within(output.recv(), 10)
             assert (picture.width, picture.height) == (320, 240)
         assert feed(source, frames[10])  # completes 9: still waiting for the keyframe
         assert source.dropped_frames == 8
         for i in range(11, 16):  # completes 10..14, decoded one by one
             assert not feed(source, frames[i])
-            picture = await asyncio.wait_for(output.recv(), 10)
+            picture = await within(output.recv(), 10)
             assert (picture.width, picture.height) == (320, 240)
         assert held.decoded == [timestamps[i] for i in (0, 1, 10, 11, 12, 13, 14)]
     finally:
@@ -138,7 +139,7 @@ async def test_an_audio_decoder_behind_drops_frames_without_a_keyframe(
         assert not any(asked)
         assert source.dropped_frames > 40
         held.release()
-        picture = await asyncio.wait_for(output.recv(), 10)
+        picture = await within(output.recv(), 10)
         assert picture.sample_rate == 48_000
         await asyncio.sleep(0.2)
         assert len(held.decoded) + source.dropped_frames <= 60

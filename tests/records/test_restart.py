@@ -15,6 +15,7 @@ import pytest
 from socketio.exceptions import SocketIOError
 
 from rooms.roles import Role
+from rooms.tasks import within
 from tests.records.test_care_flow import CHILD, check_in, report
 from tests.server_process import ServerProcess, spawn_server
 from tests.signaling.consultation_peers import Peer
@@ -71,9 +72,9 @@ async def test_a_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path) ->
     enough = asyncio.Event()
     try:
         load = [asyncio.create_task(visits(server, n, done, enough)) for n in range(OUTLETS)]
-        await asyncio.wait_for(enough.wait(), 120)
+        await within(enough.wait(), 120)
         server.process.send_signal(signal.SIGKILL)
-        await asyncio.wait_for(asyncio.gather(*load), 30)
+        await within(asyncio.gather(*load), 30)
     finally:
         await server.ensure_stopped()
     assert server.process.returncode == -signal.SIGKILL

@@ -72,8 +72,11 @@ class Peer:
             if remaining <= 0:
                 raise AssertionError(f"no {event} push within {within_s}s; got {dict(self.pushes)}")
             self._arrived.clear()
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation
+            # that arrives as the push does, and a cancelled background reader then waits on.
             try:
-                await asyncio.wait_for(self._arrived.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._arrived.wait()
             except TimeoutError:
                 continue
 

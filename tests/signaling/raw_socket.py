@@ -91,7 +91,8 @@ class RawSocket:
 
     async def receive(self, within_s: float = WAIT_S) -> str | None:
         """The next text frame other than a ping, or ``None`` once the server has closed."""
-        frame = await asyncio.wait_for(self._frames.get(), within_s)
+        async with asyncio.timeout(within_s):
+            frame = await self._frames.get()
         if frame is None:
             self._frames.put_nowait(None)  # stays closed for later calls
         return frame

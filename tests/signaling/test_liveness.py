@@ -9,6 +9,7 @@ from typing import Any
 import socketio
 
 from rooms.roles import Role
+from rooms.tasks import within
 from signaling.auth import Identity
 from tests.conftest import RunningServer
 from web.keys import gateway_key
@@ -42,7 +43,7 @@ async def test_silent_network_loss_is_noticed_within_the_presence_timeout(
 
     client.eio._send_packet = black_hole  # type: ignore[method-assign]
     lost_at = time.monotonic()
-    subject, noticed_at = await asyncio.wait_for(recorder.gone.get(), timeout=15)
+    subject, noticed_at = await within(recorder.gone.get(), 15)
     assert subject == "dr-quiet"
     assert noticed_at - lost_at <= server.settings.presence_timeout_s + 1.5
     await client.disconnect()

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from rooms.roles import Role
+from rooms.tasks import within
 from signaling.auth import TokenAuthority
 from tests.conftest import TEST_SECRET, RunningServer
 from tests.server_process import spawn_server
@@ -99,6 +100,6 @@ async def test_serve_refuses_weak_secret_in_production() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    _, err = await asyncio.wait_for(process.communicate(), timeout=15)
+    _, err = await within(process.communicate(), 15)
     assert process.returncode == 2
     assert b"too weak" in err
