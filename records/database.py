@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -87,12 +88,25 @@ class RecordsDatabase:
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        # Transactions under way: closing waits for them (a request still writing at shutdown
-        # finishes before the engine goes, instead of its driver thread outliving the loop).
-        self._active = 0
+        # Connections out of the pool and SQLite's driver threads: closing waits for both.
+        self._threads = _DriverThreads()
+        if self.dialect == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", self._threads.add)
+        self._checked_out = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
+        event.listen(self.engine.sync_engine, "checkout", self._on_checkout)
+        event.listen(self.engine.sync_engine, "checkin", self._on_checkin)
+
+    def _on_checkout(self, *_: Any) -> None:
+        self._checked_out += 1
+        self._idle.clear()
+
+    def _on_checkin(self, *_: Any) -> None:
+        self._checked_out -= 1
+        if not self._checked_out:
+            self._idle.set()
 
     @property
     def sqlite_file(self) -> Path | None:
@@ -125,8 +139,6 @@ class RecordsDatabase:
         connection becomes :class:`RecordsUnavailable` (the write was not confirmed)."""
         if self._closed:
             raise RecordsUnavailable("the records database is closing")
-        self._active += 1
-        self._idle.clear()
         try:
             async with self.sessions.begin() as session:
                 yield session
@@ -135,10 +147,6 @@ class RecordsDatabase:
                 raise  # the request's own fault (a constraint) or a bug: not an outage
             logger.warning("records database unavailable: %s", type(exc).__name__)
             raise RecordsUnavailable("the records database is unavailable") from exc
-        finally:
-            self._active -= 1
-            if not self._active:
-                self._idle.set()
 
     async def read(self, query: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run an idempotent read, tried again with back-off if the connection dropped."""
@@ -160,15 +168,43 @@ class RecordsDatabase:
             await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
     async def close(self) -> None:
-        """Refuse new transactions, let those under way finish (a few seconds at most), then
-        close every connection."""
+        """Refuse new transactions, wait until every connection is back in the pool (those
+        under way finish or roll back; a few seconds at most), then close them all."""
         self._closed = True
+        deadline = asyncio.get_running_loop().time() + _CLOSE_WAIT_S
         try:
-            async with asyncio.timeout(_CLOSE_WAIT_S):
+            async with asyncio.timeout_at(deadline):
                 await self._idle.wait()
         except TimeoutError:
-            logger.warning("records database closed with %d transactions under way", self._active)
+            logger.warning("records database closed with %d connections in use", self._checked_out)
         await self.engine.dispose()
+        await self._threads.ended(deadline)
+
+
+class _DriverThreads:
+    """aiosqlite's worker threads, one per connection. SQLAlchemy terminates a connection whose
+    task was cancelled mid-query: aiosqlite then stops it only after the work already queued,
+    and its thread reports that work's end into the event loop. Closing waits for the threads,
+    so none reports into a loop that has closed meanwhile (an error in that thread)."""
+
+    def __init__(self) -> None:
+        self._threads: list[threading.Thread] = []
+
+    def add(self, dbapi_connection: Any, _record: Any) -> None:
+        """Keep a new connection's thread (aiosqlite holds it privately; if it no longer does,
+        nothing is kept and closing does not wait)."""
+        thread = getattr(dbapi_connection.driver_connection, "_thread", None)
+        if isinstance(thread, threading.Thread):
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+
+    async def ended(self, deadline: float) -> None:
+        """Until every thread has ended, or the loop's clock reaches ``deadline``."""
+        loop = asyncio.get_running_loop()
+        for thread in self._threads:
+            await asyncio.to_thread(thread.join, max(0.0, deadline - loop.time()))
+        self._threads = [t for t in self._threads if t.is_alive()]
+        if self._threads:
+            logger.warning("records database closed with %d threads busy", len(self._threads))
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
