@@ -10,6 +10,7 @@ around ``p·(n−1)``, which gives the same figures.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
@@ -29,15 +30,16 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from records.appointments import NO_SHOW, due_epoch, kept_clause, latest_final_clause
+from records.appointments import NO_SHOW
 from records.database import RecordsDatabase
 from records.sql_time import epoch
-from records.tables import AppointmentRow, ReportRow, VisitRow
+from records.tables import AppointmentRow, VisitRow
 
 GroupBy = Literal["outlet", "service", "clinician"]
 PERCENTILES = (0.5, 0.9)
 # Wait distribution buckets, in minutes (the last one is open-ended).
 WAIT_BUCKETS_MIN = (0, 5, 10, 15, 30, 60, 120)
+_BUCKETS = len(WAIT_BUCKETS_MIN)
 _ALL = "all"
 _WEEK_S = 7 * 86400.0
 
@@ -96,8 +98,21 @@ def _empty_figures() -> dict[str, Any]:
     }
 
 
+# Figures that add up over the groups of a grouping: the totals of a grouped query sum them
+# instead of reading the rows again (people served and percentiles do not add up).
+_ADDITIVE = (
+    "appointments",
+    "no_shows",
+    "follow_ups_due",
+    "follow_ups_kept",
+    "reports_finalised",
+    "referrals",
+)
+
+
 class ProgrammeStats:
-    """Read-only figures over ``visits``, ``reports`` and ``appointments``."""
+    """Read-only figures over ``visits`` (with the facts :mod:`records.visit_facts` keeps on
+    them) and ``appointments``."""
 
     def __init__(self, database: RecordsDatabase) -> None:
         self._db = database
@@ -107,66 +122,73 @@ class ProgrammeStats:
         dialect = self._db.dialect
 
         async def read(session: AsyncSession) -> dict[str, Any]:
-            figures: dict[str, dict[str, Any]] = {}
-            keys = [None] if query.group_by is None else [None, query.group_by]
-            for group in keys:
-                for key, values in (await _figures(session, dialect, query, group)).items():
-                    figures.setdefault(_label(group, key), _empty_figures()).update(values)
-            totals = figures.pop(_ALL, _empty_figures())
-            groups = [{"key": key[1:], **values} for key, values in sorted(figures.items())]
+            groups: dict[Any, dict[str, Any]] = {}
+            if query.group_by is not None:
+                groups = await _figures(session, dialect, query, query.group_by, True)
+            totals_by_key = await _figures(session, dialect, query, None, query.group_by is None)
+            totals = totals_by_key.pop(_ALL, _empty_figures())
+            histogram = totals.pop("wait_histogram", None) or _histogram([0] * _BUCKETS)
+            if query.group_by is not None:
+                _add_up(totals, groups.values())
             return {
                 "totals": totals,
-                "groups": groups,
+                "groups": [{"key": key, **values} for key, values in sorted(groups.items())],
                 "weeks": await _weeks(session, dialect, query),
-                "wait_histogram": await _wait_histogram(session, dialect, query),
+                "wait_histogram": histogram,
             }
 
         return await self._db.read(read)
 
 
-def _label(group: GroupBy | None, key: Any) -> str:
-    # Groups are kept apart from the totals by a prefix the totals' key cannot have.
-    return _ALL if group is None else f"#{key}"
+def _add_up(totals: dict[str, Any], groups: Iterable[dict[str, Any]]) -> None:
+    for figures in groups:
+        for name in _ADDITIVE:
+            totals[name] += figures[name]
+        for outcome, count in figures["outcomes"].items():
+            totals["outcomes"][outcome] = totals["outcomes"].get(outcome, 0) + count
 
 
 async def _figures(
-    session: AsyncSession, dialect: str, query: StatsQuery, group: GroupBy | None
+    session: AsyncSession, dialect: str, query: StatsQuery, group: GroupBy | None, additive: bool
 ) -> dict[Any, dict[str, Any]]:
-    """Every figure for one grouping (``None``: the totals), keyed by group value."""
+    """The figures of one grouping (``None``: the totals, with the wait distribution), keyed by
+    group value; the additive ones only when ``additive``."""
     out: dict[Any, dict[str, Any]] = {}
 
     def put(key: Any, **values: Any) -> None:
-        out.setdefault(key, {}).update(values)
+        out.setdefault(key, _empty_figures()).update(values)
 
-    visit_key = _visit_key(group)
-    started = VisitRow.started_at.is_not(None)
-    rows = await session.execute(
-        select(
-            visit_key,
-            func.count(),
-            func.count(distinct(case((started, VisitRow.patient_id)))),
-        )
-        .where(*_visit_filter(query))
-        .group_by(visit_key)
-    )
-    for key, consultations, people in rows:
-        put(key, consultations=consultations, people_served=people)
+    key = _visit_key(group)
+    started = VisitRow.wait_s.is_not(None)
+    columns: list[Any] = [
+        key,
+        func.count(),
+        func.count(distinct(case((started, VisitRow.patient_id)))),
+    ]
+    names = ["consultations", "people_served"]
+    if dialect == "postgresql":
+        for value in (VisitRow.wait_s, VisitRow.length_s):
+            columns += [func.percentile_cont(p).within_group(value) for p in PERCENTILES]
+        names += ["wait_p50_s", "wait_p90_s", "length_p50_s", "length_p90_s"]
+    if group is None:
+        columns += [func.count(case((bucket, 1))) for bucket in _bucket_clauses()]
+    for row in await session.execute(select(*columns).where(*_visit_filter(query)).group_by(key)):
+        values = dict(zip(names, row[1:], strict=False))
+        if group is None:
+            values["wait_histogram"] = _histogram(list(row[1 + len(names) :]))
+        put(row[0], **{n: _round(v) if n.endswith("_s") else v for n, v in values.items()})
+    if dialect != "postgresql":
+        for name, value in (("wait", VisitRow.wait_s), ("length", VisitRow.length_s)):
+            for k, p50, p90 in await _sqlite_percentiles(session, query, key, value):
+                put(k, **{f"{name}_p50_s": _round(p50), f"{name}_p90_s": _round(p90)})
+    if not additive:
+        return out
     outcome = func.coalesce(VisitRow.outcome, "open")
     rows = await session.execute(
-        select(visit_key, outcome, func.count())
-        .where(*_visit_filter(query))
-        .group_by(visit_key, outcome)
+        select(key, outcome, func.count()).where(*_visit_filter(query)).group_by(key, outcome)
     )
-    for key, name, count in rows:
-        out.setdefault(key, {}).setdefault("outcomes", {})[name] = count
-    wait = epoch(dialect, VisitRow.started_at) - epoch(dialect, VisitRow.checked_in_at)
-    length = epoch(dialect, VisitRow.ended_at) - epoch(dialect, VisitRow.started_at)
-    for name, value, present in (
-        ("wait", wait, started),
-        ("length", length, and_(started, VisitRow.ended_at.is_not(None))),
-    ):
-        for key, p50, p90 in await _percentiles(session, dialect, query, visit_key, value, present):
-            put(key, **{f"{name}_p50_s": _round(p50), f"{name}_p90_s": _round(p90)})
+    for k, name, count in rows:
+        out.setdefault(k, _empty_figures())["outcomes"][name] = count
     booking_key = _appointment_key(group)
     rows = await session.execute(
         select(
@@ -177,59 +199,44 @@ async def _figures(
         .where(*_appointment_filter(query))
         .group_by(booking_key)
     )
-    for key, appointments, no_shows in rows:
-        put(key, appointments=appointments, no_shows=no_shows)
-    due = due_epoch(dialect)
-    rows = await session.execute(
-        select(visit_key, func.count(), func.count(case((kept_clause(), 1))))
-        .select_from(VisitRow)
-        .join(ReportRow, ReportRow.consultation_id == VisitRow.consultation_id)
-        .where(
-            *_visit_filter(query, checked_in_since=query.start.timestamp() - 731 * 86400.0),
-            VisitRow.patient_id.is_not(None),
-            ReportRow.follow_up_days.is_not(None),
-            latest_final_clause(),
-            due >= query.start.timestamp(),
-            due < query.end.timestamp(),
+    for k, appointments, no_shows in rows:
+        put(k, appointments=appointments, no_shows=no_shows)
+    for column, flag, due_name, flag_name, since, until in (
+        (
+            VisitRow.follow_up_due_s,
+            VisitRow.follow_up_kept,
+            "follow_ups_due",
+            "follow_ups_kept",
+            query.start.timestamp(),
+            query.end.timestamp(),
+        ),
+        (
+            VisitRow.report_finalised_at,
+            VisitRow.report_refers,
+            "reports_finalised",
+            "referrals",
+            query.start,
+            query.end,
+        ),
+    ):
+        rows = await session.execute(
+            select(key, func.count(), func.count(case((flag, 1))))
+            .where(column >= since, column < until, *_visit_filter(query, by_time=False))
+            .group_by(key)
         )
-        .group_by(visit_key)
-    )
-    for key, due_count, kept in rows:
-        put(key, follow_ups_due=due_count, follow_ups_kept=kept)
-    finals = select(
-        visit_key,
-        func.count(distinct(ReportRow.consultation_id)),
-        func.count(distinct(case((ReportRow.has_referral, ReportRow.consultation_id)))),
-    ).where(
-        ReportRow.status == "final",
-        ReportRow.finalised_at >= query.start,
-        ReportRow.finalised_at < query.end,
-    )
-    visit_filter = _visit_filter(query, by_time=False)
-    if group is not None or visit_filter:
-        # The visit says where and by whom; the programme's totals need the reports alone.
-        finals = finals.join(VisitRow, ReportRow.consultation_id == VisitRow.consultation_id)
-        finals = finals.where(*visit_filter)
-    rows = await session.execute(finals.select_from(ReportRow).group_by(visit_key))
-    for key, finalised, referrals in rows:
-        put(key, reports_finalised=finalised, referrals=referrals)
+        for k, count, flagged in rows:
+            put(k, **{due_name: count, flag_name: flagged})
     return out
 
 
-async def _percentiles(
+async def _sqlite_percentiles(
     session: AsyncSession,
-    dialect: str,
     query: StatsQuery,
     key: SQLColumnExpression[Any],
-    value: ColumnElement[float],
-    present: ColumnElement[bool],
+    value: SQLColumnExpression[float | None],
 ) -> list[tuple[Any, float | None, float | None]]:
-    """p50 and p90 of ``value`` per ``key`` over the rows where ``present`` holds."""
-    where = [*_visit_filter(query), present]
-    if dialect == "postgresql":
-        p50, p90 = (func.percentile_cont(p).within_group(value) for p in PERCENTILES)
-        rows = await session.execute(select(key, p50, p90).where(*where).group_by(key))
-        return [(k, a, b) for k, a, b in rows]
+    """p50 and p90 of ``value`` per ``key``: SQLite has no ``percentile_cont``, so the rows are
+    numbered in order with window functions and the two around ``p·(n−1)`` interpolated."""
     numbered = (
         select(
             key.label("k"),
@@ -237,7 +244,7 @@ async def _percentiles(
             (func.row_number().over(partition_by=key, order_by=value) - 1).label("i"),
             func.count().over(partition_by=key).label("n"),
         )
-        .where(*where)
+        .where(*_visit_filter(query), value.is_not(None))
         .subquery()
     )
 
@@ -257,6 +264,26 @@ async def _percentiles(
         select(numbered.c.k, *(interpolated(p) for p in PERCENTILES)).group_by(numbered.c.k)
     )
     return [(k, a, b) for k, a, b in rows]
+
+
+def _bucket_clauses() -> list[ColumnElement[bool]]:
+    """The wait distribution's buckets, as conditions on the wait in seconds."""
+    edges = [minutes * 60.0 for minutes in WAIT_BUCKETS_MIN[1:]]
+    below = [VisitRow.wait_s < edge for edge in edges]
+    at_least = [VisitRow.wait_s >= edge for edge in edges]
+    # The first bucket has no lower bound and the last no upper one.
+    return [
+        below[0],
+        *(and_(a, b) for a, b in zip(at_least, below[1:], strict=False)),
+        at_least[-1],
+    ]
+
+
+def _histogram(counts: list[int]) -> list[dict[str, Any]]:
+    edges = [*WAIT_BUCKETS_MIN, None]
+    return [
+        {"from_min": edges[i], "to_min": edges[i + 1], "count": counts[i]} for i in range(_BUCKETS)
+    ]
 
 
 async def _weeks(session: AsyncSession, dialect: str, query: StatsQuery) -> list[dict[str, Any]]:
@@ -285,27 +312,6 @@ async def _weeks(session: AsyncSession, dialect: str, query: StatsQuery) -> list
     return [{"week": index, **counts.get(index, empty)} for index in range(weeks)]
 
 
-async def _wait_histogram(
-    session: AsyncSession, dialect: str, query: StatsQuery
-) -> list[dict[str, Any]]:
-    wait_min = (epoch(dialect, VisitRow.started_at) - epoch(dialect, VisitRow.checked_in_at)) / 60
-    bucket = case(
-        *((wait_min < edge, index) for index, edge in enumerate(WAIT_BUCKETS_MIN[1:])),
-        else_=len(WAIT_BUCKETS_MIN) - 1,
-    )
-    rows = await session.execute(
-        select(bucket, func.count())
-        .where(*_visit_filter(query), VisitRow.started_at.is_not(None))
-        .group_by(bucket)
-    )
-    found = {int(index): count for index, count in rows}
-    edges = [*WAIT_BUCKETS_MIN, None]
-    return [
-        {"from_min": edges[i], "to_min": edges[i + 1], "count": found.get(i, 0)}
-        for i in range(len(WAIT_BUCKETS_MIN))
-    ]
-
-
 def _visit_key(group: GroupBy | None) -> SQLColumnExpression[Any]:
     if group is None:
         return literal(_ALL)
@@ -326,15 +332,10 @@ def _appointment_key(group: GroupBy | None) -> SQLColumnExpression[Any]:
     }[group]
 
 
-def _visit_filter(
-    query: StatsQuery, by_time: bool = True, checked_in_since: float | None = None
-) -> list[ColumnElement[bool]]:
+def _visit_filter(query: StatsQuery, by_time: bool = True) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if by_time:
-        since = query.start
-        if checked_in_since is not None:
-            since = datetime.fromtimestamp(checked_in_since, query.start.tzinfo)
-        where += [VisitRow.checked_in_at >= since, VisitRow.checked_in_at < query.end]
+        where += [VisitRow.checked_in_at >= query.start, VisitRow.checked_in_at < query.end]
     if query.outlet_id is not None:
         where.append(VisitRow.outlet_id == query.outlet_id)
     if query.service is not None:

@@ -12,12 +12,14 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     String,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -119,7 +121,8 @@ class PatientRow(Table):
 
 
 class VisitRow(Table):
-    """One consultation as the records keep it: who, what service, where, when, outcome."""
+    """One consultation as the records keep it: who, what service, where, when, outcome; and
+    what the programme figures read of it (:mod:`records.visit_facts` keeps those up to date)."""
 
     __tablename__ = "visits"
     consultation_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
@@ -132,15 +135,20 @@ class VisitRow(Table):
     clinician_id: Mapped[str | None] = mapped_column(String(SUBJECT))
     clinician_name_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     outcome: Mapped[str | None] = mapped_column(String(32))
+    # Migration 0005: the figures' facts.
+    wait_s: Mapped[float | None] = mapped_column(Float)
+    length_s: Mapped[float | None] = mapped_column(Float)
+    follow_up_due_s: Mapped[float | None] = mapped_column(Float)
+    follow_up_kept: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    report_finalised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    report_refers: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
     __table_args__ = (
         Index("ix_visits_by_patient", "patient_id", "checked_in_at"),
         Index("ix_visits_by_time", "checked_in_at"),
         Index("ix_visits_by_outlet_time", "outlet_id", "checked_in_at"),
-        # The programme figures (migration 0004): every column they read, so a year's scan
-        # reads this index alone; and one clinician's. No (service, time) index: the planner
-        # would take it for the follow-up's "came back" probe, which the patient index answers
-        # in a few rows.
+        # The programme figures (migration 0005): every column they read, so a year's scan
+        # reads this index alone; and one clinician's.
         Index(
             "ix_visits_for_figures",
             "checked_in_at",
@@ -149,10 +157,26 @@ class VisitRow(Table):
             "clinician_id",
             "patient_id",
             "outcome",
-            "started_at",
-            "ended_at",
+            "wait_s",
+            "length_s",
         ),
         Index("ix_visits_by_clinician_time", "clinician_id", "checked_in_at"),
+        Index(
+            "ix_visits_by_follow_up_due",
+            "follow_up_due_s",
+            "outlet_id",
+            "service",
+            "clinician_id",
+            "follow_up_kept",
+        ),
+        Index(
+            "ix_visits_by_report_final",
+            "report_finalised_at",
+            "outlet_id",
+            "service",
+            "clinician_id",
+            "report_refers",
+        ),
     )
 
 

@@ -1,0 +1,61 @@
+"""The programme figures' facts on the visit row (wait and length in seconds, follow-up due and
+kept, report first finalised and referring), filled for the visits already there, and the
+indexes the figures read them through.
+
+Revision ID: 0005
+Revises: 0004
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from records.columns import UtcDateTime
+from records.visit_facts import facts_update, kept_update
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+_FACTS = ("wait_s", "length_s", "follow_up_due_s", "follow_up_kept")
+_REPORT = ("report_finalised_at", "report_refers")
+_FIGURES = ["checked_in_at", "outlet_id", "service", "clinician_id", "patient_id", "outcome"]
+_KEYS = ["outlet_id", "service", "clinician_id"]
+
+
+def upgrade() -> None:
+    op.add_column("visits", sa.Column("wait_s", sa.Float))
+    op.add_column("visits", sa.Column("length_s", sa.Float))
+    op.add_column("visits", sa.Column("follow_up_due_s", sa.Float))
+    op.add_column(
+        "visits",
+        sa.Column("follow_up_kept", sa.Boolean, nullable=False, server_default=sa.false()),
+    )
+    op.add_column("visits", sa.Column("report_finalised_at", UtcDateTime))
+    op.add_column(
+        "visits",
+        sa.Column("report_refers", sa.Boolean, nullable=False, server_default=sa.false()),
+    )
+    bind = op.get_bind()
+    bind.execute(facts_update(bind.dialect.name, sa.true()))
+    bind.execute(kept_update(sa.true()))
+    op.drop_index("ix_visits_for_figures", "visits")
+    op.create_index("ix_visits_for_figures", "visits", [*_FIGURES, "wait_s", "length_s"])
+    op.create_index(
+        "ix_visits_by_follow_up_due", "visits", ["follow_up_due_s", *_KEYS, "follow_up_kept"]
+    )
+    op.create_index(
+        "ix_visits_by_report_final", "visits", ["report_finalised_at", *_KEYS, "report_refers"]
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_visits_by_report_final", "visits")
+    op.drop_index("ix_visits_by_follow_up_due", "visits")
+    op.drop_index("ix_visits_for_figures", "visits")
+    op.create_index("ix_visits_for_figures", "visits", [*_FIGURES, "started_at", "ended_at"])
+    with op.batch_alter_table("visits") as batch:
+        for column in (*_FACTS, *_REPORT):
+            batch.drop_column(column)

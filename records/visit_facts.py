@@ -1,0 +1,91 @@
+"""What the programme figures read of a consultation, kept on its visit row when it changes: the
+wait (check-in to start) and length (start to end) in seconds, when its newest final report asks
+the patient back (``follow_up_due_s``, epoch seconds) and whether they came back, when its report
+was first finalised and whether the newest final version refers.
+
+The figures then aggregate plain columns through indexes instead of converting timestamps and
+probing the reports and later visits for every row of a year. One definition serves the migration
+that fills existing rows, the demonstration seed and every write (the keeper's milestones, a
+report finalised or amended): :func:`refresh` recomputes the facts of the visits it selects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, exists, false, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from records.sql_time import epoch
+from records.tables import ReportRow, VisitRow
+
+FINAL = "final"
+_DAY_S = 86400.0
+
+_later = aliased(VisitRow)
+
+
+def newest_final(column: Any) -> Any:
+    """``column`` of the visit's newest final report version (``NULL`` when none is final)."""
+    return (
+        select(column)
+        .where(ReportRow.consultation_id == VisitRow.consultation_id, ReportRow.status == FINAL)
+        .order_by(ReportRow.version.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def facts_update(dialect: str, where: ColumnElement[bool]) -> Any:
+    """The statement that recomputes every fact but ``follow_up_kept`` for the selected visits."""
+    first_final = (
+        select(func.min(ReportRow.finalised_at))
+        .where(ReportRow.consultation_id == VisitRow.consultation_id, ReportRow.status == FINAL)
+        .scalar_subquery()
+    )
+    due = case(
+        (VisitRow.patient_id.is_(None), None),
+        else_=epoch(dialect, VisitRow.checked_in_at)
+        + newest_final(ReportRow.follow_up_days) * _DAY_S,
+    )
+    return (
+        update(VisitRow)
+        .where(where)
+        .values(
+            wait_s=epoch(dialect, VisitRow.started_at) - epoch(dialect, VisitRow.checked_in_at),
+            length_s=epoch(dialect, VisitRow.ended_at) - epoch(dialect, VisitRow.started_at),
+            follow_up_due_s=due,
+            report_finalised_at=first_final,
+            report_refers=func.coalesce(newest_final(ReportRow.has_referral), false()),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def kept_update(where: ColumnElement[bool]) -> Any:
+    """The statement that recomputes ``follow_up_kept`` for the selected visits: the patient
+    came back for the same service (a later consultation of theirs started)."""
+    came_back = exists().where(
+        _later.patient_id == VisitRow.patient_id,
+        _later.service == VisitRow.service,
+        _later.checked_in_at > VisitRow.checked_in_at,
+        _later.started_at.is_not(None),
+    )
+    return (
+        update(VisitRow)
+        .where(where)
+        .values(follow_up_kept=came_back)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def refresh(
+    session: AsyncSession, dialect: str, consultation_id: str, patients: set[str | None]
+) -> None:
+    """After a visit or its report changed: its own facts, and whether each earlier visit of
+    its patients (the one before and after a change of patient) was followed up."""
+    await session.execute(facts_update(dialect, VisitRow.consultation_id == consultation_id))
+    known = sorted(p for p in patients if p is not None)
+    if known:
+        await session.execute(kept_update(VisitRow.patient_id.in_(known)))
