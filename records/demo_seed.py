@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, true
+from sqlalchemy import func, insert, select
 
 from records.appointments import BOOKED, CANCELLED, CHECKED_IN, NO_SHOW
 from records.codes import new_code
 from records.facade import Records
 from records.patients import CARD_CODE_LENGTH
 from records.tables import AppointmentRow, PatientRow, ReportRow, ScheduleRow, VisitRow
-from records.visit_facts import facts_update, kept_update
 
 SERVICES = ("ophthalmology", "hearing", "development", "nutrition")
 OUTCOMES = ("completed", "referred", "cancelled", "no_show", "technical")
@@ -121,6 +120,13 @@ async def seed_demo(
                 "clinician_id": clinician,
                 "clinician_name_sealed": None,
                 "outcome": outcome,
+                # The figures' facts (records.visit_facts), as every write keeps them.
+                "wait_s": None if started is None else (started - checked_in).total_seconds(),
+                "length_s": None if started is None else (ended - started).total_seconds(),
+                "follow_up_due_s": None,
+                "follow_up_kept": False,
+                "report_finalised_at": None,
+                "report_refers": False,
             }
         )
         if clinician is not None and ended is not None and rng.random() < 0.9:
@@ -131,6 +137,12 @@ async def seed_demo(
                 "advice": "",
                 "referral": None,
             }
+            days = rng.choice((None, None, 30, 90, 180))
+            finalised = ended + timedelta(minutes=10)
+            visits[-1]["report_finalised_at"] = finalised
+            visits[-1]["report_refers"] = outcome == "referred"
+            if days is not None:
+                visits[-1]["follow_up_due_s"] = checked_in.timestamp() + days * 86400.0
             reports.append(
                 {
                     "consultation_id": cid,
@@ -139,21 +151,18 @@ async def seed_demo(
                     "version": 1,
                     "status": "final",
                     "body_sealed": seal(json.dumps(body), "reports", row_id, "body"),
-                    "follow_up_days": rng.choice((None, None, 30, 90, 180)),
+                    "follow_up_days": days,
                     "has_referral": outcome == "referred",
                     "shared_with_family": False,
                     "clinician_id": clinician,
                     "clinician_name_sealed": seal(clinician, "reports", row_id, "clinician_name"),
                     "saved_at": ended,
-                    "finalised_at": ended + timedelta(minutes=10),
+                    "finalised_at": finalised,
                 }
             )
+    _mark_kept(visits)
     await _insert(records, VisitRow, visits, progress)
     await _insert(records, ReportRow, reports, progress)
-    async with db.transaction() as session:
-        # The facts the figures read, as every write keeps them.
-        await session.execute(facts_update(db.dialect, true()))
-        await session.execute(kept_update(true()))
 
     appointments = _appointments(rng, visits, covers, start, shape)
     await _insert(records, AppointmentRow, appointments, progress)
@@ -177,6 +186,17 @@ async def seed_demo(
         progress,
     )
     return SeedSummary(len(patients), len(visits), len(reports), len(appointments))
+
+
+def _mark_kept(visits: Sequence[dict[str, Any]]) -> None:
+    """``follow_up_kept``: a later consultation of the same patient and service started."""
+    latest_start: dict[tuple[str, str], datetime] = {}
+    for visit in sorted(visits, key=lambda v: v["checked_in_at"], reverse=True):
+        key = (visit["patient_id"], visit["service"])
+        later = latest_start.get(key)
+        visit["follow_up_kept"] = later is not None and later > visit["checked_in_at"]
+        if visit["started_at"] is not None:
+            latest_start.setdefault(key, visit["checked_in_at"])
 
 
 def _appointments(

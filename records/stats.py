@@ -10,30 +10,37 @@ around ``p·(n−1)``, which gives the same figures.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    Column,
     Float,
     Integer,
+    MetaData,
     SQLColumnExpression,
+    Table,
     and_,
     case,
+    delete,
     distinct,
     func,
+    insert,
     literal,
     select,
+    text,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from records.appointments import NO_SHOW
 from records.database import RecordsDatabase
 from records.sql_time import epoch
-from records.tables import AppointmentRow, VisitRow
+from records.tables import AppointmentRow, VisitRow, figure_order_index
 
 GroupBy = Literal["outlet", "service", "clinician"]
 PERCENTILES = (0.5, 0.9)
@@ -41,6 +48,25 @@ PERCENTILES = (0.5, 0.9)
 WAIT_BUCKETS_MIN = (0, 5, 10, 15, 30, 60, 120)
 _BUCKETS = len(WAIT_BUCKETS_MIN)
 _ALL = "all"
+# The durations with percentiles, by the name their figures start with.
+_DURATIONS = {"wait": VisitRow.wait_s, "length": VisitRow.length_s}
+_GROUP_COLUMN = {
+    "outlet": VisitRow.outlet_id,
+    "service": VisitRow.service,
+    "clinician": VisitRow.clinician_id,
+}
+# SQLite's ranks of one duration (its rowid alias numbers the rows in insertion order); a
+# temporary table is the connection's own, and emptied before each use.
+_RANKS = Table(
+    "figure_ranks",
+    MetaData(),
+    Column("rank", Integer, primary_key=True),
+    Column("v", Float),
+    schema="temp",
+)
+_RANKS_DDL = "CREATE TEMP TABLE IF NOT EXISTS figure_ranks (rank INTEGER PRIMARY KEY, v REAL)"
+# Ranks read per statement (SQLite allows 32,766 bound values).
+_ROWIDS_PER_QUERY = 5000
 _WEEK_S = 7 * 86400.0
 
 
@@ -167,9 +193,12 @@ async def _figures(
     ]
     names = ["consultations", "people_served"]
     if dialect == "postgresql":
-        for value in (VisitRow.wait_s, VisitRow.length_s):
+        for value in _DURATIONS.values():
             columns += [func.percentile_cont(p).within_group(value) for p in PERCENTILES]
-        names += ["wait_p50_s", "wait_p90_s", "length_p50_s", "length_p90_s"]
+        names += [f"{name}_p{round(p * 100)}_s" for name in _DURATIONS for p in PERCENTILES]
+    else:
+        columns += [func.count(value) for value in _DURATIONS.values()]
+        names += [f"{name}_n" for name in _DURATIONS]
     if group is None:
         columns += [func.count(case((bucket, 1))) for bucket in _bucket_clauses()]
     for row in await session.execute(select(*columns).where(*_visit_filter(query)).group_by(key)):
@@ -178,8 +207,10 @@ async def _figures(
             values["wait_histogram"] = _histogram(list(row[1 + len(names) :]))
         put(row[0], **{n: _round(v) if n.endswith("_s") else v for n, v in values.items()})
     if dialect != "postgresql":
-        for name, value in (("wait", VisitRow.wait_s), ("length", VisitRow.length_s)):
-            for k, p50, p90 in await _sqlite_percentiles(session, query, key, value):
+        for name, value in _DURATIONS.items():
+            counts = {k: figures.pop(f"{name}_n") for k, figures in out.items()}
+            found = await _sqlite_percentiles(session, query, group, value, counts)
+            for k, (p50, p90) in found.items():
                 put(k, **{f"{name}_p50_s": _round(p50), f"{name}_p90_s": _round(p90)})
     if not additive:
         return out
@@ -232,38 +263,66 @@ async def _figures(
 async def _sqlite_percentiles(
     session: AsyncSession,
     query: StatsQuery,
-    key: SQLColumnExpression[Any],
-    value: SQLColumnExpression[float | None],
-) -> list[tuple[Any, float | None, float | None]]:
-    """p50 and p90 of ``value`` per ``key``: SQLite has no ``percentile_cont``, so the rows are
-    numbered in order with window functions and the two around ``p·(n−1)`` interpolated."""
-    numbered = (
-        select(
-            key.label("k"),
-            value.label("v"),
-            (func.row_number().over(partition_by=key, order_by=value) - 1).label("i"),
-            func.count().over(partition_by=key).label("n"),
-        )
+    group: GroupBy | None,
+    value: InstrumentedAttribute[float | None],
+    counts: dict[Any, int],
+) -> dict[Any, tuple[float, float]]:
+    """p50 and p90 of ``value`` per group, ``counts`` holding how many values each has.
+
+    SQLite has neither ``percentile_cont`` nor fast window functions (about a microsecond a
+    row), so the values are copied, ordered by group and value, into a temporary table: its
+    rowids are then their ranks, and the two values around ``p·(n−1)`` of each group are read
+    by rowid and interpolated. The copy reads an index kept in that order, so nothing is sorted
+    (:func:`records.tables.figure_order_index` names it)."""
+    ranked = _RANKS
+    await session.execute(text(_RANKS_DDL))
+    await session.execute(delete(ranked))
+    order = [value] if group is None else [_GROUP_COLUMN[group], value]
+    ordered = (
+        select(value)
+        .with_hint(VisitRow, f"INDEXED BY {figure_order_index(group, value.key)}", "sqlite")
         .where(*_visit_filter(query), value.is_not(None))
-        .subquery()
+        .order_by(*order)
     )
+    await session.execute(insert(ranked).from_select(["v"], ordered))
+    first = await session.scalar(select(func.min(ranked.c.rank))) or 0
+    wanted: dict[Any, list[tuple[int, int, float]]] = {}
+    for key in sorted(counts):  # the order SQLite's ORDER BY gave (NULL and "" first)
+        n = counts[key]
+        if n:
+            wanted[key] = [_neighbours(first, n, p) for p in PERCENTILES]
+        first += n
+    rowids = {r for bounds in wanted.values() for lower, upper, _ in bounds for r in (lower, upper)}
+    values: dict[int, float] = {}
+    for chunk in _chunks(sorted(rowids), _ROWIDS_PER_QUERY):
+        rows = await session.execute(
+            select(ranked.c.rank, ranked.c.v).where(ranked.c.rank.in_(chunk))
+        )
+        values.update({rowid: v for rowid, v in rows})
+    return {
+        key: (
+            _between(values, *bounds[0]),
+            _between(values, *bounds[1]),
+        )
+        for key, bounds in wanted.items()
+    }
 
-    def interpolated(p: float) -> ColumnElement[float]:
-        position = (numbered.c.n - 1) * p
-        lower = position.cast(Integer)  # non-negative: truncation is floor
-        fraction = position - lower
-        return func.sum(
-            case(
-                (numbered.c.i == lower, numbered.c.v * (1 - fraction)),
-                (numbered.c.i == lower + 1, numbered.c.v * fraction),
-                else_=0.0,
-            )
-        ).cast(Float)
 
-    rows = await session.execute(
-        select(numbered.c.k, *(interpolated(p) for p in PERCENTILES)).group_by(numbered.c.k)
-    )
-    return [(k, a, b) for k, a, b in rows]
+def _neighbours(first: int, n: int, p: float) -> tuple[int, int, float]:
+    """The rowids of the two values around ``p·(n−1)`` in a group starting at rowid ``first``,
+    and how far between them the percentile lies."""
+    position = (n - 1) * p
+    lower = math.floor(position)
+    return first + lower, first + min(lower + 1, n - 1), position - lower
+
+
+def _between(values: dict[int, float], lower: int, upper: int, fraction: float) -> float:
+    return values[lower] + (values[upper] - values[lower]) * fraction
+
+
+def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _bucket_clauses() -> list[ColumnElement[bool]]:
@@ -315,11 +374,8 @@ async def _weeks(session: AsyncSession, dialect: str, query: StatsQuery) -> list
 def _visit_key(group: GroupBy | None) -> SQLColumnExpression[Any]:
     if group is None:
         return literal(_ALL)
-    return {
-        "outlet": VisitRow.outlet_id,
-        "service": VisitRow.service,
-        "clinician": func.coalesce(VisitRow.clinician_id, ""),
-    }[group]
+    # A consultation no clinician took is grouped under "".
+    return func.coalesce(_GROUP_COLUMN[group], "")
 
 
 def _appointment_key(group: GroupBy | None) -> SQLColumnExpression[Any]:

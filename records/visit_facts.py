@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, exists, false, func, select, update
+from sqlalchemy import ColumnElement, case, exists, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -26,46 +26,27 @@ _DAY_S = 86400.0
 _later = aliased(VisitRow)
 
 
-def newest_final(column: Any) -> Any:
-    """``column`` of the visit's newest final report version (``NULL`` when none is final)."""
+def newest_final(column: Any, first: bool = False) -> Any:
+    """``column`` of the visit's newest (or first) final report version (``NULL`` when none is
+    final); a consultation's versions are read through their (consultation, status, version)
+    index."""
     return (
         select(column)
         .where(ReportRow.consultation_id == VisitRow.consultation_id, ReportRow.status == FINAL)
-        .order_by(ReportRow.version.desc())
+        .order_by(ReportRow.version if first else ReportRow.version.desc())
         .limit(1)
         .scalar_subquery()
     )
 
 
 def facts_update(dialect: str, where: ColumnElement[bool]) -> Any:
-    """The statement that recomputes every fact but ``follow_up_kept`` for the selected visits."""
-    first_final = (
-        select(func.min(ReportRow.finalised_at))
-        .where(ReportRow.consultation_id == VisitRow.consultation_id, ReportRow.status == FINAL)
-        .scalar_subquery()
-    )
+    """The statement that recomputes every fact of the selected visits."""
     due = case(
         (VisitRow.patient_id.is_(None), None),
         else_=epoch(dialect, VisitRow.checked_in_at)
         + newest_final(ReportRow.follow_up_days) * _DAY_S,
     )
-    return (
-        update(VisitRow)
-        .where(where)
-        .values(
-            wait_s=epoch(dialect, VisitRow.started_at) - epoch(dialect, VisitRow.checked_in_at),
-            length_s=epoch(dialect, VisitRow.ended_at) - epoch(dialect, VisitRow.started_at),
-            follow_up_due_s=due,
-            report_finalised_at=first_final,
-            report_refers=func.coalesce(newest_final(ReportRow.has_referral), false()),
-        )
-        .execution_options(synchronize_session=False)
-    )
-
-
-def kept_update(where: ColumnElement[bool]) -> Any:
-    """The statement that recomputes ``follow_up_kept`` for the selected visits: the patient
-    came back for the same service (a later consultation of theirs started)."""
+    # The patient came back for the same service: a later consultation of theirs started.
     came_back = exists().where(
         _later.patient_id == VisitRow.patient_id,
         _later.service == VisitRow.service,
@@ -75,7 +56,14 @@ def kept_update(where: ColumnElement[bool]) -> Any:
     return (
         update(VisitRow)
         .where(where)
-        .values(follow_up_kept=came_back)
+        .values(
+            wait_s=epoch(dialect, VisitRow.started_at) - epoch(dialect, VisitRow.checked_in_at),
+            length_s=epoch(dialect, VisitRow.ended_at) - epoch(dialect, VisitRow.started_at),
+            follow_up_due_s=due,
+            follow_up_kept=came_back,
+            report_finalised_at=newest_final(ReportRow.finalised_at, first=True),
+            report_refers=func.coalesce(newest_final(ReportRow.has_referral), false()),
+        )
         .execution_options(synchronize_session=False)
     )
 
@@ -83,9 +71,10 @@ def kept_update(where: ColumnElement[bool]) -> Any:
 async def refresh(
     session: AsyncSession, dialect: str, consultation_id: str, patients: set[str | None]
 ) -> None:
-    """After a visit or its report changed: its own facts, and whether each earlier visit of
-    its patients (the one before and after a change of patient) was followed up."""
-    await session.execute(facts_update(dialect, VisitRow.consultation_id == consultation_id))
+    """After a visit or its report changed: its facts, and those of every visit of its patients
+    (the one before and after a change of patient), whose follow-up may now be kept."""
+    where = VisitRow.consultation_id == consultation_id
     known = sorted(p for p in patients if p is not None)
     if known:
-        await session.execute(kept_update(VisitRow.patient_id.in_(known)))
+        where = or_(where, VisitRow.patient_id.in_(known))
+    await session.execute(facts_update(dialect, where))

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 
 from records.columns import UtcDateTime
-from records.visit_facts import facts_update, kept_update
+from records.tables import FIGURE_ORDER_INDEXES, VisitRow
+from records.visit_facts import facts_update
 
 revision = "0005"
 down_revision = "0004"
@@ -25,7 +26,13 @@ _FIGURES = ["checked_in_at", "outlet_id", "service", "clinician_id", "patient_id
 _KEYS = ["outlet_id", "service", "clinician_id"]
 
 
+# Visits filled per statement: one short statement each, whatever the database holds.
+_BATCH = 5000
+
+
 def upgrade() -> None:
+    # Dropped first: the fill does not have to keep it up to date row by row.
+    op.drop_index("ix_visits_for_figures", "visits")
     op.add_column("visits", sa.Column("wait_s", sa.Float))
     op.add_column("visits", sa.Column("length_s", sa.Float))
     op.add_column("visits", sa.Column("follow_up_due_s", sa.Float))
@@ -38,10 +45,7 @@ def upgrade() -> None:
         "visits",
         sa.Column("report_refers", sa.Boolean, nullable=False, server_default=sa.false()),
     )
-    bind = op.get_bind()
-    bind.execute(facts_update(bind.dialect.name, sa.true()))
-    bind.execute(kept_update(sa.true()))
-    op.drop_index("ix_visits_for_figures", "visits")
+    _fill(op.get_bind())
     op.create_index("ix_visits_for_figures", "visits", [*_FIGURES, "wait_s", "length_s"])
     op.create_index(
         "ix_visits_by_follow_up_due", "visits", ["follow_up_due_s", *_KEYS, "follow_up_kept"]
@@ -49,9 +53,22 @@ def upgrade() -> None:
     op.create_index(
         "ix_visits_by_report_final", "visits", ["report_finalised_at", *_KEYS, "report_refers"]
     )
+    for name, columns in FIGURE_ORDER_INDEXES.items():
+        op.create_index(name, "visits", columns)
+
+
+def _fill(bind: sa.Connection) -> None:
+    """Every visit's facts, in batches of consecutive consultation ids."""
+    key = VisitRow.consultation_id
+    ids = list(bind.scalars(sa.select(key).order_by(key)))
+    for first in range(0, len(ids), _BATCH):
+        batch = ids[first : first + _BATCH]
+        bind.execute(facts_update(bind.dialect.name, key.between(batch[0], batch[-1])))
 
 
 def downgrade() -> None:
+    for name in FIGURE_ORDER_INDEXES:
+        op.drop_index(name, "visits")
     op.drop_index("ix_visits_by_report_final", "visits")
     op.drop_index("ix_visits_by_follow_up_due", "visits")
     op.drop_index("ix_visits_for_figures", "visits")
