@@ -160,7 +160,7 @@ async def seed_demo(
                     "finalised_at": finalised,
                 }
             )
-    _mark_kept(visits)
+    _mark_across_visits(visits)
     await _insert(records, VisitRow, visits, progress)
     await _insert(records, ReportRow, reports, progress)
 
@@ -188,15 +188,41 @@ async def seed_demo(
     return SeedSummary(len(patients), len(visits), len(reports), len(appointments))
 
 
-def _mark_kept(visits: Sequence[dict[str, Any]]) -> None:
-    """``follow_up_kept``: a later consultation of the same patient and service started."""
+def _mark_across_visits(visits: Sequence[dict[str, Any]]) -> None:
+    """The facts that depend on a patient's other visits (:mod:`records.visit_facts`): whether
+    a later consultation of the same service started, and when the patient was last checked
+    in, and seen, before (at the same outlet, service, clinician)."""
+    ordered = sorted(visits, key=lambda v: (v["checked_in_at"], v["consultation_id"]))
     latest_start: dict[tuple[str, str], datetime] = {}
-    for visit in sorted(visits, key=lambda v: v["checked_in_at"], reverse=True):
+    for visit in reversed(ordered):
         key = (visit["patient_id"], visit["service"])
         later = latest_start.get(key)
         visit["follow_up_kept"] = later is not None and later > visit["checked_in_at"]
         if visit["started_at"] is not None:
             latest_start.setdefault(key, visit["checked_in_at"])
+    last: dict[tuple[str, ...], datetime] = {}
+    for visit in ordered:
+        patient = visit["patient_id"]
+        visit["visited_before_at"] = last.get(("visited", patient))
+        scopes = {
+            column: ("seen", patient, *(visit[c] for c in same))
+            for column, same in _SEEN_SCOPES.items()
+        }
+        for column, scope in scopes.items():
+            visit[column] = last.get(scope)
+        last["visited", patient] = visit["checked_in_at"]
+        if visit["started_at"] is not None:
+            for scope in scopes.values():
+                last[scope] = visit["checked_in_at"]
+
+
+# The "seen before" columns and what else the earlier visit shares besides the patient.
+_SEEN_SCOPES = {
+    "seen_before_at": (),
+    "seen_before_at_outlet": ("outlet_id",),
+    "seen_before_at_service": ("service",),
+    "seen_before_at_clinician": ("clinician_id",),
+}
 
 
 def _appointments(

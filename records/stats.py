@@ -25,22 +25,27 @@ from sqlalchemy import (
     Table,
     and_,
     case,
+    column,
     delete,
     distinct,
     func,
     insert,
     literal,
+    or_,
     select,
     text,
+    values,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from records.appointments import NO_SHOW
+from records.columns import UtcDateTime, utc
 from records.database import RecordsDatabase
 from records.sql_time import epoch
 from records.tables import AppointmentRow, VisitRow, figure_order_index
+from records.visit_facts import SEEN_BEFORE
 
 GroupBy = Literal["outlet", "service", "clinician"]
 PERCENTILES = (0.5, 0.9)
@@ -185,41 +190,50 @@ async def _figures(
         out.setdefault(key, _empty_figures()).update(values)
 
     key = _visit_key(group)
-    started = VisitRow.wait_s.is_not(None)
-    columns: list[Any] = [
-        key,
-        func.count(),
-        func.count(distinct(case((started, VisitRow.patient_id)))),
-    ]
-    names = ["consultations", "people_served"]
+    figures: dict[str, Any] = {
+        "consultations": func.count(),
+        "people_served": _people_served(query, group),
+    }
     if dialect == "postgresql":
-        for value in _DURATIONS.values():
-            columns += [func.percentile_cont(p).within_group(value) for p in PERCENTILES]
-        names += [f"{name}_p{round(p * 100)}_s" for name in _DURATIONS for p in PERCENTILES]
+        for name, value in _DURATIONS.items():
+            for p in PERCENTILES:
+                figures[f"{name}_p{round(p * 100)}_s"] = func.percentile_cont(p).within_group(value)
     else:
-        columns += [func.count(value) for value in _DURATIONS.values()]
-        names += [f"{name}_n" for name in _DURATIONS]
+        figures.update({f"{name}_n": func.count(value) for name, value in _DURATIONS.items()})
     if group is None:
-        columns += [func.count(case((bucket, 1))) for bucket in _bucket_clauses()]
-    for row in await session.execute(select(*columns).where(*_visit_filter(query)).group_by(key)):
-        values = dict(zip(names, row[1:], strict=False))
+        for index, bucket in enumerate(_bucket_clauses()):
+            figures[f"bucket_{index}"] = func.count(case((bucket, 1)))
+    outcomes = await _outcome_names(session) if additive else []
+    for outcome in outcomes:
+        figures[f"outcome_{len(figures)}"] = func.count(
+            case((VisitRow.outcome.is_(None), 1))
+            if outcome is None
+            else case((VisitRow.outcome == outcome, 1))
+        )
+    names = list(figures)
+    rows = await session.execute(
+        select(key, *figures.values()).where(*_visit_filter(query)).group_by(key)
+    )
+    for row in rows:
+        values = dict(zip(names, row[1:], strict=True))
+        counts = [values.pop(name) for name in names if name.startswith("outcome_")]
+        values["outcomes"] = {
+            "open" if outcome is None else outcome: count
+            for outcome, count in zip(outcomes, counts, strict=True)
+            if count
+        }
         if group is None:
-            values["wait_histogram"] = _histogram(list(row[1 + len(names) :]))
+            buckets = [values.pop(f"bucket_{i}") for i in range(_BUCKETS)]
+            values["wait_histogram"] = _histogram(buckets)
         put(row[0], **{n: _round(v) if n.endswith("_s") else v for n, v in values.items()})
     if dialect != "postgresql":
         for name, value in _DURATIONS.items():
-            counts = {k: figures.pop(f"{name}_n") for k, figures in out.items()}
-            found = await _sqlite_percentiles(session, query, group, value, counts)
+            counts_of = {k: values.pop(f"{name}_n") for k, values in out.items()}
+            found = await _sqlite_percentiles(session, query, group, value, counts_of)
             for k, (p50, p90) in found.items():
                 put(k, **{f"{name}_p50_s": _round(p50), f"{name}_p90_s": _round(p90)})
     if not additive:
         return out
-    outcome = func.coalesce(VisitRow.outcome, "open")
-    rows = await session.execute(
-        select(key, outcome, func.count()).where(*_visit_filter(query)).group_by(key, outcome)
-    )
-    for k, name, count in rows:
-        out.setdefault(k, _empty_figures())["outcomes"][name] = count
     booking_key = _appointment_key(group)
     rows = await session.execute(
         select(
@@ -232,7 +246,7 @@ async def _figures(
     )
     for k, appointments, no_shows in rows:
         put(k, appointments=appointments, no_shows=no_shows)
-    for column, flag, due_name, flag_name, since, until in (
+    for counted, flag, due_name, flag_name, since, until in (
         (
             VisitRow.follow_up_due_s,
             VisitRow.follow_up_kept,
@@ -252,12 +266,40 @@ async def _figures(
     ):
         rows = await session.execute(
             select(key, func.count(), func.count(case((flag, 1))))
-            .where(column >= since, column < until, *_visit_filter(query, by_time=False))
+            .where(counted >= since, counted < until, *_visit_filter(query, by_time=False))
             .group_by(key)
         )
         for k, count, flagged in rows:
             put(k, **{due_name: count, flag_name: flagged})
     return out
+
+
+async def _outcome_names(session: AsyncSession) -> list[str | None]:
+    """Every outcome a visit has (``None``: not ended), found by stepping through the outcome
+    index from one value to the next, so the figures count each in the same pass."""
+    first = select(func.min(VisitRow.outcome).label("name")).cte("outcome_names", recursive=True)
+    following = (
+        select(func.min(VisitRow.outcome)).where(VisitRow.outcome > first.c.name).scalar_subquery()
+    )
+    names = first.union_all(select(following).where(first.c.name.is_not(None)))
+    found = await session.scalars(select(names.c.name).where(names.c.name.is_not(None)))
+    return [None, *found]
+
+
+def _people_served(query: StatsQuery, group: GroupBy | None) -> ColumnElement[int]:
+    """Distinct patients whose consultation started. Counted as the visits whose patient was
+    not seen before the range (in the group, or under the filters): one visit per patient, read
+    from :mod:`records.visit_facts`' columns; a combination of filters and grouping without one
+    of its own counts distinct patients."""
+    scope = {name for name in _GROUP_COLUMN if getattr(query, _GROUP_COLUMN[name].key)}
+    if group is not None:
+        scope.add(group)
+    started = and_(VisitRow.wait_s.is_not(None), VisitRow.patient_id.is_not(None))
+    if len(scope) > 1:
+        return func.count(distinct(case((started, VisitRow.patient_id))))
+    before = getattr(VisitRow, SEEN_BEFORE[next(iter(scope), None)])
+    first_seen = or_(before.is_(None), before < query.start)
+    return func.count(case((and_(started, first_seen), 1)))
 
 
 async def _sqlite_percentiles(
@@ -346,14 +388,32 @@ def _histogram(counts: list[int]) -> list[dict[str, Any]]:
 
 
 async def _weeks(session: AsyncSession, dialect: str, query: StatsQuery) -> list[dict[str, Any]]:
-    """Consultations, people served and no-shows per week (weeks from ``week_origin``)."""
+    """Consultations, patients and no-shows per week (weeks from ``week_origin``). The visits
+    are read week by week through the time index, a patient counted at their first visit of
+    the week (the one whose patient was not visited before it: no DISTINCT)."""
     origin = query.week_origin.timestamp()
-    week = ((epoch(dialect, VisitRow.checked_in_at) - origin) / _WEEK_S).cast(Integer)
+    weeks = math.ceil((query.end - query.week_origin).total_seconds() / _WEEK_S)
+    bounds = [
+        (
+            index,
+            max(utc(origin + index * _WEEK_S), query.start),
+            min(utc(origin + (index + 1) * _WEEK_S), query.end),
+        )
+        for index in range(weeks)
+    ]
+    week = (
+        values(column("i", Integer), column("s", UtcDateTime()), column("e", UtcDateTime()))
+        .data(bounds)
+        .cte("weeks")
+    )
+    before = VisitRow.visited_before_at
+    first_visit = and_(VisitRow.patient_id.is_not(None), or_(before.is_(None), before < week.c.s))
     counts: dict[int, dict[str, int]] = {}
     rows = await session.execute(
-        select(week, func.count(), func.count(distinct(VisitRow.patient_id)))
-        .where(*_visit_filter(query))
-        .group_by(week)
+        select(week.c.i, func.count(), func.count(case((first_visit, 1))))
+        .join(VisitRow, and_(VisitRow.checked_in_at >= week.c.s, VisitRow.checked_in_at < week.c.e))
+        .where(*_visit_filter(query, by_time=False))
+        .group_by(week.c.i)
     )
     for index, consultations, people in rows:
         counts[int(index)] = {"consultations": consultations, "patients": people, "no_shows": 0}
@@ -366,7 +426,6 @@ async def _weeks(session: AsyncSession, dialect: str, query: StatsQuery) -> list
     for index, no_shows in no_show_rows:
         counts.setdefault(int(index), {"consultations": 0, "patients": 0})["no_shows"] = no_shows
     # Every week of the range, the empty ones too (a bar chart shows a gap, not a shorter year).
-    weeks = math.ceil((query.end - query.week_origin).total_seconds() / _WEEK_S)
     empty = {"consultations": 0, "patients": 0, "no_shows": 0}
     return [{"week": index, **counts.get(index, empty)} for index in range(weeks)]
 

@@ -1,7 +1,8 @@
 """What the programme figures read of a consultation, kept on its visit row when it changes: the
 wait (check-in to start) and length (start to end) in seconds, when its newest final report asks
 the patient back (``follow_up_due_s``, epoch seconds) and whether they came back, when its report
-was first finalised and whether the newest final version refers.
+was first finalised and whether the newest final version refers; and when the patient was last
+checked in before it (seen, for the groupings).
 
 The figures then aggregate plain columns through indexes instead of converting timestamps and
 probing the reports and later visits for every row of a year. One definition serves the migration
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, exists, false, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, exists, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -24,6 +25,38 @@ FINAL = "final"
 _DAY_S = 86400.0
 
 _later = aliased(VisitRow)
+_earlier = aliased(VisitRow)
+# The groupings whose people served read their own "seen before" column.
+SEEN_BEFORE = {
+    None: "seen_before_at",
+    "outlet": "seen_before_at_outlet",
+    "service": "seen_before_at_service",
+    "clinician": "seen_before_at_clinician",
+}
+_SAME = {"outlet": "outlet_id", "service": "service", "clinician": "clinician_id"}
+
+
+def _before(started: bool, same: str | None = None) -> Any:
+    """When the visit's patient last checked in before it (a consultation that started, when
+    ``started``; at the same outlet, service or clinician, when ``same``): people served and
+    patients per week count a visit only when that is before the range, so each patient once,
+    without a DISTINCT over the range. Ties in time are broken by consultation id."""
+    conditions = [
+        _earlier.patient_id == VisitRow.patient_id,
+        or_(
+            _earlier.checked_in_at < VisitRow.checked_in_at,
+            and_(
+                _earlier.checked_in_at == VisitRow.checked_in_at,
+                _earlier.consultation_id < VisitRow.consultation_id,
+            ),
+        ),
+    ]
+    if started:
+        conditions.append(_earlier.started_at.is_not(None))
+    if same is not None:
+        column = _SAME[same]
+        conditions.append(getattr(_earlier, column) == getattr(VisitRow, column))
+    return select(func.max(_earlier.checked_in_at)).where(*conditions).scalar_subquery()
 
 
 def newest_final(column: Any, first: bool = False) -> Any:
@@ -63,6 +96,8 @@ def facts_update(dialect: str, where: ColumnElement[bool]) -> Any:
             follow_up_kept=came_back,
             report_finalised_at=newest_final(ReportRow.finalised_at, first=True),
             report_refers=func.coalesce(newest_final(ReportRow.has_referral), false()),
+            visited_before_at=_before(started=False),
+            **{column: _before(True, group) for group, column in SEEN_BEFORE.items()},
         )
         .execution_options(synchronize_session=False)
     )

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from records.columns import UtcDateTime
-from records.tables import FIGURE_ORDER_INDEXES, VisitRow
+from records.tables import FIGURE_ORDER_INDEXES, FIGURES_READ, VisitRow
 from records.visit_facts import facts_update
 
 revision = "0005"
@@ -22,6 +22,13 @@ depends_on = None
 
 _FACTS = ("wait_s", "length_s", "follow_up_due_s", "follow_up_kept")
 _REPORT = ("report_finalised_at", "report_refers")
+_BEFORE = (
+    "visited_before_at",
+    "seen_before_at",
+    "seen_before_at_outlet",
+    "seen_before_at_service",
+    "seen_before_at_clinician",
+)
 _FIGURES = ["checked_in_at", "outlet_id", "service", "clinician_id", "patient_id", "outcome"]
 _KEYS = ["outlet_id", "service", "clinician_id"]
 
@@ -45,14 +52,17 @@ def upgrade() -> None:
         "visits",
         sa.Column("report_refers", sa.Boolean, nullable=False, server_default=sa.false()),
     )
+    for column in _BEFORE:
+        op.add_column("visits", sa.Column(column, UtcDateTime))
     _fill(op.get_bind())
-    op.create_index("ix_visits_for_figures", "visits", [*_FIGURES, "wait_s", "length_s"])
+    op.create_index("ix_visits_for_figures", "visits", list(FIGURES_READ))
     op.create_index(
         "ix_visits_by_follow_up_due", "visits", ["follow_up_due_s", *_KEYS, "follow_up_kept"]
     )
     op.create_index(
         "ix_visits_by_report_final", "visits", ["report_finalised_at", *_KEYS, "report_refers"]
     )
+    op.create_index("ix_visits_by_outcome", "visits", ["outcome"])
     for name, columns in FIGURE_ORDER_INDEXES.items():
         op.create_index(name, "visits", columns)
 
@@ -67,12 +77,12 @@ def _fill(bind: sa.Connection) -> None:
 
 
 def downgrade() -> None:
-    for name in FIGURE_ORDER_INDEXES:
+    for name in [*FIGURE_ORDER_INDEXES, "ix_visits_by_outcome"]:
         op.drop_index(name, "visits")
     op.drop_index("ix_visits_by_report_final", "visits")
     op.drop_index("ix_visits_by_follow_up_due", "visits")
     op.drop_index("ix_visits_for_figures", "visits")
     op.create_index("ix_visits_for_figures", "visits", [*_FIGURES, "started_at", "ended_at"])
     with op.batch_alter_table("visits") as batch:
-        for column in (*_FACTS, *_REPORT):
+        for column in (*_FACTS, *_REPORT, *_BEFORE):
             batch.drop_column(column)
