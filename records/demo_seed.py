@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from records.appointments import BOOKED, CANCELLED, CHECKED_IN, NO_SHOW
 from records.codes import new_code
@@ -185,6 +185,11 @@ async def seed_demo(
         ],
         progress,
     )
+    async with db.transaction() as session:
+        # Statistics for the planner after a bulk load, as autovacuum would gather them later
+        # (SQLite's planner keeps none unless asked, and the figures name their indexes).
+        if db.dialect == "postgresql":
+            await session.execute(text("ANALYZE"))
     return SeedSummary(len(patients), len(visits), len(reports), len(appointments))
 
 

@@ -316,15 +316,16 @@ async def _sqlite_percentiles(
     rowids are then their ranks, and the two values around ``p·(n−1)`` of each group are read
     by rowid and interpolated. The copy reads an index kept in that order, so nothing is sorted
     (:func:`records.tables.figure_order_index` names it)."""
+    if group is None:
+        return await _sqlite_total_percentiles(session, query, value, counts)
     ranked = _RANKS
     await session.execute(text(_RANKS_DDL))
     await session.execute(delete(ranked))
-    order = [value] if group is None else [_GROUP_COLUMN[group], value]
     ordered = (
         select(value)
         .with_hint(VisitRow, f"INDEXED BY {figure_order_index(group, value.key)}", "sqlite")
         .where(*_visit_filter(query), value.is_not(None))
-        .order_by(*order)
+        .order_by(_GROUP_COLUMN[group], value)
     )
     await session.execute(insert(ranked).from_select(["v"], ordered))
     first = await session.scalar(select(func.min(ranked.c.rank))) or 0
@@ -348,6 +349,33 @@ async def _sqlite_percentiles(
         )
         for key, bounds in wanted.items()
     }
+
+
+async def _sqlite_total_percentiles(
+    session: AsyncSession,
+    query: StatsQuery,
+    value: InstrumentedAttribute[float | None],
+    counts: dict[Any, int],
+) -> dict[Any, tuple[float, float]]:
+    """Without groups, the two values around each percentile are read straight off the index
+    in the duration's order (an offset into it: nothing is copied or sorted)."""
+    n = counts.get(_ALL, 0)
+    if not n:
+        return {}
+    found = []
+    for p in PERCENTILES:
+        lower, upper, fraction = _neighbours(0, n, p)
+        rows = await session.scalars(
+            select(value)
+            .with_hint(VisitRow, f"INDEXED BY {figure_order_index(None, value.key)}", "sqlite")
+            .where(*_visit_filter(query), value.is_not(None))
+            .order_by(value)
+            .limit(upper - lower + 1)
+            .offset(lower)
+        )
+        pair = [float(v) for v in rows if v is not None]
+        found.append(pair[0] + (pair[-1] - pair[0]) * fraction)
+    return {_ALL: (found[0], found[1])}
 
 
 def _neighbours(first: int, n: int, p: float) -> tuple[int, int, float]:

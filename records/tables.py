@@ -381,6 +381,15 @@ class AppointmentRow(Table):
             postgresql_where=text(ACTIVE_BOOKING),
         ),
         Index("ix_appointments_by_time", "start_at"),
+        # The programme figures (migration 0005): what they read of the bookings in a range.
+        Index(
+            "ix_appointments_for_figures",
+            "start_at",
+            "status",
+            "outlet_id",
+            "service",
+            "clinician_id",
+        ),
         Index("ix_appointments_by_outlet_time", "outlet_id", "start_at"),
         Index("ix_appointments_by_clinician_time", "clinician_id", "start_at"),
         Index("ix_appointments_by_status_time", "status", "start_at"),

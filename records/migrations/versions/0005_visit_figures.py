@@ -63,6 +63,11 @@ def upgrade() -> None:
         "ix_visits_by_report_final", "visits", ["report_finalised_at", *_KEYS, "report_refers"]
     )
     op.create_index("ix_visits_by_outcome", "visits", ["outcome"])
+    op.create_index(
+        "ix_appointments_for_figures",
+        "appointments",
+        ["start_at", "status", "outlet_id", "service", "clinician_id"],
+    )
     for name, columns in FIGURE_ORDER_INDEXES.items():
         op.create_index(name, "visits", columns)
 
@@ -77,6 +82,7 @@ def _fill(bind: sa.Connection) -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_appointments_for_figures", "appointments")
     for name in [*FIGURE_ORDER_INDEXES, "ix_visits_by_outcome"]:
         op.drop_index(name, "visits")
     op.drop_index("ix_visits_by_report_final", "visits")
