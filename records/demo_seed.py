@@ -185,11 +185,12 @@ async def seed_demo(
         ],
         progress,
     )
-    async with db.transaction() as session:
-        # Statistics for the planner after a bulk load, as autovacuum would gather them later
-        # (SQLite's planner keeps none unless asked, and the figures name their indexes).
-        if db.dialect == "postgresql":
-            await session.execute(text("ANALYZE"))
+    if db.dialect == "postgresql":
+        # After a bulk load, what autovacuum would do a little later: the planner's statistics
+        # and the visibility map that lets index-only scans skip the table.
+        async with db.engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await autocommit.execute(text("VACUUM ANALYZE"))
     return SeedSummary(len(patients), len(visits), len(reports), len(appointments))
 
 

@@ -2,9 +2,11 @@
 lengths (p50/p90), no-shows, follow-ups due and kept, reports finalised and referrals, by
 outlet, service or clinician; consultations and no-shows by week; the wait distribution.
 
-Percentiles are continuous (linear interpolation, PostgreSQL's ``percentile_cont``); SQLite has
-no such aggregate, so it numbers the rows with window functions and interpolates between the two
-around ``p·(n−1)``, which gives the same figures.
+Percentiles are continuous (linear interpolation between the two values around ``p·(n−1)``, as
+PostgreSQL's ``percentile_cont``): the programme's from an offset into an index in the duration's
+order, a grouping's by ``percentile_cont`` on PostgreSQL and by ranks read through such an index
+on SQLite. The per-visit facts the figures read are kept on the visit rows
+(:mod:`records.visit_facts`), so every figure is one pass over an index range.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from sqlalchemy import (
     Table,
     and_,
     case,
-    column,
     delete,
     distinct,
     func,
@@ -34,14 +35,12 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    values,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from records.appointments import NO_SHOW
-from records.columns import UtcDateTime, utc
 from records.database import RecordsDatabase
 from records.sql_time import epoch
 from records.tables import AppointmentRow, VisitRow, figure_order_index
@@ -194,7 +193,7 @@ async def _figures(
         "consultations": func.count(),
         "people_served": _people_served(query, group),
     }
-    if dialect == "postgresql":
+    if dialect == "postgresql" and group is not None:
         for name, value in _DURATIONS.items():
             for p in PERCENTILES:
                 figures[f"{name}_p{round(p * 100)}_s"] = func.percentile_cont(p).within_group(value)
@@ -226,10 +225,10 @@ async def _figures(
             buckets = [values.pop(f"bucket_{i}") for i in range(_BUCKETS)]
             values["wait_histogram"] = _histogram(buckets)
         put(row[0], **{n: _round(v) if n.endswith("_s") else v for n, v in values.items()})
-    if dialect != "postgresql":
+    if dialect != "postgresql" or group is None:
         for name, value in _DURATIONS.items():
             counts_of = {k: values.pop(f"{name}_n") for k, values in out.items()}
-            found = await _sqlite_percentiles(session, query, group, value, counts_of)
+            found = await _ranked_percentiles(session, query, group, value, counts_of)
             for k, (p50, p90) in found.items():
                 put(k, **{f"{name}_p50_s": _round(p50), f"{name}_p90_s": _round(p90)})
     if not additive:
@@ -302,14 +301,15 @@ def _people_served(query: StatsQuery, group: GroupBy | None) -> ColumnElement[in
     return func.count(case((and_(started, first_seen), 1)))
 
 
-async def _sqlite_percentiles(
+async def _ranked_percentiles(
     session: AsyncSession,
     query: StatsQuery,
     group: GroupBy | None,
     value: InstrumentedAttribute[float | None],
     counts: dict[Any, int],
 ) -> dict[Any, tuple[float, float]]:
-    """p50 and p90 of ``value`` per group, ``counts`` holding how many values each has.
+    """p50 and p90 of ``value`` per group, ``counts`` holding how many values each has (the
+    totals on both engines, the groups on SQLite).
 
     SQLite has neither ``percentile_cont`` nor fast window functions (about a microsecond a
     row), so the values are copied, ordered by group and value, into a temporary table: its
@@ -317,7 +317,7 @@ async def _sqlite_percentiles(
     by rowid and interpolated. The copy reads an index kept in that order, so nothing is sorted
     (:func:`records.tables.figure_order_index` names it)."""
     if group is None:
-        return await _sqlite_total_percentiles(session, query, value, counts)
+        return await _total_percentiles(session, query, value, counts)
     ranked = _RANKS
     await session.execute(text(_RANKS_DDL))
     await session.execute(delete(ranked))
@@ -351,14 +351,15 @@ async def _sqlite_percentiles(
     }
 
 
-async def _sqlite_total_percentiles(
+async def _total_percentiles(
     session: AsyncSession,
     query: StatsQuery,
     value: InstrumentedAttribute[float | None],
     counts: dict[Any, int],
 ) -> dict[Any, tuple[float, float]]:
     """Without groups, the two values around each percentile are read straight off the index
-    in the duration's order (an offset into it: nothing is copied or sorted)."""
+    in the duration's order (an offset into it: nothing is copied or sorted; PostgreSQL's
+    ``percentile_cont`` would sort the year's values for each percentile)."""
     n = counts.get(_ALL, 0)
     if not n:
         return {}
@@ -416,32 +417,25 @@ def _histogram(counts: list[int]) -> list[dict[str, Any]]:
 
 
 async def _weeks(session: AsyncSession, dialect: str, query: StatsQuery) -> list[dict[str, Any]]:
-    """Consultations, patients and no-shows per week (weeks from ``week_origin``). The visits
-    are read week by week through the time index, a patient counted at their first visit of
-    the week (the one whose patient was not visited before it: no DISTINCT)."""
+    """Consultations, patients and no-shows per week (weeks from ``week_origin``). A patient
+    counts at their first visit of the week in the range: the one whose patient was not
+    visited before the week (or the range) began (no DISTINCT)."""
     origin = query.week_origin.timestamp()
-    weeks = math.ceil((query.end - query.week_origin).total_seconds() / _WEEK_S)
-    bounds = [
-        (
-            index,
-            max(utc(origin + index * _WEEK_S), query.start),
-            min(utc(origin + (index + 1) * _WEEK_S), query.end),
-        )
-        for index in range(weeks)
-    ]
-    week = (
-        values(column("i", Integer), column("s", UtcDateTime()), column("e", UtcDateTime()))
-        .data(bounds)
-        .cte("weeks")
-    )
+    week = ((epoch(dialect, VisitRow.checked_in_at) - origin) / _WEEK_S).cast(Integer)
     before = VisitRow.visited_before_at
-    first_visit = and_(VisitRow.patient_id.is_not(None), or_(before.is_(None), before < week.c.s))
+    first_visit = and_(
+        VisitRow.patient_id.is_not(None),
+        or_(
+            before.is_(None),
+            before < query.start,
+            epoch(dialect, before) < origin + week * _WEEK_S,
+        ),
+    )
     counts: dict[int, dict[str, int]] = {}
     rows = await session.execute(
-        select(week.c.i, func.count(), func.count(case((first_visit, 1))))
-        .join(VisitRow, and_(VisitRow.checked_in_at >= week.c.s, VisitRow.checked_in_at < week.c.e))
-        .where(*_visit_filter(query, by_time=False))
-        .group_by(week.c.i)
+        select(week, func.count(), func.count(case((first_visit, 1))))
+        .where(*_visit_filter(query))
+        .group_by(week)
     )
     for index, consultations, people in rows:
         counts[int(index)] = {"consultations": consultations, "patients": people, "no_shows": 0}
@@ -454,6 +448,7 @@ async def _weeks(session: AsyncSession, dialect: str, query: StatsQuery) -> list
     for index, no_shows in no_show_rows:
         counts.setdefault(int(index), {"consultations": 0, "patients": 0})["no_shows"] = no_shows
     # Every week of the range, the empty ones too (a bar chart shows a gap, not a shorter year).
+    weeks = math.ceil((query.end - query.week_origin).total_seconds() / _WEEK_S)
     empty = {"consultations": 0, "patients": 0, "no_shows": 0}
     return [{"week": index, **counts.get(index, empty)} for index in range(weeks)]
 
