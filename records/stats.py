@@ -158,12 +158,13 @@ class ProgrammeStats:
             totals_by_key = await _figures(session, dialect, query, None, query.group_by is None)
             totals = totals_by_key.pop(_ALL, _empty_figures())
             histogram = totals.pop("wait_histogram", None) or _histogram([0] * _BUCKETS)
+            weekly = totals.pop("weekly", {})
             if query.group_by is not None:
                 _add_up(totals, groups.values())
             return {
                 "totals": totals,
                 "groups": [{"key": key, **values} for key, values in sorted(groups.items())],
-                "weeks": await _weeks(session, dialect, query),
+                "weeks": await _weeks(session, dialect, query, weekly),
                 "wait_histogram": histogram,
             }
 
@@ -188,11 +189,16 @@ async def _figures(
     def put(key: Any, **values: Any) -> None:
         out.setdefault(key, _empty_figures()).update(values)
 
-    key = _visit_key(group)
+    # The programme's figures are read week by week (the weeks' bars come from the same pass)
+    # and added up: each visit is in one week, and each figure but the percentiles adds up.
+    visit_key = _visit_key(group)
+    key = _week_index(dialect, query) if group is None else visit_key
     figures: dict[str, Any] = {
         "consultations": func.count(),
         "people_served": _people_served(query, group),
     }
+    if group is None:
+        figures["patients"] = _first_visits_of_the_week(dialect, query)
     if dialect == "postgresql" and group is not None:
         for name, value in _DURATIONS.items():
             for p in PERCENTILES:
@@ -225,6 +231,8 @@ async def _figures(
             buckets = [values.pop(f"bucket_{i}") for i in range(_BUCKETS)]
             values["wait_histogram"] = _histogram(buckets)
         put(row[0], **{n: _round(v) if n.endswith("_s") else v for n, v in values.items()})
+    if group is None:
+        out = {_ALL: _week_by_week(out)} if out else {}
     if dialect != "postgresql" or group is None:
         for name, value in _DURATIONS.items():
             counts_of = {k: values.pop(f"{name}_n") for k, values in out.items()}
@@ -264,9 +272,9 @@ async def _figures(
         ),
     ):
         rows = await session.execute(
-            select(key, func.count(), func.count(case((flag, 1))))
+            select(visit_key, func.count(), func.count(case((flag, 1))))
             .where(counted >= since, counted < until, *_visit_filter(query, by_time=False))
-            .group_by(key)
+            .group_by(visit_key)
         )
         for k, count, flagged in rows:
             put(k, **{due_name: count, flag_name: flagged})
@@ -416,29 +424,55 @@ def _histogram(counts: list[int]) -> list[dict[str, Any]]:
     ]
 
 
-async def _weeks(session: AsyncSession, dialect: str, query: StatsQuery) -> list[dict[str, Any]]:
-    """Consultations, patients and no-shows per week (weeks from ``week_origin``). A patient
-    counts at their first visit of the week in the range: the one whose patient was not
-    visited before the week (or the range) began (no DISTINCT)."""
+def _week_index(dialect: str, query: StatsQuery) -> ColumnElement[int]:
     origin = query.week_origin.timestamp()
-    week = ((epoch(dialect, VisitRow.checked_in_at) - origin) / _WEEK_S).cast(Integer)
+    return ((epoch(dialect, VisitRow.checked_in_at) - origin) / _WEEK_S).cast(Integer)
+
+
+def _first_visits_of_the_week(dialect: str, query: StatsQuery) -> ColumnElement[int]:
+    """Patients of a week: a patient counts at their first visit of the week in the range, the
+    one whose patient was not visited before the week (or the range) began (no DISTINCT)."""
     before = VisitRow.visited_before_at
+    week_began = query.week_origin.timestamp() + _week_index(dialect, query) * _WEEK_S
     first_visit = and_(
         VisitRow.patient_id.is_not(None),
-        or_(
-            before.is_(None),
-            before < query.start,
-            epoch(dialect, before) < origin + week * _WEEK_S,
-        ),
+        or_(before.is_(None), before < query.start, epoch(dialect, before) < week_began),
     )
-    counts: dict[int, dict[str, int]] = {}
-    rows = await session.execute(
-        select(week, func.count(), func.count(case((first_visit, 1))))
-        .where(*_visit_filter(query))
-        .group_by(week)
-    )
-    for index, consultations, people in rows:
-        counts[int(index)] = {"consultations": consultations, "patients": people, "no_shows": 0}
+    return func.count(case((first_visit, 1)))
+
+
+def _week_by_week(weeks: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    """The programme's figures added up from its weeks' (``weekly``: each week's consultations
+    and patients)."""
+    totals = _empty_figures()
+    totals["weekly"] = {}
+    for index, figures in weeks.items():
+        totals["weekly"][int(index)] = {
+            "consultations": figures["consultations"],
+            "patients": figures.pop("patients"),
+        }
+        for name, value in figures.items():
+            if name == "outcomes":
+                for outcome, count in value.items():
+                    totals[name][outcome] = totals[name].get(outcome, 0) + count
+            elif name == "wait_histogram":
+                previous = totals.get(name) or [{**bucket, "count": 0} for bucket in value]
+                totals[name] = [
+                    {**bucket, "count": bucket["count"] + more["count"]}
+                    for bucket, more in zip(previous, value, strict=True)
+                ]
+            elif isinstance(value, int):
+                totals[name] = (totals.get(name) or 0) + value
+    return totals
+
+
+async def _weeks(
+    session: AsyncSession, dialect: str, query: StatsQuery, weekly: dict[int, dict[str, int]]
+) -> list[dict[str, Any]]:
+    """Consultations and patients per week (from the programme's pass) and no-shows per week
+    (weeks from ``week_origin``)."""
+    origin = query.week_origin.timestamp()
+    counts = {index: {**week, "no_shows": 0} for index, week in weekly.items()}
     booking_week = ((epoch(dialect, AppointmentRow.start_at) - origin) / _WEEK_S).cast(Integer)
     no_show_rows = await session.execute(
         select(booking_week, func.count())
