@@ -38,12 +38,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from records.appointments import NO_SHOW
+from records.columns import UtcDateTime
 from records.database import RecordsDatabase
 from records.sql_time import epoch
-from records.tables import AppointmentRow, VisitRow, figure_order_index
+from records.tables import AppointmentRow, VisitRow
 from records.visit_facts import SEEN_BEFORE
 
 GroupBy = Literal["outlet", "service", "clinician"]
@@ -236,7 +238,7 @@ async def _figures(
     if dialect != "postgresql" or group is None:
         for name, value in _DURATIONS.items():
             counts_of = {k: values.pop(f"{name}_n") for k, values in out.items()}
-            found = await _ranked_percentiles(session, query, group, value, counts_of)
+            found = await _ranked_percentiles(session, dialect, query, group, value, counts_of)
             for k, (p50, p90) in found.items():
                 put(k, **{f"{name}_p50_s": _round(p50), f"{name}_p90_s": _round(p90)})
     if not additive:
@@ -311,6 +313,7 @@ def _people_served(query: StatsQuery, group: GroupBy | None) -> ColumnElement[in
 
 async def _ranked_percentiles(
     session: AsyncSession,
+    dialect: str,
     query: StatsQuery,
     group: GroupBy | None,
     value: InstrumentedAttribute[float | None],
@@ -322,17 +325,16 @@ async def _ranked_percentiles(
     SQLite has neither ``percentile_cont`` nor fast window functions (about a microsecond a
     row), so the values are copied, ordered by group and value, into a temporary table: its
     rowids are then their ranks, and the two values around ``p·(n−1)`` of each group are read
-    by rowid and interpolated. The copy reads an index kept in that order, so nothing is sorted
-    (:func:`records.tables.figure_order_index` names it)."""
+    by rowid and interpolated. The copy reads an index kept in that order, so nothing is
+    sorted."""
     if group is None:
-        return await _total_percentiles(session, query, value, counts)
+        return await _total_percentiles(session, dialect, query, value, counts)
     ranked = _RANKS
     await session.execute(text(_RANKS_DDL))
     await session.execute(delete(ranked))
     ordered = (
         select(value)
-        .with_hint(VisitRow, f"INDEXED BY {figure_order_index(group, value.key)}", "sqlite")
-        .where(*_visit_filter(query), value.is_not(None))
+        .where(*_visit_filter(query, in_order=True), value.is_not(None))
         .order_by(_GROUP_COLUMN[group], value)
     )
     await session.execute(insert(ranked).from_select(["v"], ordered))
@@ -361,6 +363,7 @@ async def _ranked_percentiles(
 
 async def _total_percentiles(
     session: AsyncSession,
+    dialect: str,
     query: StatsQuery,
     value: InstrumentedAttribute[float | None],
     counts: dict[Any, int],
@@ -376,8 +379,7 @@ async def _total_percentiles(
         lower, upper, fraction = _neighbours(0, n, p)
         rows = await session.scalars(
             select(value)
-            .with_hint(VisitRow, f"INDEXED BY {figure_order_index(None, value.key)}", "sqlite")
-            .where(*_visit_filter(query), value.is_not(None))
+            .where(*_visit_filter(query, in_order=dialect == "sqlite"), value.is_not(None))
             .order_by(value)
             .limit(upper - lower + 1)
             .offset(lower)
@@ -504,10 +506,19 @@ def _appointment_key(group: GroupBy | None) -> SQLColumnExpression[Any]:
     }[group]
 
 
-def _visit_filter(query: StatsQuery, by_time: bool = True) -> list[ColumnElement[bool]]:
+def _visit_filter(
+    query: StatsQuery, by_time: bool = True, in_order: bool = False
+) -> list[ColumnElement[bool]]:
+    """The query's conditions on the visits. ``in_order`` (SQLite): the time range is written
+    ``+checked_in_at``, which SQLite's planner does not match to an index, so it reads one in
+    the order asked for (:func:`records.tables.figure_order_index`) instead of a time range
+    it would have to sort."""
     where: list[ColumnElement[bool]] = []
     if by_time:
-        where += [VisitRow.checked_in_at >= query.start, VisitRow.checked_in_at < query.end]
+        checked_in: ColumnElement[datetime] = VisitRow.checked_in_at.expression
+        if in_order:
+            checked_in = UnaryExpression(checked_in, operator=custom_op("+"), type_=UtcDateTime())
+        where += [checked_in >= query.start, checked_in < query.end]
     if query.outlet_id is not None:
         where.append(VisitRow.outlet_id == query.outlet_id)
     if query.service is not None:
