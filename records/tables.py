@@ -194,7 +194,7 @@ class VisitRow(Table):
         # reads this index alone; and one clinician's.
         Index("ix_visits_for_figures", *FIGURES_READ),
         Index("ix_visits_by_clinician_time", "clinician_id", "checked_in_at"),
-        Index("ix_visits_by_outcome", "outcome"),
+        Index("ix_visits_by_outcome", "outcome", *_FILTERS),
         Index(
             "ix_visits_by_follow_up_due",
             "follow_up_due_s",

@@ -62,7 +62,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_visits_by_report_final", "visits", ["report_finalised_at", *_KEYS, "report_refers"]
     )
-    op.create_index("ix_visits_by_outcome", "visits", ["outcome"])
+    op.create_index("ix_visits_by_outcome", "visits", ["outcome", *_FIGURES[:4]])
     op.create_index(
         "ix_appointments_for_figures",
         "appointments",
