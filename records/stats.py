@@ -46,7 +46,6 @@ from sqlalchemy.sql.operators import custom_op
 from records.appointments import NO_SHOW
 from records.columns import UtcDateTime, utc
 from records.database import RecordsDatabase
-from records.sql_time import epoch
 from records.tables import AppointmentRow, VisitRow
 from records.visit_facts import SEEN_BEFORE
 
@@ -177,7 +176,7 @@ class ProgrammeStats:
             return {
                 "totals": totals,
                 "groups": [{"key": key, **values} for key, values in sorted(groups.items())],
-                "weeks": await _weeks(session, dialect, query, weekly),
+                "weeks": await _weeks(session, query, weekly),
                 "wait_histogram": histogram,
             }
 
@@ -509,24 +508,26 @@ def _week_by_week(weeks: dict[Any, dict[str, Any]]) -> dict[str, Any]:
 
 
 async def _weeks(
-    session: AsyncSession, dialect: str, query: StatsQuery, weekly: dict[int, dict[str, int]]
+    session: AsyncSession, query: StatsQuery, weekly: dict[int, dict[str, int]]
 ) -> list[dict[str, Any]]:
-    """Consultations and patients per week (from the programme's pass) and no-shows per week
-    (weeks from ``week_origin``)."""
-    origin = query.week_origin.timestamp()
+    """Consultations and patients per week (from the programme's pass) and no-shows per week,
+    each booking a range of the bookings' time index in its week."""
     counts = {index: {**week, "no_shows": 0} for index, week in weekly.items()}
-    booking_week = ((epoch(dialect, AppointmentRow.start_at) - origin) / _WEEK_S).cast(Integer)
+    weeks = _weeks_of(query)
+    in_week = and_(AppointmentRow.start_at >= weeks.c.s, AppointmentRow.start_at < weeks.c.e)
     no_show_rows = await session.execute(
-        select(booking_week, func.count())
-        .where(*_appointment_filter(query), AppointmentRow.status == NO_SHOW)
-        .group_by(booking_week)
+        select(weeks.c.i, func.count())
+        .select_from(weeks)
+        .join(AppointmentRow, in_week)
+        .where(*_appointment_filter(query, by_time=False), AppointmentRow.status == NO_SHOW)
+        .group_by(weeks.c.i)
     )
     for index, no_shows in no_show_rows:
         counts.setdefault(int(index), {"consultations": 0, "patients": 0})["no_shows"] = no_shows
     # Every week of the range, the empty ones too (a bar chart shows a gap, not a shorter year).
-    weeks = math.ceil((query.end - query.week_origin).total_seconds() / _WEEK_S)
+    count = math.ceil((query.end - query.week_origin).total_seconds() / _WEEK_S)
     empty = {"consultations": 0, "patients": 0, "no_shows": 0}
-    return [{"week": index, **counts.get(index, empty)} for index in range(weeks)]
+    return [{"week": index, **counts.get(index, empty)} for index in range(count)]
 
 
 def _visit_key(group: GroupBy | None) -> SQLColumnExpression[Any]:
@@ -568,8 +569,10 @@ def _visit_filter(
     return where
 
 
-def _appointment_filter(query: StatsQuery) -> list[ColumnElement[bool]]:
-    where = [AppointmentRow.start_at >= query.start, AppointmentRow.start_at < query.end]
+def _appointment_filter(query: StatsQuery, by_time: bool = True) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if by_time:
+        where += [AppointmentRow.start_at >= query.start, AppointmentRow.start_at < query.end]
     if query.outlet_id is not None:
         where.append(AppointmentRow.outlet_id == query.outlet_id)
     if query.service is not None:
