@@ -46,7 +46,7 @@ from sqlalchemy.sql.operators import custom_op
 from records.appointments import NO_SHOW
 from records.columns import UtcDateTime, utc
 from records.database import RecordsDatabase
-from records.tables import AppointmentRow, VisitRow
+from records.tables import GROUP_COLUMNS, AppointmentRow, VisitRow
 from records.visit_facts import SEEN_BEFORE
 
 GroupBy = Literal["outlet", "service", "clinician"]
@@ -57,11 +57,7 @@ _BUCKETS = len(WAIT_BUCKETS_MIN)
 _ALL = "all"
 # The durations with percentiles, by the name their figures start with.
 _DURATIONS = {"wait": VisitRow.wait_s, "length": VisitRow.length_s}
-_GROUP_COLUMN = {
-    "outlet": VisitRow.outlet_id,
-    "service": VisitRow.service,
-    "clinician": VisitRow.clinician_id,
-}
+_GROUP_COLUMN = {group: getattr(VisitRow, column) for group, column in GROUP_COLUMNS.items()}
 # PostgreSQL's memory for each sort of the figures (an admin's read; a year's visits by group
 # need about 10 MB).
 _PG_WORK_MEM = "32MB"

@@ -128,7 +128,8 @@ def figure_order_index(group: str | None, duration: str) -> str:
 
 
 _FILTERS = ("checked_in_at", "outlet_id", "service", "clinician_id")
-_GROUP_COLUMNS = {"outlet": "outlet_id", "service": "service", "clinician": "clinician_id"}
+# The programme figures' groupings and the visit column each groups by.
+GROUP_COLUMNS = {"outlet": "outlet_id", "service": "service", "clinician": "clinician_id"}
 # Migration 0005: what the figures read of the visits checked in in a range.
 FIGURES_READ = (
     "checked_in_at",
@@ -149,11 +150,11 @@ FIGURES_READ = (
 # figures filter on (so the index alone answers).
 FIGURE_ORDER_INDEXES = {
     figure_order_index(group, duration): [
-        *([] if group is None else [_GROUP_COLUMNS[group]]),
+        *([] if group is None else [GROUP_COLUMNS[group]]),
         duration,
-        *(c for c in _FILTERS if group is None or c != _GROUP_COLUMNS[group]),
+        *(c for c in _FILTERS if group is None or c != GROUP_COLUMNS[group]),
     ]
-    for group in (None, *_GROUP_COLUMNS)
+    for group in (None, *GROUP_COLUMNS)
     for duration in ("wait_s", "length_s")
 }
 

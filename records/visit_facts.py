@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from records.sql_time import epoch
-from records.tables import ReportRow, VisitRow
+from records.tables import GROUP_COLUMNS, ReportRow, VisitRow
 
 FINAL = "final"
 _DAY_S = 86400.0
@@ -33,7 +33,6 @@ SEEN_BEFORE = {
     "service": "seen_before_at_service",
     "clinician": "seen_before_at_clinician",
 }
-_SAME = {"outlet": "outlet_id", "service": "service", "clinician": "clinician_id"}
 
 
 def _before(started: bool, same: str | None = None) -> Any:
@@ -54,7 +53,7 @@ def _before(started: bool, same: str | None = None) -> Any:
     if started:
         conditions.append(_earlier.started_at.is_not(None))
     if same is not None:
-        column = _SAME[same]
+        column = GROUP_COLUMNS[same]
         conditions.append(getattr(_earlier, column) == getattr(VisitRow, column))
     return select(func.max(_earlier.checked_in_at)).where(*conditions).scalar_subquery()
 
