@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Select, and_, exists, func, select, update
+from sqlalchemy import CursorResult, Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -16,8 +16,8 @@ from sqlalchemy.orm import aliased
 from records.database import RecordsDatabase
 from records.errors import SlotTaken
 from records.models import iso
-from records.sql_time import epoch
 from records.tables import AppointmentRow, ReportRow, VisitRow
+from records.visit_facts import newest_final
 
 BOOKED = "booked"
 CHECKED_IN = "checked_in"
@@ -252,9 +252,9 @@ class AppointmentRecords:
         """Consultations whose latest final report asked the patient back within
         ``[due_from, due_to)`` (due = check-in time + ``follow_up_days``), each marked kept when
         the patient had a later consultation of the same service that started."""
-        statement = follow_up_query(self._db.dialect, due_from, due_to, outlet_id)
+        statement = follow_up_query(due_from, due_to, outlet_id)
         if open_only:
-            statement = statement.where(~kept_clause())
+            statement = statement.where(~VisitRow.follow_up_kept)
 
         async def query(session: AsyncSession) -> list[FollowUp]:
             result = await session.execute(statement.limit(MAX_LISTED))
@@ -282,43 +282,12 @@ class AppointmentRecords:
         return await self._db.read(query)
 
 
-_later = aliased(VisitRow)
-_newer = aliased(ReportRow)
 _booked = aliased(AppointmentRow)
 
 
-def latest_final_clause() -> Any:
-    """The report row is its consultation's newest final version."""
-    return and_(
-        ReportRow.status == "final",
-        ~exists().where(
-            _newer.consultation_id == ReportRow.consultation_id,
-            _newer.status == "final",
-            _newer.version > ReportRow.version,
-        ),
-    )
-
-
-def kept_clause() -> Any:
-    """The patient of the visit came back for the same service (a later consultation started)."""
-    return exists().where(
-        _later.patient_id == VisitRow.patient_id,
-        _later.service == VisitRow.service,
-        _later.checked_in_at > VisitRow.checked_in_at,
-        _later.started_at.is_not(None),
-    )
-
-
-def due_epoch(dialect: str) -> Any:
-    return epoch(dialect, VisitRow.checked_in_at) + ReportRow.follow_up_days * 86400.0
-
-
-def follow_up_query(
-    dialect: str, due_from: datetime, due_to: datetime, outlet_id: str | None
-) -> Select[Any]:
-    """The follow-ups due in the window (the longest follow-up is 730 days, which bounds the
-    check-in times scanned by the visits' time index)."""
-    due = due_epoch(dialect)
+def follow_up_query(due_from: datetime, due_to: datetime, outlet_id: str | None) -> Select[Any]:
+    """The follow-ups due in the window, through the facts kept on the visit rows
+    (:mod:`records.visit_facts`)."""
     statement = (
         select(
             VisitRow.consultation_id,
@@ -327,23 +296,17 @@ def follow_up_query(
             VisitRow.outlet_id,
             VisitRow.clinician_id,
             VisitRow.checked_in_at,
-            ReportRow.follow_up_days,
-            kept_clause().label("kept"),
+            newest_final(ReportRow.follow_up_days).label("follow_up_days"),
+            VisitRow.follow_up_kept.label("kept"),
             select(_booked.appointment_id)
             .where(_booked.follow_up_of == VisitRow.consultation_id, _booked.status.in_(ACTIVE))
             .limit(1)
             .scalar_subquery()
             .label("booked"),
         )
-        .join(ReportRow, ReportRow.consultation_id == VisitRow.consultation_id)
         .where(
-            VisitRow.checked_in_at >= due_from - timedelta(days=731),
-            VisitRow.checked_in_at < due_to,
-            VisitRow.patient_id.is_not(None),
-            ReportRow.follow_up_days.is_not(None),
-            latest_final_clause(),
-            due >= due_from.timestamp(),
-            due < due_to.timestamp(),
+            VisitRow.follow_up_due_s >= due_from.timestamp(),
+            VisitRow.follow_up_due_s < due_to.timestamp(),
         )
         .order_by(VisitRow.checked_in_at)
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from records.appointments import BOOKED, CANCELLED, CHECKED_IN, NO_SHOW
 from records.codes import new_code
@@ -120,6 +120,13 @@ async def seed_demo(
                 "clinician_id": clinician,
                 "clinician_name_sealed": None,
                 "outcome": outcome,
+                # The figures' facts (records.visit_facts), as every write keeps them.
+                "wait_s": None if started is None else (started - checked_in).total_seconds(),
+                "length_s": None if started is None else (ended - started).total_seconds(),
+                "follow_up_due_s": None,
+                "follow_up_kept": False,
+                "report_finalised_at": None,
+                "report_refers": False,
             }
         )
         if clinician is not None and ended is not None and rng.random() < 0.9:
@@ -130,6 +137,12 @@ async def seed_demo(
                 "advice": "",
                 "referral": None,
             }
+            days = rng.choice((None, None, 30, 90, 180))
+            finalised = ended + timedelta(minutes=10)
+            visits[-1]["report_finalised_at"] = finalised
+            visits[-1]["report_refers"] = outcome == "referred"
+            if days is not None:
+                visits[-1]["follow_up_due_s"] = checked_in.timestamp() + days * 86400.0
             reports.append(
                 {
                     "consultation_id": cid,
@@ -138,15 +151,16 @@ async def seed_demo(
                     "version": 1,
                     "status": "final",
                     "body_sealed": seal(json.dumps(body), "reports", row_id, "body"),
-                    "follow_up_days": rng.choice((None, None, 30, 90, 180)),
+                    "follow_up_days": days,
                     "has_referral": outcome == "referred",
                     "shared_with_family": False,
                     "clinician_id": clinician,
                     "clinician_name_sealed": seal(clinician, "reports", row_id, "clinician_name"),
                     "saved_at": ended,
-                    "finalised_at": ended + timedelta(minutes=10),
+                    "finalised_at": finalised,
                 }
             )
+    _mark_across_visits(visits)
     await _insert(records, VisitRow, visits, progress)
     await _insert(records, ReportRow, reports, progress)
 
@@ -171,7 +185,50 @@ async def seed_demo(
         ],
         progress,
     )
+    if db.dialect == "postgresql":
+        # After a bulk load, what autovacuum would do a little later: the planner's statistics
+        # and the visibility map that lets index-only scans skip the table.
+        async with db.engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await autocommit.execute(text("VACUUM ANALYZE"))
     return SeedSummary(len(patients), len(visits), len(reports), len(appointments))
+
+
+def _mark_across_visits(visits: Sequence[dict[str, Any]]) -> None:
+    """The facts that depend on a patient's other visits (:mod:`records.visit_facts`): whether
+    a later consultation of the same service started, and when the patient was last checked
+    in, and seen, before (at the same outlet, service, clinician)."""
+    ordered = sorted(visits, key=lambda v: (v["checked_in_at"], v["consultation_id"]))
+    latest_start: dict[tuple[str, str], datetime] = {}
+    for visit in reversed(ordered):
+        key = (visit["patient_id"], visit["service"])
+        later = latest_start.get(key)
+        visit["follow_up_kept"] = later is not None and later > visit["checked_in_at"]
+        if visit["started_at"] is not None:
+            latest_start.setdefault(key, visit["checked_in_at"])
+    last: dict[tuple[str, ...], datetime] = {}
+    for visit in ordered:
+        patient = visit["patient_id"]
+        visit["visited_before_at"] = last.get(("visited", patient))
+        scopes = {
+            column: ("seen", patient, *(visit[c] for c in same))
+            for column, same in _SEEN_SCOPES.items()
+        }
+        for column, scope in scopes.items():
+            visit[column] = last.get(scope)
+        last["visited", patient] = visit["checked_in_at"]
+        if visit["started_at"] is not None:
+            for scope in scopes.values():
+                last[scope] = visit["checked_in_at"]
+
+
+# The "seen before" columns and what else the earlier visit shares besides the patient.
+_SEEN_SCOPES = {
+    "seen_before_at": (),
+    "seen_before_at_outlet": ("outlet_id",),
+    "seen_before_at_service": ("service",),
+    "seen_before_at_clinician": ("clinician_id",),
+}
 
 
 def _appointments(

@@ -21,11 +21,11 @@ from records.models import Report, Share
 from records.sealing import Sealer
 from records.shares import ReportShares
 from records.tables import ReportRow
+from records.visit_facts import FINAL, refresh
 from rooms.models import AuditEvent
 
 _TABLE = "reports"
 DRAFT = "draft"
-FINAL = "final"
 
 
 @dataclass(frozen=True)
@@ -161,6 +161,7 @@ class ReportRecords:
         self, session: AsyncSession, row: ReportRow, at: datetime, handed: Handover
     ) -> tuple[Report, Share]:
         report = self._report_of(row)
+        await refresh(session, self._db.dialect, row.consultation_id, set())
         share = await handed.shares.ensure(session, row.consultation_id, at)
         session.add(row_of(handed.audit(report)))
         return report, share

@@ -2,43 +2,77 @@
 lengths (p50/p90), no-shows, follow-ups due and kept, reports finalised and referrals, by
 outlet, service or clinician; consultations and no-shows by week; the wait distribution.
 
-Percentiles are continuous (linear interpolation, PostgreSQL's ``percentile_cont``); SQLite has
-no such aggregate, so it numbers the rows with window functions and interpolates between the two
-around ``p·(n−1)``, which gives the same figures.
+Percentiles are continuous (linear interpolation between the two values around ``p·(n−1)``, as
+PostgreSQL's ``percentile_cont``): the programme's from an offset into an index in the duration's
+order, a grouping's by ``percentile_cont`` on PostgreSQL and by ranks read through such an index
+on SQLite. The per-visit facts the figures read are kept on the visit rows
+(:mod:`records.visit_facts`), so every figure is one pass over an index range.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    Column,
     Float,
     Integer,
+    MetaData,
     SQLColumnExpression,
+    Table,
     and_,
     case,
+    column,
+    delete,
     distinct,
     func,
+    insert,
     literal,
+    or_,
     select,
+    text,
+    values,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
-from records.appointments import NO_SHOW, due_epoch, kept_clause, latest_final_clause
+from records.appointments import NO_SHOW
+from records.columns import UtcDateTime, utc
 from records.database import RecordsDatabase
-from records.sql_time import epoch
-from records.tables import AppointmentRow, ReportRow, VisitRow
+from records.tables import GROUP_COLUMNS, AppointmentRow, VisitRow
+from records.visit_facts import SEEN_BEFORE
 
 GroupBy = Literal["outlet", "service", "clinician"]
 PERCENTILES = (0.5, 0.9)
 # Wait distribution buckets, in minutes (the last one is open-ended).
 WAIT_BUCKETS_MIN = (0, 5, 10, 15, 30, 60, 120)
+_BUCKETS = len(WAIT_BUCKETS_MIN)
 _ALL = "all"
+# The durations with percentiles, by the name their figures start with.
+_DURATIONS = {"wait": VisitRow.wait_s, "length": VisitRow.length_s}
+_GROUP_COLUMN = {group: getattr(VisitRow, column) for group, column in GROUP_COLUMNS.items()}
+# PostgreSQL's memory for each sort of the figures (an admin's read; a year's visits by group
+# need about 10 MB).
+_PG_WORK_MEM = "32MB"
+# SQLite's ranks of one duration (its rowid alias numbers the rows in insertion order); a
+# temporary table is the connection's own, and emptied before each use.
+_RANKS = Table(
+    "figure_ranks",
+    MetaData(),
+    Column("rank", Integer, primary_key=True),
+    Column("v", Float),
+    schema="temp",
+)
+_RANKS_DDL = "CREATE TEMP TABLE IF NOT EXISTS figure_ranks (rank INTEGER PRIMARY KEY, v REAL)"
+# Ranks read per statement (SQLite allows 32,766 bound values).
+_ROWIDS_PER_QUERY = 5000
 _WEEK_S = 7 * 86400.0
 
 
@@ -96,8 +130,21 @@ def _empty_figures() -> dict[str, Any]:
     }
 
 
+# Figures that add up over the groups of a grouping: the totals of a grouped query sum them
+# instead of reading the rows again (people served and percentiles do not add up).
+_ADDITIVE = (
+    "appointments",
+    "no_shows",
+    "follow_ups_due",
+    "follow_ups_kept",
+    "reports_finalised",
+    "referrals",
+)
+
+
 class ProgrammeStats:
-    """Read-only figures over ``visits``, ``reports`` and ``appointments``."""
+    """Read-only figures over ``visits`` (with the facts :mod:`records.visit_facts` keeps on
+    them) and ``appointments``."""
 
     def __init__(self, database: RecordsDatabase) -> None:
         self._db = database
@@ -107,66 +154,105 @@ class ProgrammeStats:
         dialect = self._db.dialect
 
         async def read(session: AsyncSession) -> dict[str, Any]:
-            figures: dict[str, dict[str, Any]] = {}
-            keys = [None] if query.group_by is None else [None, query.group_by]
-            for group in keys:
-                for key, values in (await _figures(session, dialect, query, group)).items():
-                    figures.setdefault(_label(group, key), _empty_figures()).update(values)
-            totals = figures.pop(_ALL, _empty_figures())
-            groups = [{"key": key[1:], **values} for key, values in sorted(figures.items())]
+            if dialect == "postgresql":
+                # The best plan depends on the range and offsets (a year is most of the table, a
+                # month a small part): planned for the values, never a generic plan. A grouping
+                # sorts a year's visits by group: in memory (4 MB, the default, spills to disk).
+                await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+                await session.execute(text(f"SET LOCAL work_mem = '{_PG_WORK_MEM}'"))
+            groups: dict[Any, dict[str, Any]] = {}
+            if query.group_by is not None:
+                groups = await _figures(session, dialect, query, query.group_by, True)
+            totals_by_key = await _figures(session, dialect, query, None, query.group_by is None)
+            totals = totals_by_key.pop(_ALL, _empty_figures())
+            histogram = totals.pop("wait_histogram", None) or _histogram([0] * _BUCKETS)
+            weekly = totals.pop("weekly", {})
+            if query.group_by is not None:
+                _add_up(totals, groups.values())
             return {
                 "totals": totals,
-                "groups": groups,
-                "weeks": await _weeks(session, dialect, query),
-                "wait_histogram": await _wait_histogram(session, dialect, query),
+                "groups": [{"key": key, **values} for key, values in sorted(groups.items())],
+                "weeks": await _weeks(session, query, weekly),
+                "wait_histogram": histogram,
             }
 
         return await self._db.read(read)
 
 
-def _label(group: GroupBy | None, key: Any) -> str:
-    # Groups are kept apart from the totals by a prefix the totals' key cannot have.
-    return _ALL if group is None else f"#{key}"
+def _add_up(totals: dict[str, Any], groups: Iterable[dict[str, Any]]) -> None:
+    for figures in groups:
+        for name in _ADDITIVE:
+            totals[name] += figures[name]
+        for outcome, count in figures["outcomes"].items():
+            totals["outcomes"][outcome] = totals["outcomes"].get(outcome, 0) + count
 
 
 async def _figures(
-    session: AsyncSession, dialect: str, query: StatsQuery, group: GroupBy | None
+    session: AsyncSession, dialect: str, query: StatsQuery, group: GroupBy | None, additive: bool
 ) -> dict[Any, dict[str, Any]]:
-    """Every figure for one grouping (``None``: the totals), keyed by group value."""
+    """The figures of one grouping (``None``: the totals, with the wait distribution), keyed by
+    group value; the additive ones only when ``additive``."""
     out: dict[Any, dict[str, Any]] = {}
 
     def put(key: Any, **values: Any) -> None:
-        out.setdefault(key, {}).update(values)
+        out.setdefault(key, _empty_figures()).update(values)
 
+    # The programme's figures are read week by week (the weeks' bars come from the same pass)
+    # and added up: each visit is in one week, and each figure but the percentiles adds up.
     visit_key = _visit_key(group)
-    started = VisitRow.started_at.is_not(None)
-    rows = await session.execute(
-        select(
-            visit_key,
-            func.count(),
-            func.count(distinct(case((started, VisitRow.patient_id)))),
+    weeks = _weeks_of(query)
+    key = weeks.c.i if group is None else visit_key
+    figures: dict[str, Any] = {
+        "consultations": func.count(),
+        "people_served": _people_served(query, group),
+    }
+    if group is None:
+        figures["patients"] = _first_visits_of_the_week(weeks)
+    if dialect == "postgresql" and group is not None:
+        for name, value in _DURATIONS.items():
+            for p in PERCENTILES:
+                figures[f"{name}_p{round(p * 100)}_s"] = func.percentile_cont(p).within_group(value)
+    else:
+        figures.update({f"{name}_n": func.count(value) for name, value in _DURATIONS.items()})
+    outcomes = await _outcome_names(session) if additive and group is not None else []
+    for outcome in outcomes:
+        figures[f"outcome_{len(figures)}"] = func.count(
+            case((VisitRow.outcome.is_(None), 1))
+            if outcome is None
+            else case((VisitRow.outcome == outcome, 1))
         )
-        .where(*_visit_filter(query))
-        .group_by(visit_key)
+    names = list(figures)
+    statement = (
+        select(key, *figures.values())
+        .where(*_visit_filter(query, by_time=group is not None))
+        .group_by(key)
     )
-    for key, consultations, people in rows:
-        put(key, consultations=consultations, people_served=people)
-    outcome = func.coalesce(VisitRow.outcome, "open")
-    rows = await session.execute(
-        select(visit_key, outcome, func.count())
-        .where(*_visit_filter(query))
-        .group_by(visit_key, outcome)
-    )
-    for key, name, count in rows:
-        out.setdefault(key, {}).setdefault("outcomes", {})[name] = count
-    wait = epoch(dialect, VisitRow.started_at) - epoch(dialect, VisitRow.checked_in_at)
-    length = epoch(dialect, VisitRow.ended_at) - epoch(dialect, VisitRow.started_at)
-    for name, value, present in (
-        ("wait", wait, started),
-        ("length", length, and_(started, VisitRow.ended_at.is_not(None))),
-    ):
-        for key, p50, p90 in await _percentiles(session, dialect, query, visit_key, value, present):
-            put(key, **{f"{name}_p50_s": _round(p50), f"{name}_p90_s": _round(p90)})
+    if group is None:
+        # Each week's visits are a range of the time index.
+        in_week = and_(VisitRow.checked_in_at >= weeks.c.s, VisitRow.checked_in_at < weeks.c.e)
+        statement = statement.select_from(weeks).join(VisitRow, in_week)
+    rows = await session.execute(statement)
+    for row in rows:
+        values = dict(zip(names, row[1:], strict=True))
+        counts = [values.pop(name) for name in names if name.startswith("outcome_")]
+        values["outcomes"] = {
+            "open" if outcome is None else outcome: count
+            for outcome, count in zip(outcomes, counts, strict=True)
+            if count
+        }
+        put(row[0], **{n: _round(v) if n.endswith("_s") else v for n, v in values.items()})
+    if group is None:
+        out = {_ALL: _week_by_week(out)} if out else {}
+        if out:
+            out[_ALL].update(await _by_index_ranges(session, dialect, query, additive))
+    if dialect != "postgresql" or group is None:
+        for name, value in _DURATIONS.items():
+            counts_of = {k: values.pop(f"{name}_n") for k, values in out.items()}
+            found = await _ranked_percentiles(session, dialect, query, group, value, counts_of)
+            for k, (p50, p90) in found.items():
+                put(k, **{f"{name}_p50_s": _round(p50), f"{name}_p90_s": _round(p90)})
+    if not additive:
+        return out
     booking_key = _appointment_key(group)
     rows = await session.execute(
         select(
@@ -177,143 +263,274 @@ async def _figures(
         .where(*_appointment_filter(query))
         .group_by(booking_key)
     )
-    for key, appointments, no_shows in rows:
-        put(key, appointments=appointments, no_shows=no_shows)
-    due = due_epoch(dialect)
-    rows = await session.execute(
-        select(visit_key, func.count(), func.count(case((kept_clause(), 1))))
-        .select_from(VisitRow)
-        .join(ReportRow, ReportRow.consultation_id == VisitRow.consultation_id)
-        .where(
-            *_visit_filter(query, checked_in_since=query.start.timestamp() - 731 * 86400.0),
-            VisitRow.patient_id.is_not(None),
-            ReportRow.follow_up_days.is_not(None),
-            latest_final_clause(),
-            due >= query.start.timestamp(),
-            due < query.end.timestamp(),
+    for k, appointments, no_shows in rows:
+        put(k, appointments=appointments, no_shows=no_shows)
+    for counted, flag, due_name, flag_name, since, until in (
+        (
+            VisitRow.follow_up_due_s,
+            VisitRow.follow_up_kept,
+            "follow_ups_due",
+            "follow_ups_kept",
+            query.start.timestamp(),
+            query.end.timestamp(),
+        ),
+        (
+            VisitRow.report_finalised_at,
+            VisitRow.report_refers,
+            "reports_finalised",
+            "referrals",
+            query.start,
+            query.end,
+        ),
+    ):
+        rows = await session.execute(
+            select(visit_key, func.count(), func.count(case((flag, 1))))
+            .where(counted >= since, counted < until, *_visit_filter(query, by_time=False))
+            .group_by(visit_key)
         )
-        .group_by(visit_key)
-    )
-    for key, due_count, kept in rows:
-        put(key, follow_ups_due=due_count, follow_ups_kept=kept)
-    finals = select(
-        visit_key,
-        func.count(distinct(ReportRow.consultation_id)),
-        func.count(distinct(case((ReportRow.has_referral, ReportRow.consultation_id)))),
-    ).where(
-        ReportRow.status == "final",
-        ReportRow.finalised_at >= query.start,
-        ReportRow.finalised_at < query.end,
-    )
-    visit_filter = _visit_filter(query, by_time=False)
-    if group is not None or visit_filter:
-        # The visit says where and by whom; the programme's totals need the reports alone.
-        finals = finals.join(VisitRow, ReportRow.consultation_id == VisitRow.consultation_id)
-        finals = finals.where(*visit_filter)
-    rows = await session.execute(finals.select_from(ReportRow).group_by(visit_key))
-    for key, finalised, referrals in rows:
-        put(key, reports_finalised=finalised, referrals=referrals)
+        for k, count, flagged in rows:
+            put(k, **{due_name: count, flag_name: flagged})
     return out
 
 
-async def _percentiles(
+async def _outcome_names(session: AsyncSession) -> list[str | None]:
+    """Every outcome a visit has (``None``: not ended), found by stepping through the outcome
+    index from one value to the next, so the figures count each in the same pass."""
+    first = select(func.min(VisitRow.outcome).label("name")).cte("outcome_names", recursive=True)
+    following = (
+        select(func.min(VisitRow.outcome)).where(VisitRow.outcome > first.c.name).scalar_subquery()
+    )
+    names = first.union_all(select(following).where(first.c.name.is_not(None)))
+    found = await session.scalars(select(names.c.name).where(names.c.name.is_not(None)))
+    return [None, *found]
+
+
+def _people_served(query: StatsQuery, group: GroupBy | None) -> ColumnElement[int]:
+    """Distinct patients whose consultation started. Counted as the visits whose patient was
+    not seen before the range (in the group, or under the filters): one visit per patient, read
+    from :mod:`records.visit_facts`' columns; a combination of filters and grouping without one
+    of its own counts distinct patients."""
+    scope = {name for name in _GROUP_COLUMN if getattr(query, _GROUP_COLUMN[name].key)}
+    if group is not None:
+        scope.add(group)
+    started = and_(VisitRow.wait_s.is_not(None), VisitRow.patient_id.is_not(None))
+    if len(scope) > 1:
+        return func.count(distinct(case((started, VisitRow.patient_id))))
+    before = getattr(VisitRow, SEEN_BEFORE[next(iter(scope), None)])
+    first_seen = or_(before.is_(None), before < query.start)
+    return func.count(case((and_(started, first_seen), 1)))
+
+
+async def _ranked_percentiles(
     session: AsyncSession,
     dialect: str,
     query: StatsQuery,
-    key: SQLColumnExpression[Any],
-    value: ColumnElement[float],
-    present: ColumnElement[bool],
-) -> list[tuple[Any, float | None, float | None]]:
-    """p50 and p90 of ``value`` per ``key`` over the rows where ``present`` holds."""
-    where = [*_visit_filter(query), present]
-    if dialect == "postgresql":
-        p50, p90 = (func.percentile_cont(p).within_group(value) for p in PERCENTILES)
-        rows = await session.execute(select(key, p50, p90).where(*where).group_by(key))
-        return [(k, a, b) for k, a, b in rows]
-    numbered = (
-        select(
-            key.label("k"),
-            value.label("v"),
-            (func.row_number().over(partition_by=key, order_by=value) - 1).label("i"),
-            func.count().over(partition_by=key).label("n"),
+    group: GroupBy | None,
+    value: InstrumentedAttribute[float | None],
+    counts: dict[Any, int],
+) -> dict[Any, tuple[float, float]]:
+    """p50 and p90 of ``value`` per group, ``counts`` holding how many values each has (the
+    totals on both engines, the groups on SQLite).
+
+    SQLite has neither ``percentile_cont`` nor fast window functions (about a microsecond a
+    row), so the values are copied, ordered by group and value, into a temporary table: its
+    rowids are then their ranks, and the two values around ``p·(n−1)`` of each group are read
+    by rowid and interpolated. The copy reads an index kept in that order, so nothing is
+    sorted."""
+    if group is None:
+        return await _total_percentiles(session, dialect, query, value, counts)
+    ranked = _RANKS
+    await session.execute(text(_RANKS_DDL))
+    await session.execute(delete(ranked))
+    ordered = (
+        select(value)
+        .where(*_visit_filter(query, in_order=True), value.is_not(None))
+        .order_by(_GROUP_COLUMN[group], value)
+    )
+    await session.execute(insert(ranked).from_select(["v"], ordered))
+    first = await session.scalar(select(func.min(ranked.c.rank))) or 0
+    wanted: dict[Any, list[tuple[int, int, float]]] = {}
+    for key in sorted(counts):  # the order SQLite's ORDER BY gave (NULL and "" first)
+        n = counts[key]
+        if n:
+            wanted[key] = [_neighbours(first, n, p) for p in PERCENTILES]
+        first += n
+    rowids = {r for bounds in wanted.values() for lower, upper, _ in bounds for r in (lower, upper)}
+    values: dict[int, float] = {}
+    for chunk in _chunks(sorted(rowids), _ROWIDS_PER_QUERY):
+        rows = await session.execute(
+            select(ranked.c.rank, ranked.c.v).where(ranked.c.rank.in_(chunk))
         )
-        .where(*where)
-        .subquery()
-    )
-
-    def interpolated(p: float) -> ColumnElement[float]:
-        position = (numbered.c.n - 1) * p
-        lower = position.cast(Integer)  # non-negative: truncation is floor
-        fraction = position - lower
-        return func.sum(
-            case(
-                (numbered.c.i == lower, numbered.c.v * (1 - fraction)),
-                (numbered.c.i == lower + 1, numbered.c.v * fraction),
-                else_=0.0,
-            )
-        ).cast(Float)
-
-    rows = await session.execute(
-        select(numbered.c.k, *(interpolated(p) for p in PERCENTILES)).group_by(numbered.c.k)
-    )
-    return [(k, a, b) for k, a, b in rows]
+        values.update({rowid: v for rowid, v in rows})
+    return {
+        key: (
+            _between(values, *bounds[0]),
+            _between(values, *bounds[1]),
+        )
+        for key, bounds in wanted.items()
+    }
 
 
-async def _weeks(session: AsyncSession, dialect: str, query: StatsQuery) -> list[dict[str, Any]]:
-    """Consultations, people served and no-shows per week (weeks from ``week_origin``)."""
+async def _total_percentiles(
+    session: AsyncSession,
+    dialect: str,
+    query: StatsQuery,
+    value: InstrumentedAttribute[float | None],
+    counts: dict[Any, int],
+) -> dict[Any, tuple[float, float]]:
+    """Without groups, the two values around each percentile are read straight off the index
+    in the duration's order (an offset into it: nothing is copied or sorted; PostgreSQL's
+    ``percentile_cont`` would sort the year's values for each percentile)."""
+    n = counts.get(_ALL, 0)
+    if not n:
+        return {}
+    found = []
+    for p in PERCENTILES:
+        lower, upper, fraction = _neighbours(0, n, p)
+        rows = await session.scalars(
+            select(value)
+            .where(*_visit_filter(query, in_order=dialect == "sqlite"), value.is_not(None))
+            .order_by(value)
+            .limit(upper - lower + 1)
+            .offset(lower)
+        )
+        pair = [float(v) for v in rows if v is not None]
+        found.append(pair[0] + (pair[-1] - pair[0]) * fraction)
+    return {_ALL: (found[0], found[1])}
+
+
+def _neighbours(first: int, n: int, p: float) -> tuple[int, int, float]:
+    """The rowids of the two values around ``p·(n−1)`` in a group starting at rowid ``first``,
+    and how far between them the percentile lies."""
+    position = (n - 1) * p
+    lower = math.floor(position)
+    return first + lower, first + min(lower + 1, n - 1), position - lower
+
+
+def _between(values: dict[int, float], lower: int, upper: int, fraction: float) -> float:
+    return values[lower] + (values[upper] - values[lower]) * fraction
+
+
+def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+async def _by_index_ranges(
+    session: AsyncSession, dialect: str, query: StatsQuery, outcomes: bool
+) -> dict[str, Any]:
+    """The programme's wait distribution and (when ``outcomes``) its outcomes, each count one
+    range of an index (waits by the wait index, an outcome by the outcome index): a few narrow
+    ranges instead of a dozen conditions tested on every visit of the year."""
+    where = _visit_filter(query, in_order=dialect == "sqlite")
+    names = await _outcome_names(session) if outcomes else []
+    counts = [select(func.count()).where(*where, bucket) for bucket in _bucket_clauses()]
+    counts += [
+        select(func.count()).where(
+            *where, VisitRow.outcome.is_(None) if name is None else VisitRow.outcome == name
+        )
+        for name in names
+    ]
+    row = (await session.execute(select(*(c.scalar_subquery() for c in counts)))).one()
+    found: dict[str, Any] = {"wait_histogram": _histogram(list(row[:_BUCKETS]))}
+    if outcomes:
+        found["outcomes"] = {
+            "open" if name is None else name: count
+            for name, count in zip(names, row[_BUCKETS:], strict=True)
+            if count
+        }
+    return found
+
+
+def _bucket_clauses() -> list[ColumnElement[bool]]:
+    """The wait distribution's buckets, as conditions on the wait in seconds."""
+    edges = [minutes * 60.0 for minutes in WAIT_BUCKETS_MIN[1:]]
+    below = [VisitRow.wait_s < edge for edge in edges]
+    at_least = [VisitRow.wait_s >= edge for edge in edges]
+    # The first bucket has no lower bound and the last no upper one.
+    return [
+        below[0],
+        *(and_(a, b) for a, b in zip(at_least, below[1:], strict=False)),
+        at_least[-1],
+    ]
+
+
+def _histogram(counts: list[int]) -> list[dict[str, Any]]:
+    edges = [*WAIT_BUCKETS_MIN, None]
+    return [
+        {"from_min": edges[i], "to_min": edges[i + 1], "count": counts[i]} for i in range(_BUCKETS)
+    ]
+
+
+def _weeks_of(query: StatsQuery) -> Any:
+    """The weeks of the range (``i`` from 0; ``s`` and ``e``: where the range's part of each
+    begins and ends), as a table of values."""
     origin = query.week_origin.timestamp()
-    week = ((epoch(dialect, VisitRow.checked_in_at) - origin) / _WEEK_S).cast(Integer)
-    counts: dict[int, dict[str, int]] = {}
-    rows = await session.execute(
-        select(week, func.count(), func.count(distinct(VisitRow.patient_id)))
-        .where(*_visit_filter(query))
-        .group_by(week)
-    )
-    for index, consultations, people in rows:
-        counts[int(index)] = {"consultations": consultations, "patients": people, "no_shows": 0}
-    booking_week = ((epoch(dialect, AppointmentRow.start_at) - origin) / _WEEK_S).cast(Integer)
+    count = math.ceil((query.end - query.week_origin).total_seconds() / _WEEK_S)
+    bounds = [
+        (
+            index,
+            max(utc(origin + index * _WEEK_S), query.start),
+            min(utc(origin + (index + 1) * _WEEK_S), query.end),
+        )
+        for index in range(count)
+    ]
+    columns = (column("i", Integer), column("s", UtcDateTime()), column("e", UtcDateTime()))
+    return values(*columns).data(bounds).cte("weeks")
+
+
+def _first_visits_of_the_week(weeks: Any) -> ColumnElement[int]:
+    """Patients of a week: a patient counts at their first visit of the week in the range, the
+    one whose patient was not visited before the week's part of the range began (no DISTINCT)."""
+    before = VisitRow.visited_before_at
+    first_visit = and_(VisitRow.patient_id.is_not(None), or_(before.is_(None), before < weeks.c.s))
+    return func.count(case((first_visit, 1)))
+
+
+def _week_by_week(weeks: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    """The programme's figures added up from its weeks' (``weekly``: each week's consultations
+    and patients)."""
+    totals = _empty_figures()
+    totals["weekly"] = {}
+    for index, figures in weeks.items():
+        totals["weekly"][int(index)] = {
+            "consultations": figures["consultations"],
+            "patients": figures.pop("patients"),
+        }
+        for name, value in figures.items():
+            if isinstance(value, int):
+                totals[name] = (totals.get(name) or 0) + value
+    return totals
+
+
+async def _weeks(
+    session: AsyncSession, query: StatsQuery, weekly: dict[int, dict[str, int]]
+) -> list[dict[str, Any]]:
+    """Consultations and patients per week (from the programme's pass) and no-shows per week,
+    each booking a range of the bookings' time index in its week."""
+    counts = {index: {**week, "no_shows": 0} for index, week in weekly.items()}
+    weeks = _weeks_of(query)
+    in_week = and_(AppointmentRow.start_at >= weeks.c.s, AppointmentRow.start_at < weeks.c.e)
     no_show_rows = await session.execute(
-        select(booking_week, func.count())
-        .where(*_appointment_filter(query), AppointmentRow.status == NO_SHOW)
-        .group_by(booking_week)
+        select(weeks.c.i, func.count())
+        .select_from(weeks)
+        .join(AppointmentRow, in_week)
+        .where(*_appointment_filter(query, by_time=False), AppointmentRow.status == NO_SHOW)
+        .group_by(weeks.c.i)
     )
     for index, no_shows in no_show_rows:
         counts.setdefault(int(index), {"consultations": 0, "patients": 0})["no_shows"] = no_shows
     # Every week of the range, the empty ones too (a bar chart shows a gap, not a shorter year).
-    weeks = math.ceil((query.end - query.week_origin).total_seconds() / _WEEK_S)
+    count = math.ceil((query.end - query.week_origin).total_seconds() / _WEEK_S)
     empty = {"consultations": 0, "patients": 0, "no_shows": 0}
-    return [{"week": index, **counts.get(index, empty)} for index in range(weeks)]
-
-
-async def _wait_histogram(
-    session: AsyncSession, dialect: str, query: StatsQuery
-) -> list[dict[str, Any]]:
-    wait_min = (epoch(dialect, VisitRow.started_at) - epoch(dialect, VisitRow.checked_in_at)) / 60
-    bucket = case(
-        *((wait_min < edge, index) for index, edge in enumerate(WAIT_BUCKETS_MIN[1:])),
-        else_=len(WAIT_BUCKETS_MIN) - 1,
-    )
-    rows = await session.execute(
-        select(bucket, func.count())
-        .where(*_visit_filter(query), VisitRow.started_at.is_not(None))
-        .group_by(bucket)
-    )
-    found = {int(index): count for index, count in rows}
-    edges = [*WAIT_BUCKETS_MIN, None]
-    return [
-        {"from_min": edges[i], "to_min": edges[i + 1], "count": found.get(i, 0)}
-        for i in range(len(WAIT_BUCKETS_MIN))
-    ]
+    return [{"week": index, **counts.get(index, empty)} for index in range(count)]
 
 
 def _visit_key(group: GroupBy | None) -> SQLColumnExpression[Any]:
     if group is None:
         return literal(_ALL)
-    return {
-        "outlet": VisitRow.outlet_id,
-        "service": VisitRow.service,
-        "clinician": func.coalesce(VisitRow.clinician_id, ""),
-    }[group]
+    # A consultation no clinician took is grouped under "".
+    return func.coalesce(_GROUP_COLUMN[group], "")
 
 
 def _appointment_key(group: GroupBy | None) -> SQLColumnExpression[Any]:
@@ -327,14 +544,18 @@ def _appointment_key(group: GroupBy | None) -> SQLColumnExpression[Any]:
 
 
 def _visit_filter(
-    query: StatsQuery, by_time: bool = True, checked_in_since: float | None = None
+    query: StatsQuery, by_time: bool = True, in_order: bool = False
 ) -> list[ColumnElement[bool]]:
+    """The query's conditions on the visits. ``in_order`` (SQLite): the time range is written
+    ``+checked_in_at``, which SQLite's planner does not match to an index, so it reads one in
+    the order asked for (:func:`records.tables.figure_order_index`) instead of a time range
+    it would have to sort."""
     where: list[ColumnElement[bool]] = []
     if by_time:
-        since = query.start
-        if checked_in_since is not None:
-            since = datetime.fromtimestamp(checked_in_since, query.start.tzinfo)
-        where += [VisitRow.checked_in_at >= since, VisitRow.checked_in_at < query.end]
+        checked_in: ColumnElement[datetime] = VisitRow.checked_in_at.expression
+        if in_order:
+            checked_in = UnaryExpression(checked_in, operator=custom_op("+"), type_=UtcDateTime())
+        where += [checked_in >= query.start, checked_in < query.end]
     if query.outlet_id is not None:
         where.append(VisitRow.outlet_id == query.outlet_id)
     if query.service is not None:
@@ -344,8 +565,10 @@ def _visit_filter(
     return where
 
 
-def _appointment_filter(query: StatsQuery) -> list[ColumnElement[bool]]:
-    where = [AppointmentRow.start_at >= query.start, AppointmentRow.start_at < query.end]
+def _appointment_filter(query: StatsQuery, by_time: bool = True) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if by_time:
+        where += [AppointmentRow.start_at >= query.start, AppointmentRow.start_at < query.end]
     if query.outlet_id is not None:
         where.append(AppointmentRow.outlet_id == query.outlet_id)
     if query.service is not None:

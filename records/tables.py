@@ -12,12 +12,14 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     String,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -118,8 +120,48 @@ class PatientRow(Table):
     registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+def figure_order_index(group: str | None, duration: str) -> str:
+    """The index that lists the visits in the order of a duration (``wait_s``, ``length_s``)
+    within each group of a grouping (``None``, ``outlet``, ``service``, ``clinician``): SQLite
+    reads the percentiles through it (:mod:`records.stats`)."""
+    return f"ix_visits_{group or 'all'}_by_{duration}"
+
+
+_FILTERS = ("checked_in_at", "outlet_id", "service", "clinician_id")
+# The programme figures' groupings and the visit column each groups by.
+GROUP_COLUMNS = {"outlet": "outlet_id", "service": "service", "clinician": "clinician_id"}
+# Migration 0005: what the figures read of the visits checked in in a range.
+FIGURES_READ = (
+    "checked_in_at",
+    "outlet_id",
+    "service",
+    "clinician_id",
+    "patient_id",
+    "outcome",
+    "wait_s",
+    "length_s",
+    "visited_before_at",
+    "seen_before_at",
+    "seen_before_at_outlet",
+    "seen_before_at_service",
+    "seen_before_at_clinician",
+)
+# Migration 0005: the columns of each, by name: the group's, the duration, then what the
+# figures filter on (so the index alone answers).
+FIGURE_ORDER_INDEXES = {
+    figure_order_index(group, duration): [
+        *([] if group is None else [GROUP_COLUMNS[group]]),
+        duration,
+        *(c for c in _FILTERS if group is None or c != GROUP_COLUMNS[group]),
+    ]
+    for group in (None, *GROUP_COLUMNS)
+    for duration in ("wait_s", "length_s")
+}
+
+
 class VisitRow(Table):
-    """One consultation as the records keep it: who, what service, where, when, outcome."""
+    """One consultation as the records keep it: who, what service, where, when, outcome; and
+    what the programme figures read of it (:mod:`records.visit_facts` keeps those up to date)."""
 
     __tablename__ = "visits"
     consultation_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
@@ -132,27 +174,45 @@ class VisitRow(Table):
     clinician_id: Mapped[str | None] = mapped_column(String(SUBJECT))
     clinician_name_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     outcome: Mapped[str | None] = mapped_column(String(32))
+    # Migration 0005: the figures' facts.
+    wait_s: Mapped[float | None] = mapped_column(Float)
+    length_s: Mapped[float | None] = mapped_column(Float)
+    follow_up_due_s: Mapped[float | None] = mapped_column(Float)
+    follow_up_kept: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    report_finalised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    report_refers: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    visited_before_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    seen_before_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    seen_before_at_outlet: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    seen_before_at_service: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    seen_before_at_clinician: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (
         Index("ix_visits_by_patient", "patient_id", "checked_in_at"),
         Index("ix_visits_by_time", "checked_in_at"),
         Index("ix_visits_by_outlet_time", "outlet_id", "checked_in_at"),
-        # The programme figures (migration 0004): every column they read, so a year's scan
-        # reads this index alone; and one clinician's. No (service, time) index: the planner
-        # would take it for the follow-up's "came back" probe, which the patient index answers
-        # in a few rows.
+        # The programme figures (migration 0005): every column they read, so a year's scan
+        # reads this index alone; and one clinician's.
+        Index("ix_visits_for_figures", *FIGURES_READ),
+        Index("ix_visits_by_clinician_time", "clinician_id", "checked_in_at"),
+        Index("ix_visits_by_outcome", "outcome", *_FILTERS),
         Index(
-            "ix_visits_for_figures",
-            "checked_in_at",
+            "ix_visits_by_follow_up_due",
+            "follow_up_due_s",
             "outlet_id",
             "service",
             "clinician_id",
-            "patient_id",
-            "outcome",
-            "started_at",
-            "ended_at",
+            "follow_up_kept",
         ),
-        Index("ix_visits_by_clinician_time", "clinician_id", "checked_in_at"),
+        Index(
+            "ix_visits_by_report_final",
+            "report_finalised_at",
+            "outlet_id",
+            "service",
+            "clinician_id",
+            "report_refers",
+        ),
+        *(Index(name, *columns) for name, columns in FIGURE_ORDER_INDEXES.items()),
     )
 
 
@@ -322,6 +382,15 @@ class AppointmentRow(Table):
             postgresql_where=text(ACTIVE_BOOKING),
         ),
         Index("ix_appointments_by_time", "start_at"),
+        # The programme figures (migration 0005): what they read of the bookings in a range.
+        Index(
+            "ix_appointments_for_figures",
+            "start_at",
+            "status",
+            "outlet_id",
+            "service",
+            "clinician_id",
+        ),
         Index("ix_appointments_by_outlet_time", "outlet_id", "start_at"),
         Index("ix_appointments_by_clinician_time", "clinician_id", "start_at"),
         Index("ix_appointments_by_status_time", "status", "start_at"),

@@ -9,6 +9,7 @@ from records.database import RecordsDatabase
 from records.models import Visit
 from records.sealing import Sealer
 from records.tables import VisitRow
+from records.visit_facts import refresh
 
 _TABLE = "visits"
 
@@ -29,6 +30,8 @@ class VisitRecords:
                     consultation_id=visit.consultation_id, checked_in_at=visit.checked_in_at
                 )
                 session.add(row)
+            # Whether the patient's earlier visits were followed up depends on this one.
+            patients = {row.patient_id, visit.patient_id}
             row.patient_id = visit.patient_id
             row.service = visit.service
             row.outlet_id = visit.outlet_id
@@ -41,6 +44,7 @@ class VisitRecords:
                 )
             row.clinician_id = visit.clinician_id
             row.outcome = visit.outcome
+            await refresh(session, self._db.dialect, visit.consultation_id, patients)
 
     async def get(self, consultation_id: str) -> Visit | None:
         async def query(session: AsyncSession) -> Visit | None:

@@ -46,6 +46,11 @@ async def test_book_on_the_desk_see_it_in_the_day_check_in_and_read_the_dashboar
     try:
         page = kiosk.page
         await expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
+        # The outlet's desk opens in Chinese, as its kiosk; the clerk may switch.
+        await expect(page.locator("#book-card h2")).to_have_text("预约就诊")
+        await expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+        await page.get_by_role("button", name="English").click()
+        await expect(page.locator("#book-card h2")).to_have_text("Book an appointment")
         await page.get_by_label("Card code").fill(child["card_code"])
         await page.get_by_role("button", name="Find the child").click()
         await expect(page.locator("#patient-found")).to_contain_text("Wang Mei")
@@ -107,5 +112,12 @@ async def test_book_on_the_desk_see_it_in_the_day_check_in_and_read_the_dashboar
         text = (await download.path()).read_text()
         assert text.splitlines()[0].startswith("group,people_served,consultations,")
         assert text.splitlines()[1].startswith("total,")
+        # In Chinese: the headings, the figures' labels and the charts' are translated.
+        await admin.page.get_by_role("button", name="中文").click()
+        await expect(admin.page.locator("html")).to_have_attribute("lang", "zh-CN")
+        await expect(admin.page.locator(".brand")).to_have_text("项目数据看板")
+        await expect(figures.locator("[data-figure=consultations] dt")).to_have_text("问诊次数")
+        await expect(figures.locator("[data-figure=consultations] dd")).to_have_text("1")
+        await screenshot(admin, "appointments-5-dashboard-zh")
     finally:
         await admin.context.close()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
+from records.appointments import Booking
 from records.facade import Records
+from records.models import Visit
 from records.stats import StatsQuery
-from tests.records.programme_fixture import END, START, write_programme
+from tests.records.programme_fixture import END, START, local, write_programme
 
 
 def _query(**kwargs: str) -> StatsQuery:
@@ -85,3 +88,25 @@ async def test_no_data_gives_empty_figures(records: Records) -> None:
     assert figures["totals"]["wait_p50_s"] is None
     assert figures["groups"] == []
     assert [w["consultations"] for w in figures["weeks"]] == [0, 0]
+
+
+async def test_the_end_of_a_week_counts_in_that_week(records: Records) -> None:
+    """A Sunday evening visit and no-show are the week's (PostgreSQL's cast to integer rounds:
+    a week index computed from epoch seconds put the second half of a week into the next)."""
+    patients = await write_programme(records)
+    sunday = local(3, 8, 20)
+    await records.visits.keep(
+        Visit("v8", patients["p3"], "gp", "o1", sunday, sunday, sunday, "d1", None, "completed")
+    )
+    booked = await records.appointments.book(
+        Booking(patients["p2"], "gp", "o1", "d1", sunday, sunday + timedelta(minutes=15), "admin"),
+        local(3, 1, 9),
+    )
+    await records.appointments.change_status(
+        booked.appointment_id, "booked", "no_show", local(3, 1, 9)
+    )
+    weeks = (await records.stats.figures(_query()))["weeks"]
+    assert weeks == [
+        {"week": 0, "consultations": 4, "patients": 3, "no_shows": 2},
+        {"week": 1, "consultations": 2, "patients": 1, "no_shows": 0},
+    ]

@@ -8,7 +8,14 @@ import { takeToken } from "./token.js";
 import { $, el, showAlert } from "./ui.js";
 
 const TOKEN_KEY = "teleconsult.outlet.token";
+// The outlet's own page: Chinese first, as the kiosk.
+const i18n = new I18n("zh");
+const t = (key, vars) => i18n.t(key, vars);
 const desk = { signal: null, zone: "Asia/Shanghai", patient: null, slot: null };
+
+function serviceName(service) {
+  return i18n.has(`service.${service}`) ? t(`service.${service}`) : service;
+}
 
 function request(event, payload) {
   return desk.signal.request(event, payload);
@@ -38,7 +45,7 @@ async function showSlots(e) {
     type: "button", "aria-pressed": "false", dataset: { start: slot.start, clinician: slot.clinician_id },
     onclick: (ev) => choose(slot, ev.currentTarget),
   }, `${localTime(slot.start, desk.zone)} ${slot.clinician_id}`)));
-  if (!free.length) $("#slots").replaceChildren(el("p", { class: "muted" }, "No free time that day."));
+  if (!free.length) $("#slots").replaceChildren(el("p", { class: "muted", dataset: { i18n: "desk.no_slots" } }, t("desk.no_slots")));
   updateBook();
 }
 
@@ -57,10 +64,10 @@ async function book() {
     const { appointment } = await request("appointment.book", {
       patient_id: desk.patient.patient_id, service: desk.slot.service, start: desk.slot.start, clinician_id: desk.slot.clinician_id,
     });
-    $("#booked").textContent = `Booked ${localTime(appointment.start, desk.zone, true)} with ${appointment.clinician_id}`;
+    i18n.say($("#booked"), "desk.booked", { time: localTime(appointment.start, desk.zone, true), clinician: appointment.clinician_id });
     await Promise.all([showSlots(), showToday()]);
   } catch (err) {
-    showAlert(err.code === "conflict" ? "That time was just taken: choose another." : err.message);
+    showAlert(err.code === "conflict" ? t("desk.taken") : err.message);
     await showSlots();
   }
 }
@@ -74,10 +81,10 @@ async function showToday() {
   $("#today-empty").hidden = appointments.length > 0;
   $("#today-list").replaceChildren(...appointments.map((a) => el("li", { dataset: { appointment: a.appointment_id } },
     el("strong", {}, localTime(a.start, desk.zone)),
-    el("span", {}, `${a.service} · ${a.clinician_id}`),
-    el("span", { class: `status-${a.status}` }, a.status.replace("_", " ")),
-    a.status === "booked" ? el("button", { type: "button", class: "primary small", onclick: () => checkIn(a) }, "Check in") : null,
-    a.status === "booked" ? el("button", { type: "button", class: "small", onclick: () => cancel(a) }, "Cancel") : null,
+    el("span", {}, `${serviceName(a.service)} · ${a.clinician_id}`),
+    el("span", { class: `status-${a.status}` }, t(`desk.status.${a.status}`)),
+    a.status === "booked" ? el("button", { type: "button", class: "primary small", onclick: () => checkIn(a) }, t("desk.check_in")) : null,
+    a.status === "booked" ? el("button", { type: "button", class: "small", onclick: () => cancel(a) }, t("desk.cancel")) : null,
   )));
 }
 
@@ -100,20 +107,20 @@ async function showFollowUps() {
   $("#follow-ups-empty").hidden = due.length > 0;
   $("#follow-ups").replaceChildren(...due.map((f) => el("li", { dataset: { consultation: f.consultation_id } },
     el("strong", {}, localTime(f.due, desk.zone, true)),
-    el("span", {}, `${f.service} · ${f.patient_id.slice(0, 8)}`),
-    f.appointment_id ? el("span", { class: "status-checked_in" }, "booked")
-      : el("button", { type: "button", class: "small", onclick: () => propose(f) }, "Book the follow-up"),
+    el("span", {}, `${serviceName(f.service)} · ${f.patient_id.slice(0, 8)}`),
+    f.appointment_id ? el("span", { class: "status-checked_in" }, t("desk.status.booked"))
+      : el("button", { type: "button", class: "small", onclick: () => propose(f) }, t("desk.book_follow_up")),
   )));
 }
 
 async function propose(followUp) {
   const proposal = await request("appointment.propose_follow_up", { consultation_id: followUp.consultation_id });
   if (!proposal.proposal) {
-    showAlert("No free time in the two weeks from the due day: book by hand.");
+    showAlert(t("desk.no_proposal"));
     return;
   }
   const when = localTime(proposal.proposal.start, desk.zone, true);
-  if (!window.confirm(`Book ${when} with ${proposal.proposal.clinician_id}?`)) return;
+  if (!window.confirm(t("desk.confirm", { time: when, clinician: proposal.proposal.clinician_id }))) return;
   await request("appointment.book", {
     patient_id: proposal.patient_id, service: proposal.service, start: proposal.proposal.start,
     clinician_id: proposal.proposal.clinician_id, follow_up_of: proposal.consultation_id,
@@ -122,12 +129,17 @@ async function propose(followUp) {
 }
 
 async function start() {
+  i18n.bindSwitch();
+  // The lists are made again in the new language (the rest carries data-i18n).
+  i18n.addEventListener("change", () => {
+    if (desk.signal) Promise.all([showToday(), showFollowUps()]).catch((err) => showAlert(err.message));
+  });
   const token = takeToken(TOKEN_KEY);
   if (!token) {
-    showAlert("Open the kiosk with its access link first.");
+    showAlert(t("desk.no_token"));
     return;
   }
-  desk.signal = await connect(token, new I18n("en"));
+  desk.signal = await connect(token, i18n);
   $("#book-day").value = localDay(desk.zone);
   $("#lookup-form").addEventListener("submit", lookUp);
   $("#slots-form").addEventListener("submit", (e) => showSlots(e).catch((err) => showAlert(err.message)));

@@ -3,30 +3,40 @@
 // (Chart.js, loaded by its own script tag as the global `Chart`), CSV and JSON downloads.
 
 import { localDay } from "./appointments.js";
+import { I18n } from "./i18n.js";
 import { forgetToken, takeToken, wireSignIn } from "./token.js";
 import { $, el, showAlert } from "./ui.js";
 
 const TOKEN_KEY = "teleconsult.admin.token";
 const charts = { weeks: null, wait: null };
+// An admin page: English first, as the service overview.
+const i18n = new I18n("en");
+const t = (key, vars) => i18n.t(key, vars);
 let token = null;
+let shown = null;
 
+// Each figure: its key in the reply, its label's string, and how it is shown.
 const FIGURES = [
-  ["people_served", "People served"],
-  ["consultations", "Consultations"],
-  ["wait_p50_s", "Wait p50", minutes],
-  ["wait_p90_s", "Wait p90", minutes],
-  ["length_p50_s", "Length p50", minutes],
-  ["length_p90_s", "Length p90", minutes],
-  ["appointments", "Appointments"],
-  ["no_shows", "No-shows"],
-  ["follow_ups_due", "Follow-ups due"],
-  ["follow_ups_kept", "Follow-ups kept"],
-  ["reports_finalised", "Reports finalised"],
-  ["referrals", "Referrals"],
+  ["people_served", "dashboard.people_served"],
+  ["consultations", "dashboard.consultations"],
+  ["wait_p50_s", "dashboard.wait_p50", minutes],
+  ["wait_p90_s", "dashboard.wait_p90", minutes],
+  ["length_p50_s", "dashboard.length_p50", minutes],
+  ["length_p90_s", "dashboard.length_p90", minutes],
+  ["appointments", "dashboard.appointments"],
+  ["no_shows", "dashboard.no_shows"],
+  ["follow_ups_due", "dashboard.follow_ups_due"],
+  ["follow_ups_kept", "dashboard.follow_ups_kept"],
+  ["reports_finalised", "dashboard.reports_finalised"],
+  ["referrals", "dashboard.referrals"],
 ];
 
 function minutes(seconds) {
-  return seconds === null || seconds === undefined ? "–" : `${(seconds / 60).toFixed(1)} min`;
+  return seconds === null || seconds === undefined ? "–" : t("time.minutes", { n: (seconds / 60).toFixed(1) });
+}
+
+function outcomeName(name) {
+  return i18n.has(`dashboard.outcome.${name}`) ? t(`dashboard.outcome.${name}`) : name;
 }
 
 function show(screen) {
@@ -52,7 +62,7 @@ async function fetchStats(format) {
   if (response.status === 401 || response.status === 403) {
     forgetToken(TOKEN_KEY);
     show("signin");
-    throw new Error("this token may not read the programme figures");
+    throw new Error(t("dashboard.forbidden"));
   }
   if (!response.ok) {
     const body = await response.json().catch(() => ({}));
@@ -62,14 +72,15 @@ async function fetchStats(format) {
 }
 
 function render(stats) {
+  shown = stats;
   sessionStorage.setItem(ZONE_KEY, stats.timezone);
   $("#stats-range").textContent = `${stats.from} – ${stats.to} (${stats.timezone})`;
   $("#stats-totals").replaceChildren(...FIGURES.map(([key, label, format]) =>
-    el("div", { dataset: { figure: key } }, el("dt", {}, label), el("dd", {}, format ? format(stats.totals[key]) : String(stats.totals[key])))));
-  const outcomes = Object.entries(stats.totals.outcomes).map(([name, n]) => `${name} ${n}`).join(", ");
-  $("#stats-totals").append(el("div", { dataset: { figure: "outcomes" } }, el("dt", {}, "Outcomes"), el("dd", { class: "small" }, outcomes || "–")));
+    el("div", { dataset: { figure: key } }, el("dt", {}, t(label)), el("dd", {}, format ? format(stats.totals[key]) : String(stats.totals[key])))));
+  const outcomes = Object.entries(stats.totals.outcomes).map(([name, n]) => `${outcomeName(name)} ${n}`).join(", ");
+  $("#stats-totals").append(el("div", { dataset: { figure: "outcomes" } }, el("dt", {}, t("dashboard.outcomes")), el("dd", { class: "small" }, outcomes || "–")));
   $("#groups-card").hidden = !stats.group_by;
-  $("#groups-title").textContent = `By ${stats.group_by || "group"}`;
+  if (stats.group_by) i18n.say($("#groups-title"), "dashboard.by_group", { group: t(`dashboard.${stats.group_by}`) });
   $("#group-rows").replaceChildren(...stats.groups.map((g) => el("tr", { dataset: { group: g.key } },
     ...[g.key || "–", g.people_served, g.consultations, minutes(g.wait_p50_s), minutes(g.wait_p90_s),
       minutes(g.length_p50_s), g.no_shows, `${g.follow_ups_due} / ${g.follow_ups_kept}`,
@@ -79,7 +90,7 @@ function render(stats) {
 
 function drawCharts(stats) {
   if (typeof window.Chart !== "function") {
-    showAlert("The charts library is not installed on the server (npm ci in web/).");
+    showAlert(t("dashboard.no_charts"));
     return;
   }
   for (const chart of Object.values(charts)) chart?.destroy();
@@ -88,8 +99,8 @@ function drawCharts(stats) {
     data: {
       labels: stats.weeks.map((w) => w.week_start),
       datasets: [
-        { label: "Consultations", data: stats.weeks.map((w) => w.consultations) },
-        { label: "No-shows", data: stats.weeks.map((w) => w.no_shows) },
+        { label: t("dashboard.consultations"), data: stats.weeks.map((w) => w.consultations) },
+        { label: t("dashboard.no_shows"), data: stats.weeks.map((w) => w.no_shows) },
       ],
     },
     options: { animation: false, responsive: true },
@@ -97,8 +108,10 @@ function drawCharts(stats) {
   charts.wait = new window.Chart($("#chart-wait"), {
     type: "bar",
     data: {
-      labels: stats.wait_histogram.map((b) => (b.to_min === null ? `${b.from_min}+ min` : `${b.from_min}–${b.to_min} min`)),
-      datasets: [{ label: "Consultations", data: stats.wait_histogram.map((b) => b.count) }],
+      labels: stats.wait_histogram.map((b) => (b.to_min === null
+        ? t("dashboard.bucket_open", { from: b.from_min })
+        : t("dashboard.bucket", { from: b.from_min, to: b.to_min }))),
+      datasets: [{ label: t("dashboard.consultations"), data: stats.wait_histogram.map((b) => b.count) }],
     },
     options: { animation: false, responsive: true },
   });
@@ -136,6 +149,9 @@ function start(value) {
 // Days are the programme's (the server names its zone in every reply; remembered for the next
 // visit), not the browser's.
 const ZONE_KEY = "teleconsult.programme.zone";
+i18n.bindSwitch();
+// What the page made from the figures (labels, charts) is made again in the new language.
+i18n.addEventListener("change", () => { if (shown) render(shown); });
 const zone = sessionStorage.getItem(ZONE_KEY) || "Asia/Shanghai";
 const today = new Date();
 $("#stats-to").value = localDay(zone, today);
