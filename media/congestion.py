@@ -85,6 +85,11 @@ class CongestionConfig:
     cap_increase_per_s: float = 0.08
     congested_keyframe_interval_s: float = 2.0
     congested_loss: float = 0.1
+    # Temporal layers (media.layer_selection): rates measured over a window; a higher layer is
+    # chosen once it has fitted with headroom for a hold time, a lower one at once.
+    layer_rate_window_s: float = 2.0
+    layer_up_headroom: float = 1.15
+    layer_up_hold_s: float = 2.0
     # Loss (fraction of packets) that shows congestion: from then on the link is budgeted
     # (``constrained``), REMB drops are followed and the estimate may not grow.
     lossy_link_loss: float = 0.05
