@@ -29,7 +29,8 @@ it to aiortc. The model, per subscriber (one participant's peer connection with 
 * **Retransmission** (:class:`RetransmitGate`). A NACKed packet is resent once per RTT at most,
   and not at all when older than an RTT-based horizon (capped at a fixed age).
 * **Pause** (:class:`~media.pause_gate.PauseGate`). When the video the estimate leaves room for
-  (estimate minus audio and overhead) stays below the lowest useful video rate, video to this
+  (estimate minus audio and overhead) stays below the lowest useful video rate (or, for video
+  with temporal layers, below the base layers' rate when that is lower), video to this
   subscriber pauses (audio continues). REMB is only fed by video, so while paused the estimate
   cannot grow: the gate probes by sending video at a little above the lowest rate after a
   back-off (3 s), judges the probe by the receiver reports (loss, audio loss, RTT growth)
@@ -37,7 +38,9 @@ it to aiortc. The model, per subscriber (one participant's peer connection with 
 * **Feedback upstream** (:mod:`media.publisher_cap`: :func:`~media.publisher_cap.publisher_cap`
   and :class:`~media.publisher_cap.RembPacer`). Each published video track is capped at the
   smallest share of its subscribers that are not paused and not outvoted (a subscriber with
-  under a third of the best share is served by frame dropping instead of lowering everyone);
+  under a third of the best share is served by frame dropping instead of lowering everyone; of
+  a track with temporal layers, one whose share carries the base layer at the best's rate is
+  served by a lower layer, :mod:`media.layer_selection`);
   increases are rate-limited (:class:`~media.publisher_cap.CapSmoother`) unless the subscriber
   that set the cap stopped counting, and REMB messages are paced.
 

@@ -95,7 +95,7 @@ class CongestionLoop:
             if (share := link.publisher_share_kbps) is not None
         }
         if shares:
-            return publisher_cap(shares, congestion)
+            return publisher_cap(shares, congestion, _base_fraction(track))
         # None qualifies: what the best of them can take (a starting guess, or a link near the
         # floor); with everyone paused, the lowest rate keeps probes cheap to serve.
         guess = max((link.video_share_kbps for link in links.values()), default=0.0)
@@ -127,6 +127,15 @@ class CongestionLoop:
         subscriber.told_video_paused = paused
         metrics.video_paused_subscribers.inc(1 if paused else -1)
         self._tell(subscriber_id, link.state())
+
+
+def _base_fraction(track: PublishedTrack) -> float | None:
+    """The base layer's part of a layered track's rate (``None``: no layers, nothing measured)."""
+    rates = track.layer_rates
+    if rates.top_layer is None:
+        return None
+    total = rates.cumulative_kbps(rates.top_layer)
+    return rates.cumulative_kbps(0) / total if total > 0 else None
 
 
 def _base_layer_kbps(subscription: Subscription) -> float | None:
