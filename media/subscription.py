@@ -87,14 +87,16 @@ class PublishedTrack:
             if payload is None:
                 return  # a payload the codec's parser refuses (aiortc's own path drops it too)
             self._tap(taps, packet, payload)
-        stream_start = may_start_stream(codec.mimeType, packet.payload)
-        if self._transcoder is not None and self._transcoder.feed(packet, stream_start):
-            self.request_keyframe()
         descriptor = None
-        if codec.mimeType in _VP8:
+        if codec.mimeType in _VP8:  # its descriptor is read once, for every subscriber
             descriptor = parse_vp8_descriptor(packet.payload)
+            stream_start = descriptor is not None and descriptor.keyframe(packet.payload)
             if descriptor is not None and descriptor.temporal_id is not None:
                 self.layer_rates.on_packet(descriptor.temporal_id, len(packet.payload))
+        else:
+            stream_start = may_start_stream(codec.mimeType, packet.payload)
+        if self._transcoder is not None and self._transcoder.feed(packet, stream_start):
+            self.request_keyframe()
         for subscription in self.subscriptions:
             await subscription.forward(packet, codec, stream_start, descriptor)
 
