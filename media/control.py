@@ -66,15 +66,14 @@ class CongestionLoop:
             change = link.tick(now)
             if change is not None:
                 self._on_gate_change(participant_id, participant, change, watched)
-            share = link.video_share_kbps if link.estimator.constrained else None
-            for subscription in watched:
-                subscription.select_layer(share, now)
         for track in self._tracks.values():
             if track.info.kind != "video":
                 continue
+            cap = self._cap_for(track)
+            self._select_layers(track, cap.voters if cap is not None else frozenset(), now)
             publisher = self._participants.get(track.info.participant_id)
             if publisher is not None:
-                publisher.upstream.set_cap(track.receiver, self._cap_for(track), now)
+                publisher.upstream.set_cap(track.receiver, cap, now)
         for participant in self._participants.values():
             participant.upstream.tick(now)
 
@@ -101,6 +100,20 @@ class CongestionLoop:
         guess = max((link.video_share_kbps for link in links.values()), default=0.0)
         kbps = max(congestion.video_min_kbps, congestion.publisher_headroom * guess)
         return CapTarget(kbps, frozenset())
+
+    def _select_layers(self, track: PublishedTrack, voters: frozenset[str], now: float) -> None:
+        """The temporal layer of each subscriber of ``track``: every layer for those whose
+        share sets the publisher's cap (the publisher follows them) or whose link is not
+        budgeted; by its share for the others (served by a lower layer)."""
+        for subscription in track.subscriptions:
+            subscriber = self._participants.get(subscription.subscriber_id)
+            if subscriber is None:
+                continue
+            link = subscriber.link
+            served_by_layers = (
+                link.estimator.constrained and subscription.subscriber_id not in voters
+            )
+            subscription.select_layer(link.video_share_kbps if served_by_layers else None, now)
 
     def _on_gate_change(
         self,

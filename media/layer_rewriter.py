@@ -86,6 +86,12 @@ class LayerRewriter:
     def started(self) -> bool:
         return self.current is not None
 
+    @property
+    def squeezing(self) -> bool:
+        """Whether packets were dropped since the (re)start: the subscriber's sequence numbers
+        no longer follow the publisher's, so only packets rewritten here may be sent."""
+        return self._squeezed > 0
+
     def restart(self, sequence: int, descriptor: Vp8Descriptor) -> None:
         """The subscriber's stream (re)starts with this packet, the first of a keyframe.
 

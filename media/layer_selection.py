@@ -1,12 +1,15 @@
 """Which temporal layer each subscriber of a layered VP8 track gets, from its budget.
 
 :class:`LayerRates` measures what each temporal layer of a published track carries, from the
-packets that arrive (payload bytes per TID, smoothed over ``layer_rate_window_s``).
-:class:`LayerSelector` picks, per subscription, the highest layer whose rate (with every layer
-below it) fits the subscriber's video share: down at once when the current one no longer fits,
-up only after a higher one has fitted with ``layer_up_headroom`` to spare for
-``layer_up_hold_s``. Pausing stays the pause gate's (:mod:`media.pause_gate`) decision, which
-for layered video waits until even the base layer does not fit (:func:`video_floor_kbps`).
+packets that arrive (payload bytes per TID, smoothed over ``layer_rate_window_s``; keyframes
+left out, as the send budget leaves them out: a keyframe asked for by a joining subscriber must
+not take layers from everyone). :class:`LayerSelector` picks, per subscription, the highest
+layer whose rate (with every layer below it) fits the subscriber's video share: down at once
+when the current one no longer fits (the send budget would otherwise drop whole frames, and a
+dropped frame waits for a keyframe), up only after a higher one has fitted with
+``layer_up_headroom`` to spare for ``layer_up_hold_s``. Pausing stays the pause gate's
+(:mod:`media.pause_gate`) decision, which for layered video waits until even the base layer
+does not fit (:func:`video_floor_kbps`).
 
 Pure logic with the clock passed in, like :mod:`media.congestion`; the layer is carried out by
 :class:`~media.layer_rewriter.LayerRewriter` at the next frame where a decoder can follow.

@@ -75,6 +75,7 @@ class PublishedTrack:
         self._last_keyframe_request = 0.0
         self._ended = False
         self.layer_rates = LayerRates(context.config.congestion.layer_rate_window_s)
+        self._keyframe_timestamp: int | None = None
         receiver.set_sink(self._on_packet)
 
     async def _on_packet(self, packet: RtpPacket) -> None:
@@ -91,7 +92,13 @@ class PublishedTrack:
         if codec.mimeType in _VP8:  # its descriptor is read once, for every subscriber
             descriptor = parse_vp8_descriptor(packet.payload)
             stream_start = descriptor is not None and descriptor.keyframe(packet.payload)
-            if descriptor is not None and descriptor.temporal_id is not None:
+            if stream_start:
+                self._keyframe_timestamp = packet.timestamp
+            if (
+                descriptor is not None
+                and descriptor.temporal_id is not None
+                and packet.timestamp != self._keyframe_timestamp
+            ):
                 self.layer_rates.on_packet(descriptor.temporal_id, len(packet.payload))
         else:
             stream_start = may_start_stream(codec.mimeType, packet.payload)
@@ -366,6 +373,8 @@ class Subscription:
             self._admitted = self._admit_layer(packet, layered, stream_start)
             if self._admitted is None:
                 return False
+        elif layered is None and self._layers.squeezing and codec.mimeType in _VP8:
+            return False  # no descriptor (padding only): its number would take another's
         if self.kind == "video" and self._frame_dropped(packet, stream_start):
             return False
         if self.needs_keyframe:

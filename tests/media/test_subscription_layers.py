@@ -135,7 +135,7 @@ async def test_layers_switch_down_and_up_with_contiguous_numbers_and_no_keyframe
     rates.sample(0.5)
     assert rates.top_layer == 2
     asked = harness.receiver.keyframe_requests
-    harness.subscription.select_layer(1.0, 1.0)  # a share far below any layer's rate: TL0
+    harness.subscription.select_layer(0.1, 1.0)  # a share below every layer's rate: TL0
     await harness.publish(stream[16:96])
     assert harness.subscription.forwarded_layer == 0
     down = len(harness.sender.sent)
@@ -166,3 +166,44 @@ async def test_every_layer_goes_while_the_link_is_not_budgeted() -> None:
     await harness.publish(stream[16:])
     assert [payload for _, _, payload in harness.sender.sent] == [p.payload for p in stream]
     assert harness.subscription.forwarded_layer == 2
+
+
+async def test_keyframes_are_left_out_of_the_layer_rates() -> None:
+    """A keyframe asked for by a joining subscriber does not make the layers look dearer."""
+    harness = Harness()
+    rates = harness.track.layer_rates
+    plain = l1t3_stream(8, keyframe_at=())
+    with_keyframes = l1t3_stream(8, sequence=2_000, timestamp=900_000, keyframe_at=(0, 4))
+    measured = []
+    for stream, start in ((plain, 0.0), (with_keyframes, 1.0)):
+        rates.sample(start)
+        await harness.publish(stream)
+        rates.sample(start + 0.5)
+        measured.append(rates.cumulative_kbps(0))
+    # the base layer's pictures 0 and 4 were keyframes: nothing of it counted, the rate decays
+    assert measured[1] < measured[0]
+    assert rates.cumulative_kbps(2) - rates.cumulative_kbps(0) > 0  # the other layers counted
+
+
+async def test_a_packet_without_descriptor_goes_only_while_numbers_follow_the_publisher() -> None:
+    """Padding (an empty VP8 payload) keeps its place while nothing was dropped; once layers are
+    dropped its publisher number would take another packet's, so it is not sent."""
+    harness = Harness()
+    stream = l1t3_stream(24)
+    rates = harness.track.layer_rates
+    rates.sample(0.0)
+    await harness.publish(stream[:8])
+    padding = Packet(stream[7].sequence + 1, stream[7].timestamp, False, 3, 2, b"")
+    shifted = [
+        Packet(p.sequence + 1, p.timestamp, p.marker, p.picture, p.layer, p.payload)
+        for p in stream[8:]
+    ]
+    await harness.publish([padding])
+    assert len(harness.sender.sent) == 9
+    rates.sample(0.5)
+    harness.subscription.select_layer(0.1, 1.0)
+    await harness.publish(shifted)
+    sent = len(harness.sender.sent)
+    late_padding = Packet(shifted[-1].sequence + 1, shifted[-1].timestamp, False, 23, 2, b"")
+    await harness.publish([late_padding])
+    assert len(harness.sender.sent) == sent
