@@ -3,9 +3,11 @@
 Tests and benchmarks use it to put one participant behind an emulated access link without root
 or kernel queueing disciplines. Each direction has a capacity (token-bucket serialisation at
 ``capacity_kbps``), a bounded drop-tail queue in front of it (``queue_ms`` of capacity and/or
-``queue_bytes``), a one-way delay and random loss on the wire (seedable), and counters of what
-was offered to it, delivered, dropped by the queue and dropped by loss, with per-second byte
-buckets so a check can read the rate offered over any window. Shapes change at run time.
+``queue_bytes``), a one-way delay and loss on the wire (seedable): random, in bursts
+(Gilbert-Elliott, :class:`BurstLoss`), and a total outage over a window of time (``outage``);
+and counters of what was offered to it, delivered, dropped by the queue, by loss and by an
+outage, with per-second byte buckets so a check can read the rate offered over any window.
+Shapes change at run time; the uplink is shaped like the downlink (its own :class:`LinkShape`).
 
 The participant's traffic crosses the relay because each side only learns the relay's
 addresses: the participant's ICE candidates given to the server are rewritten to a relay port
@@ -49,16 +51,51 @@ _DATAGRAM_MAX = 65535
 
 
 @dataclass(frozen=True)
+class BurstLoss:
+    """Gilbert-Elliott loss: per packet, a good state that loses none and a bad state that
+    loses every packet; ``enter_bad`` and ``leave_bad`` are the chances per packet of moving
+    from one to the other, so bursts last ``1 / leave_bad`` packets on average."""
+
+    enter_bad: float
+    leave_bad: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.enter_bad <= 1.0 or not 0.0 < self.leave_bad <= 1.0:
+            raise ValueError("enter_bad must be within 0..1 and leave_bad within (0, 1]")
+
+    @classmethod
+    def of(cls, mean_loss: float, mean_burst: float) -> BurstLoss:
+        """The chain losing ``mean_loss`` of the packets in bursts of ``mean_burst`` on average."""
+        if not 0.0 <= mean_loss < 1.0 or mean_burst < 1.0:
+            raise ValueError("mean_loss must be within [0, 1) and mean_burst at least 1")
+        leave = 1.0 / mean_burst
+        return cls(enter_bad=mean_loss * leave / (1.0 - mean_loss), leave_bad=leave)
+
+    @property
+    def mean_loss(self) -> float:
+        return self.enter_bad / (self.enter_bad + self.leave_bad)
+
+
+@dataclass(frozen=True)
 class LinkShape:
-    """One direction of a link; ``capacity_kbps=None`` means no serialisation limit."""
+    """One direction of a link; ``capacity_kbps=None`` means no serialisation limit.
+
+    ``loss`` drops packets at random, ``burst`` in bursts (both may apply); ``outage`` is a
+    window ``(from_s, until_s)`` of seconds since the relay started in which nothing gets
+    through (give both directions the same window for a total outage).
+    """
 
     capacity_kbps: float | None = None
     delay_ms: float = 0.0
     loss: float = 0.0
     queue_ms: float | None = 500.0
     queue_bytes: int | None = None
+    burst: BurstLoss | None = None
+    outage: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
+        if self.outage is not None and not 0.0 <= self.outage[0] <= self.outage[1]:
+            raise ValueError("outage must be (from_s, until_s) with 0 <= from_s <= until_s")
         if self.capacity_kbps is not None and self.capacity_kbps <= 0:
             raise ValueError("capacity_kbps must be positive (or None for unlimited)")
         if self.delay_ms < 0 or not 0.0 <= self.loss <= 1.0:
@@ -90,6 +127,8 @@ class DirectionCounters:
     bytes_dropped_queue: int = 0
     packets_dropped_loss: int = 0
     bytes_dropped_loss: int = 0
+    packets_dropped_outage: int = 0
+    bytes_dropped_outage: int = 0
     send_errors: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -115,6 +154,28 @@ class PerSecondBytes:
         return [self._buckets.get(second, 0) for second in range(start_s, end_s)]
 
 
+class LossModel:
+    """What the wire drops, packet by packet: the outage window, burst and random loss."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._random = rng
+        self._bad = False
+
+    def drop(self, shape: LinkShape, elapsed_s: float) -> Literal["outage", "loss"] | None:
+        """Why the packet leaving the wire ``elapsed_s`` after the start is dropped, if it is."""
+        if shape.outage is not None and shape.outage[0] <= elapsed_s < shape.outage[1]:
+            return "outage"
+        burst = shape.burst
+        if burst is not None:
+            draw = self._random.random()
+            self._bad = draw >= burst.leave_bad if self._bad else draw < burst.enter_bad
+            if self._bad:
+                return "loss"
+        if shape.loss and self._random.random() < shape.loss:
+            return "loss"
+        return None
+
+
 class ShapedDirection:
     """One direction: drop-tail queue -> serialisation at capacity -> delay -> random loss."""
 
@@ -122,7 +183,7 @@ class ShapedDirection:
         self.name = name
         self.counters = DirectionCounters()
         self._shape = shape
-        self._random = random.Random(seed)
+        self._losses = LossModel(random.Random(seed))
         self._loop = asyncio.get_running_loop()
         self.started_at = self._loop.time()
         self._offered = PerSecondBytes(self.started_at)
@@ -217,7 +278,12 @@ class ShapedDirection:
             if wait > 0:
                 await asyncio.sleep(wait)
             self._wire.popleft()
-            if self._shape.loss and self._random.random() < self._shape.loss:
+            dropped = self._losses.drop(self._shape, self.elapsed_s())
+            if dropped == "outage":
+                self.counters.packets_dropped_outage += 1
+                self.counters.bytes_dropped_outage += len(data)
+                continue
+            if dropped == "loss":
                 self.counters.packets_dropped_loss += 1
                 self.counters.bytes_dropped_loss += len(data)
                 continue

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from media.vp8_descriptor import parse_vp8_descriptor
+
 H264_IDR = 5
 H264_SPS = 7
 H264_STAP_A = 24
@@ -29,25 +31,8 @@ def vp8_packet_starts_frame(payload: bytes) -> bool:
 
 def starts_vp8_keyframe(payload: bytes) -> bool:
     """Whether this VP8 RTP payload is the first packet of a keyframe."""
-    if not vp8_packet_starts_frame(payload):
-        return False
-    offset = 1
-    if payload[0] & 0x80:  # X: extension byte follows
-        if len(payload) < 2:
-            return False
-        extension = payload[1]
-        offset = 2
-        if extension & 0x80:  # I: picture id, 7 or 15 bits
-            if len(payload) <= offset:
-                return False
-            offset += 2 if payload[offset] & 0x80 else 1
-        if extension & 0x40:  # L: TL0PICIDX
-            offset += 1
-        if extension & 0x30:  # T or K: TID/KEYIDX byte
-            offset += 1
-    if len(payload) <= offset:
-        return False
-    return (payload[offset] & 0x01) == 0  # P bit of the VP8 frame header: 0 = keyframe
+    descriptor = parse_vp8_descriptor(payload)
+    return descriptor is not None and descriptor.keyframe(payload)
 
 
 def vp8_keyframe_size(frame: bytes) -> tuple[int, int] | None:

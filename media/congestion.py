@@ -29,7 +29,8 @@ it to aiortc. The model, per subscriber (one participant's peer connection with 
 * **Retransmission** (:class:`RetransmitGate`). A NACKed packet is resent once per RTT at most,
   and not at all when older than an RTT-based horizon (capped at a fixed age).
 * **Pause** (:class:`~media.pause_gate.PauseGate`). When the video the estimate leaves room for
-  (estimate minus audio and overhead) stays below the lowest useful video rate, video to this
+  (estimate minus audio and overhead) stays below the lowest useful video rate (or, for video
+  with temporal layers, below the base layers' rate when that is lower), video to this
   subscriber pauses (audio continues). REMB is only fed by video, so while paused the estimate
   cannot grow: the gate probes by sending video at a little above the lowest rate after a
   back-off (3 s), judges the probe by the receiver reports (loss, audio loss, RTT growth)
@@ -37,7 +38,9 @@ it to aiortc. The model, per subscriber (one participant's peer connection with 
 * **Feedback upstream** (:mod:`media.publisher_cap`: :func:`~media.publisher_cap.publisher_cap`
   and :class:`~media.publisher_cap.RembPacer`). Each published video track is capped at the
   smallest share of its subscribers that are not paused and not outvoted (a subscriber with
-  under a third of the best share is served by frame dropping instead of lowering everyone);
+  under a third of the best share is served by frame dropping instead of lowering everyone; of
+  a track with temporal layers, one whose share carries the base layer at the best's rate is
+  served by a lower layer, :mod:`media.layer_selection`);
   increases are rate-limited (:class:`~media.publisher_cap.CapSmoother`) unless the subscriber
   that set the cap stopped counting, and REMB messages are paced.
 
@@ -85,6 +88,11 @@ class CongestionConfig:
     cap_increase_per_s: float = 0.08
     congested_keyframe_interval_s: float = 2.0
     congested_loss: float = 0.1
+    # Temporal layers (media.layer_selection): rates measured over a window; a higher layer is
+    # chosen once it has fitted with headroom for a hold time, a lower one at once.
+    layer_rate_window_s: float = 2.0
+    layer_up_headroom: float = 1.15
+    layer_up_hold_s: float = 2.0
     # Loss (fraction of packets) that shows congestion: from then on the link is budgeted
     # (``constrained``), REMB drops are followed and the estimate may not grow.
     lossy_link_loss: float = 0.05

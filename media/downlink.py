@@ -65,6 +65,8 @@ class SubscriberLink:
         self.estimate_kbps = config.initial_kbps
         self.video_room_kbps = video_room_kbps(config.initial_kbps, 0.0, config)
         self.video_streams = 0
+        # The room its video needs before it pauses (None: the lowest video rate).
+        self.video_floor_kbps: float | None = None
         self._probe_from_bytes = 0
         self._keyframe_bytes = 0
         self.pacer = Pacer(
@@ -198,7 +200,7 @@ class SubscriberLink:
         evidence = self.estimator.evidence(now)
         sent_kbit = 8.0 * (self.budget.video_bytes - self._probe_from_bytes) / 1000.0
         change = (
-            self.gate.update(self.video_room_kbps, now, evidence, sent_kbit)
+            self.gate.update(self.video_room_kbps, now, evidence, sent_kbit, self.video_floor_kbps)
             if self.video_streams
             else None
         )

@@ -61,17 +61,23 @@ class PauseGate:
         now: float,
         evidence: LinkEvidence | None = None,
         probe_sent_kbit: float | None = None,
+        floor_kbps: float | None = None,
     ) -> GateState | None:
         """Feed the room for video, the reports' evidence and the video sent since the probe
-        began (``None``: not metered) now; the new state if it changes."""
+        began (``None``: not metered) now; the new state if it changes.
+
+        ``floor_kbps``: the room video needs (``None``: ``video_min_kbps``; less for temporal
+        layers whose base layer needs less, see :func:`media.layer_selection.video_floor_kbps`).
+        """
         evidence = evidence or LinkEvidence()
+        floor = self._config.video_min_kbps if floor_kbps is None else floor_kbps
         if self.state is GateState.PAUSED:
             if now - self._changed_at >= self._backoff_s and self._calm(evidence, now):
                 return self._enter(GateState.PROBING, now)
             return None
         if self.state is GateState.PROBING:
-            return self._judge_probe(video_room_kbps, now, evidence, probe_sent_kbit)
-        if video_room_kbps >= self._config.video_min_kbps:
+            return self._judge_probe(video_room_kbps, floor, now, evidence, probe_sent_kbit)
+        if video_room_kbps >= floor:
             self._low_since = None
             return None
         if self._low_since is None:
@@ -96,6 +102,7 @@ class PauseGate:
     def _judge_probe(
         self,
         video_room_kbps: float,
+        floor_kbps: float,
         now: float,
         evidence: LinkEvidence,
         sent_kbit: float | None,
@@ -126,7 +133,7 @@ class PauseGate:
             elapsed >= config.probe_confirm_s
             and judged
             and tested
-            and video_room_kbps >= config.video_min_kbps
+            and video_room_kbps >= floor_kbps
         ):
             self._resumed_at = now
             return self._enter(GateState.FLOWING, now)

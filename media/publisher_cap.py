@@ -20,19 +20,31 @@ class CapTarget:
     voters: frozenset[str]
 
 
-def publisher_cap(shares_kbps: Mapping[str, float], config: CongestionConfig) -> CapTarget | None:
+def publisher_cap(
+    shares_kbps: Mapping[str, float],
+    config: CongestionConfig,
+    base_fraction: float | None = None,
+) -> CapTarget | None:
     """The cap for a published stream from its active subscribers' video shares (by id).
 
     The lowest share, leaving out the outvoted (under ``outvoted_ratio`` of the best: served by
     dropping frames rather than lowering everyone), times ``publisher_headroom`` so that a
     keyframe or an encoder overshoot fits the subscriber's budget without dropping frames.
-    ``None`` when nobody is subscribed.
+    With temporal layers (``base_fraction``: the base layer's part of the stream's rate), a
+    subscriber below the best whose share carries the base layer at the rate the best sets is
+    served by a lower layer instead, and does not vote either. ``None`` when nobody is
+    subscribed.
     """
     if not shares_kbps:
         return None
     best = max(shares_kbps.values())
+    layers_serve = (
+        best if base_fraction is None else base_fraction * config.publisher_headroom * best
+    )
     kept = {
-        who: share for who, share in shares_kbps.items() if share >= config.outvoted_ratio * best
+        who: share
+        for who, share in shares_kbps.items()
+        if share >= config.outvoted_ratio * best and (share == best or share < layers_serve)
     }
     lowest = config.publisher_headroom * min(kept.values())
     return CapTarget(max(config.video_min_kbps, lowest), frozenset(kept))

@@ -133,11 +133,14 @@ def pack_rtp(
     payload: bytes,
     extensions: bytes = b"",
     padding_size: int = 0,
+    payload_head: bytes = b"",
 ) -> bytes:
     """One RTP packet without CSRCs; ``extensions`` from :func:`pack_extensions`.
 
     ``sequence`` and ``timestamp`` are taken modulo 2**16 and 2**32. ``padding_size`` bytes of
     padding (the count in the last byte) are appended, as in a padding-only probe packet.
+    ``payload_head`` replaces as many bytes at the start of ``payload`` (a rewritten codec
+    descriptor), written straight into the packet without copying the payload first.
     """
     first = _VERSION_BITS | (0x20 if padding_size else 0) | (0x10 if extensions else 0)
     header = _HEADER.pack(
@@ -147,9 +150,11 @@ def pack_rtp(
         timestamp & 0xFFFFFFFF,
         ssrc,
     )
-    if not padding_size:
-        return header + extensions + payload
-    return header + extensions + payload + bytes(padding_size - 1) + bytes((padding_size,))
+    padding = bytes(padding_size - 1) + bytes((padding_size,)) if padding_size else b""
+    if payload_head:
+        tail = memoryview(payload)[len(payload_head) :]
+        return b"".join((header, extensions, payload_head, tail, padding))
+    return header + extensions + payload + padding
 
 
 def sequence_number(data: bytes) -> int:

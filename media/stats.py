@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -181,7 +181,7 @@ async def sample_participant(
     report = await peer.stats_report()
     forwarded = list(subscriptions)
     estimates = [s.sender.remb_bps for s in forwarded if s.sender.remb_bps]
-    forwarding = any(s.kind == "video" and s.track is not None and not s.paused for s in forwarded)
+    video = [s for s in forwarded if s.kind == "video" and s.track is not None and not s.paused]
     return sampler.sample(
         report,
         [int(e) for e in estimates if e],
@@ -190,6 +190,17 @@ async def sample_participant(
         DownlinkFigures(
             estimate_kbps=round(link.estimate_kbps, 1),
             video_paused=link.gate.video_paused,
-            layer="full" if forwarding else None,
+            layer=forwarded_layer([subscription.forwarded_layer for subscription in video]),
         ),
     )
+
+
+def forwarded_layer(layers: Sequence[int | None]) -> str | None:
+    """What ``layer`` in ``rtc.stats`` says of the video forwarded to a participant, from the
+    temporal layer of each video stream it gets (``None``: a stream without layers):
+    ``"T<n>"``, the lowest among its layered streams (every layer up to n goes); ``"full"``
+    when none is layered; ``None`` when no video goes."""
+    known = [layer for layer in layers if layer is not None]
+    if known:
+        return f"T{min(known)}"
+    return "full" if layers else None

@@ -6,8 +6,11 @@ every :class:`Subscription`. A subscription is one publisher track forwarded to 
 :meth:`Subscription.forward` first decides (:meth:`Subscription._admit`: paused, transcoding,
 frame budget, waiting for a place the stream may start) and then writes the packet with the
 subscriber's own numbering (:meth:`Subscription._write`, :class:`~media.rtp_rewriter.RtpRewriter`)
-through the subscriber's :class:`~media.aiortc_adapter.ForwardingSender`. A per-subscriber
-choice of what to forward (a temporal layer, say) belongs in ``_admit``.
+through the subscriber's :class:`~media.aiortc_adapter.ForwardingSender`. A VP8 track sent with
+temporal layers is measured per layer (:class:`~media.layer_selection.LayerRates`); each
+subscription forwards the layers its budget carries (:class:`~media.layer_rewriter.LayerRewriter`
+in ``_admit``, chosen by :meth:`Subscription.select_layer`) and writes the rewritten VP8
+descriptor.
 
 Both get a :class:`RouteContext` (ids, settings, counters, taps, a way to run a job), not the
 router.
@@ -30,14 +33,19 @@ from media.aiortc_adapter import ForwardingReceiver, ForwardingSender, codec_dat
 from media.config import MediaConfig
 from media.downlink import DownlinkFeedback, SubscriberLink
 from media.keyframes import may_start_stream
+from media.layer_rewriter import LayerNumbers, LayerRewriter
+from media.layer_selection import LayerRates, LayerSelector
 from media.metrics import MediaMetrics
 from media.rtp_rewriter import RtpRewriter
 from media.taps import PacketTap, TrackInfo
 from media.transcode import RelayedTrack, TranscodeSource
+from media.vp8_descriptor import Vp8Descriptor, parse_vp8_descriptor, rewritten_descriptor
 
 logger = logging.getLogger(__name__)
 
 Spawn = Callable[[Coroutine[Any, Any, Any]], None]
+
+_VP8 = frozenset(("video/VP8", "video/vp8"))
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,8 @@ class PublishedTrack:
         self._transcoder: TranscodeSource | None = None
         self._last_keyframe_request = 0.0
         self._ended = False
+        self.layer_rates = LayerRates(context.config.congestion.layer_rate_window_s)
+        self._keyframe_timestamp: int | None = None
         receiver.set_sink(self._on_packet)
 
     async def _on_packet(self, packet: RtpPacket) -> None:
@@ -78,11 +88,24 @@ class PublishedTrack:
             if payload is None:
                 return  # a payload the codec's parser refuses (aiortc's own path drops it too)
             self._tap(taps, packet, payload)
-        stream_start = may_start_stream(codec.mimeType, packet.payload)
+        descriptor = None
+        if codec.mimeType in _VP8:  # its descriptor is read once, for every subscriber
+            descriptor = parse_vp8_descriptor(packet.payload)
+            stream_start = descriptor is not None and descriptor.keyframe(packet.payload)
+            if stream_start:
+                self._keyframe_timestamp = packet.timestamp
+            if (
+                descriptor is not None
+                and descriptor.temporal_id is not None
+                and packet.timestamp != self._keyframe_timestamp
+            ):
+                self.layer_rates.on_packet(descriptor.temporal_id, len(packet.payload))
+        else:
+            stream_start = may_start_stream(codec.mimeType, packet.payload)
         if self._transcoder is not None and self._transcoder.feed(packet, stream_start):
             self.request_keyframe()
         for subscription in self.subscriptions:
-            await subscription.forward(packet, codec, stream_start)
+            await subscription.forward(packet, codec, stream_start, descriptor)
 
     def _tap(self, taps: Sequence[PacketTap], packet: RtpPacket, payload: bytes) -> None:
         """Hand one packet and its codec data to each tap (a recorder); a failing tap is logged."""
@@ -181,6 +204,10 @@ class Subscription:
         self._dropping_frame = False
         self._keyframe_frame = False
         self._numbers = RtpRewriter()
+        self._layers = LayerRewriter()
+        self._layer_selector = LayerSelector(context.config.congestion)
+        # The layer numbers of the packet _admit just let through (None: not layered).
+        self._admitted: LayerNumbers | None = None
         self._relayed: RelayedTrack | None = None
         self._unreported_packets = 0
         self._unreported_bytes = 0
@@ -297,18 +324,23 @@ class Subscription:
         return self._dropping_frame
 
     async def forward(
-        self, packet: RtpPacket, codec: RTCRtpCodecParameters, stream_start: bool
+        self,
+        packet: RtpPacket,
+        codec: RTCRtpCodecParameters,
+        stream_start: bool,
+        descriptor: Vp8Descriptor | None = None,
     ) -> None:
         """Forward one publisher packet if this subscriber is to get it.
 
         ``stream_start``: the subscriber's stream may start at this packet (any audio packet,
         the first packet of a video keyframe; :func:`~media.keyframes.may_start_stream`).
+        ``descriptor``: a VP8 packet's payload descriptor.
         """
         sender_codec = self.sender.codec
         if sender_codec is None or sender_codec.payloadType is None:
             return
-        if self._admit(packet, codec, sender_codec, stream_start):
-            await self._write(packet, sender_codec.payloadType)
+        if self._admit(packet, codec, sender_codec, stream_start, descriptor):
+            await self._write(packet, sender_codec.payloadType, descriptor)
 
     def _admit(
         self,
@@ -316,8 +348,12 @@ class Subscription:
         codec: RTCRtpCodecParameters,
         sender_codec: RTCRtpCodecParameters,
         stream_start: bool,
+        descriptor: Vp8Descriptor | None,
     ) -> bool:
-        """Whether this packet goes to the subscriber as it is (the forwarding decision)."""
+        """Whether this packet goes to the subscriber (the forwarding decision); a packet of a
+        temporal layer above the subscriber's is dropped first, costing no frame budget and no
+        keyframe."""
+        self._admitted = None
         if self.paused:
             return False
         if self._relayed is not None:
@@ -330,22 +366,78 @@ class Subscription:
         ):
             self._start_transcoding(codec)
             return False
+        layered = (
+            descriptor if descriptor is not None and descriptor.temporal_id is not None else None
+        )
+        if layered is not None and not self.needs_keyframe:
+            self._admitted = self._admit_layer(packet, layered, stream_start)
+            if self._admitted is None:
+                return False
+        elif layered is None and self._layers.squeezing and codec.mimeType in _VP8:
+            return False  # no descriptor (padding only): its number would take another's
         if self.kind == "video" and self._frame_dropped(packet, stream_start):
             return False
         if self.needs_keyframe:
             if not stream_start:
                 self._ask_keyframe()
                 return False
+            if descriptor is not None:
+                self._layers.restart(packet.sequence_number, descriptor)
+            if layered is not None:
+                self._admitted = self._admit_layer(packet, layered, stream_start)
             self._restart(packet, codec.clockRate)
         return True
 
-    async def _write(self, packet: RtpPacket, payload_type: int) -> None:
+    def _admit_layer(
+        self, packet: RtpPacket, descriptor: Vp8Descriptor, stream_start: bool
+    ) -> LayerNumbers | None:
+        return self._layers.admit(
+            packet.sequence_number, packet.timestamp, bool(packet.marker), descriptor, stream_start
+        )
+
+    def select_layer(self, share_kbps: float | None, now: float) -> None:
+        """Choose the temporal layer for a video share of ``share_kbps`` (``None``: the link is
+        not budgeted; every layer goes). Nothing changes for a track without layers."""
+        if self.track is not None:
+            rates = self.track.layer_rates
+            self._layers.target = self._layer_selector.update(share_kbps, rates, now)
+
+    @property
+    def forwarded_layer(self) -> int | None:
+        """The highest temporal layer forwarded (``None``: no layers, or nothing forwarded)."""
+        track = self.track
+        current = self._layers.current
+        if track is None or self.paused or current is None or track.layer_rates.top_layer is None:
+            return None
+        return min(current, track.layer_rates.top_layer)
+
+    async def _write(
+        self, packet: RtpPacket, payload_type: int, descriptor: Vp8Descriptor | None
+    ) -> None:
         """Send an admitted packet with this subscriber's numbering (video through its link)."""
-        numbers = self._numbers.rewrite(packet.sequence_number, packet.timestamp)
+        layer = self._admitted
+        sequence = packet.sequence_number if layer is None else layer.sequence
+        numbers = self._numbers.rewrite(sequence, packet.timestamp)
         if numbers is None:
             return  # from before this subscription (re)started: the subscriber never saw its frame
+        head = b""
+        if (
+            layer is not None
+            and descriptor is not None
+            and (
+                layer.picture_id != descriptor.picture_id or layer.tl0_index != descriptor.tl0_index
+            )
+        ):
+            head = rewritten_descriptor(
+                packet.payload, descriptor, layer.picture_id, layer.tl0_index
+            )
         send = functools.partial(
-            self.sender.send_forwarded, packet, payload_type, numbers.sequence, numbers.timestamp
+            self.sender.send_forwarded,
+            packet,
+            payload_type,
+            numbers.sequence,
+            numbers.timestamp,
+            head,
         )
         if self.kind == "video":
             size = len(packet.payload) + self._context.config.congestion.rtp_header_bytes

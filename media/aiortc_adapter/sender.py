@@ -212,9 +212,15 @@ class ForwardingSender(RTCRtpSender):
             await self.transport._send_rtp(data)
 
     async def send_forwarded(
-        self, source: RtpPacket, payload_type: int, sequence_number: int, timestamp: int
+        self,
+        source: RtpPacket,
+        payload_type: int,
+        sequence_number: int,
+        timestamp: int,
+        payload_head: bytes = b"",
     ) -> None:
-        """Send one publisher packet with this subscriber's SSRC, PT, sequence, timestamp.
+        """Send one publisher packet with this subscriber's SSRC, PT, sequence, timestamp
+        (and ``payload_head`` over the start of its payload: a rewritten VP8 descriptor).
 
         Serialised straight to bytes (:mod:`media.rtp_packing`) and kept as bytes for NACKs.
         """
@@ -231,6 +237,7 @@ class ForwardingSender(RTCRtpSender):
             source.payload,
             extensions.block(ntp, source.extensions.audio_level),
             source.padding_size,
+            payload_head,
         )
         self._sent[sequence_number % RTP_HISTORY_SIZE] = data
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import cast
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from benchmarks.link_emulator import LinkEmulator, LinkShape
+from benchmarks.link_emulator import BurstLoss, LinkEmulator, LinkShape, LossModel
 from media.aiortc_adapter import inspection, restrict_host_addresses
 
 UNLIMITED = LinkShape(queue_ms=None)
@@ -167,6 +168,89 @@ async def test_random_loss_follows_the_rate_and_the_seed(wire: MakeWire) -> None
     first, second = await delivered_through_lossy_link(), await delivered_through_lossy_link()
     assert first == second  # same seed, same losses, order kept
     assert first == sorted(first)
+
+
+def loss_runs(shape: LinkShape, packets: int, seed: int = 3) -> tuple[float, float]:
+    """(fraction lost, mean length of a run of lost packets) of the model over ``packets``."""
+    model = LossModel(random.Random(seed))
+    lost = [model.drop(shape, 0.0) == "loss" for _ in range(packets)]
+    runs = [1 for earlier, now in zip([False, *lost], lost, strict=False) if now and not earlier]
+    return sum(lost) / packets, sum(lost) / max(1, len(runs))
+
+
+def test_burst_loss_drops_its_mean_in_bursts_of_several_packets() -> None:
+    burst = BurstLoss.of(mean_loss=0.05, mean_burst=4.0)
+    assert burst.mean_loss == pytest.approx(0.05)
+    assert burst.leave_bad == pytest.approx(0.25)
+    fraction, run = loss_runs(LinkShape(burst=burst), 40_000)
+    assert 0.04 <= fraction <= 0.06, fraction
+    assert 3.0 <= run <= 5.0, run
+    # Random loss at the same mean comes one packet at a time.
+    fraction, run = loss_runs(LinkShape(loss=0.05), 40_000)
+    assert 0.04 <= fraction <= 0.06 and run < 1.2, (fraction, run)
+
+
+def test_burst_loss_follows_the_seed() -> None:
+    shape = LinkShape(burst=BurstLoss.of(0.05, 4.0))
+
+    def draws(seed: int) -> list[str | None]:
+        model = LossModel(random.Random(seed))
+        return [model.drop(shape, 0.0) for _ in range(500)]
+
+    assert draws(1) == draws(1) != draws(2)
+
+
+def test_an_outage_drops_everything_in_its_window_only() -> None:
+    model = LossModel(random.Random(0))
+    shape = LinkShape(outage=(10.0, 13.0))
+    assert [model.drop(shape, at) for at in (9.99, 10.0, 12.99, 13.0)] == [
+        None,
+        "outage",
+        "outage",
+        None,
+    ]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: BurstLoss(enter_bad=0.1, leave_bad=0.0),
+        lambda: BurstLoss(enter_bad=1.5, leave_bad=0.5),
+        lambda: BurstLoss.of(mean_loss=1.0, mean_burst=4.0),
+        lambda: BurstLoss.of(mean_loss=0.05, mean_burst=0.5),
+        lambda: LinkShape(outage=(5.0, 2.0)),
+        lambda: LinkShape(outage=(-1.0, 2.0)),
+    ],
+)
+def test_impossible_models_are_refused(make: Callable[[], object]) -> None:
+    with pytest.raises(ValueError):
+        make()
+
+
+async def test_a_total_outage_in_the_middle_cuts_both_directions(wire: MakeWire) -> None:
+    cut = LinkShape(queue_ms=None, outage=(0.5, 1.5))
+    wired = await wire(downlink=cut, uplink=cut)
+    for at in (0.0, 0.6, 1.6):  # before, during and after the window (with time to spare)
+        await asyncio.sleep(max(0.0, at - wired.link.downlink.elapsed_s()))
+        for _ in range(5):
+            wired.down(b"d")
+            wired.up(b"u")
+    down, up = wired.link.downlink.counters, wired.link.uplink.counters
+    await wait_until(lambda: down.packets_delivered == 10 and up.packets_delivered == 10)
+    assert (down.packets_dropped_outage, up.packets_dropped_outage) == (5, 5)
+    assert down.bytes_dropped_outage == 5 and down.packets_dropped_loss == 0
+
+
+async def test_the_uplink_is_shaped_on_its_own(wire: MakeWire) -> None:
+    wired = await wire(uplink=LinkShape(capacity_kbps=200, queue_bytes=100_000, queue_ms=None))
+    for _ in range(20):
+        wired.up(bytes(1000))
+        wired.down(bytes(1000))
+    await wait_until(lambda: len(wired.server.received) == 20)
+    up_spread = wired.server.received[-1][0] - wired.server.received[0][0]
+    down_spread = wired.participant.received[-1][0] - wired.participant.received[0][0]
+    assert 19 * 1000 * 8 / up_spread / 1000 <= 205, up_spread  # 40 ms a packet at 200 kbit/s
+    assert down_spread < up_spread / 4, (down_spread, up_spread)
 
 
 async def test_drop_tail_queue_bounds_what_waits(wire: MakeWire) -> None:

@@ -15,7 +15,6 @@ import pytest_asyncio
 from playwright.async_api import Browser, expect
 
 from benchmarks.browser_call import (
-    CALL_TIMEOUT_MS,
     OUTLET_ID,
     SPECIALIST_ID,
     media_snapshot,
@@ -35,7 +34,7 @@ from benchmarks.receive_figures import (
     sent_limitation,
 )
 from media.congestion import CongestionConfig
-from tests.browser.harness import PHONE_VIEWPORT, open_page, screenshot, wait_moving_video
+from tests.browser.harness import admit_guest, screenshot, wait_moving_video
 from tests.conftest import RunningServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -182,21 +181,7 @@ async def test_a_guest_on_a_weak_link_does_not_degrade_the_kiosk_and_the_special
             sample_media(call.kiosk, 3.0, SPECIALIST_ID), sample_media(call.desk, 3.0, OUTLET_ID)
         )
 
-        desk = call.desk.page
-        await desk.get_by_role("button", name="Invite a parent").click()
-        await expect(desk.locator("#invite-url")).to_have_value(re.compile(r"/join/\S+$"))
-        invite_url = await desk.locator("#invite-url").input_value()
-        guest = await open_page(browser, "guest", invite_url, PHONE_VIEWPORT, link)
-        await guest.page.get_by_label("Your name").fill("Mother")
-        await guest.page.get_by_role("button", name="Join").click()
-        await desk.locator("#door-list li").get_by_role("button", name="Admit").click()
-        await expect(guest.page.locator("body")).to_have_attribute(
-            "data-screen", "call", timeout=CALL_TIMEOUT_MS
-        )
-        guest_id = await desk.locator("#tiles [data-participant^='guest-']").get_attribute(
-            "data-participant"
-        )
-        assert guest_id is not None
+        guest, guest_id = await admit_guest(browser, call.desk, link)
         await wait_moving_video(guest, tile(SPECIALIST_ID))
         # The guest's link falls: its video pauses; it still publishes and the others see it.
         link.set_shape(downlink=GUEST_STARVED)

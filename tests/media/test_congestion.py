@@ -389,6 +389,19 @@ def test_publisher_cap_is_the_weakest_share_that_is_not_outvoted() -> None:
     assert publisher_cap({"a": 10.0}, CONFIG) == CapTarget(CONFIG.video_min_kbps, frozenset("a"))
 
 
+def test_with_temporal_layers_whoever_the_base_layer_serves_does_not_vote() -> None:
+    shares = {"a": 900.0, "b": 800.0, "c": 400.0, "d": 200.0}
+    # Without layers: d is outvoted (under a third of 900), c sets the cap.
+    assert publisher_cap(shares, CONFIG) == CapTarget(pytest.approx(340.0), frozenset("abc"))
+    # The base layer is 40 % of the rate: at 0.85 * 900 it needs 306, which b and c have (a
+    # lower layer serves them); d has not, and is outvoted as before.
+    layered = publisher_cap(shares, CONFIG, base_fraction=0.4)
+    assert layered == CapTarget(pytest.approx(765.0), frozenset("a"))
+    # A base layer too large for c at the best's rate: c votes again.
+    heavy = publisher_cap(shares, CONFIG, base_fraction=0.6)
+    assert heavy == CapTarget(pytest.approx(340.0), frozenset("ac"))
+
+
 def test_video_room_leaves_audio_and_overhead_out() -> None:
     assert video_room_kbps(250.0, 50.0, CONFIG) == pytest.approx(200.0 / 1.06)
     assert video_room_kbps(40.0, 50.0, CONFIG) == 0.0

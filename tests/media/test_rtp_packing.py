@@ -142,6 +142,17 @@ def test_padding_after_a_payload() -> None:
     assert len(read_rtp(data, None).payload) == 3
 
 
+@pytest.mark.parametrize("padding_size", [0, 3])
+def test_a_payload_head_replaces_the_start_of_the_payload(padding_size: int) -> None:
+    payload = bytes(range(40))
+    head = b"\xff\xfe\xfd"
+    data = pack_rtp(96, True, 7, 9, 1, payload, b"", padding_size, head)
+    plain = pack_rtp(96, True, 7, 9, 1, head + payload[3:], b"", padding_size)
+    assert data == plain
+    parsed = RtpPacket.parse(data)
+    assert parsed.payload == head + payload[3:] and parsed.padding_size == padding_size
+
+
 @pytest.mark.parametrize(
     ("sequence", "timestamp"),
     [(65_535, 4_294_967_295), (65_536, 4_294_967_296), (65_540, 4_294_967_300)],

@@ -8,6 +8,10 @@
 
 import { Api } from "./api.js";
 
+// The camera is sent as VP8 with temporal layers where the browser can (L1T3, else L1T2): the
+// server forwards each participant the layers its link carries, so a weak link gets fewer
+// frames instead of a pause (media/layer_rewriter.py). Firefox and older browsers send none.
+const TEMPORAL_MODES = ["L1T3", "L1T2"];
 const RETRY_DELAY_MS = 300;
 const MAX_OFFER_RETRIES = 20;
 const PATH_CHECK_MS = 5000;
@@ -61,10 +65,10 @@ export class MediaSession extends EventTarget {
     this.pc = pc;
     this._sources = new Map();
     for (const track of this.localStream ? this.localStream.getTracks() : []) {
-      const transceiver = pc.addTransceiver(track, {
-        direction: "sendonly",
-        streams: [this.localStream],
-      });
+      const init = { direction: "sendonly", streams: [this.localStream] };
+      const transceiver =
+        (track.kind === "video" && this._layeredTransceiver(pc, track, init)) ||
+        pc.addTransceiver(track, init);
       this._sources.set(transceiver, track.kind === "audio" ? "microphone" : "camera");
     }
     this._screen = this.screenTrack ? this._addScreen(pc, this.screenTrack) : null;
@@ -79,6 +83,18 @@ export class MediaSession extends EventTarget {
       if (pc.connectionState === "connected") this._reportPath();
       if (pc.connectionState === "failed" && !this._closed) this.restart();
     });
+  }
+
+  /** The camera's transceiver with VP8 temporal layers, or null where the browser has none. */
+  _layeredTransceiver(pc, track, init) {
+    for (const mode of temporalScalabilityModes()) {
+      try {
+        return pc.addTransceiver(track, { ...init, sendEncodings: [{ scalabilityMode: mode }] });
+      } catch (err) {
+        this._warn(`temporal layers ${mode}`, err);
+      }
+    }
+    return null;
   }
 
   _enqueue(step) {
@@ -387,4 +403,25 @@ export class MediaSession extends EventTarget {
   _warn(what, err) {
     console.warn(`media ${what} failed`, err && (err.code || err.message || err));
   }
+}
+
+/**
+ * The VP8 temporal scalability modes to try, best first: those the browser lists for VP8, or all
+ * of them when it lists none (Chromium takes them without listing them; a browser that cannot
+ * send a mode refuses it in addTransceiver, and one that does not know the setting ignores it).
+ */
+export function temporalScalabilityModes() {
+  const capabilities =
+    typeof RTCRtpSender !== "undefined" && RTCRtpSender.getCapabilities
+      ? RTCRtpSender.getCapabilities("video")
+      : null;
+  const vp8 = ((capabilities && capabilities.codecs) || []).filter(
+    (codec) => (codec.mimeType || "").toLowerCase() === "video/vp8",
+  );
+  const listing = vp8.filter((codec) => Array.isArray(codec.scalabilityModes));
+  if (vp8.length === 0) return [];
+  if (listing.length === 0) return TEMPORAL_MODES;
+  return TEMPORAL_MODES.filter((mode) =>
+    listing.some((codec) => codec.scalabilityModes.includes(mode)),
+  );
 }
