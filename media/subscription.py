@@ -63,16 +63,17 @@ class PublishedTrack:
         self.muted = False
         self.subscriptions: list[Subscription] = []
         self._context = context
+        self._taps = context.taps
         self._transcoder: TranscodeSource | None = None
         self._last_keyframe_request = 0.0
         self._ended = False
         receiver.set_sink(self._on_packet)
 
-    async def _on_packet(self, packet: RtpPacket) -> None:
+    def _on_packet(self, packet: RtpPacket) -> None:
         codec = self.receiver.codec_for(packet.payload_type)
         if codec is None or self._ended:
             return
-        taps = self._context.taps
+        taps = self._taps
         if taps or self._transcoder is not None:
             payload = codec_data(packet, codec)
             if payload is None:
@@ -82,7 +83,7 @@ class PublishedTrack:
         if self._transcoder is not None and self._transcoder.feed(packet, stream_start):
             self.request_keyframe()
         for subscription in self.subscriptions:
-            await subscription.forward(packet, codec, stream_start)
+            subscription.forward(packet, codec, stream_start)
 
     def _tap(self, taps: Sequence[PacketTap], packet: RtpPacket, payload: bytes) -> None:
         """Hand one packet and its codec data to each tap (a recorder); a failing tap is logged."""
@@ -185,6 +186,10 @@ class Subscription:
         self._unreported_packets = 0
         self._unreported_bytes = 0
         self._context = context
+        # Read for every packet: kept here rather than looked up through the context each time.
+        self._video = kind == "video"
+        self._force_transcode = context.config.force_transcode
+        self._rtp_header_bytes = context.config.congestion.rtp_header_bytes
         self._transceiver = transceiver
         self._feedback: DownlinkFeedback = link.sender_feedback(kind, self._packet_lost)
         sender.on_keyframe_request(self._on_subscriber_pli)
@@ -296,9 +301,7 @@ class Subscription:
                 self._ask_keyframe()
         return self._dropping_frame
 
-    async def forward(
-        self, packet: RtpPacket, codec: RTCRtpCodecParameters, stream_start: bool
-    ) -> None:
+    def forward(self, packet: RtpPacket, codec: RTCRtpCodecParameters, stream_start: bool) -> None:
         """Forward one publisher packet if this subscriber is to get it.
 
         ``stream_start``: the subscriber's stream may start at this packet (any audio packet,
@@ -308,7 +311,7 @@ class Subscription:
         if sender_codec is None or sender_codec.payloadType is None:
             return
         if self._admit(packet, codec, sender_codec, stream_start):
-            await self._write(packet, sender_codec.payloadType)
+            self._write(packet, sender_codec.payloadType)
 
     def _admit(
         self,
@@ -324,13 +327,10 @@ class Subscription:
             if self.track is not None:
                 self.track.transcoder(codec).subscribe(self._relayed)
             return False
-        if (
-            self._context.config.force_transcode
-            or sender_codec.mimeType.lower() != codec.mimeType.lower()
-        ):
+        if self._force_transcode or sender_codec.mimeType.lower() != codec.mimeType.lower():
             self._start_transcoding(codec)
             return False
-        if self.kind == "video" and self._frame_dropped(packet, stream_start):
+        if self._video and self._frame_dropped(packet, stream_start):
             return False
         if self.needs_keyframe:
             if not stream_start:
@@ -339,19 +339,23 @@ class Subscription:
             self._restart(packet, codec.clockRate)
         return True
 
-    async def _write(self, packet: RtpPacket, payload_type: int) -> None:
+    def _write(self, packet: RtpPacket, payload_type: int) -> None:
         """Send an admitted packet with this subscriber's numbering (video through its link)."""
         numbers = self._numbers.rewrite(packet.sequence_number, packet.timestamp)
         if numbers is None:
             return  # from before this subscription (re)started: the subscriber never saw its frame
-        send = functools.partial(
-            self.sender.send_forwarded, packet, payload_type, numbers.sequence, numbers.timestamp
-        )
-        if self.kind == "video":
-            size = len(packet.payload) + self._context.config.congestion.rtp_header_bytes
-            await self.link.send_video(size, send, keyframe=self._keyframe_frame)
+        if self._video:
+            send = functools.partial(
+                self.sender.send_forwarded,
+                packet,
+                payload_type,
+                numbers.sequence,
+                numbers.timestamp,
+            )
+            size = len(packet.payload) + self._rtp_header_bytes
+            self.link.send_video(size, send, keyframe=self._keyframe_frame)
         else:
-            await send()
+            self.sender.send_forwarded(packet, payload_type, numbers.sequence, numbers.timestamp)
         self._unreported_packets += 1
         self._unreported_bytes += len(packet.payload)
 
