@@ -224,7 +224,7 @@ class StreamCounter:
         self.latencies_ms.clear()
         self._measuring = True
 
-    async def on_packet(self, packet: RtpPacket) -> None:
+    def on_packet(self, packet: RtpPacket) -> None:
         self.packets += 1
         self.octets += len(packet.payload)
         if self.kind == "video" and packet.payload and packet.payload[0] & 0x17 == 0x10:

@@ -142,14 +142,14 @@ class SubscriberLink:
         """A keyframe is about to be sent: its bytes replace the previous one's exemption."""
         self._keyframe_bytes = 0
 
-    async def send_video(self, size: int, send: Send, keyframe: bool = False) -> None:
+    def send_video(self, size: int, send: Callable[[], None], keyframe: bool = False) -> None:
         """Send a video packet (``keyframe``: of a keyframe): through the pacer once the link
         has shown congestion, at once before (the publisher paced it already; on a clear link
         the pacer would only add a keyframe's burst to the latency of the packets behind it)."""
         if keyframe:
             self._keyframe_bytes += size + self.config.srtp_tag_bytes
         if not self.estimator.constrained and self.pacer.idle:
-            await send()
+            send()
         else:
             self.pacer.enqueue(size + self.config.srtp_tag_bytes, send)
 

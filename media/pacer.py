@@ -18,7 +18,9 @@ from collections.abc import Awaitable, Callable
 
 logger = logging.getLogger(__name__)
 
-Send = Callable[[], Awaitable[None]]
+# A send either completes within the call (a forwarded packet) or returns what to await (a
+# retransmission through aiortc).
+Send = Callable[[], Awaitable[None] | None]
 Expired = Callable[[], None]
 _RETRY_S = 0.02
 
@@ -102,7 +104,9 @@ class Pacer:
             size, send = item
             self._next_at = max(now, self._next_at) + size / (max(self.rate_kbps, 1.0) * 125.0)
             try:
-                await send()
+                pending = send()
+                if pending is not None:
+                    await pending
             except Exception:
                 logger.exception("paced send failed")
 

@@ -71,6 +71,7 @@ class PublishedTrack:
         self.muted = False
         self.subscriptions: list[Subscription] = []
         self._context = context
+        self._taps = context.taps
         self._transcoder: TranscodeSource | None = None
         self._last_keyframe_request = 0.0
         self._ended = False
@@ -78,11 +79,11 @@ class PublishedTrack:
         self._keyframe_timestamp: int | None = None
         receiver.set_sink(self._on_packet)
 
-    async def _on_packet(self, packet: RtpPacket) -> None:
+    def _on_packet(self, packet: RtpPacket) -> None:
         codec = self.receiver.codec_for(packet.payload_type)
         if codec is None or self._ended:
             return
-        taps = self._context.taps
+        taps = self._taps
         if taps or self._transcoder is not None:
             payload = codec_data(packet, codec)
             if payload is None:
@@ -105,7 +106,7 @@ class PublishedTrack:
         if self._transcoder is not None and self._transcoder.feed(packet, stream_start):
             self.request_keyframe()
         for subscription in self.subscriptions:
-            await subscription.forward(packet, codec, stream_start, descriptor)
+            subscription.forward(packet, codec, stream_start, descriptor)
 
     def _tap(self, taps: Sequence[PacketTap], packet: RtpPacket, payload: bytes) -> None:
         """Hand one packet and its codec data to each tap (a recorder); a failing tap is logged."""
@@ -212,6 +213,10 @@ class Subscription:
         self._unreported_packets = 0
         self._unreported_bytes = 0
         self._context = context
+        # Read for every packet: kept here rather than looked up through the context each time.
+        self._video = kind == "video"
+        self._force_transcode = context.config.force_transcode
+        self._rtp_header_bytes = context.config.congestion.rtp_header_bytes
         self._transceiver = transceiver
         self._feedback: DownlinkFeedback = link.sender_feedback(kind, self._packet_lost)
         sender.on_keyframe_request(self._on_subscriber_pli)
@@ -323,7 +328,7 @@ class Subscription:
                 self._ask_keyframe()
         return self._dropping_frame
 
-    async def forward(
+    def forward(
         self,
         packet: RtpPacket,
         codec: RTCRtpCodecParameters,
@@ -340,7 +345,7 @@ class Subscription:
         if sender_codec is None or sender_codec.payloadType is None:
             return
         if self._admit(packet, codec, sender_codec, stream_start, descriptor):
-            await self._write(packet, sender_codec.payloadType, descriptor)
+            self._write(packet, sender_codec.payloadType, descriptor)
 
     def _admit(
         self,
@@ -360,10 +365,7 @@ class Subscription:
             if self.track is not None:
                 self.track.transcoder(codec).subscribe(self._relayed)
             return False
-        if (
-            self._context.config.force_transcode
-            or sender_codec.mimeType.lower() != codec.mimeType.lower()
-        ):
+        if self._force_transcode or sender_codec.mimeType.lower() != codec.mimeType.lower():
             self._start_transcoding(codec)
             return False
         layered = (
@@ -375,7 +377,7 @@ class Subscription:
                 return False
         elif layered is None and self._layers.squeezing and codec.mimeType in _VP8:
             return False  # no descriptor (padding only): its number would take another's
-        if self.kind == "video" and self._frame_dropped(packet, stream_start):
+        if self._video and self._frame_dropped(packet, stream_start):
             return False
         if self.needs_keyframe:
             if not stream_start:
@@ -411,7 +413,7 @@ class Subscription:
             return None
         return min(current, track.layer_rates.top_layer)
 
-    async def _write(
+    def _write(
         self, packet: RtpPacket, payload_type: int, descriptor: Vp8Descriptor | None
     ) -> None:
         """Send an admitted packet with this subscriber's numbering (video through its link)."""
@@ -431,19 +433,19 @@ class Subscription:
             head = rewritten_descriptor(
                 packet.payload, descriptor, layer.picture_id, layer.tl0_index
             )
-        send = functools.partial(
-            self.sender.send_forwarded,
-            packet,
-            payload_type,
-            numbers.sequence,
-            numbers.timestamp,
-            head,
-        )
-        if self.kind == "video":
-            size = len(packet.payload) + self._context.config.congestion.rtp_header_bytes
-            await self.link.send_video(size, send, keyframe=self._keyframe_frame)
+        if self._video:
+            send = functools.partial(
+                self.sender.send_forwarded,
+                packet,
+                payload_type,
+                numbers.sequence,
+                numbers.timestamp,
+                head,
+            )
+            size = len(packet.payload) + self._rtp_header_bytes
+            self.link.send_video(size, send, keyframe=self._keyframe_frame)
         else:
-            await send()
+            self.sender.send_forwarded(packet, payload_type, numbers.sequence, numbers.timestamp)
         self._unreported_packets += 1
         self._unreported_bytes += len(packet.payload)
 

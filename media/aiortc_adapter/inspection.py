@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiortc import RTCIceTransport, RTCRtpReceiver, RTCRtpSender
@@ -22,8 +22,6 @@ from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import AnyRtcpPacket
 
 from media.aiortc_adapter.sender import ForwardingSender
-
-Transmit = Callable[[bytes], Coroutine[Any, Any, None]]
 
 
 def sender_ssrc(sender: RTCRtpSender) -> int:
@@ -102,13 +100,27 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
     vars(sender)["_send_keyframe"] = callback
 
 
-def intercept_rtp_out(sender: RTCRtpSender, wrap: Callable[[Transmit], Transmit]) -> None:
-    """Route the sender's outgoing RTP (and, for a client's sender, its transport's) through
-    ``wrap(send)``: forwarded packets leave by ``ForwardingSender._transmit``, a client's by
-    its DTLS transport's ``_send_rtp``."""
-    owner: object = sender if isinstance(sender, ForwardingSender) else sender.transport
-    name = "_transmit" if owner is sender else "_send_rtp"
-    setattr(owner, name, wrap(getattr(owner, name)))
+def lose_rtp_out(sender: RTCRtpSender, lost: Callable[[bytes], bool]) -> None:
+    """Drop each outgoing RTP packet of the sender (and, for a client's sender, of its
+    transport) for which ``lost(data)`` is true: forwarded packets leave by
+    ``ForwardingSender._transmit``, a client's by its DTLS transport's ``_send_rtp``."""
+    if isinstance(sender, ForwardingSender):
+        transmit = sender._transmit
+
+        def transmit_unless_lost(data: bytes) -> None:
+            if not lost(data):
+                transmit(data)
+
+        vars(sender)["_transmit"] = transmit_unless_lost
+        return
+    transport = sender.transport
+    send_rtp = transport._send_rtp
+
+    async def send_rtp_unless_lost(data: bytes) -> None:
+        if not lost(data):
+            await send_rtp(data)
+
+    vars(transport)["_send_rtp"] = send_rtp_unless_lost
 
 
 def observe_retransmissions(

@@ -19,8 +19,7 @@ The receiver's own REMB goes to a listener (:mod:`media.upstream`) instead of th
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
 from aiortc import RTCRtpReceiver, clock
 from aiortc.codecs import depayload, is_rtx
@@ -35,7 +34,7 @@ from media.rtp_packing import ABS_SEND_TIME_URI, AUDIO_LEVEL_URI, read_rtp
 
 logger = logging.getLogger(__name__)
 
-PacketSink = Callable[[RtpPacket], Coroutine[Any, Any, None]]
+PacketSink = Callable[[RtpPacket], None]
 RembListener = Callable[[int, list[int]], None]
 
 
@@ -155,10 +154,15 @@ class ForwardingReceiver(RTCRtpReceiver):
         self._RTCRtpReceiver__stop_decoder()  # type: ignore[attr-defined]
 
     def _deliver(self, packet: RtpPacket) -> None:
-        """The one way a received packet reaches the sink."""
+        """The one way a received packet reaches the sink: a plain call, no coroutine per packet
+        (a failing sink is logged, as the transport's handlers are)."""
         self._media_ssrc = packet.ssrc
-        if self._sink is not None:
-            run_eagerly(self._sink(packet))
+        sink = self._sink
+        if sink is not None:
+            try:
+                sink(packet)
+            except Exception:
+                logger.exception("packet sink failed")
 
     def receive_unparsed(self, data: bytes, arrival_time_ms: int) -> bool:
         """Take a decrypted packet as bytes (see :mod:`media.aiortc_adapter.transport`).

@@ -27,7 +27,7 @@ from aiortc.rtcrtpreceiver import RemoteStreamTrack
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from media.aiortc_adapter.peer_connection import ForwardingPeerConnection
-from media.aiortc_adapter.receiver import ForwardingReceiver
+from media.aiortc_adapter.receiver import ForwardingReceiver, PacketSink
 from media.aiortc_adapter.registry import missing_internals
 from media.rtp_packing import ABS_SEND_TIME_URI
 
@@ -145,8 +145,8 @@ def _receiver_state(receiver: RTCRtpReceiver) -> dict[str, object]:
     return {name: _state(value) for name, value in vars(receiver).items()}
 
 
-def _collector(into: list[tuple[object, ...]], keep: list[RtpPacket]) -> Any:
-    async def sink(packet: RtpPacket) -> None:
+def _collector(into: list[tuple[object, ...]], keep: list[RtpPacket]) -> PacketSink:
+    def sink(packet: RtpPacket) -> None:
         into.append(
             (
                 packet.payload_type,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -658,13 +658,13 @@ async def test_a_link_keeps_the_frames_after_its_latest_keyframe_only() -> None:
     keyframes in a row cannot queue without bound."""
     link = SubscriberLink(CONFIG, MediaMetrics(), keyframe_interval_s=1.0)  # 300 kbit/s
 
-    async def send() -> None:
+    def send() -> None:
         return None
 
     async def keyframe(size: int) -> None:
         link.keyframe_started()
         for _ in range(size // 1000):
-            await link.send_video(1000, send, keyframe=True)
+            link.send_video(1000, send, keyframe=True)
         link.on_sent("video", size)
 
     link.estimator.constrained = True  # it has shown congestion: budgeted and paced
@@ -683,8 +683,8 @@ async def test_a_link_that_never_showed_congestion_forwards_as_it_receives() -> 
     link = SubscriberLink(CONFIG, MediaMetrics(), keyframe_interval_s=1.0)  # 300 kbit/s
     sent: list[int] = []
 
-    def sender(index: int) -> Callable[[], Awaitable[None]]:
-        async def send() -> None:
+    def sender(index: int) -> Callable[[], None]:
+        def send() -> None:
             sent.append(index)
 
         return send
@@ -692,13 +692,13 @@ async def test_a_link_that_never_showed_congestion_forwards_as_it_receives() -> 
     try:
         for index in range(100):  # 100 kB at once: over 2.5 s of the estimate
             assert link.video_frame_allowed()
-            await link.send_video(1000, sender(index))
+            link.send_video(1000, sender(index))
             link.on_sent("video", 1000)
         assert sent == list(range(100))  # sent at once, not held in the pacer
         link.estimator.on_report(0.3, 0.05, 300.0, time.monotonic())  # 15 % loss
         assert link.estimator.constrained
         assert not link.video_frame_allowed()
-        await link.send_video(1000, sender(100))
+        link.send_video(1000, sender(100))
         assert sent[-1] == 99  # paced from now on
     finally:
         await link.close()

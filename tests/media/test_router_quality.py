@@ -87,21 +87,20 @@ def drop_every(sender: Any, nth: int, dropped: list[int]) -> None:
     ssrc = inspection.sender_ssrc(sender)
     count = 0
 
-    def lossy(send: inspection.Transmit) -> inspection.Transmit:
-        async def maybe_send(data: bytes) -> None:
-            nonlocal count
-            if not is_rtcp(data):
-                packet = RtpPacket.parse(data)
-                if packet.ssrc == ssrc:  # not audio, not RTX retransmissions
-                    count += 1
-                    if count % nth == 0:
-                        dropped.append(packet.sequence_number)
-                        return
-            await send(data)
+    def lossy(data: bytes) -> bool:
+        nonlocal count
+        if is_rtcp(data):
+            return False
+        packet = RtpPacket.parse(data)
+        if packet.ssrc != ssrc:  # audio, or RTX retransmissions
+            return False
+        count += 1
+        if count % nth:
+            return False
+        dropped.append(packet.sequence_number)
+        return True
 
-        return maybe_send
-
-    inspection.intercept_rtp_out(sender, lossy)
+    inspection.lose_rtp_out(sender, lossy)
 
 
 async def test_nack_recovers_losses_on_both_legs(room: Room) -> None:

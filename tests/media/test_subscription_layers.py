@@ -56,7 +56,7 @@ class FakeSender:
 
     def set_feedback(self, feedback: Any) -> None: ...
 
-    async def send_forwarded(
+    def send_forwarded(
         self,
         source: RtpPacket,
         payload_type: int,
@@ -98,10 +98,10 @@ class Harness:
         job.close()  # the fake receiver's keyframe request: counted, nothing to run
         self.receiver.keyframe_requests += 1
 
-    async def publish(self, packets: list[Packet]) -> None:
+    def publish(self, packets: list[Packet]) -> None:
         for p in packets:
             packet = RtpPacket(96, p.marker, p.sequence, p.timestamp, 1234, p.payload)
-            await self.track._on_packet(packet)
+            self.track._on_packet(packet)
 
 
 async def test_a_track_without_layers_passes_as_before() -> None:
@@ -110,7 +110,7 @@ async def test_a_track_without_layers_passes_as_before() -> None:
         Packet(p.sequence, p.timestamp, p.marker, p.picture, 0, _plain(p.payload))
         for p in l1t3_stream(16)
     ]
-    await harness.publish(packets)
+    harness.publish(packets)
     assert [payload for _, _, payload in harness.sender.sent] == [p.payload for p in packets]
     assert harness.track.layer_rates.top_layer is None
     assert harness.subscription.forwarded_layer is None
@@ -131,17 +131,17 @@ async def test_layers_switch_down_and_up_with_contiguous_numbers_and_no_keyframe
     stream = l1t3_stream(96)
     rates = harness.track.layer_rates
     rates.sample(0.0)
-    await harness.publish(stream[:16])
+    harness.publish(stream[:16])
     rates.sample(0.5)
     assert rates.top_layer == 2
     asked = harness.receiver.keyframe_requests
     harness.subscription.select_layer(0.1, 1.0)  # a share below every layer's rate: TL0
-    await harness.publish(stream[16:96])
+    harness.publish(stream[16:96])
     assert harness.subscription.forwarded_layer == 0
     down = len(harness.sender.sent)
     for at in (2.0, 2.0 + harness.context.config.congestion.layer_up_hold_s):
         harness.subscription.select_layer(10_000.0, at)  # room for every layer, held
-    await harness.publish(stream[96:])
+    harness.publish(stream[96:])
     assert harness.subscription.forwarded_layer == 2
     assert harness.receiver.keyframe_requests == asked
     sent = harness.sender.sent
@@ -160,10 +160,10 @@ async def test_every_layer_goes_while_the_link_is_not_budgeted() -> None:
     harness = Harness()
     stream = l1t3_stream(32)
     harness.track.layer_rates.sample(0.0)
-    await harness.publish(stream[:16])
+    harness.publish(stream[:16])
     harness.track.layer_rates.sample(0.5)
     harness.subscription.select_layer(None, 0.5)
-    await harness.publish(stream[16:])
+    harness.publish(stream[16:])
     assert [payload for _, _, payload in harness.sender.sent] == [p.payload for p in stream]
     assert harness.subscription.forwarded_layer == 2
 
@@ -177,7 +177,7 @@ async def test_keyframes_are_left_out_of_the_layer_rates() -> None:
     measured = []
     for stream, start in ((plain, 0.0), (with_keyframes, 1.0)):
         rates.sample(start)
-        await harness.publish(stream)
+        harness.publish(stream)
         rates.sample(start + 0.5)
         measured.append(rates.cumulative_kbps(0))
     # the base layer's pictures 0 and 4 were keyframes: nothing of it counted, the rate decays
@@ -192,18 +192,18 @@ async def test_a_packet_without_descriptor_goes_only_while_numbers_follow_the_pu
     stream = l1t3_stream(24)
     rates = harness.track.layer_rates
     rates.sample(0.0)
-    await harness.publish(stream[:8])
+    harness.publish(stream[:8])
     padding = Packet(stream[7].sequence + 1, stream[7].timestamp, False, 3, 2, b"")
     shifted = [
         Packet(p.sequence + 1, p.timestamp, p.marker, p.picture, p.layer, p.payload)
         for p in stream[8:]
     ]
-    await harness.publish([padding])
+    harness.publish([padding])
     assert len(harness.sender.sent) == 9
     rates.sample(0.5)
     harness.subscription.select_layer(0.1, 1.0)
-    await harness.publish(shifted)
+    harness.publish(shifted)
     sent = len(harness.sender.sent)
     late_padding = Packet(shifted[-1].sequence + 1, shifted[-1].timestamp, False, 23, 2, b"")
-    await harness.publish([late_padding])
+    harness.publish([late_padding])
     assert len(harness.sender.sent) == sent
