@@ -145,15 +145,14 @@ class CongestionLoop:
 def _base_fraction(track: PublishedTrack) -> float | None:
     """The base layer's part of a layered track's rate (``None``: no layers, nothing measured)."""
     rates = track.layer_rates
-    if rates.top_layer is None:
+    base, top = rates.base_kbps, rates.top_layer
+    if base is None or top is None:
         return None
-    total = rates.cumulative_kbps(rates.top_layer)
-    return rates.cumulative_kbps(0) / total if total > 0 else None
+    total = rates.cumulative_kbps(top)
+    return base / total if total > 0 else None
 
 
 def _base_layer_kbps(subscription: Subscription) -> float | None:
     """The base layer rate of the track a subscription watches (``None``: it has no layers)."""
     track = subscription.track
-    if track is None or track.layer_rates.top_layer is None:
-        return None
-    return track.layer_rates.cumulative_kbps(0)
+    return None if track is None else track.layer_rates.base_kbps

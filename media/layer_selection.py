@@ -69,6 +69,11 @@ class LayerRates:
         """What a subscriber of ``layer`` receives: that layer and every one below it."""
         return sum(self._kbps[: layer + 1])
 
+    @property
+    def base_kbps(self) -> float | None:
+        """The base layer's rate (``None``: the track sends no layers)."""
+        return None if self.top_layer is None else self._kbps[0]
+
 
 class LayerSelector:
     """The target layer of one subscription, with hysteresis."""
