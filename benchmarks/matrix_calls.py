@@ -45,7 +45,7 @@ from benchmarks.weaklink import SAMPLE_INTERVAL_S, AppServer
 from benchmarks.weaklink_matrix import (
     LIFTED,
     LIMITED,
-    Path,
+    PathName,
     PathRun,
     Profile,
     ProfileResult,
@@ -255,7 +255,7 @@ async def direct_run(
                 await handle.context.close()
 
 
-async def _path(path: Path, run: Awaitable[list[View]], bound_s: float) -> PathRun:
+async def _path(path: PathName, run: Awaitable[list[View]], bound_s: float) -> PathRun:
     """One path run, bounded; a failure is kept as the run's error."""
     try:
         return PathRun(path, await within(run, bound_s))
@@ -271,7 +271,7 @@ async def run_profile(
     windows = 2 if profile.receiver == "guest" else 1
     bound_s = RUN_SETUP_S + windows * (duration_s + max(warmup_s, LIFTED_SETTLE_S) + 5)
     runs = []
-    paths: tuple[tuple[Path, Runner], ...] = (("relay", relay_run), ("direct", direct_run))
+    paths: tuple[tuple[PathName, Runner], ...] = (("relay", relay_run), ("direct", direct_run))
     for path, runner in paths:
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(

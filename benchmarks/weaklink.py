@@ -42,7 +42,7 @@ from typing import Any
 
 from aiohttp import ClientError, ClientSession
 from PIL import Image
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, FilePayload, async_playwright
 
 from benchmarks._processes import free_port
 from benchmarks.browser_call import (
@@ -263,7 +263,7 @@ async def send_photo(kiosk: PageHandle, photo: bytes) -> float:
     """Send ``photo`` from the kiosk's "Send a photo" button; seconds until the server kept it."""
     started = time.monotonic()
     await kiosk.page.locator("#photo-file").set_input_files(
-        files=[{"name": "photo.jpg", "mimeType": "image/jpeg", "buffer": photo}]
+        files=[FilePayload(name="photo.jpg", mimeType="image/jpeg", buffer=photo)]
     )
     await kiosk.page.wait_for_selector(
         ".photo-tools[data-last-photo]", state="attached", timeout=MAX_DURATION_S * 1000

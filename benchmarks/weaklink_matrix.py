@@ -26,12 +26,13 @@ import os
 import sys
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from benchmarks.link_emulator import BurstLoss, LinkShape
 
 Role = Literal["kiosk", "specialist", "guest"]
-Path = Literal["relay", "direct"]
+PathName = Literal["relay", "direct"]
 MAX_DURATION_S = 300.0
 MAX_RUNS = 10
 FIRST_PICTURE_S = 2.0
@@ -148,7 +149,7 @@ class View:
 class PathRun:
     """One profile on one path; ``error`` if the run could not be measured."""
 
-    path: Path
+    path: PathName
     views: list[View] = field(default_factory=list)
     error: str | None = None
 
@@ -172,6 +173,16 @@ class MatrixReport:
     load_avg_after: list[float]
     cpus: int
     results: list[ProfileResult]
+
+
+TARGET_LABELS = {
+    "relay_fps_median_at_least_direct": "relay fps median >= direct",
+    "relay_longest_freeze_within_direct_plus_0_5s": "relay longest freeze <= direct + 0.5 s",
+    "relay_freezes_over_1s_at_most_direct": "relay freezes > 1 s <= direct",
+    "first_picture_within_2s_both_paths": "first picture <= 2 s (both paths)",
+    "relay_guest_at_least_7fps": "relay guest >= 7 fps",
+    "relay_others_keep_90pct_of_fps_and_kbps": "relay others keep >= 90 % of fps and kbit/s",
+}
 
 
 def judged(run: PathRun, profile: Profile) -> list[View]:
@@ -240,12 +251,12 @@ def others_keep(run: PathRun) -> bool:
 _COLUMNS = (
     ("fps med", "fps_median", "{:.1f}"),
     ("fps min", "fps_min", "{:.1f}"),
-    ("freeze max s", "longest_freeze_s", "{:.2f}"),
-    ("freezes>1s", "freezes_over_1s", "{:d}"),
-    ("vid loss %", "video_loss_pct", "{:.1f}"),
-    ("aud conceal %", "audio_concealment_pct", "{:.2f}"),
+    ("freeze s", "longest_freeze_s", "{:.2f}"),
+    (">1 s", "freezes_over_1s", "{:d}"),
+    ("loss %", "video_loss_pct", "{:.1f}"),
+    ("conceal %", "audio_concealment_pct", "{:.2f}"),
     ("kbit/s", "received_kbps", "{:.0f}"),
-    ("1st frame s", "first_frame_s", "{:.2f}"),
+    ("1st s", "first_frame_s", "{:.2f}"),
 )
 
 
@@ -261,25 +272,31 @@ def table(report: MatrixReport) -> str:
         f"{report.warmup_s:.0f} s warm-up; load average before {report.load_avg_before}, "
         f"after {report.load_avg_after} ({report.cpus} CPUs)",
     ]
-    head = f"{'profile':10}{'path':8}{'received (window)':32}"
-    head += "".join(f"{title:>14}" for title, _, _ in _COLUMNS)
+    head = f"{'profile':12}{'path':8}{'received (window)':32}"
+    head += "".join(f"{title:>10}" for title, _, _ in _COLUMNS)
     lines += [head, "-" * len(head)]
     repeated = any(result.run > 1 for result in report.results)
     for result in report.results:
         name = f"{result.profile}#{result.run}" if repeated else result.profile
         for run in (result.relay, result.direct):
             if run.error is not None:
-                lines.append(f"{name:10}{run.path:8}failed: {run.error}")
+                lines.append(f"{name:12}{run.path:8}failed: {run.error}")
             for view in run.views:
                 what = f"{view.receiver} <- {view.sender}"
                 what += f" ({view.phase})" if view.phase else ""
-                row = f"{name:10}{run.path:8}{what:32}"
-                row += "".join(f"{_cell(view, a, f):>14}" for _, a, f in _COLUMNS)
+                row = f"{name:12}{run.path:8}{what:32}"
+                row += "".join(f"{_cell(view, a, f):>10}" for _, a, f in _COLUMNS)
                 lines.append(row)
-    lines.append("")
+    lines += [
+        "fps: frames decoded per whole second (median, minimum); freeze s: longest gap between "
+        "frames shown; >1 s: freezes over 1 s;",
+        "loss: video packets lost; conceal: audio samples concealed; 1st s: from the call's "
+        "start to the first picture",
+        "",
+    ]
     for result in report.results:
-        verdicts = ", ".join(
-            f"{target.replace('_', ' ')}: {'met' if met else 'NOT met'}"
+        verdicts = "; ".join(
+            f"{TARGET_LABELS[target]}: {'met' if met else 'NOT met'}"
             for target, met in result.targets.items()
         )
         lines.append(f"{result.profile} (run {result.run}; {result.summary}): {verdicts}")
@@ -288,6 +305,22 @@ def table(report: MatrixReport) -> str:
 
 def as_json(report: MatrixReport) -> str:
     return json.dumps(asdict(report), indent=1)
+
+
+def from_json(text: str) -> MatrixReport:
+    """A report printed by ``--json``, back (to print its table with ``--table``)."""
+    raw = json.loads(text)
+
+    def path_run(run: dict[str, Any]) -> PathRun:
+        return PathRun(run["path"], [View(**view) for view in run["views"]], run["error"])
+
+    results = [
+        ProfileResult(
+            **{**result, "relay": path_run(result["relay"]), "direct": path_run(result["direct"])}
+        )
+        for result in raw.pop("results")
+    ]
+    return MatrixReport(**raw, results=results)
 
 
 def load_average() -> list[float]:
@@ -307,6 +340,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--runs", type=int, default=1, help="repeat the whole matrix N times")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--table", metavar="FILE", help="print the table of a report saved with --json, run nothing"
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.runs <= MAX_RUNS:
         parser.error(f"--runs must be within 1..{MAX_RUNS}")
@@ -327,6 +363,9 @@ def main(argv: list[str]) -> int:
     from benchmarks.matrix_calls import run_matrix
 
     args = parse(argv)
+    if args.table:
+        print(table(from_json(Path(args.table).read_text())))
+        return 0
     if not CHROMIUM.exists():
         print(f"teleconsult bench weaklink: {CHROMIUM} is not installed", file=sys.stderr)
         return 2
