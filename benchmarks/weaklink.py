@@ -142,7 +142,7 @@ class AppServer:
 
     async def __aenter__(self) -> AppServer:
         command = [sys.executable, "-m", "web.cli", "serve", "--port", str(self.port)]
-        command += ["--media-ip", "127.0.0.1", "--secret", self.secret, "--log-level", "WARNING"]
+        command += ["--media-ip", "127.0.0.1", f"--secret={self.secret}", "--log-level", "WARNING"]
         workdir = Path(self._workdir.name)
         command += ["--recordings", str(workdir / "recordings")]
         command += ["--records-url", f"sqlite:///{workdir / 'records.db'}"]
