@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.frame_watch import FrameLog, freezes
+from benchmarks.link_emulator import LinkEmulator, LinkShape
+from benchmarks.matrix_calls import schedule_outage
 from benchmarks.weaklink import main as weaklink_main
 from benchmarks.weaklink_matrix import (
     LIFTED,
@@ -29,6 +31,8 @@ from benchmarks.weaklink_matrix import (
     table,
     targets,
 )
+
+_DELAY = LinkShape(delay_ms=40, queue_ms=None)
 
 
 def profile(name: str) -> Profile:
@@ -289,3 +293,17 @@ def test_views_pair_by_role_and_phase() -> None:
     assert verdicts["relay_fps_median_at_least_direct"]
     assert verdicts["relay_guest_at_least_7fps"]
     assert not verdicts["relay_others_keep_90pct_of_fps_and_kbps"]
+
+
+async def test_the_outage_falls_in_the_middle_of_the_next_window_both_ways() -> None:
+    async with LinkEmulator(downlink=profile("outage").downlink, uplink=_DELAY) as link:
+        now = link.downlink.elapsed_s()
+        schedule_outage(link, 3.0, 60.0)
+        for direction in (link.downlink, link.uplink):
+            assert direction.shape.outage is not None
+            start, end = direction.shape.outage
+            assert end - start == pytest.approx(3.0)
+            assert start == pytest.approx(now + 28.5, abs=0.5)
+        # The rest of the link stays as the profile has it.
+        assert replace(link.downlink.shape, outage=None) == profile("outage").downlink
+        assert replace(link.uplink.shape, outage=None) == _DELAY
