@@ -10,6 +10,7 @@ without any hook in the pages. A page opened with a ``link`` has its media route
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -296,6 +297,21 @@ async def start_call(
     for all its pages, held at the resolution the first page opened it with; a kiosk in its
     own browser can raise its camera to the highest resolution). ``kiosk_site``: the kiosk's
     way to the app (e.g. through a :class:`benchmarks.tcp_shaper.TcpShaper`)."""
+    call = await ring(browser, site, record, link, at_step, kiosk_browser, kiosk_site)
+    await accept(call)
+    return call
+
+
+async def ring(
+    browser: Browser,
+    site: Site,
+    record: bool = False,
+    link: LinkEmulator | None = None,
+    at_step: Step | None = None,
+    kiosk_browser: Browser | None = None,
+    kiosk_site: Site | None = None,
+) -> Call:
+    """:func:`start_call` up to the specialist's offer dialog showing the kiosk (not accepted)."""
     desk = await open_desk(browser, site)
     kiosk = await check_in(
         kiosk_browser or browser, kiosk_site or site, record, link=link, at_step=at_step
@@ -308,10 +324,50 @@ async def start_call(
     await expect(dialog).to_contain_text(OUTLET_ID)
     if at_step is not None:
         await at_step(desk, "2-offer")
-    await desk.page.get_by_role("button", name="Accept").click()
-    await expect(kiosk.page.locator("body")).to_have_attribute(
+    return Call(kiosk, desk)
+
+
+async def accept(call: Call, wait_video: bool = True) -> None:
+    """The specialist accepts the ringing call; with ``wait_video``, until both see video move."""
+    await call.desk.page.get_by_role("button", name="Accept").click()
+    await expect(call.kiosk.page.locator("body")).to_have_attribute(
         "data-screen", "call", timeout=CALL_TIMEOUT_MS
     )
-    await wait_moving_video(kiosk, tile(SPECIALIST_ID))
-    await wait_moving_video(desk, tile(OUTLET_ID))
-    return Call(kiosk, desk)
+    if wait_video:
+        await wait_moving_video(call.kiosk, tile(SPECIALIST_ID))
+        await wait_moving_video(call.desk, tile(OUTLET_ID))
+
+
+async def admit_guest(
+    browser: Browser,
+    desk: PageHandle,
+    link: LinkEmulator | None = None,
+    before_admit: Callable[[PageHandle], Awaitable[object]] | None = None,
+) -> tuple[PageHandle, str]:
+    """A parent invited from the specialist's console joins (behind ``link`` if given) and is
+    admitted: their page, in the call, and their participant id. ``before_admit(guest)`` is
+    awaited once the guest waits at the door. The page is closed if that fails."""
+    console = desk.page
+    await console.get_by_role("button", name="Invite a parent").click()
+    await expect(console.locator("#invite-url")).to_have_value(re.compile(r"/join/\S+$"))
+    invite_url = await console.locator("#invite-url").input_value()
+    guest = await open_page(browser, "guest", invite_url, PHONE_VIEWPORT, link)
+    try:
+        await guest.page.get_by_label("Your name").fill("Mother")
+        await guest.page.get_by_role("button", name="Join").click()
+        admit = console.locator("#door-list li").get_by_role("button", name="Admit")
+        await admit.wait_for()
+        if before_admit is not None:
+            await before_admit(guest)
+        await admit.click()
+        await expect(guest.page.locator("body")).to_have_attribute(
+            "data-screen", "call", timeout=CALL_TIMEOUT_MS
+        )
+        guest_id = await console.locator("#tiles [data-participant^='guest-']").get_attribute(
+            "data-participant"
+        )
+        assert guest_id is not None
+    except BaseException:
+        await guest.context.close()
+        raise
+    return guest, guest_id

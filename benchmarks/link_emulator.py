@@ -466,6 +466,20 @@ class LinkEmulator:
         self._participant_faces.clear()
 
 
+def loopback_sdp(sdp: str) -> str:
+    """``sdp`` with only its UDP candidates on 127.0.0.1: two pages connected without the
+    emulator between them still only talk over loopback."""
+    return _rewrite_sdp(sdp, _loopback_candidate)
+
+
+def _loopback_candidate(candidate: str) -> str | None:
+    parts = candidate.strip().split()
+    if not parts:
+        return candidate
+    keep = len(parts) >= 8 and parts[2].lower() == "udp" and parts[4] == LOOPBACK
+    return candidate if keep else None
+
+
 def _rewrite_sdp(sdp: str, rewrite: Callable[[str], str | None]) -> str:
     newline = "\r\n" if "\r\n" in sdp else "\n"
     lines = []

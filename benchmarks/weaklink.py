@@ -42,7 +42,7 @@ from typing import Any
 
 from aiohttp import ClientError, ClientSession
 from PIL import Image
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, FilePayload, async_playwright
 
 from benchmarks._processes import free_port
 from benchmarks.browser_call import (
@@ -52,10 +52,10 @@ from benchmarks.browser_call import (
     KIOSK_VIEWPORT,
     SPECIALIST_ID,
     PageHandle,
-    open_page,
     start_call,
     wait_moving_video,
 )
+from benchmarks.direct_call import connect_direct, open_direct
 from benchmarks.link_emulator import LinkEmulator, LinkShape
 from benchmarks.receive_figures import (
     Sample,
@@ -80,47 +80,6 @@ from signaling.auth import TokenAuthority
 MAX_DURATION_S = 300.0
 SERVER_START_S = 20.0
 SAMPLE_INTERVAL_S = 0.5
-
-# One side of a page-to-page call: camera and microphone as the app's pages open them.
-_DIRECT_OPEN = """
-async () => {
-  const stream = await navigator.mediaDevices.getUserMedia({
-    audio: {echoCancellation: true, noiseSuppression: true, autoGainControl: true},
-    video: {width: {ideal: 640}, height: {ideal: 480}, frameRate: {ideal: 24, max: 30}},
-  });
-  const pc = new RTCPeerConnection({bundlePolicy: "max-bundle"});
-  for (const track of stream.getTracks()) pc.addTrack(track, stream);
-  pc.addEventListener("track", (event) => {
-    let video = document.querySelector("video");
-    if (!video) {
-      video = document.createElement("video");
-      video.autoplay = true;
-      document.body.append(video);
-    }
-    video.srcObject = event.streams[0];
-  });
-  window.directPeer = pc;
-}
-"""
-
-# Candidates travel in the SDP: wait for gathering (host candidates only, so it is quick).
-_DIRECT_DESCRIBE = """
-async ({type, sdp}) => {
-  const pc = window.directPeer;
-  if (sdp) await pc.setRemoteDescription({type: type === "answer" ? "offer" : "answer", sdp});
-  if (type === "accept") return null;
-  await pc.setLocalDescription(type === "offer" ? await pc.createOffer() : await pc.createAnswer());
-  if (pc.iceGatheringState !== "complete") {
-    await new Promise((resolve) => {
-      pc.addEventListener("icegatheringstatechange", () => {
-        if (pc.iceGatheringState === "complete") resolve();
-      });
-      setTimeout(resolve, 5000);
-    });
-  }
-  return pc.localDescription.sdp;
-}
-"""
 
 
 @dataclass
@@ -183,7 +142,7 @@ class AppServer:
 
     async def __aenter__(self) -> AppServer:
         command = [sys.executable, "-m", "web.cli", "serve", "--port", str(self.port)]
-        command += ["--media-ip", "127.0.0.1", "--secret", self.secret, "--log-level", "WARNING"]
+        command += ["--media-ip", "127.0.0.1", f"--secret={self.secret}", "--log-level", "WARNING"]
         workdir = Path(self._workdir.name)
         command += ["--recordings", str(workdir / "recordings")]
         command += ["--records-url", f"sqlite:///{workdir / 'records.db'}"]
@@ -304,7 +263,7 @@ async def send_photo(kiosk: PageHandle, photo: bytes) -> float:
     """Send ``photo`` from the kiosk's "Send a photo" button; seconds until the server kept it."""
     started = time.monotonic()
     await kiosk.page.locator("#photo-file").set_input_files(
-        files=[{"name": "photo.jpg", "mimeType": "image/jpeg", "buffer": photo}]
+        files=[FilePayload(name="photo.jpg", mimeType="image/jpeg", buffer=photo)]
     )
     await kiosk.page.wait_for_selector(
         ".photo-tools[data-last-photo]", state="attached", timeout=MAX_DURATION_S * 1000
@@ -363,19 +322,10 @@ async def direct_run(
     browser: Browser, downlink: LinkShape, uplink: LinkShape, warmup_s: float, duration_s: float
 ) -> RunFigures:
     async with AppServer() as server, LinkEmulator(downlink, uplink) as link:
-        # Any page of the app's origin will do: 127.0.0.1 is a secure context for the camera.
-        kiosk = await open_page(browser, "outlet", f"{server.url}/healthz", KIOSK_VIEWPORT)
-        far = await open_page(browser, "specialist", f"{server.url}/healthz", DESK_VIEWPORT)
+        kiosk = await open_direct(browser, "kiosk", server, KIOSK_VIEWPORT)
+        far = await open_direct(browser, "specialist", server, DESK_VIEWPORT)
         try:
-            for page in (kiosk, far):
-                await page.page.evaluate(_DIRECT_OPEN)
-            offer = await far.page.evaluate(_DIRECT_DESCRIBE, {"type": "offer", "sdp": None})
-            answer = await kiosk.page.evaluate(
-                _DIRECT_DESCRIBE, {"type": "answer", "sdp": link.server_sdp(offer)}
-            )
-            await far.page.evaluate(
-                _DIRECT_DESCRIBE, {"type": "accept", "sdp": link.participant_sdp(answer)}
-            )
+            await connect_direct(("specialist", far), ("kiosk", kiosk), link)
             await wait_moving_video(kiosk, "video")
             return await measure(kiosk, far, link, "direct", None, warmup_s, duration_s)
         finally:
@@ -472,7 +422,12 @@ def table(report: Report) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """Entry point for ``teleconsult bench weaklink``."""
+    """Entry point for ``teleconsult bench weaklink`` (``--matrix``: every profile, see
+    :mod:`benchmarks.weaklink_matrix`)."""
+    if "--matrix" in argv:
+        from benchmarks import weaklink_matrix
+
+        return weaklink_matrix.main([arg for arg in argv if arg != "--matrix"])
     parser = argparse.ArgumentParser(
         prog="teleconsult bench weaklink", description=__doc__.split("\n")[0]
     )
@@ -489,6 +444,11 @@ def main(argv: list[str]) -> int:
         "--photo-kbps", type=float, default=0.0, help="the photo's uplink (default: --kbps)"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--matrix",
+        action="store_true",
+        help="run every profile instead (options: --duration --warmup --profiles --runs --json)",
+    )
     args = parser.parse_args(argv)
     if not CHROMIUM.exists():
         print(f"teleconsult bench weaklink: {CHROMIUM} is not installed", file=sys.stderr)

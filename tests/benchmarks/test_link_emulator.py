@@ -12,7 +12,7 @@ from typing import cast
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from benchmarks.link_emulator import BurstLoss, LinkEmulator, LinkShape, LossModel
+from benchmarks.link_emulator import BurstLoss, LinkEmulator, LinkShape, LossModel, loopback_sdp
 from media.aiortc_adapter import inspection, restrict_host_addresses
 
 UNLIMITED = LinkShape(queue_ms=None)
@@ -373,3 +373,25 @@ async def test_aiortc_peers_connect_only_through_the_relay() -> None:
         finally:
             await participant.close()
             await server.close()
+
+
+def test_a_loopback_sdp_keeps_only_udp_candidates_on_127_0_0_1() -> None:
+    sdp = "\r\n".join(
+        [
+            "v=0",
+            "a=candidate:1 1 udp 2122260223 127.0.0.1 5000 typ host generation 0",
+            "a=candidate:2 1 udp 2122260223 192.168.1.9 5001 typ host",
+            "a=candidate:3 1 tcp 1518280447 127.0.0.1 9 typ host tcptype active",
+            "a=candidate:4 1 udp 2122260223 abc.local 5002 typ host",
+            "a=end-of-candidates",
+            "",
+        ]
+    )
+    assert loopback_sdp(sdp) == "\r\n".join(
+        [
+            "v=0",
+            "a=candidate:1 1 udp 2122260223 127.0.0.1 5000 typ host generation 0",
+            "a=end-of-candidates",
+            "",
+        ]
+    )

@@ -4,22 +4,18 @@ plays (frames decoded by the <video>, sound through WebAudio); pages and calls c
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
-from playwright.async_api import Browser, expect
-
 from benchmarks.browser_call import (
-    CALL_TIMEOUT_MS,
     DESK_VIEWPORT,
     KIOSK_VIEWPORT,
     PHONE_VIEWPORT,
     PageHandle,
+    admit_guest,
     open_page,
     wait_moving_video,
 )
-from benchmarks.link_emulator import LinkEmulator
 
 __all__ = [
     "DESK_VIEWPORT",
@@ -36,34 +32,6 @@ __all__ = [
 ]
 
 SCREENSHOT_DIR = Path(__file__).parents[2] / "test-artifacts" / "screenshots"
-
-
-async def admit_guest(
-    browser: Browser, desk: PageHandle, link: LinkEmulator | None = None
-) -> tuple[PageHandle, str]:
-    """A parent invited from the specialist's console joins (behind ``link`` if given) and is
-    admitted: their page, in the call, and their participant id. The page is closed if that
-    fails."""
-    console = desk.page
-    await console.get_by_role("button", name="Invite a parent").click()
-    await expect(console.locator("#invite-url")).to_have_value(re.compile(r"/join/\S+$"))
-    invite_url = await console.locator("#invite-url").input_value()
-    guest = await open_page(browser, "guest", invite_url, PHONE_VIEWPORT, link)
-    try:
-        await guest.page.get_by_label("Your name").fill("Mother")
-        await guest.page.get_by_role("button", name="Join").click()
-        await console.locator("#door-list li").get_by_role("button", name="Admit").click()
-        await expect(guest.page.locator("body")).to_have_attribute(
-            "data-screen", "call", timeout=CALL_TIMEOUT_MS
-        )
-        guest_id = await console.locator("#tiles [data-participant^='guest-']").get_attribute(
-            "data-participant"
-        )
-        assert guest_id is not None
-    except BaseException:
-        await guest.context.close()
-        raise
-    return guest, guest_id
 
 
 # Peak amplitude of the element's audio over ~1.5 s through an AnalyserNode (0 = silence).
