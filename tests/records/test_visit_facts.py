@@ -120,7 +120,7 @@ async def test_migration_fills_the_facts_of_visits_written_under_0004(records_ur
 
     records = await open_records(records_url)
     try:
-        assert await records.database.revision() == "0005"
+        assert await records.database.revision() == "0006"
         facts = await facts_of(records.database)
         v1, v2, v3 = facts["v1"], facts["v2"], facts["v3"]
         assert v1["wait_s"] == 240.0
