@@ -71,6 +71,18 @@ _RANKS = Table(
     schema="temp",
 )
 _RANKS_DDL = "CREATE TEMP TABLE IF NOT EXISTS figure_ranks (rank INTEGER PRIMARY KEY, v REAL)"
+# SQLite's weeks of a range, numbered by their rowid alias: a join from them to the time index
+# then gives the visits week by week in that order, so grouping by week sorts nothing (over a
+# table of values SQLite sorted the range's visits by week: 60-90 ms → 25 ms a year).
+_WEEKS = Table(
+    "figure_weeks",
+    MetaData(),
+    Column("i", Integer, primary_key=True),
+    Column("s", UtcDateTime()),
+    Column("e", UtcDateTime()),
+    schema="temp",
+)
+_WEEKS_DDL = "CREATE TEMP TABLE IF NOT EXISTS figure_weeks (i INTEGER PRIMARY KEY, s, e)"
 # Ranks read per statement (SQLite allows 32,766 bound values).
 _ROWIDS_PER_QUERY = 5000
 _WEEK_S = 7 * 86400.0
@@ -172,7 +184,7 @@ class ProgrammeStats:
             return {
                 "totals": totals,
                 "groups": [{"key": key, **values} for key, values in sorted(groups.items())],
-                "weeks": await _weeks(session, query, weekly),
+                "weeks": await _weeks(session, dialect, query, weekly),
                 "wait_histogram": histogram,
             }
 
@@ -202,7 +214,7 @@ async def _figures(
     # grouping's are grouped by the plain column, so both engines read the groups in the order
     # of the grouping's index (records.tables.group_pass_index) instead of sorting the range.
     visit_key = _visit_key(group)
-    weeks = _weeks_of(query)
+    weeks = await _weeks_of(session, dialect, query)
     key = weeks.c.i if group is None else _GROUP_COLUMN[group]
     figures: dict[str, Any] = {
         "consultations": func.count(),
@@ -485,9 +497,10 @@ def _histogram(counts: list[int]) -> list[dict[str, Any]]:
     ]
 
 
-def _weeks_of(query: StatsQuery) -> Any:
+async def _weeks_of(session: AsyncSession, dialect: str, query: StatsQuery) -> Any:
     """The weeks of the range (``i`` from 0; ``s`` and ``e``: where the range's part of each
-    begins and ends), as a table of values."""
+    begins and ends): a table of values, or on SQLite the connection's temporary table of
+    them, filled anew."""
     origin = query.week_origin.timestamp()
     count = math.ceil((query.end - query.week_origin).total_seconds() / _WEEK_S)
     bounds = [
@@ -498,6 +511,13 @@ def _weeks_of(query: StatsQuery) -> Any:
         )
         for index in range(count)
     ]
+    if dialect == "sqlite":
+        await session.execute(text(_WEEKS_DDL))
+        await session.execute(delete(_WEEKS))
+        await session.execute(
+            insert(_WEEKS), [dict(zip("ise", week, strict=True)) for week in bounds]
+        )
+        return _WEEKS
     columns = (column("i", Integer), column("s", UtcDateTime()), column("e", UtcDateTime()))
     return values(*columns).data(bounds).cte("weeks")
 
@@ -527,12 +547,12 @@ def _week_by_week(weeks: dict[Any, dict[str, Any]]) -> dict[str, Any]:
 
 
 async def _weeks(
-    session: AsyncSession, query: StatsQuery, weekly: dict[int, dict[str, int]]
+    session: AsyncSession, dialect: str, query: StatsQuery, weekly: dict[int, dict[str, int]]
 ) -> list[dict[str, Any]]:
     """Consultations and patients per week (from the programme's pass) and no-shows per week,
     each booking a range of the bookings' time index in its week."""
     counts = {index: {**week, "no_shows": 0} for index, week in weekly.items()}
-    weeks = _weeks_of(query)
+    weeks = await _weeks_of(session, dialect, query)
     in_week = and_(AppointmentRow.start_at >= weeks.c.s, AppointmentRow.start_at < weeks.c.e)
     no_show_rows = await session.execute(
         select(weeks.c.i, func.count())
