@@ -213,7 +213,6 @@ async def _figures(
     # and added up: each visit is in one week, and each figure but the percentiles adds up. A
     # grouping's are grouped by the plain column, so both engines read the groups in the order
     # of the grouping's index (records.tables.group_pass_index) instead of sorting the range.
-    visit_key = _visit_key(group)
     weeks = await _weeks_of(session, dialect, query)
     key = weeks.c.i if group is None else _GROUP_COLUMN[group]
     figures: dict[str, Any] = {
@@ -273,31 +272,45 @@ async def _figures(
     )
     for k, appointments, no_shows in rows:
         put(k, appointments=appointments, no_shows=no_shows)
-    for counted, flag, due_name, flag_name, since, until in (
-        (
-            VisitRow.follow_up_due_s,
-            VisitRow.follow_up_kept,
-            "follow_ups_due",
-            "follow_ups_kept",
-            query.start.timestamp(),
-            query.end.timestamp(),
-        ),
-        (
-            VisitRow.report_finalised_at,
-            VisitRow.report_refers,
-            "reports_finalised",
-            "referrals",
-            query.start,
-            query.end,
-        ),
-    ):
-        rows = await session.execute(
-            select(visit_key, func.count(), func.count().filter(flag))
-            .where(counted >= since, counted < until, *_visit_filter(query, by_time=False))
-            .group_by(visit_key)
-        )
-        for k, count, flagged in rows:
-            put(k, **{due_name: count, flag_name: flagged})
+    # Follow-ups due (and kept) and reports finalised (and referring) in the range.
+    ranged = (
+        (VisitRow.follow_up_due_s, query.start.timestamp(), query.end.timestamp()),
+        (VisitRow.report_finalised_at, query.start, query.end),
+    )
+    flags = (VisitRow.follow_up_kept, VisitRow.report_refers)
+    names = ["follow_ups_due", "follow_ups_kept", "reports_finalised", "referrals"]
+    if group is None:
+        # The programme's: each a range of its own index.
+        for (counted, since, until), flag, (name, flag_name) in zip(
+            ranged, flags, (names[:2], names[2:]), strict=True
+        ):
+            count, flagged = (
+                await session.execute(
+                    select(func.count(), func.count().filter(flag)).where(
+                        counted >= since, counted < until, *_visit_filter(query, by_time=False)
+                    )
+                )
+            ).one()
+            put(_ALL, **{name: count, flag_name: flagged})
+        return out
+    # A grouping's: both in one pass over the grouping's index, group by group (each range's
+    # index would give the visits in time order, to be sorted by group).
+    conditions = [
+        and_(_unindexed(counted, in_order) >= since, _unindexed(counted, in_order) < until)
+        for counted, since, until in ranged
+    ]
+    counts = [
+        count
+        for condition, flag in zip(conditions, flags, strict=True)
+        for count in (func.count().filter(condition), func.count().filter(and_(condition, flag)))
+    ]
+    rows = await session.execute(
+        select(key, *counts)
+        .where(or_(*conditions), *_visit_filter(query, by_time=False))
+        .group_by(key)
+    )
+    for k, *group_counts in rows:
+        put("" if k is None else k, **dict(zip(names, group_counts, strict=True)))
     return out
 
 
@@ -569,13 +582,6 @@ async def _weeks(
     return [{"week": index, **counts.get(index, empty)} for index in range(count)]
 
 
-def _visit_key(group: GroupBy | None) -> SQLColumnExpression[Any]:
-    if group is None:
-        return literal(_ALL)
-    # A consultation no clinician took is grouped under "".
-    return func.coalesce(_GROUP_COLUMN[group], "")
-
-
 def _appointment_key(group: GroupBy | None) -> SQLColumnExpression[Any]:
     if group is None:
         return literal(_ALL)
@@ -595,9 +601,7 @@ def _visit_filter(
     it would have to sort."""
     where: list[ColumnElement[bool]] = []
     if by_time:
-        checked_in: ColumnElement[datetime] = VisitRow.checked_in_at.expression
-        if in_order:
-            checked_in = UnaryExpression(checked_in, operator=custom_op("+"), type_=UtcDateTime())
+        checked_in = _unindexed(VisitRow.checked_in_at, in_order)
         where += [checked_in >= query.start, checked_in < query.end]
     if query.outlet_id is not None:
         where.append(VisitRow.outlet_id == query.outlet_id)
@@ -606,6 +610,14 @@ def _visit_filter(
     if query.clinician_id is not None:
         where.append(VisitRow.clinician_id == query.clinician_id)
     return where
+
+
+def _unindexed(column: InstrumentedAttribute[Any], in_order: bool) -> ColumnElement[Any]:
+    """``column``, written ``+column`` when ``in_order`` (SQLite): a term its planner does not
+    match to an index, so it reads the index that gives the order the statement asks for."""
+    if in_order:
+        return UnaryExpression(column.expression, operator=custom_op("+"), type_=column.type)
+    return column.expression
 
 
 def _appointment_filter(query: StatsQuery, by_time: bool = True) -> list[ColumnElement[bool]]:

@@ -167,7 +167,8 @@ def group_pass_index(group: str) -> str:
 
 
 # Migration 0006: each replaces the grouping's (group, wait) order index, whose columns it
-# starts with (the ranks of the waits read it as before).
+# starts with (the ranks of the waits read it as before); the pass counts the visits checked in
+# in the range, and those whose follow-up is due or report was finalised in it.
 GROUP_PASS_INDEXES = {
     group_pass_index(group): [
         *FIGURE_ORDER_INDEXES[figure_order_index(group, "wait_s")],
@@ -175,6 +176,10 @@ GROUP_PASS_INDEXES = {
         "patient_id",
         "outcome",
         f"seen_before_at_{group}",
+        "follow_up_due_s",
+        "follow_up_kept",
+        "report_finalised_at",
+        "report_refers",
     ]
     for group in GROUP_COLUMNS
 }

@@ -1,6 +1,7 @@
-"""A grouping's pass reads one index in its group's order: each grouping's (group, wait) order
-index is replaced by one that also holds what the pass counts (length, patient, outcome, seen
-before in the group), built from the visits already there.
+"""A grouping's passes read one index in its group's order: each grouping's (group, wait) order
+index is replaced by one that also holds what they count (length, patient, outcome, seen before
+in the group, follow-up due and kept, report finalised and referring), built from the visits
+already there.
 
 Revision ID: 0006
 Revises: 0005
