@@ -427,22 +427,25 @@ async def _total_percentiles(
     counts: dict[Any, int],
 ) -> dict[Any, tuple[float, float]]:
     """Without groups, the two values around each percentile are read straight off the index
-    in the duration's order (an offset into it: nothing is copied or sorted; PostgreSQL's
-    ``percentile_cont`` would sort the year's values for each percentile)."""
+    in the duration's order (an offset into it, from the end nearer the percentile: nothing is
+    copied or sorted; PostgreSQL's ``percentile_cont`` would sort the year's values for each
+    percentile)."""
     n = counts.get(_ALL, 0)
     if not n:
         return {}
     found = []
     for p in PERCENTILES:
         lower, upper, fraction = _neighbours(0, n, p)
+        # An offset is read past: a percentile in the upper half is reached from the top.
+        from_top = lower > (n - 1) / 2
         rows = await session.scalars(
             select(value)
             .where(*_visit_filter(query, in_order=dialect == "sqlite"), value.is_not(None))
-            .order_by(value)
+            .order_by(value.desc() if from_top else value)
             .limit(upper - lower + 1)
-            .offset(lower)
+            .offset(n - 1 - upper if from_top else lower)
         )
-        pair = [float(v) for v in rows if v is not None]
+        pair = sorted(float(v) for v in rows if v is not None)
         found.append(pair[0] + (pair[-1] - pair[0]) * fraction)
     return {_ALL: (found[0], found[1])}
 
