@@ -272,46 +272,56 @@ async def _figures(
     )
     for k, appointments, no_shows in rows:
         put(k, appointments=appointments, no_shows=no_shows)
-    # Follow-ups due (and kept) and reports finalised (and referring) in the range.
+    for k, ranged_counts in (await _follow_ups_and_reports(session, dialect, query, group)).items():
+        put(k, **ranged_counts)
+    return out
+
+
+async def _follow_ups_and_reports(
+    session: AsyncSession, dialect: str, query: StatsQuery, group: GroupBy | None
+) -> dict[Any, dict[str, int]]:
+    """Follow-ups due (and kept) and reports finalised (and referring) in the range, by group.
+
+    Each is a range of its own index, in time order: PostgreSQL hashes a range's visits by group.
+    SQLite would sort them, so a grouping's are counted in one pass over the grouping's index
+    instead, group by group (about 55 → 30 ms a year by outlet)."""
     ranged = (
         (VisitRow.follow_up_due_s, query.start.timestamp(), query.end.timestamp()),
         (VisitRow.report_finalised_at, query.start, query.end),
     )
     flags = (VisitRow.follow_up_kept, VisitRow.report_refers)
-    names = ["follow_ups_due", "follow_ups_kept", "reports_finalised", "referrals"]
-    if group is None:
-        # The programme's: each a range of its own index.
-        for (counted, since, until), flag, (name, flag_name) in zip(
-            ranged, flags, (names[:2], names[2:]), strict=True
-        ):
-            count, flagged = (
-                await session.execute(
-                    select(func.count(), func.count().filter(flag)).where(
-                        counted >= since, counted < until, *_visit_filter(query, by_time=False)
-                    )
-                )
-            ).one()
-            put(_ALL, **{name: count, flag_name: flagged})
-        return out
-    # A grouping's: both in one pass over the grouping's index, group by group (each range's
-    # index would give the visits in time order, to be sorted by group).
+    names = (("follow_ups_due", "follow_ups_kept"), ("reports_finalised", "referrals"))
+    key: SQLColumnExpression[Any] = literal(_ALL) if group is None else _GROUP_COLUMN[group]
+    in_order = group is not None and dialect == "sqlite"
     conditions = [
         and_(_unindexed(counted, in_order) >= since, _unindexed(counted, in_order) < until)
         for counted, since, until in ranged
     ]
-    counts = [
-        count
-        for condition, flag in zip(conditions, flags, strict=True)
-        for count in (func.count().filter(condition), func.count().filter(and_(condition, flag)))
-    ]
-    rows = await session.execute(
-        select(key, *counts)
-        .where(or_(*conditions), *_visit_filter(query, by_time=False))
-        .group_by(key)
-    )
-    for k, *group_counts in rows:
-        put("" if k is None else k, **dict(zip(names, group_counts, strict=True)))
-    return out
+    found: dict[Any, dict[str, int]] = {}
+    parts = list(zip(conditions, flags, names, strict=True))
+    for chosen in [parts] if in_order else [[part] for part in parts]:
+        counts = [
+            count
+            for condition, flag, _ in chosen
+            for count in (
+                func.count().filter(condition),
+                func.count().filter(and_(condition, flag)),
+            )
+        ]
+        rows = await session.execute(
+            select(key, *counts)
+            .where(
+                or_(*(condition for condition, _, _ in chosen)),
+                *_visit_filter(query, by_time=False),
+            )
+            .group_by(key)
+        )
+        counted_names = [name for _, _, pair in chosen for name in pair]
+        for k, *numbers in rows:
+            found.setdefault("" if k is None else k, {}).update(
+                zip(counted_names, numbers, strict=True)
+            )
+    return found
 
 
 async def _outcome_names(session: AsyncSession) -> list[str | None]:
