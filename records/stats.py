@@ -58,8 +58,9 @@ _ALL = "all"
 # The durations with percentiles, by the name their figures start with.
 _DURATIONS = {"wait": VisitRow.wait_s, "length": VisitRow.length_s}
 _GROUP_COLUMN = {group: getattr(VisitRow, column) for group, column in GROUP_COLUMNS.items()}
-# PostgreSQL's memory for each sort of the figures (an admin's read; a year's visits by group
-# need about 10 MB).
+# PostgreSQL's memory for each sort of the figures (an admin's read): a grouping reads its
+# group's index in order, but a filter combined with a grouping counts people served with
+# DISTINCT, which sorts the range's visits (a year's need about 10 MB).
 _PG_WORK_MEM = "32MB"
 # SQLite's ranks of one duration (its rowid alias numbers the rows in insertion order); a
 # temporary table is the connection's own, and emptied before each use.
@@ -168,8 +169,8 @@ class ProgrammeStats:
         async def read(session: AsyncSession) -> dict[str, Any]:
             if dialect == "postgresql":
                 # The best plan depends on the range and offsets (a year is most of the table, a
-                # month a small part): planned for the values, never a generic plan. A grouping
-                # sorts a year's visits by group: in memory (4 MB, the default, spills to disk).
+                # month a small part): planned for the values, never a generic plan. What is
+                # sorted is sorted in memory (4 MB, the default, spills a year to disk).
                 await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
                 await session.execute(text(f"SET LOCAL work_mem = '{_PG_WORK_MEM}'"))
             groups: dict[Any, dict[str, Any]] = {}
