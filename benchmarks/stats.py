@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-from recording.keys import load_keyring
+from recording.keys import Keyring, add_key_to_file, read_key_file
 from records.demo_seed import DemoShape, seed_demo
 from records.facade import Records
 from records.shares import ShareRules
@@ -50,12 +50,20 @@ def queries(last: date) -> dict[str, StatsQuery]:
     }
 
 
+def _keyring(key_file: Path) -> Keyring:
+    """The keys in ``key_file``, a new one written there first when it is missing."""
+    if not key_file.exists():
+        add_key_to_file(key_file)
+    keys = read_key_file(key_file)
+    return Keyring.of(keys, keys[-1])
+
+
 async def run(url: str, shape: DemoShape, runs: int, key_file: Path) -> dict[str, Any]:
     """Seed ``url`` when it holds no consultations (sealed under the key in ``key_file``,
     created when missing) and time the queries."""
     records = Records(
         url,
-        load_keyring(None, None, key_file, production=False),
+        _keyring(key_file),
         ShareRules(timedelta(days=30), 5, timedelta(minutes=15)),
     )
     await records.open()
