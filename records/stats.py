@@ -58,8 +58,9 @@ _ALL = "all"
 # The durations with percentiles, by the name their figures start with.
 _DURATIONS = {"wait": VisitRow.wait_s, "length": VisitRow.length_s}
 _GROUP_COLUMN = {group: getattr(VisitRow, column) for group, column in GROUP_COLUMNS.items()}
-# PostgreSQL's memory for each sort of the figures (an admin's read; a year's visits by group
-# need about 10 MB).
+# PostgreSQL's memory for each sort of the figures (an admin's read): a grouping reads its
+# group's index in order, but a filter combined with a grouping counts people served with
+# DISTINCT, which sorts the range's visits (a year's need about 10 MB).
 _PG_WORK_MEM = "32MB"
 # SQLite's ranks of one duration (its rowid alias numbers the rows in insertion order); a
 # temporary table is the connection's own, and emptied before each use.
@@ -71,6 +72,18 @@ _RANKS = Table(
     schema="temp",
 )
 _RANKS_DDL = "CREATE TEMP TABLE IF NOT EXISTS figure_ranks (rank INTEGER PRIMARY KEY, v REAL)"
+# SQLite's weeks of a range, numbered by their rowid alias: a join from them to the time index
+# then gives the visits week by week in that order, so grouping by week sorts nothing (over a
+# table of values SQLite sorted the range's visits by week: 60-90 ms → 25 ms a year).
+_WEEKS = Table(
+    "figure_weeks",
+    MetaData(),
+    Column("i", Integer, primary_key=True),
+    Column("s", UtcDateTime()),
+    Column("e", UtcDateTime()),
+    schema="temp",
+)
+_WEEKS_DDL = "CREATE TEMP TABLE IF NOT EXISTS figure_weeks (i INTEGER PRIMARY KEY, s, e)"
 # Ranks read per statement (SQLite allows 32,766 bound values).
 _ROWIDS_PER_QUERY = 5000
 _WEEK_S = 7 * 86400.0
@@ -156,10 +169,14 @@ class ProgrammeStats:
         async def read(session: AsyncSession) -> dict[str, Any]:
             if dialect == "postgresql":
                 # The best plan depends on the range and offsets (a year is most of the table, a
-                # month a small part): planned for the values, never a generic plan. A grouping
-                # sorts a year's visits by group: in memory (4 MB, the default, spills to disk).
+                # month a small part): planned for the values, never a generic plan. What is
+                # sorted is sorted in memory (4 MB, the default, spills a year to disk).
                 await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
                 await session.execute(text(f"SET LOCAL work_mem = '{_PG_WORK_MEM}'"))
+                # A grouping's pass, without ordered aggregates now, was planned as a parallel
+                # scan: its workers' start and their contention with the server's other work
+                # cost more than the 100,000 rows they split (wall 170-440 ms against 160-230).
+                await session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
             groups: dict[Any, dict[str, Any]] = {}
             if query.group_by is not None:
                 groups = await _figures(session, dialect, query, query.group_by, True)
@@ -172,7 +189,7 @@ class ProgrammeStats:
             return {
                 "totals": totals,
                 "groups": [{"key": key, **values} for key, values in sorted(groups.items())],
-                "weeks": await _weeks(session, query, weekly),
+                "weeks": await _weeks(session, dialect, query, weekly),
                 "wait_histogram": histogram,
             }
 
@@ -198,36 +215,35 @@ async def _figures(
         out.setdefault(key, _empty_figures()).update(values)
 
     # The programme's figures are read week by week (the weeks' bars come from the same pass)
-    # and added up: each visit is in one week, and each figure but the percentiles adds up.
-    visit_key = _visit_key(group)
-    weeks = _weeks_of(query)
-    key = weeks.c.i if group is None else visit_key
+    # and added up: each visit is in one week, and each figure but the percentiles adds up. A
+    # grouping's are grouped by the plain column, so both engines read the groups in the order
+    # of the grouping's index (records.tables.group_pass_index) instead of sorting the range.
+    weeks = None
+    if group is None:
+        weeks = await _weeks_of(session, dialect, query)
+        key = weeks.c.i
+    else:
+        key = _GROUP_COLUMN[group]
     figures: dict[str, Any] = {
         "consultations": func.count(),
         "people_served": _people_served(query, group),
     }
-    if group is None:
+    if weeks is not None:
         figures["patients"] = _first_visits_of_the_week(weeks)
-    if dialect == "postgresql" and group is not None:
-        for name, value in _DURATIONS.items():
-            for p in PERCENTILES:
-                figures[f"{name}_p{round(p * 100)}_s"] = func.percentile_cont(p).within_group(value)
-    else:
-        figures.update({f"{name}_n": func.count(value) for name, value in _DURATIONS.items()})
+    figures.update({f"{name}_n": func.count(value) for name, value in _DURATIONS.items()})
     outcomes = await _outcome_names(session) if additive and group is not None else []
     for outcome in outcomes:
-        figures[f"outcome_{len(figures)}"] = func.count(
-            case((VisitRow.outcome.is_(None), 1))
-            if outcome is None
-            else case((VisitRow.outcome == outcome, 1))
+        figures[f"outcome_{len(figures)}"] = func.count().filter(
+            VisitRow.outcome.is_(None) if outcome is None else VisitRow.outcome == outcome
         )
     names = list(figures)
+    in_order = group is not None and dialect == "sqlite"
     statement = (
         select(key, *figures.values())
-        .where(*_visit_filter(query, by_time=group is not None))
+        .where(*_visit_filter(query, by_time=group is not None, in_order=in_order))
         .group_by(key)
     )
-    if group is None:
+    if weeks is not None:
         # Each week's visits are a range of the time index.
         in_week = and_(VisitRow.checked_in_at >= weeks.c.s, VisitRow.checked_in_at < weeks.c.e)
         statement = statement.select_from(weeks).join(VisitRow, in_week)
@@ -240,17 +256,17 @@ async def _figures(
             for outcome, count in zip(outcomes, counts, strict=True)
             if count
         }
-        put(row[0], **{n: _round(v) if n.endswith("_s") else v for n, v in values.items()})
+        # A consultation no clinician took is grouped under "".
+        put("" if row[0] is None else row[0], **values)
     if group is None:
         out = {_ALL: _week_by_week(out)} if out else {}
         if out:
             out[_ALL].update(await _by_index_ranges(session, dialect, query, additive))
-    if dialect != "postgresql" or group is None:
-        for name, value in _DURATIONS.items():
-            counts_of = {k: values.pop(f"{name}_n") for k, values in out.items()}
-            found = await _ranked_percentiles(session, dialect, query, group, value, counts_of)
-            for k, (p50, p90) in found.items():
-                put(k, **{f"{name}_p50_s": _round(p50), f"{name}_p90_s": _round(p90)})
+    for name, value in _DURATIONS.items():
+        counts_of = {k: values.pop(f"{name}_n") for k, values in out.items()}
+        found = await _percentiles(session, dialect, query, group, value, counts_of)
+        for k, (p50, p90) in found.items():
+            put(k, **{f"{name}_p50_s": _round(p50), f"{name}_p90_s": _round(p90)})
     if not additive:
         return out
     booking_key = _appointment_key(group)
@@ -258,39 +274,63 @@ async def _figures(
         select(
             booking_key,
             func.count(),
-            func.count(case((AppointmentRow.status == NO_SHOW, 1))),
+            func.count().filter(AppointmentRow.status == NO_SHOW),
         )
         .where(*_appointment_filter(query))
         .group_by(booking_key)
     )
     for k, appointments, no_shows in rows:
         put(k, appointments=appointments, no_shows=no_shows)
-    for counted, flag, due_name, flag_name, since, until in (
-        (
-            VisitRow.follow_up_due_s,
-            VisitRow.follow_up_kept,
-            "follow_ups_due",
-            "follow_ups_kept",
-            query.start.timestamp(),
-            query.end.timestamp(),
-        ),
-        (
-            VisitRow.report_finalised_at,
-            VisitRow.report_refers,
-            "reports_finalised",
-            "referrals",
-            query.start,
-            query.end,
-        ),
-    ):
-        rows = await session.execute(
-            select(visit_key, func.count(), func.count(case((flag, 1))))
-            .where(counted >= since, counted < until, *_visit_filter(query, by_time=False))
-            .group_by(visit_key)
-        )
-        for k, count, flagged in rows:
-            put(k, **{due_name: count, flag_name: flagged})
+    for k, ranged_counts in (await _follow_ups_and_reports(session, dialect, query, group)).items():
+        put(k, **ranged_counts)
     return out
+
+
+async def _follow_ups_and_reports(
+    session: AsyncSession, dialect: str, query: StatsQuery, group: GroupBy | None
+) -> dict[Any, dict[str, int]]:
+    """Follow-ups due (and kept) and reports finalised (and referring) in the range, by group.
+
+    Each is a range of its own index, in time order: PostgreSQL hashes a range's visits by group.
+    SQLite would sort them, so a grouping's are counted in one pass over the grouping's index
+    instead, group by group."""
+    ranged = (
+        (VisitRow.follow_up_due_s, query.start.timestamp(), query.end.timestamp()),
+        (VisitRow.report_finalised_at, query.start, query.end),
+    )
+    flags = (VisitRow.follow_up_kept, VisitRow.report_refers)
+    names = (("follow_ups_due", "follow_ups_kept"), ("reports_finalised", "referrals"))
+    key: SQLColumnExpression[Any] = literal(_ALL) if group is None else _GROUP_COLUMN[group]
+    in_order = group is not None and dialect == "sqlite"
+    conditions = [
+        and_(_unindexed(counted, in_order) >= since, _unindexed(counted, in_order) < until)
+        for counted, since, until in ranged
+    ]
+    found: dict[Any, dict[str, int]] = {}
+    parts = list(zip(conditions, flags, names, strict=True))
+    for chosen in [parts] if in_order else [[part] for part in parts]:
+        counts = [
+            count
+            for condition, flag, _ in chosen
+            for count in (
+                func.count().filter(condition),
+                func.count().filter(and_(condition, flag)),
+            )
+        ]
+        rows = await session.execute(
+            select(key, *counts)
+            .where(
+                or_(*(condition for condition, _, _ in chosen)),
+                *_visit_filter(query, by_time=False),
+            )
+            .group_by(key)
+        )
+        counted_names = [name for _, _, pair in chosen for name in pair]
+        for k, *numbers in rows:
+            found.setdefault("" if k is None else k, {}).update(
+                zip(counted_names, numbers, strict=True)
+            )
+    return found
 
 
 async def _outcome_names(session: AsyncSession) -> list[str | None]:
@@ -318,10 +358,10 @@ def _people_served(query: StatsQuery, group: GroupBy | None) -> ColumnElement[in
         return func.count(distinct(case((started, VisitRow.patient_id))))
     before = getattr(VisitRow, SEEN_BEFORE[next(iter(scope), None)])
     first_seen = or_(before.is_(None), before < query.start)
-    return func.count(case((and_(started, first_seen), 1)))
+    return func.count().filter(and_(started, first_seen))
 
 
-async def _ranked_percentiles(
+async def _percentiles(
     session: AsyncSession,
     dialect: str,
     query: StatsQuery,
@@ -329,16 +369,43 @@ async def _ranked_percentiles(
     value: InstrumentedAttribute[float | None],
     counts: dict[Any, int],
 ) -> dict[Any, tuple[float, float]]:
-    """p50 and p90 of ``value`` per group, ``counts`` holding how many values each has (the
-    totals on both engines, the groups on SQLite).
+    """p50 and p90 of ``value`` per group, ``counts`` holding how many values each has."""
+    if group is None:
+        return await _total_percentiles(session, dialect, query, value, counts)
+    if dialect == "postgresql":
+        return await _group_percentiles(session, query, group, value)
+    return await _ranked_percentiles(session, query, group, value, counts)
 
-    SQLite has neither ``percentile_cont`` nor fast window functions (about a microsecond a
+
+async def _group_percentiles(
+    session: AsyncSession,
+    query: StatsQuery,
+    group: GroupBy,
+    value: InstrumentedAttribute[float | None],
+) -> dict[Any, tuple[float, float]]:
+    """PostgreSQL: ``percentile_cont`` per group, one duration a statement, so each reads an
+    index in (group, duration) order and only sorts within a group (all four in one statement
+    sorted the range's visits by group and again by each duration: 100-150 ms a year)."""
+    column = _GROUP_COLUMN[group]
+    p50, p90 = (func.percentile_cont(p).within_group(value) for p in PERCENTILES)
+    rows = await session.execute(
+        select(column, p50, p90).where(*_visit_filter(query), value.is_not(None)).group_by(column)
+    )
+    return {"" if key is None else key: (low, high) for key, low, high in rows}
+
+
+async def _ranked_percentiles(
+    session: AsyncSession,
+    query: StatsQuery,
+    group: GroupBy,
+    value: InstrumentedAttribute[float | None],
+    counts: dict[Any, int],
+) -> dict[Any, tuple[float, float]]:
+    """SQLite has neither ``percentile_cont`` nor fast window functions (about a microsecond a
     row), so the values are copied, ordered by group and value, into a temporary table: its
     rowids are then their ranks, and the two values around ``p·(n−1)`` of each group are read
     by rowid and interpolated. The copy reads an index kept in that order, so nothing is
     sorted."""
-    if group is None:
-        return await _total_percentiles(session, dialect, query, value, counts)
     ranked = _RANKS
     await session.execute(text(_RANKS_DDL))
     await session.execute(delete(ranked))
@@ -379,22 +446,25 @@ async def _total_percentiles(
     counts: dict[Any, int],
 ) -> dict[Any, tuple[float, float]]:
     """Without groups, the two values around each percentile are read straight off the index
-    in the duration's order (an offset into it: nothing is copied or sorted; PostgreSQL's
-    ``percentile_cont`` would sort the year's values for each percentile)."""
+    in the duration's order (an offset into it, from the end nearer the percentile: nothing is
+    copied or sorted; PostgreSQL's ``percentile_cont`` would sort the year's values for each
+    percentile)."""
     n = counts.get(_ALL, 0)
     if not n:
         return {}
     found = []
     for p in PERCENTILES:
         lower, upper, fraction = _neighbours(0, n, p)
+        # An offset is read past: a percentile in the upper half is reached from the top.
+        from_top = lower > (n - 1) / 2
         rows = await session.scalars(
             select(value)
             .where(*_visit_filter(query, in_order=dialect == "sqlite"), value.is_not(None))
-            .order_by(value)
+            .order_by(value.desc() if from_top else value)
             .limit(upper - lower + 1)
-            .offset(lower)
+            .offset(n - 1 - upper if from_top else lower)
         )
-        pair = [float(v) for v in rows if v is not None]
+        pair = sorted(float(v) for v in rows if v is not None)
         found.append(pair[0] + (pair[-1] - pair[0]) * fraction)
     return {_ALL: (found[0], found[1])}
 
@@ -462,9 +532,10 @@ def _histogram(counts: list[int]) -> list[dict[str, Any]]:
     ]
 
 
-def _weeks_of(query: StatsQuery) -> Any:
+async def _weeks_of(session: AsyncSession, dialect: str, query: StatsQuery) -> Any:
     """The weeks of the range (``i`` from 0; ``s`` and ``e``: where the range's part of each
-    begins and ends), as a table of values."""
+    begins and ends): a table of values, or on SQLite the connection's temporary table of
+    them, filled anew."""
     origin = query.week_origin.timestamp()
     count = math.ceil((query.end - query.week_origin).total_seconds() / _WEEK_S)
     bounds = [
@@ -475,6 +546,13 @@ def _weeks_of(query: StatsQuery) -> Any:
         )
         for index in range(count)
     ]
+    if dialect == "sqlite":
+        await session.execute(text(_WEEKS_DDL))
+        await session.execute(delete(_WEEKS))
+        await session.execute(
+            insert(_WEEKS), [dict(zip("ise", week, strict=True)) for week in bounds]
+        )
+        return _WEEKS
     columns = (column("i", Integer), column("s", UtcDateTime()), column("e", UtcDateTime()))
     return values(*columns).data(bounds).cte("weeks")
 
@@ -484,7 +562,7 @@ def _first_visits_of_the_week(weeks: Any) -> ColumnElement[int]:
     one whose patient was not visited before the week's part of the range began (no DISTINCT)."""
     before = VisitRow.visited_before_at
     first_visit = and_(VisitRow.patient_id.is_not(None), or_(before.is_(None), before < weeks.c.s))
-    return func.count(case((first_visit, 1)))
+    return func.count().filter(first_visit)
 
 
 def _week_by_week(weeks: dict[Any, dict[str, Any]]) -> dict[str, Any]:
@@ -504,12 +582,12 @@ def _week_by_week(weeks: dict[Any, dict[str, Any]]) -> dict[str, Any]:
 
 
 async def _weeks(
-    session: AsyncSession, query: StatsQuery, weekly: dict[int, dict[str, int]]
+    session: AsyncSession, dialect: str, query: StatsQuery, weekly: dict[int, dict[str, int]]
 ) -> list[dict[str, Any]]:
     """Consultations and patients per week (from the programme's pass) and no-shows per week,
     each booking a range of the bookings' time index in its week."""
     counts = {index: {**week, "no_shows": 0} for index, week in weekly.items()}
-    weeks = _weeks_of(query)
+    weeks = await _weeks_of(session, dialect, query)
     in_week = and_(AppointmentRow.start_at >= weeks.c.s, AppointmentRow.start_at < weeks.c.e)
     no_show_rows = await session.execute(
         select(weeks.c.i, func.count())
@@ -524,13 +602,6 @@ async def _weeks(
     count = math.ceil((query.end - query.week_origin).total_seconds() / _WEEK_S)
     empty = {"consultations": 0, "patients": 0, "no_shows": 0}
     return [{"week": index, **counts.get(index, empty)} for index in range(count)]
-
-
-def _visit_key(group: GroupBy | None) -> SQLColumnExpression[Any]:
-    if group is None:
-        return literal(_ALL)
-    # A consultation no clinician took is grouped under "".
-    return func.coalesce(_GROUP_COLUMN[group], "")
 
 
 def _appointment_key(group: GroupBy | None) -> SQLColumnExpression[Any]:
@@ -552,9 +623,7 @@ def _visit_filter(
     it would have to sort."""
     where: list[ColumnElement[bool]] = []
     if by_time:
-        checked_in: ColumnElement[datetime] = VisitRow.checked_in_at.expression
-        if in_order:
-            checked_in = UnaryExpression(checked_in, operator=custom_op("+"), type_=UtcDateTime())
+        checked_in = _unindexed(VisitRow.checked_in_at, in_order)
         where += [checked_in >= query.start, checked_in < query.end]
     if query.outlet_id is not None:
         where.append(VisitRow.outlet_id == query.outlet_id)
@@ -563,6 +632,14 @@ def _visit_filter(
     if query.clinician_id is not None:
         where.append(VisitRow.clinician_id == query.clinician_id)
     return where
+
+
+def _unindexed(column: InstrumentedAttribute[Any], in_order: bool) -> ColumnElement[Any]:
+    """``column``, written ``+column`` when ``in_order`` (SQLite): a term its planner does not
+    match to an index, so it reads the index that gives the order the statement asks for."""
+    if in_order:
+        return UnaryExpression(column.expression, operator=custom_op("+"), type_=column.type)
+    return column.expression
 
 
 def _appointment_filter(query: StatsQuery, by_time: bool = True) -> list[ColumnElement[bool]]:

@@ -22,7 +22,7 @@ from rooms.models import AuditEvent
 from tests.conftest import TEST_SHARE_RULES
 from tests.records.conftest import nothing_else
 
-HEAD = "0005"
+HEAD = "0006"
 
 
 def differences(connection: Connection) -> list[Any]:

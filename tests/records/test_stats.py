@@ -63,6 +63,62 @@ async def test_by_outlet(records: Records) -> None:
     assert figures["totals"]["consultations"] == 5
 
 
+async def test_by_service(records: Records) -> None:
+    await write_programme(records)
+    figures = await records.stats.figures(_query(group_by="service"))
+    assert [g["key"] for g in figures["groups"]] == ["derm", "gp"]
+    derm, gp = figures["groups"]
+    # gp: v1, v2, v3; p2 was seen for gp before the range (v6) but not in it: p1 and p2.
+    assert (gp["consultations"], gp["people_served"]) == (3, 2)
+    # waits 240, 720, 1800 s; lengths 360, 600, 1200 s.
+    assert (gp["wait_p50_s"], gp["wait_p90_s"]) == (720.0, 1584.0)
+    assert (gp["length_p50_s"], gp["length_p90_s"]) == (600.0, 1080.0)
+    assert gp["outcomes"] == {"completed": 2, "referred": 1}
+    assert (gp["follow_ups_due"], gp["follow_ups_kept"]) == (3, 2)
+    assert (gp["reports_finalised"], gp["referrals"]) == (3, 1)
+    assert (gp["appointments"], gp["no_shows"]) == (2, 1)
+    # derm: v4 started, v5 never did.
+    assert (derm["consultations"], derm["people_served"]) == (2, 1)
+    assert (derm["wait_p50_s"], derm["wait_p90_s"]) == (4200.0, 4200.0)
+    assert (derm["length_p50_s"], derm["length_p90_s"]) == (840.0, 840.0)
+    assert derm["outcomes"] == {"completed": 1, "cancelled": 1}
+    assert (derm["follow_ups_due"], derm["follow_ups_kept"]) == (0, 0)
+    assert (derm["reports_finalised"], derm["referrals"]) == (1, 0)
+    assert (derm["appointments"], derm["no_shows"]) == (1, 0)
+    totals = figures["totals"]
+    assert (totals["consultations"], totals["people_served"]) == (5, 3)
+    assert (totals["wait_p50_s"], totals["wait_p90_s"]) == (1260.0, 3480.0)
+    assert (totals["reports_finalised"], totals["follow_ups_due"]) == (4, 3)
+    assert [w["consultations"] for w in figures["weeks"]] == [3, 2]
+
+
+async def test_by_clinician_with_a_consultation_no_one_took(records: Records) -> None:
+    await write_programme(records)
+    figures = await records.stats.figures(_query(group_by="clinician"))
+    assert [g["key"] for g in figures["groups"]] == ["", "d1", "d2"]
+    nobody, d1, d2 = figures["groups"]
+    # v5 was never taken: grouped under "", counted, with no wait or length.
+    assert (nobody["consultations"], nobody["people_served"]) == (1, 0)
+    assert (nobody["wait_p50_s"], nobody["length_p90_s"]) == (None, None)
+    assert nobody["outcomes"] == {"cancelled": 1}
+    assert (nobody["appointments"], nobody["follow_ups_due"]) == (0, 0)
+    # d1: v1, v2 (p2 was d1's before the range, in v6); waits 240, 720; lengths 600, 1200.
+    assert (d1["consultations"], d1["people_served"]) == (2, 2)
+    assert (d1["wait_p50_s"], d1["wait_p90_s"]) == (480.0, 672.0)
+    assert (d1["length_p50_s"], d1["length_p90_s"]) == (900.0, 1140.0)
+    assert (d1["follow_ups_due"], d1["follow_ups_kept"]) == (3, 2)
+    assert (d1["reports_finalised"], d1["referrals"]) == (2, 0)
+    assert (d1["appointments"], d1["no_shows"]) == (2, 1)
+    # d2: v3, v4; waits 1800, 4200; lengths 360, 840.
+    assert (d2["consultations"], d2["people_served"]) == (2, 2)
+    assert (d2["wait_p50_s"], d2["wait_p90_s"]) == (3000.0, 3960.0)
+    assert (d2["length_p50_s"], d2["length_p90_s"]) == (600.0, 792.0)
+    assert d2["outcomes"] == {"referred": 1, "completed": 1}
+    assert (d2["reports_finalised"], d2["referrals"]) == (2, 1)
+    assert (d2["appointments"], d2["no_shows"]) == (1, 0)
+    assert figures["totals"]["outcomes"] == {"completed": 3, "referred": 1, "cancelled": 1}
+
+
 async def test_filters_and_weeks(records: Records) -> None:
     await write_programme(records)
     derm = await records.stats.figures(_query(service="derm"))

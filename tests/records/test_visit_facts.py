@@ -1,6 +1,6 @@
-"""The figures' facts on the visit rows: filled by migration 0005 for visits written under 0004,
-kept by every write, and written by the demonstration seed as the SQL definition has them; on
-SQLite and PostgreSQL."""
+"""The figures' facts on the visit rows: filled by migration 0005 for visits written under 0004
+(and read through migration 0006's indexes), kept by every write, and written by the
+demonstration seed as the SQL definition has them; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ async def test_migration_fills_the_facts_of_visits_written_under_0004(records_ur
 
     records = await open_records(records_url)
     try:
-        assert await records.database.revision() == "0005"
+        assert await records.database.revision() == "0006"
         facts = await facts_of(records.database)
         v1, v2, v3 = facts["v1"], facts["v2"], facts["v3"]
         assert v1["wait_s"] == 240.0
@@ -146,6 +146,15 @@ async def test_migration_fills_the_facts_of_visits_written_under_0004(records_ur
         assert figures["totals"]["people_served"] == 1
         assert figures["totals"]["reports_finalised"] == 1
         assert figures["totals"]["referrals"] == 1
+        # Migration 0006's grouping indexes are built over the migrated rows.
+        by_outlet = await records.stats.figures(
+            StatsQuery(at(0), at(24 * 60), at(0), group_by="outlet")
+        )
+        o1, o2 = by_outlet["groups"]
+        assert (o1["key"], o1["consultations"], o1["people_served"]) == ("o1", 2, 1)
+        assert (o1["wait_p50_s"], o1["wait_p90_s"]) == (1020.0, 1644.0)
+        assert (o1["reports_finalised"], o1["referrals"]) == (1, 1)
+        assert (o2["key"], o2["consultations"], o2["people_served"]) == ("o2", 1, 0)
     finally:
         await records.close()
 
