@@ -77,7 +77,7 @@ class CongestionConfig:
     max_debt_s: float = 1.0
     remb_max_age_s: float = 6.0
     nack_max_age_s: float = 2.0
-    pause_hold_s: float = 2.0
+    pause_hold_s: float = 4.0  # seconds of too little room before video pauses
     probe_rate_factor: float = 1.2
     probe_backoff_s: float = 3.0
     probe_backoff_max_s: float = 3.0  # equal: no doubling by default (see PauseGate)
