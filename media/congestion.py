@@ -124,6 +124,9 @@ class CongestionConfig:
     aimd_additive_share: float = 0.03
     # Smoothed loss that counts as overuse for the AIMD too (a flooded link, see on_report).
     loss_overuse_above: float = 0.2
+    # A client's measured downlink (rtc.offer downlink_kbps) starts the estimate at this share
+    # of it when below initial_kbps: an HTTP download measures the whole link, bursts included.
+    seed_share: float = 0.8
     # Bytes a packet costs beyond its payload, as budgets count them: the RTP header with the
     # extensions the server writes; RTX adds the original sequence number; SRTP adds the
     # authentication tag (SRTP_AES128_CM_HMAC_SHA1_80) after serialisation.
@@ -492,6 +495,16 @@ class DownlinkEstimator:
         if delivered is None or now - delivered[1] > self._config.evidence_max_age_s:
             return 0.0
         return self._config.aimd_backoff * delivered[0]
+
+    def start_at(self, kbps: float, now: float) -> None:
+        """Start from ``kbps`` instead of ``initial_kbps`` (a client's measured downlink),
+        budgeted from the first packet (``constrained``)."""
+        self._video_kbps = kbps
+        self._video_at = now
+        self._loss_kbps = kbps
+        self._loss_at = now
+        self._aimd.reset(kbps, now)
+        self.constrained = True
 
     def seed(self, kbps: float, video_kbps: float, now: float) -> None:
         """Start again from ``kbps`` for a probe sending ``video_kbps`` of video.

@@ -4,12 +4,15 @@ synthetic feedback from a bottleneck with a drop-tail queue."""
 from __future__ import annotations
 
 import random
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
 import pytest
 
 from media.congestion import CongestionConfig, DownlinkEstimator
+from media.downlink import SubscriberLink
+from media.metrics import MediaMetrics
 from media.rate_control import AimdRate, QueueTrend, Usage
 
 CONFIG = CongestionConfig()
@@ -193,3 +196,27 @@ def test_a_starved_remb_is_one_step_down_unless_the_server_sees_congestion_itsel
     # Without fresh reports the floor is no evidence of anything.
     later = 6.0 + CONFIG.evidence_max_age_s + 0.1
     assert estimator.estimate_kbps(40.0, later) == pytest.approx(remb_total)
+
+
+async def test_a_measured_weak_downlink_starts_the_estimate_budgeted_and_paced_there() -> None:
+    link = SubscriberLink(CONFIG, MediaMetrics(), keyframe_interval_s=1.0)
+    try:
+        link.seed_start(120.0, now=time.monotonic())
+        start = CONFIG.seed_share * 120.0
+        assert link.estimate_kbps == pytest.approx(start)
+        assert link.estimator.constrained  # budgeted and paced from the first packet
+        assert link.pacer.rate_kbps == pytest.approx(start * CONFIG.pace_factor)
+        link.tick(time.monotonic())
+        assert link.estimate_kbps == pytest.approx(start)
+        # A faster link than the conservative start changes nothing, nor a later figure once
+        # the subscriber has reported.
+        fast = SubscriberLink(CONFIG, MediaMetrics(), keyframe_interval_s=1.0)
+        fast.seed_start(5_000.0, now=time.monotonic())
+        assert fast.estimate_kbps == CONFIG.initial_kbps and not fast.estimator.constrained
+        link.on_report("video", 0.0, 0.3, None, time.monotonic())
+        link.seed_start(60.0, now=time.monotonic())
+        link.tick(time.monotonic())
+        assert link.estimate_kbps >= start
+        await fast.close()
+    finally:
+        await link.close()
