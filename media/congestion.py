@@ -110,6 +110,9 @@ class CongestionConfig:
     # A publisher's uplink loss (from the server's receiver reports) at which a drop of the
     # server's own estimate is followed (media.upstream).
     uplink_congested_loss: float = 0.05
+    # The REMB to a publisher is not below aimd_backoff of the highest rate its stream arrived
+    # at over this window (media.upstream).
+    uplink_floor_window_s: float = 10.0
     # Delay-based rate control (media.rate_control): the queue in the RTT and its trend over
     # ``trend_window_s``; AIMD on it (GCC's: 0.85 of the delivered rate on overuse, at most once
     # per ``aimd_decrease_interval_s`` or RTT; 8 % a second far from the capacity seen at drops,

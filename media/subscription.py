@@ -76,6 +76,8 @@ class PublishedTrack:
         self._last_keyframe_request = 0.0
         self._ended = False
         self.layer_rates = LayerRates(context.config.congestion.layer_rate_window_s)
+        # Payload bytes received (a plain integer per packet; rates are taken per control step).
+        self.received_bytes = 0
         self._keyframe_timestamp: int | None = None
         receiver.set_sink(self._on_packet)
 
@@ -83,6 +85,7 @@ class PublishedTrack:
         codec = self.receiver.codec_for(packet.payload_type)
         if codec is None or self._ended:
             return
+        self.received_bytes += len(packet.payload)
         taps = self._taps
         if taps or self._transcoder is not None:
             payload = codec_data(packet, codec)
