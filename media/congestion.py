@@ -114,8 +114,8 @@ class CongestionConfig:
     # at over this window (media.upstream).
     uplink_floor_window_s: float = 10.0
     # Delay-based rate control (media.rate_control): the queue in the RTT and its trend over
-    # ``trend_window_s``; AIMD on it (GCC's: 0.85 of the delivered rate on overuse, at most once
-    # per ``aimd_decrease_interval_s`` or RTT; 8 % a second far from the capacity seen at drops,
+    # ``trend_window_s``; AIMD on it (``aimd_backoff`` of itself on overuse, at most once per
+    # ``aimd_decrease_interval_s`` or RTT; 8 % a second far from the capacity seen at drops,
     # ``aimd_additive_share`` of it a second near it).
     trend_window_s: float = 4.0
     overuse_queue_s: float = 0.12
@@ -467,9 +467,10 @@ class DownlinkEstimator:
 
         Once the delay-based rate has RTT samples, the REMB bounds the estimate only while the
         server sees congestion itself (overuse in the RTT, or over ``loss_backoff_above`` loss
-        within ``loss_memory_s``); otherwise a REMB below it counts as one overuse signal
-        (:meth:`on_remb`), a step of ``aimd_backoff``. A receive-side estimator measures what
-        it receives, and after frames were dropped (a keyframe awaited) that is little:
+        within ``loss_memory_s``); otherwise a REMB more than a step below it and not rising
+        counts as one overuse signal (:meth:`on_remb`), a step of ``aimd_backoff``. A
+        receive-side estimator measures what it receives, and after frames were dropped (a
+        keyframe awaited) that is little:
         Chromium's REMB fell to 5 kbit/s on a 120 kbit/s link that way, and video went into a
         pause and a probe again and again. The floor is GCC's decrease for the same reason:
         one lossy report does not take the estimate below what the link has just shown it
