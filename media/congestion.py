@@ -495,8 +495,14 @@ class DownlinkEstimator:
         return self._aimd.informed and not recent
 
     def _delivered_floor_kbps(self, now: float) -> float:
+        """``aimd_backoff`` of what was sent less the reported loss, while no queue shows in
+        the RTT: with a queue growing, what was sent is not what was delivered (a deep queue
+        loses nothing for seconds)."""
         delivered = self._delivered
         if delivered is None or now - delivered[1] > self._config.evidence_max_age_s:
+            return 0.0
+        queue = self._trend.queue_s(now)
+        if queue is not None and queue > self._config.rising_queue_s:
             return 0.0
         return self._config.aimd_backoff * delivered[0]
 

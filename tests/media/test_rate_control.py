@@ -220,3 +220,15 @@ async def test_a_measured_weak_downlink_starts_the_estimate_budgeted_and_paced_t
         await fast.close()
     finally:
         await link.close()
+
+
+def test_what_was_sent_is_no_floor_while_a_queue_grows() -> None:
+    # A deep queue loses nothing for seconds: sent is not delivered then.
+    estimator = DownlinkEstimator(CONFIG, now=0.0)
+    for second in range(1, 4):
+        estimator.on_report(0.0, rtt_s=0.05, sent_kbps=380.0, now=float(second))
+    assert estimator.estimate_kbps(70.0, 3.0) >= CONFIG.aimd_backoff * 380.0
+    for step, rtt in enumerate((0.25, 0.45, 0.65)):
+        estimator.on_report(0.0, rtt_s=rtt, sent_kbps=380.0, now=4.0 + step)
+    estimator.on_remb(frozenset({1}), 130_000, now=6.5)  # the receiver sees the queue too
+    assert estimator.estimate_kbps(70.0, 6.5) < CONFIG.aimd_backoff * 380.0
