@@ -12,12 +12,13 @@ it to aiortc. The model, per subscriber (one participant's peer connection with 
   is actually sent), and a delay-based AIMD rate on the RTT's queue and its trend
   (:mod:`media.rate_control`: 15 % down on overuse, slow additive growth near the capacity seen
   at drops). The estimate used is the lowest of them, and not below 0.85 of what the link
-  delivered lately (while no queue shows). REMB rises are followed at up to 8 % a second while no queue forms and
-  loss stays under 10 % (random loss of a few per cent is not congestion); a REMB *drop* only
-  while the link shows congestion itself (loss, or a standing queue in the RTT), since
-  receive-side estimators also react to the receiver's own scheduling jitter; and once the
-  AIMD has RTT samples and the server sees no congestion itself, a REMB below the estimate is
-  only an overuse signal to the AIMD (a receiver starved of frames measures little). No
+  delivered lately (while no queue shows). REMB rises are followed at up to 8 % a second while
+  no queue forms and loss stays under 10 % (random loss of a few per cent is not congestion);
+  a REMB *drop* only while the link shows congestion itself (loss, or a standing queue in the
+  RTT), since receive-side estimators also react to the receiver's own scheduling jitter; and
+  once the AIMD has RTT samples and the server sees no congestion itself, a REMB below the
+  estimate is only an overuse signal to the AIMD (a receiver starved of frames measures
+  little). No
   transport-wide feedback (transport-cc) is negotiated: aiortc has none, so the *subscriber*
   estimates (REMB) and the server corrects with loss.
 * **Budget** (:class:`SendBudget`), once the subscriber's link has shown congestion (5 % loss
