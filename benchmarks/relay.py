@@ -16,7 +16,7 @@ Janus's echotest plugin, alternating with this relay, and prints both side by si
 (``benchmarks/relay_janus.py``). ``--capacity`` searches for the most consultations held at
 full frame rate (``benchmarks/relay_capacity.py``).
 Everything is bounded: at most 32 consultations, at most 120 s per measuring window, at most 5
-rounds, at most 7 runs of a capacity search.
+rounds, at most 8 runs of a capacity search.
 """
 
 from __future__ import annotations
@@ -182,10 +182,17 @@ async def measure(
 
 
 async def measure_load(
-    clip: Clip, pid: int, consultations: int, window_s: float, join: Join, mode: str
+    clip: Clip,
+    pid: int,
+    consultations: int,
+    window_s: float,
+    join: Join,
+    mode: str,
+    quiet_s: float = QUIET_WINDOW_S,
 ) -> RunResult:
     """Join ``consultations`` pairs of load peers with ``join`` and measure the server process
-    ``pid`` under them: everything flowing, audio only, then nothing sent."""
+    ``pid`` under them: everything flowing (``window_s``), audio only, then nothing sent
+    (``quiet_s`` each)."""
     peers: list[tuple[LoadPeer, LoadPeer]] = []
     publisher, subscriber = await direct_pair(clip)
     try:
@@ -229,12 +236,12 @@ async def measure_load(
         audio = [c for p in everyone for c in p.streams.values() if c.kind == "audio"]
         for counter in audio:
             counter.reset_window()
-        audio_cpu = await _cpu_pct(pid, QUIET_WINDOW_S)
+        audio_cpu = await _cpu_pct(pid, quiet_s)
         audio_packets = sum(c.packets for c in audio)
         for peer in everyone:  # nothing sent: what the consultations cost idle
             peer.audio.paused.clear()
         await asyncio.sleep(1.0)
-        idle_cpu = await _cpu_pct(pid, QUIET_WINDOW_S)
+        idle_cpu = await _cpu_pct(pid, quiet_s)
         audio_only_cpu = max(0.0, audio_cpu - idle_cpu)
 
         streams = 2 * consultations
@@ -258,7 +265,7 @@ async def measure_load(
             cpu_per_video_packet_us=_per_packet_us(
                 max(0.0, full_cpu - audio_cpu) * elapsed, video_packets
             ),
-            cpu_per_audio_packet_us=_per_packet_us(audio_only_cpu * QUIET_WINDOW_S, audio_packets),
+            cpu_per_audio_packet_us=_per_packet_us(audio_only_cpu * quiet_s, audio_packets),
             cpu_per_stream_pair_at_30fps_pct=round(
                 full_cpu / streams * 30 / max(statistics.median(fps) if fps else 0.0, 0.1), 2
             ),

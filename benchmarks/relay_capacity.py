@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from benchmarks._load import FPS
 
 FULL_FRACTION = 0.95
-MAX_PROBES = 7
+MAX_PROBES = 8
 
 
 def is_full(fps_min: float) -> bool:

@@ -35,7 +35,7 @@ from benchmarks._janus import (
 )
 from benchmarks._load import Clip, LoadPeer, StreamCounter
 from benchmarks._processes import free_port
-from benchmarks.relay import RunResult, measure_load
+from benchmarks.relay import QUIET_WINDOW_S, RunResult, measure_load
 from media.aiortc_adapter import ForwardingReceiver
 
 KEEPALIVE_S = 20.0  # Janus drops a session after 60 s without a request
@@ -107,7 +107,9 @@ async def janus_server(session: ClientSession, address: str) -> AsyncIterator[tu
             stop_janus(process)
 
 
-async def measure_janus(clip: Clip, consultations: int, window_s: float, address: str) -> RunResult:
+async def measure_janus(
+    clip: Clip, consultations: int, window_s: float, address: str, quiet_s: float = QUIET_WINDOW_S
+) -> RunResult:
     """The relay benchmark's load and windows against Janus (two echo sessions per
     consultation)."""
     async with ClientSession() as session, janus_server(session, address) as (pid, url):
@@ -122,7 +124,7 @@ async def measure_janus(clip: Clip, consultations: int, window_s: float, address
                 peer.media_began = peer.join_started
             return pair
 
-        return await measure_load(clip, pid, consultations, window_s, join, "janus")
+        return await measure_load(clip, pid, consultations, window_s, join, "janus", quiet_s)
 
 
 class JanusUnavailable(Exception):
