@@ -390,8 +390,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--workers",
         type=int,
         choices=[1, 2],
-        default=1,
-        help="with --capacity: 2 runs the full server as two nodes on one Redis",
+        help="with --capacity: the full server as this many nodes on one Redis (what serve "
+        "--workers starts) instead of the bare relay process",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
@@ -410,7 +410,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
             parser.error("--nodes must be 1..8")
     if not 1 <= args.rounds <= MAX_ROUNDS:
         parser.error(f"--rounds must be 1..{MAX_ROUNDS}")
-    if args.workers != 1 and not args.capacity:
+    if args.workers is not None and not args.capacity:
         parser.error("--workers goes with --capacity")
     if sum(bool(x) for x in (args.against, args.capacity, args.nodes, args.compare)) > 1:
         parser.error("--against, --capacity, --nodes and --compare are separate runs")
@@ -496,12 +496,16 @@ async def _run_capacity(args: argparse.Namespace, clip: Clip) -> int:
         return (await measure(clip, consultations, args.duration, False)).fps_min
 
     async def nodes_fps(consultations: int) -> float:
-        return (await measure_cluster(clip, 2, consultations, args.duration)).fps_min
+        return (await measure_cluster(clip, args.workers, consultations, args.duration)).fps_min
 
-    label = "relay process" if args.workers == 1 else "server, 2 workers (nodes on one Redis)"
+    label = (
+        "relay process"
+        if args.workers is None
+        else f"full server, {args.workers} worker(s) (nodes on one Redis)"
+    )
     load_before = os.getloadavg()[0]
     best, probes = await largest_full(
-        relay_fps if args.workers == 1 else nodes_fps, args.consultations, MAX_CONSULTATIONS
+        relay_fps if args.workers is None else nodes_fps, args.consultations, MAX_CONSULTATIONS
     )
     if args.json:
         payload = {

@@ -4,9 +4,10 @@ frame rate.
 "Full" means every forwarded video stream (each subscriber's) delivered at least 95 % of the
 clip's 30 fps over the measuring window (its minimum, not its median). The search doubles the
 consultations from a start until a run falls short (or the bound is reached), then bisects
-between the last full run and the first short one; at most ``MAX_PROBES`` runs. With
-``--workers 2`` the load runs against the full server as two nodes on one Redis (what
-``teleconsult serve --workers 2`` starts) instead of the bare relay process.
+between the last full run and the first short one; at most ``MAX_PROBES`` runs. Without
+``--workers`` the load runs against the bare relay process (as ``bench relay`` does); with
+``--workers N`` (1 or 2) against the full server as N nodes on one Redis (``teleconsult serve
+--workers N`` starts N such nodes behind one port; here each node has its own).
 """
 
 from __future__ import annotations
