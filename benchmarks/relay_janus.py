@@ -175,6 +175,7 @@ _ROWS: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("delivered fps, min / median", ("fps_min", "fps_median")),
     ("join to first frame, median ms", ("join_to_first_frame_ms_median",)),
+    ("latency through the server p50 / p95, ms", ("latency_ms_p50", "latency_ms_p95")),
     ("server RSS, MB", ("server_rss_mb",)),
 ]
 
