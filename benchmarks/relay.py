@@ -489,14 +489,17 @@ async def _run_against_janus(args: argparse.Namespace, clip: Clip) -> int:
 
 
 async def _run_capacity(args: argparse.Namespace, clip: Clip) -> int:
-    from benchmarks.relay_capacity import capacity_lines, largest_full
+    from benchmarks.relay_capacity import Probe, capacity_lines, largest_full
     from benchmarks.relay_nodes import measure_cluster
 
-    async def relay_fps(consultations: int) -> float:
-        return (await measure(clip, consultations, args.duration, False)).fps_min
+    async def relay_fps(consultations: int) -> Probe:
+        result = await measure(clip, consultations, args.duration, False)
+        return Probe(consultations, result.fps_min, result.server_cpu_pct, result.load_cpu_pct)
 
-    async def nodes_fps(consultations: int) -> float:
-        return (await measure_cluster(clip, args.workers, consultations, args.duration)).fps_min
+    async def nodes_fps(consultations: int) -> Probe:
+        result = await measure_cluster(clip, args.workers, consultations, args.duration)
+        server_cpu = round(sum(node.cpu_pct for node in result.per_node), 1)
+        return Probe(consultations, result.fps_min, server_cpu, result.load_cpu_pct)
 
     label = (
         "relay process"

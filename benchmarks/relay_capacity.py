@@ -28,10 +28,14 @@ def is_full(fps_min: float) -> bool:
 
 @dataclass(frozen=True)
 class Probe:
-    """One run: consultations and the slowest video stream's frame rate."""
+    """One run: consultations, the slowest video stream's frame rate, and the server's CPU
+    (% of one core, all its processes) and the load process's, to tell whether the server ran
+    out of CPU."""
 
     consultations: int
     fps_min: float
+    server_cpu_pct: float
+    load_cpu_pct: float
 
     @property
     def full(self) -> bool:
@@ -39,18 +43,18 @@ class Probe:
 
 
 async def largest_full(
-    run: Callable[[int], Awaitable[float]],
+    run: Callable[[int], Awaitable[Probe]],
     start: int,
     bound: int,
     max_probes: int = MAX_PROBES,
 ) -> tuple[int | None, list[Probe]]:
     """The most consultations (``start``..``bound``) ``run`` holds at full frame rate, and the
-    probes made; ``None`` if even ``start`` fell short. ``run(n)`` returns the slowest video
-    stream's fps with ``n`` consultations."""
+    probes made; ``None`` if even ``start`` fell short. ``run(n)`` measures ``n``
+    consultations."""
     probes: list[Probe] = []
 
     async def probe(consultations: int) -> bool:
-        probes.append(Probe(consultations, await run(consultations)))
+        probes.append(await run(consultations))
         return probes[-1].full
 
     if not await probe(start):
@@ -73,7 +77,11 @@ async def largest_full(
 
 def capacity_lines(label: str, best: int | None, probes: list[Probe], bound: int) -> list[str]:
     """What the search found, and every probe."""
-    tried = ", ".join(f"{p.consultations}: {p.fps_min:g} fps" for p in probes)
+    tried = "; ".join(
+        f"{p.consultations}: {p.fps_min:g} fps, server {p.server_cpu_pct:g} %, "
+        f"load {p.load_cpu_pct:g} %"
+        for p in probes
+    )
     if best is None:
         found = "none at full frame rate"
     elif best >= bound:
@@ -83,5 +91,5 @@ def capacity_lines(label: str, best: int | None, probes: list[Probe], bound: int
     return [
         f"{label}: {found} consultations at >= {FULL_FRACTION:.0%} of {FPS} fps on every "
         f"video stream",
-        f"  probes (consultations: slowest stream): {tried}",
+        f"  probes (consultations: slowest stream, CPU of one core): {tried}",
     ]

@@ -5,6 +5,8 @@ one video and one audio stream. Through Janus, each participant is one echotest 
 sends it its own media back: the server receives and sends the same streams and packets as the
 project's relay does for a 1:1 consultation, two sessions per consultation. Janus runs with its
 own configuration in a temporary directory (``benchmarks/_janus.py``) and is stopped by PID.
+Janus does not gather ICE candidates on loopback, so its ICE and these peers use this host's
+own first IPv4 address outside loopback (the kernel delivers such packets locally).
 """
 
 from __future__ import annotations

@@ -6,16 +6,16 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from benchmarks.relay_capacity import MAX_PROBES, capacity_lines, is_full, largest_full
+from benchmarks.relay_capacity import MAX_PROBES, Probe, capacity_lines, is_full, largest_full
 
 
-def server_holding(limit: int) -> tuple[list[int], Callable[[int], Awaitable[float]]]:
+def server_holding(limit: int) -> tuple[list[int], Callable[[int], Awaitable[Probe]]]:
     """A fake run: full frame rate up to ``limit`` consultations, 20 fps above."""
     asked: list[int] = []
 
-    async def run(consultations: int) -> float:
+    async def run(consultations: int) -> Probe:
         asked.append(consultations)
-        return 29.6 if consultations <= limit else 20.0
+        return Probe(consultations, 29.6 if consultations <= limit else 20.0, 10.0, 20.0)
 
     return asked, run
 
@@ -47,7 +47,9 @@ async def test_none_when_the_start_already_falls_short_and_the_bound_caps_the_se
     _, run = server_holding(100)
     best, probes = await largest_full(run, start=4, bound=32)
     assert best == 32 and [p.consultations for p in probes] == [4, 8, 16, 32]
-    assert "at least 32 (the benchmark's bound)" in capacity_lines("relay", best, probes, 32)[0]
+    found, tried = capacity_lines("relay", best, probes, 32)
+    assert "at least 32 (the benchmark's bound)" in found
+    assert "4: 29.6 fps, server 10 %, load 20 %; 8: 29.6 fps" in tried
 
 
 async def test_stops_at_the_probe_bound_with_the_best_full_run_so_far() -> None:
