@@ -489,6 +489,8 @@ async def _run_against_janus(args: argparse.Namespace, clip: Clip) -> int:
 
 
 async def _run_capacity(args: argparse.Namespace, clip: Clip) -> int:
+    import socketio
+
     from benchmarks.relay_capacity import Probe, capacity_lines, largest_full
     from benchmarks.relay_nodes import measure_cluster
 
@@ -497,7 +499,11 @@ async def _run_capacity(args: argparse.Namespace, clip: Clip) -> int:
         return Probe(consultations, result.fps_min, result.server_cpu_pct, result.load_cpu_pct)
 
     async def nodes_fps(consultations: int) -> Probe:
-        result = await measure_cluster(clip, args.workers, consultations, args.duration)
+        try:
+            result = await measure_cluster(clip, args.workers, consultations, args.duration)
+        except (SystemExit, TimeoutError, socketio.exceptions.SocketIOError) as error:
+            # A participant's request timed out or was refused: the nodes did not hold them.
+            return Probe(consultations, 0.0, 0.0, 0.0, failure=str(error) or type(error).__name__)
         server_cpu = round(sum(node.cpu_pct for node in result.per_node), 1)
         return Probe(consultations, result.fps_min, server_cpu, result.load_cpu_pct)
 

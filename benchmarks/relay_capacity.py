@@ -36,10 +36,11 @@ class Probe:
     fps_min: float
     server_cpu_pct: float
     load_cpu_pct: float
+    failure: str | None = None  # the run broke off: it did not hold these consultations
 
     @property
     def full(self) -> bool:
-        return is_full(self.fps_min)
+        return self.failure is None and is_full(self.fps_min)
 
 
 async def largest_full(
@@ -78,7 +79,9 @@ async def largest_full(
 def capacity_lines(label: str, best: int | None, probes: list[Probe], bound: int) -> list[str]:
     """What the search found, and every probe."""
     tried = "; ".join(
-        f"{p.consultations}: {p.fps_min:g} fps, server {p.server_cpu_pct:g} %, "
+        f"{p.consultations}: failed ({p.failure})"
+        if p.failure is not None
+        else f"{p.consultations}: {p.fps_min:g} fps, server {p.server_cpu_pct:g} %, "
         f"load {p.load_cpu_pct:g} %"
         for p in probes
     )

@@ -57,3 +57,14 @@ async def test_stops_at_the_probe_bound_with_the_best_full_run_so_far() -> None:
     best, probes = await largest_full(run, start=1, bound=32, max_probes=5)
     assert asked == [1, 2, 4, 8, 16]
     assert best == 8
+
+
+async def test_a_run_that_broke_off_counts_as_not_full() -> None:
+    async def run(consultations: int) -> Probe:
+        if consultations >= 8:
+            return Probe(consultations, 0.0, 0.0, 0.0, failure="TimeoutError")
+        return Probe(consultations, 30.0, 10.0, 20.0)
+
+    best, probes = await largest_full(run, start=4, bound=32)
+    assert best == 7
+    assert "8: failed (TimeoutError)" in capacity_lines("nodes", best, probes, 32)[1]
