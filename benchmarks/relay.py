@@ -422,12 +422,12 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    if args.against == "janus":
+        return await _run_against_janus(args)
     video_capability_check()
     clip = make_clip()
     if args.nodes:
         return await _run_nodes(args, clip)
-    if args.against == "janus":
-        return await _run_against_janus(args, clip)
     if args.capacity:
         return await _run_capacity(args, clip)
     results = [await measure(clip, args.consultations, args.duration, False, profile=args.profile)]
@@ -461,25 +461,30 @@ async def _run_nodes(args: argparse.Namespace, clip: Clip) -> int:
     return 0
 
 
-async def _run_against_janus(args: argparse.Namespace, clip: Clip) -> int:
+async def _run_against_janus(args: argparse.Namespace) -> int:
     from benchmarks.relay_janus import (
         JanusUnavailable,
         compare,
         comparison_json,
         comparison_table,
+        janus_address,
     )
 
     try:
-        rounds = await compare(
-            clip,
-            args.consultations,
-            args.duration,
-            args.rounds,
-            lambda: measure(clip, args.consultations, args.duration, False),
-        )
+        address = janus_address()
     except JanusUnavailable as reason:
         print(f"skipped: {reason}")
         return 0
+    video_capability_check()
+    clip = make_clip()
+    rounds = await compare(
+        clip,
+        args.consultations,
+        args.duration,
+        args.rounds,
+        lambda: measure(clip, args.consultations, args.duration, False),
+        address,
+    )
     print(
         json.dumps(comparison_json(rounds, clip), indent=2)
         if args.json

@@ -142,20 +142,27 @@ class Round:
     load_before: tuple[float, float]
 
 
+def janus_address() -> str:
+    """The address Janus's ICE and its load peers use; raises ``JanusUnavailable`` saying why
+    Janus cannot run here."""
+    reason = janus_missing()
+    if reason is not None:
+        raise JanusUnavailable(reason)
+    address = host_address()
+    if address is None:
+        raise JanusUnavailable("this host has no IPv4 address outside loopback for Janus's ICE")
+    return address
+
+
 async def compare(
     clip: Clip,
     consultations: int,
     window_s: float,
     rounds: int,
     measure_project: Callable[[], Awaitable[RunResult]],
+    address: str,
 ) -> list[Round]:
-    """Alternate project and Janus runs ``rounds`` times; raises ``JanusUnavailable``."""
-    reason = janus_missing()
-    address = host_address()
-    if reason is None and address is None:
-        reason = "this host has no IPv4 address outside loopback for Janus's ICE"
-    if reason is not None or address is None:
-        raise JanusUnavailable(reason or "")
+    """Alternate project and Janus runs ``rounds`` times, Janus's ICE on ``address``."""
     done = []
     for _ in range(rounds):
         load_project = os.getloadavg()[0]

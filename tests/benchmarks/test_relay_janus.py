@@ -83,13 +83,22 @@ async def test_without_janus_the_command_says_skipped_and_succeeds(
 ) -> None:
     monkeypatch.setattr(relay_janus, "janus_missing", lambda: "/usr/bin/janus not found")
 
-    async def never() -> RunResult:
-        raise AssertionError("nothing is measured without Janus")
+    def never() -> Clip:
+        raise AssertionError("nothing is prepared or measured without Janus")
 
+    monkeypatch.setattr("benchmarks.relay.make_clip", never)
     args = argparse.Namespace(consultations=2, duration=5.0, rounds=1, json=False)
-    monkeypatch.setattr("benchmarks.relay.measure", lambda *a, **k: never())
-    assert await _run_against_janus(args, NO_CLIP) == 0
+    assert await _run_against_janus(args) == 0
     assert capsys.readouterr().out == "skipped: /usr/bin/janus not found\n"
+
+
+def test_without_an_address_outside_loopback_janus_is_unavailable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(relay_janus, "janus_missing", lambda: None)
+    monkeypatch.setattr(relay_janus, "host_address", lambda: None)
+    with pytest.raises(relay_janus.JanusUnavailable, match="no IPv4 address outside loopback"):
+        relay_janus.janus_address()
 
 
 JANUS_SKIP = janus_missing() or (
