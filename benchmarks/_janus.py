@@ -3,7 +3,8 @@ process, and the few Janus API calls the load clients make over its WebSocket tr
 
 The configuration lives in a temporary directory: Janus loads plugins and transports from
 folders made there holding a link to the echotest plugin and the WebSocket transport only, binds
-the transport to 127.0.0.1 and gathers ICE candidates on the loopback interface only.
+the transport to 127.0.0.1 and gathers ICE candidates on one given address only (127.0.0.2 in the
+benchmark's private network namespace, ``benchmarks/_netns.py``).
 """
 
 from __future__ import annotations
@@ -69,8 +70,9 @@ def write_config(
     """Write Janus's configuration under ``workdir``; returns the main configuration file.
 
     ICE gathers on ``ice_address`` only: Janus 1.1 never gathers on a loopback interface
-    (``src/ice.c`` skips ``IFF_LOOPBACK``), so 127.0.0.1 cannot be used, and with nothing
-    enforced libnice would gather on every other interface.
+    (``src/ice.c`` skips ``IFF_LOOPBACK``), so ``lo``'s 127.0.0.1 cannot be used; the benchmark
+    passes a loopback address held by a non-loopback interface of its private namespace. With
+    nothing enforced libnice would gather on every other interface.
 
     Only the echotest plugin and the WebSocket transport are linked into the folders Janus
     loads from, so no other plugin, transport, event handler or logger starts.
@@ -142,34 +144,6 @@ def stop_janus(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def host_address() -> str | None:
-    """This host's first IPv4 address outside loopback (``None`` if it has none).
-
-    Traffic to it stays on the host: the kernel delivers packets for its own addresses through
-    the loopback path.
-    """
-    with contextlib.suppress(OSError, ValueError, subprocess.SubprocessError):
-        listing = subprocess.run(
-            ["ip", "-j", "-4", "addr", "show", "scope", "global"],
-            capture_output=True,
-            check=True,
-            timeout=5,
-        )
-        return first_global_ipv4(json.loads(listing.stdout))
-    return None
-
-
-def first_global_ipv4(interfaces: list[dict[str, Any]]) -> str | None:
-    """The first global-scope IPv4 address in ``ip -j addr`` output."""
-    for interface in interfaces:
-        if "LOOPBACK" in interface.get("flags", []):
-            continue
-        for address in interface.get("addr_info", []):
-            if address.get("family") == "inet" and address.get("scope") == "global":
-                return str(address["local"])
-    return None
 
 
 class JanusError(Exception):

@@ -29,9 +29,9 @@ import signal
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import ClientSession
 
@@ -134,7 +134,8 @@ async def _start_relay(
     return process
 
 
-async def _stop(process: asyncio.subprocess.Process) -> None:
+async def stop_child(process: asyncio.subprocess.Process) -> None:
+    """Stop a child by its PID: SIGTERM, then SIGKILL after 20 s."""
     if process.returncode is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -178,7 +179,7 @@ async def measure(
             mode = "transcode" if transcode else "forward"
             return await measure_load(clip, process.pid, consultations, window_s, join, mode)
     finally:
-        await _stop(process)
+        await stop_child(process)
 
 
 async def measure_load(
@@ -467,11 +468,11 @@ async def _run_against_janus(args: argparse.Namespace) -> int:
         compare,
         comparison_json,
         comparison_table,
-        janus_address,
+        require_janus,
     )
 
     try:
-        address = janus_address()
+        require_janus()
     except JanusUnavailable as reason:
         print(f"skipped: {reason}")
         return 0
@@ -483,7 +484,6 @@ async def _run_against_janus(args: argparse.Namespace) -> int:
         args.duration,
         args.rounds,
         lambda: measure(clip, args.consultations, args.duration, False),
-        address,
     )
     print(
         json.dumps(comparison_json(rounds, clip), indent=2)
@@ -536,11 +536,18 @@ async def _run_capacity(args: argparse.Namespace, clip: Clip) -> int:
     return 0
 
 
-def main(argv: list[str]) -> int:
-    """Entry point for ``teleconsult bench relay``; runs on uvloop when it is installed."""
-    args = _parse(argv)
+T = TypeVar("T")
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on uvloop when it is installed, else on asyncio's loop."""
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(_run(args))
-    return uvloop.run(_run(args))
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+def main(argv: list[str]) -> int:
+    """Entry point for ``teleconsult bench relay``."""
+    return run_loop(_run(_parse(argv)))

@@ -5,16 +5,26 @@ one video and one audio stream. Through Janus, each participant is one echotest 
 sends it its own media back: the server receives and sends the same streams and packets as the
 project's relay does for a 1:1 consultation, two sessions per consultation. Janus runs with its
 own configuration in a temporary directory (``benchmarks/_janus.py``) and is stopped by PID.
-Janus does not gather ICE candidates on loopback, so its ICE and these peers use this host's
-own first IPv4 address outside loopback (the kernel delivers such packets locally).
+Janus 1.1 gathers no ICE candidate on a loopback interface, so the Janus side runs in a private
+network namespace made for each run (``benchmarks/_netns.py``): a child process
+(``python -m benchmarks.relay_janus``) started with ``unshare --net`` brings up ``lo`` and
+127.0.0.2 on a veth pair there, starts Janus with its ICE on 127.0.0.2 and its WebSocket on
+127.0.0.1, joins these peers on 127.0.0.2 and prints its figures as JSON. The namespace has no
+route out and disappears with the child. Janus's CPU is still read from /proc/<pid>/stat (the
+PID namespace is the host's).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import json
 import os
+import pickle
+import signal
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,11 +34,11 @@ from typing import Any
 
 from aiohttp import ClientSession
 
+from benchmarks import _netns
 from benchmarks._janus import (
     JanusApi,
     WebSocketAdapter,
     connect,
-    host_address,
     janus_missing,
     start_janus,
     stop_janus,
@@ -37,8 +47,9 @@ from benchmarks._janus import (
 )
 from benchmarks._load import Clip, LoadPeer, StreamCounter
 from benchmarks._processes import free_port
-from benchmarks.relay import QUIET_WINDOW_S, RunResult, measure_load
+from benchmarks.relay import QUIET_WINDOW_S, RunResult, measure_load, run_loop, stop_child
 from media.aiortc_adapter import ForwardingReceiver
+from rooms.tasks import within
 
 KEEPALIVE_S = 20.0  # Janus drops a session after 60 s without a request
 ECHO_BODY = {"audio": True, "video": True}
@@ -109,11 +120,11 @@ async def janus_server(session: ClientSession, address: str) -> AsyncIterator[tu
             stop_janus(process)
 
 
-async def measure_janus(
-    clip: Clip, consultations: int, window_s: float, address: str, quiet_s: float = QUIET_WINDOW_S
-) -> RunResult:
-    """The relay benchmark's load and windows against Janus (two echo sessions per
-    consultation)."""
+async def measure_janus_here(
+    clip: Clip, consultations: int, window_s: float, address: str, quiet_s: float
+) -> tuple[RunResult, int]:
+    """The relay benchmark's load and windows against Janus started here (two echo sessions per
+    consultation), peers and Janus's ICE on ``address``; returns the figures and Janus's PID."""
     async with ClientSession() as session, janus_server(session, address) as (pid, url):
 
         async def join(index: int) -> tuple[LoadPeer, LoadPeer]:
@@ -126,7 +137,66 @@ async def measure_janus(
                 peer.media_began = peer.join_started
             return pair
 
-        return await measure_load(clip, pid, consultations, window_s, join, "janus", quiet_s)
+        result = await measure_load(clip, pid, consultations, window_s, join, "janus", quiet_s)
+        return result, pid
+
+
+@dataclass(frozen=True)
+class JanusRun:
+    """One run through Janus in its namespace: the figures and the PID Janus had."""
+
+    result: RunResult
+    janus_pid: int
+
+
+def child_command(
+    clip_file: Path, consultations: int, window_s: float, quiet_s: float, host_namespace: str
+) -> list[str]:
+    """The namespaced child that runs Janus and the Janus side's load."""
+    return _netns.in_namespace(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.relay_janus",
+            "--clip",
+            str(clip_file),
+            "--consultations",
+            str(consultations),
+            "--window",
+            str(window_s),
+            "--quiet",
+            str(quiet_s),
+            "--host-namespace",
+            host_namespace,
+        ]
+    )
+
+
+def parse_run(output: bytes) -> JanusRun:
+    """The child's figures: a JSON object on its last line of output."""
+    payload = json.loads(output.strip().splitlines()[-1])
+    return JanusRun(RunResult(**payload["result"]), int(payload["janus_pid"]))
+
+
+async def measure_janus(
+    clip: Clip, consultations: int, window_s: float, quiet_s: float = QUIET_WINDOW_S
+) -> JanusRun:
+    """The load through Janus, run by a child in a private network namespace; stopped by PID
+    (SIGTERM, then SIGKILL) if it outlasts its bound."""
+    with tempfile.TemporaryDirectory(prefix="bench-janus-clip-") as directory:
+        clip_file = Path(directory) / "clip.pickle"
+        clip_file.write_bytes(pickle.dumps(clip))
+        command = child_command(clip_file, consultations, window_s, quiet_s, _netns.current())
+        process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+        try:
+            output, _ = await within(process.communicate(), window_s * 3 + quiet_s * 2 + 180)
+        finally:
+            await stop_child(process)
+    if process.returncode != 0:
+        raise RuntimeError(
+            f"the Janus run in its network namespace exited with {process.returncode}"
+        )
+    return parse_run(output)
 
 
 class JanusUnavailable(Exception):
@@ -142,16 +212,11 @@ class Round:
     load_before: tuple[float, float]
 
 
-def janus_address() -> str:
-    """The address Janus's ICE and its load peers use; raises ``JanusUnavailable`` saying why
-    Janus cannot run here."""
-    reason = janus_missing()
+def require_janus() -> None:
+    """Raise ``JanusUnavailable`` saying why Janus or its private namespace cannot run here."""
+    reason = janus_missing() or _netns.namespace_missing()
     if reason is not None:
         raise JanusUnavailable(reason)
-    address = host_address()
-    if address is None:
-        raise JanusUnavailable("this host has no IPv4 address outside loopback for Janus's ICE")
-    return address
 
 
 async def compare(
@@ -160,16 +225,15 @@ async def compare(
     window_s: float,
     rounds: int,
     measure_project: Callable[[], Awaitable[RunResult]],
-    address: str,
 ) -> list[Round]:
-    """Alternate project and Janus runs ``rounds`` times, Janus's ICE on ``address``."""
+    """Alternate project and Janus runs ``rounds`` times."""
     done = []
     for _ in range(rounds):
         load_project = os.getloadavg()[0]
         project = await measure_project()
         load_janus = os.getloadavg()[0]
-        janus = await measure_janus(clip, consultations, window_s, address)
-        done.append(Round(project, janus, (load_project, load_janus)))
+        janus = await measure_janus(clip, consultations, window_s)
+        done.append(Round(project, janus.result, (load_project, load_janus)))
     return done
 
 
@@ -260,3 +324,35 @@ def comparison_table(rounds: list[Round], clip: Clip) -> str:
             f"fps min {done.project.fps_min} / {done.janus.fps_min}"
         )
     return "\n".join(lines)
+
+
+async def _measure_until_stopped(
+    clip: Clip, consultations: int, window_s: float, quiet_s: float
+) -> tuple[RunResult, int]:
+    """``measure_janus_here`` on 127.0.0.2; SIGTERM cancels it, so Janus is still stopped."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await measure_janus_here(clip, consultations, window_s, _netns.ADDRESS, quiet_s)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The child's entry point, run inside its private network namespace (``child_command``)."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.relay_janus")
+    parser.add_argument("--clip", type=Path, required=True)
+    parser.add_argument("--consultations", type=int, required=True)
+    parser.add_argument("--window", type=float, required=True)
+    parser.add_argument("--quiet", type=float, required=True)
+    parser.add_argument("--host-namespace", required=True)
+    args = parser.parse_args(argv)
+    _netns.set_up(args.host_namespace)
+    clip = pickle.loads(args.clip.read_bytes())  # written by the parent in its own temp folder
+    result, pid = run_loop(
+        _measure_until_stopped(clip, args.consultations, args.window, args.quiet)
+    )
+    print(json.dumps({"janus_pid": pid, "result": asdict(result)}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
