@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from benchmarks._janus import first_global_ipv4, janus_missing, write_config
+from benchmarks._janus import janus_missing, write_config
 
 
 def _libraries(root: Path) -> Path:
@@ -27,7 +27,7 @@ def _settings(text: str) -> dict[str, str]:
 
 def test_only_echotest_and_the_websocket_transport_are_loadable(tmp_path: Path) -> None:
     libraries = _libraries(tmp_path / "lib")
-    write_config(tmp_path / "conf", 8188, "192.0.2.2", libraries)
+    write_config(tmp_path / "conf", 8188, "127.0.0.2", libraries)
     plugins = list((tmp_path / "conf" / "plugins").iterdir())
     transports = list((tmp_path / "conf" / "transports").iterdir())
     assert [p.name for p in plugins] == ["libjanus_echotest.so"]
@@ -41,12 +41,12 @@ def test_main_file_points_janus_at_the_temporary_folders_and_enforces_the_ice_ad
     tmp_path: Path,
 ) -> None:
     conf = tmp_path / "conf"
-    main = write_config(conf, 8188, "192.0.2.2", _libraries(tmp_path / "lib"))
+    main = write_config(conf, 8188, "127.0.0.2", _libraries(tmp_path / "lib"))
     settings = _settings(main.read_text())
     assert settings["configs_folder"] == f'"{conf}"'
     assert settings["plugins_folder"] == f'"{conf / "plugins"}"'
     assert settings["transports_folder"] == f'"{conf / "transports"}"'
-    assert settings["ice_enforce_list"] == '"192.0.2.2"'
+    assert settings["ice_enforce_list"] == '"127.0.0.2"'
     assert settings["ipv6"] == "false"
     assert settings["broadcast"] == "false"
     # every section is a libconfig group: name, colon, braces
@@ -63,7 +63,7 @@ def test_main_file_points_janus_at_the_temporary_folders_and_enforces_the_ice_ad
 
 
 def test_websocket_transport_listens_on_loopback_only_without_admin_or_tls(tmp_path: Path) -> None:
-    write_config(tmp_path, 18188, "192.0.2.2", _libraries(tmp_path / "lib"))
+    write_config(tmp_path, 18188, "127.0.0.2", _libraries(tmp_path / "lib"))
     settings = _settings((tmp_path / "janus.transport.websockets.jcfg").read_text())
     assert settings == {
         "json": '"compact"',
@@ -80,8 +80,8 @@ def test_websocket_transport_listens_on_loopback_only_without_admin_or_tls(tmp_p
 
 def test_writing_twice_into_the_same_folder_works(tmp_path: Path) -> None:
     libraries = _libraries(tmp_path / "lib")
-    write_config(tmp_path / "conf", 1, "192.0.2.2", libraries)
-    main = write_config(tmp_path / "conf", 2, "192.0.2.2", libraries)
+    write_config(tmp_path / "conf", 1, "127.0.0.2", libraries)
+    main = write_config(tmp_path / "conf", 2, "127.0.0.2", libraries)
     assert main.exists()
 
 
@@ -96,24 +96,3 @@ def test_a_missing_binary_plugin_or_transport_is_named(tmp_path: Path) -> None:
     (libraries / "transports" / "libjanus_websockets.so").unlink()
     reason = janus_missing(str(binary), libraries)
     assert reason is not None and "libjanus_websockets.so not found" in reason
-
-
-def test_ice_address_is_the_first_global_ipv4_outside_loopback() -> None:
-    listing = [
-        {
-            "ifname": "lo",
-            "flags": ["LOOPBACK", "UP"],
-            "addr_info": [{"family": "inet", "local": "127.0.0.1", "scope": "host"}],
-        },
-        {
-            "ifname": "eth0",
-            "flags": ["UP"],
-            "addr_info": [
-                {"family": "inet6", "local": "fd00::2", "scope": "global"},
-                {"family": "inet", "local": "192.0.2.2", "scope": "global"},
-            ],
-        },
-    ]
-    assert first_global_ipv4(listing) == "192.0.2.2"
-    assert first_global_ipv4(listing[:1]) is None
-    assert first_global_ipv4([]) is None
