@@ -13,7 +13,8 @@ is reported per consultation, and the total CPU beside them.
 re-encode per subscriber). ``--nodes N`` (or ``1,2``) runs the full server as N cluster nodes
 instead (see ``benchmarks/relay_nodes.py``). ``--against janus`` runs the same load through
 Janus's echotest plugin, alternating with this relay, and prints both side by side
-(``benchmarks/relay_janus.py``). ``--capacity`` searches for the most consultations held at
+(``benchmarks/relay_janus.py``; Janus and that side's load run in a private network namespace,
+between 127.0.0.1 and 127.0.0.2). ``--capacity`` searches for the most consultations held at
 full frame rate (``benchmarks/relay_capacity.py``).
 Everything is bounded: at most 32 consultations, at most 120 s per measuring window, at most 5
 rounds, at most 8 runs of a capacity search.
