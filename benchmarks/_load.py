@@ -247,11 +247,12 @@ class StreamCounter:
 class LoadPeer:
     """One simulated participant: publishes the clip, counts what it receives."""
 
-    def __init__(self, name: str, clip: Clip, start_index: int) -> None:
+    def __init__(self, name: str, clip: Clip, start_index: int, address: str = "127.0.0.1") -> None:
         self.name = name
+        self.address = address
         self.log = SendLog()
         self.partner_log: SendLog | None = None
-        config = MediaConfig(media_ips=("127.0.0.1",))
+        config = MediaConfig(media_ips=(address,))
         self.pc = ForwardingPeerConnection(
             RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE),
             CodecPreferences(config),
@@ -261,6 +262,7 @@ class LoadPeer:
         self.audio = PacedAudio(clip)
         self.streams: dict[int, StreamCounter] = {}
         self.join_started: float = 0.0
+        self.media_began: float = 0.0  # from when media could reach this peer (join time)
         self._lock = asyncio.Lock()
 
     def publish(self) -> None:
@@ -299,7 +301,7 @@ class LoadPeer:
 
     async def _restricted(self, description: Any) -> Any:
         result = await description
-        restrict_host_addresses(self.pc, ("127.0.0.1",))
+        restrict_host_addresses(self.pc, (self.address,))
         return result
 
     async def join_relay(self, session: ClientSession, url: str, consultation: str) -> None:

@@ -11,8 +11,13 @@ and per packet the subscribers received (µs), so clips of other bitrates compar
 is reported per consultation, and the total CPU beside them.
 ``--compare transcode`` repeats the same load against the relay in transcoding mode (decode +
 re-encode per subscriber). ``--nodes N`` (or ``1,2``) runs the full server as N cluster nodes
-instead (see ``benchmarks/relay_nodes.py``).
-Everything is bounded: at most 32 consultations, at most 120 s per measuring window.
+instead (see ``benchmarks/relay_nodes.py``). ``--against janus`` runs the same load through
+Janus's echotest plugin, alternating with this relay, and prints both side by side
+(``benchmarks/relay_janus.py``; Janus and that side's load run in a private network namespace,
+between 127.0.0.1 and 127.0.0.2). ``--capacity`` searches for the most consultations held at
+full frame rate (``benchmarks/relay_capacity.py``).
+Everything is bounded: at most 32 consultations, at most 120 s per measuring window, at most 5
+rounds, at most 8 runs of a capacity search.
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ import signal
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import ClientSession
 
@@ -36,6 +42,7 @@ from rooms.tasks import within
 
 MAX_CONSULTATIONS = 32
 MAX_WINDOW_S = 120.0
+MAX_ROUNDS = 5
 QUIET_WINDOW_S = 10.0
 WARMUP_S = 3.0
 
@@ -128,7 +135,8 @@ async def _start_relay(
     return process
 
 
-async def _stop(process: asyncio.subprocess.Process) -> None:
+async def stop_child(process: asyncio.subprocess.Process) -> None:
+    """Stop a child by its PID: SIGTERM, then SIGKILL after 20 s."""
     if process.returncode is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -136,6 +144,9 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
         except TimeoutError:
             process.kill()
             await process.wait()
+
+
+Join = Callable[[int], Awaitable[tuple[LoadPeer, LoadPeer]]]
 
 
 async def measure(
@@ -152,18 +163,43 @@ async def measure(
     """
     port = free_port()
     process = await _start_relay(port, transcode, window_s * 3 + 180, profile)
+    url = f"http://127.0.0.1:{port}/ws"
+    try:
+        async with ClientSession() as session:
+
+            async def join(index: int) -> tuple[LoadPeer, LoadPeer]:
+                outlet = LoadPeer(f"outlet-{index}", clip, start_index=index * 7)
+                doctor = LoadPeer(f"doctor-{index}", clip, start_index=index * 11)
+                outlet.partner_log, doctor.partner_log = doctor.log, outlet.log
+                await outlet.join_relay(session, url, f"c-{index}")
+                await doctor.join_relay(session, url, f"c-{index}")
+                # Either side's media can flow only once both have joined.
+                outlet.media_began = doctor.media_began = doctor.join_started
+                return outlet, doctor
+
+            mode = "transcode" if transcode else "forward"
+            return await measure_load(clip, process.pid, consultations, window_s, join, mode)
+    finally:
+        await stop_child(process)
+
+
+async def measure_load(
+    clip: Clip,
+    pid: int,
+    consultations: int,
+    window_s: float,
+    join: Join,
+    mode: str,
+    quiet_s: float = QUIET_WINDOW_S,
+) -> RunResult:
+    """Join ``consultations`` pairs of load peers with ``join`` and measure the server process
+    ``pid`` under them: everything flowing (``window_s``), audio only, then nothing sent
+    (``quiet_s`` each)."""
     peers: list[tuple[LoadPeer, LoadPeer]] = []
-    session = ClientSession()
     publisher, subscriber = await direct_pair(clip)
     try:
-        url = f"http://127.0.0.1:{port}/ws"
         for index in range(consultations):
-            outlet = LoadPeer(f"outlet-{index}", clip, start_index=index * 7)
-            doctor = LoadPeer(f"doctor-{index}", clip, start_index=index * 11)
-            outlet.partner_log, doctor.partner_log = doctor.log, outlet.log
-            await outlet.join_relay(session, url, f"c-{index}")
-            await doctor.join_relay(session, url, f"c-{index}")
-            peers.append((outlet, doctor))
+            peers.append(await join(index))
         await asyncio.sleep(WARMUP_S)
 
         everyone = [p for pair in peers for p in pair]
@@ -171,12 +207,12 @@ async def measure(
             for counter in peer.streams.values():
                 counter.reset_window()
         load_cpu_start = time.process_time()
-        cpu_start, started = _process_cpu_s(process.pid), time.perf_counter()
+        cpu_start, started = _process_cpu_s(pid), time.perf_counter()
         await asyncio.sleep(window_s)
-        cpu_end, ended = _process_cpu_s(process.pid), time.perf_counter()
+        cpu_end, ended = _process_cpu_s(pid), time.perf_counter()
         load_cpu = time.process_time() - load_cpu_start
         elapsed = ended - started
-        rss = _rss_mb(process.pid)
+        rss = _rss_mb(pid)
 
         video = [c for p in everyone for c in p.streams.values() if c.kind == "video"]
         video_packets = sum(c.packets for c in video)
@@ -187,39 +223,36 @@ async def measure(
             ms for c in subscriber.streams.values() if c.kind == "video" for ms in c.latencies_ms
         ]
         joins = []
-        for outlet, doctor in peers:
-            began = max(outlet.join_started, doctor.join_started)
-            for peer in (outlet, doctor):
-                first = [
-                    c.first_frame_at
-                    for c in peer.streams.values()
-                    if c.kind == "video" and c.first_frame_at is not None
-                ]
-                if first:
-                    joins.append((min(first) - began) * 1000)
+        for peer in everyone:
+            first = [
+                c.first_frame_at
+                for c in peer.streams.values()
+                if c.kind == "video" and c.first_frame_at is not None
+            ]
+            if first:
+                joins.append((min(first) - peer.media_began) * 1000)
 
-        for outlet, doctor in peers:  # audio only: what the audio streams cost on their own
-            outlet.video.paused.clear()
-            doctor.video.paused.clear()
+        for peer in everyone:  # audio only: what the audio streams cost on their own
+            peer.video.paused.clear()
         await asyncio.sleep(1.0)
         audio = [c for p in everyone for c in p.streams.values() if c.kind == "audio"]
         for counter in audio:
             counter.reset_window()
-        audio_cpu = await _cpu_pct(process.pid, QUIET_WINDOW_S)
+        audio_cpu = await _cpu_pct(pid, quiet_s)
         audio_packets = sum(c.packets for c in audio)
-        for outlet, doctor in peers:  # nothing sent: what the consultations cost idle
-            outlet.audio.paused.clear()
-            doctor.audio.paused.clear()
+        for peer in everyone:  # nothing sent: what the consultations cost idle
+            peer.audio.paused.clear()
         await asyncio.sleep(1.0)
-        idle_cpu = await _cpu_pct(process.pid, QUIET_WINDOW_S)
+        idle_cpu = await _cpu_pct(pid, quiet_s)
         audio_only_cpu = max(0.0, audio_cpu - idle_cpu)
 
         streams = 2 * consultations
         full_cpu = (cpu_end - cpu_start) / elapsed * 100
         latency_p50, latency_p95 = _percentile(latencies, 0.5), _percentile(latencies, 0.95)
         p2p_p50, p2p_p95 = _percentile(p2p, 0.5), _percentile(p2p, 0.95)
+        forwards = mode != "transcode"
         return RunResult(
-            mode="transcode" if transcode else "forward",
+            mode=mode,
             consultations=consultations,
             video_streams=streams,
             audio_streams=streams,
@@ -234,7 +267,7 @@ async def measure(
             cpu_per_video_packet_us=_per_packet_us(
                 max(0.0, full_cpu - audio_cpu) * elapsed, video_packets
             ),
-            cpu_per_audio_packet_us=_per_packet_us(audio_only_cpu * QUIET_WINDOW_S, audio_packets),
+            cpu_per_audio_packet_us=_per_packet_us(audio_only_cpu * quiet_s, audio_packets),
             cpu_per_stream_pair_at_30fps_pct=round(
                 full_cpu / streams * 30 / max(statistics.median(fps) if fps else 0.0, 0.1), 2
             ),
@@ -243,12 +276,12 @@ async def measure(
             video_kbps_median=round(statistics.median(kbps), 1) if kbps else 0.0,
             join_to_first_frame_ms_median=round(statistics.median(joins), 1) if joins else None,
             join_to_first_frame_ms_max=round(max(joins), 1) if joins else None,
-            latency_ms_p50=None if transcode else latency_p50,
-            latency_ms_p95=None if transcode else latency_p95,
+            latency_ms_p50=latency_p50 if forwards else None,
+            latency_ms_p95=latency_p95 if forwards else None,
             p2p_latency_ms_p50=p2p_p50,
             p2p_latency_ms_p95=p2p_p95,
-            added_latency_ms_p50=None if transcode else _minus(latency_p50, p2p_p50),
-            added_latency_ms_p95=None if transcode else _minus(latency_p95, p2p_p95),
+            added_latency_ms_p50=_minus(latency_p50, p2p_p50) if forwards else None,
+            added_latency_ms_p95=_minus(latency_p95, p2p_p95) if forwards else None,
             server_rss_mb=round(rss, 1),
             load_cpu_pct=round(load_cpu / elapsed * 100, 1),
         )
@@ -258,8 +291,6 @@ async def measure(
                 await peer.close()
         await publisher.close()
         await subscriber.close()
-        await session.close()
-        await _stop(process)
 
 
 async def _cpu_pct(pid: int, window_s: float) -> float:
@@ -343,6 +374,27 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--nodes",
         help="run the full server as N nodes on one Redis (a list like 1,2 runs each, max 8)",
     )
+    parser.add_argument(
+        "--against",
+        choices=["janus"],
+        help="run the same load through Janus's echotest (started here), alternating with the "
+        "project's relay, and print both side by side",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="alternating rounds with --against (max 5)"
+    )
+    parser.add_argument(
+        "--capacity",
+        action="store_true",
+        help="find the most consultations held at full frame rate (--consultations is the start)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        choices=[1, 2],
+        help="with --capacity: the full server as this many nodes on one Redis (what serve "
+        "--workers starts) instead of the bare relay process",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
         "--profile",
@@ -358,6 +410,12 @@ def _parse(argv: list[str]) -> argparse.Namespace:
             parser.error("--nodes takes a number or a list like 1,2")
         if not all(1 <= n <= 8 for n in args.nodes):
             parser.error("--nodes must be 1..8")
+    if not 1 <= args.rounds <= MAX_ROUNDS:
+        parser.error(f"--rounds must be 1..{MAX_ROUNDS}")
+    if args.workers is not None and not args.capacity:
+        parser.error("--workers goes with --capacity")
+    if sum(bool(x) for x in (args.against, args.capacity, args.nodes, args.compare)) > 1:
+        parser.error("--against, --capacity, --nodes and --compare are separate runs")
     if not 1 <= args.consultations <= MAX_CONSULTATIONS:
         parser.error(f"--consultations must be 1..{MAX_CONSULTATIONS}")
     if not 1 <= args.duration <= MAX_WINDOW_S:
@@ -366,10 +424,14 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    if args.against == "janus":
+        return await _run_against_janus(args)
     video_capability_check()
     clip = make_clip()
     if args.nodes:
         return await _run_nodes(args, clip)
+    if args.capacity:
+        return await _run_capacity(args, clip)
     results = [await measure(clip, args.consultations, args.duration, False, profile=args.profile)]
     if args.compare == "transcode":
         results.append(await measure(clip, args.consultations, args.duration, transcode=True))
@@ -401,11 +463,92 @@ async def _run_nodes(args: argparse.Namespace, clip: Clip) -> int:
     return 0
 
 
-def main(argv: list[str]) -> int:
-    """Entry point for ``teleconsult bench relay``; runs on uvloop when it is installed."""
-    args = _parse(argv)
+async def _run_against_janus(args: argparse.Namespace) -> int:
+    from benchmarks.relay_janus import (
+        JanusUnavailable,
+        compare,
+        comparison_json,
+        comparison_table,
+        require_janus,
+    )
+
+    try:
+        require_janus()
+    except JanusUnavailable as reason:
+        print(f"skipped: {reason}")
+        return 0
+    video_capability_check()
+    clip = make_clip()
+    rounds = await compare(
+        clip,
+        args.consultations,
+        args.duration,
+        args.rounds,
+        lambda: measure(clip, args.consultations, args.duration, False),
+    )
+    print(
+        json.dumps(comparison_json(rounds, clip), indent=2)
+        if args.json
+        else comparison_table(rounds, clip)
+    )
+    return 0
+
+
+async def _run_capacity(args: argparse.Namespace, clip: Clip) -> int:
+    import socketio
+
+    from benchmarks.relay_capacity import Probe, capacity_lines, largest_full
+    from benchmarks.relay_nodes import measure_cluster
+
+    async def relay_fps(consultations: int) -> Probe:
+        result = await measure(clip, consultations, args.duration, False)
+        return Probe(consultations, result.fps_min, result.server_cpu_pct, result.load_cpu_pct)
+
+    async def nodes_fps(consultations: int) -> Probe:
+        try:
+            result = await measure_cluster(clip, args.workers, consultations, args.duration)
+        except (SystemExit, TimeoutError, socketio.exceptions.SocketIOError) as error:
+            # A participant's request timed out or was refused: the nodes did not hold them.
+            return Probe(consultations, 0.0, 0.0, 0.0, failure=str(error) or type(error).__name__)
+        server_cpu = round(sum(node.cpu_pct for node in result.per_node), 1)
+        return Probe(consultations, result.fps_min, server_cpu, result.load_cpu_pct)
+
+    label = (
+        "relay process"
+        if args.workers is None
+        else f"full server, {args.workers} worker(s) (nodes on one Redis)"
+    )
+    load_before = os.getloadavg()[0]
+    best, probes = await largest_full(
+        relay_fps if args.workers is None else nodes_fps, args.consultations, MAX_CONSULTATIONS
+    )
+    if args.json:
+        payload = {
+            "workers": args.workers,
+            "consultations": best,
+            "probes": [asdict(p) for p in probes],
+            "load_before": load_before,
+            "load_after": os.getloadavg()[0],
+        }
+        print(json.dumps(payload, indent=2))
+    else:
+        print("\n".join(capacity_lines(label, best, probes, MAX_CONSULTATIONS)))
+        print(f"load average before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+T = TypeVar("T")
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on uvloop when it is installed, else on asyncio's loop."""
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(_run(args))
-    return uvloop.run(_run(args))
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+def main(argv: list[str]) -> int:
+    """Entry point for ``teleconsult bench relay``."""
+    return run_loop(_run(_parse(argv)))
