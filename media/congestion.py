@@ -9,16 +9,10 @@ it to aiortc. The model, per subscriber (one participant's peer connection with 
   use. The server adds the audio it is sending (measured) to get the link estimate. A
   GCC-style loss controller runs beside it on the subscriber's receiver reports (more than 10 %
   loss lowers it by half the loss, less than 2 % lets it grow 8 % a second, never far above what
-  is actually sent), and a delay-based AIMD rate on the RTT's queue and its trend
-  (:mod:`media.rate_control`: 15 % down on overuse, slow additive growth near the capacity seen
-  at drops). The estimate used is the lowest of them, and not below 0.85 of what the link
-  delivered lately (while no queue shows). REMB rises are followed at up to 8 % a second while
-  no queue forms and loss stays under 10 % (random loss of a few per cent is not congestion);
-  a REMB *drop* only while the link shows congestion itself (loss, or a standing queue in the
-  RTT), since receive-side estimators also react to the receiver's own scheduling jitter; and
-  once the AIMD has RTT samples and the server sees no congestion itself, a REMB below the
-  estimate is only an overuse signal to the AIMD (a receiver starved of frames measures
-  little). No
+  is actually sent); the estimate used is the lower of the two, the loss one alone when the
+  subscriber sends no REMB. REMB rises are followed at up to 8 % a second; a REMB *drop* only
+  while the link shows congestion itself (loss, or a standing queue in the RTT), since
+  receive-side estimators also react to the receiver's own scheduling jitter. No
   transport-wide feedback (transport-cc) is negotiated: aiortc has none, so the *subscriber*
   estimates (REMB) and the server corrects with loss.
 * **Budget** (:class:`SendBudget`), once the subscriber's link has shown congestion (5 % loss
@@ -59,8 +53,6 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
-from media.rate_control import AimdRate, QueueTrend, Usage
-
 
 @dataclass(frozen=True)
 class CongestionConfig:
@@ -78,7 +70,7 @@ class CongestionConfig:
     max_debt_s: float = 1.0
     remb_max_age_s: float = 6.0
     nack_max_age_s: float = 2.0
-    pause_hold_s: float = 4.0  # seconds of too little room before video pauses
+    pause_hold_s: float = 2.0
     probe_rate_factor: float = 1.2
     probe_backoff_s: float = 3.0
     probe_backoff_max_s: float = 3.0  # equal: no doubling by default (see PauseGate)
@@ -111,26 +103,6 @@ class CongestionConfig:
     # A publisher's uplink loss (from the server's receiver reports) at which a drop of the
     # server's own estimate is followed (media.upstream).
     uplink_congested_loss: float = 0.05
-    # The REMB to a publisher is not below aimd_backoff of the highest rate its stream arrived
-    # at over this window (media.upstream).
-    uplink_floor_window_s: float = 10.0
-    # Delay-based rate control (media.rate_control): the queue in the RTT and its trend over
-    # ``trend_window_s``; AIMD on it (``aimd_backoff`` of itself on overuse, at most once per
-    # ``aimd_decrease_interval_s`` or RTT; 8 % a second far from the capacity seen at drops,
-    # ``aimd_additive_share`` of it a second near it).
-    trend_window_s: float = 4.0
-    overuse_queue_s: float = 0.12
-    rising_queue_s: float = 0.04
-    overuse_slope: float = 0.03
-    aimd_backoff: float = 0.85
-    aimd_decrease_interval_s: float = 1.0
-    aimd_growth_per_s: float = 0.08
-    aimd_additive_share: float = 0.03
-    # Smoothed loss that counts as overuse for the AIMD too (a flooded link, see on_report).
-    loss_overuse_above: float = 0.2
-    # A client's measured downlink (rtc.offer downlink_kbps) starts the estimate at this share
-    # of it when below initial_kbps: an HTTP download measures the whole link, bursts included.
-    seed_share: float = 0.8
     # Bytes a packet costs beyond its payload, as budgets count them: the RTP header with the
     # extensions the server writes; RTX adds the original sequence number; SRTP adds the
     # authentication tag (SRTP_AES128_CM_HMAC_SHA1_80) after serialisation.
@@ -221,12 +193,6 @@ class DownlinkEstimator:
         self._audio: tuple[float, float] | None = None
         self._loss_kbps = config.initial_kbps
         self._loss_at = now
-        self._trend = QueueTrend(config)
-        self._aimd = AimdRate(config, config.initial_kbps, now)
-        self._delivered: tuple[float, float] | None = None
-        self._last_lost = 0.0
-        self._congested_at: float | None = None
-        self._audio_kbps = 0.0  # as last passed to estimate_kbps
         # Until the link first shows congestion (5 % loss, a standing queue) the relay forwards
         # as it receives: no frame dropped, no pacing (see SubscriberLink.video_frame_allowed).
         self.constrained = False
@@ -235,7 +201,6 @@ class DownlinkEstimator:
 
     def on_remb(self, ssrcs: frozenset[int], bps: int, now: float) -> None:
         """A REMB covering ``ssrcs`` (of this subscriber's senders): replaces overlapping ones."""
-        before = self._fresh_remb_kbps(now)
         for key in [k for k in self._rembs if k & ssrcs]:
             del self._rembs[key]
         self._rembs[ssrcs] = (bps / 1000.0, now)
@@ -256,13 +221,6 @@ class DownlinkEstimator:
         elif total > held and self._may_grow(now):
             # Rises at most 8 % a second (and 10 kbit/s), as a sender would ramp up.
             self._video_kbps = min(total, held * (1.0 + 0.08 * min(elapsed, 2.0)) + 10.0)
-        # A REMB more than a step below the delay-based rate is the receiver seeing overuse;
-        # a low one that rises is a receiver ramping up again after it was starved, no signal.
-        remb_total = total * (1.0 + self._config.video_overhead) + self._audio_kbps
-        rising = before is not None and total > 1.02 * before
-        below = remb_total < self._config.aimd_backoff * self._aimd.kbps
-        if below and not rising and self._remb_is_a_signal(now):
-            self._aimd.update(Usage.OVERUSE, remb_total, self.rtt_s, now)
 
     @property
     def _probe_video_kbps(self) -> float:
@@ -295,34 +253,11 @@ class DownlinkEstimator:
             self._min_rtt_s = min(self._min_rtt_s or rtt_s, rtt_s)
             self._last_rtt_s = rtt_s
             self._rtt_at = now
-            self._trend.on_rtt(rtt_s, now)
         if self._queue_standing(now):
             self.constrained = True
-        counted = fraction_lost is not None and not self._counts_before_probe(kind, since, now)
-        if fraction_lost is not None and counted:
-            self._on_loss(fraction_lost, sent_kbps, kind, now)
-        timed = rtt_s is not None and rtt_s > 0
-        if not (counted or timed):
+        if fraction_lost is None or self._counts_before_probe(kind, since, now):
             return
-        # The floor takes the latest report's own loss when above the smoothed one: it must
-        # not claim more than reached the subscriber.
-        floor_delivered = sent_kbps * (1.0 - max(self.fraction_lost, self._last_lost))
-        self._delivered = (floor_delivered, now)
-        if timed:
-            usage = self._trend.usage(now)
-            if self.fraction_lost > self._config.loss_overuse_above:
-                # A link flooded before its first RTT sample has its queue in the lowest RTT
-                # seen: only loss shows the overuse then.
-                usage = Usage.OVERUSE
-            if usage is Usage.OVERUSE:
-                self.constrained = True
-                self._congested_at = now
-            self._aimd.update(usage, sent_kbps * (1.0 - self.fraction_lost), self.rtt_s, now)
-
-    def _on_loss(self, fraction_lost: float, sent_kbps: float, kind: str, now: float) -> None:
-        """A loss figure that counts: smoothed, and the loss controller's step."""
         self._reported_at = now
-        self._last_lost = fraction_lost
         if kind == "audio":
             self._audio = (fraction_lost, now)
         # One report covers a second or so of one stream: a single lost packet of a slow
@@ -332,8 +267,6 @@ class DownlinkEstimator:
         if fraction_lost >= self._config.lossy_link_loss:
             self._lossy_at = now
             self.constrained = True
-        if fraction_lost > self._config.loss_backoff_above:
-            self._congested_at = now
         elapsed = now - self._loss_at
         if elapsed < 0.5:
             return
@@ -385,13 +318,9 @@ class DownlinkEstimator:
         return sum(fresh) if fresh else None
 
     def _may_grow(self, now: float) -> bool:
-        """No sign of a queue forming (no overuse in the RTT's trend, the last RTT within
-        100 ms of the lowest seen) and loss under ``loss_backoff_above``: random loss of a few
-        per cent is not congestion (GCC's loss controller holds there too), and a REMB that
-        could only fall on such a link ratcheted video down into a pause."""
-        if self.fraction_lost > self._config.loss_backoff_above:
-            return False
-        if self._trend.usage(now) is Usage.OVERUSE:
+        """No sign of a queue forming (the last RTT within 100 ms of the lowest seen) and no
+        loss shown within ``loss_memory_s``."""
+        if self.fraction_lost >= self._config.lossy_link_loss or self._lost_recently(now):
             return False
         if self._last_rtt_s is None or self._min_rtt_s is None:
             return True
@@ -461,61 +390,11 @@ class DownlinkEstimator:
         return self._lossy_at is not None and now - self._lossy_at < self._config.loss_memory_s
 
     def estimate_kbps(self, audio_kbps: float, now: float) -> float:
-        """The link estimate used for allocation: the delay-based rate
-        (:class:`~media.rate_control.AimdRate`) bounded by loss and by the video REMB plus
-        audio, and not below ``aimd_backoff`` times what the link delivered lately (fresh
-        reports only).
-
-        Once the delay-based rate has RTT samples, the REMB bounds the estimate only while the
-        server sees congestion itself (overuse in the RTT, or over ``loss_backoff_above`` loss
-        within ``loss_memory_s``); otherwise a REMB more than a step below it and not rising
-        counts as one overuse signal (:meth:`on_remb`), a step of ``aimd_backoff``. A
-        receive-side estimator measures what it receives, and after frames were dropped (a
-        keyframe awaited) that is little:
-        Chromium's REMB fell to 5 kbit/s on a 120 kbit/s link that way, and video went into a
-        pause and a probe again and again. The floor is GCC's decrease for the same reason:
-        one lossy report does not take the estimate below what the link has just shown it
-        carries.
-        """
-        self._audio_kbps = audio_kbps
-        estimate = min(self._loss_kbps, self._aimd.kbps)
+        """The link estimate used for allocation: video REMB plus audio, bounded by loss."""
         remb = self.remb_kbps(now)
-        if remb is not None and not self._remb_is_a_signal(now):
-            estimate = min(estimate, remb * (1.0 + self._config.video_overhead) + audio_kbps)
-        estimate = max(estimate, self._delivered_floor_kbps(now))
-        # The delay-based rate goes on from the estimate used, as GCC's does from its target:
-        # left far above it (a start figure, loss or a REMB in charge) it would take over
-        # with a jump once they let go.
-        self._aimd.limit(estimate)
-        return estimate
-
-    def _remb_is_a_signal(self, now: float) -> bool:
-        """Whether a REMB only steps the delay-based rate down (see :meth:`estimate_kbps`)."""
-        at = self._congested_at
-        recent = at is not None and now - at < self._config.loss_memory_s
-        return self._aimd.informed and not recent
-
-    def _delivered_floor_kbps(self, now: float) -> float:
-        """``aimd_backoff`` of what was sent less the reported loss, while no queue shows in
-        the RTT: with a queue growing, what was sent is not what was delivered (a deep queue
-        loses nothing for seconds)."""
-        delivered = self._delivered
-        if delivered is None or now - delivered[1] > self._config.evidence_max_age_s:
-            return 0.0
-        queue = self._trend.queue_s(now)
-        if queue is not None and queue > self._config.rising_queue_s:
-            return 0.0
-        return self._config.aimd_backoff * delivered[0]
-
-    def start_at(self, kbps: float, now: float) -> None:
-        """Start from ``kbps`` instead of ``initial_kbps`` (a client's measured downlink),
-        budgeted from the first packet (``constrained``)."""
-        self._video_kbps = kbps
-        self._video_at = now
-        self._loss_kbps = kbps
-        self._loss_at = now
-        self._aimd.reset(kbps, now)
-        self.constrained = True
+        if remb is None:
+            return self._loss_kbps
+        return min(self._loss_kbps, remb * (1.0 + self._config.video_overhead) + audio_kbps)
 
     def seed(self, kbps: float, video_kbps: float, now: float) -> None:
         """Start again from ``kbps`` for a probe sending ``video_kbps`` of video.
@@ -530,11 +409,6 @@ class DownlinkEstimator:
         self._video_at = now
         self._loss_kbps = kbps
         self._loss_at = now
-        self._aimd.reset(kbps, now)
-        self._trend.restart()
-        self._delivered = None
-        self._last_lost = 0.0
-        self._congested_at = None
         self.fraction_lost = 0.0
         self._lossy_at = None
         self._probe_at = now

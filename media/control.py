@@ -74,7 +74,6 @@ class CongestionLoop:
             publisher = self._participants.get(track.info.participant_id)
             if publisher is not None:
                 publisher.upstream.set_cap(track.receiver, cap, now)
-                publisher.upstream.set_received(track.receiver, track.received_bytes, now)
         for participant in self._participants.values():
             participant.upstream.tick(now)
 

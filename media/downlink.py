@@ -74,22 +74,6 @@ class SubscriberLink:
             self._may_retransmit,
         )
 
-    def seed_start(self, measured_kbps: float, now: float) -> None:
-        """Start from ``seed_share`` of the downlink the client measured before the call, if
-        that is below the starting estimate and nothing was reported yet: budgeted and paced
-        from the first packet, and the publishers asked for no more, so the first keyframe
-        reaches a weak link whole instead of overflowing its queue. A higher figure changes
-        nothing (a conservative start; the estimate grows from there)."""
-        config = self.config
-        kbps = max(config.video_min_kbps, config.seed_share * measured_kbps)
-        if self.estimator.informed or kbps >= config.initial_kbps:
-            return
-        self.estimator.start_at(kbps, now)
-        self.estimate_kbps = kbps
-        self.video_room_kbps = video_room_kbps(kbps, 0.0, config)
-        self.budget.set_rate(kbps, now)
-        self.pacer.rate_kbps = kbps * config.pace_factor
-
     # -- what the subscriber reports (called by its ForwardingSenders) -------------------------
 
     def on_remb(self, ssrcs: frozenset[int], bitrate_bps: int) -> None:

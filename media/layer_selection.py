@@ -82,25 +82,13 @@ class LayerSelector:
         self._config = config
         self.target = MAX_LAYER
         self._up_since: float | None = None
-        self._held_at: float | None = None
-
-    def hold_below(self, layer: int, now: float) -> int:
-        """The send budget had no room for a picture of ``layer``: target the layer below it,
-        and go up again only after ``layer_up_hold_s`` (the new target is returned)."""
-        self.target = min(self.target, max(0, layer - 1))
-        self._up_since = None
-        self._held_at = now
-        return self.target
 
     def update(self, share_kbps: float | None, rates: LayerRates, now: float) -> int:
         """The target for a video share of ``share_kbps`` (``None``: not budgeted, every layer
-        goes, once ``layer_up_hold_s`` have passed since the budget last refused a picture;
-        see :attr:`~media.congestion.DownlinkEstimator.constrained`)."""
+        goes; see :attr:`~media.congestion.DownlinkEstimator.constrained`)."""
         top = rates.top_layer
-        held = self._held_at is not None and now - self._held_at < self._config.layer_up_hold_s
         if top is None or share_kbps is None:
-            if not held:
-                self.target = MAX_LAYER
+            self.target = MAX_LAYER
             self._up_since = None
             return self.target
         current = min(self.target, top)
@@ -110,7 +98,7 @@ class LayerSelector:
             self._up_since = None
             return self.target
         roomy = _highest_fitting(rates, top, share_kbps / self._config.layer_up_headroom)
-        if roomy <= current or held:
+        if roomy <= current:
             self.target = current
             self._up_since = None
         elif self._up_since is None:

@@ -20,11 +20,6 @@ class GateState(Enum):
 class PauseGate:
     """Hysteresis between sending video to a subscriber, pausing it, and probing to resume.
 
-    Video pauses only once the room for it has stayed below the floor (the lowest video rate,
-    or the base temporal layer's rate when lower) for ``pause_hold_s`` (4 s): a lossy report or
-    a REMB from a receiver starved for a moment is no reason to pause, and a subscriber short
-    of its upper layers gets fewer frames meanwhile (:mod:`media.layer_selection`).
-
     Paused, the gate probes after a back-off (``probe_backoff_s``; each failed probe doubles it,
     up to ``probe_backoff_max_s``), when the reports do not show the link still congested. A
     probe sends the lowest video rate and is judged by the receiver reports about it, not by the

@@ -104,17 +104,9 @@ class MediaRouter:
         return participant
 
     async def handle_offer(
-        self,
-        participant_id: str,
-        sdp: str,
-        sources: Mapping[str, str] | None = None,
-        downlink_kbps: float | None = None,
+        self, participant_id: str, sdp: str, sources: Mapping[str, str] | None = None
     ) -> str:
-        """Answer a client offer: publish its tracks, subscribe it to everyone else's.
-
-        ``downlink_kbps``: what the client's network check measured, where the estimate of a
-        link that has not reported yet starts (:meth:`SubscriberLink.seed_start`).
-        """
+        """Answer a client offer: publish its tracks, subscribe it to everyone else's."""
         summary = summarize_offer(sdp)
         labelled = _label_sources(summary, sources or {})
         participant = self._participants.get(participant_id)
@@ -132,8 +124,6 @@ class MediaRouter:
             participant = self._participants.get(participant_id)
         if participant is None:
             participant = self._open_participant(participant_id)
-        if downlink_kbps is not None:
-            participant.link.seed_start(downlink_kbps, time.monotonic())
         peer = participant.peer
         for candidate in self._next_generation.pop(participant_id, []):
             if candidate.get("usernameFragment") == summary.ice_ufrag:

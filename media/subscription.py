@@ -76,8 +76,6 @@ class PublishedTrack:
         self._last_keyframe_request = 0.0
         self._ended = False
         self.layer_rates = LayerRates(context.config.congestion.layer_rate_window_s)
-        # Payload bytes received (a plain integer per packet; rates are taken per control step).
-        self.received_bytes = 0
         self._keyframe_timestamp: int | None = None
         receiver.set_sink(self._on_packet)
 
@@ -85,7 +83,6 @@ class PublishedTrack:
         codec = self.receiver.codec_for(packet.payload_type)
         if codec is None or self._ended:
             return
-        self.received_bytes += len(packet.payload)
         taps = self._taps
         if taps or self._transcoder is not None:
             payload = codec_data(packet, codec)
@@ -375,7 +372,6 @@ class Subscription:
             descriptor if descriptor is not None and descriptor.temporal_id is not None else None
         )
         if layered is not None and not self.needs_keyframe:
-            self._budget_upper_layer(packet, layered)
             self._admitted = self._admit_layer(packet, layered, stream_start)
             if self._admitted is None:
                 return False
@@ -393,26 +389,6 @@ class Subscription:
                 self._admitted = self._admit_layer(packet, layered, stream_start)
             self._restart(packet, codec.clockRate)
         return True
-
-    def _budget_upper_layer(self, packet: RtpPacket, descriptor: Vp8Descriptor) -> None:
-        """Ask the send budget about a new picture above the base layer before the layer
-        decision: one it has no room for switches this subscriber below its layer (nothing
-        below refers to it, so the stream goes on without a keyframe) instead of dropping it
-        as a frame, which would wait for a keyframe as large as several frames."""
-        layer = descriptor.temporal_id or 0
-        current = self._layers.current
-        if (
-            layer == 0
-            or current is None
-            or layer > current
-            or packet.timestamp == self._frame_timestamp
-        ):
-            return
-        self._frame_timestamp = packet.timestamp
-        self._keyframe_frame = False
-        self._dropping_frame = False
-        if not self.link.video_frame_allowed():
-            self._layers.target = self._layer_selector.hold_below(layer, time.monotonic())
 
     def _admit_layer(
         self, packet: RtpPacket, descriptor: Vp8Descriptor, stream_start: bool

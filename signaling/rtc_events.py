@@ -141,9 +141,7 @@ class RtcEvents:
         member = await self._member(message.consultation_id, caller.identity)
         router = self._registry.router(message.consultation_id)
         sources = {s.mid: s.source for s in message.sources} if message.sources else None
-        sdp = await router.handle_offer(
-            member.participant_id, message.sdp, sources, message.downlink_kbps
-        )
+        sdp = await router.handle_offer(member.participant_id, message.sdp, sources)
         return {"ok": {"sdp": sdp}}
 
     async def answer(self, caller: Caller, message: RtcAnswer) -> Ack:

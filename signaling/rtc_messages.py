@@ -28,8 +28,6 @@ class RtcOffer(_Strict):
     consultation_id: ConsultationId
     sdp: Sdp
     sources: list[TrackSource] | None = Field(default=None, max_length=8)
-    # The downlink the page's network check measured (kbit/s): where its estimate starts.
-    downlink_kbps: float | None = Field(default=None, ge=8.0, le=1_000_000.0)
 
 
 class RtcAnswer(_Strict):

@@ -474,13 +474,11 @@ def test_a_link_full_from_its_first_rtt_follows_the_remb_between_loss_bursts() -
     # Its lowest RTT includes the queue, so only the loss bursts show congestion; the REMB
     # arrives while the smoothed loss has decayed. Without a memory of the bursts the REMB
     # was discounted 8 % at a time and the guest was not paused in those 20 s: it kept
-    # being sent video its link could not carry. Now such a REMB still counts as overuse of
-    # the delay-based rate (a 15 % step a second), which pauses it too, but later.
+    # being sent video its link could not carry.
     paused_at = pause_time_on_a_link_full_from_the_start(CONFIG)
-    assert paused_at is not None and paused_at <= 6.0 + CONFIG.pause_hold_s, paused_at
+    assert paused_at is not None and paused_at <= 8.0, paused_at
     without_memory = replace(CONFIG, loss_memory_s=0.0)
-    later = pause_time_on_a_link_full_from_the_start(without_memory)
-    assert later is not None and later > paused_at + 2.0, (paused_at, later)
+    assert pause_time_on_a_link_full_from_the_start(without_memory) is None
 
 
 def test_a_subscriber_probing_its_way_back_does_not_cap_its_publishers() -> None:
@@ -494,14 +492,13 @@ def test_a_subscriber_probing_its_way_back_does_not_cap_its_publishers() -> None
     link.tick(start)
     assert link.publisher_share_kbps == pytest.approx(link.video_room_kbps / 2)
     changes = []
-    lossy_s = 6 + int(CONFIG.pause_hold_s)
-    for second in range(1, lossy_s + 1):  # heavy loss: the estimate falls below the lowest rate
+    for second in range(1, 9):  # heavy loss: the estimate falls below the lowest video rate
         link.estimator.on_report(0.9, 0.05, 100.0, start + second)
         changes.append(link.tick(start + second))
         if link.video_room_kbps < CONFIG.video_min_kbps:
             assert link.publisher_share_kbps is None
     assert GateState.PAUSED in changes
-    at = start + lossy_s + CONFIG.probe_backoff_s + CONFIG.evidence_max_age_s
+    at = start + 8 + CONFIG.probe_backoff_s + CONFIG.evidence_max_age_s
     assert link.tick(at) is GateState.PROBING
     assert link.video_room_kbps >= CONFIG.video_min_kbps
     assert link.publisher_share_kbps is None

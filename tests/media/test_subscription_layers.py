@@ -5,12 +5,9 @@ control step chooses."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import pytest
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
@@ -210,56 +207,3 @@ async def test_a_packet_without_descriptor_goes_only_while_numbers_follow_the_pu
     late_padding = Packet(shifted[-1].sequence + 1, shifted[-1].timestamp, False, 23, 2, b"")
     harness.publish([late_padding])
     assert len(harness.sender.sent) == sent
-
-
-async def test_a_budget_refused_upper_layer_picture_is_a_layer_drop_not_a_keyframe_wait(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    harness = Harness()
-    stream = l1t3_stream(48)
-    rates = harness.track.layer_rates
-    rates.sample(0.0)
-    harness.publish(stream[:16])  # pictures 0-7: every layer goes
-    rates.sample(0.5)
-    harness.subscription.select_layer(None, 0.5)  # a voter: every layer while not refused
-    asked = harness.receiver.keyframe_requests
-    asked_for: list[int] = []
-
-    def budget(refuse: set[int]) -> Callable[[], bool]:
-        def allowed() -> bool:
-            picture = len(asked_for)
-            asked_for.append(picture)
-            return picture not in refuse
-
-        return allowed
-
-    # The budget's first answer is about picture 8's (TL0) frame, the second about picture 9's
-    # (TL2): that one is refused.
-    monkeypatch.setattr(harness.link, "video_frame_allowed", budget({1}))
-    harness.publish(stream[16:32])  # pictures 8-15
-    assert harness.receiver.keyframe_requests == asked  # no keyframe asked for
-    sent = harness.sender.sent
-    assert all(seq_diff(b[0], a[0]) == 1 for a, b in zip(sent, sent[1:], strict=False))
-    layers = [d.temporal_id for _, _, p in sent[16:] if (d := parse_vp8_descriptor(p))]
-    # Picture 9 (TL2) and, held below it, every TL2 picture after it are left out; TL0 and TL1
-    # pictures go on.
-    assert layers == [0, 0, 1, 1, 0, 0, 1, 1], layers
-    # The control step (on the same clock) does not take it up again before the hold is over.
-    harness.subscription.select_layer(None, time.monotonic())
-    harness.publish(stream[32:48])
-    later = [d.temporal_id for _, _, p in sent[24:] if (d := parse_vp8_descriptor(p))]
-    assert 2 not in later, later
-    # A refused base layer picture still waits for a keyframe (nothing to switch down to).
-    monkeypatch.setattr(harness.link, "video_frame_allowed", lambda: False)
-    before = harness.receiver.keyframe_requests
-    harness.publish(
-        l1t3_stream(
-            8,
-            sequence=1_096,
-            timestamp=90_000 + 48 * 3_000,
-            picture_id=148,
-            tl0_index=22,
-            keyframe_at=(),
-        )
-    )
-    assert harness.receiver.keyframe_requests > before

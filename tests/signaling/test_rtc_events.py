@@ -149,9 +149,6 @@ async def test_bad_rtc_input_gets_clear_errors(cast: Cast) -> None:
     base = {"consultation_id": consultation_id}
     assert await outlet.refused("rtc.offer", {**base, "sdp": "v=0\r\nnot sdp"}) == "bad_sdp"
     assert await outlet.refused("rtc.offer", {**base, "sdp": 5}) == "bad_request"
-    for downlink in ("120", -5, 0, 2_000_000, True, [120]):
-        offer = {**base, "sdp": "v=0", "downlink_kbps": downlink}
-        assert await outlet.refused("rtc.offer", offer) == "bad_request", downlink
     assert await outlet.refused("rtc.answer", {**base, "sdp": "v=0"}) == "no_media_session"
     assert (
         await outlet.refused(

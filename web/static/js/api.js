@@ -196,11 +196,9 @@ export class Api {
 
   // ----- media (acks are `true` unless said otherwise) --------------------------------------
 
-  /** → {sdp} (the server's answer); `downlinkKbps`: the network check's figure, or null */
-  offer(consultationId, sdp, sources, downlinkKbps = null) {
-    const payload = { consultation_id: consultationId, sdp, sources };
-    if (downlinkKbps !== null) payload.downlink_kbps = Math.min(Math.max(downlinkKbps, 8), 1_000_000);
-    return this._request("rtc.offer", payload, ["sdp"]);
+  /** → {sdp} (the server's answer) */
+  offer(consultationId, sdp, sources) {
+    return this._request("rtc.offer", { consultation_id: consultationId, sdp, sources }, ["sdp"]);
   }
 
   answer(consultationId, sdp) {

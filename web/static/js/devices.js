@@ -5,15 +5,6 @@ const AUDIO_CONSTRAINTS = { echoCancellation: true, noiseSuppression: true, auto
 
 // Below these the kiosk advises an audio-only consultation (video needs ~300 kbps each way).
 export const WEAK_LINK = { rttMs: 400, kbps: 350 };
-// The downlink the last network check measured in this tab: the next call's offer carries it,
-// so the server starts a weak link's estimate there instead of flooding it.
-const DOWNLINK_KEY = "teleconsult.downlink_kbps";
-
-/** The downlink (kbit/s) the network check measured in this tab, or null. */
-export function measuredDownlinkKbps() {
-  const kbps = Number(sessionStorage.getItem(DOWNLINK_KEY));
-  return Number.isFinite(kbps) && kbps > 0 ? kbps : null;
-}
 
 /** Open camera and microphone (or only the microphone); null when neither is available. */
 export async function openMedia({ video = true } = {}) {
@@ -90,7 +81,6 @@ export async function measureLink({ pings = 5, downKib = 256, upKib = 128 } = {}
   // Take out one round trip so the figure is the transfer, not the request latency.
   const kbps = (kib, ms) => (8 * kib * 1024) / 1000 / (Math.max(ms - rttMs, 1) / 1000);
   const downKbps = kbps(downKib, downMs);
-  sessionStorage.setItem(DOWNLINK_KEY, String(Math.round(downKbps)));
   const upKbps = kbps(upKib, upMs);
   const weak = rttMs > WEAK_LINK.rttMs || downKbps < WEAK_LINK.kbps || upKbps < WEAK_LINK.kbps;
   return { rttMs, downKbps, upKbps, weak };

@@ -7,7 +7,6 @@
 // TURN credentials, a call on a relayed path restarts ICE so new allocations use them.
 
 import { Api } from "./api.js";
-import { measuredDownlinkKbps } from "./devices.js";
 
 // The camera is sent as VP8 with temporal layers where the browser can (L1T3, else L1T2): the
 // server forwards each participant the layers its link carries, so a weak link gets fewer
@@ -116,12 +115,7 @@ export class MediaSession extends EventTarget {
     }
     let answer;
     try {
-      answer = await this.api.offer(
-        this.consultationId,
-        pc.localDescription.sdp,
-        sources,
-        measuredDownlinkKbps(),
-      );
+      answer = await this.api.offer(this.consultationId, pc.localDescription.sdp, sources);
     } catch (err) {
       // A rolled-back offer's candidates are gathered again for the next one.
       this._heldCandidates = null;
