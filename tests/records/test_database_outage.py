@@ -49,7 +49,9 @@ async def test_requests_while_the_database_is_down_are_unavailable_then_work_aga
     cast = Cast(server)
     try:
         outlet, doctor, ref = await drafted(cast)
-        database.stop()
+        # In a thread: a fast shutdown can take seconds, and a blocked loop would miss the
+        # clients' heartbeats (they were dropped once in CI and the next request went unanswered).
+        await asyncio.to_thread(database.stop)
         try:
             assert await doctor.refused("report.finalise", ref) == "unavailable"
             assert await outlet.refused("report.get", ref) == "unavailable"
