@@ -237,7 +237,7 @@ async def _figures(
             VisitRow.outcome.is_(None) if outcome is None else VisitRow.outcome == outcome
         )
     names = list(figures)
-    in_order = group is not None and dialect == "sqlite"
+    in_order = _reads_in_group_order(dialect, group)
     statement = (
         select(key, *figures.values())
         .where(*_visit_filter(query, by_time=group is not None, in_order=in_order))
@@ -256,8 +256,7 @@ async def _figures(
             for outcome, count in zip(outcomes, counts, strict=True)
             if count
         }
-        # A consultation no clinician took is grouped under "".
-        put("" if row[0] is None else row[0], **values)
+        put(_group_name(row[0]), **values)
     if group is None:
         out = {_ALL: _week_by_week(out)} if out else {}
         if out:
@@ -301,7 +300,7 @@ async def _follow_ups_and_reports(
     flags = (VisitRow.follow_up_kept, VisitRow.report_refers)
     names = (("follow_ups_due", "follow_ups_kept"), ("reports_finalised", "referrals"))
     key: SQLColumnExpression[Any] = literal(_ALL) if group is None else _GROUP_COLUMN[group]
-    in_order = group is not None and dialect == "sqlite"
+    in_order = _reads_in_group_order(dialect, group)
     conditions = [
         and_(_unindexed(counted, in_order) >= since, _unindexed(counted, in_order) < until)
         for counted, since, until in ranged
@@ -327,10 +326,19 @@ async def _follow_ups_and_reports(
         )
         counted_names = [name for _, _, pair in chosen for name in pair]
         for k, *numbers in rows:
-            found.setdefault("" if k is None else k, {}).update(
-                zip(counted_names, numbers, strict=True)
-            )
+            found.setdefault(_group_name(k), {}).update(zip(counted_names, numbers, strict=True))
     return found
+
+
+def _group_name(key: Any) -> Any:
+    """A group's key as the figures name it: a consultation no clinician took is under ""."""
+    return "" if key is None else key
+
+
+def _reads_in_group_order(dialect: str, group: GroupBy | None) -> bool:
+    """Whether a grouping's counts read the grouping's index in its order (SQLite, which would
+    otherwise sort the range's visits by group; PostgreSQL hashes them)."""
+    return group is not None and dialect == "sqlite"
 
 
 async def _outcome_names(session: AsyncSession) -> list[str | None]:
@@ -391,7 +399,7 @@ async def _group_percentiles(
     rows = await session.execute(
         select(column, p50, p90).where(*_visit_filter(query), value.is_not(None)).group_by(column)
     )
-    return {"" if key is None else key: (low, high) for key, low, high in rows}
+    return {_group_name(key): (low, high) for key, low, high in rows}
 
 
 async def _ranked_percentiles(
